@@ -1,0 +1,159 @@
+"""The engine contract.
+
+An engine is a class with ``name`` (CLI id), ``title`` (menu text), ``accepts`` (input
+types), ``produces`` (result types), a pydantic ``Params`` model and a pure ``run``::
+
+    class MyEngine(Engine):
+        name = "my-engine"
+        title = "My engine"
+        accepts = (Image,)
+        produces = (Mesh,)
+
+        class Params(BaseModel):
+            detail: int = Field(3, ge=1, le=8, description="Subdivision level")
+
+        def run(self, inputs, params, progress, cancel) -> Result:
+            progress(0.1, "Thinking")
+            cancel.raise_if_set()
+            ...
+
+The GUI builds its parameter form from ``Params`` and the CLI builds ``--set`` options
+from it: one description, two front ends (nerfstudio's dataclass configs do the same).
+Errors a user can fix are :class:`EngineError` with a sentence the user can act on.
+"""
+from __future__ import annotations
+
+import abc
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel
+
+
+class EngineError(Exception):
+    """A problem the user can fix (bad input, no face found...). ``str()`` is the message."""
+
+
+class Cancelled(Exception):
+    """Raised inside an engine at a checkpoint after the user pressed Cancel."""
+
+
+class CancelToken:
+    """Cooperative cancellation: the UI sets it, the engine checks between stages."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def raise_if_set(self) -> None:
+        if self._event.is_set():
+            raise Cancelled()
+
+
+class Progress(Protocol):
+    def __call__(self, fraction: float, message: str = "") -> None: ...
+
+
+def no_progress(fraction: float, message: str = "") -> None:
+    """A Progress that ignores reports (for library use and tests)."""
+
+
+@dataclass
+class Result:
+    """What an engine returns.
+
+    ``items`` are the result objects (types from :mod:`engines.types`), the first one
+    being the main result; ``metrics`` are figures for ``--json`` and the benchmark;
+    ``timings`` are seconds per stage; ``notes`` are sentences for the user.
+    """
+
+    items: list[Any] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def main(self) -> Any:
+        return self.items[0] if self.items else None
+
+    def first(self, kind: type) -> Any:
+        """The first item of a type, or None."""
+        return next((i for i in self.items if isinstance(i, kind)), None)
+
+    @contextmanager
+    def stage(self, name: str):
+        """Time a stage: ``with result.stage("landmarks"): ...`` adds to ``timings``."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
+
+
+class Engine(abc.ABC):
+    """Base class for engines (subclassing is optional; the registry checks the shape)."""
+
+    name: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    accepts: ClassVar[tuple[type, ...]] = ()
+    produces: ClassVar[tuple[type, ...]] = ()
+    min_inputs: ClassVar[int] = 1
+    max_inputs: ClassVar[int] = 1
+
+    class Params(BaseModel):
+        pass
+
+    @abc.abstractmethod
+    def run(self, inputs: list, params: BaseModel, progress: Progress, cancel: CancelToken) -> Result:
+        """Pure computation: report with ``progress``, check ``cancel`` between stages."""
+
+    # -- helpers shared by the front ends ---------------------------------------------
+    @classmethod
+    def check_inputs(cls, inputs: list) -> None:
+        """Raise EngineError if the inputs do not fit ``accepts``/``min_inputs``/``max_inputs``."""
+        names = ", ".join(t.__name__ for t in cls.accepts)
+        if not (cls.min_inputs <= len(inputs) <= cls.max_inputs):
+            want = (
+                f"{cls.min_inputs}" if cls.min_inputs == cls.max_inputs
+                else f"{cls.min_inputs} to {cls.max_inputs}"
+            )
+            raise EngineError(f"{cls.title} needs {want} input(s) ({names}); got {len(inputs)}.")
+        for i in inputs:
+            if not isinstance(i, cls.accepts):
+                raise EngineError(
+                    f"{cls.title} cannot use a {type(i).__name__}; it accepts {names}."
+                )
+
+
+def make_params(engine: type[Engine], values: dict[str, Any] | None = None) -> BaseModel:
+    """Validate user values (strings from the CLI are coerced) into the engine's Params.
+
+    Raises EngineError naming the bad parameter and what it accepts.
+    """
+    from pydantic import ValidationError
+
+    values = dict(values or {})
+    known = set(engine.Params.model_fields)
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise EngineError(
+            f"Unknown parameter(s) for {engine.name}: {', '.join(unknown)}. "
+            f"Known: {', '.join(sorted(known)) or 'none'}."
+        )
+    try:
+        return engine.Params(**values)
+    except ValidationError as e:
+        msgs = []
+        for err in e.errors():
+            loc = ".".join(str(x) for x in err["loc"])
+            msgs.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
+        raise EngineError("Bad parameter value: " + "; ".join(msgs)) from None

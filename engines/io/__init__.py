@@ -1,0 +1,186 @@
+"""File I/O: readers and writers in small tables keyed by file extension.
+
+As in trimesh's ``exchange/``, each format is a function plus one table entry, and the
+tables hold ``"module:function"`` strings so that nothing heavy is imported until a
+format is used. All writers are atomic (:func:`atomic_path`): a failed export never
+leaves half a file behind.
+
+Public API
+----------
+``load_input(paths, prefer)``  -> Image | FocalStack | VideoClip | ImageSet
+``export(obj, path)``          -> list of written paths (format from the extension)
+``writer_extensions(obj)``     -> extensions that can export this object (File > Export)
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable
+
+from engines.api import EngineError, Result
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
+VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm"}
+
+# extension -> list of (result type name, "module:function"); the function is
+# ``fn(obj, path) -> list[Path]`` and must write through atomic_path.
+WRITERS: dict[str, list[tuple[str, str]]] = {
+    ".glb": [
+        ("Avatar", "engines.avatar.export:write_avatar_glb"),
+        ("Mesh", "engines.io.mesh:write_glb"),
+        ("DepthMap", "engines.io.depth:write_depth_mesh_glb"),
+    ],
+    ".obj": [
+        ("Avatar", "engines.avatar.export:write_avatar_obj"),
+        ("Mesh", "engines.io.mesh:write_obj"),
+        ("DepthMap", "engines.io.depth:write_depth_mesh_obj"),
+    ],
+    ".ply": [
+        ("Mesh", "engines.io.mesh:write_ply"),
+        ("PointCloud", "engines.io.mesh:write_points_ply"),
+        ("DepthMap", "engines.io.depth:write_depth_ply"),
+    ],
+    ".zip": [("Avatar", "engines.avatar.export:write_avatar_bundle")],
+    ".png": [
+        ("DepthMap", "engines.io.depth:write_depth_png16"),
+        ("Image", "engines.io.images:write_image"),
+    ],
+    ".npy": [("DepthMap", "engines.io.depth:write_depth_npy")],
+    ".mp4": [("VideoResult", "engines.io.video:write_video_result")],
+    ".jpg": [("Image", "engines.io.images:write_image")],
+}
+
+# extension -> "module:function" returning a result object (Open in the app, tests)
+READERS: dict[str, str] = {
+    ".obj": "engines.io.mesh:read_mesh",
+    ".glb": "engines.io.mesh:read_mesh",
+    ".ply": "engines.io.mesh:read_ply",
+    ".npy": "engines.io.depth:read_depth_npy",
+    ".zip": "engines.avatar.export:read_avatar_bundle",
+}
+
+
+def resolve(ref: str):
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None):
+    """Yield a temporary path beside ``path``; rename it over ``path`` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix or path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _type_names(obj) -> list[str]:
+    return [c.__name__ for c in type(obj).__mro__]
+
+
+def writer_extensions(obj) -> list[str]:
+    """Extensions that can export ``obj`` (a result object or a Result)."""
+    objs = obj.items if isinstance(obj, Result) else [obj]
+    out = []
+    for ext, table in WRITERS.items():
+        if any(t in _type_names(o) for o in objs for t, _ in table):
+            out.append(ext)
+    return out
+
+
+def export(obj: Any, path: str | os.PathLike) -> list[Path]:
+    """Write a result object (or the first suitable item of a Result) to ``path``.
+
+    The format follows the extension. Returns the paths written (an OBJ also writes its
+    MTL and texture). Raises EngineError when the object cannot be written in that format.
+    """
+    path = Path(path)
+    ext = path.suffix.lower()
+    table = WRITERS.get(ext)
+    if not table:
+        raise EngineError(
+            f"Cannot export to '{ext or path.name}': use one of {', '.join(sorted(WRITERS))}."
+        )
+    objs = obj.items if isinstance(obj, Result) else [obj]
+    for o in objs:
+        names = _type_names(o)
+        for tname, ref in table:
+            if tname in names:
+                return [Path(p) for p in resolve(ref)(o, path)]
+    kinds = ", ".join(type(o).__name__ for o in objs) or "nothing"
+    raise EngineError(f"A {ext} file cannot hold this result ({kinds}); try {', '.join(writer_extensions(obj)) or 'another format'}.")
+
+
+def read(path: str | os.PathLike):
+    """Read a result file (mesh, point cloud, depth, avatar bundle)."""
+    path = Path(path)
+    ref = READERS.get(path.suffix.lower())
+    if ref is None:
+        raise EngineError(f"Cannot open '{path.name}': unknown format {path.suffix or '(none)'}.")
+    return resolve(ref)(path)
+
+
+def classify(path: Path) -> str:
+    """'image', 'video', 'folder' or 'unknown' from the path alone."""
+    if path.is_dir():
+        return "folder"
+    ext = path.suffix.lower()
+    if ext in IMAGE_EXTS:
+        return "image"
+    if ext in VIDEO_EXTS:
+        return "video"
+    return "unknown"
+
+
+def load_input(paths: str | os.PathLike | Iterable, prefer: tuple[type, ...] = ()):
+    """Load what the user pointed at as an engine input.
+
+    * one image file -> Image
+    * one video file -> VideoClip
+    * a folder, or several images -> FocalStack when ``prefer`` asks for one (or focus
+      distances are found), else ImageSet
+    """
+    from engines.types import FocalStack, ImageSet
+
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise EngineError("Nothing to import: no file was given.")
+    for p in paths:
+        if not p.exists():
+            raise EngineError(f"{p}: no such file or folder.")
+    if len(paths) == 1 and classify(paths[0]) == "image":
+        from engines.io.images import read_image
+
+        return read_image(paths[0])
+    if len(paths) == 1 and classify(paths[0]) == "video":
+        from engines.io.video import open_video
+
+        return open_video(paths[0])
+    if len(paths) == 1 and classify(paths[0]) == "unknown":
+        raise EngineError(
+            f"{paths[0].name}: unknown file type '{paths[0].suffix}'. Import an image "
+            f"({', '.join(sorted(IMAGE_EXTS))}), a video ({', '.join(sorted(VIDEO_EXTS))}) or a folder."
+        )
+    from engines.io.focalstack import find_images, read_focal_stack
+
+    files = find_images(paths)
+    if FocalStack in prefer:
+        return read_focal_stack(files)
+    if ImageSet in prefer:
+        return ImageSet(files)
+    try:
+        return read_focal_stack(files)
+    except EngineError:
+        return ImageSet(files)

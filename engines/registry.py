@@ -1,0 +1,122 @@
+"""Engine registry: built-in and third-party engines found through entry points.
+
+Engines are registered under the entry-point group ``capture_studio.engines`` (see
+pyproject.toml), the built-in ones exactly like a plug-in package would, in the manner of
+nerfstudio's ``nerfstudio.method_configs``. A plug-in that fails to import or is not an
+engine is skipped with a logged warning; it never takes the application down.
+Tests (and scripts) can add engines with :func:`register` without installing anything.
+"""
+from __future__ import annotations
+
+import logging
+from importlib.metadata import entry_points
+
+from engines.api import Engine
+
+log = logging.getLogger(__name__)
+GROUP = "capture_studio.engines"
+
+# Built-in engines, used when the package is not installed (running from a checkout):
+# the same table as the entry points in pyproject.toml.
+BUILTIN = {
+    "avatar": "engines.avatar.engine:AvatarEngine",
+    "depth-from-focus": "engines.depth.engine:DepthFromFocusEngine",
+    "tryon": "engines.tryon.engine:TryOnEngine",
+    "multiview": "engines.multiview.engine:MultiViewEngine",
+}
+
+_extra: dict[str, type] = {}
+_cache: dict[str, type] | None = None
+problems: list[str] = []
+"""Why plug-ins were skipped, for the log and the About box."""
+
+
+def is_engine(obj) -> bool:
+    return (
+        isinstance(obj, type)
+        and isinstance(getattr(obj, "name", None), str)
+        and bool(obj.name)
+        and callable(getattr(obj, "run", None))
+        and hasattr(obj, "Params")
+        and isinstance(getattr(obj, "accepts", None), tuple)
+    )
+
+
+def _load_ref(ref: str):
+    import importlib
+
+    module, _, attr = ref.partition(":")
+    obj = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _discover() -> dict[str, type]:
+    found: dict[str, type] = {}
+    refs: dict[str, str] = dict(BUILTIN)
+    for ep in entry_points(group=GROUP):
+        refs[ep.name] = ep.value
+    for name, ref in refs.items():
+        try:
+            obj = _load_ref(ref)
+        except ModuleNotFoundError as e:
+            if ref in BUILTIN.values() and e.name and e.name.startswith("engines."):
+                continue  # a built-in engine that this checkout does not have yet
+            problems.append(f"{name}: {e}")
+            log.warning("Skipping engine %s (%s): %s", name, ref, e)
+            continue
+        except Exception as e:  # a broken plug-in must not crash the app
+            problems.append(f"{name}: {e}")
+            log.warning("Skipping engine %s (%s): %s", name, ref, e)
+            continue
+        if not is_engine(obj):
+            problems.append(f"{name}: {ref} is not an engine class")
+            log.warning("Skipping %s: %s is not an engine (needs name, Params, accepts, run)", name, ref)
+            continue
+        found[obj.name] = obj
+    return found
+
+
+def engines() -> dict[str, type]:
+    """All engines by name (discovered once, plus any registered at run time)."""
+    global _cache
+    if _cache is None:
+        _cache = _discover()
+    return {**_cache, **_extra}
+
+
+def get(name: str) -> type:
+    from engines.api import EngineError
+
+    try:
+        return engines()[name]
+    except KeyError:
+        raise EngineError(
+            f"No engine called '{name}'. Available: {', '.join(sorted(engines())) or 'none'}."
+        ) from None
+
+
+def for_input(obj) -> list[type]:
+    """Engines that accept this input object."""
+    return [e for e in engines().values() if isinstance(obj, e.accepts)]
+
+
+def register(engine: type) -> type:
+    """Add an engine at run time (tests, scripts). Usable as a decorator."""
+    if not is_engine(engine):
+        raise TypeError(f"{engine!r} is not an engine")
+    _extra[engine.name] = engine
+    return engine
+
+
+def unregister(name: str) -> None:
+    _extra.pop(name, None)
+
+
+def reset() -> None:
+    """Forget discovered engines so the next call rediscovers (tests)."""
+    global _cache
+    _cache = None
+    _extra.clear()
+    problems.clear()

@@ -1,0 +1,289 @@
+"""Data types that flow into and out of engines.
+
+Plain dataclasses holding numpy arrays, so that engines stay free of any viewer or
+geometry library. Conversions to trimesh / open3d / pyvista live at the edges:
+:mod:`engines.io` for files, ``app.viewport`` for display.
+
+Conventions
+-----------
+* Images are ``uint8`` or ``uint16`` arrays, H x W x C in RGB(A) order (never BGR),
+  or H x W for greyscale.
+* Distances are metres. Camera intrinsics are a 3x3 pixel matrix ``K``.
+* Meshes use counter-clockwise triangles seen from outside (outward normals).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+
+def _f32(a) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+# ----------------------------------------------------------------------------- inputs
+@dataclass
+class Image:
+    """One photo. ``pixels`` is H x W x 3 (RGB), H x W x 4 (RGBA) or H x W (grey)."""
+
+    pixels: np.ndarray
+    path: Path | None = None
+    exif: dict = field(default_factory=dict)
+    """Selected EXIF tags by name (FocalLength, FocalLengthIn35mmFilm, SubjectDistance...)."""
+    notes: list[str] = field(default_factory=list)
+    """Things the reader did that the user should know (e.g. downscaled)."""
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        return int(self.pixels.shape[1]), int(self.pixels.shape[0])
+
+    def rgb8(self) -> np.ndarray:
+        """The pixels as H x W x 3 uint8 RGB, whatever the stored depth or channels."""
+        p = self.pixels
+        if p.dtype == np.uint16:
+            p = (p >> 8).astype(np.uint8)
+        elif p.dtype != np.uint8:
+            p = np.clip(p * (255.0 if p.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+        if p.ndim == 2:
+            p = np.repeat(p[:, :, None], 3, axis=2)
+        elif p.shape[2] == 4:
+            a = p[:, :, 3:4].astype(np.float32) / 255.0
+            p = (p[:, :, :3].astype(np.float32) * a + 255.0 * (1 - a)).astype(np.uint8)
+        elif p.shape[2] == 1:
+            p = np.repeat(p, 3, axis=2)
+        return np.ascontiguousarray(p)
+
+
+@dataclass
+class FocalStack:
+    """Photos of one scene focused at different distances.
+
+    ``frames[i]`` was focused at ``focus_distances[i]`` metres. Frames are sorted
+    nearest focus first by the reader.
+    """
+
+    frames: list[np.ndarray]
+    focus_distances: np.ndarray
+    intrinsics: np.ndarray | None = None
+    paths: list[Path] = field(default_factory=list)
+    exif: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.focus_distances = np.asarray(self.focus_distances, dtype=np.float64)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.frames[0].shape[1]), int(self.frames[0].shape[0])
+
+
+@dataclass
+class VideoClip:
+    """A video file; frames are decoded lazily (RGB uint8) by :meth:`frames`."""
+
+    path: Path
+    frame_count: int
+    fps: float
+    width: int
+    height: int
+
+    def frames(self, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
+        from engines.io.video import iter_frames
+
+        return iter_frames(self.path, start, stop)
+
+    def frame(self, index: int) -> np.ndarray:
+        from engines.io.video import read_frame
+
+        return read_frame(self.path, index)
+
+
+@dataclass
+class ImageSet:
+    """Photos of one scene from many viewpoints (multi-view reconstruction)."""
+
+    paths: list[Path]
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def load(self, index: int) -> Image:
+        from engines.io.images import read_image
+
+        return read_image(self.paths[index])
+
+
+# ----------------------------------------------------------------------------- results
+@dataclass
+class Mesh:
+    """A triangle mesh.
+
+    ``morph_targets`` maps a name (e.g. ``"happiness"``) to per-vertex offsets
+    (N x 3, metres) that are added, weighted, to ``vertices``.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    normals: np.ndarray | None = None
+    uv: np.ndarray | None = None
+    texture: np.ndarray | None = None
+    vertex_colors: np.ndarray | None = None
+    morph_targets: dict[str, np.ndarray] = field(default_factory=dict)
+    name: str = "mesh"
+
+    def __post_init__(self):
+        self.vertices = _f32(self.vertices).reshape(-1, 3)
+        self.faces = np.ascontiguousarray(self.faces, dtype=np.int64).reshape(-1, 3)
+        if self.normals is not None:
+            self.normals = _f32(self.normals).reshape(-1, 3)
+        if self.uv is not None:
+            self.uv = _f32(self.uv).reshape(-1, 2)
+        self.morph_targets = {k: _f32(v).reshape(-1, 3) for k, v in self.morph_targets.items()}
+
+    def compute_normals(self) -> np.ndarray:
+        """Area-weighted vertex normals (unit length), stored and returned."""
+        v, f = self.vertices.astype(np.float64), self.faces
+        fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+        vn = np.zeros_like(v)
+        for k in range(3):
+            np.add.at(vn, f[:, k], fn)
+        n = np.linalg.norm(vn, axis=1, keepdims=True)
+        self.normals = _f32(vn / np.maximum(n, 1e-12))
+        return self.normals
+
+    def deformed(self, weights: dict[str, float]) -> np.ndarray:
+        """Vertices with the named morph targets applied at the given weights."""
+        v = self.vertices.copy()
+        for name, w in weights.items():
+            if w:
+                v += np.float32(w) * self.morph_targets[name]
+        return v
+
+    @property
+    def bounds(self) -> np.ndarray:
+        return np.stack([self.vertices.min(0), self.vertices.max(0)])
+
+
+@dataclass
+class PointCloud:
+    points: np.ndarray
+    colors: np.ndarray | None = None
+    """N x 3 uint8 RGB."""
+    normals: np.ndarray | None = None
+    name: str = "points"
+
+    def __post_init__(self):
+        self.points = _f32(self.points).reshape(-1, 3)
+        if self.colors is not None:
+            self.colors = np.ascontiguousarray(self.colors, dtype=np.uint8).reshape(-1, 3)
+        if self.normals is not None:
+            self.normals = _f32(self.normals).reshape(-1, 3)
+
+
+@dataclass
+class DepthMap:
+    """Metric depth (metres, float32, NaN = unknown) in a reference image's pixel grid."""
+
+    depth: np.ndarray
+    confidence: np.ndarray | None = None
+    """0..1 per pixel."""
+    intrinsics: np.ndarray | None = None
+    image: np.ndarray | None = None
+    """Reference (e.g. all-in-focus) RGB image, same H x W."""
+    name: str = "depth"
+
+    def __post_init__(self):
+        self.depth = _f32(self.depth)
+        if self.confidence is not None:
+            self.confidence = _f32(self.confidence)
+
+    def default_intrinsics(self, fov_deg: float = 60.0) -> np.ndarray:
+        """Pinhole K for a horizontal field of view, when none is known."""
+        h, w = self.depth.shape
+        f = 0.5 * w / np.tan(np.radians(fov_deg) / 2)
+        return np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1]], np.float64)
+
+    def to_points(self, stride: int = 1) -> PointCloud:
+        """Back-project valid pixels to a coloured point cloud (camera frame, +z forward)."""
+        K = self.intrinsics if self.intrinsics is not None else self.default_intrinsics()
+        d = self.depth[::stride, ::stride]
+        ys, xs = np.mgrid[0 : self.depth.shape[0] : stride, 0 : self.depth.shape[1] : stride]
+        ok = np.isfinite(d) & (d > 0)
+        z = d[ok]
+        x = (xs[ok] - K[0, 2]) / K[0, 0] * z
+        y = (ys[ok] - K[1, 2]) / K[1, 1] * z
+        cols = None
+        if self.image is not None:
+            img = self.image[::stride, ::stride]
+            if img.ndim == 2:
+                img = np.repeat(img[:, :, None], 3, 2)
+            cols = img[ok][:, :3]
+            if cols.dtype != np.uint8:
+                cols = (cols >> 8).astype(np.uint8) if cols.dtype == np.uint16 else cols.astype(np.uint8)
+        # Camera frame is x right, y down, z forward; display frame is y up, z towards viewer.
+        return PointCloud(np.stack([x, -y, -z], 1), cols, name=self.name + " points")
+
+
+@dataclass
+class Strands:
+    """Hair as polylines: ``points`` is S x P x 3 (metres), ``colors`` S x 3 uint8."""
+
+    points: np.ndarray
+    colors: np.ndarray | None = None
+    name: str = "hair"
+
+    def __post_init__(self):
+        self.points = _f32(self.points)
+        if self.colors is not None:
+            self.colors = np.ascontiguousarray(self.colors, dtype=np.uint8).reshape(-1, 3)
+
+
+@dataclass
+class Avatar:
+    """A head with an expression basis: ``mesh.morph_targets`` holds the basis shapes
+    and one target per emotion; ``emotions`` holds the current slider values (0..1)."""
+
+    mesh: Mesh
+    emotions: dict[str, float] = field(default_factory=dict)
+    camera: dict = field(default_factory=dict)
+    """Photo camera: ``K`` (3x3), ``R`` (3x3), ``t`` (3,), ``image_size`` (w, h)."""
+    hair: Strands | None = None
+    extra_meshes: list[Mesh] = field(default_factory=list)
+    """Eyes, teeth, hair cards: parts that are drawn and exported with the head."""
+    scalp: np.ndarray | None = None
+    """Indices of the head vertices where hair may grow."""
+    photo: np.ndarray | None = None
+    params: dict = field(default_factory=dict)
+    name: str = "avatar"
+
+
+@dataclass
+class VideoResult:
+    """A video produced by an engine: an MP4 on disk (``path``) or frames in memory."""
+
+    fps: float
+    path: Path | None = None
+    frames: list[np.ndarray] | None = None
+    source: Path | None = None
+    """The input video, for side-by-side playback."""
+    name: str = "video"
+
+    @property
+    def frame_count(self) -> int:
+        if self.frames is not None:
+            return len(self.frames)
+        from engines.io.video import probe
+
+        return probe(self.path)["frame_count"]
+
+
+INPUT_TYPES = (Image, FocalStack, VideoClip, ImageSet)
+RESULT_TYPES = (Mesh, PointCloud, DepthMap, Strands, Avatar, VideoResult, Image)
