@@ -56,7 +56,11 @@ python_env() {
     echo "Installing Python dependencies into .venv (first run: about 2 minutes)..."
     "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
     # Editable install registers the engines' entry points; deps come pinned from pyproject.
-    "$VENV/bin/python" -m pip install -q -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+    if ! "$VENV/bin/python" -m pip install -e ".[test]" > "$VENV/install.log" 2>&1; then
+        grep -v "^WARNING: Location" "$VENV/install.log" | tail -30 >&2
+        echo "Installing the Python dependencies failed (full log: $VENV/install.log)." >&2
+        exit 1
+    fi
     "$VENV/bin/python" -m pip check
     "$VENV/bin/python" -c "import engines.registry as r; print('Engines:', ', '.join(sorted(r.engines())))"
     echo "$want" > "$stamp"
