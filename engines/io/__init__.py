@@ -68,6 +68,10 @@ def resolve(ref: str):
     return getattr(importlib.import_module(module), attr)
 
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None):
     """Yield a temporary path beside ``path``; rename it over ``path`` only on success."""
@@ -78,6 +82,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
     tmp = Path(tmp)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; exports get the usual mode
         os.replace(tmp, path)
     finally:
         if tmp.exists():

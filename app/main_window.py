@@ -1,0 +1,543 @@
+"""The main window: docks (Inputs, Engine, Jobs, Avatar), central tabs (3D, 2D, Video),
+menus, drag-and-drop, status bar, project open/save/autosave.
+
+Start-up stays fast because the window shows first and everything heavy follows from a
+zero-delay timer: engine discovery, the VTK viewport (pyvista), the 2D and video views.
+Only the job runner creates threads; results reach VTK on the UI thread only. Actions a
+test or script may drive (``import_paths``, ``run_engine``, ``save_project``...) are
+plain methods; dialogs go through ``QMessageBox``/``QFileDialog`` static functions so
+tests can replace them.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow,
+    QMessageBox, QTabWidget,
+)
+
+from app import settings as settings_mod
+from app.engine_panel import EnginePanel
+from app.inputs_panel import InputsPanel, describe, thumbnail_of
+from app.jobs import JobRunner
+from app.jobs_panel import JobsPanel
+from app.project import SUFFIX, InputEntry, Project, ResultEntry, load_entry
+from engines.api import EngineError
+
+log = logging.getLogger("app.main_window")
+AUTOSAVE_MS = 3 * 60 * 1000
+TAB_3D, TAB_2D, TAB_VIDEO = 0, 1, 2
+MISSING_FOCUS = "Focus distances are missing"
+"""Start of engines.io.focalstack's message when no distance source exists: ask the user."""
+EXT_NAMES = {".glb": "glTF binary", ".obj": "Wavefront OBJ", ".ply": "PLY", ".zip": "Avatar bundle",
+             ".png": "PNG (depth: 16-bit mm)", ".npy": "NumPy (float32 m)", ".mp4": "MP4 (H.264)",
+             ".jpg": "JPEG"}
+
+
+class MainWindow(QMainWindow):
+    input_added = Signal(int)
+    result_added = Signal(int)
+    import_failed = Signal(str)
+    project_loaded = Signal()
+    views_ready = Signal()
+
+    def __init__(self, settings: settings_mod.Settings | None = None, samples: bool = True,
+                 recovery: bool = True, views: bool = True) -> None:
+        super().__init__()
+        self.settings = settings or settings_mod.Settings()
+        self.project = Project()
+        self.runner = JobRunner(self)
+        self.confirm_close = True
+        self._want = {"samples": samples, "recovery": recovery, "views": views}
+        self.viewport = self.image_view = self.video_view = self.avatar_panel = None
+        self._views_loaded = False
+        self.setWindowTitle("Capture Studio")
+        self.resize(1400, 900)
+        self.setAcceptDrops(True)
+
+        self.tabs = QTabWidget()
+        for title in ("3D", "2D", "Video"):
+            self.tabs.addTab(self._placeholder(f"Loading the {title} view..."), title)
+        self.setCentralWidget(self.tabs)
+        self.inputs_panel = InputsPanel()
+        self.engine_panel = EnginePanel()
+        self.jobs_panel = JobsPanel(self.runner)
+        self.docks = {}
+        for name, w, area in (("Inputs", self.inputs_panel, Qt.LeftDockWidgetArea),
+                              ("Engine", self.engine_panel, Qt.RightDockWidgetArea),
+                              ("Jobs", self.jobs_panel, Qt.RightDockWidgetArea)):
+            self.docks[name] = self._dock(name, w, area)
+        self.inputs_panel.input_selected.connect(self.show_input)
+        self.inputs_panel.inputs.itemSelectionChanged.connect(self._update_engines)
+        self.inputs_panel.result_selected.connect(self.show_result)
+        self.inputs_panel.sample_activated.connect(lambda p: self.import_paths([p]))
+        self.inputs_panel.remove_input.connect(self.remove_input)
+        self.inputs_panel.remove_result.connect(self.remove_result)
+        self.engine_panel.run_requested.connect(self.run_engine)
+        self.runner.progress.connect(lambda _j, f, m: self.statusBar().showMessage(f"{m} ({f:.0%})", 3000))
+        self.jobs_label = QLabel("")
+        self.statusBar().addPermanentWidget(self.jobs_label)
+        for sig in (self.runner.added, self.runner.finished, self.runner.failed, self.runner.cancelled):
+            sig.connect(self._update_jobs_label)
+        self._build_menus()
+        self.autosave_timer = QTimer(self)
+        self.autosave_timer.setInterval(AUTOSAVE_MS)
+        self.autosave_timer.timeout.connect(self.autosave)
+        self.autosave_timer.start()
+        app = QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.runner.shutdown)
+        QTimer.singleShot(0, self._after_show)
+
+    # -- construction ------------------------------------------------------------------
+    def _placeholder(self, text: str) -> QLabel:
+        label = QLabel(text)
+        label.setAlignment(Qt.AlignCenter)
+        label.setWordWrap(True)
+        return label
+
+    def _dock(self, name: str, widget, area) -> QDockWidget:
+        dock = QDockWidget(name, self)
+        dock.setObjectName(f"dock_{name}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _act(self, menu, text, slot, shortcut=None, tip="", checkable=False) -> QAction:
+        a = QAction(text, self)
+        if shortcut:
+            a.setShortcut(QKeySequence(shortcut))
+        a.setStatusTip(tip)
+        a.setToolTip(tip or text)
+        a.setCheckable(checkable)
+        a.triggered.connect(slot)
+        menu.addAction(a)
+        return a
+
+    def _build_menus(self) -> None:
+        from app import menus
+
+        menus.build(self)
+
+    def _after_show(self) -> None:
+        self.refresh_engines()
+        try:
+            import resources
+
+            self.inputs_panel.set_samples(resources.samples())
+        except ImportError:
+            self.inputs_panel.set_samples([])
+        recovered = self._want["recovery"] and self.offer_recovery()
+        self.settings.mark_running()
+        if self._want["views"]:
+            QTimer.singleShot(0, self.ensure_views)
+        if self._want["samples"] and not recovered and not self.settings.get("samples_shown"):
+            self.settings.set("samples_shown", True)
+            for p in self.inputs_panel.sample_paths():
+                self.import_paths([p])
+
+    def refresh_engines(self) -> None:
+        from engines import registry
+
+        self.engine_panel.set_onnx_default(self.settings.onnx_model_path)
+        self.engine_panel.set_engines(registry.engines(), None)
+        for p in registry.problems:
+            self.statusBar().showMessage(f"Skipped plug-in: {p}", 8000)
+
+    def ensure_views(self) -> None:
+        """Create the 2D, video and 3D views (imports pyvista); idempotent."""
+        if self._views_loaded or not self._want["views"]:
+            return
+        self._views_loaded = True
+        self.image_view = self._make_view(TAB_2D, "app.image_view", "ImageView")
+        self.video_view = self._make_view(TAB_VIDEO, "app.video_view", "VideoView")
+        if QGuiApplication.platformName() in ("offscreen", "minimal"):
+            self._set_tab(TAB_3D, self._placeholder(
+                "The 3D view needs a display (this session runs without one)."))
+        else:
+            self.viewport = self._make_view(TAB_3D, "app.viewport", "Viewport")
+        self.views_ready.emit()
+
+    def _make_view(self, index: int, module: str, cls: str):
+        import importlib
+
+        try:
+            view = getattr(importlib.import_module(module), cls)()
+        except Exception as e:  # a missing or broken view must not take the window down
+            log.warning("%s.%s unavailable: %s", module, cls, e)
+            self._set_tab(index, self._placeholder(f"This view is not available: {e}"))
+            return None
+        self._set_tab(index, view)
+        return view
+
+    def _set_tab(self, index: int, widget) -> None:
+        current = self.tabs.currentIndex()
+        title = self.tabs.tabText(index)
+        old = self.tabs.widget(index)
+        self.tabs.removeTab(index)
+        self.tabs.insertTab(index, widget, title)
+        if old is not None:
+            old.deleteLater()
+        self.tabs.setCurrentIndex(current)
+
+    # -- messages ----------------------------------------------------------------------
+    def error(self, title: str, message: str, details: str = "") -> None:
+        if details:
+            message += f"\n\nDetails were written to the log: {settings_mod.log_file()}"
+            QMessageBox.critical(self, title, message)
+        else:
+            QMessageBox.warning(self, title, message)
+
+    def status(self, text: str, ms: int = 6000) -> None:
+        self.statusBar().showMessage(text, ms)
+
+    def _update_jobs_label(self, *_):
+        n = len(self.runner.active())
+        self.jobs_label.setText(f"{n} job(s) running" if n else "")
+
+    def _update_title(self) -> None:
+        name = self.project.path.name if self.project.path else "Untitled"
+        self.setWindowTitle(f"Capture Studio - {name}{' *' if self.project.dirty else ''}")
+
+    # -- import --------------------------------------------------------------------------
+    def import_paths(self, paths, kind: str | None = None, distances: list[float] | None = None):
+        """Load files/folders as one input in the background; returns the Job.
+
+        ``kind`` "FocalStack"/"ImageSet" says how to read several images; ``distances``
+        gives focus distances (metres) for a focal stack that has none on file."""
+        paths = [str(p) for p in paths]
+        label = Path(paths[0]).name + (f" (+{len(paths) - 1})" if len(paths) > 1 else "")
+        entry = InputEntry(kind or "", paths, label, distances)
+
+        def work(progress, cancel):
+            progress(0.05, f"Reading {label}")
+            obj = load_entry(entry)
+            cancel.raise_if_set()
+            progress(0.8, "Making a thumbnail")
+            return obj, thumbnail_of(obj)
+
+        return self.runner.submit(work, f"Import {label}", "import",
+                                  on_done=lambda v: self._imported(entry, *v),
+                                  on_error=lambda m, d: self._import_error(entry, m, d))
+
+    def _imported(self, entry: InputEntry, obj, thumb) -> None:
+        entry.kind, entry.obj, entry.thumbnail = type(obj).__name__, obj, thumb
+        if entry.kind == "FocalStack":
+            entry.focus_distances = [float(d) for d in obj.focus_distances]
+        index = self.project.add_input(entry)
+        row = self.inputs_panel.add_input(entry.label, describe(obj), thumb)
+        self.inputs_panel.inputs.setCurrentRow(row)
+        for p in entry.paths:
+            self.settings.add_recent(p)
+        notes = list(getattr(obj, "notes", []) or [])
+        self.status(" ".join(notes) if notes else f"Imported {entry.label}: {describe(obj)}")
+        self._update_title()
+        self.input_added.emit(index)
+
+    def _import_error(self, entry: InputEntry, message: str, details: str) -> None:
+        if entry.kind == "FocalStack" and not entry.focus_distances and MISSING_FOCUS in message:
+            from app.inputs_panel import FocusDistanceDialog
+            from engines.io.focalstack import find_images
+
+            distances = FocusDistanceDialog.ask(find_images(entry.paths), self)
+            if distances:
+                self.import_paths(entry.paths, "FocalStack", distances)
+                return
+        self.import_failed.emit(message)
+        self.error("Import failed", f"Could not import {entry.label}.\n\n{message}", details)
+
+    def remove_input(self, row: int) -> None:
+        if 0 <= row < len(self.project.inputs):
+            del self.project.inputs[row]
+            self.inputs_panel.remove_row("inputs", row)
+            self.project.dirty = True
+            self._update_title()
+
+    def remove_result(self, row: int) -> None:
+        if 0 <= row < len(self.project.results):
+            del self.project.results[row]
+            self.inputs_panel.remove_row("results", row)
+            if self.viewport is not None:
+                self.viewport.clear()
+            self.project.dirty = True
+            self._update_title()
+
+    # -- engines -------------------------------------------------------------------------
+    def selected_inputs(self) -> list[int]:
+        rows = sorted(i.row() for i in self.inputs_panel.inputs.selectedIndexes())
+        return [r for r in rows if 0 <= r < len(self.project.inputs)]
+
+    def _update_engines(self) -> None:
+        rows = self.selected_inputs()
+        objs = [self.project.inputs[r].obj for r in rows]
+        from engines import registry
+
+        engines = {n: e for n, e in registry.engines().items()
+                   if all(isinstance(o, e.accepts) for o in objs) and len(objs) <= e.max_inputs}
+        self.engine_panel.set_engines(engines, None)
+
+    def run_engine(self, name: str | None = None):
+        """Run the chosen engine on the selected inputs; returns the Job (None if refused)."""
+        from engines import registry
+
+        try:
+            name = name or self.engine_panel.current
+            if not name:
+                raise EngineError("Choose an engine first (Engine panel).")
+            cls = registry.get(name)
+            rows = self.selected_inputs()
+            if not rows:
+                raise EngineError("Select an input in the Inputs panel first (import one with File > Import).")
+            if len(rows) < cls.min_inputs:
+                raise EngineError(f"{cls.title} needs {cls.min_inputs} inputs "
+                                  f"({', '.join(t.__name__ for t in cls.accepts)}): select them "
+                                  f"together with Ctrl+click in the Inputs panel.")
+            params = self.engine_panel.params()
+            inputs = [self.project.inputs[r].obj for r in rows]
+            cls.check_inputs(inputs)
+        except EngineError as e:
+            self.error("Cannot run", str(e))
+            return None
+        values = params.model_dump(mode="json")
+        return self.runner.run_engine(
+            cls, inputs, params,
+            on_done=lambda result: self._add_result(result, cls, values, rows[0]),
+            on_error=lambda m, d: self.error(f"{cls.title} failed", m, d))
+
+    def _add_result(self, result, cls, values: dict, input_row: int | None) -> None:
+        n = sum(1 for r in self.project.results if r.engine == cls.name) + 1
+        entry = ResultEntry(result, cls.name, values, f"{cls.title} #{n}", input_row)
+        index = self.project.add_result(entry)
+        kinds = ", ".join(type(i).__name__ for i in result.items) or "nothing"
+        row = self.inputs_panel.add_result(entry.label, kinds, thumbnail_of(result.main))
+        self.inputs_panel.results.setCurrentRow(row)
+        if result.notes:
+            self.status(" ".join(result.notes), 10000)
+        self._update_title()
+        self.result_added.emit(index)
+
+    # -- showing -------------------------------------------------------------------------
+    def show_input(self, row: int) -> None:
+        from engines.types import FocalStack, Image, ImageSet, VideoClip
+
+        if not (0 <= row < len(self.project.inputs)):
+            return
+        obj = self.project.inputs[row].obj
+        self.ensure_views()
+        try:
+            if isinstance(obj, VideoClip) and self.video_view is not None:
+                self.video_view.show_video(obj, None)
+                self.tabs.setCurrentIndex(TAB_VIDEO)
+            elif isinstance(obj, (Image, FocalStack, ImageSet)) and self.image_view is not None:
+                img = (obj if isinstance(obj, Image) else Image(obj.frames[len(obj) // 2])
+                       if isinstance(obj, FocalStack) else obj.load(0))
+                self.image_view.show_image(img.rgb8())
+                self.tabs.setCurrentIndex(TAB_2D)
+        except Exception as e:
+            log.exception("showing input %s", row)
+            self.status(f"Could not show this input: {e}")
+
+    def show_result(self, row: int) -> None:
+        from engines.types import Avatar, DepthMap, Image, Mesh, PointCloud, Strands, VideoResult
+
+        if not (0 <= row < len(self.project.results)):
+            return
+        self.ensure_views()
+        result = self.project.results[row].result
+        tab = None
+        try:
+            if self.viewport is not None:
+                self.viewport.clear()
+            # In 3D, a mesh says more than its points and points more than raw depth:
+            # draw the most finished geometry only (all of it is in the result for export).
+            has = {t: any(isinstance(i, t) for i in result.items) for t in (Mesh, PointCloud, Avatar)}
+            skip = ((PointCloud, DepthMap) if has[Mesh] or has[Avatar]
+                    else (DepthMap,) if has[PointCloud] else ())
+            for i, item in enumerate(result.items):
+                key = f"result{row}/{i}"
+                if (isinstance(item, (Mesh, PointCloud, Strands, DepthMap, Avatar))
+                        and not isinstance(item, skip) and self.viewport is not None):
+                    self.viewport.show(item, key)
+                    tab = TAB_3D if tab is None else tab
+                if isinstance(item, DepthMap) and self.image_view is not None:
+                    self.image_view.show_depth(item)
+                    tab = TAB_2D if item is result.main else tab
+                elif isinstance(item, Image) and self.image_view is not None:
+                    self.image_view.show_image(item.rgb8())
+                    tab = TAB_2D if tab is None else tab
+                elif isinstance(item, VideoResult) and self.video_view is not None:
+                    self.video_view.show_video(item, item.source)
+                    tab = TAB_VIDEO if item is result.main or tab is None else tab
+                if isinstance(item, Avatar):
+                    self.show_avatar(item, key)
+            if self.viewport is not None and tab == TAB_3D:
+                self.viewport.reset_camera()
+        except Exception as e:
+            log.exception("showing result %s", row)
+            self.status(f"Could not show this result: {e}")
+        if tab is not None:
+            self.tabs.setCurrentIndex(tab)
+
+    def show_avatar(self, avatar, key: str) -> None:
+        if self.avatar_panel is None:
+            try:
+                from app.avatar_panel import AvatarPanel
+            except ImportError as e:
+                self.status(f"The avatar controls are not available: {e}")
+                return
+            self.avatar_panel = AvatarPanel(self)
+            self.docks["Avatar"] = self._dock("Avatar", self.avatar_panel, Qt.RightDockWidgetArea)
+        self.docks["Avatar"].show()
+        self.avatar_panel.set_avatar(avatar, key)
+
+    def selected_result(self) -> ResultEntry | None:
+        row = self.inputs_panel.results.currentRow()
+        return self.project.results[row] if 0 <= row < len(self.project.results) else None
+
+    # -- drag and drop ---------------------------------------------------------------------
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        event.acceptProposedAction()
+        self.import_dropped(paths)
+
+    def import_dropped(self, paths: list[str]) -> None:
+        """Several images dropped together are one focal stack or image set; anything
+        else (a folder, a video, a project) is imported on its own."""
+        from engines.io import classify
+
+        images = [p for p in paths if classify(Path(p)) == "image"]
+        for p in paths:
+            if p.endswith(SUFFIX):
+                self.open_project(p)
+            elif p not in images or len(images) == 1:
+                self.import_paths([p])
+        if len(images) > 1:
+            self.import_paths(images)
+
+    # -- project ---------------------------------------------------------------------------
+    def _sync_project(self) -> None:
+        self.project.engine = self.engine_panel.current
+        self.project.params = self.engine_panel.all_values()
+
+    def save_project(self, path: str | Path | None = None) -> Path | None:
+        self._sync_project()
+        if path is None:
+            path = self.project.path
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Save project", self.settings.last_dir,
+                                                  f"Capture Studio project (*{SUFFIX})")
+            if not path:
+                return None
+        try:
+            saved = self.project.save(path)
+        except (OSError, TypeError, EngineError) as e:
+            self.error("Save failed", f"Could not save the project to {path}: {e}")
+            return None
+        self.settings.add_recent(saved)
+        self.status(f"Saved {saved}")
+        self._update_title()
+        return saved
+
+    def open_project(self, path: str | Path, recovered: bool = False) -> bool:
+        """Replace the session with a saved project; inputs re-load in the background
+        (``project_loaded`` fires when they are in)."""
+        try:
+            project = Project.load(path)
+        except EngineError as e:
+            self.error("Open failed", str(e))
+            return False
+        self.runner.cancel_all()
+        self.project = project
+        self.inputs_panel.clear()
+        if self.viewport is not None:
+            self.viewport.clear()
+        self.engine_panel.set_all_values(project.params)
+        if project.engine:
+            self.engine_panel.select(project.engine)
+        for r in project.results:
+            kinds = ", ".join(type(i).__name__ for i in r.result.items)
+            self.inputs_panel.add_result(r.label, kinds, thumbnail_of(r.result.main))
+        entries, project.inputs = list(project.inputs), []
+        if recovered:
+            project.path, project.dirty = None, True
+        else:
+            self.settings.add_recent(project.path)
+
+        def work(progress, cancel):
+            out = []
+            for i, e in enumerate(entries):
+                cancel.raise_if_set()
+                progress(i / max(len(entries), 1), f"Reading {e.label}")
+                try:
+                    obj = load_entry(e)
+                    out.append((e, obj, thumbnail_of(obj), None))
+                except Exception as err:  # reported together below
+                    out.append((e, None, None, str(err)))
+            return out
+
+        def done(loaded):
+            missing = [f"{e.label}: {err}" for e, _o, _t, err in loaded if err]
+            for e, obj, thumb, err in loaded:
+                if err is None:
+                    e.obj, e.thumbnail = obj, thumb
+                    self.project.inputs.append(e)
+                    self.inputs_panel.add_input(e.label, describe(obj), thumb)
+            if missing:
+                self.error("Some inputs could not be re-read",
+                           "The results are kept; these inputs are missing:\n" + "\n".join(missing))
+            self.project.dirty = recovered
+            self._update_title()
+            self.project_loaded.emit()
+
+        self.runner.submit(work, f"Open {Path(path).name}", "project", on_done=done,
+                           on_error=lambda m, d: self.error("Open failed", m, d))
+        self._update_title()
+        return True
+
+    def autosave(self) -> Path | None:
+        if self.project.empty:
+            return None
+        self._sync_project()
+        try:
+            return self.project.save(settings_mod.autosave_path(), remember=False)
+        except Exception:
+            log.exception("autosave failed")
+            return None
+
+    def offer_recovery(self) -> bool:
+        """Offer the autosave left by a session that did not exit cleanly."""
+        path = settings_mod.autosave_path()
+        if not path.exists() or path.stat().st_mtime <= self.settings.clean_exit_time:
+            return False
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
+        answer = QMessageBox.question(
+            self, "Recover session?",
+            f"Capture Studio did not close cleanly. Recover the session autosaved at {when}?",
+            QMessageBox.Yes | QMessageBox.No, QMessageBox.Yes)
+        if answer == QMessageBox.Yes:
+            return self.open_project(path, recovered=True)
+        path.unlink(missing_ok=True)
+        return False
+
+    def closeEvent(self, event) -> None:
+        if self.confirm_close and self.project.dirty and not self.project.empty:
+            answer = QMessageBox.question(
+                self, "Save changes?", "Save the project before closing?",
+                QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, QMessageBox.Save)
+            if answer == QMessageBox.Cancel or (answer == QMessageBox.Save and not self.save_project()):
+                event.ignore()
+                return
+        self.autosave_timer.stop()
+        self.runner.shutdown()
+        settings_mod.autosave_path().unlink(missing_ok=True)
+        self.settings.mark_clean_exit()
+        event.accept()

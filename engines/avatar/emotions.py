@@ -1,0 +1,101 @@
+"""Emotion -> expression: six emotion intensities to blendshape weights.
+
+The thesis maps emotions to FLAME expression parameters with a learned regressor. Here the
+same job is done by a small torch module whose weights are not learned but written down
+from the EMFACS prototypes (Friesen & Ekman, "EMFACS-7: Emotional Facial Action Coding
+System", 1983; the action-unit combinations of Ekman, Friesen & Hager, FACS Investigator's
+Guide, 2002, table 12-1), one column per emotion, one row per blendshape:
+
+=========  =====================================  ===========================================
+emotion    EMFACS action units                    blendshape weights at 100 %
+=========  =====================================  ===========================================
+happiness  AU6 cheek raiser + AU12 lip corner     cheekRaise_L/R 0.8, mouthSmile_L/R 1.0,
+           puller                                 eyeSquint_L/R 0.2
+sadness    AU1 inner brow raiser + AU4 brow       browInnerUp 1.0, browDown_L/R 0.35,
+           lowerer + AU15 lip corner depressor    mouthFrown_L/R 1.0
+surprise   AU1 + AU2 outer brow raiser + AU5B     browInnerUp 1.0, browOuterUp_L/R 1.0,
+           upper lid raiser + AU26 jaw drop       eyeWide_L/R 0.7, jawOpen 0.7
+fear       AU1 + AU2 + AU4 + AU5 + AU7 lid        browInnerUp 1.0, browOuterUp_L/R 0.6,
+           tightener + AU20 lip stretcher + AU26  browDown_L/R 0.35, eyeWide_L/R 1.0,
+                                                  eyeSquint_L/R 0.2, mouthStretch_L/R 1.0,
+                                                  jawOpen 0.25
+anger      AU4 + AU5 + AU7 + AU23 lip tightener   browDown_L/R 1.0, eyeWide_L/R 0.3,
+           (AU24 lip presser)                     eyeSquint_L/R 0.6, mouthPress 1.0
+contempt   R12A + R14A: one-sided lip corner      mouthSmile_R 0.5, mouthDimple_R 1.0
+           puller and dimpler
+=========  =====================================  ===========================================
+
+Emotions combine additively (several sliders at once) and each blendshape weight is
+clamped to [0, 1], so mixing never over-drives a muscle.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from engines.avatar.blendshapes import SHAPE_NAMES
+
+EMOTIONS = ("happiness", "anger", "sadness", "fear", "contempt", "surprise")
+
+EMFACS: dict[str, dict[str, float]] = {
+    "happiness": {"cheekRaise_L": 0.8, "cheekRaise_R": 0.8, "mouthSmile_L": 1.0, "mouthSmile_R": 1.0,
+                  "eyeSquint_L": 0.2, "eyeSquint_R": 0.2},
+    "sadness": {"browInnerUp": 1.0, "browDown_L": 0.35, "browDown_R": 0.35,
+                "mouthFrown_L": 1.0, "mouthFrown_R": 1.0},
+    "surprise": {"browInnerUp": 1.0, "browOuterUp_L": 1.0, "browOuterUp_R": 1.0,
+                 "eyeWide_L": 0.7, "eyeWide_R": 0.7, "jawOpen": 0.7},
+    "fear": {"browInnerUp": 1.0, "browOuterUp_L": 0.6, "browOuterUp_R": 0.6, "browDown_L": 0.35,
+             "browDown_R": 0.35, "eyeWide_L": 1.0, "eyeWide_R": 1.0, "eyeSquint_L": 0.2, "eyeSquint_R": 0.2,
+             "mouthStretch_L": 1.0, "mouthStretch_R": 1.0, "jawOpen": 0.25},
+    "anger": {"browDown_L": 1.0, "browDown_R": 1.0, "eyeWide_L": 0.3, "eyeWide_R": 0.3,
+              "eyeSquint_L": 0.6, "eyeSquint_R": 0.6, "mouthPress": 1.0},
+    "contempt": {"mouthSmile_R": 0.5, "mouthDimple_R": 1.0},
+}
+PRESETS: dict[str, dict[str, float]] = {
+    "Neutral": {},
+    "Big smile": {"happiness": 1.0},
+    "Smirk": {"contempt": 0.8, "happiness": 0.2},
+    "Shocked": {"surprise": 1.0, "fear": 0.4},
+    "Furious": {"anger": 1.0},
+    "Worried": {"sadness": 0.6, "fear": 0.4},
+}
+
+
+def emfacs_matrix() -> np.ndarray:
+    """len(SHAPE_NAMES) x 6 matrix: column e holds the blendshape weights of emotion e."""
+    W = np.zeros((len(SHAPE_NAMES), len(EMOTIONS)), np.float32)
+    for j, emo in enumerate(EMOTIONS):
+        for shape, w in EMFACS[emo].items():
+            W[SHAPE_NAMES.index(shape), j] = w
+    return W
+
+
+@lru_cache(maxsize=1)
+def emotion_module():
+    """The torch module (built once): emotions (..., 6) -> blendshape weights (..., K)."""
+    import torch
+
+    class EmotionToExpression(torch.nn.Module):
+        """Linear map with EMFACS weights (no bias), then a clamp to [0, 1]."""
+
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(len(EMOTIONS), len(SHAPE_NAMES), bias=False)
+            with torch.no_grad():
+                self.linear.weight.copy_(torch.from_numpy(emfacs_matrix()))
+            self.linear.weight.requires_grad_(False)
+
+        def forward(self, emotions: torch.Tensor) -> torch.Tensor:
+            return self.linear(emotions).clamp(0.0, 1.0)
+
+    return EmotionToExpression().eval()
+
+
+def emotion_to_expression(emotions: dict[str, float]) -> np.ndarray:
+    """Blendshape weights (K,) for emotion intensities in 0..1 (missing names = 0)."""
+    import torch
+
+    e = torch.tensor([[float(np.clip(emotions.get(k, 0.0), 0.0, 1.0)) for k in EMOTIONS]])
+    with torch.no_grad():
+        return emotion_module()(e)[0].numpy()

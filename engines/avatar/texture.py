@@ -1,0 +1,153 @@
+"""Texture bake: the photo projected into the head's UV atlas.
+
+Each texel's surface point is projected into the photo through the fitted camera and
+weighted by how squarely that surface faced the camera (the cosine between normal and view
+ray, ramped between 0.05 and 0.35) and whether the photo saw it (a z-buffer from the
+photo camera, :mod:`engines.avatar.raster`). What the photo did not see is filled as in
+view-based texture completion for single-image face models (e.g. Deng et al., "UV-GAN",
+CVPR 2018, whose non-learned baseline is symmetry): first from the mirrored point of the
+face (the other half, if the photo saw it), then with the skin tone measured on the
+cheeks and forehead. The fill weights are smooth, so seams are blended.
+
+Speed: the atlas layout is fixed (:mod:`engines.avatar.head`), so the texel-to-triangle
+map is computed once per process; geometry and weights are evaluated at half the atlas
+resolution and upsampled (they vary smoothly), and only the colour lookups run at full
+resolution (OpenCV ``remap``).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from engines.avatar.raster import project, rasterize
+from engines.avatar.topology import vertex_normals
+
+ATLAS = 2048
+EYE_WHITE = np.array([226, 220, 212], np.float32)
+MOUTH_DARK = np.array([52, 18, 20], np.float32)
+TEETH = np.array([214, 206, 190], np.float32)
+SOCKET = np.array([96, 52, 50], np.float32)
+
+
+@lru_cache(maxsize=2)
+def texel_map(faces_key: bytes, uv_key: bytes, n_faces: int, res: int):
+    """(flat texel indices, triangle per texel, barycentrics) for a res x res grid."""
+    faces = np.frombuffer(faces_key, np.int64).reshape(n_faces, 3)
+    uv = np.frombuffer(uv_key, np.float32).reshape(-1, 2).astype(np.float64)
+    xy = np.column_stack([uv[:, 0] * res - 0.5, (1 - uv[:, 1]) * res - 0.5])
+    r = rasterize(xy, np.ones(len(uv)), faces, (res, res), cull_back=False)
+    idx = np.flatnonzero(r.tri.ravel() >= 0)
+    return idx, r.tri.ravel()[idx], r.bary.reshape(-1, 3)[idx]
+
+
+def _interp(values, faces, tri, bary):
+    f = faces[tri]
+    return (values[f[:, 0]] * bary[:, 0:1] + values[f[:, 1]] * bary[:, 1:2] + values[f[:, 2]] * bary[:, 2:3])
+
+
+def _smooth(x, a, b):
+    t = np.clip((x - a) / (b - a), 0, 1)
+    return t * t * (3 - 2 * t)
+
+
+def skin_tone(photo: np.ndarray, landmarks_xy: np.ndarray) -> np.ndarray:
+    """Median colour around cheek and forehead landmarks (RGB float)."""
+    h, w = photo.shape[:2]
+    r = max(2, int(0.01 * max(h, w)))
+    patches = []
+    for i in (50, 280, 101, 330, 151, 108, 337):
+        x, y = np.round(landmarks_xy[i]).astype(int)
+        patch = photo[max(y - r, 0): y + r + 1, max(x - r, 0): x + r + 1].reshape(-1, 3)
+        if len(patch):
+            patches.append(patch)
+    return np.median(np.concatenate(patches), 0).astype(np.float32)
+
+
+def _fill_invalid(a: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Extend values a few texels past chart borders (normalised blur), so upsampling is clean."""
+    import cv2
+
+    m = valid.astype(np.float32)
+    out = a.copy()
+    for sigma in (1.5, 4.0):
+        num = cv2.GaussianBlur(out * m[..., None] if out.ndim == 3 else out * m, (0, 0), sigma)
+        den = cv2.GaussianBlur(m, (0, 0), sigma)
+        den_ = den[..., None] if out.ndim == 3 else den
+        fill = (m < 0.5) & (den > 1e-3)
+        out[fill] = (num / np.maximum(den_, 1e-6))[fill]
+        m = np.maximum(m, (den > 1e-3).astype(np.float32))
+    return out
+
+
+def bake(V, faces, uv, part, photo, K, R, t, landmarks_xy, skull_weight, fixed_color, fixed_weight,
+         size: int = ATLAS):
+    """The texture atlas (size x size x 3 uint8) and the fraction of the face the photo saw."""
+    import cv2
+
+    h, w = photo.shape[:2]
+    res = size // 2
+    idx, tri, bary = texel_map(faces.tobytes(), uv.astype(np.float32).tobytes(), len(faces), res)
+    N = vertex_normals(V, faces)
+    P = _interp(V, faces, tri, bary)
+    Nt = _interp(N, faces, tri, bary)
+    Nt /= np.maximum(np.linalg.norm(Nt, axis=1, keepdims=True), 1e-12)
+    centre = -R.T @ t
+
+    # z-buffer from the photo camera at reduced resolution
+    zs = min(1.0, 640.0 / max(w, h))
+    Kz = K.copy()
+    Kz[:2] *= zs
+    Kz[0, 2], Kz[1, 2] = (K[0, 2] + 0.5) * zs - 0.5, (K[1, 2] + 0.5) * zs - 0.5
+    zw, zh = max(1, int(round(w * zs))), max(1, int(round(h * zs)))
+    xyv, zv = project(Kz, R, t, V)
+    zbuf = rasterize(xyv, zv, faces, (zw, zh)).depth
+    zbuf = cv2.dilate(zbuf, np.ones((3, 3), np.uint8))
+
+    def sample_weights(Q, Nq, tol):
+        xy, z = project(K, R, t, Q)
+        view = centre - Q
+        view /= np.maximum(np.linalg.norm(view, axis=1, keepdims=True), 1e-12)
+        facing = np.einsum("ij,ij->i", Nq, view)
+        inside = (xy[:, 0] > 0) & (xy[:, 1] > 0) & (xy[:, 0] < w - 1) & (xy[:, 1] < h - 1)
+        zx = np.clip(np.round((xy[:, 0] + 0.5) * zs - 0.5).astype(int), 0, zw - 1)
+        zy = np.clip(np.round((xy[:, 1] + 0.5) * zs - 0.5).astype(int), 0, zh - 1)
+        seen = z <= zbuf[zy, zx] + tol
+        return xy, _smooth(facing, 0.05, 0.35) * inside * seen
+
+    xy_d, w_d = sample_weights(P, Nt, 0.003)
+    mirror = np.array([-1.0, 1.0, 1.0])
+    xy_m, w_m = sample_weights(P * mirror, Nt * mirror, 0.006)
+    prt = part[faces[tri, 0]]
+    sk = _interp(skull_weight[:, None], faces, tri, bary)[:, 0]
+    fw = _interp(fixed_weight[:, None], faces, tri, bary)[:, 0]
+    fc = _interp(fixed_color, faces, tri, bary)
+    is_eye = prt == 4
+    w_d = w_d * sk * (1 - fw)
+    w_m = w_m * sk * (1 - fw) * (~is_eye)
+
+    skin = skin_tone(photo, landmarks_xy)
+    base = np.where(is_eye[:, None], EYE_WHITE, skin) * (1 - fw[:, None]) + fc * fw[:, None]
+
+    grid = np.zeros((res * res, 7), np.float32)
+    grid[idx, 0:2] = xy_d
+    grid[idx, 2:4] = xy_m
+    grid[idx, 4] = w_d
+    grid[idx, 5] = w_m
+    valid = np.zeros(res * res, bool)
+    valid[idx] = True
+    basemap = np.zeros((res * res, 3), np.float32)
+    basemap[idx] = base
+    grid = _fill_invalid(grid.reshape(res, res, 7), valid.reshape(res, res))
+    basemap = _fill_invalid(basemap.reshape(res, res, 3), valid.reshape(res, res))
+    basemap[~valid.reshape(res, res)] = skin
+    up = [cv2.resize(np.ascontiguousarray(grid[..., k]), (size, size), interpolation=cv2.INTER_LINEAR)
+          for k in range(6)]
+    base_up = cv2.resize(basemap, (size, size), interpolation=cv2.INTER_LINEAR)
+    src = np.ascontiguousarray(photo[..., :3])
+    direct = cv2.remap(src, up[0], up[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    mirrored = cv2.remap(src, up[2], up[3], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    wd, wm = up[4][..., None], up[5][..., None]
+    tex = wd * direct + (1 - wd) * (wm * mirrored + (1 - wm) * base_up)
+    face_seen = float(np.mean(w_d[prt == 0] > 0.5)) if np.any(prt == 0) else 0.0
+    return np.clip(tex + 0.5, 0, 255).astype(np.uint8), face_seen

@@ -1,0 +1,227 @@
+"""Depth from a focal stack, fused with a single-image prior: the HybridDepth pipeline.
+
+Ganj, Su and Guo, "Toward Robust Depth Fusion for Mobile AR With Depth from Focus and
+Single-Image Priors" (HybridDepth): (1) depth from focus gives metric depth where the
+stack has texture; a relative-depth prior gives well-shaped, scale-free depth for the
+whole frame; (2) a global least-squares scale and shift maps the prior to metres;
+(3) a local scale refinement corrects what two numbers cannot.
+
+Stages: alignment (:mod:`.align`), depth from focus (:mod:`.focus`), prior
+(:mod:`.prior`: the weights-free edge-aware prior by default, or a user's ONNX model),
+fusion (:mod:`.fusion`), back-projection to a point cloud and a mesh.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from engines.api import CancelToken, Engine, EngineError, Progress, Result
+from engines.types import DepthMap, FocalStack, Mesh, PointCloud
+
+LOW_CONFIDENCE_FRACTION = 0.02
+"""Below this fraction of confident pixels the stack is reported as textureless."""
+
+
+class DepthFromFocusEngine(Engine):
+    """Metric depth, confidence, all-in-focus image and a 3D point cloud from a focal stack."""
+
+    name = "depth-from-focus"
+    title = "Depth from focal stack"
+    description = ("Metric depth from a focal stack (depth from focus) fused with a relative-depth prior, "
+                   "as in HybridDepth: depth map in metres, confidence, all-in-focus image, point cloud and mesh.")
+    accepts = (FocalStack,)
+    produces = (DepthMap, PointCloud, Mesh)
+
+    class Params(BaseModel):
+        operator: Literal["modified-laplacian", "sum-modified-laplacian", "tenengrad", "graylevel-variance"] = Field(
+            "tenengrad", description="Focus measure (Pertuz et al. 2013); the default scored best on benchmarks/depth.py")
+        window: int = Field(11, ge=3, le=31, description="Focus-measure window in pixels")
+        edge_aware_window: bool = Field(
+            True, description="Average the focus measure within image edges (guided filter) rather than a plain box")
+        interpolation: Literal["none", "parabolic", "gaussian"] = Field(
+            "gaussian", description="Sub-frame refinement of the best focus (fit through the peak and its neighbours)")
+        prior: Literal["edge-aware", "onnx"] = Field(
+            "edge-aware", description="Relative-depth prior: the weights-free edge-aware prior, or your ONNX depth model")
+        onnx_model: str = Field("", description="ONNX monocular depth model file (Depth Anything V2, MiDaS) for prior=onnx")
+        onnx_output: Literal["inverse-depth", "depth"] = Field(
+            "inverse-depth", description="What the ONNX model outputs (Depth Anything and MiDaS: inverse depth)")
+        onnx_input_size: int = Field(518, ge=32, le=2048, description="Long side fed to an ONNX model with dynamic input size")
+        robust_fit: Literal["none", "huber", "ransac"] = Field(
+            "huber", description="Global scale-and-shift fit: plain least squares, or robust to outliers")
+        local_refinement: bool = Field(True, description="Refine the scale per pixel after the global fit")
+        min_confidence: float = Field(0.5, ge=0.0, le=1.0, description="Confidence a pixel needs to take part in the fit")
+        smoothness: float = Field(200.0, ge=1.0, le=100000.0,
+                                  description="Reach of the edge-aware propagation (fast global smoother lambda at 500 px)")
+        edge_sensitivity: float = Field(8.0, ge=1.0, le=100.0,
+                                        description="Colour difference (0-255) at which propagation stops at an edge")
+        reference_frame: int = Field(0, ge=0, le=999, description="Frame whose pixel grid the results use (0 = nearest focus)")
+        align: bool = Field(True, description="Align the frames to the reference (focus breathing, hand-held shake)")
+        fov_deg: float = Field(60.0, gt=1.0, lt=179.0,
+                               description="Horizontal field of view used when the stack has no intrinsics or EXIF focal length")
+        max_depth_jump: float = Field(0.05, gt=0.0, le=1.0, description="Mesh: drop triangles whose depths differ by more than this fraction")
+        make_mesh: bool = Field(True, description="Also build a mesh from the depth grid")
+
+    def run(self, inputs, params: "DepthFromFocusEngine.Params", progress: Progress, cancel: CancelToken) -> Result:
+        from engines.depth.align import align_stack
+        from engines.depth.focus import depth_from_focus
+        from engines.depth.fusion import fit_scale_shift, local_scale_refinement, to_depth
+        from engines.depth.prior import EdgeAwareSmoother, edge_aware_prior, onnx_prior, smoothing_lambda
+
+        self.check_inputs(inputs)
+        stack: FocalStack = inputs[0]
+        result = Result()
+        frames, dist, names = self._checked_stack(stack, result.notes)
+        n = len(frames)
+        ref = params.reference_frame
+        if ref >= n:
+            raise EngineError(f"reference_frame is {ref} but the stack has only {n} frames (0 to {n - 1}).")
+        cancel.raise_if_set()
+
+        progress(0.05, "Aligning frames")
+        with result.stage("align"):
+            if params.align:
+                al = align_stack(frames, ref, names=names)
+                result.notes += al.notes
+                if not al.skipped:
+                    result.notes.append(f"Frames aligned to frame {ref + 1} ({dist[ref]:.3g} m): largest correction "
+                                        f"{al.max_correction_px:.1f} px, residual misalignment {al.residual_px:.2f} px.")
+                result.metrics.update(align_residual_px=al.residual_px, align_correction_px=al.max_correction_px,
+                                      align_min_correlation=float(min(al.correlation)))
+                warp = al.warp
+            else:
+                warp = None
+        cancel.raise_if_set()
+
+        progress(0.2, "Measuring focus")
+        with result.stage("focus"):
+            dff = depth_from_focus(self._cancellable(frames, cancel), dist, params.operator, params.window,
+                                   params.interpolation, warp=warp, edge_aware=params.edge_aware_window)
+        conf = dff.confidence
+        confident = conf >= params.min_confidence
+        frac = float(confident.mean())
+        low = frac < LOW_CONFIDENCE_FRACTION
+        if low:
+            result.notes.append(
+                f"Low confidence: only {frac * 100:.1f} % of the pixels show enough texture to measure focus "
+                "(a textureless or blurred stack). The depth is mostly the prior's shape and should not be trusted as metric.")
+        cancel.raise_if_set()
+
+        progress(0.5, "Relative-depth prior")
+        dmin, dmax = float(dist.min()), float(dist.max())
+        with result.stage("prior"):
+            lam = smoothing_lambda(conf.shape, params.smoothness)
+            smoother = EdgeAwareSmoother(dff.all_in_focus, lam, params.edge_sensitivity)
+            if params.prior == "edge-aware":
+                prior = edge_aware_prior(smoother, dff.dioptre, conf * confident)
+                result.notes.append("Prior: the weights-free edge-aware prior (confident depth from focus propagated "
+                                    "along the all-in-focus image's edges); no learned model was used.")
+            else:
+                prior = onnx_prior(dff.all_in_focus, params.onnx_model, params.onnx_output, params.onnx_input_size)
+                result.notes.append(f"Prior: {prior.name}.")
+        cancel.raise_if_set()
+
+        progress(0.65, "Global scale and shift")
+        with result.stage("global fit"):
+            target = dff.dioptre if prior.kind == "inverse-depth" else dff.depth
+            weights = conf * confident if confident.sum() >= 2 else np.maximum(conf, 1e-6)
+            s, t = fit_scale_shift(prior.values, target, weights, params.robust_fit)
+            global_depth = to_depth(s * prior.values + t, prior.kind, dmin / 1.5, dmax * 1.5)
+        result.metrics.update(fit_scale=s, fit_shift=t)
+        cancel.raise_if_set()
+
+        progress(0.75, "Local scale refinement")
+        with result.stage("local refinement"):
+            if params.local_refinement and not low:
+                fine = EdgeAwareSmoother(dff.all_in_focus, lam / 4.0, params.edge_sensitivity)
+                depth, _ = local_scale_refinement(global_depth, dff.depth, conf * confident, fine)
+            else:
+                depth = global_depth
+        cancel.raise_if_set()
+
+        progress(0.85, "Point cloud and mesh")
+        K = self._intrinsics(stack, depth.shape, params.fov_deg, result.notes)
+        dm = DepthMap(depth, conf, K, image=dff.all_in_focus, name="depth from focus")
+        with result.stage("point cloud"):
+            stride = max(1, int(np.ceil(np.sqrt(depth.size / 1.0e6))))
+            cloud = dm.to_points(stride)
+        result.items = [dm, cloud]
+        if params.make_mesh:
+            with result.stage("mesh"):
+                mesh = self._mesh(dm, params.max_depth_jump, result.notes)
+            if mesh is not None:
+                result.items.append(mesh)
+        result.metrics.update(
+            frames=n, width=int(depth.shape[1]), height=int(depth.shape[0]),
+            confident_fraction=frac, low_confidence=low, noise_sigma=dff.noise_sigma,
+            depth_min_m=float(np.nanmin(depth)), depth_median_m=float(np.nanmedian(depth)),
+            depth_max_m=float(np.nanmax(depth)), points=int(len(cloud.points)), prior=prior.name,
+        )
+        progress(1.0, "Done")
+        return result
+
+    # ------------------------------------------------------------------------------------------
+    @staticmethod
+    def _cancellable(frames, cancel: CancelToken):
+        for f in frames:
+            cancel.raise_if_set()
+            yield f
+
+    @staticmethod
+    def _checked_stack(stack: FocalStack, notes: list[str]):
+        """Frames, focus distances (nearest first) and names, or an EngineError saying what is wrong."""
+        n = len(stack.frames)
+        what = stack.paths[0].parent.name if stack.paths else "the focal stack"
+        if n < 2:
+            raise EngineError(f"{what} has {n} frame(s); depth from focus needs at least 2 photos focused at different distances.")
+        names = [p.name for p in stack.paths] if len(stack.paths) == n else [f"frame {i + 1}" for i in range(n)]
+        dist = np.asarray(stack.focus_distances, np.float64).ravel()
+        if dist.size != n:
+            raise EngineError(f"{what} has {n} frames but {dist.size} focus distances: give one focus distance (metres) per frame.")
+        bad = [names[i] for i in range(n) if not (np.isfinite(dist[i]) and dist[i] > 0)]
+        if bad:
+            raise EngineError(f"Focus distance missing or not positive for {', '.join(bad[:4])}: enter it in metres.")
+        shape = stack.frames[0].shape
+        for i, f in enumerate(stack.frames):
+            if f.shape[:2] != shape[:2]:
+                raise EngineError(f"{names[i]} is {f.shape[1]}x{f.shape[0]} but {names[0]} is {shape[1]}x{shape[0]}: "
+                                  "all frames of a focal stack must have the same size; remove or resize it.")
+        order = np.argsort(dist, kind="stable")
+        if np.any(np.diff(dist[order]) <= 0):
+            i = order[int(np.argmax(np.diff(dist[order]) <= 0))]
+            raise EngineError(f"Two frames share the focus distance {dist[i]:g} m (one is {names[i]}): "
+                              "remove the duplicate or correct its distance.")
+        if np.any(order != np.arange(n)):
+            notes.append("Frames were sorted by focus distance, nearest first.")
+        frames = [stack.frames[i] for i in order]
+        if len({(f.ndim, f.dtype.str) for f in frames}) > 1 or any(f.ndim == 3 and f.shape[2] != 3 for f in frames):
+            from engines.types import Image
+            frames = [Image(f).rgb8() for f in frames]
+        return frames, dist[order], [names[i] for i in order]
+
+    @staticmethod
+    def _intrinsics(stack: FocalStack, shape, fov_deg: float, notes: list[str]) -> np.ndarray:
+        h, w = shape
+        if stack.intrinsics is not None:
+            return np.asarray(stack.intrinsics, np.float64)
+        if stack.exif:
+            from engines.io.focalstack import intrinsics_from_exif
+
+            K = intrinsics_from_exif(stack.exif, (w, h))
+            if K is not None:
+                notes.append("Intrinsics from the EXIF focal length.")
+                return K
+        notes.append(f"No focal length known: the point cloud assumes a {fov_deg:g} degree horizontal field of view.")
+        f = 0.5 * w / np.tan(np.radians(fov_deg) / 2)
+        return np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1]], np.float64)
+
+    @staticmethod
+    def _mesh(dm: DepthMap, max_jump: float, notes: list[str]):
+        try:
+            from engines.io.depth import depth_to_mesh
+        except ImportError:
+            notes.append("No mesh: the depth-to-mesh writer is not available in this build.")
+            return None
+        stride = max(1, int(np.ceil(np.sqrt(dm.depth.size / 0.5e6))))
+        return depth_to_mesh(dm, max_depth_jump=max_jump, stride=stride)

@@ -1,0 +1,103 @@
+"""Strand hair for avatars: a JSON hairstyle library, fitting to the head, photo matching.
+
+Public API::
+
+    apply_hair(avatar, style, color, photo_rgb=None) -> Avatar   # new Avatar, input untouched
+    list_styles() -> list[str]                                    # "bald" + strand styles
+    fit_style(avatar, style, color="dark brown") -> Strands       # one style on one head
+    match_hair(avatar, photo_rgb) -> HairMatch                    # top styles by silhouette IoU
+
+``style`` is a style name, ``"none"``/``"bald"`` (no hair) or ``"auto"`` (the style whose
+silhouette from the photo's camera best matches the hair segmented in the photo; needs a
+photo and ``avatar.camera``). ``color`` is ``#rrggbb``, a preset name (see
+:data:`engines.hair.color.PRESETS`) or ``"auto"`` (the colour measured in the photo).
+
+``avatar.params`` gains ``hairstyle``, ``hair_color`` and, for ``auto``, ``hair_match``
+(top three ``{"style", "iou"}``) and ``hair_photo`` (measured colour, length below the
+chin, volume, fringe coverage). Modules: recipe (JSON schema), generate (strands on the
+canonical head), head (fitting and collision), color, photo (hair segmentation),
+match (silhouette matching), render (software previews and silhouettes).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from engines.api import EngineError
+from engines.hair.recipe import get_recipe, list_styles, recipes
+from engines.types import Avatar, Mesh, Strands
+
+__all__ = ["apply_hair", "list_styles", "fit_style", "match_hair", "recipes", "NO_HAIR"]
+
+NO_HAIR = ("none", "bald", "")
+
+
+def _head(avatar: Avatar) -> tuple[Mesh, np.ndarray | None]:
+    if avatar.mesh is None or len(avatar.mesh.vertices) == 0:
+        raise EngineError("The avatar has no head mesh: make the avatar from a portrait first, then add hair.")
+    return avatar.mesh, avatar.scalp
+
+
+def fit_style(avatar: Avatar, style: str, color="dark brown", seed: int = 0) -> Strands:
+    """Generate a style (cached) and fit it to the avatar's head."""
+    from engines.hair.color import parse_color, strand_colors
+    from engines.hair.generate import generate
+    from engines.hair.head import fit_strands, head_fit
+
+    r = get_recipe(style)
+    mesh, scalp = _head(avatar)
+    if r.is_bald:
+        return Strands(np.zeros((0, r.points, 3), np.float32), np.zeros((0, 3), np.uint8), name="hair")
+    hf = head_fit(mesh, scalp)
+    pts, keep = fit_strands(generate(r), hf)
+    pts = pts[keep]
+    cols = strand_colors(parse_color(color), len(pts), seed=seed + r.seed)
+    return Strands(pts, cols, name="hair")
+
+
+def match_hair(avatar: Avatar, photo_rgb: np.ndarray):
+    """Segment the hair in the photo and rank the library styles by silhouette IoU."""
+    from engines.hair.match import match_photo
+
+    return match_photo(avatar, photo_rgb)
+
+
+def apply_hair(avatar: Avatar, style: str, color="dark brown", photo_rgb: np.ndarray | None = None) -> Avatar:
+    """A copy of ``avatar`` wearing ``style`` in ``color``, its scalp darkened under the hair."""
+    from engines.hair.color import darken_scalp, parse_color, to_hex
+
+    style = (style or "none").strip().lower()
+    params = dict(avatar.params)
+    mesh = avatar.mesh
+    base_tex, base_vc = getattr(mesh, "_hair_base", (mesh.texture, mesh.vertex_colors))
+    if style == "auto":
+        photo = photo_rgb if photo_rgb is not None else avatar.photo
+        if photo is None:
+            raise EngineError("hairstyle=auto needs the portrait: pass the photo, or choose a style by name.")
+        m = match_hair(avatar, photo)
+        style = m.best
+        params["hair_match"] = [{"style": s, "iou": round(float(i), 4)} for s, i in m.top(3)]
+        params["hair_photo"] = m.measurements
+        if isinstance(color, str) and color.strip().lower() in ("auto", ""):
+            color = m.measurements["color"]
+    elif isinstance(color, str) and color.strip().lower() in ("auto", ""):
+        color = "dark brown"
+    rgb = parse_color(color)
+    new_mesh = dataclasses.replace(mesh, texture=base_tex, vertex_colors=base_vc)
+    new_mesh._hair_base = (base_tex, base_vc)
+    if style in NO_HAIR or get_recipe(style).is_bald:
+        strands = None
+        style = "bald" if style == "bald" else "none"
+    else:
+        strands = fit_style(avatar, style, rgb)
+        if avatar.scalp is not None and len(avatar.scalp):
+            src = dataclasses.replace(mesh, texture=base_tex, vertex_colors=base_vc)
+            tex, vc = darken_scalp(src, avatar.scalp, rgb)
+            new_mesh.texture = tex if tex is not None else base_tex
+            new_mesh.vertex_colors = vc if vc is not None else base_vc
+    params["hairstyle"] = style
+    params["hair_color"] = to_hex(rgb)
+    if strands is not None:
+        params["hair_strands"] = int(len(strands.points))
+    return dataclasses.replace(avatar, mesh=new_mesh, hair=strands, params=params)

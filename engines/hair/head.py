@@ -1,0 +1,318 @@
+"""Fitting canonical strands to a reconstructed head.
+
+Per head (cached by the vertex data): a head frame (up and face axes snapped to the
+mesh's axes, chosen from the scalp normals and where the face lies), the scalp's size
+and hairline measured in that frame, and a coarse signed-distance grid built from dense
+surface samples (nearest sample, sign from its face normal: the pseudo-normal test of
+Baerentzen and Aanaes, "Signed distance computation using the angle weighted
+pseudonormal", IEEE TVCG 2005, on samples instead of exact features). The grid is made
+more conservative by each vertex's largest morph-target displacement, so that a raised
+brow never reaches a fringe that was fitted on the neutral face.
+
+Per style: roots are warped so the canonical hairline lands on the head's hairline,
+scaled into the head frame, slid along rays from the head centre onto the real surface,
+and every point is then pushed out along the distance gradient (a projection step as in
+position-based dynamics, Mueller et al. 2007).
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from functools import lru_cache
+
+import numpy as np
+
+from engines.hair.generate import DEFAULT_HAIRLINE, HEAD_RADII, direction_angles, hairline_at
+from engines.types import Mesh
+
+SKIN_MARGIN = 0.0025
+"""Strand points are kept at least this far (m) outside the skin."""
+_AZ_BINS = np.arange(-180.0, 180.0, 15.0) + 7.5
+
+
+def _unit(v):
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+
+
+def canonical_head() -> tuple[Mesh, np.ndarray]:
+    """The canonical head and its scalp vertex indices (a fresh copy each call)."""
+    v, f, s = _canonical_geometry()
+    m = Mesh(v.copy(), f.copy(), name="head")
+    m.compute_normals()
+    m.vertex_colors = np.tile(np.array([224, 182, 160], np.uint8), (len(v), 1))
+    return m, s.copy()
+
+
+@lru_cache(maxsize=1)
+def _canonical_geometry(rows: int = 40, cols: int = 64):
+    """A closed ellipsoid head with jaw, nose and ears, plus a neck tube.
+
+    It is the head the styles are designed on (thumbnails, tests) and the fallback
+    when an avatar has no mesh. Its scalp region lies 2 degrees below the default hairline.
+    """
+    th = np.linspace(0, np.pi, rows + 1)[1:-1]
+    ph = np.linspace(-np.pi, np.pi, cols, endpoint=False)
+    T, P = np.meshgrid(th, ph, indexing="ij")
+    q = np.stack([np.sin(T) * np.sin(P), np.cos(T), np.sin(T) * np.cos(P)], -1).reshape(-1, 3)
+    q = np.concatenate([[[0, 1, 0]], q, [[0, -1, 0]]])
+    p = q * HEAD_RADII
+    low = np.clip(-q[:, 1], 0, 1)
+    p[:, 1] *= 1 + 0.3 * low * np.clip(q[:, 2] + 0.3, 0, 1)  # chin below the ellipsoid
+    p[:, 0] *= 1 - 0.22 * low  # narrower jaw
+    nose = np.exp(-((q[:, 0] / 0.12) ** 2 + ((q[:, 1] + 0.2) / 0.2) ** 2)) * (q[:, 2] > 0)
+    ears = np.exp(-((np.abs(q[:, 0]) - 1) ** 2 / 0.004 + (q[:, 1] + 0.05) ** 2 / 0.03 + (q[:, 2] + 0.05) ** 2 / 0.02))
+    p += q * (0.022 * nose + 0.012 * ears)[:, None]
+    f = []
+    n = cols
+    for j in range(n):
+        f.append([0, 1 + (j + 1) % n, 1 + j])
+    for i in range(rows - 2):
+        for j in range(n):
+            a, b = 1 + i * n + j, 1 + i * n + (j + 1) % n
+            f += [[a, b, b + n], [a, b + n, a + n]]
+    last = 1 + (rows - 1) * n
+    base = 1 + (rows - 2) * n
+    for j in range(n):
+        f.append([last, base + j, base + (j + 1) % n])
+    faces = np.array(f)[:, [0, 2, 1]]  # outward (counter-clockwise seen from outside)
+    # Neck: an open tube under the skull, its own component.
+    ring = np.linspace(0, 2 * np.pi, 32, endpoint=False)
+    ys = np.linspace(-0.04, -0.24, 6)
+    nv = np.array([[0.052 * np.sin(a), y, -0.012 + 0.052 * np.cos(a)] for y in ys for a in ring])
+    nf = []
+    for i in range(len(ys) - 1):
+        for j in range(32):
+            a, b = i * 32 + j, i * 32 + (j + 1) % 32
+            nf += [[a, b + 32, b], [a, a + 32, b + 32]]
+    verts = np.concatenate([p, nv])
+    faces = np.concatenate([faces, np.array(nf) + len(p)])
+    az, el = direction_angles(q)
+    scalp = np.nonzero((el > hairline_at(az, DEFAULT_HAIRLINE) - 2.0)
+                       & ~((np.abs(np.abs(az) - 90) < 18) & (el < 14)))[0]
+    return verts, faces, scalp
+
+
+def _face_normals(v, f):
+    n = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    return _unit(n)
+
+
+def _snap_axis(cue: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+    axes = np.concatenate([np.eye(3), -np.eye(3)])
+    score = axes @ cue
+    if exclude is not None:
+        score[np.abs(axes @ exclude) > 0.5] = -np.inf
+    return axes[int(np.argmax(score))]
+
+
+class HeadFit:
+    """Everything about one head that strand fitting needs, computed once."""
+
+    def __init__(self, mesh: Mesh, scalp: np.ndarray | None, voxels: int = 64):
+        from scipy.spatial import cKDTree
+
+        v = mesh.vertices.astype(np.float64)
+        f = mesh.faces
+        self.vertices = v
+        if scalp is None or len(scalp) == 0:
+            scalp = np.nonzero(v[:, 1] > np.percentile(v[:, 1], 70))[0]
+        self.scalp_mask = np.zeros(len(v), bool)
+        self.scalp_mask[scalp] = True
+        vn = mesh.normals if mesh.normals is not None and len(mesh.normals) == len(v) else Mesh(v, f).compute_normals()
+        up = _snap_axis(np.asarray(vn, float)[scalp].mean(0))
+        fwd_cue = v[~self.scalp_mask].mean(0) - v[scalp].mean(0) if (~self.scalp_mask).any() else np.array([0, 0, 1.0])
+        fwd = _snap_axis(fwd_cue - (fwd_cue @ up) * up, exclude=up)
+        self.axes = np.stack([np.cross(up, fwd), up, fwd], 1)  # columns: head x, y, z in world
+        loc = v @ self.axes
+        s_lo, s_hi = np.percentile(loc[scalp], [1, 99], axis=0)
+        c_lo, c_hi, c_top = _canonical_scalp_stats()
+        sx = (s_hi[0] - s_lo[0]) / (c_hi[0] - c_lo[0])
+        sz = (s_hi[2] - s_lo[2]) / (c_hi[2] - c_lo[2])
+        sy = float(np.sqrt(sx * sz))
+        self.scale = np.array([sx, sy, sz])
+        centre_loc = np.array([
+            0.5 * (s_hi[0] + s_lo[0]) - sx * 0.5 * (c_hi[0] + c_lo[0]),
+            loc[scalp, 1].max() - sy * c_top,
+            0.5 * (s_hi[2] + s_lo[2]) - sz * 0.5 * (c_hi[2] + c_lo[2]),
+        ])
+        self.centre = self.axes @ centre_loc
+        self.hairline = self._measure_hairline(loc[scalp] - centre_loc)
+        self._build_sdf(mesh, v, f, voxels)
+        self.tree = cKDTree(v)
+
+    # -- frame helpers --------------------------------------------------------------
+    def to_world(self, p_canon: np.ndarray) -> np.ndarray:
+        return (p_canon * self.scale) @ self.axes.T + self.centre
+
+    def to_canonical(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.centre) @ self.axes) / self.scale
+
+    def _measure_hairline(self, scalp_loc: np.ndarray) -> np.ndarray:
+        q = _unit(scalp_loc / (self.scale * HEAD_RADII))
+        az, el = direction_angles(q)
+        out = hairline_at(_AZ_BINS, DEFAULT_HAIRLINE)
+        for i, a in enumerate(_AZ_BINS):
+            d = np.abs((az - a + 180) % 360 - 180)
+            sel = el[d < 7.5]
+            if len(sel) >= 3:
+                out[i] = np.percentile(sel, 3)
+        return out
+
+    def hairline_at(self, az: np.ndarray) -> np.ndarray:
+        return np.interp(az, _AZ_BINS, self.hairline, period=360.0)
+
+    # -- signed distance ------------------------------------------------------------
+    def _build_sdf(self, mesh: Mesh, v, f, voxels: int) -> None:
+        from scipy.spatial import cKDTree
+
+        rng = np.random.default_rng(0)
+        fn = _face_normals(v, f)
+        area = 0.5 * np.linalg.norm(np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]), axis=1)
+        lo, hi = v.min(0) - 0.04, v.max(0) + 0.04
+        h = float((hi - lo).max() / (voxels - 1))
+        n_s = int(np.clip(area.sum() / (0.35 * h) ** 2, 20000, 150000))
+        tri = rng.choice(len(f), n_s, p=area / area.sum())
+        r1, r2 = np.sqrt(rng.uniform(size=n_s)), rng.uniform(size=n_s)
+        bary = np.stack([1 - r1, r1 * (1 - r2), r1 * r2], 1)
+        samples = np.einsum("nk,nkd->nd", bary, v[f[tri]])
+        # Largest displacement any morph target gives each vertex (cap 3 cm).
+        disp = np.zeros(len(v))
+        for off in mesh.morph_targets.values():
+            if len(off) == len(v):
+                disp = np.maximum(disp, np.linalg.norm(off, axis=1))
+        disp = np.minimum(disp, 0.03)
+        s_disp = np.einsum("nk,nk->n", bary, disp[f[tri]])
+        dims = np.ceil((hi - lo) / h).astype(int) + 1
+        axes = [lo[i] + h * np.arange(dims[i]) for i in range(3)]
+        G = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+        dist, idx = cKDTree(samples).query(G, workers=1)
+        sign = np.sign(np.einsum("nd,nd->n", G - samples[idx], fn[tri[idx]]))
+        sign[sign == 0] = 1
+        sdf = (sign * dist - s_disp[idx]).reshape(dims)
+        self.grid_lo, self.grid_h, self.sdf_grid = lo, h, sdf.astype(np.float32)
+        self.grad_grid = np.stack(np.gradient(sdf, h), 0).astype(np.float32)
+
+    def sdf(self, x: np.ndarray, with_grad: bool = False):
+        """Conservative signed distance (m, negative inside) at world points N x 3."""
+        from scipy.ndimage import map_coordinates
+
+        c = ((x - self.grid_lo) / self.grid_h).T
+        d = map_coordinates(self.sdf_grid, c, order=1, mode="nearest")
+        if not with_grad:
+            return d
+        g = np.stack([map_coordinates(self.grad_grid[i], c, order=1, mode="nearest") for i in range(3)], 1)
+        return d, _unit(g)
+
+    def in_scalp(self, x: np.ndarray) -> np.ndarray:
+        _, i = self.tree.query(x)
+        return self.scalp_mask[i]
+
+
+@lru_cache(maxsize=1)
+def _canonical_scalp_stats():
+    v, _, sc = _canonical_geometry()
+    s = v[sc]
+    lo, hi = np.percentile(s, [1, 99], axis=0)
+    return lo, hi, float(s[:, 1].max())
+
+
+_fits: OrderedDict[str, HeadFit] = OrderedDict()
+
+
+def head_fit(mesh: Mesh, scalp: np.ndarray | None) -> HeadFit:
+    """The cached :class:`HeadFit` of a head (keyed by its vertices, faces, scalp and targets)."""
+    hsh = hashlib.blake2b(digest_size=16)
+    hsh.update(np.ascontiguousarray(mesh.vertices).tobytes())
+    hsh.update(np.ascontiguousarray(mesh.faces).tobytes())
+    if scalp is not None:
+        hsh.update(np.asarray(scalp, np.int64).tobytes())
+    for k in sorted(mesh.morph_targets):
+        hsh.update(k.encode())
+        hsh.update(np.ascontiguousarray(mesh.morph_targets[k]).tobytes()[:4096])
+    key = hsh.hexdigest()
+    if key not in _fits:
+        _fits[key] = HeadFit(mesh, scalp)
+        while len(_fits) > 4:
+            _fits.popitem(last=False)
+    _fits.move_to_end(key)
+    return _fits[key]
+
+
+def fit_strands(canon: np.ndarray, hf: HeadFit, iterations: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Fit canonical strands (S x P x 3) to a head; returns world strands and the kept mask."""
+    S, P, _ = canon.shape
+    if S == 0:
+        return canon.astype(np.float32), np.zeros(0, bool)
+    pts = canon.astype(np.float64)
+    # 1. Hairline: stretch root elevations so the canonical hairline meets the head's.
+    root = pts[:, 0]
+    q = _unit(root / HEAD_RADII)
+    az, el = direction_angles(q)
+    h_can = _canonical_hairline(az)
+    h_head = hf.hairline_at(az)
+    el2 = 90.0 - (90.0 - el) * (90.0 - h_head) / np.maximum(90.0 - h_can, 1.0)
+    el2 = np.where(el > h_can - 25.0, el2, el)
+    a, e = np.radians(az), np.radians(el2)
+    q2 = np.stack([np.cos(e) * np.sin(a), np.sin(e), np.cos(e) * np.cos(a)], 1)
+    pts += (q2 * HEAD_RADII * np.linalg.norm(root / HEAD_RADII, axis=1, keepdims=True) - root)[:, None]
+    # 2. Into the head frame, then slide each strand so its root sits on the real skin.
+    world = hf.to_world(pts.reshape(-1, 3)).reshape(S, P, 3)
+    r0 = world[:, 0]
+    ray = r0 - hf.centre
+    ts = np.linspace(0.4, 1.8, 57)
+    samples = hf.centre + ray[:, None] * ts[None, :, None]
+    d = hf.sdf(samples.reshape(-1, 3)).reshape(S, len(ts))
+    inside = d < 0
+    has = inside.any(1)
+    last_in = len(ts) - 1 - np.argmax(inside[:, ::-1], axis=1)
+    nxt = np.minimum(last_in + 1, len(ts) - 1)
+    d0, d1 = d[np.arange(S), last_in], d[np.arange(S), nxt]
+    frac = np.clip(d0 / np.minimum(d0 - d1, -1e-9), 0, 1)
+    t_hit = ts[last_in] + frac * (ts[nxt] - ts[last_in])
+    target = hf.centre + ray * np.where(has, t_hit, 1.0)[:, None]
+    world += (target - r0)[:, None]
+    keep = hf.in_scalp(world[:, 0])
+    # 3. Collision: push every point out along the distance gradient.
+    flat = world.reshape(-1, 3)
+    for _ in range(iterations):
+        dist = hf.sdf(flat)
+        bad = dist < SKIN_MARGIN
+        if not bad.any():
+            break
+        dd, g = hf.sdf(flat[bad], with_grad=True)
+        flat[bad] += (SKIN_MARGIN - dd + 0.0005)[:, None] * g
+    return flat.reshape(S, P, 3).astype(np.float32), keep
+
+
+@lru_cache(maxsize=1)
+def _canonical_fit_hairline() -> np.ndarray:
+    v, _, sc = _canonical_geometry()
+    hf = HeadFit.__new__(HeadFit)
+    hf.scale = np.ones(3)
+    return hf._measure_hairline(v[sc])
+
+
+def _canonical_hairline(az: np.ndarray) -> np.ndarray:
+    return np.interp(az, _AZ_BINS, _canonical_fit_hairline(), period=360.0)
+
+
+def front_camera(image_size=(512, 512), distance: float = 0.75, focal: float = 1.6) -> dict:
+    """A portrait camera in front of the canonical head (OpenCV axes, ``x_cam = R X + t``).
+
+    ``focal`` is in units of the longer image side; the head centre projects a little above
+    the image centre, as in a head-and-shoulders portrait.
+    """
+    w, h = image_size
+    f = focal * max(w, h)
+    K = np.array([[f, 0, w / 2], [0, f, h * 0.42], [0, 0, 1.0]])
+    R = np.diag([1.0, -1.0, -1.0])
+    t = np.array([0.0, 0.0, distance])
+    return {"K": K, "R": R, "t": t, "image_size": (int(w), int(h))}
+
+
+def canonical_avatar(image_size=(512, 512)):
+    """An Avatar of the canonical head with a frontal camera (thumbnails, tests, fallback)."""
+    from engines.types import Avatar
+
+    mesh, scalp = canonical_head()
+    return Avatar(mesh=mesh, scalp=scalp, camera=front_camera(image_size), name="canonical")

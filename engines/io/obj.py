@@ -1,0 +1,216 @@
+"""Wavefront OBJ (+ MTL + PNG) reading and writing.
+
+Each :class:`~engines.types.Mesh` becomes an ``o <name>`` object with its own material.
+Files beside the OBJ take the OBJ's stem (``head.obj`` -> ``head.mtl``, ``head.png``),
+never trimesh's shared ``material.mtl``, so two exports in one folder do not overwrite
+each other. Vertex colours are written as the widely read ``v x y z r g b`` extension.
+UVs use the OBJ convention (v = 0 at the bottom of the image), the same as ``Mesh.uv``.
+Morph targets have no place in OBJ; use GLB to keep them.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from engines.api import EngineError
+from engines.io import atomic_path
+from engines.io.gltf import colors_u8, png_bytes
+from engines.types import Mesh
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "mesh"
+
+
+def _rows(fmt: str, a: np.ndarray) -> str:
+    if len(a) == 0:
+        return ""
+    return (fmt * len(a)) % tuple(a.ravel().tolist())
+
+
+def write_obj(meshes: list[Mesh], path: str | os.PathLike) -> list[Path]:
+    """Write meshes as one OBJ with an MTL and one PNG per textured mesh. Atomic per file."""
+    path = Path(path)
+    stem = path.stem
+    mtl_path = path.with_suffix(".mtl")
+    textured = [m for m in meshes if m.texture is not None and m.uv is not None and len(m.uv) == len(m.vertices)]
+    lines = [f"# Capture Studio OBJ\nmtllib {mtl_path.name}\n"]
+    mtl = ["# Capture Studio MTL\n"]
+    written: list[Path] = []
+    used_names: set[str] = set()
+    offset = 0
+    for m in meshes:
+        if len(m.vertices) == 0 or len(m.faces) == 0:
+            raise EngineError(f"{path.name}: the mesh '{m.name}' is empty, so there is nothing to export.")
+        n = len(m.vertices)
+        mat = _safe(m.name)
+        while mat in used_names:
+            mat += "_"
+        used_names.add(mat)
+        lines.append(f"o {_safe(m.name)}\n")
+        cols = colors_u8(m.vertex_colors, n)
+        if cols is not None:
+            vc = np.hstack([m.vertices.astype(np.float64), cols[:, :3] / 255.0])
+            lines.append(_rows("v %.6f %.6f %.6f %.4f %.4f %.4f\n", vc))
+        else:
+            lines.append(_rows("v %.6f %.6f %.6f\n", m.vertices.astype(np.float64)))
+        has_uv = m.uv is not None and len(m.uv) == n
+        has_n = m.normals is not None and len(m.normals) == n
+        if has_uv:
+            lines.append(_rows("vt %.6f %.6f\n", m.uv.astype(np.float64)))
+        if has_n:
+            lines.append(_rows("vn %.5f %.5f %.5f\n", m.normals.astype(np.float64)))
+        lines.append(f"usemtl {mat}\n")
+        f = m.faces + 1 + offset
+        if has_uv and has_n:
+            lines.append(_rows("f %d/%d/%d %d/%d/%d %d/%d/%d\n", np.repeat(f, 3, axis=1)))
+        elif has_uv:
+            lines.append(_rows("f %d/%d %d/%d %d/%d\n", np.repeat(f, 2, axis=1)))
+        elif has_n:
+            lines.append(_rows("f %d//%d %d//%d %d//%d\n", np.repeat(f, 2, axis=1)))
+        else:
+            lines.append(_rows("f %d %d %d\n", f))
+        offset += n
+        mtl.append(f"newmtl {mat}\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\n")
+        if any(m is t for t in textured):
+            png = path.with_name(f"{stem}.png" if len(textured) == 1 else f"{stem}_{mat}.png")
+            with atomic_path(png) as tmp:
+                tmp.write_bytes(png_bytes(m.texture))
+            written.append(png)
+            mtl.append(f"map_Kd {png.name}\n")
+        mtl.append("\n")
+    with atomic_path(mtl_path) as tmp:
+        tmp.write_text("".join(mtl))
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(lines))
+    return [path, mtl_path, *written]
+
+
+# ----------------------------------------------------------------------------- reading
+def _read_mtl(path: Path) -> dict[str, Path]:
+    """material name -> texture path (map_Kd) for the textures that exist."""
+    out: dict[str, Path] = {}
+    if not path.exists():
+        return out
+    current = None
+    for line in path.read_text(errors="replace").splitlines():
+        parts = line.strip().split()
+        if not parts:
+            continue
+        if parts[0] == "newmtl" and len(parts) > 1:
+            current = " ".join(parts[1:])
+        elif parts[0] == "map_Kd" and current is not None and len(parts) > 1:
+            tex = path.parent / parts[-1].replace("\\", "/")
+            if tex.exists():
+                out[current] = tex
+    return out
+
+
+def _vertices(lines: list[str]) -> np.ndarray:
+    """'x y z [r g b]' strings -> N x 6 (NaN colour where none is given)."""
+    n = len(lines)
+    if n == 0:
+        return np.zeros((0, 6))
+    tok = " ".join(lines).split()
+    if len(tok) in (3 * n, 6 * n):
+        a = np.array(tok, np.float64).reshape(n, -1)
+    else:  # mixed widths (e.g. "x y z w" or colours on some lines only)
+        a = np.array([(r[:6] if len(r) >= 6 else r[:3] + ["nan"] * 3) for r in (x.split() for x in lines)], np.float64)
+    return a if a.shape[1] == 6 else np.hstack([a, np.full((n, 3), np.nan)])
+
+
+def _faces(lines: list[str]) -> np.ndarray:
+    """Face strings ('1/1/1 2/2/2 3/3/3', polygons fan-triangulated) -> T x 3 corners x (v, vt, vn), 1-based, 0 = none."""
+    first = lines[0].split()[0]
+    k = 3 if "//" in first else first.count("/") + 1
+    text = " ".join(lines).replace("//", "/0/").replace("/", " ")
+    tok = text.split()
+    if len(tok) == 3 * k * len(lines):  # fast path: all triangles in one layout
+        c = np.array(tok, np.int64).reshape(-1, 3, k)
+    else:
+        rows = []
+        for line in lines:
+            corners = [([int(x) if x else 0 for x in cc.split("/")] + [0, 0])[:3] for cc in line.split()]
+            rows += [[corners[0], corners[i], corners[i + 1]] for i in range(1, len(corners) - 1)]
+        c = np.array(rows, np.int64).reshape(-1, 3, 3)
+    if c.shape[2] < 3:
+        c = np.concatenate([c, np.zeros(c.shape[:2] + (3 - c.shape[2],), np.int64)], axis=2)
+    return c
+
+
+def _absolute(face: str, counts: tuple[int, int, int]) -> str:
+    """Rewrite relative (negative) OBJ indices in one face as absolute ones."""
+    out = []
+    for corner in face.split():
+        ids = corner.split("/")
+        out.append("/".join(str(counts[j] + int(x) + 1) if x.startswith("-") else x for j, x in enumerate(ids)))
+    return " ".join(out)
+
+
+def read_obj(path: str | os.PathLike) -> list[Mesh]:
+    """Read an OBJ into one Mesh per object (and material), with UVs, normals, textures."""
+    from engines.io.images import read_image
+
+    path = Path(path)
+    if not path.exists():
+        raise EngineError(f"{path}: no such file. Check the path or choose the file again.")
+    v, vt, vn = [], [], []
+    parts: dict[tuple[str, str], list[str]] = {}
+    obj, mat, mtllibs = "mesh", "", []
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as e:
+        raise EngineError(f"{path.name}: could not be read ({e}).") from None
+    has_o = "\no " in text or text.startswith("o ")
+    faces = parts.setdefault((obj, mat), [])
+    for line in text.splitlines():
+        key = line[:2]
+        if key == "v ":
+            v.append(line[2:])
+        elif key == "f ":
+            f = line[2:]
+            faces.append(_absolute(f, (len(v), len(vt), len(vn))) if "-" in f else f)
+        elif key == "vt":
+            vt.append(" ".join(line[3:].split()[:2]))
+        elif key == "vn":
+            vn.append(line[3:])
+        elif key in ("o ", "g ", "us", "mt"):
+            p = line.split()
+            if p[0] == "o" or (p[0] == "g" and not has_o):
+                obj = " ".join(p[1:]) or "mesh"
+            elif p[0] == "usemtl":
+                mat = " ".join(p[1:])
+            elif p[0] == "mtllib":
+                mtllibs.append(" ".join(p[1:]))
+            faces = parts.setdefault((obj, mat), [])
+    parts = {k: x for k, x in parts.items() if x}
+    try:
+        V = _vertices(v)
+        VT = np.array(" ".join(vt).split(), np.float64).reshape(-1, 2)
+        VN = np.array(" ".join(vn).split(), np.float64).reshape(-1, 3)
+        corners = {k: _faces(x) for k, x in parts.items()}
+    except (ValueError, IndexError):
+        raise EngineError(f"{path.name}: holds lines that are not valid OBJ. Export the file again.") from None
+    if not len(V) or not parts:
+        raise EngineError(f"{path.name}: holds no triangles (not an OBJ mesh, or an empty one).")
+    textures: dict[str, Path] = {}
+    for lib in mtllibs:
+        textures.update(_read_mtl(path.parent / lib))
+    meshes = []
+    for (o, m), c in corners.items():
+        c -= 1  # 1-based -> 0-based; missing ids become -1
+        if (c[:, :, 0] < 0).any() or c[:, :, 0].max() >= len(V):
+            raise EngineError(f"{path.name}: a face refers to a vertex that does not exist. Export the file again.")
+        uniq, inv = np.unique(c.reshape(-1, 3), axis=0, return_inverse=True)
+        vi, ti, ni = uniq[:, 0], uniq[:, 1], uniq[:, 2]
+        uv = VT[ti] if len(VT) and (ti >= 0).all() and ti.max() < len(VT) else None
+        normals = VN[ni] if len(VN) and (ni >= 0).all() and ni.max() < len(VN) else None
+        rgb = V[vi, 3:6]
+        cols = np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8) if np.isfinite(rgb).all() else None
+        tex = read_image(textures[m]).pixels if m in textures and uv is not None else None
+        name = o if sum(1 for x, _ in parts if x == o) == 1 else f"{o}_{m}"
+        meshes.append(Mesh(V[vi, :3], inv.reshape(-1, 3), normals, uv, tex, cols, name=name))
+    return meshes

@@ -1,0 +1,220 @@
+"""Per-view depth maps on the CPU: plane-sweep stereo with multi-view consistency filtering.
+
+pycolmap's PatchMatch stereo needs CUDA, so dense depth here is the classical plane sweep
+(Collins 1996; Gallup et al., "Real-time plane-sweeping stereo with multiple sweeping
+directions", CVPR 2007): for each reference view, fronto-parallel planes sampled
+uniformly in inverse depth induce homographies into its neighbour views; the
+zero-mean normalised cross-correlation (NCC) of warped windows scores each plane, the
+scores of the best two neighbours are averaged (robust to occlusion, as in Kang et al.
+2001), and the best plane is refined to sub-plane accuracy with a parabola.
+Depths are then kept only where they agree with at least two neighbours' depth maps
+(the geometric consistency test of COLMAP's fusion, Schonberger et al. ECCV 2016).
+Neighbours are picked by triangulation angle, as in COLMAP's view selection.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engines.api import CancelToken, no_progress
+
+
+@dataclass
+class ViewDepth:
+    """A depth map (z along the optical axis, NaN = unknown) with its camera."""
+
+    name: str
+    depth: np.ndarray
+    score: np.ndarray
+    K: np.ndarray
+    R: np.ndarray
+    t: np.ndarray
+    rgb: np.ndarray
+
+
+def scale_intrinsics(K: np.ndarray, s: float) -> np.ndarray:
+    """K for an image resized by ``s`` (OpenCV pixel-centre convention)."""
+    K = K.copy().astype(np.float64)
+    K[0, 0] *= s
+    K[1, 1] *= s
+    K[0, 2] = s * (K[0, 2] + 0.5) - 0.5
+    K[1, 2] = s * (K[1, 2] + 0.5) - 0.5
+    return K
+
+
+def select_neighbors(cams, i: int, k: int = 4, min_deg: float = 4.0, max_deg: float = 45.0,
+                     center: np.ndarray | None = None) -> list[int]:
+    """Up to ``k`` views that see the scene centre at a good triangulation angle from view i."""
+    C = cams.centers
+    if center is None:
+        center = C.mean(0)
+    rays = center - C
+    rays /= np.linalg.norm(rays, axis=1, keepdims=True) + 1e-12
+    fwd = cams.R[:, 2, :]
+    ang = np.degrees(np.arccos(np.clip(rays @ rays[i], -1, 1)))
+    same_dir = fwd @ fwd[i] > np.cos(np.radians(75))
+    ok = (ang >= min_deg) & (ang <= max_deg) & same_dir
+    ok[i] = False
+    cand = np.flatnonzero(ok)
+    if len(cand) < 2:  # few views: take the nearest by angle, whatever it is
+        cand = np.array([j for j in np.argsort(ang) if j != i and same_dir[j]][:k], int)
+    # prefer ~15 degrees: enough baseline for depth, similar enough for matching
+    order = np.argsort(np.abs(ang[cand] - 15.0))
+    return [int(j) for j in cand[order][:k]]
+
+
+def depth_range(K, R, t, size, points: np.ndarray) -> tuple[float, float] | None:
+    """Near/far depth of the sparse points seen inside the image, with a margin."""
+    if len(points) == 0:
+        return None
+    x = points @ R.T + t
+    z = x[:, 2]
+    uv = x[:, :2] / np.maximum(z[:, None], 1e-9) * [K[0, 0], K[1, 1]] + [K[0, 2], K[1, 2]]
+    ok = (z > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < size[0]) & (uv[:, 1] >= 0) & (uv[:, 1] < size[1])
+    if ok.sum() < 8:
+        return None
+    lo, hi = np.percentile(z[ok], [1, 99])
+    return float(lo * 0.8), float(hi * 1.25)
+
+
+def _box(a: np.ndarray, win: int) -> np.ndarray:
+    import cv2
+
+    return cv2.boxFilter(a, cv2.CV_32F, (win, win), normalize=True, borderType=cv2.BORDER_REFLECT)
+
+
+def plane_sweep(ref: np.ndarray, srcs: list[np.ndarray], K_ref, K_srcs, R_rels, t_rels,
+                dmin: float, dmax: float, n_planes: int = 64, window: int = 7,
+                min_texture: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """Depth and NCC score for the grey float32 ``ref`` image from source images.
+
+    ``R_rels``/``t_rels`` map reference-camera points into each source camera.
+    """
+    import cv2
+
+    h, w = ref.shape
+    inv = np.linspace(1.0 / dmax, 1.0 / dmin, n_planes)  # uniform in disparity
+    mu_r = _box(ref, window)
+    var_r = np.maximum(_box(ref * ref, window) - mu_r * mu_r, 0)
+    sd_r = np.sqrt(var_r)
+    Kinv = np.linalg.inv(K_ref)
+    n = np.array([[0.0, 0.0, 1.0]])
+    cost = np.full((n_planes, h, w), -1.0, np.float32)
+    per_src = np.empty((len(srcs), h, w), np.float32)
+    ones = np.ones_like(srcs[0], np.uint8)
+    for p, invd in enumerate(inv):
+        for s, (src, Ks, Rr, tr) in enumerate(zip(srcs, K_srcs, R_rels, t_rels)):
+            H = Ks @ (Rr + np.outer(tr, n) * invd) @ Kinv
+            # no NaN border: box filters run on sums, so one NaN would spread everywhere
+            warped = cv2.warpPerspective(src, H, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            inside = cv2.warpPerspective(ones, H, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+                                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            mu_s = _box(warped, window)
+            var_s = _box(warped * warped, window) - mu_s * mu_s
+            cov = _box(warped * ref, window) - mu_s * mu_r
+            ncc = cov / (sd_r * np.sqrt(np.maximum(var_s, 0)) + 1e-3)
+            per_src[s] = np.where((inside > 0) & (var_s > min_texture ** 2), ncc, -1.0)
+        if len(srcs) >= 2:  # mean of the best two: a view that is occluded does not veto
+            top = -np.partition(-per_src, 1, axis=0)[:2]
+            cost[p] = top.mean(0)
+        else:
+            cost[p] = per_src[0]
+    best = np.argmax(cost, axis=0)
+    score = np.take_along_axis(cost, best[None], 0)[0]
+    # parabola through the neighbouring planes' scores, in inverse depth
+    b0 = np.clip(best - 1, 0, n_planes - 1)
+    b2 = np.clip(best + 1, 0, n_planes - 1)
+    c0 = np.take_along_axis(cost, b0[None], 0)[0]
+    c2 = np.take_along_axis(cost, b2[None], 0)[0]
+    denom = c0 - 2 * score + c2
+    curved = (denom < -1e-6) & (best > 0) & (best < n_planes - 1)
+    off = np.zeros_like(score)
+    off[curved] = 0.5 * (c0 - c2)[curved] / denom[curved]
+    step = inv[1] - inv[0] if n_planes > 1 else 0.0
+    invd = inv[best] + np.clip(off, -0.5, 0.5) * step
+    depth = (1.0 / invd).astype(np.float32)
+    edge = (best == 0) | (best == n_planes - 1)
+    depth[(sd_r < min_texture) | edge] = np.nan
+    return depth, score
+
+
+def consistency_mask(i: int, maps: list[ViewDepth], neighbors: list[int], rel_tol: float = 0.01,
+                     min_agree: int = 2) -> np.ndarray:
+    """Pixels of map i whose 3D point lands on the same depth in >= min_agree neighbours."""
+    ref = maps[i]
+    h, w = ref.depth.shape
+    ys, xs = np.mgrid[0:h, 0:w]
+    d = ref.depth
+    valid = np.isfinite(d)
+    pts_cam = np.stack([(xs - ref.K[0, 2]) / ref.K[0, 0] * d, (ys - ref.K[1, 2]) / ref.K[1, 1] * d, d], -1)
+    P = (pts_cam[valid] - ref.t) @ ref.R  # camera -> world: R^T (x - t)
+    agree = np.zeros(len(P), np.int32)
+    for j in neighbors:
+        m = maps[j]
+        x = P @ m.R.T + m.t
+        z = x[:, 2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            u = np.round(x[:, 0] / z * m.K[0, 0] + m.K[0, 2]).astype(np.int64)
+            v = np.round(x[:, 1] / z * m.K[1, 1] + m.K[1, 2]).astype(np.int64)
+        hj, wj = m.depth.shape
+        ins = (z > 0) & (u >= 0) & (u < wj) & (v >= 0) & (v < hj)
+        dj = np.full(len(P), np.nan, np.float32)
+        dj[ins] = m.depth[v[ins], u[ins]]
+        agree += (np.abs(dj - z) < rel_tol * z).astype(np.int32)
+    need = min(min_agree, len(neighbors))
+    out = np.zeros_like(valid)
+    out[valid] = agree >= need
+    return out
+
+
+def compute_depth_maps(images: dict[str, np.ndarray], cams, points: np.ndarray, max_size: int = 400,
+                       n_planes: int = 64, n_neighbors: int = 4, min_score: float = 0.5,
+                       rel_tol: float = 0.01, progress=no_progress,
+                       cancel: CancelToken | None = None) -> list[ViewDepth]:
+    """Filtered depth maps for every registered camera (``images`` by camera name, RGB)."""
+    import cv2
+
+    cancel = cancel or CancelToken()
+    n = len(cams)
+    center = np.median(points, axis=0) if len(points) >= 10 else None
+    grays, rgbs, Ks = [], [], []
+    for i, name in enumerate(cams.names):
+        rgb = images[name]
+        if cams.k1 is not None and abs(cams.k1[i]) > 1e-6:
+            rgb = cv2.undistort(rgb, cams.K[i], np.array([cams.k1[i], 0, 0, 0], np.float64))
+        h, w = rgb.shape[:2]
+        s = min(1.0, max_size / max(h, w))
+        if s < 1.0:
+            rgb = cv2.resize(rgb, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+        rgbs.append(rgb)
+        grays.append(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32))
+        Ks.append(scale_intrinsics(cams.K[i], rgb.shape[1] / w))
+    fallback = None
+    if len(points):
+        dist = np.linalg.norm(points - cams.centers.mean(0), axis=1)
+        fallback = (float(np.percentile(dist, 2)) * 0.3, float(np.percentile(dist, 98)) * 2.0)
+    maps, neigh = [], []
+    for i in range(n):
+        cancel.raise_if_set()
+        progress(i / n, f"Depth map {i + 1} of {n}")
+        nb = select_neighbors(cams, i, n_neighbors, center=center)
+        rng = depth_range(Ks[i], cams.R[i], cams.t[i], rgbs[i].shape[1::-1], points) or fallback
+        if not nb or rng is None:
+            d = np.full(grays[i].shape, np.nan, np.float32)
+            maps.append(ViewDepth(cams.names[i], d, np.zeros_like(d), Ks[i], cams.R[i], cams.t[i], rgbs[i]))
+            neigh.append(nb)
+            continue
+        R_rel = [cams.R[j] @ cams.R[i].T for j in nb]
+        t_rel = [cams.t[j] - R @ cams.t[i] for j, R in zip(nb, R_rel)]
+        depth, score = plane_sweep(grays[i], [grays[j] for j in nb], Ks[i], [Ks[j] for j in nb],
+                                   R_rel, t_rel, rng[0], rng[1], n_planes)
+        depth[score < min_score] = np.nan
+        maps.append(ViewDepth(cams.names[i], depth, score, Ks[i], cams.R[i], cams.t[i], rgbs[i]))
+        neigh.append(nb)
+    progress(1.0, "Checking depth maps against each other")
+    keep = [consistency_mask(i, maps, neigh[i], rel_tol) for i in range(n)]
+    for m, k in zip(maps, keep):
+        m.depth = np.where(k, m.depth, np.nan).astype(np.float32)
+    return maps

@@ -1,0 +1,234 @@
+"""Multi-view reconstruction engine: photos or an orbit video to cameras, points, a mesh
+or voxels, on the CPU.
+
+Stages (each one includes the ones before it, except voxels which needs only cameras):
+
+* ``cameras``: structure from motion (pycolmap) -> sparse points + camera frusta;
+* ``points``:  plane-sweep depth maps + TSDF fusion -> fused coloured point cloud;
+* ``mesh``:    TSDF marching cubes or screened Poisson -> cleaned, decimated mesh with a
+  texture atlas (or vertex colours);
+* ``voxels``:  visual hull from silhouettes -> voxels and their marching-cubes mesh.
+
+See the modules for the methods and papers: :mod:`.frames`, :mod:`.sfm`, :mod:`.dense`,
+:mod:`.fusion`, :mod:`.hull`.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from engines.api import CancelToken, Engine, EngineError, Result
+from engines.types import ImageSet, Mesh, PointCloud, VideoClip
+
+
+def _sub(progress, lo: float, hi: float):
+    return lambda f, msg="": progress(lo + (hi - lo) * min(max(f, 0.0), 1.0), msg)
+
+
+def level_scene(model) -> None:
+    """Move the SfM frame so that the cameras' mean 'up' is +Y and the points are centred
+    (SfM's frame is arbitrary; this makes the viewport's front/top views meaningful)."""
+    cams = model.cameras
+    up = -cams.R[:, 1, :].mean(0)
+    up /= np.linalg.norm(up) + 1e-12
+    y = np.array([0.0, 1.0, 0.0])
+    v, c = np.cross(up, y), float(up @ y)
+    if np.linalg.norm(v) < 1e-9:
+        Q = np.eye(3) if c > 0 else np.diag([1.0, -1.0, -1.0])
+    else:
+        vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+        Q = np.eye(3) + vx + vx @ vx / (1 + c)
+    centre = np.median(model.points, 0) if len(model.points) >= 10 else cams.centers.mean(0)
+    model.points = (model.points - centre) @ Q.T
+    new_t = cams.t + np.einsum("nij,j->ni", cams.R, centre)
+    cams.R = np.einsum("nij,kj->nik", cams.R, Q)
+    cams.t = new_t
+
+
+class MultiViewEngine(Engine):
+    """Photos or an orbit video to cameras, a point cloud, a textured mesh or voxels."""
+
+    name = "multiview"
+    title = "Multi-view reconstruction"
+    description = ("Structure from motion (COLMAP), plane-sweep stereo and TSDF fusion on the CPU: "
+                   "cameras, a coloured point cloud, a textured mesh, or a visual hull.")
+    accepts = (ImageSet, VideoClip)
+    produces = (Mesh, PointCloud)
+
+    class Params(BaseModel):
+        stages: Literal["cameras", "points", "mesh", "voxels"] = Field(
+            "mesh", description="How far to go: cameras only, fused point cloud, mesh, or visual-hull voxels")
+        matching: Literal["auto", "exhaustive", "sequential"] = Field(
+            "auto", description="Feature matching: every pair (photos), neighbours in order (video), or auto")
+        shared_intrinsics: bool = Field(True, description="All photos come from one camera and zoom setting")
+        focal_px: float = Field(0.0, ge=0, le=100000, description="Known focal length in original-photo pixels "
+                                "(held fixed); 0 = estimate it")
+        cx: float = Field(0.0, ge=0, le=100000, description="Known principal point x (original pixels); 0 = image centre")
+        cy: float = Field(0.0, ge=0, le=100000, description="Known principal point y (original pixels); 0 = image centre")
+        max_image_size: int = Field(1000, ge=200, le=4000, description="Photos are scaled to this long side (px)")
+        max_features: int = Field(4096, ge=256, le=16384, description="SIFT features per image")
+        max_video_frames: int = Field(60, ge=20, le=80, description="Most frames picked from a video")
+        dense_image_size: int = Field(400, ge=128, le=2000, description="Long side of the depth maps (px)")
+        depth_planes: int = Field(64, ge=16, le=256, description="Depth hypotheses per view in plane sweep")
+        voxel_size: float = Field(0.0, ge=0, description="TSDF voxel size in scene units; 0 = scene size / 200")
+        surface: Literal["tsdf", "poisson"] = Field("tsdf", description="TSDF marching cubes or screened Poisson")
+        target_triangles: int = Field(50000, ge=0, le=5000000, description="Decimate to this many triangles (0 = keep all)")
+        texture: bool = Field(True, description="Bake a texture atlas from the photos (else vertex colours)")
+        texture_size: int = Field(2048, ge=256, le=8192, description="Texture atlas size (px)")
+        silhouette: Literal["background", "person"] = Field(
+            "background", description="Voxels: masks by difference to a plain background, or person segmentation")
+        hull_resolution: int = Field(128, ge=16, le=512, description="Voxels along the longest side of the hull")
+
+    def run(self, inputs, params, progress, cancel: CancelToken) -> Result:
+        from engines.multiview import frames, sfm
+
+        result = Result()
+        p = params
+        with result.stage("frames"):
+            progress(0.0, "Reading images")
+            views, notes = self._views(inputs, p, cancel)
+            result.notes += notes
+        n_in = len(views)
+        views, notes = frames.drop_duplicates(views)
+        result.notes += notes
+        if len(views) < frames.MIN_VIEWS:
+            raise EngineError(
+                f"Multi-view reconstruction needs at least {frames.MIN_VIEWS} different images of the scene; "
+                f"got {n_in}" + (f" ({len(views)} after removing duplicates)" if len(views) != n_in else "")
+                + ". Add photos taken from different viewpoints around the object.")
+        cancel.raise_if_set()
+
+        fixed = None
+        if p.focal_px > 0:
+            w0, _ = views[0].original_size
+            w, h = views[0].size
+            s = w / w0
+            cx = (p.cx if p.cx > 0 else w0 / 2.0) * s
+            cy = (p.cy if p.cy > 0 else views[0].original_size[1] / 2.0) * s
+            fixed = (p.focal_px * s, cx, cy)
+            result.notes.append(f"Intrinsics held fixed: f={fixed[0]:.1f}, cx={cx:.1f}, cy={cy:.1f} px "
+                                f"at the working size {w}x{h}.")
+        matching = p.matching
+        if matching == "auto":
+            matching = "sequential" if isinstance(inputs[0], VideoClip) or len(views) > 60 else "exhaustive"
+        with tempfile.TemporaryDirectory(prefix="multiview-") as tmp, result.stage("sfm"):
+            model = sfm.run_sfm(views, Path(tmp), matching, p.shared_intrinsics, fixed, p.max_features,
+                                progress=_sub(progress, 0.02, 0.35), cancel=cancel)
+        result.notes += model.notes
+        if model.registered < frames.MIN_VIEWS:
+            raise EngineError(
+                f"Only {model.registered} of {model.total_images} images could be placed. "
+                + (model.notes[-1] if model.notes else "") )
+        level_scene(model)
+        cams = model.cameras
+        scale = model.scene_scale()
+        result.metrics.update(
+            registered=model.registered, total_images=model.total_images,
+            mean_reprojection_error=round(model.mean_reprojection_error, 4),
+            sparse_points=int(len(model.points)), matching=matching,
+            focal_px=round(float(np.mean(cams.K[:, 0, 0])), 2), scene_size=round(scale, 4),
+            camera_centers={n: [round(float(x), 6) for x in c] for n, c in zip(cams.names, cams.centers)})
+        frusta = sfm.frusta_mesh(cams, 0.06 * scale)
+        sparse = sfm.sparse_cloud(model)
+        cancel.raise_if_set()
+        if p.stages == "cameras":
+            result.items = [sparse, frusta]
+            progress(1.0, "Cameras done")
+            return result
+        images = {v.name: v.rgb for v in views}
+        if p.stages == "voxels":
+            return self._voxels(result, model, images, frusta, p, progress, cancel)
+        return self._dense(result, model, images, frusta, sparse, p, progress, cancel)
+
+    # -- stages ----------------------------------------------------------------------
+    @staticmethod
+    def _views(inputs, p, cancel):
+        from engines.multiview import frames
+
+        src = inputs[0]
+        if isinstance(src, VideoClip):
+            return frames.pick_video_frames(src, p.max_image_size, max_frames=p.max_video_frames, cancel=cancel)
+        paths = [Path(x) for i in inputs for x in i.paths]
+        if len(paths) < frames.MIN_VIEWS:
+            raise EngineError(f"Multi-view reconstruction needs at least {frames.MIN_VIEWS} photos of the scene; "
+                              f"got {len(paths)}. Add photos taken from different viewpoints around the object.")
+        names = [x.name for x in paths]
+        if len(set(names)) != len(names):
+            raise EngineError("Two photos have the same file name; rename them or import one folder at a time.")
+        return frames.load_photos(paths, p.max_image_size, cancel)
+
+    def _dense(self, result, model, images, frusta, sparse, p, progress, cancel):
+        from engines.multiview import dense, fusion
+
+        cams = model.cameras
+        scale = model.scene_scale()
+        with result.stage("depth"):
+            maps = dense.compute_depth_maps(images, cams, model.points, p.dense_image_size, p.depth_planes,
+                                            progress=_sub(progress, 0.35, 0.7), cancel=cancel)
+        valid = float(np.mean([np.isfinite(m.depth).mean() for m in maps]))
+        result.metrics["depth_valid_fraction"] = round(valid, 4)
+        cancel.raise_if_set()
+        voxel = p.voxel_size if p.voxel_size > 0 else scale / 200.0
+        with result.stage("fusion"):
+            progress(0.72, "Fusing depth maps (TSDF)")
+            far = max(float(np.nanmax(m.depth)) if np.isfinite(m.depth).any() else 0.0 for m in maps)
+            if far <= 0:
+                raise EngineError("No depth could be measured in any photo: the surfaces may lack texture, "
+                                  "or the photos are too far apart. Take more photos with more overlap.")
+            frames = [(m.depth, m.rgb, m.K, np.vstack([np.hstack([m.R, m.t[:, None]]), [0, 0, 0, 1]])) for m in maps]
+            vol = fusion.tsdf_fuse(frames, voxel, max_depth=far * 1.01)
+            target = p.target_triangles if p.stages == "mesh" else 0
+            mesh, points = fusion.surface_from_volume(vol, p.surface if p.stages == "mesh" else "tsdf", target)
+        result.metrics.update(voxel_size=round(voxel, 6), dense_points=int(len(points.points)))
+        cancel.raise_if_set()
+        if p.stages == "points":
+            result.items = [points, frusta, sparse]
+            progress(1.0, "Point cloud done")
+            return result
+        if p.texture:
+            with result.stage("texture"):
+                progress(0.88, "Baking the texture atlas")
+                photos = self._undistorted(images, cams)
+                mesh = fusion.bake_texture(mesh, photos, p.texture_size)
+        result.metrics["triangles"] = int(len(mesh.faces))
+        result.items = [mesh, points, frusta]
+        progress(1.0, "Mesh done")
+        return result
+
+    @staticmethod
+    def _undistorted(images, cams):
+        import cv2
+
+        out = []
+        for i, name in enumerate(cams.names):
+            rgb = images[name]
+            if cams.k1 is not None and abs(cams.k1[i]) > 1e-6:
+                rgb = cv2.undistort(rgb, cams.K[i], np.array([cams.k1[i], 0, 0, 0], np.float64))
+            out.append((rgb, cams.K[i], cams.R[i], cams.t[i]))
+        return out
+
+    def _voxels(self, result, model, images, frusta, p, progress, cancel):
+        from engines.multiview import hull
+
+        cams = model.cameras
+        with result.stage("hull"):
+            progress(0.4, "Finding silhouettes")
+            photos = self._undistorted(images, cams)
+            masks = hull.silhouettes([ph[0] for ph in photos], p.silhouette)
+            cancel.raise_if_set()
+            pts = model.points if len(model.points) >= 10 else cams.centers
+            lo, hi = np.percentile(pts, [1, 99], axis=0)
+            pad = 0.2 * (hi - lo)
+            progress(0.6, "Carving voxels")
+            occ, origin, vox = hull.carve(masks, cams.K, cams.R, cams.t, lo - pad, hi + pad,
+                                          p.hull_resolution, cancel=cancel)
+            mesh = hull.hull_mesh(occ, origin, vox)
+            voxels = hull.voxel_points(occ, origin, vox)
+        result.metrics.update(voxels=int(occ.sum()), voxel_size=round(vox, 6), triangles=int(len(mesh.faces)))
+        result.items = [mesh, voxels, frusta]
+        progress(1.0, "Voxels done")
+        return result

@@ -1,0 +1,250 @@
+"""Video virtual try-on: a garment photo on the person in a video, steady over time.
+
+Follows Hu Ankang, "Video virtual try-on based on optical flow improvement" (2023):
+per frame, body landmarks (MediaPipe Pose, :mod:`.person`) drive a regularised
+thin-plate-spline warp of the garment (:mod:`.tps`, eq. 1-2), the warped garment is
+composited over the torso (:mod:`.composite`) and blended with the previous frame's
+garment carried by optical flow (:mod:`.temporal`, eq. 5). The paper's learned U-Net
+generator (trained on VVT) is not available offline; the classical generator in
+:mod:`.composite` stands in for it behind the :class:`GarmentGenerator` protocol, and
+``TryOnEngine(generator=...)`` plugs in another.
+
+Big videos are processed at a working resolution (long side ``working_size``) and the
+garment layer is scaled back up, so the output keeps the source resolution and every
+pixel outside the garment is the source pixel.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from engines.api import EngineError, Engine, Result
+from engines.types import Image, VideoClip, VideoResult
+
+
+def _cache_dir() -> Path:
+    root = Path(tempfile.gettempdir()) / "capture-studio" / "tryon"
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="run-", dir=root))
+
+
+def _nanmean(values: list[float]) -> float | None:
+    v = [x for x in values if np.isfinite(x)]
+    return float(np.mean(v)) if v else None
+
+
+class TryOnEngine(Engine):
+    """Put a garment photo on the person in a video, frame by frame, without jitter."""
+
+    name = "tryon"
+    title = "Video try-on"
+    description = ("Dress the person in a video in a garment photo (a top on a plain or transparent "
+                   "background): pose-driven regularised TPS warp, shading from the original "
+                   "clothes, optical-flow temporal smoothing (Hu 2023). Classical method; no "
+                   "learned generator is used.")
+    accepts = (VideoClip, Image)
+    produces = (VideoResult,)
+    min_inputs = 2
+    max_inputs = 2
+
+    class Params(BaseModel):
+        temporal: Literal["on", "off"] = Field(
+            "on", description="Blend each frame's garment with the previous one along the optical flow (eq. 5).")
+        temporal_weight: float = Field(
+            0.6, ge=0.0, le=0.95, description="Weight of the flow-warped previous garment in the blend (w in eq. 5).")
+        regularisation: float = Field(
+            1.0, ge=0.0, le=50.0,
+            description="Strength of the control-grid regularisation (eq. 1-2); 0 = plain landmark TPS.")
+        grid: int = Field(5, ge=5, le=10, description="Control grid size (grid x grid points).")
+        shading: float = Field(
+            0.7, ge=0.0, le=1.0, description="How much of the original clothing's shading (folds, light) to keep.")
+        feather: float = Field(1.2, ge=0.0, le=8.0, description="Softness of the garment edge, in pixels.")
+        working_size: int = Field(
+            640, ge=128, le=4096, description="Long side (px) the frames are processed at; output keeps source size.")
+        segmenter: Literal["pose", "selfie"] = Field(
+            "pose", description="Person mask from the pose model or from MediaPipe selfie segmentation.")
+        smoothing: float = Field(
+            1.0, ge=0.05, le=20.0, description="One Euro filter minimum cut-off (Hz); lower = steadier landmarks.")
+        garment_mask: str = Field(
+            "", description="Optional mask image for the garment (white garment on black), for busy backgrounds.")
+        max_frames: int = Field(0, ge=0, description="Process only the first N frames (0 = all).")
+
+    def __init__(self, generator=None):
+        self.generator = generator
+
+    # ---------------------------------------------------------------------------------
+    def run(self, inputs, params, progress, cancel) -> Result:
+        import cv2
+
+        from engines.tryon import composite as C
+        from engines.tryon import tps as T
+        from engines.tryon.garment import prepare_garment
+        from engines.tryon.person import PersonTracker
+        from engines.tryon.temporal import TemporalBlender, edge_jitter, warping_error
+
+        self.check_inputs(inputs)
+        clips = [i for i in inputs if isinstance(i, VideoClip)]
+        photos = [i for i in inputs if isinstance(i, Image)]
+        if len(clips) != 1 or len(photos) != 1:
+            raise EngineError("Video try-on needs one video of a person and one garment photo.")
+        clip, photo = clips[0], photos[0]
+        vname = Path(clip.path).name
+        gname = photo.path.name if photo.path else "the garment photo"
+        result = Result()
+
+        progress(0.0, "Reading the garment")
+        with result.stage("garment"):
+            user_mask = None
+            if params.garment_mask:
+                from engines.io.images import read_image
+
+                mp = Path(params.garment_mask)
+                if not mp.exists():
+                    raise EngineError(f"Garment mask {mp}: no such file. Choose the mask image again.")
+                user_mask = read_image(mp).pixels.astype(np.float32)
+            garment = prepare_garment(photo.pixels, user_mask, gname)
+        result.notes += garment.notes
+        cancel.raise_if_set()
+
+        if clip.frame_count <= 0:
+            raise EngineError(f"{vname} has no frames: choose another video.")
+        n_total = clip.frame_count if not params.max_frames else min(clip.frame_count, params.max_frames)
+        W, H = clip.width, clip.height
+        scale = min(1.0, params.working_size / max(W, H))
+        ww, wh = max(2, round(W * scale)), max(2, round(H * scale))
+        if scale < 1.0:
+            result.notes.append(
+                f"{vname} ({W}x{H}) was processed at {ww}x{wh} (working_size={params.working_size}); "
+                f"the garment layer is scaled back and the video keeps its {W}x{H} size.")
+
+        generator = self.generator or C.ClassicalGenerator(params.shading, params.feather)
+        blender = TemporalBlender(params.temporal_weight if params.temporal == "on" else 0.0)
+        out_dir = _cache_dir()
+        out_path = out_dir / f"{Path(clip.path).stem}_tryon.mp4"
+        from engines.io.video import VideoWriter
+
+        no_person: list[int] = []
+        errs, jitters, dist_loss, slope_loss = [], [], [], []
+        prev_grey = prev_box = None
+        count = 0
+        t0 = time.perf_counter()
+        try:
+            with PersonTracker(clip.fps, params.segmenter, min_cutoff=params.smoothing) as tracker, \
+                    VideoWriter(out_path, clip.fps, (W, H)) as writer:
+                for i, frame in enumerate(clip.frames(0, n_total)):
+                    cancel.raise_if_set()
+                    if frame.shape[:2] != (H, W):
+                        frame = cv2.resize(frame, (W, H), interpolation=cv2.INTER_AREA)
+                    work = frame if scale == 1.0 else cv2.resize(frame, (ww, wh), interpolation=cv2.INTER_AREA)
+                    grey = cv2.cvtColor(work, cv2.COLOR_RGB2GRAY)
+                    with result.stage("person"):
+                        person = tracker(work)
+                    if person is None:
+                        no_person.append(i)
+                        blender.reset()
+                        prev_grey = prev_box = None
+                        with result.stage("write"):
+                            writer.write(frame)
+                        count += 1
+                        progress((i + 1) / n_total, f"Frame {i + 1} of {n_total}: no person")
+                        continue
+                    with result.stage("warp"):
+                        g_pts, b_pts, wts, info = T.body_targets(garment.landmarks, person)
+                        warp = T.fit_warp(g_pts, b_pts, garment.parts["torso"], params.grid,
+                                          params.regularisation, wts)
+                        sleeves = [T.sleeve_affine(garment.landmarks, side, warp, person, info)
+                                   for side in ("left", "right")]
+                        d_l, s_l = T.grid_regularisation_loss(warp.dst / info["shoulder_width"], warp.grid)
+                        dist_loss.append(d_l)
+                        slope_loss.append(s_l)
+                        box = T.garment_box(garment, warp, sleeves, (wh, ww))
+                        if box is not None and prev_box is not None:
+                            box = (min(box[0], prev_box[0]), min(box[1], prev_box[1]),
+                                   max(box[2], prev_box[2]), max(box[3], prev_box[3]))
+                    if box is None:  # the garment lands outside the frame
+                        no_person.append(i)
+                        blender.reset()
+                        prev_grey = prev_box = None
+                        with result.stage("write"):
+                            writer.write(frame)
+                        count += 1
+                        continue
+                    x0, y0, x1, y1 = box
+                    with result.stage("warp"):
+                        crop = work[y0:y1, x0:x1]
+                        warped_rgb, warped_mask = C.warp_garment(
+                            garment, warp.shifted(-x0, -y0), crop.shape[:2],
+                            [T.shift_affine(A, -x0, -y0) for A in sleeves])
+                    with result.stage("render"):
+                        layer = generator.render(crop, person.cropped(x0, y0, x1, y1), warped_rgb, warped_mask)
+                    with result.stage("temporal"):
+                        back = valid = None
+                        if prev_grey is not None:
+                            back, valid = blender.flow(prev_grey[y0:y1, x0:x1], grey[y0:y1, x0:x1])
+                        prev = blender.previous(box)
+                        rgb, alpha = blender(layer.rgb, layer.alpha, back, valid, box)
+                        if back is not None:
+                            pre = rgb * alpha[:, :, None]
+                            region = np.maximum(alpha, prev[1]) > 0.5
+                            errs.append(warping_error(prev[0], pre, back, valid, region))
+                            jitters.append(edge_jitter(prev[1], alpha, back, valid))
+                        prev_grey, prev_box = grey, box
+                    with result.stage("composite"):
+                        out = frame.copy()
+                        if scale < 1.0:
+                            sx0, sy0 = int(x0 / scale), int(y0 / scale)
+                            sx1, sy1 = min(W, int(np.ceil(x1 / scale))), min(H, int(np.ceil(y1 / scale)))
+                            rgb = cv2.resize(rgb, (sx1 - sx0, sy1 - sy0), interpolation=cv2.INTER_LINEAR)
+                            alpha = cv2.resize(alpha, (sx1 - sx0, sy1 - sy0), interpolation=cv2.INTER_LINEAR)
+                        else:
+                            sx0, sy0, sx1, sy1 = x0, y0, x1, y1
+                        out[sy0:sy1, sx0:sx1] = C.composite(frame[sy0:sy1, sx0:sx1], C.GarmentLayer(rgb, alpha))
+                    with result.stage("write"):
+                        writer.write(out)
+                    count += 1
+                    progress((i + 1) / n_total, f"Frame {i + 1} of {n_total}")
+                if count == 0:
+                    raise EngineError(f"{vname}: no frame could be decoded. Check that the video plays, "
+                                      "or convert it to MP4 (H.264) and import it again.")
+                if len(no_person) == count:
+                    raise EngineError(
+                        f"No person found in any of the {count} frames of {vname}: use a video where a "
+                        "person faces the camera with both shoulders in view.")
+                crops = tracker.used_crops
+        except BaseException:
+            shutil.rmtree(out_dir, ignore_errors=True)
+            raise
+        elapsed = time.perf_counter() - t0
+
+        if no_person:
+            result.notes.append(
+                f"{len(no_person)} of {count} frames had no person and were left unchanged "
+                f"(first: frame {no_person[0]}).")
+        if crops:
+            result.notes.append(
+                f"The person was small in {crops} frames and was found with a people detector and a crop.")
+        result.items.append(VideoResult(fps=clip.fps, path=out_path, source=Path(clip.path),
+                                        name=f"{Path(clip.path).stem} try-on"))
+        result.metrics.update({
+            "frames": count,
+            "frames_with_person": count - len(no_person),
+            "frames_without_person": len(no_person),
+            "fps": count / elapsed if elapsed > 0 else None,
+            "working_size": [ww, wh],
+            "source_size": [W, H],
+            "temporal": params.temporal,
+            "temporal_warping_error": _nanmean(errs),
+            "edge_jitter_px": _nanmean(jitters),
+            "grid_distance_loss": _nanmean(dist_loss),
+            "grid_slope_loss": _nanmean(slope_loss),
+            "garment_mask_uncertain": garment.uncertain,
+        })
+        progress(1.0, "Done")
+        return result
+

@@ -1,0 +1,342 @@
+"""The garment photo: its mask and its landmarks.
+
+A designer's garment photo is a top on a transparent or plain background. The mask comes
+from the alpha channel when it has one; otherwise the background colour is estimated from
+the image border and pixels far from it (CIE Lab distance, Otsu threshold) are garment,
+refined with GrabCut (Rother et al., "GrabCut", SIGGRAPH 2004) when the background is busy.
+A mask whose background is busy or whose shape is implausible is reported as *uncertain*
+so the user can supply a mask image instead.
+
+Landmarks (neckline, shoulders, armpits, sleeve ends, hem corners) are read from the mask's
+row and column profiles, the same named points that clothing-landmark datasets use
+(DeepFashion's collar / sleeve / waistline / hem), found here geometrically because no
+landmark network is available offline.
+
+:func:`make_sample_garment` draws a procedural striped or checkered T-shirt: the sample
+input and the test garment whose pattern makes distortion measurable.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Clockwise T-shirt outline in unit coordinates (x right, y down); shared with tests.
+TSHIRT_OUTLINE = np.array([
+    (0.38, 0.06), (0.50, 0.13), (0.62, 0.06),            # neckline: left, centre dip, right
+    (0.78, 0.10), (0.97, 0.33), (0.87, 0.42),            # right shoulder, sleeve end out/in
+    (0.76, 0.32), (0.77, 0.95), (0.23, 0.95),            # right armpit, hem right/left
+    (0.24, 0.32), (0.13, 0.42), (0.03, 0.33),            # left armpit, sleeve end in/out
+    (0.22, 0.10),                                        # left shoulder
+], np.float64)
+
+LANDMARK_NAMES = (
+    "neck_left", "neck_centre", "neck_right", "shoulder_left", "shoulder_right",
+    "armpit_left", "armpit_right", "sleeve_left", "sleeve_right", "hem_left", "hem_right",
+)
+
+
+@dataclass
+class Garment:
+    """A garment ready to warp: RGB, a soft mask (0..1) and named landmarks (x, y px)."""
+
+    rgb: np.ndarray
+    mask: np.ndarray
+    landmarks: dict[str, np.ndarray]
+    uncertain: bool = False
+    notes: list[str] = field(default_factory=list)
+    parts: dict[str, np.ndarray] = field(default_factory=dict)
+    """Masks of "torso", "sleeve_left", "sleeve_right" (float32 0..1), split at the seams."""
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.rgb.shape[1]), int(self.rgb.shape[0])
+
+
+def make_sample_garment(width: int = 240, height: int = 260, pattern: str = "stripes",
+                        period: int = 16, background=(255, 255, 255), alpha: bool = False,
+                        busy_background: bool = False, seed: int = 0) -> np.ndarray:
+    """A T-shirt with stripes or a checkerboard on a plain (or busy, for tests) background.
+
+    Returns H x W x 3 uint8 RGB, or H x W x 4 RGBA with ``alpha=True``.
+    """
+    import cv2
+
+    ys, xs = np.mgrid[0:height, 0:width]
+    if pattern == "checker":
+        cells = ((xs // period) + (ys // period)) % 2
+        colours = np.array([[30, 60, 170], [235, 200, 40]], np.uint8)
+    else:
+        cells = (ys // period) % 2
+        colours = np.array([[200, 30, 45], [120, 170, 225]], np.uint8)
+    shirt = colours[cells]
+    poly = np.round(TSHIRT_OUTLINE * [width - 1, height - 1]).astype(np.int32)
+    mask = np.zeros((height, width), np.uint8)
+    cv2.fillPoly(mask, [poly], 255, lineType=cv2.LINE_8)
+    if busy_background:
+        rng = np.random.default_rng(seed)
+        noise = rng.integers(0, 256, (height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8)
+        bg = cv2.resize(noise, (width, height), interpolation=cv2.INTER_NEAREST)
+    else:
+        bg = np.empty((height, width, 3), np.uint8)
+        bg[:] = background
+    rgb = np.where(mask[:, :, None] > 0, shirt, bg).astype(np.uint8)
+    if alpha:
+        return np.dstack([np.where(mask[:, :, None] > 0, shirt, 0).astype(np.uint8), mask])
+    return rgb
+
+
+# ----------------------------------------------------------------------------- mask
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    import cv2
+
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), 8)
+    if n <= 1:
+        return np.zeros_like(mask, dtype=bool)
+    best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    return labels == best
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    import cv2
+
+    m = mask.astype(np.uint8) * 255
+    h, w = m.shape
+    flood = np.pad(m, 1)
+    ff = np.zeros((h + 4, w + 4), np.uint8)
+    cv2.floodFill(flood, ff, (0, 0), 255)
+    return (m > 0) | (flood[1:-1, 1:-1] == 0)
+
+
+def _border(img: np.ndarray, width: int) -> np.ndarray:
+    return np.concatenate([img[:width].reshape(-1, img.shape[-1]), img[-width:].reshape(-1, img.shape[-1]),
+                           img[:, :width].reshape(-1, img.shape[-1]), img[:, -width:].reshape(-1, img.shape[-1])])
+
+
+def garment_mask(pixels: np.ndarray, user_mask: np.ndarray | None = None, name: str = "garment image"):
+    """Mask of the garment: (mask float32 0..1, uncertain: bool, notes: list[str])."""
+    import cv2
+
+    notes: list[str] = []
+    rgb = pixels[:, :, :3] if pixels.ndim == 3 else np.repeat(pixels[:, :, None], 3, 2)
+    rgb = np.ascontiguousarray(rgb.astype(np.uint8))
+    h, w = rgb.shape[:2]
+    if user_mask is not None:
+        m = user_mask if user_mask.ndim == 2 else user_mask[:, :, :3].mean(axis=2)
+        if m.shape != (h, w):
+            m = cv2.resize(m.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+        m = (np.asarray(m, np.float32) / max(float(m.max()), 1e-6)) > 0.5
+        notes.append("Garment mask taken from the mask image you supplied.")
+        return _fill_holes(_largest_component(m)).astype(np.float32), False, notes
+    if pixels.ndim == 3 and pixels.shape[2] == 4:
+        a = pixels[:, :, 3].astype(np.float32)
+        a /= 65535.0 if pixels.dtype == np.uint16 else 255.0
+        if a.min() < 0.5 and a.max() > 0.5:
+            m = _fill_holes(_largest_component(a > 0.5))
+            return np.where(m, np.maximum(a, 0.5), a * 0).astype(np.float32), False, notes
+
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
+    bw = max(2, min(h, w) // 40)
+    border = _border(lab, bw)
+    bg = np.median(border, axis=0)
+    border_spread = float(np.median(np.linalg.norm(border - bg, axis=1)) + np.percentile(
+        np.linalg.norm(border - bg, axis=1), 90))
+    dist = np.linalg.norm(lab - bg, axis=2)
+    d8 = np.clip(dist * 2, 0, 255).astype(np.uint8)
+    otsu, _ = cv2.threshold(d8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    thr = max(otsu / 2.0, 6.0, border_spread * 1.5)
+    m = dist > thr
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    m = cv2.morphologyEx(m.astype(np.uint8), cv2.MORPH_OPEN, k) > 0
+    m = _fill_holes(_largest_component(m))
+    busy = border_spread > 12.0
+    if busy:
+        m = _grabcut(rgb, m)
+    frac = float(m.mean())
+    touches = float(np.mean(_border(m[:, :, None].astype(np.float32), 1)))
+    uncertain = busy or not (0.08 <= frac <= 0.92) or touches > 0.05
+    if uncertain:
+        why = "its background is busy" if busy else "the garment could not be told from its background"
+        notes.append(
+            f"The garment mask for {name} is uncertain ({why}). For a clean result photograph the "
+            "garment on a plain background, use a PNG with transparency, or supply a mask image "
+            "(white garment on black) with the garment_mask parameter."
+        )
+    if frac < 0.01:
+        from engines.api import EngineError
+
+        raise EngineError(
+            f"No garment found in {name}: photograph the top on a plain or transparent "
+            "background, or supply a mask image with the garment_mask parameter."
+        )
+    return m.astype(np.float32), uncertain, notes
+
+
+def _grabcut(rgb: np.ndarray, init: np.ndarray) -> np.ndarray:
+    """GrabCut seeded with the colour-threshold mask and a border of sure background."""
+    import cv2
+
+    h, w = init.shape
+    gc = np.where(init, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    b = max(2, min(h, w) // 40)
+    gc[:b], gc[-b:], gc[:, :b], gc[:, -b:] = cv2.GC_BGD, cv2.GC_BGD, cv2.GC_BGD, cv2.GC_BGD
+    if not (gc == cv2.GC_PR_FGD).any():
+        gc[h // 4: 3 * h // 4, w // 4: 3 * w // 4] = cv2.GC_PR_FGD
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.grabCut(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), gc, None, bgd, fgd, 4, cv2.GC_INIT_WITH_MASK)
+    m = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
+    return _fill_holes(_largest_component(m))
+
+
+# ----------------------------------------------------------------------------- landmarks
+def _run_around(row: np.ndarray, x: int) -> tuple[int, int] | None:
+    """The contiguous True run of ``row`` that contains (or is nearest to) column ``x``."""
+    xs = np.flatnonzero(row)
+    if xs.size == 0:
+        return None
+    x = int(xs[np.argmin(np.abs(xs - x))])
+    lo, hi = x, x
+    while lo > 0 and row[lo - 1]:
+        lo -= 1
+    while hi < row.size - 1 and row[hi + 1]:
+        hi += 1
+    return lo, hi
+
+
+def garment_landmarks(mask: np.ndarray) -> dict[str, np.ndarray]:
+    """Named garment landmarks (x, y in pixels) from a T-shirt-like mask.
+
+    Rows are scanned upward from the hem: the torso run (the run through the centre column)
+    keeps the body's width until the armpit, where it joins the sleeve and jumps outward.
+    Sleeve ends are the outermost columns; shoulders sit on the top edge above the armpits;
+    the neckline is the dip of the top edge between the collar points.
+    """
+    from engines.api import EngineError
+
+    m = mask > 0.5
+    ys, xs = np.nonzero(m)
+    if ys.size < 50:
+        raise EngineError("The garment mask is empty: supply a garment photo on a plain background.")
+    y0, y1 = int(ys.min()), int(ys.max())
+    x0, x1 = int(xs.min()), int(xs.max())
+    cx = int(round(np.median(xs)))
+    height = y1 - y0 + 1
+    runs = {}
+    for y in range(y0, y1 + 1):
+        r = _run_around(m[y], cx)
+        if r is not None:
+            runs[y] = r
+    # Body edge: median run extents over the lower half (below any sleeve).
+    lower = [runs[y] for y in range(y0 + height // 2, y1 - height // 20) if y in runs] or list(runs.values())
+    body_l = float(np.median([r[0] for r in lower]))
+    body_r = float(np.median([r[1] for r in lower]))
+    jump = max(3.0, 0.06 * (body_r - body_l))
+    arm_l = arm_r = None
+    for y in range(y1 - height // 20, y0 - 1, -1):
+        if y not in runs:
+            continue
+        lo, hi = runs[y]
+        if arm_l is None and lo < body_l - jump:
+            arm_l = (float(runs.get(y + 1, (lo, hi))[0]), float(y + 1))
+        if arm_r is None and hi > body_r + jump:
+            arm_r = (float(runs.get(y + 1, (lo, hi))[1]), float(y + 1))
+        if arm_l and arm_r:
+            break
+    top = np.full(m.shape[1], -1)
+    cols = m.any(axis=0)
+    top[cols] = np.argmax(m[:, cols], axis=0)
+    if arm_l is None:  # sleeveless: armpits a third of the way down the sides
+        arm_l = (body_l, y0 + height / 3.0)
+    if arm_r is None:
+        arm_r = (body_r, y0 + height / 3.0)
+    # Sleeve ends: the outermost 3 % of columns on each side, mid-height of the opening.
+    band = max(2, (x1 - x0) // 33)
+    left_cols = m[:, x0: x0 + band]
+    right_cols = m[:, x1 - band + 1: x1 + 1]
+    sl = (float(x0), float(np.nonzero(left_cols.any(axis=1))[0].mean()))
+    sr = (float(x1), float(np.nonzero(right_cols.any(axis=1))[0].mean()))
+    # Neckline: highest top-edge points either side of the centre, and the dip between.
+    half = max(3, int(0.25 * (body_r - body_l)))
+    lseg = np.arange(max(x0, cx - half), cx)
+    rseg = np.arange(cx + 1, min(x1, cx + half) + 1)
+    lseg, rseg = lseg[top[lseg] >= 0], rseg[top[rseg] >= 0]
+    if lseg.size == 0 or rseg.size == 0:
+        raise EngineError("Could not find the garment's neckline: the mask has no top edge near its centre.")
+    nl_x = int(lseg[np.argmin(top[lseg] + 1e-3 * (cx - lseg))])
+    nr_x = int(rseg[np.argmin(top[rseg] + 1e-3 * (rseg - cx))])
+    mid = np.arange(nl_x, nr_x + 1)
+    nc_x = int(mid[np.argmax(top[mid])]) if mid.size else cx
+
+    def on_top(x: float) -> tuple[float, float]:
+        xi = int(np.clip(round(x), x0, x1))
+        return float(xi), float(top[xi])
+
+    hem_y = float(y1)
+    hem_row = runs.get(y1 - max(1, height // 100), runs.get(y1))
+    lm = {
+        "neck_left": on_top(nl_x), "neck_centre": on_top(nc_x), "neck_right": on_top(nr_x),
+        "shoulder_left": on_top(arm_l[0]), "shoulder_right": on_top(arm_r[0]),
+        "armpit_left": arm_l, "armpit_right": arm_r,
+        "sleeve_left": sl, "sleeve_right": sr,
+        "hem_left": (float(hem_row[0]), hem_y), "hem_right": (float(hem_row[1]), hem_y),
+    }
+    return {k: np.asarray(v, np.float64) for k, v in lm.items()}
+
+
+def garment_parts(mask: np.ndarray, lm: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Split the mask into torso and sleeves along the shoulder-armpit seam lines.
+
+    A sleeve is the part of the mask beyond its seam line that is connected to the sleeve
+    end; everything else is torso. Sleeves are warped rigidly along the upper arm, the
+    torso by the regularised TPS (a part-based warp, as in Dong et al.'s MG-VTON and
+    most later try-on warpers, because no single smooth warp turns a flat sleeve down
+    along a hanging arm without bending the torso's pattern).
+    """
+    import cv2
+
+    m = mask > 0.5
+    h, w = m.shape
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    parts = {}
+    torso = m.copy()
+    for side, sign in (("left", 1.0), ("right", -1.0)):
+        s, a, e = lm[f"shoulder_{side}"], lm[f"armpit_{side}"], lm[f"sleeve_{side}"]
+        d = a - s
+        beyond = sign * ((xs - s[0]) * d[1] - (ys - s[1]) * d[0]) < 0
+        n, labels = cv2.connectedComponents((m & beyond).astype(np.uint8), connectivity=8)
+        ex, ey = int(np.clip(round(e[0]), 0, w - 1)), int(np.clip(round(e[1]), 0, h - 1))
+        lab = labels[ey, ex]
+        if lab == 0:  # the sleeve end sits on the outline: take the nearest labelled pixel
+            yy, xx = np.nonzero(labels)
+            if yy.size:
+                k = int(np.argmin((yy - ey) ** 2 + (xx - ex) ** 2))
+                lab = labels[yy[k], xx[k]]
+        sleeve = (labels == lab) if lab else np.zeros_like(m)
+        parts[f"sleeve_{side}"] = sleeve.astype(np.float32)
+        torso &= ~sleeve
+    parts["torso"] = torso.astype(np.float32)
+    return parts
+
+
+def prepare_garment(pixels: np.ndarray, user_mask: np.ndarray | None = None,
+                    name: str = "garment image", max_side: int = 512) -> Garment:
+    """Mask and landmarks of a garment photo, downscaled to at most ``max_side`` pixels."""
+    import cv2
+
+    h, w = pixels.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    if pixels.dtype == np.uint16:
+        pixels = (pixels >> 8).astype(np.uint8)
+    if scale < 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+        if user_mask is not None:
+            user_mask = cv2.resize(user_mask.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    mask, uncertain, notes = garment_mask(pixels, user_mask, name)
+    if pixels.ndim == 2:
+        rgb = np.repeat(pixels[:, :, None], 3, 2)
+    else:
+        rgb = pixels[:, :, :3]
+    lm = garment_landmarks(mask)
+    return Garment(np.ascontiguousarray(rgb, dtype=np.uint8), mask, lm, uncertain, notes,
+                   garment_parts(mask, lm))

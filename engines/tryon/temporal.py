@@ -1,0 +1,158 @@
+"""Keeping the garment steady from frame to frame with the source video's optical flow.
+
+Hu (2023), eq. 5: the garment layer of frame t is blended with the previous frame's
+output layer warped into frame t by the optical flow of the source video,
+
+    O_t = (1 - w M) * G_t + w M * warp(O_{t-1}, F_{t->t-1}),
+
+so the garment moves with the person and does not jitter at its edges. Flow is DIS
+(Kroeger et al., "Fast optical flow using dense inverse search", ECCV 2016, OpenCV's
+``DISOpticalFlow``). M is a forward-backward consistency mask (Sundaram, Brox and Keutzer,
+ECCV 2010): where the flow from t to t-1 and back does not return to its start the pixel
+was occluded or disoccluded, M is 0 and the current layer is used alone, so nothing
+ghosts. Layers are blended premultiplied (colour x alpha, alpha).
+
+:func:`warping_error` and :func:`edge_jitter` measure the result: the engine reports them
+and benchmarks/tryon.py compares them with the temporal module on and off.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    h, w = shape
+    return np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+
+
+def warp_by_flow(img: np.ndarray, flow: np.ndarray, grid=None) -> np.ndarray:
+    """Sample ``img`` at x + flow(x) (backward warping)."""
+    import cv2
+
+    gx, gy = grid if grid is not None else _grid(flow.shape[:2])
+    return cv2.remap(img, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+class FlowPair:
+    """Backward flow t -> t-1 and its forward-backward consistency mask, with DIS."""
+
+    def __init__(self, preset: str = "fast"):
+        import cv2
+
+        presets = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+                   "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+                   "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+        self._dis = cv2.DISOpticalFlow_create(presets[preset])
+        self._grid = None
+
+    def grid(self, shape):
+        if self._grid is None or self._grid[0].shape != tuple(shape):
+            self._grid = _grid(shape)
+        return self._grid
+
+    def __call__(self, grey_prev: np.ndarray, grey_cur: np.ndarray):
+        """(backward flow H x W x 2, consistency mask H x W float32 0..1)."""
+        grey_prev, grey_cur = np.ascontiguousarray(grey_prev), np.ascontiguousarray(grey_cur)
+        back = self._dis.calc(grey_cur, grey_prev, None)
+        fwd = self._dis.calc(grey_prev, grey_cur, None)
+        g = self.grid(grey_cur.shape)
+        fwd_at = warp_by_flow(fwd, back, g)
+        err = ((back + fwd_at) ** 2).sum(-1)
+        tol = 0.01 * ((back ** 2).sum(-1) + (fwd_at ** 2).sum(-1)) + 0.5
+        return back, (err <= tol).astype(np.float32)
+
+
+def _reframe(img: np.ndarray, box_from, box_to) -> np.ndarray:
+    """Move an image on box ``box_from`` onto box ``box_to`` (zeros where it did not reach)."""
+    fx0, fy0, fx1, fy1 = box_from
+    tx0, ty0, tx1, ty1 = box_to
+    out = np.zeros((ty1 - ty0, tx1 - tx0) + img.shape[2:], img.dtype)
+    x0, y0, x1, y1 = max(fx0, tx0), max(fy0, ty0), min(fx1, tx1), min(fy1, ty1)
+    if x1 > x0 and y1 > y0:
+        out[y0 - ty0:y1 - ty0, x0 - tx0:x1 - tx0] = img[y0 - fy0:y1 - fy0, x0 - fx0:x1 - fx0]
+    return out
+
+
+class TemporalBlender:
+    """Eq. 5 blending of garment layers along the flow; ``weight`` is w in eq. 5.
+
+    Layers live on a box of the frame (x0, y0, x1, y1) that may change from frame to
+    frame; the previous layer is moved onto the current box before it is warped.
+    """
+
+    def __init__(self, weight: float = 0.6, preset: str = "fast"):
+        self.weight = float(weight)
+        self.flow = FlowPair(preset)
+        self.prev: tuple[np.ndarray, np.ndarray, tuple] | None = None  # premultiplied rgb, alpha, box
+
+    def reset(self) -> None:
+        self.prev = None
+
+    def previous(self, box) -> tuple[np.ndarray, np.ndarray] | None:
+        """The previous output layer (premultiplied rgb, alpha) on ``box``."""
+        if self.prev is None:
+            return None
+        return _reframe(self.prev[0], self.prev[2], box), _reframe(self.prev[1], self.prev[2], box)
+
+    def __call__(self, rgb: np.ndarray, alpha: np.ndarray, back: np.ndarray | None,
+                 valid: np.ndarray | None, box=None) -> tuple[np.ndarray, np.ndarray]:
+        """Blend this frame's layer with the previous output; returns (rgb, alpha)."""
+        box = box or (0, 0, alpha.shape[1], alpha.shape[0])
+        pre = rgb * alpha[:, :, None]
+        prev = self.previous(box)
+        if prev is not None and back is not None and self.weight > 0:
+            g = self.flow.grid(alpha.shape)
+            p_pre = warp_by_flow(prev[0], back, g)
+            p_alpha = warp_by_flow(prev[1], back, g)
+            m = self.weight * valid
+            pre = pre * (1 - m[:, :, None]) + p_pre * m[:, :, None]
+            alpha = alpha * (1 - m) + p_alpha * m
+        self.prev = (pre.astype(np.float32), alpha.astype(np.float32), box)
+        out_rgb = np.where(alpha[:, :, None] > 1e-3, pre / np.maximum(alpha, 1e-3)[:, :, None], rgb)
+        return out_rgb.astype(np.float32), alpha.astype(np.float32)
+
+
+def warping_error(prev: np.ndarray, cur: np.ndarray, back: np.ndarray, valid: np.ndarray,
+                  region: np.ndarray) -> float:
+    """Mean flow-compensated L1 (0..255 per channel) between consecutive frames in ``region``."""
+    warped = warp_by_flow(prev.astype(np.float32), back)
+    sel = (region > 0.5) & (valid > 0.5)
+    if not sel.any():
+        return float("nan")
+    d = np.abs(cur.astype(np.float32) - warped)
+    return float(d[sel].mean())
+
+
+def _edges(alpha: np.ndarray, hem_only: bool) -> np.ndarray:
+    import cv2
+
+    m = (alpha > 0.5).astype(np.uint8)
+    edge = (m - cv2.erode(m, np.ones((3, 3), np.uint8))) > 0
+    h, w = m.shape
+    edge[:1], edge[-1:], edge[:, :1], edge[:, -1:] = False, False, False, False
+    if hem_only:
+        below = np.zeros_like(m)
+        below[:-2] = m[2:]
+        edge &= below == 0  # garment above, background below: a lower (hem) edge
+    return edge
+
+
+def edge_jitter(prev_alpha: np.ndarray, cur_alpha: np.ndarray, back: np.ndarray,
+                valid: np.ndarray, hem_only: bool = True) -> float:
+    """Mean distance (px) from this frame's garment edge to the previous edge carried by flow.
+
+    With ``hem_only`` only lower edges (the hem and sleeve hems) count; if the garment has
+    none in view (the hips are out of frame), every edge counts.
+    """
+    import cv2
+
+    warped = warp_by_flow(prev_alpha.astype(np.float32), back)
+    cur_e = _edges(cur_alpha, hem_only) & (valid > 0.5)
+    prev_e = _edges(warped, hem_only)
+    if hem_only and (cur_e.sum() < 5 or prev_e.sum() < 5):
+        cur_e, prev_e = _edges(cur_alpha, False) & (valid > 0.5), _edges(warped, False)
+    if cur_e.sum() == 0 or prev_e.sum() == 0:
+        return float("nan")
+    dist = cv2.distanceTransform((~prev_e).astype(np.uint8), cv2.DIST_L2, 3)
+    return float(dist[cur_e].mean())

@@ -1,0 +1,116 @@
+"""The parameter form generated from an engine's pydantic Params."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import pytest
+from pydantic import BaseModel, Field
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox
+
+from app.engine_panel import EnginePanel, ParamsForm
+from engines.api import EngineError
+from engines.types import Image, VideoClip
+
+from tests.conftest import FakeEngine
+
+pytestmark = pytest.mark.gui
+
+
+class RichEngine(FakeEngine):
+    name = "rich"
+    title = "Rich"
+
+    class Params(BaseModel):
+        count: int = Field(7, ge=2, le=40, description="How many")
+        ratio: float = Field(0.005, gt=0.0, lt=0.5, description="A small fraction")
+        method: Literal["fast", "exact"] = Field("exact", description="Which algorithm")
+        enabled: bool = Field(False, description="Switch")
+        onnx_model: str = Field("", description="ONNX depth model file")
+        out_dir: Path | None = Field(None, description="Where to write")
+        seed: int | None = Field(None, description="Random seed, empty for random")
+        title_text: str = Field("hello", description="Free text")
+
+
+def test_widgets_follow_the_field_types(qtbot):
+    form = ParamsForm(RichEngine)
+    qtbot.addWidget(form)
+    kinds = {n: (k, type(w)) for n, (k, w, _o) in form.widgets.items()}
+    assert kinds["count"] == ("int", QSpinBox)
+    assert kinds["ratio"] == ("float", QDoubleSpinBox)
+    assert kinds["method"] == ("choice", QComboBox)
+    assert kinds["enabled"] == ("bool", QCheckBox)
+    assert kinds["onnx_model"][0] == "path" and kinds["out_dir"][0] == "path"
+    assert kinds["title_text"] == ("text", QLineEdit)
+    count = form.widgets["count"][1]
+    assert (count.minimum(), count.maximum(), count.value()) == (2, 40, 7)
+    ratio = form.widgets["ratio"][1]
+    assert ratio.maximum() == pytest.approx(0.5) and ratio.value() == pytest.approx(0.005)
+    assert ratio.decimals() >= 4  # 0.005 must not display as 0.01
+    combo = form.widgets["method"][1]
+    assert [combo.itemText(i) for i in range(combo.count())] == ["fast", "exact"]
+    assert combo.currentText() == "exact"
+    assert count.toolTip() == "How many" and combo.toolTip() == "Which algorithm"
+
+
+def test_values_round_trip_and_validate(qtbot):
+    form = ParamsForm(RichEngine)
+    qtbot.addWidget(form)
+    form.set_values({"count": 12, "method": "fast", "enabled": True, "seed": 5, "out_dir": "/tmp/x"})
+    v = form.values()
+    assert v["count"] == 12 and v["method"] == "fast" and v["enabled"] is True
+    assert v["seed"] == 5 and v["out_dir"] == "/tmp/x"
+    form.set_values({"seed": None, "out_dir": None})
+    v = form.values()
+    assert v["seed"] is None and v["out_dir"] is None
+    params = RichEngine.Params(**v)
+    assert params.count == 12
+    # Spin boxes clamp to the field's range: 99 is shown (and returned) as 40.
+    form.set_values({"count": 99})
+    assert form.values()["count"] == 40
+
+
+def test_panel_filters_engines_and_fills_onnx_from_settings(qtbot, fake_engine):
+    panel = EnginePanel()
+    qtbot.addWidget(panel)
+
+    class VideoOnly(FakeEngine):
+        name = "video-only"
+        title = "Video only"
+        accepts = (VideoClip,)
+
+    engines = {"fake": FakeEngine, "rich": RichEngine, "video-only": VideoOnly}
+    import numpy as np
+
+    panel.set_engines(engines, Image(np.zeros((2, 2, 3), np.uint8)))
+    names = [panel.combo.itemData(i) for i in range(panel.combo.count())]
+    assert sorted(names) == ["fake", "rich"]
+    assert panel.select("rich")
+    panel.onnx_default = "/models/depth_anything_v2.onnx"
+    assert panel.params().onnx_model == "/models/depth_anything_v2.onnx"
+    panel.form.set_values({"onnx_model": "/mine.onnx"})
+    assert panel.params().onnx_model == "/mine.onnx"
+
+
+def test_bad_typed_value_is_an_engine_error(qtbot):
+    panel = EnginePanel()
+    qtbot.addWidget(panel)
+    panel.set_engines({"rich": RichEngine})
+    panel.form.widgets["seed"][1].setText("twelve")
+    with pytest.raises(EngineError, match="seed"):
+        panel.params()
+
+
+def test_values_survive_switching_engines(qtbot, fake_engine):
+    panel = EnginePanel()
+    qtbot.addWidget(panel)
+    panel.set_engines({"fake": FakeEngine, "rich": RichEngine})
+    panel.select("rich")
+    panel.form.set_values({"count": 33})
+    panel.select("fake")
+    panel.form.set_values({"size": 4.0})
+    panel.select("rich")
+    assert panel.values()["count"] == 33
+    assert panel.all_values()["fake"]["size"] == 4.0
+    panel.reset_defaults()
+    assert panel.values()["count"] == 7

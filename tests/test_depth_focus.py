@@ -1,0 +1,86 @@
+"""Focus measures, sub-frame interpolation and confidence (engines/depth/focus.py)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engines.depth.focus import OPERATORS, depth_from_focus, focus_measure, noise_sigma
+from engines.depth.synth import make_focal_stack, plane_scene
+
+
+def _textured(h=90, w=130, seed=0):
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    img = cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (0, 0), 0.7)
+    return (np.dstack([img] * 3) * 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("op", OPERATORS)
+@pytest.mark.parametrize("edge_aware", [False, True])
+def test_operators_prefer_the_sharp_image(op, edge_aware):
+    import cv2
+
+    sharp = _textured()[..., 0].astype(np.float32) / 255
+    blurred = cv2.GaussianBlur(sharp, (0, 0), 1.5)
+    fs, fb = focus_measure(sharp, op, 9, edge_aware), focus_measure(blurred, op, 9, edge_aware)
+    assert fs.shape == sharp.shape
+    assert np.mean(fs > fb) > 0.95
+
+
+def test_noise_sigma_estimate():
+    rng = np.random.default_rng(1)
+    img = _textured()[..., 0].astype(np.float32) / 255
+    flat = np.full((120, 160), 0.5, np.float32) + 0.02 * rng.standard_normal((120, 160)).astype(np.float32)
+    assert noise_sigma(flat) == pytest.approx(0.02, rel=0.1)
+    # Texture does not fool the robust estimate into a large noise level.
+    assert noise_sigma(img) < 0.1
+
+
+@pytest.mark.parametrize("between", [0.3, 0.5, 0.7])
+def test_subframe_interpolation_beats_argmax_on_a_plane(between):
+    # Fronto-parallel textured plane between two focus distances (in dioptres).
+    rgb = _textured(100, 140)
+    fd = 1.0 / np.linspace(1 / 1.5, 1 / 4.0, 7)
+    dpt = 1 / fd
+    d_true = 1.0 / (dpt[3] + between * (dpt[4] - dpt[3]))
+    depth = np.full(rgb.shape[:2], d_true)
+    st = make_focal_stack(rgb, depth, fd, 100.0, 2.0, 36.0, noise_sigma=0.0, breathing=0.0)
+    res = {}
+    for interp in ("none", "parabolic", "gaussian"):
+        r = depth_from_focus(st.frames, st.focus_distances, "tenengrad", 9, interp)
+        res[interp] = np.median(np.abs(r.depth[10:-10, 10:-10] - d_true))
+    step = abs(fd[4] - fd[3])
+    assert res["gaussian"] < 0.2 * step
+    assert res["parabolic"] < 0.25 * step
+    assert res["gaussian"] < res["none"] or res["none"] < 0.05 * step
+
+
+def test_confidence_is_low_without_texture_and_high_with_it():
+    rgb, depth, K = plane_scene(140, 100, seed=0)
+    fd = [1.9, 2.4, 3.1, 4.2]
+    st = make_focal_stack(rgb, depth, fd, 200.0, 2.0, 200.0 * 140 / K[0, 0], noise_sigma=0.01, seed=2)
+    r = depth_from_focus(st.frames, st.focus_distances, "tenengrad", 9)
+    assert np.mean(r.confidence > 0.5) > 0.5
+    flat = np.full_like(rgb, 128)
+    st2 = make_focal_stack(flat, depth, fd, noise_sigma=0.01, seed=2)
+    r2 = depth_from_focus(st2.frames, st2.focus_distances, "tenengrad", 9)
+    assert np.mean(r2.confidence > 0.5) < 0.01
+    # Grey is 0.299 R + 0.587 G + 0.114 B of independent channel noise.
+    assert r2.noise_sigma == pytest.approx(0.01 * np.sqrt(0.299**2 + 0.587**2 + 0.114**2), rel=0.2)
+
+
+def test_all_in_focus_is_sharper_than_any_frame():
+    rgb, depth, K = plane_scene(140, 100, seed=4)
+    st = make_focal_stack(rgb, depth, [1.9, 2.6, 3.6, 5.0], 200.0, 2.0, 200.0 * 140 / K[0, 0], noise_sigma=0.0)
+    r = depth_from_focus(st.frames, st.focus_distances, "tenengrad", 9)
+    err_aif = np.abs(r.all_in_focus.astype(float) - rgb).mean()
+    err_frames = [np.abs(f.astype(float) - rgb).mean() for f in st.frames]
+    assert r.all_in_focus.shape == rgb.shape and r.all_in_focus.dtype == np.uint8
+    assert err_aif < 0.9 * min(err_frames)
+
+
+def test_frame_count_must_match_distances():
+    rgb = _textured()
+    with pytest.raises(ValueError):
+        depth_from_focus([rgb, rgb], [1.0, 2.0, 3.0])

@@ -1,0 +1,77 @@
+"""Garment mask, landmarks and parts (engines/tryon/garment.py)."""
+import numpy as np
+import pytest
+
+from engines.api import EngineError
+from engines.tryon.garment import (
+    TSHIRT_OUTLINE, garment_landmarks, garment_mask, make_sample_garment, prepare_garment,
+)
+
+W, H = 240, 260
+
+
+def expected(i):
+    return TSHIRT_OUTLINE[i] * [W - 1, H - 1]
+
+
+@pytest.mark.parametrize("kw", [{}, {"pattern": "checker"}, {"alpha": True}])
+def test_mask_and_landmarks_of_a_plain_or_transparent_tshirt(kw):
+    img = make_sample_garment(W, H, **kw)
+    g = prepare_garment(img)
+    assert not g.uncertain
+    truth = make_sample_garment(W, H, alpha=True)[:, :, 3] > 0
+    iou = (truth & (g.mask > 0.5)).sum() / (truth | (g.mask > 0.5)).sum()
+    assert iou > 0.97
+    lm = g.landmarks
+    # Outline vertices: 0 neck left, 1 neck dip, 2 neck right, 9 left armpit, 6 right armpit.
+    assert np.linalg.norm(lm["neck_left"] - expected(0)) < 4
+    assert np.linalg.norm(lm["neck_centre"] - expected(1)) < 4
+    assert np.linalg.norm(lm["neck_right"] - expected(2)) < 4
+    assert np.linalg.norm(lm["armpit_left"] - expected(9)) < 6
+    assert np.linalg.norm(lm["armpit_right"] - expected(6)) < 6
+    assert abs(lm["hem_left"][1] - expected(8)[1]) < 3 and abs(lm["hem_left"][0] - expected(8)[0]) < 4
+    assert lm["sleeve_left"][0] < 12 and lm["sleeve_right"][0] > W - 12
+    # Shoulders sit on the top edge above the armpits, below the collar points.
+    assert lm["neck_left"][1] < lm["shoulder_left"][1] < lm["armpit_left"][1]
+
+
+def test_parts_split_at_the_seams():
+    g = prepare_garment(make_sample_garment(W, H))
+    lm, parts = g.landmarks, g.parts
+    total = parts["torso"] + parts["sleeve_left"] + parts["sleeve_right"]
+    assert np.array_equal(total > 0.5, g.mask > 0.5)  # a partition of the mask
+    assert total.max() <= 1.0
+    for side in ("left", "right"):
+        ys, xs = np.nonzero(parts[f"sleeve_{side}"])
+        assert 0.04 * g.mask.sum() < len(xs) < 0.15 * g.mask.sum()
+        if side == "left":
+            assert xs.max() <= lm["armpit_left"][0] + 1
+        else:
+            assert xs.min() >= lm["armpit_right"][0] - 1
+
+
+def test_busy_background_is_reported_uncertain_and_a_user_mask_fixes_it():
+    busy = make_sample_garment(W, H, busy_background=True)
+    mask, uncertain, notes = garment_mask(busy, name="busy.png")
+    assert uncertain
+    assert any("busy.png" in n and "garment_mask" in n for n in notes)
+    user = (make_sample_garment(W, H, alpha=True)[:, :, 3] > 0).astype(np.uint8) * 255
+    g = prepare_garment(busy, user_mask=user)
+    assert not g.uncertain
+    assert np.array_equal(g.mask > 0.5, user > 0)
+
+
+def test_blank_photo_raises_a_user_error():
+    with pytest.raises(EngineError, match="No garment found in blank.png"):
+        garment_mask(np.full((100, 80, 3), 240, np.uint8), name="blank.png")
+
+
+def test_landmarks_of_an_empty_mask_raise():
+    with pytest.raises(EngineError):
+        garment_landmarks(np.zeros((50, 50), np.float32))
+
+
+def test_large_photo_is_downscaled_and_landmarks_scale_with_it():
+    g = prepare_garment(make_sample_garment(960, 1040), max_side=480)
+    assert max(g.size) == 480
+    assert np.linalg.norm(g.landmarks["neck_centre"] - TSHIRT_OUTLINE[1] * [g.size[0] - 1, g.size[1] - 1]) < 5
