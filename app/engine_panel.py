@@ -19,7 +19,7 @@ from pathlib import Path
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-    QLineEdit, QPushButton, QSpinBox, QToolButton, QVBoxLayout, QWidget,
+    QLineEdit, QPushButton, QScrollArea, QSpinBox, QToolButton, QVBoxLayout, QWidget,
 )
 
 from engines.api import EngineError, make_params
@@ -217,7 +217,14 @@ class EnginePanel(QWidget):
         self.combo.currentIndexChanged.connect(self._on_engine)
         self.about = QLabel("")
         self.about.setWordWrap(True)
-        self._form_box = QVBoxLayout()
+        form_host = QWidget()
+        self._form_box = QVBoxLayout(form_host)
+        self._form_box.setContentsMargins(0, 0, 0, 0)
+        self._form_box.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.NoFrame)
+        scroll.setWidget(form_host)
         self.reset_button = QPushButton("Defaults")
         self.reset_button.setToolTip("Reset the parameters to the engine's defaults")
         self.reset_button.clicked.connect(self.reset_defaults)
@@ -231,8 +238,7 @@ class EnginePanel(QWidget):
         lay = QVBoxLayout(self)
         lay.addWidget(self.combo)
         lay.addWidget(self.about)
-        lay.addLayout(self._form_box)
-        lay.addStretch(1)
+        lay.addWidget(scroll, 1)
         lay.addLayout(buttons)
         self._update_enabled()
 
@@ -240,13 +246,14 @@ class EnginePanel(QWidget):
     def current(self) -> str | None:
         return self.combo.currentData()
 
-    def set_engines(self, engines: dict[str, type], input_obj=None) -> None:
-        """Offer the engines that accept ``input_obj`` (all of them when it is None)."""
+    def set_engines(self, engines: dict[str, type], inputs: list | None = None) -> None:
+        """Offer the engines that accept all of ``inputs`` (every engine when None)."""
         self._remember()
         self.engines = dict(engines)
         keep = self.current
         names = [n for n, e in sorted(engines.items(), key=lambda kv: kv[1].title or kv[0])
-                 if input_obj is None or isinstance(input_obj, e.accepts)]
+                 if inputs is None or (all(isinstance(o, e.accepts) for o in inputs)
+                                       and len(inputs) <= e.max_inputs)]
         self.combo.blockSignals(True)
         self.combo.clear()
         for n in names:
@@ -254,9 +261,12 @@ class EnginePanel(QWidget):
         if keep in names:
             self.combo.setCurrentIndex(names.index(keep))
         self.combo.blockSignals(False)
-        if not names:
-            self.about.setText("No engine accepts this input." if engines
-                               else "No engines are installed.")
+        if not engines:
+            self.about.setText("No engines are installed.")
+        elif not names:
+            kinds = ", ".join(sorted({type(o).__name__ for o in inputs or []}))
+            self.about.setText(f"No engine takes this selection ({kinds}). Select one input, "
+                               f"or inputs an engine takes together (e.g. a video and a garment photo).")
         self._build_form()
 
     def select(self, name: str) -> bool:
@@ -277,7 +287,10 @@ class EnginePanel(QWidget):
 
     def _build_form(self) -> None:
         if self.form is not None:
-            self._form_box.removeWidget(self.form)
+            # Hide and unparent at once: deleteLater alone leaves the old form drawn
+            # under the new one until the event loop gets to it.
+            self.form.hide()
+            self.form.setParent(None)
             self.form.deleteLater()
             self.form = None
         name = self.current
@@ -285,7 +298,7 @@ class EnginePanel(QWidget):
             cls = self.engines[name]
             self.about.setText(cls.description or (cls.__doc__ or "").strip().split("\n")[0])
             self.form = ParamsForm(cls, self.saved_values.get(name))
-            self._form_box.addWidget(self.form)
+            self._form_box.insertWidget(0, self.form)
             self.set_onnx_default(self.onnx_default)
         self._update_enabled()
 
@@ -296,8 +309,11 @@ class EnginePanel(QWidget):
             return
         for key in ONNX_FIELD_NAMES:
             if key in self.form.widgets and self.form.widgets[key][0] == "path":
-                self.form.widgets[key][1].edit.setPlaceholderText(
-                    f"from Settings: {Path(path).name}" if path else "none (Settings > ONNX depth model)")
+                edit = self.form.widgets[key][1].edit
+                base = self.form.engine_cls.Params.model_fields[key].description or ""
+                edit.setToolTip(f"{base}\nLeft empty: " + (
+                    f"the model chosen in Settings ({path})" if path
+                    else "none chosen yet (Settings > ONNX depth model)"))
 
     def _update_enabled(self) -> None:
         self.run_button.setEnabled(self.form is not None)

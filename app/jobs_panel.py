@@ -85,6 +85,8 @@ class JobsPanel(QWidget):
         runner.cancelled.connect(lambda j: self._state(j, "cancelled"))
 
     def _on_added(self, job_id: int) -> None:
+        if self.runner.jobs[job_id].meta.get("quiet"):
+            return  # housekeeping such as autosave
         row = JobRow(self.runner, job_id)
         self.rows[job_id] = row
         self._list.insertWidget(0, row)

@@ -14,7 +14,7 @@ import logging
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow,
@@ -56,13 +56,14 @@ class MainWindow(QMainWindow):
         self._want = {"samples": samples, "recovery": recovery, "views": views}
         self.viewport = self.image_view = self.video_view = self.avatar_panel = None
         self._views_loaded = False
+        self._autosaved_revision = -1
         self.setWindowTitle("Capture Studio")
         self.resize(1400, 900)
         self.setAcceptDrops(True)
 
         self.tabs = QTabWidget()
         for title in ("3D", "2D", "Video"):
-            self.tabs.addTab(self._placeholder(f"Loading the {title} view..."), title)
+            self.tabs.addTab(self._notice(f"Loading the {title} view..."), title)
         self.setCentralWidget(self.tabs)
         self.inputs_panel = InputsPanel()
         self.engine_panel = EnginePanel()
@@ -95,7 +96,7 @@ class MainWindow(QMainWindow):
         QTimer.singleShot(0, self._after_show)
 
     # -- construction ------------------------------------------------------------------
-    def _placeholder(self, text: str) -> QLabel:
+    def _notice(self, text: str) -> QLabel:
         label = QLabel(text)
         label.setAlignment(Qt.AlignCenter)
         label.setWordWrap(True)
@@ -157,7 +158,7 @@ class MainWindow(QMainWindow):
         self.image_view = self._make_view(TAB_2D, "app.image_view", "ImageView")
         self.video_view = self._make_view(TAB_VIDEO, "app.video_view", "VideoView")
         if QGuiApplication.platformName() in ("offscreen", "minimal"):
-            self._set_tab(TAB_3D, self._placeholder(
+            self._set_tab(TAB_3D, self._notice(
                 "The 3D view needs a display (this session runs without one)."))
         else:
             self.viewport = self._make_view(TAB_3D, "app.viewport", "Viewport")
@@ -170,7 +171,7 @@ class MainWindow(QMainWindow):
             view = getattr(importlib.import_module(module), cls)()
         except Exception as e:  # a missing or broken view must not take the window down
             log.warning("%s.%s unavailable: %s", module, cls, e)
-            self._set_tab(index, self._placeholder(f"This view is not available: {e}"))
+            self._set_tab(index, self._notice(f"This view is not available: {e}"))
             return None
         self._set_tab(index, view)
         return view
@@ -231,7 +232,7 @@ class MainWindow(QMainWindow):
             entry.focus_distances = [float(d) for d in obj.focus_distances]
         index = self.project.add_input(entry)
         row = self.inputs_panel.add_input(entry.label, describe(obj), thumb)
-        self.inputs_panel.inputs.setCurrentRow(row)
+        self.inputs_panel.inputs.setCurrentRow(row, QItemSelectionModel.ClearAndSelect)
         for p in entry.paths:
             self.settings.add_recent(p)
         notes = list(getattr(obj, "notes", []) or [])
@@ -255,7 +256,7 @@ class MainWindow(QMainWindow):
         if 0 <= row < len(self.project.inputs):
             del self.project.inputs[row]
             self.inputs_panel.remove_row("inputs", row)
-            self.project.dirty = True
+            self.project.touch()
             self._update_title()
 
     def remove_result(self, row: int) -> None:
@@ -264,7 +265,7 @@ class MainWindow(QMainWindow):
             self.inputs_panel.remove_row("results", row)
             if self.viewport is not None:
                 self.viewport.clear()
-            self.project.dirty = True
+            self.project.touch()
             self._update_title()
 
     # -- engines -------------------------------------------------------------------------
@@ -273,13 +274,10 @@ class MainWindow(QMainWindow):
         return [r for r in rows if 0 <= r < len(self.project.inputs)]
 
     def _update_engines(self) -> None:
-        rows = self.selected_inputs()
-        objs = [self.project.inputs[r].obj for r in rows]
         from engines import registry
 
-        engines = {n: e for n, e in registry.engines().items()
-                   if all(isinstance(o, e.accepts) for o in objs) and len(objs) <= e.max_inputs}
-        self.engine_panel.set_engines(engines, None)
+        objs = [self.project.inputs[r].obj for r in self.selected_inputs()]
+        self.engine_panel.set_engines(registry.engines(), objs or None)
 
     def run_engine(self, name: str | None = None):
         """Run the chosen engine on the selected inputs; returns the Job (None if refused)."""
@@ -503,15 +501,26 @@ class MainWindow(QMainWindow):
         self._update_title()
         return True
 
-    def autosave(self) -> Path | None:
-        if self.project.empty:
+    def autosave(self, wait: bool = False):
+        """Write the session to the autosave file in the background (a quiet job that
+        the Jobs panel does not list); skipped when nothing changed since the last one."""
+        if self.project.empty or self.project.revision == self._autosaved_revision:
             return None
         self._sync_project()
-        try:
-            return self.project.save(settings_mod.autosave_path(), remember=False)
-        except Exception:
-            log.exception("autosave failed")
-            return None
+        project, revision = self.project, self.project.revision
+        target = settings_mod.autosave_path()
+
+        def done(path):
+            self._autosaved_revision = revision
+
+        job = self.runner.submit(lambda progress, cancel: project.save(target, remember=False),
+                                 "Autosave", "autosave", on_done=done,
+                                 on_error=lambda m, d: log.warning("autosave failed: %s\n%s", m, d),
+                                 meta={"quiet": True})
+        if wait:
+            self.runner.wait(30000)
+            QApplication.processEvents()
+        return job
 
     def offer_recovery(self) -> bool:
         """Offer the autosave left by a session that did not exit cleanly."""

@@ -66,19 +66,25 @@ class Project:
         self.params: dict[str, dict] = {}
         self.path: Path | None = None
         self.dirty = False
+        self.revision = 0
+        """Bumped on every change; autosave skips a revision it has already written."""
 
     @property
     def empty(self) -> bool:
         return not self.inputs and not self.results
 
+    def touch(self) -> None:
+        self.dirty = True
+        self.revision += 1
+
     def add_input(self, entry: InputEntry) -> int:
         self.inputs.append(entry)
-        self.dirty = True
+        self.touch()
         return len(self.inputs) - 1
 
     def add_result(self, entry: ResultEntry) -> int:
         self.results.append(entry)
-        self.dirty = True
+        self.touch()
         return len(self.results) - 1
 
     # -- saving ------------------------------------------------------------------------

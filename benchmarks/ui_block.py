@@ -63,6 +63,8 @@ def make_engine(seconds: float):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--no-views", action="store_true",
+                    help="leave out the 2D/video/3D views (they need a display for VTK)")
     args = ap.parse_args()
     os.environ.setdefault("CAPTURE_STUDIO_HOME", tempfile.mkdtemp(prefix="cs_bench_"))
     if not os.environ.get("DISPLAY"):
@@ -80,12 +82,14 @@ def main() -> None:
 
     qapp = QApplication.instance() or QApplication([])
     engine = registry.register(make_engine(args.seconds))
-    w = MainWindow(Settings(), samples=False, recovery=False, views=False)
+    views = not args.no_views and bool(os.environ.get("DISPLAY"))
+    w = MainWindow(Settings(), samples=False, recovery=False, views=views)
     w.confirm_close = False
     w.show()
     loop = QEventLoop()
     QTimer.singleShot(300, loop.quit)
     loop.exec()
+    w.ensure_views()
     w.refresh_engines()
 
     from app.project import InputEntry
@@ -125,7 +129,8 @@ def main() -> None:
 
     stall = [max(0.0, g - HEARTBEAT_MS) for g in gaps]
     print(f"UI event-loop stalls during a {args.seconds:g} s engine job (heartbeat {HEARTBEAT_MS} ms, "
-          f"platform {'xcb' if os.environ.get('DISPLAY') else 'offscreen'})")
+          f"platform {'xcb' if os.environ.get('DISPLAY') else 'offscreen'}, views "
+          f"{'loaded (3D viewport ' + ('on' if w.viewport is not None else 'off') + ')' if views else 'off'})")
     print(f"{'measure':<34} | value")
     print("-" * 50)
     rows = [

@@ -82,9 +82,12 @@ def test_panel_filters_engines_and_fills_onnx_from_settings(qtbot, fake_engine):
     engines = {"fake": FakeEngine, "rich": RichEngine, "video-only": VideoOnly}
     import numpy as np
 
-    panel.set_engines(engines, Image(np.zeros((2, 2, 3), np.uint8)))
+    panel.set_engines(engines, [Image(np.zeros((2, 2, 3), np.uint8))])
     names = [panel.combo.itemData(i) for i in range(panel.combo.count())]
     assert sorted(names) == ["fake", "rich"]
+    panel.set_engines(engines, [Image(np.zeros((2, 2, 3), np.uint8))] * 2)  # max_inputs 1
+    assert panel.combo.count() == 0 and "No engine takes this selection" in panel.about.text()
+    panel.set_engines(engines, [Image(np.zeros((2, 2, 3), np.uint8))])
     assert panel.select("rich")
     panel.onnx_default = "/models/depth_anything_v2.onnx"
     assert panel.params().onnx_model == "/models/depth_anything_v2.onnx"

@@ -15,7 +15,7 @@ from app.main_window import MainWindow
 from app.project import Project, ResultEntry, decode, encode
 from app.settings import Settings
 from engines.api import EngineError, Result
-from engines.types import Avatar, DepthMap, Mesh, PointCloud, Strands, VideoResult
+from engines.types import Avatar, DepthMap, PointCloud, Strands, VideoResult
 
 from tests.conftest import DATA, box_mesh
 
@@ -189,8 +189,12 @@ def test_open_with_a_missing_input_keeps_results(qtbot, window, dialogs, tmp_pat
 
 def test_autosave_and_recovery_offer(qtbot, window, dialogs, tmp_path):
     window.project.add_result(ResultEntry(Result(items=[box_mesh(0.5)]), "fake", {}, "Box"))
-    saved = window.autosave()
+    with qtbot.waitSignal(window.runner.finished, timeout=20000) as blocker:
+        job = window.autosave()
+    saved = blocker.args[1]
     assert saved == settings_mod.autosave_path() and saved.exists()
+    assert job.id not in window.jobs_panel.rows  # quiet: not listed in the Jobs panel
+    assert window.autosave() is None  # nothing changed since
     # A later start finds an autosave newer than the last clean exit and offers it.
     s = Settings()
     s.data["clean_exit"] = time.time() - 3600

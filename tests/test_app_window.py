@@ -288,3 +288,52 @@ def test_result_is_drawn_in_the_3d_view(qtbot, fake_engine, studio_home):
     assert np.abs(centre.mean(0) - corner.mean(0)).max() > 20
     w.runner.shutdown(5000)
     w.close()
+
+
+def test_first_start_imports_the_bundled_samples(qtbot, studio_home, dialogs):
+    import resources
+
+    samples = resources.samples()
+    assert any(p.name == "portrait.png" for p in samples)
+    w = MainWindow(Settings(), samples=True, recovery=False, views=False)
+    qtbot.addWidget(w)
+    w.confirm_close = False
+    w.show()
+    qtbot.waitUntil(lambda: len(w.project.inputs) == len(samples) or bool(dialogs.calls), timeout=30000)
+    assert dialogs.calls == []
+    assert sorted(e.paths[0] for e in w.project.inputs) == sorted(str(p) for p in samples)
+    portrait = next(e for e in w.project.inputs if e.paths[0].endswith("portrait.png"))
+    assert portrait.obj.size == (512, 512)
+    assert w.inputs_panel.samples.count() == len(samples)
+    w.runner.shutdown(5000)
+    # Only on the first start: a second window does not import them again.
+    w2 = MainWindow(Settings(), samples=True, recovery=False, views=False)
+    qtbot.addWidget(w2)
+    w2.confirm_close = False
+    w2.show()
+    qtbot.wait(200)
+    assert w2.project.inputs == [] and w2.runner.jobs == {}
+
+
+def test_two_inputs_go_to_a_two_input_engine(qtbot, window, register_engines):
+    from PySide6.QtCore import QItemSelectionModel
+
+    from tests.conftest import FakeEngine
+
+    class PairEngine(FakeEngine):
+        name = "pair"
+        title = "Pair"
+        min_inputs = max_inputs = 2
+
+    register_engines(PairEngine)
+    window.refresh_engines()
+    _import(qtbot, window, [DATA / "astronaut.png"])
+    _import(qtbot, window, [DATA / "grace_hopper.jpg"])
+    assert window.selected_inputs() == [1]  # a new import selects only itself
+    lst = window.inputs_panel.inputs
+    lst.setCurrentRow(0, QItemSelectionModel.Select)
+    assert window.selected_inputs() == [0, 1]
+    assert window.engine_panel.current == "pair"
+    with qtbot.waitSignal(window.result_added, timeout=20000) as blocker:
+        window.run_engine()
+    assert window.project.results[blocker.args[0]].result.metrics["inputs"] == 2

@@ -186,3 +186,21 @@ def test_bad_mesh_files(tmp_path):
     with pytest.raises(EngineError):
         write_glb(Mesh(np.zeros((0, 3)), np.zeros((0, 3))), tmp_path / "e.glb")
     assert not (tmp_path / "e.glb").exists()
+
+
+def test_reads_glb_from_another_writer_with_node_transforms(tmp_path):
+    import trimesh
+
+    scene = trimesh.Scene()
+    box = trimesh.creation.box(extents=(1, 2, 3))
+    tf = trimesh.transformations.rotation_matrix(0.7, [0, 1, 0])
+    tf[:3, 3] = [5, 0, -2]
+    scene.add_geometry(box, node_name="box", transform=tf)
+    scene.export(tmp_path / "t.glb")
+    m = read_mesh(tmp_path / "t.glb")
+    expected = trimesh.transform_points(box.vertices, tf)
+    assert m.name == "box" and len(m.faces) == 12
+    # same set of corner positions (the exporter may reorder vertices)
+    d = np.linalg.norm(m.vertices[:, None] - expected[None], axis=2).min(1)
+    assert d.max() < 1e-5
+    assert m.bounds[0] == pytest.approx(expected.min(0), abs=1e-5)

@@ -162,3 +162,18 @@ def test_other_containers(tmp_path, ext):
     clip = load_input(out)
     assert clip.frame_count == 30 and (clip.width, clip.height) == (176, 144)
     assert np.array_equal(clip.frame(12), read_frame(DATA / "carphone_30.mp4", 12))
+
+
+def test_cv2_qt_plugin_path_is_cleared(monkeypatch):
+    import os
+
+    import cv2
+
+    from engines.io.video import cv2_module
+
+    monkeypatch.setenv("QT_QPA_PLATFORM_PLUGIN_PATH", os.path.join(os.path.dirname(cv2.__file__), "qt", "plugins"))
+    cv2_module()
+    assert "QT_QPA_PLATFORM_PLUGIN_PATH" not in os.environ
+    monkeypatch.setenv("QT_QPA_PLATFORM_PLUGIN_PATH", "/opt/my/qt/plugins")  # a user's own setting stays
+    cv2_module()
+    assert os.environ["QT_QPA_PLATFORM_PLUGIN_PATH"] == "/opt/my/qt/plugins"

@@ -62,12 +62,14 @@ def shoulders(source):
 
 
 def ssim_outside(src: np.ndarray, out: np.ndarray, garment: np.ndarray) -> float:
+    """Mean SSIM of luma (as video SSIM is reported; H.264 subsamples chroma) off the garment."""
     import cv2
     from skimage.metrics import structural_similarity
 
     region = cv2.dilate(garment.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
-    _, smap = structural_similarity(src, out, channel_axis=2, data_range=255, full=True)
-    return float(smap.mean(axis=2)[~region].mean())
+    grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in (src, out)]
+    _, smap = structural_similarity(*grey, data_range=255, full=True)
+    return float(smap[~region].mean())
 
 
 def test_output_video_has_source_size_fps_and_frames(results):
@@ -82,8 +84,9 @@ def test_output_video_has_source_size_fps_and_frames(results):
 
 def test_pixels_outside_the_garment_are_unchanged(results, source):
     _, frames = results["on"]
-    for i in (0, 10, 20, 29):
+    for i in range(0, 30, 3):
         garment = is_green(frames[i]) | (np.abs(frames[i].astype(int) - source[i]).max(axis=2) > 40)
+        assert 0.15 < garment.mean() < 0.6
         assert ssim_outside(source[i], frames[i], garment) >= 0.98
 
 

@@ -119,7 +119,8 @@ def landmark_shapes(L: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _jaw(L: np.ndarray, width: float) -> np.ndarray:
-    """Rotation of the lower face about a hinge in front of the ears (about 14 degrees)."""
+    """Rotation of the lower face about a hinge in front of the ears (14 degrees), plus the
+    forward glide of the condyle (8 mm) that keeps the chin from swinging back too far."""
     from engines.avatar.topology import face_topology
 
     hinge = np.array([0.0, 0.5 * (L[234, 1] + L[454, 1]), 0.5 * (L[234, 2] + L[454, 2]) - 0.01])
@@ -141,7 +142,7 @@ def _jaw(L: np.ndarray, width: float) -> np.ndarray:
     rel = L - hinge
     rot = np.stack([rel[:, 0], rel[:, 1] * np.cos(a) - rel[:, 2] * np.sin(a),
                     rel[:, 1] * np.sin(a) + rel[:, 2] * np.cos(a)], 1)
-    return (rot - rel) * w[:, None]
+    return (rot - rel + np.array([0.0, 0.0, 0.008])) * w[:, None]
 
 
 def spread_to_head(tpl: HeadTemplate, d468: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ face (the other half, if the photo saw it), then with the skin tone measured on 
 cheeks and forehead. The fill weights are smooth, so seams are blended.
 
 Speed: the atlas layout is fixed (:mod:`engines.avatar.head`), so the texel-to-triangle
-map is computed once per process; geometry and weights are evaluated at half the atlas
+map is computed once per process; geometry and weights are evaluated at a quarter of the atlas
 resolution and upsampled (they vary smoothly), and only the colour lookups run at full
 resolution (OpenCV ``remap``).
 """
@@ -86,7 +86,7 @@ def bake(V, faces, uv, part, photo, K, R, t, landmarks_xy, skull_weight, fixed_c
     import cv2
 
     h, w = photo.shape[:2]
-    res = size // 2
+    res = size // 4
     idx, tri, bary = texel_map(faces.tobytes(), uv.astype(np.float32).tobytes(), len(faces), res)
     N = vertex_normals(V, faces)
     P = _interp(V, faces, tri, bary)
@@ -104,7 +104,7 @@ def bake(V, faces, uv, part, photo, K, R, t, landmarks_xy, skull_weight, fixed_c
     zbuf = rasterize(xyv, zv, faces, (zw, zh)).depth
     zbuf = cv2.dilate(zbuf, np.ones((3, 3), np.uint8))
 
-    def sample_weights(Q, Nq, tol):
+    def sample_weights(Q, Nq, tol, pocket=None):
         xy, z = project(K, R, t, Q)
         view = centre - Q
         view /= np.maximum(np.linalg.norm(view, axis=1, keepdims=True), 1e-12)
@@ -113,41 +113,46 @@ def bake(V, faces, uv, part, photo, K, R, t, landmarks_xy, skull_weight, fixed_c
         zx = np.clip(np.round((xy[:, 0] + 0.5) * zs - 0.5).astype(int), 0, zw - 1)
         zy = np.clip(np.round((xy[:, 1] + 0.5) * zs - 0.5).astype(int), 0, zh - 1)
         seen = z <= zbuf[zy, zx] + tol
-        return xy, _smooth(facing, 0.05, 0.35) * inside * seen
+        ramp = _smooth(facing, 0.05, 0.35)
+        if pocket is not None:  # inside the mouth and eye pockets walls are seen edge-on: visibility only
+            ramp = np.where(pocket, facing > -0.2, ramp)
+        return xy, ramp * inside * seen
 
-    xy_d, w_d = sample_weights(P, Nt, 0.003)
+    prt = part[faces[tri, 0]]
+    xy_d, w_d = sample_weights(P, Nt, 0.003, (prt == 2) | (prt == 3))
     mirror = np.array([-1.0, 1.0, 1.0])
     xy_m, w_m = sample_weights(P * mirror, Nt * mirror, 0.006)
-    prt = part[faces[tri, 0]]
     sk = _interp(skull_weight[:, None], faces, tri, bary)[:, 0]
     fw = _interp(fixed_weight[:, None], faces, tri, bary)[:, 0]
     fc = _interp(fixed_color, faces, tri, bary)
     is_eye = prt == 4
-    w_d = w_d * sk * (1 - fw)
-    w_m = w_m * sk * (1 - fw) * (~is_eye)
+    w_d = w_d * sk
+    w_m = w_m * sk * (1 - fw) * (prt <= 1)
 
     skin = skin_tone(photo, landmarks_xy)
     base = np.where(is_eye[:, None], EYE_WHITE, skin) * (1 - fw[:, None]) + fc * fw[:, None]
 
-    grid = np.zeros((res * res, 7), np.float32)
+    grid = np.zeros((res * res, 9), np.float32)
     grid[idx, 0:2] = xy_d
     grid[idx, 2:4] = xy_m
     grid[idx, 4] = w_d
     grid[idx, 5] = w_m
-    valid = np.zeros(res * res, bool)
-    valid[idx] = True
-    basemap = np.zeros((res * res, 3), np.float32)
-    basemap[idx] = base
-    grid = _fill_invalid(grid.reshape(res, res, 7), valid.reshape(res, res))
-    basemap = _fill_invalid(basemap.reshape(res, res, 3), valid.reshape(res, res))
-    basemap[~valid.reshape(res, res)] = skin
-    up = [cv2.resize(np.ascontiguousarray(grid[..., k]), (size, size), interpolation=cv2.INTER_LINEAR)
-          for k in range(6)]
-    base_up = cv2.resize(basemap, (size, size), interpolation=cv2.INTER_LINEAR)
+    grid[idx, 6:9] = base
+    valid = np.zeros((res, res), bool)
+    valid.ravel()[idx] = True
+    grid = _fill_invalid(grid.reshape(res, res, 9), valid)
+    grid[~valid, 6:9] = skin
+    full = (size, size)
+    maps_d = cv2.resize(np.ascontiguousarray(grid[..., 0:2]), full, interpolation=cv2.INTER_LINEAR)
+    maps_m = cv2.resize(np.ascontiguousarray(grid[..., 2:4]), full, interpolation=cv2.INTER_LINEAR)
+    wd = cv2.resize(np.ascontiguousarray(np.clip(grid[..., 4], 0, 1)), full, interpolation=cv2.INTER_LINEAR)
+    wm = cv2.resize(np.ascontiguousarray(np.clip(grid[..., 5], 0, 1)), full, interpolation=cv2.INTER_LINEAR)
+    base_lo = np.clip(grid[..., 6:9] + 0.5, 0, 255).astype(np.uint8)
+    base_up = cv2.resize(base_lo, full, interpolation=cv2.INTER_LINEAR)
     src = np.ascontiguousarray(photo[..., :3])
-    direct = cv2.remap(src, up[0], up[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-    mirrored = cv2.remap(src, up[2], up[3], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-    wd, wm = up[4][..., None], up[5][..., None]
-    tex = wd * direct + (1 - wd) * (wm * mirrored + (1 - wm) * base_up)
+    direct = cv2.remap(src, maps_d, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    mirrored = cv2.remap(src, maps_m, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    mixed = cv2.blendLinear(mirrored, base_up, wm, 1.0 - wm)
+    tex = cv2.blendLinear(direct, mixed, wd, 1.0 - wd)
     face_seen = float(np.mean(w_d[prt == 0] > 0.5)) if np.any(prt == 0) else 0.0
-    return np.clip(tex + 0.5, 0, 255).astype(np.uint8), face_seen
+    return tex, face_seen

@@ -153,6 +153,14 @@ def _march(r: Recipe, roots: np.ndarray, n: np.ndarray, d0: np.ndarray, length: 
             near = np.linalg.norm(prev / HEAD_RADII, axis=1) < 1.0 + (layer + 0.012) / 0.09
             out = np.maximum(np.sum(d * nn, 1), 0.0) * near * r.hug
             d = _unit(d - out[:, None] * nn)
+        # Steer round the face before reaching it, so strands part smoothly to the sides.
+        prev = pts[:, k - 1]
+        zone = face & (prev[:, 2] > 0.0) & (prev[:, 1] < FACE_TOP + 0.012) & (d[:, 1] < -0.3) \
+            & (np.abs(prev[:, 0]) < FACE_HALF_WIDTH + 0.02)
+        if zone.any():
+            sx = np.where(prev[:, 0] >= 0, 1.0, -1.0)
+            push = zone * sx * 3.0 * (1.0 - np.abs(prev[:, 0]) / (FACE_HALF_WIDTH + 0.02))
+            d = _unit(d + push[:, None] * np.array([1.0, 0.0, 0.0]))
         p = pts[:, k - 1] + d * h
         arc += h[:, 0]
         shell = layer * np.minimum(1.0, arc / 0.03)
@@ -203,7 +211,9 @@ def _clump(r: Recipe, pts: np.ndarray, rng) -> np.ndarray:
     S, P, _ = pts.shape
     n_guides = max(8, S // 25)
     gi = rng.choice(S, n_guides, replace=False)
-    _, owner = cKDTree(pts[gi, 0]).query(pts[:, 0])
+    # Guides come from the same side of the face, so no clump straddles it.
+    key = np.concatenate([pts[:, 0], np.sign(pts[:, :, 0].mean(1, keepdims=True))], 1)
+    _, owner = cKDTree(key[gi]).query(key)
     g = pts[gi][owner]
     w = (r.clump * np.linspace(0, 1, P) ** 1.5)[None, :, None]
     shape_g = g - g[:, :1]
@@ -237,7 +247,7 @@ def _gather(r: Recipe, q: np.ndarray, layer: np.ndarray, rng, P: int) -> np.ndar
         # Centre line: a quadratic Bezier that rises off the tie, clears the back of the
         # head and hangs down behind it.
         p0 = tie + n_tie * 0.01
-        p1_ = tie + n_tie * 0.07 + np.array([0.0, 0.0, -0.05])
+        p1_ = tie + n_tie * 0.16 + np.array([0.0, 0.0, -0.03])
         p2 = np.array([0.0, tie[1] - 0.8 * g.tail_length, -HEAD_RADII[2] - 0.05])
         tt = t * (L / g.tail_length)
         centre = (1 - tt) ** 2 * p0 + 2 * (1 - tt) * tt * p1_ + tt ** 2 * p2

@@ -164,6 +164,7 @@ def read_obj(path: str | os.PathLike) -> list[Mesh]:
         text = path.read_text(errors="replace")
     except OSError as e:
         raise EngineError(f"{path.name}: could not be read ({e}).") from None
+    text = text.replace("\t", " ")
     has_o = "\no " in text or text.startswith("o ")
     faces = parts.setdefault((obj, mat), [])
     for line in text.splitlines():
@@ -204,7 +205,13 @@ def read_obj(path: str | os.PathLike) -> list[Mesh]:
         c -= 1  # 1-based -> 0-based; missing ids become -1
         if (c[:, :, 0] < 0).any() or c[:, :, 0].max() >= len(V):
             raise EngineError(f"{path.name}: a face refers to a vertex that does not exist. Export the file again.")
-        uniq, inv = np.unique(c.reshape(-1, 3), axis=0, return_inverse=True)
+        flat = c.reshape(-1, 3)
+        if all((flat[:, j] == flat[:, 0]).all() or (flat[:, j] == -1).all() for j in (1, 2)):
+            # One index per vertex (as this module writes): a 1D unique is enough.
+            used, inv = np.unique(flat[:, 0], return_inverse=True)
+            uniq = np.stack([used] + [used if (flat[:, j] >= 0).all() else np.full_like(used, -1) for j in (1, 2)], 1)
+        else:
+            uniq, inv = np.unique(flat, axis=0, return_inverse=True)
         vi, ti, ni = uniq[:, 0], uniq[:, 1], uniq[:, 2]
         uv = VT[ti] if len(VT) and (ti >= 0).all() and ti.max() < len(VT) else None
         normals = VN[ni] if len(VN) and (ni >= 0).all() and ni.max() < len(VN) else None

@@ -29,10 +29,10 @@ _FIX = "Check that the video plays in a media player, or convert it to MP4 (H.26
 
 def cv2_module():
     """Import OpenCV without letting it redirect Qt to its own plugins."""
-    had = "QT_QPA_PLATFORM_PLUGIN_PATH" in os.environ
     import cv2
 
-    if not had:
+    # cv2 points Qt at its own (Qt5) plugins, which breaks PySide6's xcb platform.
+    if "cv2" in os.environ.get("QT_QPA_PLATFORM_PLUGIN_PATH", ""):
         os.environ.pop("QT_QPA_PLATFORM_PLUGIN_PATH", None)
     return cv2
 

@@ -28,6 +28,11 @@ from engines.api import EngineError, Engine, Result
 from engines.types import Image, VideoClip, VideoResult
 
 
+# The engine's MP4 is copied as it is on export, so it is written near-lossless: the
+# pixels outside the garment must stay the source's pixels, up to the codec.
+CRF = 12
+
+
 def _cache_dir() -> Path:
     root = Path(tempfile.gettempdir()) / "capture-studio" / "tryon"
     root.mkdir(parents=True, exist_ok=True)
@@ -136,7 +141,7 @@ class TryOnEngine(Engine):
         t0 = time.perf_counter()
         try:
             with PersonTracker(clip.fps, params.segmenter, min_cutoff=params.smoothing) as tracker, \
-                    VideoWriter(out_path, clip.fps, (W, H)) as writer:
+                    VideoWriter(out_path, clip.fps, (W, H), crf=CRF) as writer:
                 for i, frame in enumerate(clip.frames(0, n_total)):
                     cancel.raise_if_set()
                     if frame.shape[:2] != (H, W):

@@ -98,7 +98,7 @@ class PersonTracker:
     """
 
     def __init__(self, fps: float, segmenter: str = "pose", min_confidence: float = 0.5,
-                 min_cutoff: float = 1.0, beta: float = 0.5, find_small_people: bool = True):
+                 min_cutoff: float = 1.0, beta: float = 2.0, find_small_people: bool = True):
         import mediapipe as mp
 
         self.dt = 1.0 / max(fps, 1.0)

@@ -37,9 +37,10 @@ def warp_by_flow(img: np.ndarray, flow: np.ndarray, grid=None) -> np.ndarray:
 class FlowPair:
     """Backward flow t -> t-1 and its forward-backward consistency mask, with DIS."""
 
-    def __init__(self, preset: str = "fast"):
+    def __init__(self, preset: str = "fast", max_side: int = 320):
         import cv2
 
+        self.max_side = max_side
         presets = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
                    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
                    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
@@ -47,20 +48,38 @@ class FlowPair:
         self._grid = None
 
     def grid(self, shape):
+        shape = tuple(shape[:2])
         if self._grid is None or self._grid[0].shape != tuple(shape):
             self._grid = _grid(shape)
         return self._grid
 
     def __call__(self, grey_prev: np.ndarray, grey_cur: np.ndarray):
-        """(backward flow H x W x 2, consistency mask H x W float32 0..1)."""
-        grey_prev, grey_cur = np.ascontiguousarray(grey_prev), np.ascontiguousarray(grey_cur)
-        back = self._dis.calc(grey_cur, grey_prev, None)
-        fwd = self._dis.calc(grey_prev, grey_cur, None)
-        g = self.grid(grey_cur.shape)
+        """(backward flow H x W x 2, consistency mask H x W float32 0..1).
+
+        Regions larger than ``max_side`` are matched at that size and the flow scaled
+        back up: the garment moves with the body, which is smooth at that scale.
+        """
+        import cv2
+
+        h, w = grey_cur.shape
+        f = max(h, w) / self.max_side
+        if f > 1.0:
+            size = (max(8, round(w / f)), max(8, round(h / f)))
+            a = cv2.resize(grey_prev, size, interpolation=cv2.INTER_AREA)
+            b = cv2.resize(grey_cur, size, interpolation=cv2.INTER_AREA)
+        else:
+            a, b = np.ascontiguousarray(grey_prev), np.ascontiguousarray(grey_cur)
+        back = self._dis.calc(b, a, None)
+        fwd = self._dis.calc(a, b, None)
+        g = self.grid(b.shape)
         fwd_at = warp_by_flow(fwd, back, g)
         err = ((back + fwd_at) ** 2).sum(-1)
-        tol = 0.01 * ((back ** 2).sum(-1) + (fwd_at ** 2).sum(-1)) + 0.5
-        return back, (err <= tol).astype(np.float32)
+        tol = 0.01 * ((back ** 2).sum(-1) + (fwd_at ** 2).sum(-1)) + 0.5 / max(f, 1.0) ** 2
+        valid = (err <= tol).astype(np.float32)
+        if f > 1.0:
+            back = cv2.resize(back, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32(w / size[0])
+            valid = cv2.resize(valid, (w, h), interpolation=cv2.INTER_LINEAR)
+        return back, valid
 
 
 def _reframe(img: np.ndarray, box_from, box_to) -> np.ndarray:

@@ -1,0 +1,195 @@
+"""Video try-on benchmark: speed, temporal stability and untouched background.
+
+    .venv/bin/python benchmarks/tryon.py [--video PATH ...] [--frames N] [--shots DIR]
+
+Per real video (default: the carphone and vtest clips in tests/data and
+resources/samples), with the striped sample garment:
+
+* fps at the source resolution and at 640x480 (the video resized first);
+* temporal warping error: mean flow-compensated L1 (0..255) between consecutive output
+  frames inside the garment region, flow from the *source* video (DIS, forward-backward
+  checked), with the temporal module on and off (off = per-frame baseline);
+* edge jitter: mean distance (px) between the garment's lower edges (hem) in a frame and
+  the previous frame's edges carried by the flow (all edges when no hem is in view);
+* SSIM (luma) of the non-garment region against the source;
+* distortion of the regularised vs the plain landmark TPS on a checkerboard garment.
+
+Saves a 2 x 5 frame grid (temporal off above, on below) per video in --shots.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engines.api import CancelToken, make_params, no_progress  # noqa: E402
+from engines.io.video import VideoWriter, iter_frames, open_video  # noqa: E402
+from engines.tryon.engine import TryOnEngine  # noqa: E402
+from engines.tryon.garment import make_sample_garment  # noqa: E402
+from engines.tryon.temporal import FlowPair, edge_jitter, warping_error  # noqa: E402
+from engines.types import Image  # noqa: E402
+
+DEFAULT_VIDEOS = [ROOT / "resources/samples/person.mp4", ROOT / "tests/data/tryon_vtest.mp4"]
+
+
+def run_engine(path: Path, garment: Image, **values):
+    params = make_params(TryOnEngine, values)
+    t0 = time.perf_counter()
+    r = TryOnEngine().run([open_video(path), garment], params, no_progress, CancelToken())
+    return r, time.perf_counter() - t0
+
+
+def resized_copy(path: Path, size: tuple[int, int], frames: int, out_dir: Path) -> Path:
+    import cv2
+
+    out = out_dir / f"{path.stem}_{size[0]}x{size[1]}.mp4"
+    clip = open_video(path)
+    with VideoWriter(out, clip.fps, size, crf=12) as w:
+        for f in iter_frames(path, 0, frames or None):
+            w.write(cv2.resize(f, size, interpolation=cv2.INTER_AREA if size[0] < f.shape[1] else cv2.INTER_CUBIC))
+    return out
+
+
+def changed(out: np.ndarray, src: np.ndarray) -> np.ndarray:
+    return np.abs(out.astype(np.int16) - src).max(axis=2) > 24
+
+
+def stability(src: list, out: list, region: list) -> tuple[float, float]:
+    """(temporal warping error, hem edge jitter) of an output video."""
+    import cv2
+
+    flow = FlowPair("medium")
+    errs, jit = [], []
+    for t in range(1, len(out)):
+        if not (region[t].any() and region[t - 1].any()):
+            continue
+        back, valid = flow(cv2.cvtColor(src[t - 1], cv2.COLOR_RGB2GRAY), cv2.cvtColor(src[t], cv2.COLOR_RGB2GRAY))
+        errs.append(warping_error(out[t - 1], out[t], back, valid, region[t]))
+        jit.append(edge_jitter(region[t - 1].astype(np.float32), region[t].astype(np.float32), back, valid))
+    return float(np.nanmean(errs)), float(np.nanmean(jit))
+
+
+def ssim_outside(src: list, out: list, region: list) -> float:
+    import cv2
+    from skimage.metrics import structural_similarity
+
+    vals = []
+    for s, o, r in zip(src, out, region):
+        _, m = structural_similarity(cv2.cvtColor(s, cv2.COLOR_RGB2GRAY), cv2.cvtColor(o, cv2.COLOR_RGB2GRAY),
+                                     data_range=255, full=True)
+        keep = cv2.dilate(r.astype(np.uint8), np.ones((9, 9), np.uint8)) == 0
+        vals.append(m[keep].mean())
+    return float(np.mean(vals))
+
+
+def grid_image(top: list, bottom: list, box=None, scale: float = 1.0) -> np.ndarray:
+    import cv2
+
+    idx = np.linspace(0, len(top) - 1, 5).astype(int)
+    rows = []
+    for frames in (top, bottom):
+        tiles = []
+        for i in idx:
+            f = frames[i]
+            if box is not None:
+                x0, y0, x1, y1 = box
+                f = f[y0:y1, x0:x1]
+            tiles.append(np.pad(f, ((2, 2), (2, 2), (0, 0)), constant_values=255))
+        rows.append(np.hstack(tiles))
+    g = np.vstack(rows)
+    if scale != 1.0:
+        g = cv2.resize(g, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
+    return g
+
+
+def distortion_table(video: Path) -> list[tuple]:
+    """Spread of log|det J| of the torso warp, checkerboard garment, one real frame."""
+    from engines.tryon import tps as T
+    from engines.tryon.garment import prepare_garment
+    from engines.tryon.person import PersonTracker
+
+    g = prepare_garment(make_sample_garment(240, 260, pattern="checker", period=12))
+    frames = list(iter_frames(video, 0, 12))
+    with PersonTracker(open_video(video).fps) as tr:
+        people = [tr(f) for f in frames]
+    person = next(p for p in reversed(people) if p is not None)
+    gp, bp, w, _ = T.body_targets(g.landmarks, person)
+    rows = []
+    for s in (0.0, 0.3, 1.0, 3.0):
+        warp = T.fit_warp(gp, bp, g.parts["torso"], 5, s, w)
+        spread = float(np.std(warp.jacobian_log_det(g.parts["torso"])))
+        miss = float(np.abs(warp.forward(gp) - bp).max() / np.linalg.norm(person.points[11] - person.points[12]))
+        d, sl = T.grid_regularisation_loss(warp.dst, 5)
+        rows.append((s, spread, d, sl, miss))
+    return rows
+
+
+def main() -> int:
+    from PIL import Image as PILImage
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--video", action="append", type=Path)
+    ap.add_argument("--frames", type=int, default=0, help="first N frames only (0 = all)")
+    ap.add_argument("--shots", type=Path, default=Path("/tmp/shots"))
+    args = ap.parse_args()
+    videos = args.video or DEFAULT_VIDEOS
+    args.shots.mkdir(parents=True, exist_ok=True)
+    garment = Image(make_sample_garment(240, 260, pattern="stripes"), path=Path("garment.png"))
+    table = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for video in videos:
+            clip = open_video(video)
+            n = min(clip.frame_count, args.frames or clip.frame_count)
+            src = list(iter_frames(video, 0, n))
+            full = max(clip.width, clip.height)
+            res, outs = {}, {}
+            for mode in ("off", "on"):
+                r, secs = run_engine(video, garment, temporal=mode, working_size=full, max_frames=n)
+                res[mode] = (r, n / secs)
+                outs[mode] = list(iter_frames(r.main.path))
+            v640 = resized_copy(video, (640, 480), n, Path(tmp))
+            _, secs640 = run_engine(v640, garment, temporal="on", working_size=640, max_frames=n)
+            region = [changed(a, s) | changed(b, s) for a, b, s in zip(outs["on"], outs["off"], src)]
+            twe = {m: stability(src, outs[m], region) for m in outs}
+            ssim = ssim_outside(src, outs["on"], region)
+            people = res["on"][0].metrics["frames_with_person"]
+            table.append((video.name, f"{clip.width}x{clip.height}", n, people, res["on"][1], res["off"][1],
+                          n / secs640, twe["off"][0], twe["on"][0], twe["off"][1], twe["on"][1], ssim))
+            ys, xs = np.nonzero(np.any(region, axis=0))
+            box = None
+            if len(xs) and (xs.max() - xs.min()) < 0.5 * clip.width:
+                pad = 40
+                box = (max(0, xs.min() - pad), max(0, ys.min() - pad),
+                       min(clip.width, xs.max() + pad), min(clip.height, ys.max() + pad))
+            scale = 2.0 if max(clip.width, clip.height) < 400 else 1.0
+            shot = args.shots / ("tryon_grid.png" if video == videos[0] else f"tryon_grid_{video.stem}.png")
+            PILImage.fromarray(grid_image(outs["off"], outs["on"], box, scale)).save(shot)
+            PILImage.fromarray(grid_image(src, outs["on"], box, scale)).save(
+                args.shots / f"tryon_source_vs_ours_{video.stem}.png")
+            print(f"saved {shot}", file=sys.stderr)
+
+    print("\nVideo try-on (striped garment; temporal off = per-frame baseline)\n")
+    head = ("video", "size", "frames", "with person", "fps src (on)", "fps src (off)", "fps 640x480",
+            "TWE off", "TWE on", "hem jitter off px", "hem jitter on px", "SSIM non-garment")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for row in table:
+        cells = [f"{v:.2f}" if isinstance(v, float) else str(v) for v in row]
+        print("| " + " | ".join(cells) + " |")
+    print("\nTPS regularisation (checkerboard garment on a carphone frame)\n")
+    print("| strength | std log|det J| | eq.1 distance | eq.2 slope | worst landmark miss (shoulder widths) |")
+    print("|---|---|---|---|---|")
+    for s, spread, d, sl, miss in distortion_table(videos[0]):
+        print(f"| {s:g} | {spread:.3f} | {d:.3f} | {sl:.4f} | {miss:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,223 @@
+"""The depth-from-focus engine end to end on synthetic stacks from a real RGB-D scene
+(Middlebury 2014 Motorcycle, real ground truth) and a procedural plane scene, with sensor
+noise and focus breathing; and the bad inputs a user can give it."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engines.api import CancelToken, Cancelled, EngineError, make_params, no_progress
+from engines.depth.engine import DepthFromFocusEngine
+from engines.depth.focus import depth_from_focus
+from engines.depth.synth import make_focal_stack, plane_scene, rgbd_from_disparity
+from engines.types import DepthMap, FocalStack, Mesh, PointCloud
+
+DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).resolve().parents[1]
+# Motorcycle calibration for the 741 x 500 images (skimage.data.stereo_motorcycle docstring).
+FOCAL_PX, BASELINE_M, DOFFS_PX = 994.978, 0.193001, 31.086
+
+
+def run(stack, **values):
+    return DepthFromFocusEngine().run([stack], make_params(DepthFromFocusEngine, values), no_progress, CancelToken())
+
+
+def errors(pred, gt):
+    ok = np.isfinite(gt) & np.isfinite(pred)
+    p, g = pred[ok], gt[ok]
+    ratio = np.maximum(p / g, g / p)
+    return {"absrel": float(np.mean(np.abs(p - g) / g)), "rmse": float(np.sqrt(np.mean((p - g) ** 2))),
+            "delta1": float(np.mean(ratio < 1.25))}
+
+
+@pytest.fixture(scope="module")
+def motorcycle():
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(DATA / "motorcycle_left.png").convert("RGB"))
+    disp = np.load(DATA / "motorcycle_disp.npz")["arr_0"]
+    rgb, depth, K = rgbd_from_disparity(rgb, disp, FOCAL_PX, BASELINE_M, DOFFS_PX, width=370)
+    # A 100 mm f/2 lens on a sensor sized so that the focal length in pixels is the calibration's.
+    stack = make_focal_stack(rgb, depth, 1 / np.linspace(1 / 2.0, 1 / 5.2, 8), 100.0, 2.0, 100.0 * 370 / K[0, 0],
+                             noise_sigma=0.01, breathing=0.01, seed=3)
+    return stack, depth, K
+
+
+@pytest.fixture(scope="module")
+def motorcycle_result(motorcycle):
+    return run(motorcycle[0])
+
+
+def test_motorcycle_metric_depth_within_bounds(motorcycle, motorcycle_result):
+    stack, gt, K = motorcycle
+    e = errors(motorcycle_result.main.depth, gt)
+    assert e["absrel"] < 0.06
+    assert e["delta1"] > 0.94
+    assert e["rmse"] < 0.4
+
+
+def test_fused_beats_plain_argmax(motorcycle, motorcycle_result):
+    stack, gt, K = motorcycle
+    plain = depth_from_focus(stack.frames, stack.focus_distances, "tenengrad", 9, "none")
+    e_arg = errors(plain.depth_argmax, gt)
+    e_fused = errors(motorcycle_result.main.depth, gt)
+    assert e_fused["rmse"] < 0.85 * e_arg["rmse"]
+    assert e_fused["absrel"] < e_arg["absrel"]
+
+
+def test_result_items_and_notes(motorcycle, motorcycle_result):
+    stack, gt, K = motorcycle
+    res = motorcycle_result
+    dm = res.main
+    assert isinstance(dm, DepthMap)
+    h, w = gt.shape
+    assert dm.depth.shape == (h, w) and dm.depth.dtype == np.float32 and np.isfinite(dm.depth).all()
+    assert dm.image.shape == (h, w, 3) and dm.image.dtype == np.uint8
+    assert dm.confidence.shape == (h, w) and 0 <= dm.confidence.min() and dm.confidence.max() <= 1
+    assert np.allclose(dm.intrinsics, K)
+    cloud = res.first(PointCloud)
+    assert len(cloud.points) == h * w and cloud.colors.shape == (h * w, 3)
+    # Back-projection: the median point lies at the median depth in front of the camera (-z).
+    assert np.median(-cloud.points[:, 2]) == pytest.approx(np.median(dm.depth), rel=1e-4)
+    mesh = res.first(Mesh)
+    assert mesh is not None and len(mesh.faces) > h * w  # most grid cells kept (2 triangles each)
+    assert any("weights-free edge-aware prior" in n for n in res.notes)
+    assert any("residual misalignment" in n for n in res.notes)
+    assert 0 <= res.metrics["align_residual_px"] < 1.0
+    assert res.metrics["low_confidence"] is False
+    for stage in ("align", "focus", "prior", "global fit", "local refinement", "point cloud"):
+        assert stage in res.timings
+
+
+def test_alignment_undoes_focus_breathing(motorcycle):
+    from engines.depth.align import align_stack
+    from engines.depth.synth import breathing_scales
+
+    stack = motorcycle[0]
+    al = align_stack(stack.frames, 0)
+    zoom = [np.sqrt(np.linalg.det(M[:2, :2])) for M in al.warps]
+    assert zoom == pytest.approx(list(breathing_scales(stack.focus_distances, 0.01)), abs=1.5e-3)
+
+
+def test_plane_scene_depth_within_bounds():
+    rgb, depth, K = plane_scene(240, 160, seed=5)
+    st = make_focal_stack(rgb, depth, 1 / np.linspace(1 / 1.8, 1 / 5.0, 8), 200.0, 2.0, 200.0 * 240 / K[0, 0],
+                          noise_sigma=0.01, breathing=0.01, seed=4)
+    res = run(st)
+    e = errors(res.main.depth, depth)
+    plain = errors(depth_from_focus(st.frames, st.focus_distances, "tenengrad", 9, "none").depth_argmax, depth)
+    assert e["absrel"] < 0.04 and e["delta1"] > 0.97
+    assert e["rmse"] < plain["rmse"]
+
+
+def test_other_operators_and_options_run(motorcycle):
+    stack, gt, K = motorcycle
+    small = FocalStack(stack.frames[::2], stack.focus_distances[::2], stack.intrinsics)
+    for values in ({"operator": "modified-laplacian", "interpolation": "parabolic", "robust_fit": "ransac"},
+                   {"operator": "graylevel-variance", "edge_aware_window": False, "robust_fit": "none"},
+                   {"operator": "sum-modified-laplacian", "local_refinement": False, "make_mesh": False,
+                    "reference_frame": 2}):
+        res = run(small, **values)
+        assert errors(res.main.depth, gt)["absrel"] < 0.15, values
+    assert res.first(Mesh) is None
+
+
+def test_fov_fallback_when_no_intrinsics(motorcycle):
+    stack = motorcycle[0]
+    bare = FocalStack(stack.frames[:3], stack.focus_distances[:3])
+    res = run(bare, fov_deg=90.0, make_mesh=False)
+    w = stack.frames[0].shape[1]
+    assert res.main.intrinsics[0, 0] == pytest.approx(0.5 * w, rel=1e-6)
+    assert any("90 degree" in n for n in res.notes)
+
+
+# --------------------------------------------------------------------------- bad input
+def _tiny_stack(n=3, h=60, w=80, seed=0):
+    rng = np.random.default_rng(seed)
+    frames = [(rng.random((h, w, 3)) * 255).astype(np.uint8) for _ in range(n)]
+    return FocalStack(frames, np.linspace(1.0, 3.0, n))
+
+
+def test_fewer_than_two_frames():
+    st = _tiny_stack(1)
+    with pytest.raises(EngineError, match="at least 2"):
+        run(st)
+
+
+def test_frames_of_different_sizes():
+    st = _tiny_stack(3)
+    st.frames[2] = st.frames[2][:50]
+    with pytest.raises(EngineError, match="same size"):
+        run(st)
+
+
+def test_duplicate_or_missing_distances():
+    st = _tiny_stack(3)
+    st.focus_distances = np.array([1.0, 2.0, 1.0])
+    with pytest.raises(EngineError, match="share the focus distance"):
+        run(st)
+    st.focus_distances = np.array([1.0, np.nan, 2.0])
+    with pytest.raises(EngineError, match="missing or not positive"):
+        run(st)
+    st.focus_distances = np.array([1.0, 2.0])
+    with pytest.raises(EngineError, match="focus distances"):
+        run(st)
+
+
+def test_unsorted_distances_are_sorted(motorcycle):
+    stack, gt, K = motorcycle
+    order = [2, 0, 3, 1]
+    shuffled = FocalStack([stack.frames[i] for i in order], stack.focus_distances[order], stack.intrinsics)
+    res = run(shuffled, make_mesh=False)
+    ref = run(FocalStack(stack.frames[:4], stack.focus_distances[:4], stack.intrinsics), make_mesh=False)
+    assert any("sorted by focus distance" in n for n in res.notes)
+    assert np.allclose(res.main.depth, ref.main.depth)
+
+
+def test_reference_frame_out_of_range():
+    with pytest.raises(EngineError, match="reference_frame"):
+        run(_tiny_stack(3), reference_frame=5)
+
+
+def test_textureless_stack_is_flagged_low_confidence():
+    rng = np.random.default_rng(1)
+    frames = [np.clip(128 + 2.5 * rng.standard_normal((90, 120, 3)), 0, 255).astype(np.uint8) for _ in range(4)]
+    res = run(FocalStack(frames, [1.0, 1.5, 2.0, 3.0]))
+    assert res.metrics["low_confidence"] is True
+    assert any(n.startswith("Low confidence") for n in res.notes)
+    assert np.isfinite(res.main.depth).all()
+    assert 1.0 / 1.5 <= res.main.depth.min() and res.main.depth.max() <= 3.0 * 1.5
+
+
+def test_stack_that_cannot_be_aligned():
+    # Each frame shows a different random scene: nothing to register.
+    st = _tiny_stack(3, 120, 160)
+    import cv2
+
+    st.frames = [cv2.GaussianBlur(f, (0, 0), 2.0) for f in st.frames]
+    with pytest.raises(EngineError, match="Cannot align"):
+        run(st)
+
+
+def test_cancel_stops_the_run(motorcycle):
+    token = CancelToken()
+    token.set()
+    with pytest.raises(Cancelled):
+        DepthFromFocusEngine().run([motorcycle[0]], make_params(DepthFromFocusEngine), no_progress, token)
+
+
+def test_cli_on_the_bundled_sample(tmp_path):
+    out = tmp_path / "depth.npy"
+    sample = ROOT / "resources" / "samples" / "focal_stack"
+    proc = subprocess.run([sys.executable, "main.py", "run", "depth-from-focus", "--input", str(sample),
+                           "--out", str(out), "--set", "make_mesh=false"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    d = np.load(out)
+    assert d.shape == (250, 370) and d.dtype == np.float32
+    # The sample was rendered from the motorcycle scene, 2.1 to 5 m away.
+    assert 2.0 < np.median(d) < 4.0 and np.nanmin(d) > 1.3 and np.nanmax(d) < 8.0
