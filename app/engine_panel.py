@@ -101,7 +101,14 @@ class ParamsForm(QWidget):
             self.set_values(values)
 
     def defaults(self) -> dict:
-        return self.engine_cls.Params().model_dump(mode="json")
+        """Field defaults (fields without one are left empty for the user to fill)."""
+        out = {}
+        for name, field in self.engine_cls.Params.model_fields.items():
+            if field.is_required():
+                continue
+            v = field.get_default(call_default_factory=True)
+            out[name] = v.value if isinstance(v, enum.Enum) else v
+        return out
 
     def _make(self, name: str, field) -> tuple[str, QWidget, bool]:
         tip = field.description or ""

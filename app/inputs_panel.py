@@ -165,9 +165,10 @@ class InputsPanel(QWidget):
         menu.exec(lst.mapToGlobal(pos))
 
     # -- filling -----------------------------------------------------------------------
-    def add_input(self, label: str, detail: str, thumb: np.ndarray | None) -> int:
-        item = QListWidgetItem(QIcon(to_pixmap(thumb)), f"{label}\n{detail}")
-        item.setToolTip(detail)
+    def add_input(self, label: str, detail: str, thumb: np.ndarray | None,
+                  notes: list[str] | None = None) -> int:
+        item = QListWidgetItem(QIcon(to_pixmap(thumb)), f"{label}\n{detail}" + ("\n(see notes)" if notes else ""))
+        item.setToolTip("\n".join([detail, *(notes or [])]))
         self.inputs.addItem(item)
         return self.inputs.count() - 1
 

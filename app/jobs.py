@@ -30,7 +30,7 @@ log = logging.getLogger("app.jobs")
 
 # At most this many progress signals per second per job (plus the last report): an
 # engine may report in a tight loop, and every signal costs the UI thread a slot call.
-PROGRESS_HZ = 30.0
+PROGRESS_HZ = 15.0
 
 JobFn = Callable[[Callable[[float, str], None], CancelToken], Any]
 

@@ -4,7 +4,8 @@ Start-up is kept short (target: window on screen in under 2.5 s) by importing on
 PySide6, numpy and pydantic before the window shows; engines, pyvista/VTK, torch,
 open3d and mediapipe load afterwards or when first used. Set
 ``CAPTURE_STUDIO_STARTUP_PROBE=1`` to print the time the window was shown and the
-heavy modules loaded by then, and quit (used by ``benchmarks/startup.py``).
+heavy modules loaded by then, and quit (``=views`` also times loading the 2D, video
+and 3D views); ``benchmarks/startup.py`` uses it.
 """
 from __future__ import annotations
 
@@ -30,8 +31,10 @@ def run_app(files: list[str]) -> int:
 
     from app.main_window import MainWindow
 
-    probe = os.environ.get("CAPTURE_STUDIO_STARTUP_PROBE") == "1"
-    window = MainWindow(samples=not probe, recovery=not probe, views=not probe)
+    probe_mode = os.environ.get("CAPTURE_STUDIO_STARTUP_PROBE", "")
+    probe = probe_mode in ("1", "views")
+    window = MainWindow(samples=not probe, recovery=not probe,
+                        views=not probe or probe_mode == "views")
     window.show()
     if probe:
         app.processEvents()  # the first paint
@@ -41,6 +44,11 @@ def run_app(files: list[str]) -> int:
 
         def report():  # after the deferred start-up work (engine discovery)
             print(f"ready {time.time():.6f}", flush=True)
+            if probe_mode == "views":
+                window.ensure_views()
+                app.processEvents()
+                print(f"views {time.time():.6f} 3d={'yes' if window.viewport is not None else 'no'}",
+                      flush=True)
             window.confirm_close = False
             window.close()
             app.quit()

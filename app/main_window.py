@@ -231,12 +231,14 @@ class MainWindow(QMainWindow):
         if entry.kind == "FocalStack":
             entry.focus_distances = [float(d) for d in obj.focus_distances]
         index = self.project.add_input(entry)
-        row = self.inputs_panel.add_input(entry.label, describe(obj), thumb)
+        notes = list(getattr(obj, "notes", []) or [])
+        row = self.inputs_panel.add_input(entry.label, describe(obj), thumb, notes)
         self.inputs_panel.inputs.setCurrentRow(row, QItemSelectionModel.ClearAndSelect)
         for p in entry.paths:
             self.settings.add_recent(p)
-        notes = list(getattr(obj, "notes", []) or [])
-        self.status(" ".join(notes) if notes else f"Imported {entry.label}: {describe(obj)}")
+        for n in notes:  # e.g. "downscaled to stay under 50 MP": kept in the log too
+            log.info("%s: %s", entry.label, n)
+        self.status(" ".join(notes) if notes else f"Imported {entry.label}: {describe(obj)}", 15000)
         self._update_title()
         self.input_added.emit(index)
 

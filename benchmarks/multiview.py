@@ -87,13 +87,16 @@ def screenshots(result, folder: Path, tag: str) -> None:
     def pv_mesh(m):
         return pv.PolyData(m.vertices, np.hstack([np.full((len(m.faces), 1), 3), m.faces]).astype(np.int64))
 
-    def look(pl):
+    def look(pl, fit_all: bool):
         c = frusta.vertices[::5]
-        centre = points.points.mean(0)
+        centre = np.median(points.points, axis=0)
         up = np.array([0.0, 1.0, 0.0])
+        d = c[0] - centre  # from behind the first camera, a little higher
         pl.camera.focal_point = centre
-        pl.camera.position = centre + 1.6 * (c.mean(0) - centre) + 0.9 * np.ptp(c, axis=0).max() * up
+        pl.camera.position = centre + 1.2 * d + 0.4 * np.linalg.norm(d) * up
         pl.camera.up = up
+        if fit_all:
+            pl.reset_camera()
         pl.reset_camera_clipping_range()
 
     pl = pv.Plotter(off_screen=True, window_size=(1000, 750))
@@ -104,7 +107,7 @@ def screenshots(result, folder: Path, tag: str) -> None:
     fm = pv_mesh(frusta)
     fm["rgb"] = frusta.vertex_colors
     pl.add_mesh(fm, scalars="rgb", rgb=True, style="wireframe", line_width=1.5)
-    look(pl)
+    look(pl, True)
     pl.screenshot(str(folder / f"{tag}_cameras_points.png"))
     pl.close()
 
@@ -117,7 +120,7 @@ def screenshots(result, folder: Path, tag: str) -> None:
     else:
         pm["rgb"] = mesh.vertex_colors
         pl.add_mesh(pm, scalars="rgb", rgb=True)
-    look(pl)
+    look(pl, False)
     pl.screenshot(str(folder / f"{tag}_textured_mesh.png"))
     pl.close()
 

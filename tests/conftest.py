@@ -123,7 +123,9 @@ def studio_home(tmp_path_factory, monkeypatch):
 
 
 class Dialogs:
-    """Records modal dialog calls; ``answers`` scripts the replies by function name."""
+    """Records modal dialog calls; ``answers`` scripts the replies by function name
+    (e.g. ``answers["getOpenFileName"] = [("a.png", ""), ("b.npy", "")]``: a list is
+    a sequence of replies, anything else the reply to every call)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, str]] = []
@@ -145,10 +147,16 @@ def dialogs(monkeypatch):
     except ImportError:  # engine-only environments
         return d
 
+    def answer(kind, default):
+        a = d.answers.get(kind, default)
+        if isinstance(a, list):  # a script of replies, one per call
+            return a.pop(0) if a else default
+        return a
+
     def message(kind, default):
         def fn(parent, title, text, *a, **k):
             d.calls.append((kind, str(title), str(text)))
-            return d.answers.get(kind, default)
+            return answer(kind, default)
         return staticmethod(fn)
 
     for kind, default in (("warning", QMessageBox.Ok), ("critical", QMessageBox.Ok),
@@ -159,7 +167,7 @@ def dialogs(monkeypatch):
     def file_dialog(kind, default):
         def fn(*a, **k):
             d.calls.append((kind, str(a[1] if len(a) > 1 else k.get("caption", "")), ""))
-            return d.answers.get(kind, default)
+            return answer(kind, default)
         return staticmethod(fn)
 
     monkeypatch.setattr(QFileDialog, "getOpenFileName", file_dialog("getOpenFileName", ("", "")))

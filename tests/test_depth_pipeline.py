@@ -221,3 +221,17 @@ def test_cli_on_the_bundled_sample(tmp_path):
     assert d.shape == (250, 370) and d.dtype == np.float32
     # The sample was rendered from the motorcycle scene, 2.1 to 5 m away.
     assert 2.0 < np.median(d) < 4.0 and np.nanmin(d) > 1.3 and np.nanmax(d) < 8.0
+
+
+def test_large_stacks_are_measured_downscaled_and_returned_full_size(motorcycle):
+    stack, gt, K = motorcycle
+    res = run(stack, max_megapixels=0.04, make_mesh=False)  # 370x250 = 0.0925 MP -> about 243x164
+    dm = res.main
+    assert dm.depth.shape == gt.shape and dm.image.shape == stack.frames[0].shape
+    assert dm.confidence.shape == gt.shape
+    assert any("upsampled" in n for n in res.notes) and "upsample" in res.timings
+    assert errors(dm.depth, gt)["absrel"] < 0.08
+    # The all-in-focus image is composed from full-size frames: as sharp as the full-size run's.
+    full = run(stack, make_mesh=False).main.image
+    grad = [np.abs(np.diff(im.astype(float), axis=1)).mean() for im in (dm.image, full)]
+    assert grad[0] > 0.9 * grad[1]

@@ -268,7 +268,7 @@ def build_vertices(tpl: HeadTemplate, lm: np.ndarray) -> tuple[np.ndarray, HeadS
         cen = loop.mean(0)
         rel = loop - cen
         if key == "mouth":
-            depth, spread, drop = [0.0, 0.006, 0.02, 0.034], [1.0, 1.05, 1.1, 0.7], [0.0, 0.004, 0.012, 0.01]
+            depth, spread, drop = [0.0, 0.004, 0.02, 0.034], [1.0, 1.0, 1.1, 0.7], [0.0, 0.003, 0.012, 0.01]
         else:
             depth, spread, drop = [0.0, 0.004, 0.014, 0.022], [1.0, 1.1, 1.0, 0.5], [0.0, 0.002, 0.004, 0.002]
         for r in range(BAG_RINGS + 1):

@@ -120,8 +120,6 @@ def boundary_loops(faces: np.ndarray) -> list[np.ndarray]:
 
 @lru_cache(maxsize=1)
 def face_topology() -> FaceTopology:
-    from scipy.spatial import cKDTree
-
     canon = load_canonical()
     faces = _orient(_triangles(len(canon)), canon)
     loops = boundary_loops(faces)
@@ -130,7 +128,8 @@ def face_topology() -> FaceTopology:
         oval, rest = loops[0], sorted(loops[1:], key=len)
         a, b, mouth = rest[0], rest[1], rest[2]
     eye_left, eye_right = (a, b) if canon[a, 0].mean() > 0 else (b, a)
-    _, mirror = cKDTree(canon).query(canon * [-1, 1, 1])
+    d2 = ((canon[:, None, :] * [-1, 1, 1] - canon[None]) ** 2).sum(-1)
+    mirror = np.argmin(d2, axis=1)
     return FaceTopology(canon, faces, oval, eye_left, eye_right, mouth, mirror.astype(np.int64))
 
 

@@ -28,6 +28,13 @@ class Alignment:
     skipped: bool = False
     notes: list[str] = field(default_factory=list)
 
+    def rescaled(self, factor: float) -> "Alignment":
+        """The same alignment for images ``factor`` times the size of the aligned ones."""
+        S = np.diag([1.0 / factor, 1.0 / factor, 1.0])
+        Sinv = np.diag([factor, factor, 1.0])
+        return Alignment([Sinv @ M @ S for M in self.warps], list(self.correlation), self.residual_px * factor,
+                         self.max_correction_px * factor, self.skipped, list(self.notes))
+
     def warp(self, image: np.ndarray, index: int, cubic: bool = False) -> np.ndarray:
         """An image in frame ``index``'s grid (the frame, or its focus measure) resampled into
         the reference grid. Bilinear by default; ``cubic`` blurs fine detail less."""
@@ -65,7 +72,7 @@ def _displacement(M: np.ndarray, w: int, h: int) -> float:
     return float(np.abs((M @ corners)[:2] - corners[:2]).max())
 
 
-def align_stack(frames: list[np.ndarray], reference: int = 0, max_side: int = 480,
+def align_stack(frames: list[np.ndarray], reference: int = 0, max_side: int = 256,
                 min_correlation: float = 0.6, names: list[str] | None = None,
                 texture_floor: float = 0.004) -> Alignment:
     """Estimate the warps that bring every frame onto ``frames[reference]``.
@@ -90,7 +97,7 @@ def align_stack(frames: list[np.ndarray], reference: int = 0, max_side: int = 48
     Sinv = np.diag([1.0 / scale, 1.0 / scale, 1.0])
     warps_small = [np.eye(3) for _ in range(n)]
     corr = [1.0] * n
-    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-5)
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 40, 1e-5)
     order = [(i, i - 1) for i in range(reference + 1, n)] + [(i, i + 1) for i in range(reference - 1, -1, -1)]
     prev_step = {}
     for i, j in order:

@@ -37,7 +37,7 @@ class DepthFromFocusEngine(Engine):
     class Params(BaseModel):
         operator: Literal["modified-laplacian", "sum-modified-laplacian", "tenengrad", "graylevel-variance"] = Field(
             "tenengrad", description="Focus measure (Pertuz et al. 2013); the default scored best on benchmarks/depth.py")
-        window: int = Field(11, ge=3, le=31, description="Focus-measure window in pixels")
+        window: int = Field(7, ge=3, le=31, description="Focus-measure window in pixels")
         edge_aware_window: bool = Field(
             True, description="Average the focus measure within image edges (guided filter) rather than a plain box")
         interpolation: Literal["none", "parabolic", "gaussian"] = Field(
@@ -54,6 +54,8 @@ class DepthFromFocusEngine(Engine):
         min_confidence: float = Field(0.5, ge=0.0, le=1.0, description="Confidence a pixel needs to take part in the fit")
         smoothness: float = Field(200.0, ge=1.0, le=100000.0,
                                   description="Reach of the edge-aware propagation (fast global smoother lambda at 500 px)")
+        refine_smoothness: float = Field(50.0, ge=0.1, le=100000.0,
+                                         description="Reach of the local scale refinement's smoothing (smaller keeps more detail)")
         edge_sensitivity: float = Field(8.0, ge=1.0, le=100.0,
                                         description="Colour difference (0-255) at which propagation stops at an edge")
         reference_frame: int = Field(0, ge=0, le=999, description="Frame whose pixel grid the results use (0 = nearest focus)")
@@ -62,6 +64,10 @@ class DepthFromFocusEngine(Engine):
                                description="Horizontal field of view used when the stack has no intrinsics or EXIF focal length")
         max_depth_jump: float = Field(0.05, gt=0.0, le=1.0, description="Mesh: drop triangles whose depths differ by more than this fraction")
         make_mesh: bool = Field(True, description="Also build a mesh from the depth grid")
+        max_megapixels: float = Field(
+            2.0, ge=0.01, le=200.0,
+            description="Working size: larger stacks are measured and fused downscaled to this many megapixels, "
+                        "then the depth is upsampled to full size (the all-in-focus image stays full size)")
 
     def run(self, inputs, params: "DepthFromFocusEngine.Params", progress: Progress, cancel: CancelToken) -> Result:
         from engines.depth.align import align_stack
@@ -78,25 +84,35 @@ class DepthFromFocusEngine(Engine):
         if ref >= n:
             raise EngineError(f"reference_frame is {ref} but the stack has only {n} frames (0 to {n - 1}).")
         cancel.raise_if_set()
+        full_h, full_w = frames[0].shape[:2]
+        scale = min(1.0, float(np.sqrt(params.max_megapixels * 1e6 / (full_h * full_w))))
+        work = frames
+        if scale < 1.0:
+            with result.stage("downscale"):
+                work = self._downscaled(frames, scale)
+            result.notes.append(f"Measured at {work[0].shape[1]}x{work[0].shape[0]} (max_megapixels "
+                                f"{params.max_megapixels:g}); the depth was upsampled to {full_w}x{full_h}.")
 
         progress(0.05, "Aligning frames")
+        al = full_al = None
         with result.stage("align"):
             if params.align:
-                al = align_stack(frames, ref, names=names)
+                al = align_stack(work, ref, names=names)
                 result.notes += al.notes
+                full_al = al.rescaled(full_w / work[0].shape[1])
                 if not al.skipped:
                     result.notes.append(f"Frames aligned to frame {ref + 1} ({dist[ref]:.3g} m): largest correction "
-                                        f"{al.max_correction_px:.1f} px, residual misalignment {al.residual_px:.2f} px.")
-                result.metrics.update(align_residual_px=al.residual_px, align_correction_px=al.max_correction_px,
+                                        f"{full_al.max_correction_px:.1f} px, residual misalignment "
+                                        f"{full_al.residual_px:.2f} px.")
+                result.metrics.update(align_residual_px=full_al.residual_px,
+                                      align_correction_px=full_al.max_correction_px,
                                       align_min_correlation=float(min(al.correlation)))
-                warp = al.warp
-            else:
-                warp = None
         cancel.raise_if_set()
 
         progress(0.2, "Measuring focus")
         with result.stage("focus"):
-            dff = depth_from_focus(self._cancellable(frames, cancel), dist, params.operator, params.window,
+            warp = al.warp if al is not None else None
+            dff = depth_from_focus(self._cancellable(work, cancel), dist, params.operator, params.window,
                                    params.interpolation, warp=warp, edge_aware=params.edge_aware_window)
         conf = dff.confidence
         confident = conf >= params.min_confidence
@@ -134,15 +150,21 @@ class DepthFromFocusEngine(Engine):
         progress(0.75, "Local scale refinement")
         with result.stage("local refinement"):
             if params.local_refinement and not low:
-                fine = EdgeAwareSmoother(dff.all_in_focus, lam / 4.0, params.edge_sensitivity)
+                fine = EdgeAwareSmoother(dff.all_in_focus, smoothing_lambda(conf.shape, params.refine_smoothness),
+                                         params.edge_sensitivity)
                 depth, _ = local_scale_refinement(global_depth, dff.depth, conf * confident, fine)
             else:
                 depth = global_depth
         cancel.raise_if_set()
 
+        image = dff.all_in_focus
+        if scale < 1.0:
+            progress(0.8, "Upsampling to full size")
+            with result.stage("upsample"):
+                depth, conf, image = self._upsampled(depth, conf, dff.index, frames, full_al, (full_w, full_h))
         progress(0.85, "Point cloud and mesh")
         K = self._intrinsics(stack, depth.shape, params.fov_deg, result.notes)
-        dm = DepthMap(depth, conf, K, image=dff.all_in_focus, name="depth from focus")
+        dm = DepthMap(depth, conf, K, image=image, name="depth from focus")
         with result.stage("point cloud"):
             stride = max(1, int(np.ceil(np.sqrt(depth.size / 1.0e6))))
             cloud = dm.to_points(stride)
@@ -167,6 +189,33 @@ class DepthFromFocusEngine(Engine):
         for f in frames:
             cancel.raise_if_set()
             yield f
+
+    @staticmethod
+    def _downscaled(frames, scale: float) -> list[np.ndarray]:
+        import cv2
+
+        h, w = frames[0].shape[:2]
+        size = (max(8, int(round(w * scale))), max(8, int(round(h * scale))))
+        return [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]
+
+    @staticmethod
+    def _upsampled(depth, conf, index, frames, full_al, size):
+        """Depth and confidence resized (bilinear) to the full frame size, and the all-in-focus
+        image composed from the full-size frames with the working-size sharpest-frame map."""
+        import cv2
+
+        w, h = size
+        depth = cv2.resize(depth, size, interpolation=cv2.INTER_LINEAR)
+        conf = np.clip(cv2.resize(conf, size, interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+        index = cv2.resize(index.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
+        image = np.empty_like(frames[0])
+        for k, frame in enumerate(frames):
+            sel = index == k
+            if not sel.any():
+                continue
+            warped = full_al.warp(frame, k) if full_al is not None else frame
+            np.copyto(image, warped, where=sel[..., None] if image.ndim == 3 else sel)
+        return depth, conf, image
 
     @staticmethod
     def _checked_stack(stack: FocalStack, notes: list[str]):

@@ -45,16 +45,21 @@ def fit_scale_shift(prior: np.ndarray, measured: np.ndarray, weights: np.ndarray
     Pixels with non-finite values or zero weight are ignored; at most ``max_samples``
     pixels (a fixed-seed subsample) enter the fit.
     """
-    p = np.asarray(prior, np.float64).ravel()
-    m = np.asarray(measured, np.float64).ravel()
-    w = np.ones_like(p) if weights is None else np.asarray(weights, np.float64).ravel()
+    p = np.asarray(prior).ravel()
+    m = np.asarray(measured).ravel()
+    w = np.ones(p.shape, np.float32) if weights is None else np.asarray(weights).ravel()
+    # A regular subsample first (a large image has far more pixels than two unknowns need),
+    # offset by the seed, then the usable pixels among it.
+    step = max(1, p.size // (4 * max_samples))
+    start = seed % step
+    p, m, w = (np.asarray(a[start::step], np.float64) for a in (p, m, w))
     ok = np.isfinite(p) & np.isfinite(m) & (w > 0)
     idx = np.flatnonzero(ok)
     if idx.size < 2:
         raise ValueError("fewer than two usable pixels to fit scale and shift")
     rng = np.random.default_rng(seed)
     if idx.size > max_samples:
-        idx = rng.choice(idx, max_samples, replace=False)
+        idx = idx[np.sort(rng.choice(idx.size, max_samples, replace=False))]
     p, m, w = p[idx], m[idx], w[idx]
     s, t = _weighted_ls(p, m, w)
     if robust == "huber":

@@ -21,6 +21,7 @@ match (silhouette matching), render (software previews and silhouettes).
 from __future__ import annotations
 
 import dataclasses
+from collections import OrderedDict
 
 import numpy as np
 
@@ -31,6 +32,8 @@ from engines.types import Avatar, Mesh, Strands
 __all__ = ["apply_hair", "list_styles", "fit_style", "match_hair", "recipes", "NO_HAIR"]
 
 NO_HAIR = ("none", "bald", "")
+_fitted: OrderedDict = OrderedDict()
+"""(head fit, recipe) -> fitted strand points: switching back to a style is instant."""
 
 
 def _head(avatar: Avatar) -> tuple[Mesh, np.ndarray | None]:
@@ -49,9 +52,18 @@ def fit_style(avatar: Avatar, style: str, color="dark brown", seed: int = 0) -> 
     mesh, scalp = _head(avatar)
     if r.is_bald:
         return Strands(np.zeros((0, r.points, 3), np.float32), np.zeros((0, 3), np.uint8), name="hair")
-    hf = head_fit(mesh, scalp)
-    pts, keep = fit_strands(generate(r), hf)
-    pts = pts[keep]
+    hf = head_fit(mesh, scalp, avatar.camera)
+    from engines.hair.generate import recipe_key
+
+    key = (hf.key, recipe_key(r))
+    if key not in _fitted:
+        pts, keep = fit_strands(generate(r), hf)
+        pts = pts[keep]
+        pts.setflags(write=False)
+        _fitted[key] = pts
+        while len(_fitted) > 24:
+            _fitted.popitem(last=False)
+    pts = _fitted[key]
     cols = strand_colors(parse_color(color), len(pts), seed=seed + r.seed)
     return Strands(pts, cols, name="hair")
 
@@ -90,10 +102,13 @@ def apply_hair(avatar: Avatar, style: str, color="dark brown", photo_rgb: np.nda
         strands = None
         style = "bald" if style == "bald" else "none"
     else:
+        style = get_recipe(style).name
         strands = fit_style(avatar, style, rgb)
         if avatar.scalp is not None and len(avatar.scalp):
+            from engines.hair.head import head_fit
+
             src = dataclasses.replace(mesh, texture=base_tex, vertex_colors=base_vc)
-            tex, vc = darken_scalp(src, avatar.scalp, rgb)
+            tex, vc = darken_scalp(src, avatar.scalp, rgb, cache=head_fit(mesh, avatar.scalp, avatar.camera).alpha_cache)
             new_mesh.texture = tex if tex is not None else base_tex
             new_mesh.vertex_colors = vc if vc is not None else base_vc
     params["hairstyle"] = style

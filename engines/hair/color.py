@@ -79,17 +79,19 @@ def scalp_weights(n_vertices: int, faces: np.ndarray, scalp: np.ndarray, rounds:
     return np.clip(w, 0, 1)
 
 
-def darken_scalp(mesh, scalp: np.ndarray, hair_rgb: np.ndarray, strength: float = 0.85):
+def darken_scalp(mesh, scalp: np.ndarray, hair_rgb: np.ndarray, strength: float = 0.85,
+                 cache: dict | None = None):
     """Texture and vertex colours with the scalp blended towards a darker hair colour.
 
-    Returns (texture or None, vertex_colors or None); inputs are not modified. The
-    blend is computed from ``base_texture``/``base_colors`` so repeated changes of style
-    never darken twice.
+    Returns (texture or None, vertex_colors or None); inputs are not modified, so calling
+    it again with another colour never darkens twice. ``cache`` (a dict kept per head)
+    stores the feathered scalp mask in texture space, which only depends on the head.
     """
-    import cv2
-
-    target = hair_rgb.astype(float) * 0.7
-    w = scalp_weights(len(mesh.vertices), mesh.faces, np.asarray(scalp)) * strength
+    target = hair_rgb.astype(np.int32) * 7 // 10
+    cache = {} if cache is None else cache
+    if "w" not in cache:
+        cache["w"] = scalp_weights(len(mesh.vertices), mesh.faces, np.asarray(scalp)) * strength
+    w = cache["w"]
     vc = None
     if mesh.vertex_colors is not None:
         base = mesh.vertex_colors[:, :3].astype(float)
@@ -98,19 +100,35 @@ def darken_scalp(mesh, scalp: np.ndarray, hair_rgb: np.ndarray, strength: float 
     tex = None
     if mesh.texture is not None and mesh.uv is not None and len(mesh.uv) == len(mesh.vertices):
         t = mesh.texture
-        h, wd = t.shape[:2]
-        alpha = np.zeros((h, wd), np.float32)
-        uv = mesh.uv.astype(float)
-        px = np.stack([uv[:, 0] * (wd - 1), (1 - uv[:, 1]) * (h - 1)], 1)
-        fw = w[mesh.faces].mean(1)
-        sel = np.nonzero(fw > 0.01)[0]
-        tri = np.round(px[mesh.faces[sel]] * 4).astype(np.int32)
-        for i, f in enumerate(sel):
-            cv2.fillConvexPoly(alpha, tri[i], float(fw[f]), cv2.LINE_8, 2)
-        k = max(3, int(round(min(h, wd) / 128)) * 2 + 1)
-        alpha = cv2.GaussianBlur(alpha, (k, k), 0)[..., None]
-        rgb = t[..., :3].astype(float)
+        key = ("tex", t.shape)
+        if key not in cache:
+            cache[key] = _texture_alpha(mesh, w, t.shape[:2])
+        idx, a = cache[key]
+        flat = t.reshape(-1, t.shape[2] if t.ndim == 3 else 1)
         out = t.copy()
-        out[..., :3] = np.clip(rgb * (1 - alpha) + target * alpha, 0, 255).astype(t.dtype)
+        oflat = out.reshape(flat.shape)
+        top = 65535 if t.dtype == np.uint16 else 255
+        tgt = target * (257 if top == 65535 else 1)
+        sub = flat[idx, :3].astype(np.int64)
+        oflat[idx, :3] = ((sub * (255 - a) + tgt * a + 127) // 255).astype(t.dtype)
         tex = out
     return tex, vc
+
+
+def _texture_alpha(mesh, w: np.ndarray, shape: tuple[int, int]):
+    """Flat indices and 0..255 weights of the texels under the (feathered) scalp."""
+    import cv2
+
+    h, wd = shape
+    alpha = np.zeros((h, wd), np.float32)
+    uv = mesh.uv.astype(float)
+    px = np.stack([uv[:, 0] * (wd - 1), (1 - uv[:, 1]) * (h - 1)], 1)
+    fw = w[mesh.faces].mean(1)
+    sel = np.nonzero(fw > 0.01)[0]
+    tri = np.round(px[mesh.faces[sel]] * 4).astype(np.int32)
+    for i, f in enumerate(sel):
+        cv2.fillConvexPoly(alpha, tri[i], float(fw[f]), cv2.LINE_8, 2)
+    k = max(3, int(round(min(h, wd) / 128)) * 2 + 1)
+    alpha = cv2.GaussianBlur(alpha, (k, k), 0).reshape(-1)
+    idx = np.nonzero(alpha > 0.004)[0]
+    return idx, np.round(alpha[idx] * 255).astype(np.int64)[:, None]

@@ -164,7 +164,7 @@ def _march(r: Recipe, roots: np.ndarray, n: np.ndarray, d0: np.ndarray, length: 
         p = pts[:, k - 1] + d * h
         arc += h[:, 0]
         shell = layer * np.minimum(1.0, arc / 0.03)
-        p = _push_out(p, shell, face)
+        p = _push_out(p, shell, face & (arc > 0.02))  # roots at the temples stay put
         d = _unit(p - pts[:, k - 1])
         pts[:, k] = p
     return pts
@@ -306,6 +306,7 @@ def generate(r: Recipe) -> np.ndarray:
             crest = np.abs(roots[:, 0]) < r.mohawk.width
             length = np.where(crest, length, r.mohawk.side_length)
             grav = np.where(crest, r.gravity, 1.0)
+            d0 = np.where(crest[:, None], _unit(d0 * [0.2, 1.0, 1.0]), d0)  # a flat, upright crest
         fr = np.zeros(len(q), bool)
         if r.fringe.width > 0:
             # Fringe rows: the front strands are combed forward and cut above the brows.
@@ -324,7 +325,9 @@ def generate(r: Recipe) -> np.ndarray:
             front = fr[:, None] & (pts[..., 2] > 0.02)
             pts[..., 1] = np.where(front, np.maximum(pts[..., 1], BROW_Y + 0.004), pts[..., 1])
         face = np.broadcast_to(~fr[:, None], pts.shape[:2])
-    pts = _push_out(pts, np.full(pts.shape[:2], 0.002), face, side)
+    arc = np.concatenate([np.zeros((len(pts), 1)),
+                          np.cumsum(np.linalg.norm(np.diff(pts, axis=1), axis=2), axis=1)], 1)
+    pts = _push_out(pts, np.full(pts.shape[:2], 0.002), face & (arc > 0.02), side)
     out = pts.astype(np.float32)
     out.setflags(write=False)
     _cache[key] = out

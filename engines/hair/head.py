@@ -108,7 +108,8 @@ def _snap_axis(cue: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray
 class HeadFit:
     """Everything about one head that strand fitting needs, computed once."""
 
-    def __init__(self, mesh: Mesh, scalp: np.ndarray | None, voxels: int = 64):
+    def __init__(self, mesh: Mesh, scalp: np.ndarray | None, camera: dict | None = None, voxels: int = 56):
+        self.key = ""
         from scipy.spatial import cKDTree
 
         v = mesh.vertices.astype(np.float64)
@@ -118,9 +119,14 @@ class HeadFit:
             scalp = np.nonzero(v[:, 1] > np.percentile(v[:, 1], 70))[0]
         self.scalp_mask = np.zeros(len(v), bool)
         self.scalp_mask[scalp] = True
-        vn = mesh.normals if mesh.normals is not None and len(mesh.normals) == len(v) else Mesh(v, f).compute_normals()
-        up = _snap_axis(np.asarray(vn, float)[scalp].mean(0))
-        fwd_cue = v[~self.scalp_mask].mean(0) - v[scalp].mean(0) if (~self.scalp_mask).any() else np.array([0, 0, 1.0])
+        if camera and "R" in camera:
+            # A portrait is taken upright and roughly from the front: the camera's up and
+            # viewing axes, snapped to the mesh axes, give the head's up and face axes.
+            Rc = np.asarray(camera["R"], float)
+            up_cue, fwd_cue = -Rc[1], -Rc[2]
+        else:  # no photo camera: the convention of engines.types (y up, z out of the face)
+            up_cue, fwd_cue = np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, 1.0])
+        up = _snap_axis(up_cue)
         fwd = _snap_axis(fwd_cue - (fwd_cue @ up) * up, exclude=up)
         self.axes = np.stack([np.cross(up, fwd), up, fwd], 1)  # columns: head x, y, z in world
         loc = v @ self.axes
@@ -139,6 +145,7 @@ class HeadFit:
         self.hairline = self._measure_hairline(loc[scalp] - centre_loc)
         self._build_sdf(mesh, v, f, voxels)
         self.tree = cKDTree(v)
+        self.alpha_cache: dict = {}
 
     # -- frame helpers --------------------------------------------------------------
     def to_world(self, p_canon: np.ndarray) -> np.ndarray:
@@ -170,7 +177,7 @@ class HeadFit:
         area = 0.5 * np.linalg.norm(np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]), axis=1)
         lo, hi = v.min(0) - 0.04, v.max(0) + 0.04
         h = float((hi - lo).max() / (voxels - 1))
-        n_s = int(np.clip(area.sum() / (0.35 * h) ** 2, 20000, 150000))
+        n_s = int(np.clip(area.sum() / (0.5 * h) ** 2, 20000, 60000))
         tri = rng.choice(len(f), n_s, p=area / area.sum())
         r1, r2 = np.sqrt(rng.uniform(size=n_s)), rng.uniform(size=n_s)
         bary = np.stack([1 - r1, r1 * (1 - r2), r1 * r2], 1)
@@ -219,19 +226,22 @@ def _canonical_scalp_stats():
 _fits: OrderedDict[str, HeadFit] = OrderedDict()
 
 
-def head_fit(mesh: Mesh, scalp: np.ndarray | None) -> HeadFit:
+def head_fit(mesh: Mesh, scalp: np.ndarray | None, camera: dict | None = None) -> HeadFit:
     """The cached :class:`HeadFit` of a head (keyed by its vertices, faces, scalp and targets)."""
     hsh = hashlib.blake2b(digest_size=16)
     hsh.update(np.ascontiguousarray(mesh.vertices).tobytes())
     hsh.update(np.ascontiguousarray(mesh.faces).tobytes())
     if scalp is not None:
         hsh.update(np.asarray(scalp, np.int64).tobytes())
+    if camera and "R" in camera:
+        hsh.update(np.round(np.asarray(camera["R"], float), 1).tobytes())
     for k in sorted(mesh.morph_targets):
         hsh.update(k.encode())
         hsh.update(np.ascontiguousarray(mesh.morph_targets[k]).tobytes()[:4096])
     key = hsh.hexdigest()
     if key not in _fits:
-        _fits[key] = HeadFit(mesh, scalp)
+        _fits[key] = HeadFit(mesh, scalp, camera)
+        _fits[key].key = key
         while len(_fits) > 4:
             _fits.popitem(last=False)
     _fits.move_to_end(key)

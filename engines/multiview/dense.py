@@ -216,5 +216,7 @@ def compute_depth_maps(images: dict[str, np.ndarray], cams, points: np.ndarray, 
     progress(1.0, "Checking depth maps against each other")
     keep = [consistency_mask(i, maps, neigh[i], rel_tol) for i in range(n)]
     for m, k in zip(maps, keep):
+        # drop a 1 px rim: depth at silhouettes mixes foreground and background colours
+        k = cv2.erode(k.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
         m.depth = np.where(k, m.depth, np.nan).astype(np.float32)
     return maps

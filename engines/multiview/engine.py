@@ -162,7 +162,7 @@ class MultiViewEngine(Engine):
         return frames.load_photos(paths, p.max_image_size, cancel)
 
     def _dense(self, result, model, images, frusta, sparse, p, progress, cancel):
-        from engines.multiview import dense, fusion
+        from engines.multiview import dense, fusion, texture
 
         cams = model.cameras
         scale = model.scene_scale()
@@ -193,7 +193,7 @@ class MultiViewEngine(Engine):
             with result.stage("texture"):
                 progress(0.88, "Baking the texture atlas")
                 photos = self._undistorted(images, cams)
-                mesh = fusion.bake_texture(mesh, photos, p.texture_size)
+                mesh = texture.bake_texture(mesh, photos, p.texture_size)
         result.metrics["triangles"] = int(len(mesh.faces))
         result.items = [mesh, points, frusta]
         progress(1.0, "Mesh done")

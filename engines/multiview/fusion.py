@@ -7,9 +7,8 @@
   trimmed where the octree density is low (the usual fix for Poisson's "balloons").
 * Cleanup removes small connected components; quadric decimation (Garland & Heckbert
   1997) meets a target triangle count.
-* Texture: xatlas charts the mesh; every texel takes its colour from the photo that sees
-  it most frontally among those where it is visible (a ray-cast depth test), in the spirit
-  of Waechter et al. "Let there be color!" (ECCV 2014) without their seam levelling.
+
+The texture atlas is baked in :mod:`.texture`.
 """
 from __future__ import annotations
 
@@ -168,97 +167,3 @@ def surface_from_volume(vol, surface: str = "tsdf", target_triangles: int = 0) -
     if len(mesh.faces) == 0:
         raise EngineError("Meshing produced no triangles: try surface=tsdf or a larger voxel size.")
     return mesh, to_points(pcd)
-
-
-def bake_texture(mesh: Mesh, photos, size: int = 1024) -> Mesh:
-    """Texture atlas for ``mesh`` from ``photos`` = [(rgb, K, R, t)] (world->camera)."""
-    import cv2
-    import xatlas
-    o3d = _o3d()
-
-    vmap, idx, uv = xatlas.parametrize(mesh.vertices, mesh.faces.astype(np.uint32))
-    V = mesh.vertices[vmap].astype(np.float64)
-    F = idx.astype(np.int64)
-    uvpx = uv * (size - 1)
-    tri_id = np.zeros((size, size), np.int32)
-    for k, tri in enumerate(uvpx[F]):
-        cv2.fillConvexPoly(tri_id, np.round(tri * 16).astype(np.int32), k + 1, lineType=cv2.LINE_8, shift=4)
-    ys, xs = np.nonzero(tri_id)
-    f = tri_id[ys, xs] - 1
-    a, b, c = uvpx[F[f, 0]], uvpx[F[f, 1]], uvpx[F[f, 2]]
-    p = np.stack([xs, ys], 1).astype(np.float64)
-    v0, v1, v2 = b - a, c - a, p - a
-    den = v0[:, 0] * v1[:, 1] - v1[:, 0] * v0[:, 1]
-    den = np.where(np.abs(den) < 1e-12, 1e-12, den)
-    w1 = (v2[:, 0] * v1[:, 1] - v1[:, 0] * v2[:, 1]) / den
-    w2 = (v0[:, 0] * v2[:, 1] - v2[:, 0] * v0[:, 1]) / den
-    bary = np.clip(np.stack([1 - w1 - w2, w1, w2], 1), 0, 1)
-    bary /= bary.sum(1, keepdims=True)
-    P = np.einsum("nk,nkd->nd", bary, V[F[f]])
-    fn = np.cross(V[F[:, 1]] - V[F[:, 0]], V[F[:, 2]] - V[F[:, 0]])
-    fn /= np.linalg.norm(fn, axis=1, keepdims=True) + 1e-12
-    N = fn[f]
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.core.Tensor(V.astype(np.float32)), o3d.core.Tensor(F.astype(np.uint32)))
-    best_w = np.zeros(len(P))
-    color = np.zeros((len(P), 3), np.float32)
-    for rgb, K, R, t in photos:
-        C = -R.T @ t
-        x = P @ R.T + t
-        z = x[:, 2]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            u, v = x[:, 0] / z * K[0, 0] + K[0, 2], x[:, 1] / z * K[1, 1] + K[1, 2]
-        h, w = rgb.shape[:2]
-        ok = (z > 0) & (u >= 0) & (u <= w - 1) & (v >= 0) & (v <= h - 1)
-        view = C - P
-        dist = np.linalg.norm(view, axis=1)
-        wgt = np.einsum("nd,nd->n", N, view) / (dist + 1e-12)
-        ok &= wgt > max(0.1, 0.0)
-        cand = np.flatnonzero(ok & (wgt > best_w))
-        if cand.size == 0:
-            continue
-        rays = np.concatenate([np.broadcast_to(C, (cand.size, 3)), -view[cand] / dist[cand, None]], 1)
-        hit = scene.cast_rays(o3d.core.Tensor(rays.astype(np.float32)))["t_hit"].numpy()
-        vis = hit > dist[cand] * (1 - 2e-3) - 1e-6
-        cand = cand[vis]
-        px = bilinear(rgb, u[cand], v[cand])
-        color[cand] = px
-        best_w[cand] = wgt[cand]
-    tex = np.zeros((size, size, 3), np.uint8)
-    seen = best_w > 0
-    tex[ys[seen], xs[seen]] = color[seen].astype(np.uint8)
-    filled = np.zeros((size, size), np.uint8)
-    filled[ys[seen], xs[seen]] = 1
-    tex = _pad(tex, filled)
-    out = Mesh(V, F, uv=np.stack([uv[:, 0], 1.0 - uv[:, 1]], 1), texture=tex, name=mesh.name)
-    out.compute_normals()
-    return out
-
-
-def bilinear(img: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Sample an H x W x C image at float pixel positions (inside the image)."""
-    h, w = img.shape[:2]
-    u = np.clip(u, 0, w - 1.001)
-    v = np.clip(v, 0, h - 1.001)
-    u0, v0 = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
-    a, b = (u - u0)[:, None], (v - v0)[:, None]
-    im = img.astype(np.float32)
-    return ((1 - a) * (1 - b) * im[v0, u0] + a * (1 - b) * im[v0, u0 + 1]
-            + (1 - a) * b * im[v0 + 1, u0] + a * b * im[v0 + 1, u0 + 1])
-
-
-def _pad(tex: np.ndarray, filled: np.ndarray, iterations: int = 8) -> np.ndarray:
-    """Grow chart borders outward so that texture filtering does not bleed black seams."""
-    import cv2
-
-    k = np.ones((3, 3), np.uint8)
-    tex = tex.copy()
-    for _ in range(iterations):
-        grown = cv2.dilate(tex, k)
-        newly = (cv2.dilate(filled, k) > 0) & (filled == 0)
-        tex[newly] = grown[newly]
-        filled = filled | newly.astype(np.uint8)
-    # texels no photo saw: average colour, not black
-    if filled.any():
-        tex[filled == 0] = tex[filled > 0].mean(0).astype(np.uint8)
-    return tex

@@ -62,7 +62,8 @@ class TryOnEngine(Engine):
         temporal: Literal["on", "off"] = Field(
             "on", description="Blend each frame's garment with the previous one along the optical flow (eq. 5).")
         temporal_weight: float = Field(
-            0.6, ge=0.0, le=0.95, description="Weight of the flow-warped previous garment in the blend (w in eq. 5).")
+            0.8, ge=0.0, le=0.95,
+            description="Weight of the previous garment carried by the optical flow (w in eq. 5; also moves the warp).")
         regularisation: float = Field(
             1.0, ge=0.0, le=50.0,
             description="Strength of the control-grid regularisation (eq. 1-2); 0 = plain landmark TPS.")
@@ -87,11 +88,10 @@ class TryOnEngine(Engine):
     def run(self, inputs, params, progress, cancel) -> Result:
         import cv2
 
+        from engines.io.video import VideoWriter
         from engines.tryon import composite as C
-        from engines.tryon import tps as T
         from engines.tryon.garment import prepare_garment
-        from engines.tryon.person import PersonTracker
-        from engines.tryon.temporal import TemporalBlender, edge_jitter, warping_error
+        from engines.tryon.pipeline import TryOnPipeline
 
         self.check_inputs(inputs)
         clips = [i for i in inputs if isinstance(i, VideoClip)]
@@ -121,7 +121,7 @@ class TryOnEngine(Engine):
             raise EngineError(f"{vname} has no frames: choose another video.")
         n_total = clip.frame_count if not params.max_frames else min(clip.frame_count, params.max_frames)
         W, H = clip.width, clip.height
-        scale = min(1.0, params.working_size / max(W, H))
+        scale = min(1.0, params.working_size / max(W, H))  # as TryOnPipeline works it out
         ww, wh = max(2, round(W * scale)), max(2, round(H * scale))
         if scale < 1.0:
             result.notes.append(
@@ -129,103 +129,43 @@ class TryOnEngine(Engine):
                 f"the garment layer is scaled back and the video keeps its {W}x{H} size.")
 
         generator = self.generator or C.ClassicalGenerator(params.shading, params.feather)
-        blender = TemporalBlender(params.temporal_weight if params.temporal == "on" else 0.0)
         out_dir = _cache_dir()
         out_path = out_dir / f"{Path(clip.path).stem}_tryon.mp4"
-        from engines.io.video import VideoWriter
-
-        no_person: list[int] = []
-        errs, jitters, dist_loss, slope_loss = [], [], [], []
-        prev_grey = prev_box = None
-        count = 0
+        reports = []
         t0 = time.perf_counter()
         try:
-            with PersonTracker(clip.fps, params.segmenter, min_cutoff=params.smoothing) as tracker, \
-                    VideoWriter(out_path, clip.fps, (W, H), crf=CRF) as writer:
-                for i, frame in enumerate(clip.frames(0, n_total)):
-                    cancel.raise_if_set()
-                    if frame.shape[:2] != (H, W):
-                        frame = cv2.resize(frame, (W, H), interpolation=cv2.INTER_AREA)
-                    work = frame if scale == 1.0 else cv2.resize(frame, (ww, wh), interpolation=cv2.INTER_AREA)
-                    grey = cv2.cvtColor(work, cv2.COLOR_RGB2GRAY)
-                    with result.stage("person"):
-                        person = tracker(work)
-                    if person is None:
-                        no_person.append(i)
-                        blender.reset()
-                        prev_grey = prev_box = None
+            pipeline = TryOnPipeline(
+                garment, generator, clip.fps, (W, H), params.working_size, params.grid,
+                params.regularisation, params.temporal_weight if params.temporal == "on" else 0.0,
+                params.segmenter, params.smoothing, timer=result.stage)
+            try:
+                with VideoWriter(out_path, clip.fps, (W, H), crf=CRF) as writer:
+                    for i, frame in enumerate(clip.frames(0, n_total)):
+                        cancel.raise_if_set()
+                        if frame.shape[:2] != (H, W):
+                            frame = cv2.resize(frame, (W, H), interpolation=cv2.INTER_AREA)
+                        out, report = pipeline.process(frame)
+                        reports.append(report)
                         with result.stage("write"):
-                            writer.write(frame)
-                        count += 1
-                        progress((i + 1) / n_total, f"Frame {i + 1} of {n_total}: no person")
-                        continue
-                    with result.stage("warp"):
-                        g_pts, b_pts, wts, info = T.body_targets(garment.landmarks, person)
-                        warp = T.fit_warp(g_pts, b_pts, garment.parts["torso"], params.grid,
-                                          params.regularisation, wts)
-                        sleeves = [T.sleeve_affine(garment.landmarks, side, warp, person, info)
-                                   for side in ("left", "right")]
-                        d_l, s_l = T.grid_regularisation_loss(warp.dst / info["shoulder_width"], warp.grid)
-                        dist_loss.append(d_l)
-                        slope_loss.append(s_l)
-                        box = T.garment_box(garment, warp, sleeves, (wh, ww))
-                        if box is not None and prev_box is not None:
-                            box = (min(box[0], prev_box[0]), min(box[1], prev_box[1]),
-                                   max(box[2], prev_box[2]), max(box[3], prev_box[3]))
-                    if box is None:  # the garment lands outside the frame
-                        no_person.append(i)
-                        blender.reset()
-                        prev_grey = prev_box = None
-                        with result.stage("write"):
-                            writer.write(frame)
-                        count += 1
-                        continue
-                    x0, y0, x1, y1 = box
-                    with result.stage("warp"):
-                        crop = work[y0:y1, x0:x1]
-                        warped_rgb, warped_mask = C.warp_garment(
-                            garment, warp.shifted(-x0, -y0), crop.shape[:2],
-                            [T.shift_affine(A, -x0, -y0) for A in sleeves])
-                    with result.stage("render"):
-                        layer = generator.render(crop, person.cropped(x0, y0, x1, y1), warped_rgb, warped_mask)
-                    with result.stage("temporal"):
-                        back = valid = None
-                        if prev_grey is not None:
-                            back, valid = blender.flow(prev_grey[y0:y1, x0:x1], grey[y0:y1, x0:x1])
-                        prev = blender.previous(box)
-                        rgb, alpha = blender(layer.rgb, layer.alpha, back, valid, box)
-                        if back is not None:
-                            pre = rgb * alpha[:, :, None]
-                            region = np.maximum(alpha, prev[1]) > 0.5
-                            errs.append(warping_error(prev[0], pre, back, valid, region))
-                            jitters.append(edge_jitter(prev[1], alpha, back, valid))
-                        prev_grey, prev_box = grey, box
-                    with result.stage("composite"):
-                        out = frame.copy()
-                        if scale < 1.0:
-                            sx0, sy0 = int(x0 / scale), int(y0 / scale)
-                            sx1, sy1 = min(W, int(np.ceil(x1 / scale))), min(H, int(np.ceil(y1 / scale)))
-                            rgb = cv2.resize(rgb, (sx1 - sx0, sy1 - sy0), interpolation=cv2.INTER_LINEAR)
-                            alpha = cv2.resize(alpha, (sx1 - sx0, sy1 - sy0), interpolation=cv2.INTER_LINEAR)
-                        else:
-                            sx0, sy0, sx1, sy1 = x0, y0, x1, y1
-                        out[sy0:sy1, sx0:sx1] = C.composite(frame[sy0:sy1, sx0:sx1], C.GarmentLayer(rgb, alpha))
-                    with result.stage("write"):
-                        writer.write(out)
-                    count += 1
-                    progress((i + 1) / n_total, f"Frame {i + 1} of {n_total}")
-                if count == 0:
-                    raise EngineError(f"{vname}: no frame could be decoded. Check that the video plays, "
-                                      "or convert it to MP4 (H.264) and import it again.")
-                if len(no_person) == count:
-                    raise EngineError(
-                        f"No person found in any of the {count} frames of {vname}: use a video where a "
-                        "person faces the camera with both shoulders in view.")
-                crops = tracker.used_crops
+                            writer.write(out)
+                        progress((i + 1) / n_total, f"Frame {i + 1} of {n_total}"
+                                 + ("" if report.person else ": no person"))
+                    if not reports:
+                        raise EngineError(f"{vname}: no frame could be decoded. Check that the video plays, "
+                                          "or convert it to MP4 (H.264) and import it again.")
+                    if not any(r.person for r in reports):
+                        raise EngineError(
+                            f"No person found in any of the {len(reports)} frames of {vname}: use a video "
+                            "where a person faces the camera with both shoulders in view.")
+            finally:
+                pipeline.close()
         except BaseException:
             shutil.rmtree(out_dir, ignore_errors=True)
             raise
         elapsed = time.perf_counter() - t0
+        crops = pipeline.tracker.used_crops
+        count = len(reports)
+        no_person = [i for i, r in enumerate(reports) if not r.person]
 
         if no_person:
             result.notes.append(
@@ -244,10 +184,10 @@ class TryOnEngine(Engine):
             "working_size": [ww, wh],
             "source_size": [W, H],
             "temporal": params.temporal,
-            "temporal_warping_error": _nanmean(errs),
-            "edge_jitter_px": _nanmean(jitters),
-            "grid_distance_loss": _nanmean(dist_loss),
-            "grid_slope_loss": _nanmean(slope_loss),
+            "temporal_warping_error": _nanmean([r.warping_error for r in reports]),
+            "edge_jitter_px": _nanmean([r.edge_jitter for r in reports]),
+            "grid_distance_loss": _nanmean([r.grid_distance for r in reports]),
+            "grid_slope_loss": _nanmean([r.grid_slope for r in reports]),
             "garment_mask_uncertain": garment.uncertain,
         })
         progress(1.0, "Done")

@@ -112,6 +112,7 @@ class PersonTracker:
                         if segmenter == "selfie" else None)
         self._filter = OneEuroFilter(min_cutoff, beta)
         self._roi: tuple[int, int, int, int] | None = None
+        self._vis: np.ndarray | None = None
         self._hog = None
         self._lost = 0
         self.find_small_people = find_small_people
@@ -215,6 +216,7 @@ class PersonTracker:
         found = self._detect(rgb)
         if found is None or found[1][[L_SHOULDER, R_SHOULDER]].min() < 0.3:
             self._filter.reset()
+            self._vis = None
             self._roi = None
             self._lost += 1
             return None
@@ -222,10 +224,15 @@ class PersonTracker:
         if not _torso_in_mask(pts, mask):
             # Landmarks with no body under them: the tracker coasting over a cut or noise.
             self._filter.reset()
+            self._vis = None
             self._roi = None
             self._lost += 1
             return None
         self._lost = 0
         unit = max(float(np.linalg.norm(pts[L_SHOULDER] - pts[R_SHOULDER])), 4.0)
         smooth = self._filter(pts, self.dt, scale=unit)
+        # Visibility drives soft decisions (is the elbow trustworthy?): smooth it too.
+        if self._vis is not None and self._filter.dx_prev is not None:
+            vis = 0.6 * self._vis + 0.4 * vis
+        self._vis = vis
         return PersonFrame(smooth, vis, mask)

@@ -34,24 +34,65 @@ def warp_by_flow(img: np.ndarray, flow: np.ndarray, grid=None) -> np.ndarray:
                      borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-class FlowPair:
-    """Backward flow t -> t-1 and its forward-backward consistency mask, with DIS."""
+def _texture(grey: np.ndarray) -> np.ndarray:
+    """0..1 confidence that flow can be measured here (local gradient strength)."""
+    import cv2
 
-    def __init__(self, preset: str = "fast", max_side: int = 320):
+    g = grey.astype(np.float32)
+    mag = np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3))
+    return np.clip(cv2.GaussianBlur(mag, (0, 0), 1.5) / 40.0, 0.0, 1.0)
+
+
+def _weighted_blur(flow: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of a flow field counting each pixel by ``weight`` (normalised)."""
+    import cv2
+
+    h, w = weight.shape
+    f = max(1, int(sigma / 4))
+    size = (max(1, w // f), max(1, h // f))
+    num = cv2.resize(flow * weight[:, :, None], size, interpolation=cv2.INTER_AREA)
+    den = cv2.resize(weight, size, interpolation=cv2.INTER_AREA)
+    num = cv2.GaussianBlur(num, (0, 0), sigma / f)
+    den = cv2.GaussianBlur(den, (0, 0), sigma / f)
+    out = num / np.maximum(den, 1e-3)[:, :, None]
+    return cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+class FlowPair:
+    """Backward flow t -> t-1 and its forward-backward consistency mask, with DIS.
+
+    With ``smooth`` > 0 the flow is replaced by a confidence-weighted Gaussian average
+    of itself (sigma = ``smooth`` x the region's long side), the weights being texture
+    strength x forward-backward consistency: in plain, dark clothing DIS returns noise,
+    and a garment that followed it would swim; the body's motion is smooth at the scale
+    of a garment, so the reliable flow at seams, collars and edges is spread over it.
+    """
+
+    def __init__(self, preset: str = "fast", max_side: int = 320, smooth: float = 0.0):
         import cv2
 
         self.max_side = max_side
+        self.smooth = smooth
         presets = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
                    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
                    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
         self._dis = cv2.DISOpticalFlow_create(presets[preset])
         self._grid = None
+        self.forward: np.ndarray | None = None
+        """Forward flow t-1 -> t of the last call (same grid as the backward flow)."""
 
     def grid(self, shape):
         shape = tuple(shape[:2])
         if self._grid is None or self._grid[0].shape != tuple(shape):
             self._grid = _grid(shape)
         return self._grid
+
+    @staticmethod
+    def _consistent(back, fwd, g, tol0) -> np.ndarray:
+        fwd_at = warp_by_flow(fwd, back, g)
+        err = ((back + fwd_at) ** 2).sum(-1)
+        tol = 0.01 * ((back ** 2).sum(-1) + (fwd_at ** 2).sum(-1)) + tol0
+        return (err <= tol).astype(np.float32)
 
     def __call__(self, grey_prev: np.ndarray, grey_cur: np.ndarray):
         """(backward flow H x W x 2, consistency mask H x W float32 0..1).
@@ -72,13 +113,19 @@ class FlowPair:
         back = self._dis.calc(b, a, None)
         fwd = self._dis.calc(a, b, None)
         g = self.grid(b.shape)
-        fwd_at = warp_by_flow(fwd, back, g)
-        err = ((back + fwd_at) ** 2).sum(-1)
-        tol = 0.01 * ((back ** 2).sum(-1) + (fwd_at ** 2).sum(-1)) + 0.5 / max(f, 1.0) ** 2
-        valid = (err <= tol).astype(np.float32)
+        tol0 = 0.5 / max(f, 1.0) ** 2
+        valid = self._consistent(back, fwd, g, tol0)
+        if self.smooth > 0:
+            sigma = self.smooth * max(b.shape)
+            back = _weighted_blur(back, _texture(b) * valid + 1e-3, sigma)
+            fwd = _weighted_blur(fwd, _texture(a) + 1e-3, sigma)
+            valid = self._consistent(back, fwd, g, tol0)
         if f > 1.0:
-            back = cv2.resize(back, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32(w / size[0])
+            k = np.float32(w / size[0])
+            back = cv2.resize(back, (w, h), interpolation=cv2.INTER_LINEAR) * k
+            fwd = cv2.resize(fwd, (w, h), interpolation=cv2.INTER_LINEAR) * k
             valid = cv2.resize(valid, (w, h), interpolation=cv2.INTER_LINEAR)
+        self.forward = fwd
         return back, valid
 
 
@@ -100,13 +147,32 @@ class TemporalBlender:
     frame; the previous layer is moved onto the current box before it is warped.
     """
 
-    def __init__(self, weight: float = 0.6, preset: str = "fast"):
+    def __init__(self, weight: float = 0.6, preset: str = "fast", smooth: float = 0.0):
         self.weight = float(weight)
-        self.flow = FlowPair(preset)
+        self.flow = FlowPair(preset, smooth=smooth)
         self.prev: tuple[np.ndarray, np.ndarray, tuple] | None = None  # premultiplied rgb, alpha, box
 
     def reset(self) -> None:
         self.prev = None
+
+    @staticmethod
+    def _agreement(alpha: np.ndarray, p_alpha: np.ndarray, pre: np.ndarray, p_pre: np.ndarray) -> np.ndarray:
+        """0 where the new layer and the carried one disagree over a wide area, else 1.
+
+        Disagreement is in coverage (alpha) or colour. A thin band of it is edge or
+        pattern jitter, which the blend is there to remove; a wide one is the garment
+        really moving differently from the source pixels under it (a sleeve turning with
+        the arm), where blending would leave a ghost.
+        """
+        import cv2
+
+        differ = ((np.abs(alpha - p_alpha) > 0.5)
+                  | (np.abs(pre - p_pre).max(axis=2) > 80)).astype(np.uint8)
+        if not differ.any():
+            return np.ones_like(alpha)
+        wide = cv2.morphologyEx(differ, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+        wide = cv2.dilate(wide, np.ones((5, 5), np.uint8)).astype(np.float32)
+        return 1.0 - cv2.GaussianBlur(wide, (0, 0), 1.5)
 
     def previous(self, box) -> tuple[np.ndarray, np.ndarray] | None:
         """The previous output layer (premultiplied rgb, alpha) on ``box``."""
@@ -124,12 +190,35 @@ class TemporalBlender:
             g = self.flow.grid(alpha.shape)
             p_pre = warp_by_flow(prev[0], back, g)
             p_alpha = warp_by_flow(prev[1], back, g)
-            m = self.weight * valid
+            m = self.weight * valid * self._agreement(alpha, p_alpha, pre, p_pre)
             pre = pre * (1 - m[:, :, None]) + p_pre * m[:, :, None]
             alpha = alpha * (1 - m) + p_alpha * m
         self.prev = (pre.astype(np.float32), alpha.astype(np.float32), box)
         out_rgb = np.where(alpha[:, :, None] > 1e-3, pre / np.maximum(alpha, 1e-3)[:, :, None], rgb)
         return out_rgb.astype(np.float32), alpha.astype(np.float32)
+
+
+def propagate_points(points: np.ndarray, fwd: np.ndarray, radius: float) -> np.ndarray | None:
+    """Move points of frame t-1 to frame t by the forward flow averaged around each point.
+
+    Averaging over ``radius`` (a control-grid cell) keeps the flow's noise in plain,
+    low-texture clothing from shaking the garment. Points outside the flow's box keep
+    the mean motion. Returns None if no point falls inside.
+    """
+    import cv2
+
+    h, w = fwd.shape[:2]
+    k = max(3, int(radius) | 1)
+    smooth = cv2.blur(fwd, (k, k))
+    xi = np.round(points[:, 0]).astype(int)
+    yi = np.round(points[:, 1]).astype(int)
+    inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+    if not inside.any():
+        return None
+    motion = np.empty_like(points)
+    motion[inside] = smooth[yi[inside], xi[inside]]
+    motion[~inside] = motion[inside].mean(axis=0)
+    return points + motion
 
 
 def warping_error(prev: np.ndarray, cur: np.ndarray, back: np.ndarray, valid: np.ndarray,

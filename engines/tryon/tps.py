@@ -291,11 +291,14 @@ def sleeve_affine(lm: dict[str, np.ndarray], side: str, torso: GarmentWarp,
     turn = np.arctan2(u[1], u[0]) - np.arctan2(gu[1], gu[0])
     angle = np.arctan2(axis_g[1], axis_g[0]) + turn
     anchor, pivot = (s2 + a2) / 2, (s + a) / 2
-    if person.visibility[elbow_i] >= 0.2:
-        arm = person.points[elbow_i] - shoulder_px
-        if np.linalg.norm(arm) > 1e-3:
-            angle = np.arctan2(arm[1], arm[0])
-            anchor = shoulder_px
+    # Trust in the elbow rises with its visibility; blending (rather than switching)
+    # keeps the sleeve from flipping when the visibility hovers around a threshold.
+    arm = person.points[elbow_i] - shoulder_px
+    trust = float(np.clip((person.visibility[elbow_i] - 0.3) / 0.4, 0.0, 1.0))
+    if trust > 0 and np.linalg.norm(arm) > 1e-3:
+        arm_angle = np.arctan2(arm[1], arm[0])
+        angle = angle + trust * np.angle(np.exp(1j * (arm_angle - angle)))
+        anchor = (1 - trust) * anchor + trust * shoulder_px
     rot = angle - np.arctan2(axis_g[1], axis_g[0])
     c, sn = np.cos(rot) * scale, np.sin(rot) * scale
     R = np.array([[c, -sn], [sn, c]])

@@ -1,0 +1,235 @@
+"""The Avatar dock: six emotion sliders, presets, views, and photo-versus-render comparison.
+
+Dragging a slider deforms the head that is already drawn (``Viewport.update_points`` on
+``"<key>/head"``: same actor, same VTK points, new coordinates), so the face follows the
+mouse at interactive rates. Emotions go through the EMFACS emotion-to-expression module
+(:mod:`engines.avatar.emotions`) and the blendshape basis (:class:`engines.avatar.engine.Deformer`).
+The comparison shows the photo beside the avatar rendered from the photo's own camera
+(the engine's rasteriser, so the 3D view is not disturbed); it refreshes when a slider is
+released.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6.QtCore import Qt
+
+from engines.avatar.emotions import EMOTIONS, PRESETS
+
+log = logging.getLogger(__name__)
+COMPARE_SIDE = 220
+
+
+def _pixmap(rgb: np.ndarray, side: int = COMPARE_SIDE) -> QtGui.QPixmap:
+    rgb = np.ascontiguousarray(rgb[..., :3])
+    h, w = rgb.shape[:2]
+    img = QtGui.QImage(rgb.data, w, h, 3 * w, QtGui.QImage.Format_RGB888).copy()
+    return QtGui.QPixmap.fromImage(img).scaled(side, side, Qt.KeepAspectRatio, Qt.SmoothTransformation)
+
+
+class AvatarPanel(QtWidgets.QWidget):
+    """Emotion sliders (0-100 %), Reset, presets, view buttons and the photo/render comparison."""
+
+    emotions_changed = QtCore.Signal(dict)
+
+    def __init__(self, main_window, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self.main_window = main_window
+        self.avatar = None
+        self.key: str | None = None
+        self.deformer = None
+        self.last_update_ms = 0.0
+        self.sliders: dict[str, QtWidgets.QSlider] = {}
+        self.value_labels: dict[str, QtWidgets.QLabel] = {}
+        self.hair_panel = None
+        self._build()
+        self.setEnabled(False)
+
+    # -- layout ------------------------------------------------------------------------------
+    def _build(self) -> None:
+        outer = QtWidgets.QVBoxLayout(self)
+        self.title = QtWidgets.QLabel("No avatar yet: run Make avatar on a portrait.")
+        self.title.setWordWrap(True)
+        outer.addWidget(self.title)
+
+        box = QtWidgets.QGroupBox("Emotions")
+        grid = QtWidgets.QGridLayout(box)
+        for row, emo in enumerate(EMOTIONS):
+            name = QtWidgets.QLabel(emo.capitalize())
+            slider = QtWidgets.QSlider(Qt.Horizontal)
+            slider.setRange(0, 100)
+            slider.setObjectName(f"slider_{emo}")
+            slider.setToolTip(f"{emo.capitalize()}, 0-100 % (EMFACS action units); sliders combine")
+            value = QtWidgets.QLabel("0 %")
+            value.setMinimumWidth(44)
+            value.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
+            slider.valueChanged.connect(lambda v, e=emo: self._slider_moved(e, v))
+            slider.sliderReleased.connect(self.update_comparison)
+            grid.addWidget(name, row, 0)
+            grid.addWidget(slider, row, 1)
+            grid.addWidget(value, row, 2)
+            self.sliders[emo], self.value_labels[emo] = slider, value
+        outer.addWidget(box)
+
+        row = QtWidgets.QHBoxLayout()
+        self.reset_button = QtWidgets.QPushButton("Reset")
+        self.reset_button.setToolTip("All emotions back to 0 % (the neutral face from the photo)")
+        self.reset_button.clicked.connect(self.reset)
+        self.presets = QtWidgets.QComboBox()
+        self.presets.addItem("Presets…")
+        self.presets.addItems(list(PRESETS))
+        self.presets.activated.connect(self._preset_chosen)
+        row.addWidget(self.reset_button)
+        row.addWidget(self.presets, 1)
+        outer.addLayout(row)
+
+        views = QtWidgets.QGroupBox("View")
+        vrow = QtWidgets.QHBoxLayout(views)
+        self.view_buttons: dict[str, QtWidgets.QPushButton] = {}
+        for name, text in (("front", "Front"), ("left", "Left"), ("right", "Right"), ("photo", "Match photo camera")):
+            b = QtWidgets.QPushButton(text)
+            b.clicked.connect(lambda _=False, n=name: self.set_view(n))
+            vrow.addWidget(b)
+            self.view_buttons[name] = b
+        outer.addWidget(views)
+
+        cmp_box = QtWidgets.QGroupBox("Photo and avatar from the photo's camera")
+        crow = QtWidgets.QHBoxLayout(cmp_box)
+        self.photo_label, self.render_label = QtWidgets.QLabel(), QtWidgets.QLabel()
+        for lab in (self.photo_label, self.render_label):
+            lab.setMinimumSize(COMPARE_SIDE // 2, COMPARE_SIDE // 2)
+            lab.setAlignment(Qt.AlignCenter)
+            crow.addWidget(lab)
+        outer.addWidget(cmp_box)
+
+        self.info = QtWidgets.QLabel("")
+        self.info.setWordWrap(True)
+        self.info.setStyleSheet("color: gray")
+        outer.addWidget(self.info)
+        try:
+            from app.hair_panel import HairPanel
+        except ImportError:
+            HairPanel = None
+        if HairPanel is not None:
+            try:
+                self.hair_panel = HairPanel(self.main_window)
+                outer.addWidget(self.hair_panel)
+            except Exception:  # the hair controls are optional; the avatar works without them
+                log.exception("hair panel")
+                self.hair_panel = None
+        outer.addStretch(1)
+
+    # -- avatar ------------------------------------------------------------------------------
+    def set_avatar(self, avatar, key: str) -> None:
+        """Show the controls for an avatar drawn in the viewport under ``key``."""
+        from engines.avatar.engine import Deformer
+
+        self.avatar, self.key = avatar, key
+        self.deformer = Deformer(avatar)
+        for emo in EMOTIONS:
+            avatar.emotions.setdefault(emo, 0.0)
+        self._set_sliders(avatar.emotions, apply=False)
+        self.title.setText(f"Avatar: {avatar.name} ({len(avatar.mesh.vertices):,} vertices, "
+                           f"{len(self.deformer.names)} expression shapes)")
+        self.setEnabled(True)
+        if avatar.photo is not None:
+            self.photo_label.setPixmap(_pixmap(self._face_crop(avatar.photo)))
+        self.update_comparison()
+        if self.hair_panel is not None and hasattr(self.hair_panel, "set_avatar"):
+            self.hair_panel.set_avatar(avatar, key)
+
+    def _set_sliders(self, values: dict, apply: bool = True) -> None:
+        for emo, s in self.sliders.items():
+            s.blockSignals(True)
+            s.setValue(int(round(100 * float(values.get(emo, 0.0)))))
+            s.blockSignals(False)
+            self.value_labels[emo].setText(f"{s.value()} %")
+            if self.avatar is not None:
+                self.avatar.emotions[emo] = s.value() / 100.0
+        if apply:
+            self.apply()
+
+    def _slider_moved(self, emo: str, value: int) -> None:
+        self.value_labels[emo].setText(f"{value} %")
+        if self.avatar is None:
+            return
+        self.avatar.emotions[emo] = value / 100.0
+        self.apply()
+
+    def current_vertices(self) -> np.ndarray:
+        return self.deformer.vertices(self.avatar.emotions)
+
+    def apply(self) -> None:
+        """Deform the drawn head in place for the current slider values."""
+        if self.avatar is None or self.deformer is None:
+            return
+        t0 = time.perf_counter()
+        verts = self.current_vertices()
+        viewport = getattr(self.main_window, "viewport", None)
+        if viewport is not None and self.key is not None:
+            try:
+                viewport.update_points(f"{self.key}/head", verts)
+            except KeyError:
+                log.debug("avatar %s is not drawn", self.key)
+        self.last_update_ms = (time.perf_counter() - t0) * 1000
+        self.info.setText(f"Last update {self.last_update_ms:.1f} ms")
+        self.emotions_changed.emit(dict(self.avatar.emotions))
+
+    def reset(self) -> None:
+        self._set_sliders({})
+        self.update_comparison()
+
+    def apply_preset(self, name: str) -> None:
+        self._set_sliders(PRESETS[name])
+        self.update_comparison()
+
+    def _preset_chosen(self, index: int) -> None:
+        if index > 0:
+            self.apply_preset(self.presets.itemText(index))
+        self.presets.setCurrentIndex(0)
+
+    # -- views -------------------------------------------------------------------------------
+    def set_view(self, name: str) -> None:
+        viewport = getattr(self.main_window, "viewport", None)
+        if viewport is None:
+            return
+        if name == "photo":
+            if not self.avatar or not self.avatar.camera:
+                return
+            c = self.avatar.camera
+            viewport.set_camera_from_photo(c["K"], c["R"], c["t"], c["image_size"])
+        else:
+            viewport.set_view(name)
+
+    def _face_crop(self, img: np.ndarray, scale: float = 1.0) -> np.ndarray:
+        """The part of a photo-sized image (resized by ``scale``) around the face."""
+        from engines.avatar.raster import project
+
+        c = self.avatar.camera
+        xy, _ = project(np.asarray(c["K"], float), c["R"], c["t"], self.avatar.mesh.vertices[:468])
+        xy = (xy + 0.5) * scale - 0.5
+        lo, hi = xy.min(0), xy.max(0)
+        half = 0.75 * float((hi - lo).max())
+        cx, cy = (lo + hi) / 2
+        h, w = img.shape[:2]
+        x0, x1 = int(max(cx - half, 0)), int(min(cx + half, w))
+        y0, y1 = int(max(cy - half, 0)), int(min(cy + half, h))
+        return img[y0:y1, x0:x1] if x1 > x0 and y1 > y0 else img
+
+    def update_comparison(self) -> None:
+        """Render the current expression from the photo camera beside the photo."""
+        if self.avatar is None or not self.avatar.camera:
+            return
+        from engines.avatar.quality import render_from_photo_camera
+
+        try:
+            img, _, s = render_from_photo_camera(self.avatar, self.current_vertices(), max_side=1024)
+        except Exception as e:  # a failed preview must not break the sliders
+            log.exception("comparison render")
+            self.render_label.setText(f"(no render: {e})")
+            return
+        self.render_image = img
+        self.render_label.setPixmap(_pixmap(self._face_crop(img, s)))

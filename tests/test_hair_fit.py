@@ -1,0 +1,125 @@
+"""Fitting hair to a reconstructed head (the avatar engine on tests/data/astronaut.png):
+no strand point inside the head, not even with a raised brow; roots on the scalp; the
+scalp texture darkened under the hair; hair follows the head's size; GLB export keeps
+a ``hair`` node."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engines.hair import apply_hair, fit_style, list_styles
+from engines.hair.head import canonical_avatar
+from engines.hair.recipe import recipes
+
+DATA = Path(__file__).parent / "data"
+pytest.importorskip("engines.avatar.engine")
+
+
+@pytest.fixture(scope="module")
+def avatar():
+    from engines.api import CancelToken, make_params
+    from engines.avatar.engine import AvatarEngine
+    from engines.io import load_input
+
+    img = load_input([DATA / "astronaut.png"])
+    res = AvatarEngine().run([img], make_params(AvatarEngine, {"texture_size": 2048}), lambda *a: None, CancelToken())
+    return res.main
+
+
+def _signed_distance(vertices, faces, points):
+    """Exact signed distance (open3d ray casting), independent of the fitter's own grid."""
+    import open3d as o3d
+
+    sc = o3d.t.geometry.RaycastingScene()
+    tm = o3d.t.geometry.TriangleMesh()
+    tm.vertex.positions = o3d.core.Tensor(np.ascontiguousarray(vertices, np.float32))
+    tm.triangle.indices = o3d.core.Tensor(np.ascontiguousarray(faces, np.int32))
+    sc.add_triangles(tm)
+    return sc.compute_signed_distance(o3d.core.Tensor(np.ascontiguousarray(points, np.float32)), nsamples=9).numpy()
+
+
+def test_every_style_fits_with_no_point_inside_the_head(avatar):
+    m = avatar.mesh
+    pts = []
+    for s in list_styles():
+        if recipes()[s].is_bald:
+            continue
+        st = fit_style(avatar, s)
+        assert len(st.points) >= 5000, s
+        pts.append((s, st.points.reshape(-1, 3)))
+    sd = _signed_distance(m.vertices, m.faces, np.concatenate([p for _, p in pts]))
+    start = 0
+    for s, p in pts:
+        d = sd[start: start + len(p)]
+        start += len(p)
+        assert (d < 0).sum() == 0, (s, int((d < 0).sum()), float(d.min()))
+
+
+def test_roots_grow_on_the_scalp_and_hairline_follows_the_forehead(avatar):
+    from scipy.spatial import cKDTree
+
+    m = avatar.mesh
+    st = fit_style(avatar, "short_crop")
+    roots = st.points[:, 0]
+    d, i = cKDTree(m.vertices).query(roots)
+    assert np.median(d) < 0.006
+    on_scalp = np.isin(i, avatar.scalp)
+    assert on_scalp.mean() > 0.97
+    # The front roots reach down to the scalp's front edge (the forehead hairline).
+    sv = m.vertices[avatar.scalp]
+    front = sv[(np.abs(sv[:, 0]) < 0.02) & (sv[:, 2] > np.percentile(sv[:, 2], 90))]
+    fr = roots[(np.abs(roots[:, 0]) < 0.02) & (roots[:, 2] > np.percentile(sv[:, 2], 85))]
+    assert len(fr) > 20
+    assert abs(fr[:, 1].min() - front[:, 1].min()) < 0.015
+
+
+@pytest.mark.parametrize("style", ["bangs", "pixie"])
+def test_emotions_never_push_the_face_into_the_fringe(avatar, style):
+    m = avatar.mesh
+    st = fit_style(avatar, style)
+    p = st.points.reshape(-1, 3)
+    near = p[(p[:, 2] > np.percentile(m.vertices[:, 2], 60)) & (p[:, 1] > np.percentile(m.vertices[:, 1], 50))]
+    assert len(near) > 1000
+    for name in ("surprise", "browInnerUp", "browOuterUp_L", "fear", "anger"):
+        assert name in m.morph_targets
+        moved = m.deformed({name: 1.0})
+        sd = _signed_distance(moved, m.faces, near)
+        assert sd.min() >= 0, (style, name, float(sd.min()))
+
+
+def test_scalp_texture_is_darkened_towards_the_hair_colour(avatar):
+    a = apply_hair(avatar, "buzz_cut", "#101010")
+    t0, t1 = avatar.mesh.texture, a.mesh.texture
+    assert t1.shape == t0.shape and t1 is not t0
+    changed = np.any(t1 != t0, axis=2)
+    assert 0.02 < changed.mean() < 0.6  # the scalp part of the atlas only
+    assert t1[changed].astype(float).mean() < t0[changed].astype(float).mean() - 20
+    # Re-applying (another colour, then back) never darkens twice.
+    b = apply_hair(apply_hair(a, "bob", "#e0d0b0"), "buzz_cut", "#101010")
+    np.testing.assert_array_equal(b.mesh.texture, t1)
+    assert avatar.mesh.texture is t0
+
+
+def test_hair_follows_the_size_of_the_head():
+    small = canonical_avatar()
+    big = dataclasses.replace(small, mesh=dataclasses.replace(small.mesh, vertices=small.mesh.vertices * 1.25))
+    a = fit_style(small, "bob").points.reshape(-1, 3)
+    b = fit_style(big, "bob").points.reshape(-1, 3)
+    ratio = np.ptp(b, axis=0)[:2] / np.ptp(a, axis=0)[:2]
+    assert np.all(np.abs(ratio - 1.25) < 0.12), ratio
+
+
+def test_glb_export_keeps_a_hair_node(avatar, tmp_path):
+    pytest.importorskip("engines.avatar.export")
+    from pygltflib import GLTF2
+
+    from engines.io import export
+
+    a = apply_hair(avatar, "bob", "#3b2619")
+    out = tmp_path / "with_hair.glb"
+    export(a, out)
+    names = [n.name for n in GLTF2().load(str(out)).nodes]
+    assert "hair" in names
