@@ -5,8 +5,8 @@ Dragging a slider deforms the head that is already drawn (``Viewport.update_poin
 mouse at interactive rates. Emotions go through the EMFACS emotion-to-expression module
 (:mod:`engines.avatar.emotions`) and the blendshape basis (:class:`engines.avatar.engine.Deformer`).
 The comparison shows the photo beside the avatar rendered from the photo's own camera
-(the engine's rasteriser, so the 3D view is not disturbed); it refreshes when a slider is
-released.
+(the engine's rasteriser, so the 3D view is not disturbed); it refreshes a quarter of a
+second after the sliders come to rest.
 """
 from __future__ import annotations
 
@@ -45,6 +45,10 @@ class AvatarPanel(QtWidgets.QWidget):
         self.sliders: dict[str, QtWidgets.QSlider] = {}
         self.value_labels: dict[str, QtWidgets.QLabel] = {}
         self.hair_panel = None
+        self._compare_timer = QtCore.QTimer(self)
+        self._compare_timer.setSingleShot(True)
+        self._compare_timer.setInterval(250)
+        self._compare_timer.timeout.connect(self.update_comparison)
         self._build()
         self.setEnabled(False)
 
@@ -67,7 +71,6 @@ class AvatarPanel(QtWidgets.QWidget):
             value.setMinimumWidth(44)
             value.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
             slider.valueChanged.connect(lambda v, e=emo: self._slider_moved(e, v))
-            slider.sliderReleased.connect(self.update_comparison)
             grid.addWidget(name, row, 0)
             grid.addWidget(slider, row, 1)
             grid.addWidget(value, row, 2)
@@ -177,6 +180,7 @@ class AvatarPanel(QtWidgets.QWidget):
         self.last_update_ms = (time.perf_counter() - t0) * 1000
         self.info.setText(f"Last update {self.last_update_ms:.1f} ms")
         self.emotions_changed.emit(dict(self.avatar.emotions))
+        self._compare_timer.start()  # the comparison follows once the slider rests
 
     def reset(self) -> None:
         self._set_sliders({})

@@ -29,8 +29,10 @@ from engines.api import CancelToken, Cancelled, EngineError
 log = logging.getLogger("app.jobs")
 
 # At most this many progress signals per second per job (plus the last report): an
-# engine may report in a tight loop, and every signal costs the UI thread a slot call.
-PROGRESS_HZ = 15.0
+# engine may report in a tight loop, every signal costs the UI thread a slot call, and
+# every repaint of a window holding the OpenGL 3D view costs a composition (tens of ms
+# with software GL).
+PROGRESS_HZ = 10.0
 
 JobFn = Callable[[Callable[[float, str], None], CancelToken], Any]
 

@@ -21,7 +21,9 @@ from PySide6.QtWidgets import (
     QMessageBox, QTabWidget,
 )
 
+from app import display
 from app import settings as settings_mod
+from app.display import TAB_2D, TAB_3D, TAB_VIDEO
 from app.engine_panel import EnginePanel
 from app.inputs_panel import InputsPanel, describe, thumbnail_of
 from app.jobs import JobRunner
@@ -31,12 +33,21 @@ from engines.api import EngineError
 
 log = logging.getLogger("app.main_window")
 AUTOSAVE_MS = 3 * 60 * 1000
-TAB_3D, TAB_2D, TAB_VIDEO = 0, 1, 2
 MISSING_FOCUS = "Focus distances are missing"
 """Start of engines.io.focalstack's message when no distance source exists: ask the user."""
 EXT_NAMES = {".glb": "glTF binary", ".obj": "Wavefront OBJ", ".ply": "PLY", ".zip": "Avatar bundle",
              ".png": "PNG (depth: 16-bit mm)", ".npy": "NumPy (float32 m)", ".mp4": "MP4 (H.264)",
              ".jpg": "JPEG"}
+
+
+def _freeze_startup_objects() -> None:
+    """Move the objects made at start-up (Qt, VTK and pyvista modules: hundreds of
+    thousands) out of the garbage collector's view, so a full collection during a job
+    scans only new objects: tens of milliseconds less UI stall (``gc.freeze``, 3.7+)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 class MainWindow(QMainWindow):
@@ -80,7 +91,6 @@ class MainWindow(QMainWindow):
         self.inputs_panel.remove_input.connect(self.remove_input)
         self.inputs_panel.remove_result.connect(self.remove_result)
         self.engine_panel.run_requested.connect(self.run_engine)
-        self.runner.progress.connect(lambda _j, f, m: self.statusBar().showMessage(f"{m} ({f:.0%})", 3000))
         self.jobs_label = QLabel("")
         self.statusBar().addPermanentWidget(self.jobs_label)
         for sig in (self.runner.added, self.runner.finished, self.runner.failed, self.runner.cancelled):
@@ -162,6 +172,7 @@ class MainWindow(QMainWindow):
                 "The 3D view needs a display (this session runs without one)."))
         else:
             self.viewport = self._make_view(TAB_3D, "app.viewport", "Viewport")
+        _freeze_startup_objects()
         self.views_ready.emit()
 
     def _make_view(self, index: int, module: str, cls: str):
@@ -323,63 +334,28 @@ class MainWindow(QMainWindow):
 
     # -- showing -------------------------------------------------------------------------
     def show_input(self, row: int) -> None:
-        from engines.types import FocalStack, Image, ImageSet, VideoClip
-
         if not (0 <= row < len(self.project.inputs)):
             return
-        obj = self.project.inputs[row].obj
         self.ensure_views()
         try:
-            if isinstance(obj, VideoClip) and self.video_view is not None:
-                self.video_view.show_video(obj, None)
-                self.tabs.setCurrentIndex(TAB_VIDEO)
-            elif isinstance(obj, (Image, FocalStack, ImageSet)) and self.image_view is not None:
-                img = (obj if isinstance(obj, Image) else Image(obj.frames[len(obj) // 2])
-                       if isinstance(obj, FocalStack) else obj.load(0))
-                self.image_view.show_image(img.rgb8())
-                self.tabs.setCurrentIndex(TAB_2D)
-        except Exception as e:
+            tab = display.show_input(self, self.project.inputs[row].obj)
+        except Exception as e:  # a view failing must not cost the session
             log.exception("showing input %s", row)
             self.status(f"Could not show this input: {e}")
+            return
+        if tab is not None:
+            self.tabs.setCurrentIndex(tab)
 
     def show_result(self, row: int) -> None:
-        from engines.types import Avatar, DepthMap, Image, Mesh, PointCloud, Strands, VideoResult
-
         if not (0 <= row < len(self.project.results)):
             return
         self.ensure_views()
-        result = self.project.results[row].result
-        tab = None
         try:
-            if self.viewport is not None:
-                self.viewport.clear()
-            # In 3D, a mesh says more than its points and points more than raw depth:
-            # draw the most finished geometry only (all of it is in the result for export).
-            has = {t: any(isinstance(i, t) for i in result.items) for t in (Mesh, PointCloud, Avatar)}
-            skip = ((PointCloud, DepthMap) if has[Mesh] or has[Avatar]
-                    else (DepthMap,) if has[PointCloud] else ())
-            for i, item in enumerate(result.items):
-                key = f"result{row}/{i}"
-                if (isinstance(item, (Mesh, PointCloud, Strands, DepthMap, Avatar))
-                        and not isinstance(item, skip) and self.viewport is not None):
-                    self.viewport.show(item, key)
-                    tab = TAB_3D if tab is None else tab
-                if isinstance(item, DepthMap) and self.image_view is not None:
-                    self.image_view.show_depth(item)
-                    tab = TAB_2D if item is result.main else tab
-                elif isinstance(item, Image) and self.image_view is not None:
-                    self.image_view.show_image(item.rgb8())
-                    tab = TAB_2D if tab is None else tab
-                elif isinstance(item, VideoResult) and self.video_view is not None:
-                    self.video_view.show_video(item, item.source)
-                    tab = TAB_VIDEO if item is result.main or tab is None else tab
-                if isinstance(item, Avatar):
-                    self.show_avatar(item, key)
-            if self.viewport is not None and tab == TAB_3D:
-                self.viewport.reset_camera()
+            tab = display.show_result(self, self.project.results[row].result, f"result{row}")
         except Exception as e:
             log.exception("showing result %s", row)
             self.status(f"Could not show this result: {e}")
+            return
         if tab is not None:
             self.tabs.setCurrentIndex(tab)
 
@@ -392,7 +368,10 @@ class MainWindow(QMainWindow):
                 return
             self.avatar_panel = AvatarPanel(self)
             self.docks["Avatar"] = self._dock("Avatar", self.avatar_panel, Qt.RightDockWidgetArea)
+            # A tab beside the Engine dock: the sliders get the full height.
+            self.tabifyDockWidget(self.docks["Engine"], self.docks["Avatar"])
         self.docks["Avatar"].show()
+        self.docks["Avatar"].raise_()
         self.avatar_panel.set_avatar(avatar, key)
 
     def selected_result(self) -> ResultEntry | None:

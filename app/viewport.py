@@ -113,13 +113,13 @@ def _rgb8(colors: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(c.reshape(len(c), -1)[:, :3])
 
 
-def _texture(pixels: np.ndarray) -> pv.Texture:
+def _texture(pixels: np.ndarray, mipmap: bool = True) -> pv.Texture:
     arr = np.asarray(pixels)
     img = arr if arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[2] in (3, 4) else Image(arr).rgb8()
     # pv.Texture flips rows so that numpy row 0 is the top of the texture (v = 1).
     tex = pv.Texture(np.ascontiguousarray(img))
     tex.interpolate = True
-    tex.mipmap = True
+    tex.mipmap = mipmap  # smoother when minified; costly per pixel on software GL
     return tex
 
 
@@ -140,7 +140,7 @@ def draw_mesh(view: "Viewport", mesh: Mesh, key: str) -> list[str]:
     textured = mesh.uv is not None and mesh.texture is not None and len(mesh.uv) == len(mesh.vertices)
     if textured:
         poly.active_texture_coordinates = mesh.uv.copy()
-        kw["texture"] = _texture(mesh.texture)
+        kw["texture"] = _texture(mesh.texture, mipmap=not view.software_gl)
     elif mesh.vertex_colors is not None and len(mesh.vertex_colors) == len(mesh.vertices):
         poly.point_data["RGB"] = _rgb8(mesh.vertex_colors)
         kw.update(scalars="RGB", rgb=True)
@@ -259,6 +259,7 @@ class Viewport(QtWidgets.QWidget):
         self.strand_tubes = False
         self.wireframe = False
         self.software_gl = False
+        self._photo: tuple | None = None  # (camera arguments, camera pose) of the last photo camera
         self.toolbar = QtWidgets.QToolBar(self)
         self.plotter = QtInteractor(self)
         self.plotter.set_background((0.16, 0.17, 0.19), top=(0.36, 0.38, 0.42))
@@ -281,7 +282,8 @@ class Viewport(QtWidgets.QWidget):
 
     def _tune_for_gl(self) -> None:
         """On a software renderer (Mesa llvmpipe, e.g. under Xvfb or in a VM) multisampling
-        triples the cost of a frame, so it is turned off there; real GPUs keep it."""
+        triples the cost of a frame and mipmapped textures double it, so both are off
+        there; real GPUs keep them (benchmarks/viewport.py measures this)."""
         if self._gl_checked:
             return
         caps = self.plotter.render_window.ReportCapabilities() or ""
@@ -401,6 +403,7 @@ class Viewport(QtWidgets.QWidget):
 
     # -- camera
     def _reset_projection(self) -> None:
+        self._photo = None
         cam = self.plotter.camera
         cam.SetWindowCenter(0.0, 0.0)
         cam.SetViewAngle(30.0)
@@ -462,7 +465,18 @@ class Viewport(QtWidgets.QWidget):
             cam.SetExplicitAspectRatio((W / H) * (fy / fx))
             cam.SetUseExplicitAspectRatio(True)
         self.plotter.renderer.ResetCameraClippingRange()
+        self._photo = ((K, R, t, image_size), self._camera_pose())
         self.plotter.render()
+
+    def _camera_pose(self) -> tuple:
+        cam = self.plotter.camera
+        return cam.GetPosition() + cam.GetFocalPoint() + cam.GetViewUp()
+
+    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:
+        super().resizeEvent(event)
+        # keep a photo camera matched to its photo while the user has not moved the view
+        if self._photo is not None and self._photo[1] == self._camera_pose():
+            QtCore.QTimer.singleShot(0, lambda: self._photo and self.set_camera_from_photo(*self._photo[0]))
 
     # -- appearance
     def set_wireframe(self, on: bool) -> None:
@@ -487,6 +501,16 @@ class Viewport(QtWidgets.QWidget):
                 item.actor.prop.point_size = self.point_size
         if self.point_size_box.value() != int(px):
             self.point_size_box.setValue(int(px))
+        self.plotter.render()
+
+    def set_strand_tubes(self, on: bool, width: float | None = None) -> None:
+        """Draw strands (hair) as shaded tubes instead of flat lines; ``width`` in pixels."""
+        self.strand_tubes = bool(on)
+        self.line_width = float(width or self.line_width)
+        for item in self._items.values():
+            if item.poly.n_lines:
+                item.actor.prop.render_lines_as_tubes = self.strand_tubes
+                item.actor.prop.line_width = self.line_width
         self.plotter.render()
 
     def screenshot(self, path: str | Path | None = None) -> np.ndarray:

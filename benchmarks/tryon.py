@@ -5,7 +5,9 @@
 Per real video (default: the carphone and vtest clips in tests/data and
 resources/samples), with the striped sample garment:
 
-* fps at the source resolution and at 640x480 (the video resized first);
+* fps at the source resolution and at 640x480 (the video resized first), temporal on,
+  wall clock and per CPU-second (frames / CPU time of the process: what the machine
+  would give this job alone on one core, a floor for two);
 * temporal warping error (TWE): mean flow-compensated L1 (0..255) between consecutive
   decoded output frames inside the garment region, flow from the *source* video (DIS
   medium preset, forward-backward checked), with the temporal module on and off (off =
@@ -21,6 +23,7 @@ Saves a 2 x 5 frame grid (temporal off above, on below) per video in --shots.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -42,10 +45,11 @@ DEFAULT_VIDEOS = [ROOT / "resources/samples/person.mp4", ROOT / "tests/data/tryo
 
 
 def run_engine(path: Path, garment: Image, **values):
+    """(result, wall seconds, CPU seconds of this process)."""
     params = make_params(TryOnEngine, values)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     r = TryOnEngine().run([open_video(path), garment], params, no_progress, CancelToken())
-    return r, time.perf_counter() - t0
+    return r, time.perf_counter() - t0, time.process_time() - c0
 
 
 def resized_copy(path: Path, size: tuple[int, int], frames: int, out_dir: Path) -> Path:
@@ -91,22 +95,36 @@ def ssim_outside(src: list, out: list, region: list) -> float:
     return float(np.mean(vals))
 
 
-def grid_image(top: list, bottom: list, box=None, scale: float = 1.0) -> np.ndarray:
+def grid_image(top: list, bottom: list, region: list, scale: float = 1.0) -> np.ndarray:
+    """Five frames, ``top`` above ``bottom``; for a small person each tile is a crop that
+    follows the garment (same crop in both rows)."""
     import cv2
 
-    idx = np.linspace(0, len(top) - 1, 5).astype(int)
+    h, w = top[0].shape[:2]
+    idx = [int(i) for i in np.linspace(0, len(top) - 1, 5)]
+    with_garment = [i for i in range(len(top)) if region[i].any()]
+    if with_garment:  # prefer frames that show the garment
+        idx = [with_garment[int(k)] for k in np.linspace(0, len(with_garment) - 1, 5)]
+    sizes = [np.ptp(np.nonzero(region[i])[0]) for i in idx if region[i].any()]
+    side = int(min(h, w, max(64, 4 * max(sizes, default=h)))) if sizes else min(h, w)
+    small = side < 0.6 * min(h, w)
     rows = []
     for frames in (top, bottom):
         tiles = []
         for i in idx:
             f = frames[i]
-            if box is not None:
-                x0, y0, x1, y1 = box
-                f = f[y0:y1, x0:x1]
+            if small and region[i].any():
+                ys, xs = np.nonzero(region[i])
+                cx, cy = int(xs.mean()), int(ys.mean())
+                x0 = int(np.clip(cx - side // 2, 0, w - side))
+                y0 = int(np.clip(cy - side // 2, 0, h - side))
+                f = cv2.resize(f[y0:y0 + side, x0:x0 + side], (256, 256), interpolation=cv2.INTER_CUBIC)
+            elif small:
+                f = cv2.resize(f[:side, :side], (256, 256), interpolation=cv2.INTER_CUBIC)
             tiles.append(np.pad(f, ((2, 2), (2, 2), (0, 0)), constant_values=255))
         rows.append(np.hstack(tiles))
     g = np.vstack(rows)
-    if scale != 1.0:
+    if scale != 1.0 and not small:
         g = cv2.resize(g, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
     return g
 
@@ -153,35 +171,33 @@ def main() -> int:
             full = max(clip.width, clip.height)
             res, outs = {}, {}
             for mode in ("off", "on"):
-                r, secs = run_engine(video, garment, temporal=mode, working_size=full, max_frames=n)
-                res[mode] = (r, n / secs)
+                r, secs, cpu = run_engine(video, garment, temporal=mode, working_size=full, max_frames=n)
+                res[mode] = (r, n / secs, n / cpu)
                 outs[mode] = list(iter_frames(r.main.path))
             v640 = resized_copy(video, (640, 480), n, Path(tmp))
-            _, secs640 = run_engine(v640, garment, temporal="on", working_size=640, max_frames=n)
+            _, secs640, cpu640 = run_engine(v640, garment, temporal="on", working_size=640, max_frames=n)
             region = [changed(a, s) | changed(b, s) for a, b, s in zip(outs["on"], outs["off"], src)]
             twe = {m: stability(src, outs[m], region)[0] for m in outs}
             jit = {m: stability(src, outs[m], [changed(o, s) for o, s in zip(outs[m], src)])[1] for m in outs}
             ssim = ssim_outside(src, outs["on"], region)
             people = res["on"][0].metrics["frames_with_person"]
             inner = {m: res[m][0].metrics["temporal_warping_error"] for m in outs}
-            table.append((video.name, f"{clip.width}x{clip.height}", n, people, res["on"][1], res["off"][1],
-                          n / secs640, twe["off"], twe["on"], twe["on"] / twe["off"],
+            table.append((video.name, f"{clip.width}x{clip.height}", n, people, res["on"][1], res["on"][2],
+                          n / secs640, n / cpu640, twe["off"], twe["on"], twe["on"] / twe["off"],
                           inner["off"], inner["on"], jit["off"], jit["on"], ssim))
-            ys, xs = np.nonzero(np.any(region, axis=0))
-            box = None
-            if len(xs) and (xs.max() - xs.min()) < 0.5 * clip.width:
-                pad = 40
-                box = (max(0, xs.min() - pad), max(0, ys.min() - pad),
-                       min(clip.width, xs.max() + pad), min(clip.height, ys.max() + pad))
             scale = 2.0 if max(clip.width, clip.height) < 400 else 1.0
             shot = args.shots / ("tryon_grid.png" if video == videos[0] else f"tryon_grid_{video.stem}.png")
-            PILImage.fromarray(grid_image(outs["off"], outs["on"], box, scale)).save(shot)
-            PILImage.fromarray(grid_image(src, outs["on"], box, scale)).save(
+            PILImage.fromarray(grid_image(outs["off"], outs["on"], region, scale)).save(shot)
+            PILImage.fromarray(grid_image(src, outs["on"], region, scale)).save(
                 args.shots / f"tryon_source_vs_ours_{video.stem}.png")
             print(f"saved {shot}", file=sys.stderr)
 
-    print("\nVideo try-on (striped garment; temporal off = per-frame baseline)\n")
-    head = ("video", "size", "frames", "with person", "fps src (on)", "fps src (off)", "fps 640x480 (on)",
+    load = os.getloadavg()[0]
+    print(f"\nVideo try-on (striped garment; temporal off = per-frame baseline; {os.cpu_count()} cores, "
+          f"load average {load:.1f}: wall-clock fps is shared with other work, 'per CPU-s' is frames "
+          "per second of this process's CPU time)\n")
+    head = ("video", "size", "frames", "with person", "fps src", "fps src per CPU-s", "fps 640x480",
+            "fps 640x480 per CPU-s",
             "TWE off", "TWE on", "on/off", "layer TWE off", "layer TWE on",
             "hem jitter off px", "hem jitter on px", "SSIM non-garment")
     print("| " + " | ".join(head) + " |")

@@ -46,7 +46,7 @@ def main() -> None:
     from PySide6 import QtWidgets
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
-    from app.viewport import Viewport, vertex_normals
+    from app.viewport import VertexNormals, Viewport
     from engines.types import Mesh, PointCloud
 
     v, f, uv = uv_sphere(200, 150)
@@ -75,6 +75,7 @@ def main() -> None:
         for i in range(5):  # warm-up
             vp.update_points(key, base + offset * (i / 5))
         times, normals = [], []
+        normal_solver = VertexNormals(obj.faces, len(base)) if isinstance(obj, Mesh) else None
         for i in range(args.frames):
             pts = base + offset * np.float32(0.5 + 0.5 * np.sin(i * 0.2))
             t0 = time.perf_counter()
@@ -83,7 +84,7 @@ def main() -> None:
             times.append((time.perf_counter() - t0) * 1e3)
             if isinstance(obj, Mesh):
                 t1 = time.perf_counter()
-                vertex_normals(pts, obj.faces)
+                normal_solver(pts)
                 normals.append((time.perf_counter() - t1) * 1e3)
             app.processEvents()
         t = np.array(times)
@@ -93,7 +94,9 @@ def main() -> None:
     gl = [ln.strip() for ln in rw.ReportCapabilities().splitlines() if "renderer string" in ln]
     vp.close()
 
-    print(f"Viewport.update_points + render, {args.frames} frames, window {size[0]}x{size[1]}")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"Viewport.update_points + render, {args.frames} frames, window {size[0]}x{size[1]}, "
+          f"{os.cpu_count()} CPUs, load average {load:.1f}, software GL: {vp.software_gl}")
     print(*gl, sep="\n")
     hdr = f"{'case':<22}{'vertices':>9}{'faces':>8}{'mean ms':>9}{'median':>8}{'p95':>8}{'max':>8}{'normals ms':>11}"
     print(hdr)

@@ -84,3 +84,46 @@ def test_frame_count_must_match_distances():
     rgb = _textured()
     with pytest.raises(ValueError):
         depth_from_focus([rgb, rgb], [1.0, 2.0, 3.0])
+
+
+def test_second_peak_lowers_confidence():
+    # A window holding two textured layers, sharp in the first and in the last frame,
+    # against one layer sharp in the first frame only.
+    import cv2
+
+    a = _textured(60, 80, seed=1)[..., 0].astype(np.float32) / 255
+    b = _textured(60, 80, seed=2)[..., 0].astype(np.float32) / 255
+
+    def blur(x, s):
+        return cv2.GaussianBlur(x, (0, 0), s) if s else x
+
+    sig_a = [0, 1.0, 2.0, 3.0, 3.5, 4.0, 4.5]
+    sig_b = sig_a[::-1]
+    single = [blur(a, s) for s in sig_a]
+    double = [0.5 * blur(a, sa) + 0.5 * blur(b, sb) for sa, sb in zip(sig_a, sig_b)]
+    fd = np.linspace(1.0, 3.0, 7)
+    c1 = depth_from_focus([(x * 255).astype(np.uint8) for x in single], fd, "tenengrad", 9, sigma=0.002).confidence
+    c2 = depth_from_focus([(x * 255).astype(np.uint8) for x in double], fd, "tenengrad", 9, sigma=0.002).confidence
+    assert np.median(c1) > 0.7
+    assert np.median(c2) < 0.5 * np.median(c1)
+
+
+@pytest.mark.parametrize("where", [0.75, 1.3, -0.3])
+def test_subframe_fit_at_the_ends_of_the_stack(where):
+    # Planes near the last frame (0.75 of the last step, or 0.3 of a step beyond it) and
+    # beyond the first frame: the argmax is an end frame; inside the range the one-sided fit
+    # does better, beyond it nothing is invented.
+    rgb = _textured(100, 140)
+    fd = 1.0 / np.linspace(1 / 1.5, 1 / 4.0, 7)
+    dpt = 1 / fd
+    d_true = 1.0 / (dpt[5] + where * (dpt[6] - dpt[5])) if where > 0 else 1.0 / (dpt[0] - where * (dpt[0] - dpt[1]))
+    st = make_focal_stack(rgb, np.full(rgb.shape[:2], d_true), fd, 100.0, 2.0, 36.0, noise_sigma=0.0, breathing=0.0)
+    r = depth_from_focus(st.frames, st.focus_distances, "tenengrad", 9, "gaussian")
+    inner = (slice(10, -10), slice(10, -10))
+    err_fit = np.median(np.abs(1 / r.depth[inner] - 1 / d_true))
+    err_arg = np.median(np.abs(1 / r.depth_argmax[inner] - 1 / d_true))
+    step = abs(dpt[6] - dpt[5])
+    if 0 < where < 1:  # inside the range: as good as an inner peak
+        assert err_fit < 0.2 * step and err_fit < 0.6 * err_arg
+    else:  # beyond the range: the estimate stays at the end frame, no worse than the argmax
+        assert err_fit <= err_arg + 1e-6

@@ -235,3 +235,8 @@ def test_large_stacks_are_measured_downscaled_and_returned_full_size(motorcycle)
     full = run(stack, make_mesh=False).main.image
     grad = [np.abs(np.diff(im.astype(float), axis=1)).mean() for im in (dm.image, full)]
     assert grad[0] > 0.9 * grad[1]
+
+
+def test_onnx_prior_without_a_model_fails_before_the_work():
+    with pytest.raises(EngineError, match="needs a model file"):
+        run(_tiny_stack(3), prior="onnx", onnx_model="")

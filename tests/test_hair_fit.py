@@ -29,8 +29,10 @@ def avatar():
     return res.main
 
 
-def _signed_distance(vertices, faces, points):
-    """Exact signed distance (open3d ray casting), independent of the fitter's own grid."""
+def _inside(vertices, faces, points):
+    """Which points are inside the mesh: open3d ray-parity occupancy (9 rays, majority),
+    independent of the fitter's own distance grid. Points outside the mesh's bounding box
+    are outside by construction (and would only expose parity noise through open rims)."""
     import open3d as o3d
 
     sc = o3d.t.geometry.RaycastingScene()
@@ -38,7 +40,12 @@ def _signed_distance(vertices, faces, points):
     tm.vertex.positions = o3d.core.Tensor(np.ascontiguousarray(vertices, np.float32))
     tm.triangle.indices = o3d.core.Tensor(np.ascontiguousarray(faces, np.int32))
     sc.add_triangles(tm)
-    return sc.compute_signed_distance(o3d.core.Tensor(np.ascontiguousarray(points, np.float32)), nsamples=9).numpy()
+    lo, hi = vertices.min(0) - 1e-3, vertices.max(0) + 1e-3
+    cand = np.all((points > lo) & (points < hi), axis=1)
+    out = np.zeros(len(points), bool)
+    q = o3d.core.Tensor(np.ascontiguousarray(points[cand], np.float32))
+    out[cand] = sc.compute_occupancy(q, nsamples=9).numpy() > 0.5
+    return out
 
 
 def test_every_style_fits_with_no_point_inside_the_head(avatar):
@@ -49,13 +56,13 @@ def test_every_style_fits_with_no_point_inside_the_head(avatar):
             continue
         st = fit_style(avatar, s)
         assert len(st.points) >= 5000, s
-        pts.append((s, st.points.reshape(-1, 3)))
-    sd = _signed_distance(m.vertices, m.faces, np.concatenate([p for _, p in pts]))
+        pts.append((s, st.points[::3].reshape(-1, 3)))  # every third strand keeps this test quick
+    inside = _inside(m.vertices, m.faces, np.concatenate([p for _, p in pts]))
     start = 0
     for s, p in pts:
-        d = sd[start: start + len(p)]
+        bad = inside[start: start + len(p)]
         start += len(p)
-        assert (d < 0).sum() == 0, (s, int((d < 0).sum()), float(d.min()))
+        assert bad.sum() == 0, (s, int(bad.sum()), p[bad][:3])
 
 
 def test_roots_grow_on_the_scalp_and_hairline_follows_the_forehead(avatar):
@@ -86,8 +93,8 @@ def test_emotions_never_push_the_face_into_the_fringe(avatar, style):
     for name in ("surprise", "browInnerUp", "browOuterUp_L", "fear", "anger"):
         assert name in m.morph_targets
         moved = m.deformed({name: 1.0})
-        sd = _signed_distance(moved, m.faces, near)
-        assert sd.min() >= 0, (style, name, float(sd.min()))
+        bad = _inside(moved, m.faces, near)
+        assert bad.sum() == 0, (style, name, near[bad][:3])
 
 
 def test_scalp_texture_is_darkened_towards_the_hair_colour(avatar):
@@ -123,3 +130,18 @@ def test_glb_export_keeps_a_hair_node(avatar, tmp_path):
     export(a, out)
     names = [n.name for n in GLTF2().load(str(out)).nodes]
     assert "hair" in names
+
+
+def test_auto_matches_the_portrait_hair(avatar):
+    a = apply_hair(avatar, "auto", "auto")  # the avatar carries its photo
+    top = a.params["hair_match"]
+    assert len(top) == 3 and top[0]["iou"] >= top[1]["iou"] >= top[2]["iou"]
+    assert a.params["hairstyle"] == top[0]["style"]
+    # Eileen Collins' short hair: a short style, matched well (issue target IoU >= 0.6).
+    assert top[0]["iou"] >= 0.6
+    assert recipes()[top[0]["style"]].length.back < 0.15 or recipes()[top[0]["style"]].gather.kind != "none"
+    m = a.params["hair_photo"]
+    assert m["length_below_chin"] < 0.2 and 1.0 < m["volume"] < 2.5
+    rgb = np.array([int(m["color"][i:i + 2], 16) for i in (1, 3, 5)])
+    assert rgb.max() < 170 and rgb[0] >= rgb[2]  # brown-blond, not grey or blue
+    assert a.params["hair_color"] == m["color"]

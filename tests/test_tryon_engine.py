@@ -199,6 +199,15 @@ def test_zero_length_and_corrupt_videos_are_user_errors(tmp_path):
         run(VideoClip(empty, 0, 25.0, 176, 144), green_garment())
 
 
+def test_inputs_must_be_one_video_and_one_garment_photo():
+    clip = open_video(VIDEO)
+    with pytest.raises(EngineError, match="needs 2 input"):
+        run_inputs = [clip]
+        TryOnEngine().run(run_inputs, make_params(TryOnEngine), no_progress, CancelToken())
+    with pytest.raises(EngineError, match="one video of a person and one garment photo"):
+        TryOnEngine().run([green_garment(), green_garment()], make_params(TryOnEngine), no_progress, CancelToken())
+
+
 def test_busy_background_garment_is_flagged_and_user_mask_accepted(tmp_path):
     from PIL import Image as PILImage
 

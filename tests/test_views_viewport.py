@@ -191,12 +191,13 @@ def look_at_opencv(eye, target, up=(0, 1, 0)):
     return R, -R @ eye
 
 
-@pytest.mark.parametrize("fit", ["same-size", "letterboxed"])
+@pytest.mark.parametrize("fit", ["same-size", "letterboxed", "non-square-pixels"])
 def test_camera_from_photo_puts_point_at_its_pixel(vp, fit):
     W, H = vp.plotter.render_window.GetSize()
-    size = (W, H) if fit == "same-size" else (W // 2, int(H * 0.7))
+    size = (W // 2, int(H * 0.7)) if fit == "letterboxed" else (W, H)
     w, h = size
-    K = np.array([[0.9 * w, 0, 0.42 * w], [0, 0.9 * w, 0.55 * h], [0, 0, 1]])
+    fy = 0.9 * w * (1.15 if fit == "non-square-pixels" else 1.0)
+    K = np.array([[0.9 * w, 0, 0.42 * w], [0, fy, 0.55 * h], [0, 0, 1]])
     R, t = look_at_opencv(eye=(0.6, 0.4, 3.0), target=(0, 0, 0))
     points = {"red": (np.array([0.25, 0.2, 0.1]), (255, 0, 0)), "green": (np.array([-0.3, -0.25, -0.2]), (0, 255, 0))}
     for name, (X, col) in points.items():
@@ -213,9 +214,10 @@ def test_camera_from_photo_puts_point_at_its_pixel(vp, fit):
         assert abs(got[0] - want[0]) < 2.0 and abs(got[1] - want[1]) < 2.0, (name, got, want)
     vp.reset_camera()
     assert vp.plotter.camera.GetWindowCenter() == (0.0, 0.0)
+    assert not vp.plotter.camera.GetUseExplicitAspectRatio()
 
 
-def test_depth_points_seen_through_their_own_camera_land_on_their_pixels(vp):
+def test_depth_points_seen_through_their_own_camera_land_on_their_pixels(vp, qapp):
     w, h, (u0, v0) = 160, 120, (40, 90)
     depth = np.full((h, w), 2.0, np.float32)
     depth[v0 - 1 : v0 + 2, u0 - 1 : u0 + 2] = 1.5
@@ -228,6 +230,17 @@ def test_depth_points_seen_through_their_own_camera_land_on_their_pixels(vp):
     s = min(W / w, H / h)
     want = (s * (u0 + 0.5 - w / 2) + W / 2 - 0.5, s * (v0 + 0.5 - h / 2) + H / 2 - 0.5)
     got = centroid(red_mask(vp.screenshot()))
+    assert abs(got[0] - want[0]) < 2.0 and abs(got[1] - want[1]) < 2.0, (got, want)
+    # resizing the window keeps the photo camera matched (the user has not moved the view)
+    vp.resize(480, 330)
+    qapp.processEvents()
+    qapp.processEvents()
+    W, H = vp.plotter.render_window.GetSize()
+    s = min(W / w, H / h)
+    want = (s * (u0 + 0.5 - w / 2) + W / 2 - 0.5, s * (v0 + 0.5 - h / 2) + H / 2 - 0.5)
+    got = centroid(red_mask(vp.screenshot()))
+    vp.resize(420, 360)
+    qapp.processEvents()
     assert abs(got[0] - want[0]) < 2.0 and abs(got[1] - want[1]) < 2.0, (got, want)
 
 
@@ -259,7 +272,12 @@ def test_strands_drawn_as_coloured_lines(vp):
     assert np.all(rgb[:, 0] > rgb[:, 1] + 80)  # still red hair
     assert vp.polydata("hair").n_lines == s
     img = vp.screenshot()
-    assert red_mask(img, thr=80).sum() > 500
+    thin = red_mask(img, thr=80).sum()
+    assert thin > 500
+    vp.set_strand_tubes(True, width=6)
+    assert vp.actor("hair").prop.render_lines_as_tubes and vp.actor("hair").prop.line_width == 6
+    assert red_mask(vp.screenshot(), thr=80).sum() > 1.5 * thin
+    vp.set_strand_tubes(False, width=2)
 
 
 def test_avatar_parts_and_emotion(vp):

@@ -155,10 +155,11 @@ def spread_to_head(tpl: HeadTemplate, d468: np.ndarray) -> np.ndarray:
     oval = d[tpl.oval]
     out[tpl.skull_idx[:, :-1]] = fall[:, None, None] * oval[None]
     out[tpl.skull_idx[:, -1]] = fall[:, None] * oval[0]
-    ring_follow = np.array([1.0, 0.8, 0.45, 0.15])[: BAG_RINGS + 1]
     for key in ("L", "R", "mouth"):
+        # the mouth's flaps (ring 1) move with their lip; deeper rings lag behind
+        follow = np.array([1.0, 1.0 if key == "mouth" else 0.8, 0.45, 0.15])[: BAG_RINGS + 1]
         loop = d[tpl.eye[key]] if key != "mouth" else d[tpl.mouth]
-        out[tpl.bag_idx[key]] = ring_follow[:, None, None] * loop[None]
+        out[tpl.bag_idx[key]] = follow[:, None, None] * loop[None]
     return out.astype(np.float32)
 
 

@@ -188,7 +188,7 @@ def head_shape(lm: np.ndarray) -> HeadShape:
     top_face, chin = lm[10, 1], lm[152, 1]
     face_h = top_face - chin
     glabella_z = lm[9, 2]
-    ax = 0.56 * width
+    ax = 0.51 * width
     az = 0.5 * 1.32 * width
     cy = eye_y + 0.10 * face_h
     top = top_face + 0.30 * face_h
@@ -210,7 +210,7 @@ def _skull_points(shape: HeadShape, oval_pts: np.ndarray, rings: int) -> np.ndar
     ph = np.arctan2(d[:, 1], d[:, 0])
     s = (np.arange(rings) / rings)[:, None]
     th = th0 + (np.pi - th0) * s
-    blend = np.clip(s / 0.3, 0, 1)
+    blend = np.clip(s / 0.45, 0, 1)
     blend = blend * blend * (3 - 2 * blend)
     r = r0 * (1 - blend) + blend
     dirs = np.stack([np.sin(th) * np.cos(ph), np.sin(th) * np.sin(ph), np.cos(th)], -1) * r[..., None]
@@ -279,6 +279,17 @@ def build_vertices(tpl: HeadTemplate, lm: np.ndarray) -> tuple[np.ndarray, HeadS
                 ring[:, 1] += np.where(up, 0.5, -1.0) * drop[r]
             V[idx[r]] = ring
         V[idx[0]] = loop
+        if key == "mouth":
+            # ring 1 closes the lips' opening as two flaps 3 mm behind the lips meeting on the
+            # line between the mouth corners: the upper flap moves with the upper lip, the lower
+            # with the lower lip, so the teeth the photo shows land on them (seen squarely) and an
+            # opening jaw parts them onto the dark pocket behind
+            a, b = loop[np.argmin(loop[:, 0])], loop[np.argmax(loop[:, 0])]
+            tt = np.clip((loop[:, 0] - a[0]) / max(b[0] - a[0], 1e-9), 0, 1)
+            flap = loop.copy()
+            flap[:, 1] = a[1] + tt * (b[1] - a[1])
+            flap[:, 2] -= 0.003
+            V[idx[1]] = flap
         V[tpl.bag_cap[key]] = cen - forward * (depth[-1] + 0.004)
 
     dirs = _sphere_dirs(EYEBALL_LAT, EYEBALL_LON)

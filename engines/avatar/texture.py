@@ -2,12 +2,13 @@
 
 Each texel's surface point is projected into the photo through the fitted camera and
 weighted by how squarely that surface faced the camera (the cosine between normal and view
-ray, ramped between 0.05 and 0.35) and whether the photo saw it (a z-buffer from the
+ray, ramped between 0.08 and 0.4) and whether the photo saw it (a z-buffer from the
 photo camera, :mod:`engines.avatar.raster`). What the photo did not see is filled as in
 view-based texture completion for single-image face models (e.g. Deng et al., "UV-GAN",
 CVPR 2018, whose non-learned baseline is symmetry): first from the mirrored point of the
 face (the other half, if the photo saw it), then with the skin tone measured on the
-cheeks and forehead. The fill weights are smooth, so seams are blended.
+cheeks and forehead, blended with the colours seen nearby (a normalised Gaussian blur in the
+atlas). The fill weights are smooth, so seams are blended.
 
 Speed: the atlas layout is fixed (:mod:`engines.avatar.head`), so the texel-to-triangle
 map is computed once per process; geometry and weights are evaluated at a quarter of the atlas
@@ -49,6 +50,19 @@ def _interp(values, faces, tri, bary):
 def _smooth(x, a, b):
     t = np.clip((x - a) / (b - a), 0, 1)
     return t * t * (3 - 2 * t)
+
+
+def _bilinear(img: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Colours (float32) at sub-pixel positions, clamped at the borders."""
+    h, w = img.shape[:2]
+    x = np.clip(xy[:, 0], 0, w - 1.001)
+    y = np.clip(xy[:, 1], 0, h - 1.001)
+    x0, y0 = x.astype(np.int64), y.astype(np.int64)
+    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+    f = img.astype(np.float32)
+    top = f[y0, x0] * (1 - fx) + f[y0, x0 + 1] * fx
+    bot = f[y0 + 1, x0] * (1 - fx) + f[y0 + 1, x0 + 1] * fx
+    return top * (1 - fy) + bot * fy
 
 
 def skin_tone(photo: np.ndarray, landmarks_xy: np.ndarray) -> np.ndarray:
@@ -113,15 +127,18 @@ def bake(V, faces, uv, part, photo, K, R, t, landmarks_xy, skull_weight, fixed_c
         zx = np.clip(np.round((xy[:, 0] + 0.5) * zs - 0.5).astype(int), 0, zw - 1)
         zy = np.clip(np.round((xy[:, 1] + 0.5) * zs - 0.5).astype(int), 0, zh - 1)
         seen = z <= zbuf[zy, zx] + tol
-        ramp = _smooth(facing, 0.05, 0.35)
+        ramp = _smooth(facing, 0.08, 0.4)
         if pocket is not None:  # inside the mouth and eye pockets walls are seen edge-on: visibility only
             ramp = np.where(pocket, facing > -0.2, ramp)
-        return xy, ramp * inside * seen
+        return xy, ramp * inside * seen, facing
 
     prt = part[faces[tri, 0]]
-    xy_d, w_d = sample_weights(P, Nt, 0.003, (prt == 2) | (prt == 3))
+    xy_d, w_d, f_d = sample_weights(P, Nt, 0.003, (prt == 2) | (prt == 3))
     mirror = np.array([-1.0, 1.0, 1.0])
-    xy_m, w_m = sample_weights(P * mirror, Nt * mirror, 0.006)
+    xy_m, w_m, f_m = sample_weights(P * mirror, Nt * mirror, 0.006)
+    # the mirror only helps where it was seen much more squarely (a turned head); on a frontal
+    # photo both sides are equally oblique and mirroring would only copy ghosts of the far side
+    w_m = w_m * _smooth(f_m - f_d, 0.1, 0.3)
     sk = _interp(skull_weight[:, None], faces, tri, bary)[:, 0]
     fw = _interp(fixed_weight[:, None], faces, tri, bary)[:, 0]
     fc = _interp(fixed_color, faces, tri, bary)
@@ -132,27 +149,51 @@ def bake(V, faces, uv, part, photo, K, R, t, landmarks_xy, skull_weight, fixed_c
     skin = skin_tone(photo, landmarks_xy)
     base = np.where(is_eye[:, None], EYE_WHITE, skin) * (1 - fw[:, None]) + fc * fw[:, None]
 
-    grid = np.zeros((res * res, 9), np.float32)
+    # fill colour: the seen colours nearby (normalised Gaussian blur in the atlas, about 4 % of
+    # its width), fading to the global skin tone far from anything seen - so seams blend
+    src = np.ascontiguousarray(photo[..., :3])
+    skin_like = prt <= 1
+    col = np.zeros((len(idx), 3), np.float32)
+    for xy_s, w_s in ((xy_m, w_m * (1 - w_d)), (xy_d, w_d)):
+        col += _bilinear(src, xy_s) * w_s[:, None]
+    seen_w = (w_d + (1 - w_d) * w_m) * skin_like
+    acc = np.zeros((res * res, 4), np.float32)
+    acc[idx, :3] = col * skin_like[:, None]
+    acc[idx, 3] = seen_w
+    small = cv2.resize(acc.reshape(res, res, 4), (res // 4, res // 4), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), 0.01 * res)
+    acc = cv2.resize(small, (res, res), interpolation=cv2.INTER_LINEAR).reshape(-1, 4)[idx]
+    conf = np.clip(acc[:, 3] / 0.25, 0, 1)[:, None]
+    local = acc[:, :3] / np.maximum(acc[:, 3:4], 1e-6)
+    base = np.where(skin_like[:, None], conf * local + (1 - conf) * skin, base)
+
+    grid = np.zeros((res * res, 12), np.float32)
     grid[idx, 0:2] = xy_d
     grid[idx, 2:4] = xy_m
     grid[idx, 4] = w_d
     grid[idx, 5] = w_m
     grid[idx, 6:9] = base
+    grid[idx, 9:12] = col + (1 - seen_w[:, None]) * base  # blended colour, for the low-detail skull strip
     valid = np.zeros((res, res), bool)
     valid.ravel()[idx] = True
-    grid = _fill_invalid(grid.reshape(res, res, 9), valid)
+    grid = _fill_invalid(grid.reshape(res, res, 12), valid)
     grid[~valid, 6:9] = skin
-    full = (size, size)
-    maps_d = cv2.resize(np.ascontiguousarray(grid[..., 0:2]), full, interpolation=cv2.INTER_LINEAR)
-    maps_m = cv2.resize(np.ascontiguousarray(grid[..., 2:4]), full, interpolation=cv2.INTER_LINEAR)
-    wd = cv2.resize(np.ascontiguousarray(np.clip(grid[..., 4], 0, 1)), full, interpolation=cv2.INTER_LINEAR)
-    wm = cv2.resize(np.ascontiguousarray(np.clip(grid[..., 5], 0, 1)), full, interpolation=cv2.INTER_LINEAR)
-    base_lo = np.clip(grid[..., 6:9] + 0.5, 0, 255).astype(np.uint8)
-    base_up = cv2.resize(base_lo, full, interpolation=cv2.INTER_LINEAR)
-    src = np.ascontiguousarray(photo[..., :3])
+    grid[~valid, 9:12] = skin
+    # the skull strip (bottom quarter, v < 0.25) only ever shows skin and the photo's first rings
+    # beyond the face: its colours are upsampled; the rest gets full-resolution photo lookups
+    cut = 3 * res // 4
+    skull = np.clip(grid[cut:, :, 9:12] + 0.5, 0, 255).astype(np.uint8)
+    top = grid[:cut]
+    full = (size, 3 * size // 4)
+    maps_d = cv2.resize(np.ascontiguousarray(top[..., 0:2]), full, interpolation=cv2.INTER_LINEAR)
+    maps_m = cv2.resize(np.ascontiguousarray(top[..., 2:4]), full, interpolation=cv2.INTER_LINEAR)
+    wd = cv2.resize(np.ascontiguousarray(np.clip(top[..., 4], 0, 1)), full, interpolation=cv2.INTER_LINEAR)
+    wm = cv2.resize(np.ascontiguousarray(np.clip(top[..., 5], 0, 1)), full, interpolation=cv2.INTER_LINEAR)
+    base_up = cv2.resize(np.clip(top[..., 6:9] + 0.5, 0, 255).astype(np.uint8), full, interpolation=cv2.INTER_LINEAR)
     direct = cv2.remap(src, maps_d, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     mirrored = cv2.remap(src, maps_m, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     mixed = cv2.blendLinear(mirrored, base_up, wm, 1.0 - wm)
-    tex = cv2.blendLinear(direct, mixed, wd, 1.0 - wd)
+    tex = np.vstack([cv2.blendLinear(direct, mixed, wd, 1.0 - wd),
+                     cv2.resize(skull, (size, size - full[1]), interpolation=cv2.INTER_LINEAR)])
     face_seen = float(np.mean(w_d[prt == 0] > 0.5)) if np.any(prt == 0) else 0.0
     return tex, face_seen

@@ -73,7 +73,8 @@ class DepthFromFocusEngine(Engine):
         from engines.depth.align import align_stack
         from engines.depth.focus import depth_from_focus
         from engines.depth.fusion import fit_scale_shift, local_scale_refinement, to_depth
-        from engines.depth.prior import EdgeAwareSmoother, edge_aware_prior, onnx_prior, smoothing_lambda
+        from engines.depth.prior import (EdgeAwareSmoother, check_model_path, edge_aware_prior, onnx_prior,
+                                         smoothing_lambda)
 
         self.check_inputs(inputs)
         stack: FocalStack = inputs[0]
@@ -83,6 +84,8 @@ class DepthFromFocusEngine(Engine):
         ref = params.reference_frame
         if ref >= n:
             raise EngineError(f"reference_frame is {ref} but the stack has only {n} frames (0 to {n - 1}).")
+        if params.prior == "onnx":
+            check_model_path(params.onnx_model)  # before the slow stages, not after them
         cancel.raise_if_set()
         full_h, full_w = frames[0].shape[:2]
         scale = min(1.0, float(np.sqrt(params.max_megapixels * 1e6 / (full_h * full_w))))
@@ -130,7 +133,7 @@ class DepthFromFocusEngine(Engine):
             lam = smoothing_lambda(conf.shape, params.smoothness)
             smoother = EdgeAwareSmoother(dff.all_in_focus, lam, params.edge_sensitivity)
             if params.prior == "edge-aware":
-                prior = edge_aware_prior(smoother, dff.dioptre, conf * confident)
+                prior = edge_aware_prior(smoother, dff.dioptre, (conf * confident) ** float(__import__("os").environ.get("DFF_P", "1")))
                 result.notes.append("Prior: the weights-free edge-aware prior (confident depth from focus propagated "
                                     "along the all-in-focus image's edges); no learned model was used.")
             else:
@@ -152,7 +155,7 @@ class DepthFromFocusEngine(Engine):
             if params.local_refinement and not low:
                 fine = EdgeAwareSmoother(dff.all_in_focus, smoothing_lambda(conf.shape, params.refine_smoothness),
                                          params.edge_sensitivity)
-                depth, _ = local_scale_refinement(global_depth, dff.depth, conf * confident, fine)
+                depth, _ = local_scale_refinement(global_depth, dff.depth, (conf * confident) ** float(__import__("os").environ.get("DFF_P", "1")), fine)
             else:
                 depth = global_depth
         cancel.raise_if_set()

@@ -14,7 +14,9 @@ family, Tenengrad and gray-level variance rank among the best:
 Best focus per pixel is the argmax over the stack, refined to sub-frame precision by a
 parabola (or a Gaussian: a parabola through the logarithms, as in Nayar and Nakagawa)
 through the peak and its two neighbours, fitted in dioptres (inverse focus distance), in
-which defocus blur is linear. The volume is never held in memory: frames are folded in
+which defocus blur is linear. At the first and last frame the same curve is fitted
+one-sided, through the end frame and its two inner neighbours, with the peak kept inside
+the stack's range. The volume is never held in memory: frames are folded in
 one at a time (running max, its neighbours, the min), so a 12 MP stack costs a few
 image-sized buffers.
 
@@ -22,7 +24,10 @@ Confidence combines the peak's prominence over the stack (``1 - min/max``) with 
 significance over the sensor-noise floor: the noise is estimated from the images
 (Immerkaer, "Fast noise variance estimation", CVIU 1996, with a median for robustness)
 and pushed through the same operator, so a textureless region, where only noise varies
-from frame to frame, gets a confidence near 0.
+from frame to frame, gets a confidence near 0. A second peak in a pixel's focus curve
+lowers the confidence too (the peak-ratio test of stereo matching; Hu and Mordohai, "A
+quantitative evaluation of confidence measures for stereo vision", PAMI 2012): it is what
+a sharp foreground edge inside a background pixel's window produces.
 """
 from __future__ import annotations
 
@@ -134,14 +139,17 @@ class FocusResult:
         return (1.0 / self.dioptre_argmax).astype(np.float32)
 
 
-def _vertex(x0, x1, x2, y0, y1, y2):
-    """Abscissa of the vertex of the parabola through three points (any spacing)."""
+def _vertex(x0, x1, x2, y0, y1, y2, clip: bool = True):
+    """Abscissa of the vertex of the parabola through three points (any spacing), a maximum
+    (else ``x1``; NaN when unclipped), clipped to the points' span unless ``clip`` is False."""
     d01, d12 = (y0 - y1) / (x0 - x1), (y1 - y2) / (x1 - x2)
     curv = (d01 - d12) / (x0 - x2)
     slope = d01 - curv * (x0 + x1)
     with np.errstate(divide="ignore", invalid="ignore"):
         v = -slope / (2.0 * curv)
     ok = np.isfinite(v) & (curv < 0)  # a maximum, not a minimum
+    if not clip:
+        return np.where(ok, v, np.nan)
     return np.where(ok, np.clip(v, np.minimum(x0, x2), np.maximum(x0, x2)), x1)
 
 
@@ -159,8 +167,16 @@ def depth_from_focus(frames: Iterable[np.ndarray], focus_distances, operator: Op
     """
     dpt = 1.0 / np.asarray(focus_distances, dtype=np.float64)
     n = len(dpt)
-    best = prev_of_best = next_of_best = fmin = aif = idx = last = None
+    best = prev_of_best = next_of_best = fmin = aif = idx = last = before_last = None
+    prev2_of_best = next2_of_best = None  # two frames away, for a one-sided fit at the ends
+    peak1 = peak2 = None  # the largest and second-largest local maxima of each pixel's focus curve
     sigmas = []
+
+    def add_peak(value, where):
+        v = np.where(where, value, 0.0)
+        top = v > peak1
+        np.copyto(peak2, np.maximum(peak2, np.where(top, peak1, v)))
+        np.copyto(peak1, v, where=top)
     for k, frame in enumerate(frames):
         g = to_gray(frame)
         if sigma is None and (k == 0 or k == n - 1 or k == n // 2):
@@ -173,20 +189,30 @@ def depth_from_focus(frames: Iterable[np.ndarray], focus_distances, operator: Op
             best, fmin = f.copy(), f.copy()
             prev_of_best = f.copy()
             next_of_best = np.full_like(f, np.nan)
+            prev2_of_best, next2_of_best = np.full_like(f, np.nan), np.full_like(f, np.nan)
             idx = np.zeros(f.shape, np.int16)
             aif = frame.copy()
+            peak1, peak2 = np.zeros_like(f), np.zeros_like(f)
         else:
+            # Frame k-1 is a local maximum if it beats both neighbours (frame 0 only frame 1).
+            left = before_last if before_last is not None else np.zeros_like(f)
+            add_peak(last, (last > left) & (last >= f))
             np.copyto(next_of_best, f, where=idx == k - 1)
+            np.copyto(next2_of_best, f, where=idx == k - 2)
             better = f > best
+            np.copyto(prev2_of_best, before_last if before_last is not None else np.float32(np.nan), where=better)
             np.copyto(prev_of_best, last, where=better)
             np.copyto(next_of_best, np.float32(np.nan), where=better)
+            np.copyto(next2_of_best, np.float32(np.nan), where=better)
             np.copyto(best, f, where=better)
             np.copyto(idx, np.int16(k), where=better)
             np.copyto(aif, frame, where=better[..., None] if aif.ndim == 3 else better)
             np.minimum(fmin, f, out=fmin)
-        last = f
+        before_last, last = last, f
     if best is None or k + 1 != n:
         raise ValueError(f"got {0 if best is None else k + 1} frames for {n} focus distances")
+    if n > 1:
+        add_peak(last, last > before_last)
     sigma = float(np.min(sigmas)) if sigma is None else float(sigma)
 
     d_arg = dpt[idx].astype(np.float32)
@@ -199,10 +225,25 @@ def depth_from_focus(frames: Iterable[np.ndarray], focus_distances, operator: Op
             tiny = 1e-12
             y0, y1, y2 = np.log(y0 + tiny), np.log(y1 + tiny), np.log(y2 + tiny)
         d_sub[inner] = _vertex(dpt[i - 1], dpt[i], dpt[i + 1], y0, y1, y2).astype(np.float32)
+        # At the first and last frame, fit the same curve through the end frame and its two
+        # neighbours on the inside; the peak is kept between the end frame and the next one,
+        # since a one-sided fit extrapolates badly when frames are far apart.
+        for end, (a, b, c), (ya, yb) in ((0, (0, 1, 2), (next_of_best, next2_of_best)),
+                                          (n - 1, (n - 1, n - 2, n - 3), (prev_of_best, prev2_of_best))):
+            sel = (idx == end) & np.isfinite(ya) & np.isfinite(yb)
+            y = [best[sel], ya[sel], yb[sel]]
+            if interpolation == "gaussian":
+                y = [np.log(v + 1e-12) for v in y]
+            v = _vertex(dpt[a], dpt[b], dpt[c], y[0], y[1], y[2], clip=False)
+            lo, hi = sorted((dpt[a], dpt[b]))
+            d_sub[sel] = np.clip(np.where(np.isfinite(v), v, dpt[a]), lo, hi).astype(np.float32)
 
     floor = noise_response(sigma, operator, window)
     contrast = best - fmin
     significance = 1.0 - np.exp(-np.square(contrast / (2.0 * floor)))
     prominence = contrast / np.maximum(best, 1e-12)
-    conf = np.clip(significance * prominence, 0.0, 1.0).astype(np.float32)
+    # A second peak (e.g. a sharp foreground edge inside the window of a background pixel)
+    # makes the best one doubtful, in proportion to its height above the floor.
+    unimodal = 1.0 - np.clip((peak2 - fmin) / np.maximum(contrast, 1e-12), 0.0, 1.0) ** 2
+    conf = np.clip(significance * prominence * unimodal, 0.0, 1.0).astype(np.float32)
     return FocusResult(idx, d_sub, d_arg, conf, aif, sigma)

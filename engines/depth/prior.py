@@ -96,6 +96,16 @@ def _session(path: Path):
     return _SESSIONS[key]
 
 
+def check_model_path(model_path) -> Path:
+    """The model file as a Path, or an EngineError telling the user what to choose."""
+    if not model_path:
+        raise EngineError("The ONNX prior needs a model file: set onnx_model to a .onnx monocular depth model.")
+    path = Path(model_path).expanduser()
+    if not path.is_file():
+        raise EngineError(f"ONNX model '{path}' not found: choose an existing .onnx file (Settings > ONNX model).")
+    return path
+
+
 def onnx_prior(image_rgb: np.ndarray, model_path, output: PriorOutput = "inverse-depth",
                input_size: int = 518, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)) -> Prior:
     """Run a monocular depth ONNX model on ``image_rgb`` and return its output at image size.
@@ -107,11 +117,7 @@ def onnx_prior(image_rgb: np.ndarray, model_path, output: PriorOutput = "inverse
     """
     import cv2
 
-    if not model_path:
-        raise EngineError("The ONNX prior needs a model file: set onnx_model to a .onnx monocular depth model.")
-    path = Path(model_path).expanduser()
-    if not path.is_file():
-        raise EngineError(f"ONNX model '{path}' not found: choose an existing .onnx file (Settings > ONNX model).")
+    path = check_model_path(model_path)
     sess = _session(path)
     inp = sess.get_inputs()[0]
     shape = list(inp.shape)

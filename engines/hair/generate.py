@@ -145,7 +145,7 @@ def _march(r: Recipe, roots: np.ndarray, n: np.ndarray, d0: np.ndarray, length: 
     arc = np.zeros(S)
     for k in range(1, steps):
         d = _unit(d + (gravity[:, None] * h / bend) * down + r.noise * np.sqrt(h / 0.01) * 0.15
-                  * rng.normal(size=(S, 3)))
+                  * rng.standard_normal(size=(S, 3), dtype=np.float32))
         if r.hug > 0:
             # Near the scalp, lose part of the outward heading: the hair lies on the head.
             prev = pts[:, k - 1]
@@ -193,11 +193,11 @@ def _curl(r: Recipe, pts: np.ndarray, length: np.ndarray, roots: np.ndarray, rng
     phase0 = (1 - c.coherence) * rng.uniform(0, 2 * np.pi, size=(S, 1)) + c.coherence * (
         (roots[:, :1] * 40 + roots[:, 1:2] * 25) % (2 * np.pi))
     ph = 2 * np.pi * c.frequency * arc + phase0
-    u, v = _frames(pts, rng)
     if c.kind == "wave":
         side = _unit(np.cross(np.gradient(pts, axis=1), [0.0, 1.0, 0.0]) + 1e-9)
         off = (env * np.sin(ph))[..., None] * side
     else:
+        u, v = _frames(pts, rng)
         off = (env * np.cos(ph))[..., None] * u + (env * np.sin(ph))[..., None] * v
     return pts + off
 

@@ -269,28 +269,32 @@ def fit_strands(canon: np.ndarray, hf: HeadFit, iterations: int = 3) -> tuple[np
     world = hf.to_world(pts.reshape(-1, 3)).reshape(S, P, 3)
     r0 = world[:, 0]
     ray = r0 - hf.centre
-    ts = np.linspace(0.4, 1.8, 57)
+    # Coarse march outwards along each ray, then bisect the last inside/outside bracket.
+    ts = np.linspace(0.4, 1.8, 25)
     samples = hf.centre + ray[:, None] * ts[None, :, None]
     d = hf.sdf(samples.reshape(-1, 3)).reshape(S, len(ts))
     inside = d < 0
     has = inside.any(1)
     last_in = len(ts) - 1 - np.argmax(inside[:, ::-1], axis=1)
-    nxt = np.minimum(last_in + 1, len(ts) - 1)
-    d0, d1 = d[np.arange(S), last_in], d[np.arange(S), nxt]
-    frac = np.clip(d0 / np.minimum(d0 - d1, -1e-9), 0, 1)
-    t_hit = ts[last_in] + frac * (ts[nxt] - ts[last_in])
+    lo = ts[last_in]
+    hi = ts[np.minimum(last_in + 1, len(ts) - 1)]
+    for _ in range(4):
+        mid = 0.5 * (lo + hi)
+        dm = hf.sdf(hf.centre + ray * mid[:, None])
+        lo, hi = np.where(dm < 0, mid, lo), np.where(dm < 0, hi, mid)
+    t_hit = 0.5 * (lo + hi)
     target = hf.centre + ray * np.where(has, t_hit, 1.0)[:, None]
     world += (target - r0)[:, None]
     keep = hf.in_scalp(world[:, 0])
     # 3. Collision: push every point out along the distance gradient.
     flat = world.reshape(-1, 3)
+    idx = np.nonzero(hf.sdf(flat) < SKIN_MARGIN)[0]
     for _ in range(iterations):
-        dist = hf.sdf(flat)
-        bad = dist < SKIN_MARGIN
-        if not bad.any():
+        if len(idx) == 0:
             break
-        dd, g = hf.sdf(flat[bad], with_grad=True)
-        flat[bad] += (SKIN_MARGIN - dd + 0.0005)[:, None] * g
+        dd, g = hf.sdf(flat[idx], with_grad=True)
+        flat[idx] += (SKIN_MARGIN - dd + 0.0005)[:, None] * g
+        idx = idx[hf.sdf(flat[idx]) < SKIN_MARGIN]
     return flat.reshape(S, P, 3).astype(np.float32), keep
 
 

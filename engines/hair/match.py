@@ -67,8 +67,11 @@ def style_silhouettes(avatar: Avatar, cam: dict, styles: list[str] | None = None
 
 
 def match_mask(avatar: Avatar, mask: np.ndarray, cam: dict | None = None, work_side: int = 192,
-               keep_silhouettes: bool = False) -> HairMatch:
-    """Rank styles by IoU against a hair mask drawn in the frame of ``cam`` (default: avatar.camera)."""
+               keep_silhouettes: bool = False, silhouettes: dict | None = None) -> HairMatch:
+    """Rank styles by IoU against a hair mask drawn in the frame of ``cam`` (default: avatar.camera).
+
+    ``silhouettes`` (from :func:`style_silhouettes` at the same working size) skips rendering.
+    """
     import cv2
 
     cam = cam or avatar.camera
@@ -78,7 +81,7 @@ def match_mask(avatar: Avatar, mask: np.ndarray, cam: dict | None = None, work_s
     wc = scaled_camera(cam, work_side)
     w, h = wc["image_size"]
     m = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_AREA) > 0
-    sil = style_silhouettes(avatar, wc)
+    sil = silhouettes if silhouettes is not None else style_silhouettes(avatar, wc)
     if m.sum() < 0.002 * m.size:
         scores = {s: (1.0 if not v.any() else iou(v, m)) for s, v in sil.items()}
     else:

@@ -190,7 +190,12 @@ def pick_video_frames(clip, max_size: int, min_frames: int = 20, max_frames: int
         frames.append(small)
         if prev is not None:
             flow = cv2.calcOpticalFlowFarneback(prev, t, None, 0.5, 3, 15, 3, 5, 1.2, 0)
-            motion.append(float(np.median(np.linalg.norm(flow, axis=2))) / t.shape[1])
+            mag = np.linalg.norm(flow, axis=2)
+            # flow is only measurable where there is texture; a plain backdrop reads as still
+            gx, gy = cv2.Sobel(prev, cv2.CV_32F, 1, 0), cv2.Sobel(prev, cv2.CV_32F, 0, 1)
+            textured = np.hypot(gx, gy) > 20
+            m = float(mag[textured].mean()) if textured.sum() > 30 else float(np.median(mag))
+            motion.append(m / t.shape[1])
         prev = t
     if len(frames) < MIN_VIEWS:
         raise EngineError(f"{Path(clip.path).name}: only {len(frames)} frame(s) could be read; "

@@ -116,8 +116,8 @@ def shading_ratio(frame: np.ndarray, region: np.ndarray, body_size: float) -> np
     Folds and light fall-off change luminance by tens of percent; the edge between two
     different materials (a white shirt under a dark jacket) by several times. Ratios
     beyond 1.3x either way are therefore taken for a change of material rather than of
-    shading and fade back to 1 by 1.8x, so the old clothes' pattern does not print
-    through the new garment.
+    shading and fade back to 1 by 1.8x (and within a few pixels of such an edge), so
+    the old clothes' pattern does not print through the new garment.
     """
     import cv2
 
@@ -127,7 +127,13 @@ def shading_ratio(frame: np.ndarray, region: np.ndarray, body_size: float) -> np
     coarse = _normalized_blur(lum, wgt, max(3.0, 0.35 * body_size))
     lr = np.log(np.maximum(fine, 1.0) / np.maximum(coarse, 1.0))
     t1, t2 = np.log(1.3), np.log(1.8)
+    # A material edge also shows as a band of moderate ratios beside it: widen the
+    # rejected area by the fine scale so no outline of the old clothes remains.
+    material = (np.abs(lr) > t2).astype(np.uint8)
+    r = max(1, int(round(3 * max(0.8, 0.015 * body_size))))
+    material = cv2.dilate(material, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
     keep = np.clip((t2 - np.abs(lr)) / (t2 - t1), 0.0, 1.0)
+    keep *= 1.0 - cv2.GaussianBlur(material.astype(np.float32), (0, 0), r / 2)
     return np.exp(np.clip(lr, -t1, t1) * keep)
 
 
@@ -194,11 +200,16 @@ def warp_garment(garment, warp, shape: tuple[int, int], sleeves: list[np.ndarray
 
 
 def composite(frame: np.ndarray, layer: GarmentLayer) -> np.ndarray:
-    """Alpha-blend the layer over the frame; pixels with alpha 0 are left untouched."""
-    a = layer.alpha
-    out = frame.copy()
-    sel = a > 1e-3
-    if sel.any():
-        f = frame[sel].astype(np.float32)
-        out[sel] = np.clip(f + (layer.rgb[sel] - f) * a[sel][:, None] + 0.5, 0, 255).astype(np.uint8)
-    return out
+    """Alpha-blend the layer over the frame; pixels with alpha 0 are left untouched.
+
+    OpenCV's per-pixel weighted blend keeps a weight-0 pixel's value exactly and runs
+    in 8-bit SIMD, which matters when a 4K frame is composited.
+    """
+    import cv2
+
+    a = np.ascontiguousarray(layer.alpha, dtype=np.float32)
+    if not (a > 1e-3).any():
+        return frame.copy()
+    a = np.where(a > 1e-3, a, 0.0).astype(np.float32)
+    rgb = layer.rgb if layer.rgb.dtype == np.uint8 else np.clip(layer.rgb + 0.5, 0, 255).astype(np.uint8)
+    return cv2.blendLinear(np.ascontiguousarray(rgb), np.ascontiguousarray(frame), a, 1.0 - a)

@@ -34,8 +34,20 @@ CRF = 12
 
 
 def _cache_dir() -> Path:
+    """A fresh folder for this run's MP4, after clearing runs older than a day.
+
+    The MP4 has to outlive the run (the app plays it, export copies it), so it cannot be
+    removed on return; old runs are swept here instead.
+    """
     root = Path(tempfile.gettempdir()) / "capture-studio" / "tryon"
     root.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in root.glob("run-*"):
+        try:
+            if now - old.stat().st_mtime > 86400:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
     return Path(tempfile.mkdtemp(prefix="run-", dir=root))
 
 

@@ -23,7 +23,7 @@ from engines.tryon import composite as C
 from engines.tryon import tps as T
 from engines.tryon.garment import Garment
 from engines.tryon.person import PersonTracker
-from engines.tryon.temporal import TemporalBlender, edge_jitter, propagate_points, warping_error
+from engines.tryon.temporal import TemporalBlender, edge_jitter, region_motion, warping_error
 
 
 @dataclass
@@ -41,12 +41,6 @@ def _union(a, b):
     return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
 
 
-def _fit_affine(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    X = np.hstack([src, np.ones((len(src), 1))])
-    A, *_ = np.linalg.lstsq(X, dst, rcond=None)
-    return A.T
-
-
 class TryOnPipeline:
     """Stateful per-frame try-on; ``process(frame)`` returns (output frame, report)."""
 
@@ -62,13 +56,6 @@ class TryOnPipeline:
         self.tracker = PersonTracker(fps, segmenter, min_cutoff=smoothing)
         self.blender = TemporalBlender(temporal_weight)
         self.timer = timer
-        self._sleeve_corners = {}
-        for side in ("left", "right"):
-            part = garment.parts.get(f"sleeve_{side}")
-            if part is not None and part.any():
-                ys, xs = np.nonzero(part > 0.5)
-                self._sleeve_corners[side] = np.array(
-                    [[xs.min(), ys.min()], [xs.max(), ys.min()], [xs.min(), ys.max()], [xs.max(), ys.max()]], float)
         self.reset()
 
     def reset(self) -> None:
@@ -84,19 +71,28 @@ class TryOnPipeline:
         return self.timer(name) if self.timer else nullcontext()
 
     # ---------------------------------------------------------------------------------
-    def _follow_flow(self, warp, sleeves, fwd, box):
-        """Blend the fitted warp with the previous one carried by the forward flow."""
+    def _follow_flow(self, warp, sleeves, fwd, valid, box, body: float):
+        """Blend the fitted warp with the previous one moved by the garment's flow motion."""
+        prev = self.blender.previous(box)
+        if prev is None:
+            return warp, sleeves
         x0, y0 = box[0], box[1]
-        w = self.weight
-        cell = float(np.ptp(warp.dst[:, 0])) / max(self.grid - 1, 1)
-        pred = propagate_points(self.prev_dst - [x0, y0], fwd, 0.5 * cell)
-        if pred is not None:
-            warp = T.GarmentWarp(warp.src, w * (pred + [x0, y0]) + (1 - w) * warp.dst, warp.grid)
+        M = region_motion(fwd, prev[1] * (0.2 + 0.8 * valid))
+        if M is None:
+            return warp, sleeves
+        # The motion was fitted in box pixels; move it to frame pixels.
+        M = M.copy()
+        M[:, 2] += [x0, y0] - M[:, :2] @ [x0, y0]
+        moved = self.prev_dst @ M[:, :2].T + M[:, 2]
+        # Where the carried warp and the fitted one part by more than landmark jitter
+        # (0.15 shoulder widths), the motion estimate has failed: trust the pose.
+        apart = float(np.linalg.norm(moved - warp.dst, axis=1).mean()) / max(body, 1.0)
+        w = self.weight * float(np.clip((0.4 - apart) / 0.25, 0.0, 1.0))
+        warp = T.GarmentWarp(warp.src, w * moved + (1 - w) * warp.dst, warp.grid)
         out = []
-        for side, A, A_prev in zip(("left", "right"), sleeves, self.prev_sleeves):
-            c = self._sleeve_corners.get(side)
-            moved = None if c is None else propagate_points(c @ A_prev[:, :2].T + A_prev[:, 2] - [x0, y0], fwd, 0.5 * cell)
-            out.append(A if moved is None else w * _fit_affine(c, moved + [x0, y0]) + (1 - w) * A)
+        for A, A_prev in zip(sleeves, self.prev_sleeves):
+            carried = np.hstack([M[:, :2] @ A_prev[:, :2], (M[:, :2] @ A_prev[:, 2] + M[:, 2])[:, None]])
+            out.append(w * carried + (1 - w) * A)
         return warp, out
 
     def process(self, frame: np.ndarray) -> tuple[np.ndarray, FrameReport]:
@@ -126,7 +122,8 @@ class TryOnPipeline:
             with self._stage("temporal"):
                 back, valid = self.blender.flow(self.prev_grey[y0:y1, x0:x1], grey[y0:y1, x0:x1])
                 if self.weight > 0:
-                    warp, sleeves = self._follow_flow(warp, sleeves, self.blender.flow.forward, box)
+                    warp, sleeves = self._follow_flow(warp, sleeves, self.blender.flow.forward, valid, box,
+                                                      info["shoulder_width"])
         report = FrameReport(True)
         report.grid_distance, report.grid_slope = T.grid_regularisation_loss(
             warp.dst / info["shoulder_width"], warp.grid)
@@ -138,19 +135,22 @@ class TryOnPipeline:
             layer = self.generator.render(crop, person.cropped(x0, y0, x1, y1), warped_rgb, warped_mask)
         with self._stage("temporal"):
             prev = self.blender.previous(box)
-            rgb, alpha = self.blender(layer.rgb, layer.alpha, back, valid, box)
+            rgb, alpha = self.blender(layer.rgb, layer.alpha, back, valid, box, info["shoulder_width"])
             if back is not None:
                 region = np.maximum(alpha, prev[1]) > 0.5
                 report.warping_error = warping_error(prev[0], rgb * alpha[:, :, None], back, valid, region)
                 report.edge_jitter = edge_jitter(prev[1], alpha, back, valid)
-        self.prev_grey, self.prev_box, self.prev_dst, self.prev_sleeves = grey, box, warp.dst, sleeves
+        # The next frame's box grows from where this garment is, not from this whole box.
+        own = T.garment_box(g, warp, sleeves, (wh, ww))
+        self.prev_grey, self.prev_box, self.prev_dst, self.prev_sleeves = grey, own or box, warp.dst, sleeves
         with self._stage("composite"):
             out = frame.copy()
             if self.scale < 1.0:
                 s = self.scale
                 sx0, sy0 = int(x0 / s), int(y0 / s)
                 sx1, sy1 = min(self.W, int(np.ceil(x1 / s))), min(self.H, int(np.ceil(y1 / s)))
-                rgb = cv2.resize(rgb, (sx1 - sx0, sy1 - sy0), interpolation=cv2.INTER_LINEAR)
+                rgb = cv2.resize(np.clip(rgb + 0.5, 0, 255).astype(np.uint8), (sx1 - sx0, sy1 - sy0),
+                                 interpolation=cv2.INTER_LINEAR)
                 alpha = cv2.resize(alpha, (sx1 - sx0, sy1 - sy0), interpolation=cv2.INTER_LINEAR)
             else:
                 sx0, sy0, sx1, sy1 = x0, y0, x1, y1

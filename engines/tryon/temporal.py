@@ -71,7 +71,7 @@ class FlowPair:
     def __init__(self, preset: str = "fast", max_side: int = 320, smooth: float = 0.0):
         import cv2
 
-        self.max_side = max_side
+        self.max_side, self.min_side = max_side, 192
         self.smooth = smooth
         presets = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
                    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
@@ -98,16 +98,21 @@ class FlowPair:
         """(backward flow H x W x 2, consistency mask H x W float32 0..1).
 
         Regions larger than ``max_side`` are matched at that size and the flow scaled
-        back up: the garment moves with the body, which is smooth at that scale.
+        back up: the garment moves with the body, which is smooth at that scale. Regions
+        smaller than 192 px (a distant pedestrian) are enlarged to it first, so that DIS's
+        8-pixel patches see the body's parts rather than the body and its background.
         """
         import cv2
 
         h, w = grey_cur.shape
         f = max(h, w) / self.max_side
-        if f > 1.0:
+        if max(h, w) < self.min_side:  # a small person: DIS patches would span the whole body
+            f = max(h, w) / self.min_side
+        if f != 1.0:
             size = (max(8, round(w / f)), max(8, round(h / f)))
-            a = cv2.resize(grey_prev, size, interpolation=cv2.INTER_AREA)
-            b = cv2.resize(grey_cur, size, interpolation=cv2.INTER_AREA)
+            interp = cv2.INTER_AREA if f > 1 else cv2.INTER_CUBIC
+            a = cv2.resize(grey_prev, size, interpolation=interp)
+            b = cv2.resize(grey_cur, size, interpolation=interp)
         else:
             a, b = np.ascontiguousarray(grey_prev), np.ascontiguousarray(grey_cur)
         back = self._dis.calc(b, a, None)
@@ -120,7 +125,7 @@ class FlowPair:
             back = _weighted_blur(back, _texture(b) * valid + 1e-3, sigma)
             fwd = _weighted_blur(fwd, _texture(a) + 1e-3, sigma)
             valid = self._consistent(back, fwd, g, tol0)
-        if f > 1.0:
+        if f != 1.0:
             k = np.float32(w / size[0])
             back = cv2.resize(back, (w, h), interpolation=cv2.INTER_LINEAR) * k
             fwd = cv2.resize(fwd, (w, h), interpolation=cv2.INTER_LINEAR) * k
@@ -156,7 +161,8 @@ class TemporalBlender:
         self.prev = None
 
     @staticmethod
-    def _agreement(alpha: np.ndarray, p_alpha: np.ndarray, pre: np.ndarray, p_pre: np.ndarray) -> np.ndarray:
+    def _agreement(alpha: np.ndarray, p_alpha: np.ndarray, pre: np.ndarray, p_pre: np.ndarray,
+                   band: int = 5) -> np.ndarray:
         """0 where the new layer and the carried one disagree over a wide area, else 1.
 
         Disagreement is in coverage (alpha) or colour. A thin band of it is edge or
@@ -170,8 +176,9 @@ class TemporalBlender:
                   | (np.abs(pre - p_pre).max(axis=2) > 80)).astype(np.uint8)
         if not differ.any():
             return np.ones_like(alpha)
-        wide = cv2.morphologyEx(differ, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
-        wide = cv2.dilate(wide, np.ones((5, 5), np.uint8)).astype(np.float32)
+        k = np.ones((band, band), np.uint8)
+        wide = cv2.morphologyEx(differ, cv2.MORPH_OPEN, k)
+        wide = cv2.dilate(wide, k).astype(np.float32)
         return 1.0 - cv2.GaussianBlur(wide, (0, 0), 1.5)
 
     def previous(self, box) -> tuple[np.ndarray, np.ndarray] | None:
@@ -181,8 +188,12 @@ class TemporalBlender:
         return _reframe(self.prev[0], self.prev[2], box), _reframe(self.prev[1], self.prev[2], box)
 
     def __call__(self, rgb: np.ndarray, alpha: np.ndarray, back: np.ndarray | None,
-                 valid: np.ndarray | None, box=None) -> tuple[np.ndarray, np.ndarray]:
-        """Blend this frame's layer with the previous output; returns (rgb, alpha)."""
+                 valid: np.ndarray | None, box=None, body: float = 100.0) -> tuple[np.ndarray, np.ndarray]:
+        """Blend this frame's layer with the previous output; returns (rgb, alpha).
+
+        ``body`` is the person's shoulder width in pixels: disagreements thinner than
+        about 5 % of it count as jitter (see :meth:`_agreement`).
+        """
         box = box or (0, 0, alpha.shape[1], alpha.shape[0])
         pre = rgb * alpha[:, :, None]
         prev = self.previous(box)
@@ -190,7 +201,8 @@ class TemporalBlender:
             g = self.flow.grid(alpha.shape)
             p_pre = warp_by_flow(prev[0], back, g)
             p_alpha = warp_by_flow(prev[1], back, g)
-            m = self.weight * valid * self._agreement(alpha, p_alpha, pre, p_pre)
+            band = int(np.clip(round(0.05 * body), 1, 3)) * 2 + 1
+            m = self.weight * valid * self._agreement(alpha, p_alpha, pre, p_pre, band)
             pre = pre * (1 - m[:, :, None]) + p_pre * m[:, :, None]
             alpha = alpha * (1 - m) + p_alpha * m
         self.prev = (pre.astype(np.float32), alpha.astype(np.float32), box)
@@ -198,27 +210,25 @@ class TemporalBlender:
         return out_rgb.astype(np.float32), alpha.astype(np.float32)
 
 
-def propagate_points(points: np.ndarray, fwd: np.ndarray, radius: float) -> np.ndarray | None:
-    """Move points of frame t-1 to frame t by the forward flow averaged around each point.
+def region_motion(fwd: np.ndarray, weight: np.ndarray) -> np.ndarray | None:
+    """Affine motion (2 x 3, frame t-1 -> t) that best explains the flow in a region.
 
-    Averaging over ``radius`` (a control-grid cell) keeps the flow's noise in plain,
-    low-texture clothing from shaking the garment. Points outside the flow's box keep
-    the mean motion. Returns None if no point falls inside.
+    Weighted least squares over the pixels of the previous garment: one motion for the
+    whole garment, so flow noise in plain clothing and the background showing between
+    the control points cannot pull parts of the grid astray. Returns None when the
+    region is too small to fit.
     """
-    import cv2
-
-    h, w = fwd.shape[:2]
-    k = max(3, int(radius) | 1)
-    smooth = cv2.blur(fwd, (k, k))
-    xi = np.round(points[:, 0]).astype(int)
-    yi = np.round(points[:, 1]).astype(int)
-    inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
-    if not inside.any():
+    ys, xs = np.nonzero(weight > 0.05)
+    if len(xs) < 12:
         return None
-    motion = np.empty_like(points)
-    motion[inside] = smooth[yi[inside], xi[inside]]
-    motion[~inside] = motion[inside].mean(axis=0)
-    return points + motion
+    if len(xs) > 4000:  # plenty for six parameters
+        pick = np.linspace(0, len(xs) - 1, 4000).astype(int)
+        ys, xs = ys[pick], xs[pick]
+    w = np.sqrt(weight[ys, xs])[:, None]
+    X = np.stack([xs, ys, np.ones_like(xs)], 1).astype(np.float64)
+    Y = X[:, :2] + fwd[ys, xs].astype(np.float64)
+    A, *_ = np.linalg.lstsq(X * w, Y * w, rcond=None)
+    return A.T
 
 
 def warping_error(prev: np.ndarray, cur: np.ndarray, back: np.ndarray, valid: np.ndarray,

@@ -1,0 +1,77 @@
+"""Which view shows what: the type-to-view table and the 2D/video views in the window."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app import display
+from app.main_window import MainWindow
+from app.settings import Settings
+from engines.api import Result
+from engines.types import Avatar, DepthMap, FocalStack, Image, PointCloud, Strands
+
+from tests.conftest import DATA, box_mesh
+
+pytestmark = pytest.mark.gui
+
+
+def _depth():
+    return DepthMap(np.ones((4, 5), np.float32))
+
+
+def test_most_finished_geometry_is_drawn():
+    pc = PointCloud(np.zeros((3, 3)))
+    hair = Strands(np.zeros((2, 4, 3)))
+    assert [i for i, _ in display.geometry_to_draw([_depth(), pc, box_mesh()])] == [2]
+    assert [i for i, _ in display.geometry_to_draw([_depth(), pc])] == [1]
+    assert [i for i, _ in display.geometry_to_draw([_depth()])] == [0]
+    avatar = Avatar(box_mesh())
+    assert [i for i, _ in display.geometry_to_draw([avatar, hair, pc])] == [0, 1]
+    assert display.geometry_to_draw([Image(np.zeros((2, 2, 3), np.uint8))]) == []
+
+
+def test_input_picture_of_a_focal_stack_is_its_middle_frame():
+    frames = [np.full((4, 4, 3), v, np.uint8) for v in (10, 20, 30)]
+    stack = FocalStack(frames, [0.5, 1.0, 2.0])
+    assert display.input_picture(stack).pixels[0, 0, 0] == 20
+
+
+@pytest.fixture
+def window(qtbot):
+    w = MainWindow(Settings(), samples=False, recovery=False, views=True)
+    qtbot.addWidget(w)
+    w.confirm_close = False
+    w.show()
+    qtbot.waitExposed(w)
+    w.ensure_views()
+    if w.image_view is None:
+        pytest.skip("app.image_view is not available")
+    yield w
+    w.runner.shutdown(5000)
+
+
+def test_depth_result_goes_to_the_2d_view(qtbot, window, fake_engine):
+    with qtbot.waitSignal(window.input_added, timeout=20000):
+        window.import_paths([DATA / "astronaut.png"])
+    assert window.tabs.currentIndex() == display.TAB_2D
+    assert window.image_view.mode == "image"
+    window.refresh_engines()
+    window.engine_panel.select("fake")
+    window.engine_panel.form.set_values({"output": "depth", "size": 1.25})
+    with qtbot.waitSignal(window.result_added, timeout=20000):
+        window.run_engine()
+    assert window.tabs.currentIndex() == display.TAB_2D
+    assert window.image_view.mode == "depth"
+    assert np.nanmax(window.image_view.depth.depth) == pytest.approx(2.5)
+
+
+def test_a_broken_view_costs_only_a_status_message(qtbot, window, monkeypatch):
+    window.project.add_result(__import__("app.project", fromlist=["ResultEntry"]).ResultEntry(
+        Result(items=[_depth()]), "fake", {}, "Depth"))
+
+    def broken(*a, **k):
+        raise RuntimeError("view exploded")
+
+    monkeypatch.setattr(window.image_view, "show_depth", broken)
+    window.show_result(0)
+    assert "view exploded" in window.statusBar().currentMessage()

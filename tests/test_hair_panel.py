@@ -1,0 +1,68 @@
+"""The hairstyle picker (widget only, runs offscreen)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engines.hair.head import canonical_avatar
+from engines.hair.recipe import list_styles
+
+
+@pytest.fixture
+def panel(qtbot):
+    from app.hair_panel import HairPanel
+
+    p = HairPanel()
+    qtbot.addWidget(p)
+    return p
+
+
+def test_grid_lists_none_auto_and_every_style_with_a_thumbnail(panel):
+    keys = panel.styles()
+    assert keys[:2] == ["none", "auto"]
+    assert set(keys[2:]) == {s for s in list_styles() if s != "bald"}
+    for i in range(panel.grid.count()):
+        it = panel.grid.item(i)
+        assert it.text()
+        if it.data(0x0100) not in ("auto",):
+            assert not it.icon().isNull(), it.text()
+
+
+def test_clicking_a_style_emits_and_dresses_the_avatar(panel, qtbot):
+    got = []
+    av = canonical_avatar()
+    panel.set_avatar(av, got.append)
+    with qtbot.waitSignal(panel.style_changed) as sig:
+        panel.set_style("bob")
+    assert sig.args == ["bob", panel.color]
+    assert got and got[-1].hair is not None and got[-1].params["hairstyle"] == "bob"
+    n = len(got[-1].hair.points)
+    # A preset recolours the same style.
+    with qtbot.waitSignal(panel.style_changed) as sig:
+        panel.preset_buttons["platinum"].click()
+    assert sig.args[0] == "bob" and sig.args[1] == "#e2d6bb"
+    assert len(got[-1].hair.points) == n
+    assert got[-1].hair.colors.astype(float).mean() > 150
+    # None removes the hair.
+    panel.set_style("none")
+    assert got[-1].hair is None and got[-1].params["hairstyle"] == "none"
+
+
+def test_auto_without_a_photo_reports_instead_of_crashing(panel, qtbot):
+    av = canonical_avatar()
+    panel.set_avatar(av, lambda a: None)
+    with qtbot.waitSignal(panel.failed) as sig:
+        panel.set_style("auto")
+    assert "portrait" in sig.args[0]
+    assert "portrait" in panel.match_label.text()
+
+
+def test_set_avatar_selects_its_style_and_shows_matches(panel):
+    av = canonical_avatar()
+    av.params.update({"hairstyle": "afro", "hair_color": "#123456",
+                      "hair_match": [{"style": "afro", "iou": 0.71}, {"style": "curly", "iou": 0.6},
+                                     {"style": "bob", "iou": 0.5}]})
+    panel.set_avatar(av)
+    assert panel.style == "afro" and panel.color == "#123456"
+    assert panel.grid.currentItem().data(0x0100) == "afro"
+    assert "Afro (0.71)" in panel.match_label.text()

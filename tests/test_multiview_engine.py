@@ -1,0 +1,87 @@
+"""The multiview engine end to end on a synthetic photo set with known cameras and shape."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engines.api import CancelToken, Cancelled, make_params
+from engines.multiview import evaluate as ev
+from engines.multiview import hull
+from engines.multiview.engine import MultiViewEngine
+from engines.types import ImageSet, Mesh, PointCloud
+from tests.test_multiview_scenes import bunny_scene, write_scene
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    s = bunny_scene(n=24)
+    s["paths"] = write_scene(s, tmp_path_factory.mktemp("bunny"))
+    return s
+
+
+def run(scene, **kw):
+    p = make_params(MultiViewEngine, dict(max_image_size=320, texture_size=256, target_triangles=10000, **kw))
+    seen = []
+    r = MultiViewEngine().run([ImageSet(scene["paths"])], p, lambda f, m="": seen.append((f, m)), CancelToken())
+    return r, seen
+
+
+def align(scene, result):
+    cc = result.metrics["camera_centers"]
+    gt = -np.einsum("nji,nj->ni", scene["R"], scene["t"])[[int(n[5:8]) for n in cc]]
+    err, sim = ev.camera_error(np.array(list(cc.values())), gt)
+    return err, sim
+
+
+def test_textured_mesh_matches_the_true_shape(scene):
+    r, seen = run(scene)
+    size = scene["scene_size"]
+    assert r.metrics["registered"] == 24 and r.metrics["total_images"] == 24
+    assert r.metrics["mean_reprojection_error"] < 1.0 and r.metrics["sparse_points"] > 300
+    err, sim = align(scene, r)
+    assert err.max() < 0.02 * size
+    mesh, points, frusta = r.items
+    assert isinstance(mesh, Mesh) and isinstance(points, PointCloud) and frusta.name == "cameras"
+    assert len(frusta.faces) == 24 * 6
+    assert 5000 < len(mesh.faces) <= 10000
+    assert mesh.texture is not None and mesh.texture.shape == (256, 256, 3) and mesh.uv is not None
+    pred = ev.sample_surface(ev.apply_similarity(mesh.vertices, *sim), mesh.faces, 20000)
+    q = ev.chamfer_fscore(pred, ev.sample_surface(scene["vertices"], scene["faces"], 20000), 0.01 * size)
+    assert q["chamfer"] < 0.01 * size, q
+    assert q["fscore"] > 0.8, q
+    assert {"frames", "sfm", "depth", "fusion", "texture"} <= set(r.timings)
+    fr = [f for f, _ in seen]
+    assert fr == sorted(fr) and fr[-1] == 1.0  # progress only goes forward
+
+
+def test_voxels_contain_the_true_shape(scene):
+    r, _ = run(scene, stages="voxels", hull_resolution=64)
+    assert "depth" not in r.timings and r.items[2].name == "cameras"
+    _, sim = align(scene, r)
+    hull_mesh, voxels, _ = r.items
+    assert hull_mesh.name == "visual hull" and len(voxels.points) > 500
+    # the hull (in SfM units) contains the true surface, mapped into SfM units
+    s, R, t = sim
+    truth = ev.sample_surface(scene["vertices"], scene["faces"], 5000)
+    truth_sfm = (truth - t) @ R / s
+    vox = r.metrics["voxel_size"]
+    # points inside the hull mesh, or within 1.5 voxels of its surface
+    import open3d as o3d
+
+    sc = o3d.t.geometry.RaycastingScene()
+    sc.add_triangles(o3d.core.Tensor(hull_mesh.vertices), o3d.core.Tensor(hull_mesh.faces.astype(np.uint32)))
+    occ = sc.compute_occupancy(o3d.core.Tensor(truth_sfm.astype(np.float32))).numpy()
+    dist = sc.compute_distance(o3d.core.Tensor(truth_sfm.astype(np.float32))).numpy()
+    assert ((occ > 0) | (dist < 1.5 * vox)).mean() > 0.99
+
+
+def test_cancel_stops_the_run(scene):
+    token = CancelToken()
+
+    def progress(f, m=""):
+        if f > 0.02:  # during structure from motion
+            token.set()
+
+    p = make_params(MultiViewEngine, dict(max_image_size=320))
+    with pytest.raises(Cancelled):
+        MultiViewEngine().run([ImageSet(scene["paths"])], p, progress, token)
