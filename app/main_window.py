@@ -84,6 +84,7 @@ class MainWindow(QMainWindow):
                               ("Engine", self.engine_panel, Qt.RightDockWidgetArea),
                               ("Jobs", self.jobs_panel, Qt.RightDockWidgetArea)):
             self.docks[name] = self._dock(name, w, area)
+        self.resizeDocks([self.docks["Inputs"], self.docks["Engine"]], [260, 340], Qt.Horizontal)
         self.inputs_panel.input_selected.connect(self.show_input)
         self.inputs_panel.inputs.itemSelectionChanged.connect(self._update_engines)
         self.inputs_panel.result_selected.connect(self.show_result)
@@ -172,6 +173,12 @@ class MainWindow(QMainWindow):
                 "The 3D view needs a display (this session runs without one)."))
         else:
             self.viewport = self._make_view(TAB_3D, "app.viewport", "Viewport")
+            timer = getattr(getattr(self.viewport, "plotter", None), "render_timer", None)
+            if timer is not None:
+                # pyvistaqt re-renders 5 times a second by default; the Viewport renders
+                # after every change itself, and each idle re-render blocks the UI thread
+                # (100-200 ms with software GL: benchmarks/ui_block.py).
+                timer.stop()
         _freeze_startup_objects()
         self.views_ready.emit()
 

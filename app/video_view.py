@@ -68,10 +68,12 @@ class FrameSource:
             return
         try:
             from engines.io import video as vio
-
+        except ImportError:
+            vio = None
+        if vio is not None:
             info = vio.probe(self.path)
             self._read = lambda i: vio.read_frame(self.path, i)
-        except ImportError:
+        else:
             self._reader = _CvReader(self.path)
             info = self._reader.info
             self._read = self._reader.read
@@ -190,17 +192,16 @@ class VideoView(QtWidgets.QWidget):
         self._seek_timer = QtCore.QTimer(self, singleShot=True, interval=15)
         self._seek_timer.timeout.connect(self._apply_pending)
         self._set_enabled(False)
+        self.setFocusPolicy(QtCore.Qt.StrongFocus)  # space plays/pauses, arrows step
 
     # -- loading
     def show_video(self, obj, source: str | os.PathLike | None = None) -> None:
         """Play a VideoResult (file or frames in memory), a VideoClip or a video path.
 
         ``source`` (or ``VideoResult.source``) enables the side-by-side view. Unreadable
-        files raise the reader's error (EngineError from engines.io.video) and leave the
-        view empty.
+        files raise the reader's error (EngineError from engines.io.video) and leave what
+        was playing before in place.
         """
-        self.pause()
-        self._close()
         if isinstance(obj, VideoResult):
             if obj.frames is None and obj.path is None:
                 raise ValueError("the video result has neither frames nor a file")
@@ -214,8 +215,14 @@ class VideoView(QtWidgets.QWidget):
             raise TypeError(f"cannot play a {type(obj).__name__}")
         if video.frame_count < 1:
             raise ValueError("the video has no frames")
-        self.video = video
-        self.source = FrameSource(path=Path(source)) if source is not None else None
+        try:
+            source_video = FrameSource(path=Path(source)) if source is not None else None
+        except BaseException:
+            video.close()
+            raise
+        self.pause()
+        self._close()
+        self.video, self.source = video, source_video
         self.side_by_side.setEnabled(self.source is not None)
         if self.source is None:
             self.side_by_side.setChecked(False)

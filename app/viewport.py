@@ -99,8 +99,8 @@ def signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
 
 def _is_closed(faces: np.ndarray) -> bool:
     """True when every edge is shared by exactly two triangles."""
-    e = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
-    _, counts = np.unique(e, axis=0, return_counts=True)
+    e = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1).astype(np.int64)
+    _, counts = np.unique(e[:, 0] * (int(e.max()) + 1) + e[:, 1], return_counts=True)
     return bool(len(counts)) and bool(np.all(counts == 2))
 
 
@@ -125,17 +125,24 @@ def _texture(pixels: np.ndarray, mipmap: bool = True) -> pv.Texture:
 
 # ----------------------------------------------------------------------------- renderers
 def draw_mesh(view: "Viewport", mesh: Mesh, key: str) -> list[str]:
-    """Textured when the mesh has UVs and a texture, vertex colours otherwise, grey last."""
+    """Textured when the mesh has UVs and a texture, vertex colours otherwise, grey last.
+
+    ``Mesh.normals`` are not used: shading normals are recomputed from the faces here
+    and on every :meth:`Viewport.update_points`, so deformed shapes shade correctly.
+    """
+    if len(mesh.faces) == 0:
+        return draw_points(view, PointCloud(mesh.vertices, mesh.vertex_colors, name=mesh.name), key)
     faces = mesh.faces
-    flip = len(faces) > 0 and _is_closed(faces) and signed_volume(mesh.vertices, faces) < 0
+    if faces.min() < 0 or faces.max() >= len(mesh.vertices):
+        raise ValueError(f"{mesh.name}: faces refer to vertex {int(faces.max())} but there are {len(mesh.vertices)}")
+    flip = _is_closed(faces) and signed_volume(mesh.vertices, faces) < 0
     if flip:
         # Inside-out: rewind the displayed copy, since OpenGL decides front faces by winding.
         faces = np.ascontiguousarray(faces[:, ::-1])
     poly = pv.PolyData(mesh.vertices.copy(), np.hstack([np.full((len(faces), 1), 3), faces]).ravel())
-    normals = VertexNormals(faces, len(mesh.vertices)) if len(faces) else None
-    if normals is not None:
-        poly.point_data["Normals"] = normals(mesh.vertices)
-        poly.point_data.active_normals_name = "Normals"
+    normals = VertexNormals(faces, len(mesh.vertices))
+    poly.point_data["Normals"] = normals(mesh.vertices)
+    poly.point_data.active_normals_name = "Normals"
     kw: dict = dict(show_scalar_bar=False, reset_camera=False, name=key)
     textured = mesh.uv is not None and mesh.texture is not None and len(mesh.uv) == len(mesh.vertices)
     if textured:
@@ -155,6 +162,8 @@ def draw_mesh(view: "Viewport", mesh: Mesh, key: str) -> list[str]:
 
 def draw_points(view: "Viewport", cloud: PointCloud, key: str) -> list[str]:
     """Unlit coloured points (the colours are the data); size from :meth:`Viewport.set_point_size`."""
+    if len(cloud.points) == 0:
+        return []
     poly = pv.PolyData(cloud.points.copy())
     kw: dict = dict(show_scalar_bar=False, reset_camera=False, name=key)
     if cloud.colors is not None and len(cloud.colors) == len(cloud.points):
@@ -261,7 +270,9 @@ class Viewport(QtWidgets.QWidget):
         self.software_gl = False
         self._photo: tuple | None = None  # (camera arguments, camera pose) of the last photo camera
         self.toolbar = QtWidgets.QToolBar(self)
-        self.plotter = QtInteractor(self)
+        # auto_update off: pyvistaqt would otherwise redraw 5 times a second forever, which on
+        # a software GL costs a core; every change here renders explicitly.
+        self.plotter = QtInteractor(self, auto_update=False)
         self.plotter.set_background((0.16, 0.17, 0.19), top=(0.36, 0.38, 0.42))
         self._gl_checked = False
         self._setup_lights()
@@ -336,7 +347,7 @@ class Viewport(QtWidgets.QWidget):
             super().show()
             return None
         render = renderer_for(obj)
-        if render is None:
+        if render is None or render is draw_nothing:
             return None
         self._tune_for_gl()
         if key is None:
@@ -457,7 +468,7 @@ class Viewport(QtWidgets.QWidget):
         scene = np.array([(bounds[0] + bounds[1]) / 2, (bounds[2] + bounds[3]) / 2, (bounds[4] + bounds[5]) / 2])
         dist = float(np.dot(scene - centre, forward)) if bounds[0] <= bounds[1] else 1.0
         cam.SetPosition(*centre)
-        cam.SetFocalPoint(*(centre + forward * max(dist, 1e-3)))
+        cam.SetFocalPoint(*(centre + forward * (dist if dist > 1e-3 else 1.0)))
         cam.SetViewUp(*(-down))
         cam.SetViewAngle(float(np.degrees(2 * np.arctan(H / (2 * fy)))))
         cam.SetWindowCenter(1.0 - 2.0 * (cx + 0.5) / W, 2.0 * (cy + 0.5) / H - 1.0)

@@ -14,7 +14,9 @@ resources/samples), with the striped sample garment:
   per-frame baseline); "layer TWE" is the engine's own figure, the same measure on the
   garment layer before encoding with the engine's flow;
 * edge jitter: mean distance (px) between the garment's lower edges (hem) in a frame and
-  the previous frame's edges carried by the flow (all edges when no hem is in view);
+  the previous frame's edges carried by the flow (all edges when no hem is in view),
+  on the decoded video (garment = pixels changed by more than 24 levels) and, as "layer
+  edge jitter", the engine's own figure on the garment layer's alpha;
 * SSIM (luma) of the non-garment region against the source;
 * distortion of the regularised vs the plain landmark TPS on a checkerboard garment.
 
@@ -182,9 +184,10 @@ def main() -> int:
             ssim = ssim_outside(src, outs["on"], region)
             people = res["on"][0].metrics["frames_with_person"]
             inner = {m: res[m][0].metrics["temporal_warping_error"] for m in outs}
+            inner_jit = {m: res[m][0].metrics["edge_jitter_px"] for m in outs}
             table.append((video.name, f"{clip.width}x{clip.height}", n, people, res["on"][1], res["on"][2],
                           n / secs640, n / cpu640, twe["off"], twe["on"], twe["on"] / twe["off"],
-                          inner["off"], inner["on"], jit["off"], jit["on"], ssim))
+                          inner["off"], inner["on"], jit["off"], jit["on"], inner_jit["off"], inner_jit["on"], ssim))
             scale = 2.0 if max(clip.width, clip.height) < 400 else 1.0
             shot = args.shots / ("tryon_grid.png" if video == videos[0] else f"tryon_grid_{video.stem}.png")
             PILImage.fromarray(grid_image(outs["off"], outs["on"], region, scale)).save(shot)
@@ -199,7 +202,8 @@ def main() -> int:
     head = ("video", "size", "frames", "with person", "fps src", "fps src per CPU-s", "fps 640x480",
             "fps 640x480 per CPU-s",
             "TWE off", "TWE on", "on/off", "layer TWE off", "layer TWE on",
-            "hem jitter off px", "hem jitter on px", "SSIM non-garment")
+            "hem jitter off px", "hem jitter on px", "layer edge jitter off px", "layer edge jitter on px",
+            "SSIM non-garment")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for row in table:

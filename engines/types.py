@@ -152,9 +152,9 @@ class Mesh:
         """Area-weighted vertex normals (unit length), stored and returned."""
         v, f = self.vertices.astype(np.float64), self.faces
         fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-        vn = np.zeros_like(v)
-        for k in range(3):
-            np.add.at(vn, f[:, k], fn)
+        idx = f.ravel()
+        rep = np.repeat(fn, 3, axis=0)  # each face normal once per corner
+        vn = np.stack([np.bincount(idx, rep[:, c], minlength=len(v)) for c in range(3)], 1)
         n = np.linalg.norm(vn, axis=1, keepdims=True)
         self.normals = _f32(vn / np.maximum(n, 1e-12))
         return self.normals

@@ -33,6 +33,7 @@ def align(scene, result):
     return err, sim
 
 
+@pytest.mark.slow
 def test_textured_mesh_matches_the_true_shape(scene):
     r, seen = run(scene)
     size = scene["scene_size"]
@@ -85,3 +86,15 @@ def test_cancel_stops_the_run(scene):
     p = make_params(MultiViewEngine, dict(max_image_size=320))
     with pytest.raises(Cancelled):
         MultiViewEngine().run([ImageSet(scene["paths"])], p, progress, token)
+
+
+def test_known_intrinsics_are_kept(scene):
+    K = scene["K"][0]
+    p = make_params(MultiViewEngine, dict(stages="cameras", max_image_size=320, focal_px=K[0, 0],
+                                          cx=K[0, 2], cy=K[1, 2]))
+    r = MultiViewEngine().run([ImageSet(scene["paths"][:12])], p, lambda f, m="": None, CancelToken())
+    assert r.metrics["registered"] == 12
+    assert r.metrics["focal_px"] == pytest.approx(K[0, 0], abs=0.01)
+    assert any("held fixed" in n for n in r.notes)
+    err, _ = align(scene, r)
+    assert err.max() < 0.02 * scene["scene_size"]

@@ -113,3 +113,13 @@ def test_blender_moves_the_previous_layer_between_boxes():
     pre, alpha = b.previous((10, 10, 20, 20))
     assert alpha[:5, :5].min() == 1.0 and alpha[5:, :].max() == 0.0 and alpha[:, 5:].max() == 0.0
     assert pre[0, 0, 0] == pytest.approx(100.0)
+
+
+def test_selfie_segmenter_gives_a_person_mask_too():
+    frames = list(iter_frames(DATA / "tryon_carphone.mp4", 0, 3))
+    with PersonTracker(30.0, segmenter="selfie") as tr:
+        p = [tr(f) for f in frames][-1]
+    assert p is not None
+    sl, sr = p.points[R_SHOULDER], p.points[L_SHOULDER]
+    assert p.mask[int((sl[1] + sr[1]) / 2) + 15, int((sl[0] + sr[0]) / 2)] > 0.5
+    assert 0.2 < (p.mask > 0.5).mean() < 0.7

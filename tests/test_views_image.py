@@ -139,3 +139,16 @@ def test_wheel_zooms_and_fit_restores(view):
     assert not view.canvas.auto_fit
     view.fit()
     assert view.canvas.transform().m11() == pytest.approx(s0, rel=1e-3)
+
+
+def test_2d_views_import_no_heavy_modules():
+    """The window imports these views at start-up: no cv2, matplotlib or pyvista until used."""
+    import subprocess
+    import sys
+
+    code = ("import sys, app.image_view, app.video_view; "
+            "print(sorted(m for m in ('cv2', 'matplotlib', 'pyvista', 'vtk', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parents[1], env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

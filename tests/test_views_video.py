@@ -86,6 +86,19 @@ def test_frames_in_memory_are_shown_exactly(view):
     img = view.view.pixmap().toImage()
     c = img.pixelColor(img.width() // 2, img.height() * 3 // 4)
     assert abs(c.red() - frame_colour(13)[0]) <= 2 and abs(c.green() - frame_colour(13)[1]) <= 2
+    # keyboard: arrows step, space plays and pauses
+    from PySide6 import QtCore
+    from PySide6.QtTest import QTest
+
+    QTest.keyClick(view, QtCore.Qt.Key_Right)
+    assert view.index == 14 and np.array_equal(view.current_frame, frames[14])
+    QTest.keyClick(view, QtCore.Qt.Key_Left)
+    QTest.keyClick(view, QtCore.Qt.Key_Left)
+    assert view.index == 12
+    QTest.keyClick(view, QtCore.Qt.Key_Space)
+    assert view.playing
+    QTest.keyClick(view, QtCore.Qt.Key_Space)
+    assert not view.playing
 
 
 def test_plays_on_timer_and_stops_at_end(view, qtbot):
@@ -145,7 +158,39 @@ def test_bad_inputs(view, tmp_path):
     with pytest.raises((EngineError, OSError)):
         view.show_video(VideoResult(fps=FPS, path=bad))
     assert view.video is None and view.counter.text() == "no video"
+    # a bad file does not take away what was playing
+    frames = make_frames(5)
+    view.show_video(VideoResult(fps=FPS, frames=frames))
+    view.seek(3)
+    with pytest.raises((EngineError, OSError)):
+        view.show_video(VideoResult(fps=FPS, path=bad))
+    with pytest.raises((EngineError, OSError)):
+        view.show_video(VideoResult(fps=FPS, frames=frames, source=bad))
+    assert view.frame_count == 5 and view.index == 3 and np.array_equal(view.current_frame, frames[3])
+    view.show_video(VideoResult(fps=FPS, frames=[np.zeros((H, W, 3), np.uint8)]))
+    from app.video_view import _cv2
+
+    cv2 = _cv2()
+    empty = tmp_path / "empty.mp4"
+    cv2.VideoWriter(str(empty), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (W, H)).release()  # no frames
+    with pytest.raises((EngineError, OSError, ValueError)):
+        view.show_video(VideoClip(empty, 0, FPS, W, H))
+    assert view.frame_count == 1
     with pytest.raises(ValueError):
         view.show_video(VideoResult(fps=FPS, frames=[]))
     with pytest.raises(TypeError):
         view.show_video(42)
+
+
+def test_plain_opencv_fallback_reads_exact_frames(mp4, monkeypatch):
+    import sys
+
+    import engines.io
+
+    monkeypatch.setitem(sys.modules, "engines.io.video", None)  # "import engines.io.video" fails
+    monkeypatch.delattr(engines.io, "video", raising=False)
+    src = FrameSource(path=mp4)
+    assert src._reader is not None and src.frame_count == N
+    for i in (7, 2, 3, 20):
+        assert np.abs(mean_colour(src.frame(i)) - frame_colour(i)).max() < 8, i
+    src.close()

@@ -93,8 +93,20 @@ def test_closed_sphere_is_lit_not_black(vp, inside_out):
     # the normals the renderer uses point away from the centre
     n = np.asarray(vp.polydata("ball").point_data["Normals"])
     assert np.mean(np.einsum("ij,ij->i", n, m.vertices)) > 0.95
-    mid = middle(vp.screenshot())
-    assert mid.mean() > 150, "the sphere facing the camera should be bright"
+    img = vp.screenshot()
+    assert middle(img).mean() > 150, "the sphere facing the camera should be bright"
+    # lit from the camera: the middle is brighter than near the rim
+    ys, xs = np.nonzero(img.sum(2) > 30)
+    rim = img[int(ys.mean()), xs.min() + 3].astype(int)
+    assert middle(img).mean() > rim.mean() + 20
+
+
+def test_open_surface_wound_backwards_is_lit_from_behind(vp):
+    m = sphere_mesh(color=(255, 255, 255))
+    front = m.faces[(m.vertices[m.faces][:, :, 2] > 0.2).all(1)]
+    vp.show(Mesh(m.vertices, front[:, ::-1], vertex_colors=m.vertex_colors), "cap")
+    assert not vp._items["cap"].flip  # open: cannot tell inside from outside, two-sided lighting copes
+    assert middle(vp.screenshot()).mean() > 150
 
 
 def test_plain_mesh_without_colour_is_grey(vp):
@@ -296,9 +308,26 @@ def test_avatar_parts_and_emotion(vp):
     assert not [k for k in vp.keys() if k.startswith("me/")]
 
 
-def test_image_is_not_drawn_in_3d(vp):
+def test_image_and_empty_objects_are_not_drawn(vp):
     assert vp.show(Image(np.zeros((4, 4, 3), np.uint8))) is None
+    assert vp.show(PointCloud(np.zeros((0, 3)))) is None
+    assert vp.show(Strands(np.zeros((0, 5, 3)))) is None
+    assert vp.show(DepthMap(np.full((8, 8), np.nan, np.float32))) is None
     assert vp.keys() == []
+
+
+def test_broken_mesh_is_refused(vp):
+    m = sphere_mesh()
+    with pytest.raises(ValueError, match="faces refer to vertex"):
+        vp.show(Mesh(m.vertices[:10], m.faces), "bad")
+    assert "bad" not in vp.keys()
+
+
+def test_mesh_without_faces_is_drawn_as_points(vp):
+    m = sphere_mesh()
+    vp.show(Mesh(m.vertices, np.zeros((0, 3)), vertex_colors=m.vertex_colors), "dots")
+    assert vp.polydata("dots").n_verts == 0 or vp.actor("dots").prop.style.lower() == "points"
+    assert red_mask(vp.screenshot()).sum() > 50
 
 
 def test_views_wireframe_background_and_screenshot_file(vp, tmp_path):
@@ -326,3 +355,23 @@ def test_views_wireframe_background_and_screenshot_file(vp, tmp_path):
 
     back = np.asarray(PILImage.open(out).convert("RGB"))
     assert back.shape == img.shape and np.array_equal(back, img)
+
+
+def test_mouse_drag_rotates_and_redraws(vp, qapp):
+    from PySide6 import QtCore
+    from PySide6.QtTest import QTest
+
+    vp.show(sphere_mesh(radius=0.3, center=(0.6, 0, 0)), "ball")
+    vp.show(PointCloud([[-1, -1, 0], [1, 1, 0]], [[0, 0, 0], [0, 0, 0]]), "frame")
+    vp.reset_camera()
+    before, pos0 = vp.screenshot(), vp.plotter.camera.GetPosition()
+    w = vp.plotter.interactor
+    c = w.rect().center()
+    QTest.mousePress(w, QtCore.Qt.LeftButton, QtCore.Qt.NoModifier, c)
+    for dx in range(10, 130, 10):
+        QTest.mouseMove(w, c + QtCore.QPoint(dx, 0))
+        qapp.processEvents()
+    QTest.mouseRelease(w, QtCore.Qt.LeftButton, QtCore.Qt.NoModifier, c + QtCore.QPoint(120, 0))
+    qapp.processEvents()
+    assert np.linalg.norm(np.subtract(vp.plotter.camera.GetPosition(), pos0)) > 0.1
+    assert np.abs(vp.screenshot().astype(int) - before).mean() > 0.5

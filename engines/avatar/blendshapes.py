@@ -153,8 +153,7 @@ def spread_to_head(tpl: HeadTemplate, d468: np.ndarray) -> np.ndarray:
     rings = tpl.skull_idx.shape[0]
     fall = np.clip(1 - np.arange(rings) / (0.3 * rings), 0, 1) ** 2
     oval = d[tpl.oval]
-    out[tpl.skull_idx[:, :-1]] = fall[:, None, None] * oval[None]
-    out[tpl.skull_idx[:, -1]] = fall[:, None] * oval[0]
+    out[tpl.skull_idx[1:]] = fall[1:, None, None] * oval[None]
     for key in ("L", "R", "mouth"):
         # the mouth's flaps (ring 1) move with their lip; deeper rings lag behind
         follow = np.array([1.0, 1.0 if key == "mouth" else 0.8, 0.45, 0.15])[: BAG_RINGS + 1]

@@ -153,7 +153,7 @@ class AvatarEngine(Engine):
             skull_w = np.ones(tpl.n_vertices, np.float32)
             rings = tpl.skull_idx.shape[0]
             fade = np.clip(1 - (np.arange(rings) - 3) / 5.0, 0, 1).astype(np.float32)
-            skull_w[tpl.skull_idx] = fade[:, None]
+            skull_w[tpl.skull_idx[1:]] = fade[1:, None]
             skull_w[tpl.skull_pole] = 0.0
             fixed_c, fixed_w = _fixed_colors(tpl)
             tex, seen = texture.bake(V, tpl.faces, tpl.uv, tpl.part, photo, cam.K, cam.R, cam.t, lm.xy,

@@ -6,13 +6,15 @@
   egg-shaped ellipsoid (upper and lower halves with their own vertical semi-axis) whose
   size follows the face (head breadth, height and length as multiples of face width and
   height, after anthropometric averages: Farkas, "Anthropometry of the Head and Face",
-  1994). Ring 0 *is* the face oval, so there is no crack. The lower half narrows into a
+  1994). Ring 0 *is* the face oval (the same vertices), so there is no crack and no
+  shading seam; in the UV atlas the skull chart is the ring around the face disc. The lower half narrows into a
   neck; ears are Gaussian bumps on the sides at the tragus height of the face.
 * Eyes: an eyeball (sphere, 12 mm radius, centre behind the iris landmark) sits inside a
   closed socket pocket hung from the eyelid opening; the mouth opening leads into a closed
   mouth pocket (dark interior, teeth band), so a blink or an open jaw never shows a hole.
 
-All parts are one closed, outward-wound mesh (vertices duplicated only along UV seams).
+All parts are one closed, outward-wound mesh (vertices duplicated only along UV seams: the
+mouth and eye pockets' rims and the pole at the back of the head).
 The layout of the UV atlas is fixed (it does not depend on the person), which lets the
 texture baker precompute its texel-to-triangle map once.
 """
@@ -30,12 +32,16 @@ EYE_RADIUS = 0.012
 BAG_RINGS = 3
 EYEBALL_LAT, EYEBALL_LON = 16, 32
 
-# atlas regions (u0, v0, u1, v1), v = 0 at the bottom of the texture
-FACE_BOX = (0.0, 0.25, 0.75, 1.0)
-SKULL_BOX = (0.0, 0.0, 1.0, 0.25)
-EYEBALL_BOX = {"L": (0.75, 0.75, 1.0, 1.0), "R": (0.75, 0.5, 1.0, 0.75)}
-MOUTH_BOX = (0.75, 0.25, 1.0, 0.375)
-SOCKET_BOX = {"L": (0.75, 0.375, 0.875, 0.5), "R": (0.875, 0.375, 1.0, 0.5)}
+# Atlas layout (u, v in 0..1, v = 0 at the bottom): the face chart is a disc in the middle and
+# the skull chart the ring around it, continuing it outwards (so the face oval is no seam);
+# the eyeballs and the mouth and eye pockets sit in the four corners outside the ring.
+ATLAS_CENTRE = np.array([0.5, 0.5])
+FACE_RADIUS = 0.31
+SKULL_RADIUS = 0.495
+CORNER = 0.145
+EYEBALL_BOX = {"L": (0.0, 1 - CORNER, CORNER, 1.0), "R": (1 - CORNER, 1 - CORNER, 1.0, 1.0)}
+MOUTH_BOX = (0.0, 0.0, CORNER, CORNER)
+SOCKET_BOX = {"L": (1 - CORNER, 0.0, 1 - CORNER / 2, CORNER), "R": (1 - CORNER / 2, 0.0, 1.0, CORNER)}
 
 
 @dataclass
@@ -52,7 +58,7 @@ class HeadTemplate:
     eye: dict
     mouth: np.ndarray
     skull_idx: np.ndarray
-    """(rings+1) x (columns+1) vertex indices; row 0 duplicates the face oval."""
+    """rings x columns vertex indices; row 0 is the face oval (shared with the face)."""
     skull_pole: np.ndarray
     bag_idx: dict
     """'L', 'R', 'mouth' -> (rings+1) x n indices, row 0 duplicating the opening loop."""
@@ -107,28 +113,31 @@ def head_template() -> HeadTemplate:
     c1 = s1.smooth(c0, vertex_normals(c0, topo.faces))
     c2 = s2.smooth(c1, vertex_normals(c1, s1.faces))
     ang = np.arctan2(c2[:, 0], c2[:, 2] + 0.05) * 0.1
-    fu = (ang - ang.min()) / (ang.max() - ang.min())
-    fv = (c2[:, 1] - c2[:, 1].min()) / (c2[:, 1].max() - c2[:, 1].min())
-    span = max(ang.max() - ang.min(), c2[:, 1].max() - c2[:, 1].min())
-    fu = 0.5 + (fu - 0.5) * (ang.max() - ang.min()) / span * 0.96
-    fv = 0.5 + (fv - 0.5) * (c2[:, 1].max() - c2[:, 1].min()) / span * 0.96
-    uv = [_box(FACE_BOX, fu, fv)]
+    flat = np.column_stack([ang, c2[:, 1]])
+    mid = 0.5 * (flat[oval].min(0) + flat[oval].max(0))
+    flat = (flat - mid) * (FACE_RADIUS / np.linalg.norm(flat[oval] - mid, axis=1).max())
+    uv = [ATLAS_CENTRE + flat]
     faces = [s2.faces]
     part = [np.zeros(n_face, np.int8)]
     n = n_face
 
-    # skull: rows 0..K-1 with a duplicated seam column, then pole copies
+    # skull: row 0 is the face oval itself (shared vertices), rows 1..K-1 new, then one pole
+    # copy per column (each with its own UV on the outer circle of the atlas)
     cols = len(oval)
-    skull_idx = n + np.arange(SKULL_RINGS * (cols + 1)).reshape(SKULL_RINGS, cols + 1)
-    n += skull_idx.size
+    skull_idx = np.vstack([oval[None], n + np.arange((SKULL_RINGS - 1) * cols).reshape(SKULL_RINGS - 1, cols)])
+    n += (SKULL_RINGS - 1) * cols
     pole = n + np.arange(cols)
     n += cols
-    faces += _band(skull_idx, closed=False)
-    faces.append(np.stack([skull_idx[-1, 1:], skull_idx[-1, :-1], pole], 1))
-    U, V = np.meshgrid(np.arange(cols + 1) / cols, 1 - np.arange(SKULL_RINGS) / SKULL_RINGS, indexing="xy")
-    uv.append(_box(SKULL_BOX, U.ravel(), V.ravel()))
-    uv.append(_box(SKULL_BOX, (np.arange(cols) + 0.5) / cols, np.zeros(cols)))
-    part.append(np.ones(skull_idx.size + cols, np.int8))
+    faces += _band(skull_idx, closed=True)
+    faces.append(np.stack([np.roll(skull_idx[-1], -1), skull_idx[-1], pole], 1))
+    rel = uv[0][oval] - ATLAS_CENTRE
+    rho0 = np.linalg.norm(rel, axis=1)
+    direction = rel / rho0[:, None]
+    k = np.arange(1, SKULL_RINGS + 1)[:, None] / SKULL_RINGS
+    rho = rho0[None] + (SKULL_RADIUS - rho0[None]) * k
+    ring_uv = ATLAS_CENTRE + rho[..., None] * direction[None]
+    uv += [ring_uv[:-1].reshape(-1, 2), ring_uv[-1]]
+    part.append(np.ones((SKULL_RINGS - 1) * cols + cols, np.int8))
 
     bag_idx, bag_cap = {}, {}
     for key, loop, box, label in [("L", eyes["L"], SOCKET_BOX["L"], 2), ("R", eyes["R"], SOCKET_BOX["R"], 2),
@@ -195,7 +204,7 @@ def head_shape(lm: np.ndarray) -> HeadShape:
     bottom = chin - 0.02 * face_h
     center = np.array([0.5 * (lm[454, 0] + lm[234, 0]), cy, glabella_z - az])
     return HeadShape(center, np.array([ax, top - cy, az]), np.array([ax, cy - bottom, az]),
-                     float(0.5 * (lm[234, 1] + lm[454, 1])), float(0.5 * (lm[234, 2] + lm[454, 2]) - 0.012),
+                     float(0.5 * (eye_y + lm[2, 1])), float(0.5 * (lm[234, 2] + lm[454, 2]) - 0.012),
                      float(width))
 
 
@@ -234,13 +243,18 @@ def _skull_points(shape: HeadShape, oval_pts: np.ndarray, rings: int) -> np.ndar
     neck = np.stack([c[0] + hx / hr * rad, ny, neck_z + hz / hr * rad], -1)
     wn = ((tn > 0) * blend)[..., None]
     p = p * (1 - wn) + neck * wn
-    # ears: bumps pointing outwards at the tragus height, just behind the face oval
+    # ears: a rim standing out from the side of the head (about 15 mm, 60 mm tall, tilted
+    # back) with a hollow in front of it (the concha), centred behind the tragus
+    side_of = np.sign(p[..., 0] - c[0])
+    away = np.clip(s / 0.04, 0, 1)  # ring 0 is the face oval: keep it exact
     for side in (-1.0, 1.0):
-        dy = (p[..., 1] - shape.ear_y + 0.008) / 0.026
-        dz = (p[..., 2] - shape.ear_z) / 0.014
-        g = np.exp(-0.5 * (dy * dy + dz * dz)) * (np.sign(p[..., 0] - c[0]) == side) * blend
-        p[..., 0] += side * 0.011 * g
-        p[..., 2] -= 0.004 * g
+        dy = p[..., 1] - (shape.ear_y + 0.004)
+        dz = p[..., 2] - (shape.ear_z - 0.014) + 0.25 * dy
+        rim = np.exp(-0.5 * ((dy / 0.024) ** 2 + (dz / 0.010) ** 2))
+        bowl = np.exp(-0.5 * ((dy / 0.012) ** 2 + ((dz - 0.008) / 0.006) ** 2))
+        g = (side_of == side) * away
+        p[..., 0] += side * (0.018 * rim - 0.004 * bowl) * g
+        p[..., 2] -= 0.004 * rim * g
     return p
 
 
@@ -254,9 +268,7 @@ def build_vertices(tpl: HeadTemplate, lm: np.ndarray) -> tuple[np.ndarray, HeadS
     V[: tpl.n_face] = face
     shape = head_shape(lm)
     sk = _skull_points(shape, face[tpl.oval], SKULL_RINGS)
-    sk[0] = face[tpl.oval]
-    V[tpl.skull_idx[:, :-1]] = sk
-    V[tpl.skull_idx[:, -1]] = sk[:, 0]
+    V[tpl.skull_idx[1:]] = sk[1:]
     back = shape.center.copy()
     back[2] -= shape.axes_upper[2]
     V[tpl.skull_pole] = back

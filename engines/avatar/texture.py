@@ -12,8 +12,8 @@ atlas). The fill weights are smooth, so seams are blended.
 
 Speed: the atlas layout is fixed (:mod:`engines.avatar.head`), so the texel-to-triangle
 map is computed once per process; geometry and weights are evaluated at a quarter of the atlas
-resolution and upsampled (they vary smoothly), and only the colour lookups run at full
-resolution (OpenCV ``remap``).
+resolution and upsampled (they vary smoothly), and the colour lookups run at full resolution
+(OpenCV ``remap``) only over the face disc and the eye corners; the skull ring is upsampled.
 """
 from __future__ import annotations
 
@@ -179,21 +179,31 @@ def bake(V, faces, uv, part, photo, K, R, t, landmarks_xy, skull_weight, fixed_c
     grid = _fill_invalid(grid.reshape(res, res, 12), valid)
     grid[~valid, 6:9] = skin
     grid[~valid, 9:12] = skin
-    # the skull strip (bottom quarter, v < 0.25) only ever shows skin and the photo's first rings
-    # beyond the face: its colours are upsampled; the rest gets full-resolution photo lookups
-    cut = 3 * res // 4
-    skull = np.clip(grid[cut:, :, 9:12] + 0.5, 0, 255).astype(np.uint8)
-    top = grid[:cut]
-    full = (size, 3 * size // 4)
-    maps_d = cv2.resize(np.ascontiguousarray(top[..., 0:2]), full, interpolation=cv2.INTER_LINEAR)
-    maps_m = cv2.resize(np.ascontiguousarray(top[..., 2:4]), full, interpolation=cv2.INTER_LINEAR)
-    wd = cv2.resize(np.ascontiguousarray(np.clip(top[..., 4], 0, 1)), full, interpolation=cv2.INTER_LINEAR)
-    wm = cv2.resize(np.ascontiguousarray(np.clip(top[..., 5], 0, 1)), full, interpolation=cv2.INTER_LINEAR)
-    base_up = cv2.resize(np.clip(top[..., 6:9] + 0.5, 0, 255).astype(np.uint8), full, interpolation=cv2.INTER_LINEAR)
-    direct = cv2.remap(src, maps_d, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    mirrored = cv2.remap(src, maps_m, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    mixed = cv2.blendLinear(mirrored, base_up, wm, 1.0 - wm)
-    tex = np.vstack([cv2.blendLinear(direct, mixed, wd, 1.0 - wd),
-                     cv2.resize(skull, (size, size - full[1]), interpolation=cv2.INTER_LINEAR)])
+    grid = np.ascontiguousarray(grid)
+    # Colours everywhere from the low-resolution blend (skull ring: skin and the first rings
+    # past the face), then full-resolution photo lookups where detail lives: the face disc and
+    # the eyeball and pocket corners.
+    from engines.avatar.head import ATLAS_CENTRE, CORNER, FACE_RADIUS
+
+    low = np.clip(grid[..., 9:12] + 0.5, 0, 255).astype(np.uint8)
+    tex = cv2.resize(low, (size, size), interpolation=cv2.INTER_LINEAR)
+    f0 = int(np.floor((ATLAS_CENTRE[0] - FACE_RADIUS - 0.01) * res))
+    f1 = int(np.ceil((ATLAS_CENTRE[0] + FACE_RADIUS + 0.01) * res))
+    c = int(np.ceil(CORNER * res))
+    for r0, r1, q0, q1 in ((f0, f1, f0, f1), (0, c, 0, c), (0, c, res - c, res), (res - c, res, 0, c),
+                           (res - c, res, res - c, res)):
+        tile = grid[r0:r1, q0:q1]
+        full = ((q1 - q0) * size // res, (r1 - r0) * size // res)
+        maps_d = cv2.resize(np.ascontiguousarray(tile[..., 0:2]), full, interpolation=cv2.INTER_LINEAR)
+        maps_m = cv2.resize(np.ascontiguousarray(tile[..., 2:4]), full, interpolation=cv2.INTER_LINEAR)
+        wd = cv2.resize(np.ascontiguousarray(np.clip(tile[..., 4], 0, 1)), full, interpolation=cv2.INTER_LINEAR)
+        wm = cv2.resize(np.ascontiguousarray(np.clip(tile[..., 5], 0, 1)), full, interpolation=cv2.INTER_LINEAR)
+        base_up = cv2.resize(np.clip(tile[..., 6:9] + 0.5, 0, 255).astype(np.uint8), full,
+                             interpolation=cv2.INTER_LINEAR)
+        direct = cv2.remap(src, maps_d, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        mirrored = cv2.remap(src, maps_m, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        mixed = cv2.blendLinear(mirrored, base_up, wm, 1.0 - wm)
+        tex[r0 * size // res: r1 * size // res, q0 * size // res: q1 * size // res] = \
+            cv2.blendLinear(direct, mixed, wd, 1.0 - wd)
     face_seen = float(np.mean(w_d[prt == 0] > 0.5)) if np.any(prt == 0) else 0.0
     return tex, face_seen

@@ -180,9 +180,9 @@ def vertex_normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
 
 def loop_after(sub: Subdivision, loop: np.ndarray) -> np.ndarray:
     """The loop with the new edge midpoints inserted in order."""
-    lookup = {tuple(e): sub.n_old + i for i, e in enumerate(sub.edges.tolist())}
-    out = []
-    for i, v in enumerate(loop):
-        w = loop[(i + 1) % len(loop)]
-        out += [int(v), lookup[tuple(sorted((int(v), int(w))))]]
-    return np.array(out, np.int64)
+    n = sub.n_old + len(sub.edges) + 1
+    keys = sub.edges[:, 0] * n + sub.edges[:, 1]  # np.unique sorted the edges: keys ascend
+    a, b = loop, np.roll(loop, -1)
+    q = np.minimum(a, b) * n + np.maximum(a, b)
+    mid = sub.n_old + np.searchsorted(keys, q)
+    return np.stack([a, mid], 1).ravel().astype(np.int64)

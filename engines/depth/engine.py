@@ -133,7 +133,7 @@ class DepthFromFocusEngine(Engine):
             lam = smoothing_lambda(conf.shape, params.smoothness)
             smoother = EdgeAwareSmoother(dff.all_in_focus, lam, params.edge_sensitivity)
             if params.prior == "edge-aware":
-                prior = edge_aware_prior(smoother, dff.dioptre, (conf * confident) ** float(__import__("os").environ.get("DFF_P", "1")))
+                prior = edge_aware_prior(smoother, dff.dioptre, conf * confident)
                 result.notes.append("Prior: the weights-free edge-aware prior (confident depth from focus propagated "
                                     "along the all-in-focus image's edges); no learned model was used.")
             else:
@@ -155,7 +155,7 @@ class DepthFromFocusEngine(Engine):
             if params.local_refinement and not low:
                 fine = EdgeAwareSmoother(dff.all_in_focus, smoothing_lambda(conf.shape, params.refine_smoothness),
                                          params.edge_sensitivity)
-                depth, _ = local_scale_refinement(global_depth, dff.depth, (conf * confident) ** float(__import__("os").environ.get("DFF_P", "1")), fine)
+                depth, _ = local_scale_refinement(global_depth, dff.depth, conf * confident, fine)
             else:
                 depth = global_depth
         cancel.raise_if_set()
@@ -169,8 +169,7 @@ class DepthFromFocusEngine(Engine):
         K = self._intrinsics(stack, depth.shape, params.fov_deg, result.notes)
         dm = DepthMap(depth, conf, K, image=image, name="depth from focus")
         with result.stage("point cloud"):
-            stride = max(1, int(np.ceil(np.sqrt(depth.size / 1.0e6))))
-            cloud = dm.to_points(stride)
+            cloud = self._points(dm, params.max_depth_jump)
         result.items = [dm, cloud]
         if params.make_mesh:
             with result.stage("mesh"):
@@ -267,6 +266,20 @@ class DepthFromFocusEngine(Engine):
         notes.append(f"No focal length known: the point cloud assumes a {fov_deg:g} degree horizontal field of view.")
         f = 0.5 * w / np.tan(np.radians(fov_deg) / 2)
         return np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1]], np.float64)
+
+    @staticmethod
+    def _points(dm: DepthMap, max_jump: float) -> PointCloud:
+        """Coloured points, without the "flying pixels" on depth discontinuities: a pixel
+        whose 3 x 3 neighbourhood spans more than ``max_jump`` of its depth lies between
+        a foreground and a background and belongs to neither."""
+        import cv2
+
+        d = dm.depth
+        kernel = np.ones((3, 3), np.uint8)
+        spread = cv2.dilate(d, kernel) - cv2.erode(d, kernel)
+        clean = DepthMap(np.where(spread > max_jump * d, np.nan, d), dm.confidence, dm.intrinsics, dm.image, dm.name)
+        stride = max(1, int(np.ceil(np.sqrt(d.size / 1.0e6))))
+        return clean.to_points(stride)
 
     @staticmethod
     def _mesh(dm: DepthMap, max_jump: float, notes: list[str]):

@@ -98,6 +98,10 @@ def darken_scalp(mesh, scalp: np.ndarray, hair_rgb: np.ndarray, strength: float 
         vc = mesh.vertex_colors.copy()
         vc[:, :3] = np.clip(base * (1 - w[:, None]) + target * w[:, None], 0, 255).astype(np.uint8)
     tex = None
+    done = cache.setdefault("done", {})
+    ck = (id(mesh.texture), tuple(int(x) for x in target))
+    if ck in done and done[ck][0] is mesh.texture:
+        return done[ck][1], vc  # same head texture, same colour: reuse (style switches)
     if mesh.texture is not None and mesh.uv is not None and len(mesh.uv) == len(mesh.vertices):
         t = mesh.texture
         key = ("tex", t.shape)
@@ -112,6 +116,9 @@ def darken_scalp(mesh, scalp: np.ndarray, hair_rgb: np.ndarray, strength: float 
         sub = flat[idx, :3].astype(np.int64)
         oflat[idx, :3] = ((sub * (255 - a) + tgt * a + 127) // 255).astype(t.dtype)
         tex = out
+        while len(done) >= 3:
+            done.pop(next(iter(done)))
+        done[ck] = (mesh.texture, tex)
     return tex, vc
 
 

@@ -50,8 +50,12 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def style_silhouettes(avatar: Avatar, cam: dict, styles: list[str] | None = None) -> dict[str, np.ndarray]:
-    """Visible hair silhouette of each style on this head from ``cam`` (bool masks)."""
-    from engines.hair import fit_style
+    """Visible hair silhouette of each style on this head from ``cam`` (bool masks).
+
+    A third of the strands is enough for a silhouette at matching size, and fits 3x faster.
+    """
+    from engines.hair.generate import generate
+    from engines.hair.head import fit_strands, head_fit
     from engines.hair.recipe import list_styles, recipes
     from engines.hair.render import hair_mask, head_layers
 
@@ -61,8 +65,9 @@ def style_silhouettes(avatar: Avatar, cam: dict, styles: list[str] | None = None
         if recipes()[s].is_bald:
             out[s] = np.zeros(depth.shape, bool)
             continue
-        st = fit_style(avatar, s)
-        out[s] = hair_mask(st.points, cam, depth, thickness=2)
+        hf = head_fit(avatar.mesh, avatar.scalp, avatar.camera)
+        pts, keep = fit_strands(generate(recipes()[s])[::3], hf)
+        out[s] = hair_mask(pts[keep], cam, depth, thickness=3)
     return out
 
 

@@ -31,6 +31,8 @@ class ViewDepth:
     R: np.ndarray
     t: np.ndarray
     rgb: np.ndarray
+    inv_step: float = 0.0
+    """Spacing of the sweep planes in inverse depth: the depth resolution is z^2 * inv_step."""
 
 
 def scale_intrinsics(K: np.ndarray, s: float) -> np.ndarray:
@@ -162,7 +164,9 @@ def consistency_mask(i: int, maps: list[ViewDepth], neighbors: list[int], rel_to
         ins = (z > 0) & (u >= 0) & (u < wj) & (v >= 0) & (v < hj)
         dj = np.full(len(P), np.nan, np.float32)
         dj[ins] = m.depth[v[ins], u[ins]]
-        agree += (np.abs(dj - z) < rel_tol * z).astype(np.int32)
+        # relative tolerance: at least rel_tol, and no finer than one sweep plane
+        tol = np.maximum(rel_tol, z * max(ref.inv_step, m.inv_step))
+        agree += (np.abs(dj - z) < tol * z).astype(np.int32)
     need = min(min_agree, len(neighbors))
     out = np.zeros_like(valid)
     out[valid] = agree >= need
@@ -211,10 +215,13 @@ def compute_depth_maps(images: dict[str, np.ndarray], cams, points: np.ndarray, 
         depth, score = plane_sweep(grays[i], [grays[j] for j in nb], Ks[i], [Ks[j] for j in nb],
                                    R_rel, t_rel, rng[0], rng[1], n_planes)
         depth[score < min_score] = np.nan
-        maps.append(ViewDepth(cams.names[i], depth, score, Ks[i], cams.R[i], cams.t[i], rgbs[i]))
+        maps.append(ViewDepth(cams.names[i], depth, score, Ks[i], cams.R[i], cams.t[i], rgbs[i],
+                              (1.0 / rng[0] - 1.0 / rng[1]) / max(n_planes - 1, 1)))
         neigh.append(nb)
     progress(1.0, "Checking depth maps against each other")
-    keep = [consistency_mask(i, maps, neigh[i], rel_tol) for i in range(n)]
+    # with only a handful of photos, one agreeing neighbour (a left-right check) must do
+    agree = 2 if n >= 6 else 1
+    keep = [consistency_mask(i, maps, neigh[i], rel_tol, agree) for i in range(n)]
     for m, k in zip(maps, keep):
         # drop a 1 px rim: depth at silhouettes mixes foreground and background colours
         k = cv2.erode(k.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0

@@ -67,8 +67,8 @@ class MultiViewEngine(Engine):
         shared_intrinsics: bool = Field(True, description="All photos come from one camera and zoom setting")
         focal_px: float = Field(0.0, ge=0, le=100000, description="Known focal length in original-photo pixels "
                                 "(held fixed); 0 = estimate it")
-        cx: float = Field(0.0, ge=0, le=100000, description="Known principal point x (original pixels); 0 = image centre")
-        cy: float = Field(0.0, ge=0, le=100000, description="Known principal point y (original pixels); 0 = image centre")
+        cx: float = Field(0.0, ge=0, le=100000, description="Known principal point x (original pixels, OpenCV convention); 0 = image centre")
+        cy: float = Field(0.0, ge=0, le=100000, description="Known principal point y (original pixels, OpenCV convention); 0 = image centre")
         max_image_size: int = Field(1000, ge=200, le=4000, description="Photos are scaled to this long side (px)")
         max_features: int = Field(4096, ge=256, le=16384, description="SIFT features per image")
         max_video_frames: int = Field(60, ge=20, le=80, description="Most frames picked from a video")
@@ -104,13 +104,17 @@ class MultiViewEngine(Engine):
 
         fixed = None
         if p.focal_px > 0:
-            w0, _ = views[0].original_size
+            if len({v.original_size for v in views}) > 1:
+                raise EngineError("Known intrinsics (focal_px) need photos that all have the same size; "
+                                  "these differ. Leave focal_px at 0 to estimate intrinsics per photo.")
+            w0, h0 = views[0].original_size
             w, h = views[0].size
             s = w / w0
-            cx = (p.cx if p.cx > 0 else w0 / 2.0) * s
-            cy = (p.cy if p.cy > 0 else views[0].original_size[1] / 2.0) * s
+            # user values use OpenCV's convention (pixel 0 centred at 0); COLMAP's adds 0.5
+            cx = (p.cx + 0.5) * s if p.cx > 0 else w0 / 2.0 * s
+            cy = (p.cy + 0.5) * s if p.cy > 0 else h0 / 2.0 * s
             fixed = (p.focal_px * s, cx, cy)
-            result.notes.append(f"Intrinsics held fixed: f={fixed[0]:.1f}, cx={cx:.1f}, cy={cy:.1f} px "
+            result.notes.append(f"Intrinsics held fixed: f={fixed[0]:.1f}, cx={cx - 0.5:.1f}, cy={cy - 0.5:.1f} px "
                                 f"at the working size {w}x{h}.")
         matching = p.matching
         if matching == "auto":

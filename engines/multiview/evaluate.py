@@ -64,3 +64,29 @@ def camera_error(est_centers: np.ndarray, gt_centers: np.ndarray) -> tuple[np.nd
     sim = umeyama(est_centers, gt_centers)
     aligned = apply_similarity(est_centers, *sim)
     return np.linalg.norm(aligned - gt_centers, axis=1), sim
+
+
+def visible_from_cameras(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, K: np.ndarray,
+                         R: np.ndarray, t: np.ndarray, size: tuple[int, int], min_views: int = 1) -> np.ndarray:
+    """Which surface points at least ``min_views`` cameras see (in frame, unoccluded):
+    the part of a ground truth that any reconstruction from these photos could recover."""
+    import open3d as o3d
+
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(o3d.core.Tensor(np.asarray(vertices, np.float32)),
+                        o3d.core.Tensor(np.asarray(faces, np.uint32)))
+    w, h = size
+    count = np.zeros(len(points), np.int32)
+    for Ki, Ri, ti in zip(K, R, t):
+        C = -Ri.T @ ti
+        x = points @ Ri.T + ti
+        z = x[:, 2]
+        zs = np.where(z > 1e-9, z, 1.0)
+        u, v = x[:, 0] / zs * Ki[0, 0] + Ki[0, 2], x[:, 1] / zs * Ki[1, 1] + Ki[1, 2]
+        ins = (z > 0) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
+        d = points - C
+        dist = np.linalg.norm(d, axis=1) + 1e-12
+        rays = np.concatenate([np.broadcast_to(C, d.shape), d / dist[:, None]], 1).astype(np.float32)
+        hit = scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy()
+        count += ins & (hit > dist * (1 - 1e-3) - 1e-4)
+    return count >= min_views

@@ -59,6 +59,7 @@ class TryOnPipeline:
         self.reset()
 
     def reset(self) -> None:
+        self._carry = True
         self.blender.reset()
         self.prev_grey = self.prev_box = self.prev_dst = self.prev_sleeves = None
 
@@ -88,6 +89,7 @@ class TryOnPipeline:
         # (0.15 shoulder widths), the motion estimate has failed: trust the pose.
         apart = float(np.linalg.norm(moved - warp.dst, axis=1).mean()) / max(body, 1.0)
         w = self.weight * float(np.clip((0.4 - apart) / 0.25, 0.0, 1.0))
+        self._carry = w > 0.0  # nothing carried over is trustworthy: no eq. 5 blend either
         warp = T.GarmentWarp(warp.src, w * moved + (1 - w) * warp.dst, warp.grid)
         out = []
         for A, A_prev in zip(sleeves, self.prev_sleeves):
@@ -115,9 +117,13 @@ class TryOnPipeline:
         if box is None:  # the garment would land outside the frame
             self.reset()
             return frame, FrameReport(False)
+        pb = self.prev_box
+        if pb is not None and (box[0] >= pb[2] or pb[0] >= box[2] or box[1] >= pb[3] or pb[1] >= box[3]):
+            self.reset()  # the garment jumped: another person, or a cut
         box = _union(box, self.prev_box)
         x0, y0, x1, y1 = box
         back = valid = None
+        self._carry = True
         if self.prev_grey is not None:
             with self._stage("temporal"):
                 back, valid = self.blender.flow(self.prev_grey[y0:y1, x0:x1], grey[y0:y1, x0:x1])
@@ -135,8 +141,9 @@ class TryOnPipeline:
             layer = self.generator.render(crop, person.cropped(x0, y0, x1, y1), warped_rgb, warped_mask)
         with self._stage("temporal"):
             prev = self.blender.previous(box)
-            rgb, alpha = self.blender(layer.rgb, layer.alpha, back, valid, box, info["shoulder_width"])
-            if back is not None:
+            rgb, alpha = self.blender(layer.rgb, layer.alpha, back if self._carry else None, valid, box,
+                                      info["shoulder_width"])
+            if back is not None and prev is not None:
                 region = np.maximum(alpha, prev[1]) > 0.5
                 report.warping_error = warping_error(prev[0], rgb * alpha[:, :, None], back, valid, region)
                 report.edge_jitter = edge_jitter(prev[1], alpha, back, valid)
