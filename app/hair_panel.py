@@ -7,14 +7,24 @@ How to embed it (the Avatar panel does this)::
     panel = HairPanel(parent)                       # simple constructor
     panel.set_avatar(avatar, on_hair_changed)       # on_hair_changed(new_avatar) is called
                                                     # with the avatar wearing the chosen hair
-    # or listen to the signal instead of passing a callback:
+    panel.set_avatar(avatar, "avatar1")             # or a viewport key: the panel then dresses
+                                                    # ``avatar`` in place (hair, darkened scalp,
+                                                    # params) and redraws it in the main
+                                                    # window's viewport under that key
+    # either way, listen to the signal if you like:
     panel.style_changed.connect(lambda style, color: ...)   # style name / "none" / "auto", "#rrggbb"
+    panel.set_runner(main_window.runner)            # optional app.jobs.JobRunner: slow fits
+                                                    # and "Auto" then run as background jobs
+                                                    # (taken from the parent's ``runner`` when
+                                                    # the parent has one)
 
 ``set_avatar`` may be called again whenever the avatar changes (new photo); the panel
 then selects the avatar's current ``params["hairstyle"]``. Choosing a style fits it with
 :func:`engines.hair.apply_hair` on the UI thread: a style already fitted to this head is
 a cache hit (colours and the darkened scalp only), about a tenth of a second; the first
-fit of a style takes a few hundred milliseconds. "Auto" segments the hair in the
+fit of a style takes a few hundred milliseconds (with a runner set, uncached fits run as
+a job and a result that arrives after the user picked another style is dropped). "Auto"
+segments the hair in the
 avatar's photo (a classical colour model, no learned hair model is available offline)
 and shows the three best-matching styles with their silhouette IoU.
 """
@@ -46,13 +56,17 @@ class HairPanel(QtWidgets.QWidget):
         self._color = PRESETS["dark brown"]
         self._style = NONE_ITEM
         self._updating = False
+        self._seq = 0
+        self._key: str | None = None
+        self._main_window = parent  # kept: adding the panel to a layout re-parents it
+        self._runner = getattr(parent, "runner", None)
 
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         self.grid = QtWidgets.QListWidget(self)
         self.grid.setViewMode(QtWidgets.QListView.IconMode)
-        self.grid.setIconSize(QtCore.QSize(96, 48))
-        self.grid.setGridSize(QtCore.QSize(112, 76))
+        self.grid.setIconSize(QtCore.QSize(112, 56))
+        self.grid.setGridSize(QtCore.QSize(124, 86))
         self.grid.setResizeMode(QtWidgets.QListView.Adjust)
         self.grid.setMovement(QtWidgets.QListView.Static)
         self.grid.setWordWrap(True)
@@ -122,11 +136,17 @@ class HairPanel(QtWidgets.QWidget):
     def style(self) -> str:
         return self._style
 
-    def set_avatar(self, avatar, on_hair_changed: Callable | None = None) -> None:
-        """Attach the avatar to dress; ``on_hair_changed(new_avatar)`` gets each result."""
+    def set_avatar(self, avatar, on_hair_changed: Callable | str | None = None) -> None:
+        """Attach the avatar to dress.
+
+        ``on_hair_changed(new_avatar)`` gets each result; given a viewport key (str)
+        instead, the panel updates ``avatar`` in place and redraws it under that key.
+        """
         self._avatar = avatar
-        if on_hair_changed is not None:
-            self._callback = on_hair_changed
+        if callable(on_hair_changed):
+            self._callback, self._key = on_hair_changed, None
+        elif isinstance(on_hair_changed, str):
+            self._callback, self._key = None, on_hair_changed
         p = getattr(avatar, "params", {}) or {}
         if isinstance(p.get("hair_color"), str) and p["hair_color"].startswith("#"):
             self._color = p["hair_color"]
@@ -134,6 +154,10 @@ class HairPanel(QtWidgets.QWidget):
         self._select(str(p.get("hairstyle", NONE_ITEM)), emit=False)
         if p.get("hair_match"):
             self.show_matches([(m["style"], m["iou"]) for m in p["hair_match"]])
+
+    def set_runner(self, runner) -> None:
+        """Use an ``app.jobs.JobRunner`` for fits that are not cached yet and for Auto."""
+        self._runner = runner
 
     def set_style(self, style: str) -> None:
         """Select a style programmatically (emits and applies like a click)."""
@@ -182,22 +206,67 @@ class HairPanel(QtWidgets.QWidget):
         self.style_changed.emit(self._style, self._color)
         if self._avatar is None:
             return
+        from engines.hair import apply_hair, is_cached
+
+        self._seq += 1
+        seq, avatar, style = self._seq, self._avatar, self._style
+        color = "auto" if style == AUTO_ITEM else self._color
+        if self._runner is not None and not is_cached(avatar, style):
+            self.match_label.setText("Matching the photo's hair…" if style == AUTO_ITEM else "Fitting the hairstyle…")
+            self._runner.submit(lambda progress, cancel: apply_hair(avatar, style, color),
+                                f"Hair: {style}", "hair",
+                                on_done=lambda new: self._applied(seq, style, new),
+                                on_error=lambda msg, details: self._failed(seq, msg))
+            return
         from engines.api import EngineError
-        from engines.hair import apply_hair
 
         try:
-            auto = self._style == AUTO_ITEM
-            new = apply_hair(self._avatar, self._style, "auto" if auto else self._color)
+            new = apply_hair(avatar, style, color)
         except EngineError as e:
-            self.failed.emit(str(e))
-            self.match_label.setText(str(e))
+            self._failed(seq, str(e))
             return
-        if auto and new.params.get("hair_match"):
+        self._applied(seq, style, new)
+
+    def _failed(self, seq: int, message: str) -> None:
+        if seq != self._seq:
+            return
+        self.failed.emit(message)
+        self.match_label.setText(message)
+
+    def _applied(self, seq: int, style: str, new) -> None:
+        if seq != self._seq:
+            return  # the user has moved on to another style meanwhile
+        if style == AUTO_ITEM and new.params.get("hair_match"):
             # Show the match and select the chosen style, so a colour change does not re-match.
             self.show_matches([(m["style"], m["iou"]) for m in new.params["hair_match"]])
             self._color = new.params.get("hair_color", self._color)
             self._update_color_button()
             self._select(new.params.get("hairstyle", NONE_ITEM), emit=False)
-        self.hair_applied.emit(new)
+        elif self.match_label.text().startswith(("Fitting", "Matching")):
+            self.match_label.setText("")
         if self._callback is not None:
             self._callback(new)
+        elif self._key is not None:
+            self._dress_in_place(new)
+        self.hair_applied.emit(new)
+
+    def _dress_in_place(self, new) -> None:
+        """Give the app's avatar the new hair and scalp, and redraw only what changed."""
+        import logging
+
+        av = self._avatar
+        same_skin = new.mesh.texture is av.mesh.texture and new.mesh.vertex_colors is av.mesh.vertex_colors
+        av.hair, av.mesh, av.params = new.hair, new.mesh, new.params
+        vp = getattr(self._main_window, "viewport", None)
+        if vp is None:
+            return
+        key = self._key
+        try:
+            if not same_skin:
+                vp.show(av, key)
+            elif av.hair is not None:
+                vp.show(av.hair, f"{key}/hair")
+            elif f"{key}/hair" in vp.keys():
+                vp.remove(f"{key}/hair")
+        except Exception:  # a drawing problem must not lose the user's choice
+            logging.getLogger(__name__).exception("redrawing the avatar's hair")

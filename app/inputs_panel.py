@@ -33,19 +33,24 @@ def _shrink(rgb: np.ndarray, size: int) -> np.ndarray:
     return np.ascontiguousarray(a[:, :, :3])
 
 
+def _subsampled(pixels: np.ndarray, size: int):
+    """Every n-th pixel, still at least 2 x ``size`` on the long side, as an Image: the
+    picture is already decoded, so a thumbnail costs a stride, not a second decode."""
+    from engines.types import Image
+
+    step = max(1, int(max(pixels.shape[:2]) // (size * 2)))
+    return Image(pixels[::step, ::step])
+
+
 def thumbnail_of(obj, size: int = THUMB * 2) -> np.ndarray | None:
     """An RGB uint8 thumbnail for an input or result object (None if it has no picture)."""
     from engines.types import Avatar, DepthMap, FocalStack, Image, ImageSet, VideoClip
 
     try:
         if isinstance(obj, Image):
-            if obj.path is not None and Path(obj.path).exists() and obj.pixels.size > 4e6:
-                from engines.io.images import make_thumbnail
-
-                return make_thumbnail(obj.path, size)
-            return _shrink(obj.rgb8(), size)
+            return _shrink(_subsampled(obj.pixels, size).rgb8(), size)
         if isinstance(obj, FocalStack):
-            return _shrink(Image(obj.frames[len(obj.frames) // 2]).rgb8(), size)
+            return _shrink(_subsampled(obj.frames[len(obj.frames) // 2], size).rgb8(), size)
         if isinstance(obj, VideoClip):
             return _shrink(obj.frame(0), size)
         if isinstance(obj, ImageSet):

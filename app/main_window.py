@@ -1,5 +1,6 @@
 """The main window: docks (Inputs, Engine, Jobs, Avatar), central tabs (3D, 2D, Video),
-menus, drag-and-drop, status bar, project open/save/autosave.
+menus (:mod:`app.menus`), drag-and-drop, status bar; project save/open/autosave come
+from :class:`app.session.ProjectActions`, what is drawn where from :mod:`app.display`.
 
 Start-up stays fast because the window shows first and everything heavy follows from a
 zero-delay timer: engine discovery, the VTK viewport (pyvista), the 2D and video views.
@@ -11,15 +12,11 @@ tests can replace them.
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import (
-    QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow,
-    QMessageBox, QTabWidget,
-)
+from PySide6.QtWidgets import QApplication, QDockWidget, QLabel, QMainWindow, QMessageBox, QTabWidget
 
 from app import display
 from app import settings as settings_mod
@@ -29,6 +26,7 @@ from app.inputs_panel import InputsPanel, describe, thumbnail_of
 from app.jobs import JobRunner
 from app.jobs_panel import JobsPanel
 from app.project import SUFFIX, InputEntry, Project, ResultEntry, load_entry
+from app.session import ProjectActions
 from engines.api import EngineError
 
 log = logging.getLogger("app.main_window")
@@ -50,7 +48,7 @@ def _freeze_startup_objects() -> None:
     gc.freeze()
 
 
-class MainWindow(QMainWindow):
+class MainWindow(ProjectActions, QMainWindow):
     input_added = Signal(int)
     result_added = Signal(int)
     import_failed = Signal(str)
@@ -408,122 +406,6 @@ class MainWindow(QMainWindow):
                 self.import_paths([p])
         if len(images) > 1:
             self.import_paths(images)
-
-    # -- project ---------------------------------------------------------------------------
-    def _sync_project(self) -> None:
-        self.project.engine = self.engine_panel.current
-        self.project.params = self.engine_panel.all_values()
-
-    def save_project(self, path: str | Path | None = None) -> Path | None:
-        self._sync_project()
-        if path is None:
-            path = self.project.path
-        if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Save project", self.settings.last_dir,
-                                                  f"Capture Studio project (*{SUFFIX})")
-            if not path:
-                return None
-        try:
-            saved = self.project.save(path)
-        except (OSError, TypeError, EngineError) as e:
-            self.error("Save failed", f"Could not save the project to {path}: {e}")
-            return None
-        self.settings.add_recent(saved)
-        self.status(f"Saved {saved}")
-        self._update_title()
-        return saved
-
-    def open_project(self, path: str | Path, recovered: bool = False) -> bool:
-        """Replace the session with a saved project; inputs re-load in the background
-        (``project_loaded`` fires when they are in)."""
-        try:
-            project = Project.load(path)
-        except EngineError as e:
-            self.error("Open failed", str(e))
-            return False
-        self.runner.cancel_all()
-        self.project = project
-        self.inputs_panel.clear()
-        if self.viewport is not None:
-            self.viewport.clear()
-        self.engine_panel.set_all_values(project.params)
-        if project.engine:
-            self.engine_panel.select(project.engine)
-        for r in project.results:
-            kinds = ", ".join(type(i).__name__ for i in r.result.items)
-            self.inputs_panel.add_result(r.label, kinds, thumbnail_of(r.result.main))
-        entries, project.inputs = list(project.inputs), []
-        if recovered:
-            project.path, project.dirty = None, True
-        else:
-            self.settings.add_recent(project.path)
-
-        def work(progress, cancel):
-            out = []
-            for i, e in enumerate(entries):
-                cancel.raise_if_set()
-                progress(i / max(len(entries), 1), f"Reading {e.label}")
-                try:
-                    obj = load_entry(e)
-                    out.append((e, obj, thumbnail_of(obj), None))
-                except Exception as err:  # reported together below
-                    out.append((e, None, None, str(err)))
-            return out
-
-        def done(loaded):
-            missing = [f"{e.label}: {err}" for e, _o, _t, err in loaded if err]
-            for e, obj, thumb, err in loaded:
-                if err is None:
-                    e.obj, e.thumbnail = obj, thumb
-                    self.project.inputs.append(e)
-                    self.inputs_panel.add_input(e.label, describe(obj), thumb)
-            if missing:
-                self.error("Some inputs could not be re-read",
-                           "The results are kept; these inputs are missing:\n" + "\n".join(missing))
-            self.project.dirty = recovered
-            self._update_title()
-            self.project_loaded.emit()
-
-        self.runner.submit(work, f"Open {Path(path).name}", "project", on_done=done,
-                           on_error=lambda m, d: self.error("Open failed", m, d))
-        self._update_title()
-        return True
-
-    def autosave(self, wait: bool = False):
-        """Write the session to the autosave file in the background (a quiet job that
-        the Jobs panel does not list); skipped when nothing changed since the last one."""
-        if self.project.empty or self.project.revision == self._autosaved_revision:
-            return None
-        self._sync_project()
-        project, revision = self.project, self.project.revision
-        target = settings_mod.autosave_path()
-
-        def done(path):
-            self._autosaved_revision = revision
-
-        job = self.runner.submit(lambda progress, cancel: project.save(target, remember=False),
-                                 "Autosave", "autosave", on_done=done,
-                                 on_error=lambda m, d: log.warning("autosave failed: %s\n%s", m, d),
-                                 meta={"quiet": True})
-        if wait:
-            self.runner.wait(30000)
-            QApplication.processEvents()
-        return job
-
-    def offer_recovery(self) -> bool:
-        """Offer the autosave left by a session that did not exit cleanly."""
-        path = settings_mod.autosave_path()
-        if not path.exists() or path.stat().st_mtime <= self.settings.clean_exit_time:
-            return False
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
-        answer = QMessageBox.question(
-            self, "Recover session?",
-            f"Capture Studio did not close cleanly. Recover the session autosaved at {when}?",
-            QMessageBox.Yes | QMessageBox.No, QMessageBox.Yes)
-        if answer == QMessageBox.Yes:
-            return self.open_project(path, recovered=True)
-        path.unlink(missing_ok=True)
-        return False
 
     def closeEvent(self, event) -> None:
         if self.confirm_close and self.project.dirty and not self.project.empty:

@@ -200,7 +200,7 @@ def save_styles_shot(av, styles: list[str], out: Path) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Hair benchmark")
     ap.add_argument("--faces", type=Path, default=ROOT / "tests" / "data")
-    ap.add_argument("--photos", nargs="*", default=["astronaut.png", "grace_hopper.jpg"])
+    ap.add_argument("--photos", nargs="*", default=["astronaut.png", "grace_hopper.jpg", "group1.jpg"])
     ap.add_argument("--shots", type=Path, default=None, help="write screenshots here")
     ap.add_argument("--gui", action="store_true", help="measure the viewport switch latency (needs a display)")
     a = ap.parse_args(argv)

@@ -41,8 +41,8 @@ def window(qtbot):
     w = MainWindow(Settings(), samples=False, recovery=False, views=True)
     qtbot.addWidget(w)
     w.confirm_close = False
-    w.show()
-    qtbot.waitExposed(w)
+    with qtbot.waitExposed(w, timeout=60000):
+        w.show()
     w.ensure_views()
     if w.image_view is None:
         pytest.skip("app.image_view is not available")
@@ -51,14 +51,14 @@ def window(qtbot):
 
 
 def test_depth_result_goes_to_the_2d_view(qtbot, window, fake_engine):
-    with qtbot.waitSignal(window.input_added, timeout=20000):
+    with qtbot.waitSignal(window.input_added, timeout=60000):
         window.import_paths([DATA / "astronaut.png"])
     assert window.tabs.currentIndex() == display.TAB_2D
     assert window.image_view.mode == "image"
     window.refresh_engines()
     window.engine_panel.select("fake")
     window.engine_panel.form.set_values({"output": "depth", "size": 1.25})
-    with qtbot.waitSignal(window.result_added, timeout=20000):
+    with qtbot.waitSignal(window.result_added, timeout=60000):
         window.run_engine()
     assert window.tabs.currentIndex() == display.TAB_2D
     assert window.image_view.mode == "depth"

@@ -34,8 +34,8 @@ class DepthLike(FakeEngine):
 def window(qtbot):
     w = MainWindow(Settings(), samples=False, recovery=False, views=False)
     qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
+    with qtbot.waitExposed(w, timeout=60000):
+        w.show()
     yield w
     w.confirm_close = False
     w.runner.shutdown(5000)
@@ -72,7 +72,7 @@ def test_new_focal_stack_with_mismatched_depth_explains(qtbot, window, dialogs, 
     dialogs.answers["getOpenFileName"] = [(str(DATA / "astronaut.png"), ""), (str(tmp_path / "small.npy"), "")]
     dialogs.answers["getInt"] = (3, True)
     dialogs.answers["getExistingDirectory"] = str(tmp_path / "out")
-    with qtbot.waitSignal(window.runner.failed, timeout=20000):
+    with qtbot.waitSignal(window.runner.failed, timeout=60000):
         menus.new_focal_stack(window)
     text = dialogs.of("warning")[-1][2]
     assert "small.npy" in text and "astronaut.png" in text and "same size" in text
@@ -83,7 +83,7 @@ def test_drop_files_onto_the_window(qtbot, window, tmp_path):
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(DATA / "astronaut.png"))])
     ev = QDropEvent(QPointF(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
-    with qtbot.waitSignal(window.input_added, timeout=20000):
+    with qtbot.waitSignal(window.input_added, timeout=60000):
         window.dropEvent(ev)
     assert window.inputs_panel.input_labels() == ["astronaut.png"]
 
@@ -91,12 +91,12 @@ def test_drop_files_onto_the_window(qtbot, window, tmp_path):
 def test_recent_files_menu_reopens(qtbot, window, tmp_path):
     img = tmp_path / "recent.png"
     shutil.copy(DATA / "astronaut.png", img)
-    with qtbot.waitSignal(window.input_added, timeout=20000):
+    with qtbot.waitSignal(window.input_added, timeout=60000):
         window.import_paths([img])
     menus.fill_recent(window)
     actions = [a for a in window.recent_menu.actions() if a.text() == str(img.resolve())]
     assert len(actions) == 1
-    with qtbot.waitSignal(window.input_added, timeout=20000):
+    with qtbot.waitSignal(window.input_added, timeout=60000):
         actions[0].trigger()
     assert window.inputs_panel.input_labels() == ["recent.png", "recent.png"]
 

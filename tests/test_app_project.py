@@ -26,8 +26,8 @@ pytestmark = pytest.mark.gui
 def window(qtbot, studio_home):
     w = MainWindow(Settings(), samples=False, recovery=False, views=False)
     qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
+    with qtbot.waitExposed(w, timeout=60000):
+        w.show()
     yield w
     w.confirm_close = False
     w.runner.shutdown(5000)
@@ -134,12 +134,12 @@ def test_missing_results_folder_names_it(tmp_path):
 
 
 def test_save_open_round_trip_through_the_window(qtbot, window, fake_engine, tmp_path):
-    with qtbot.waitSignal(window.input_added, timeout=20000):
+    with qtbot.waitSignal(window.input_added, timeout=60000):
         window.import_paths([DATA / "astronaut.png"])
     window.refresh_engines()
     window.engine_panel.select("fake")
     window.engine_panel.form.set_values({"size": 0.75, "output": "depth", "label": "saved", "smooth": False})
-    with qtbot.waitSignal(window.result_added, timeout=20000):
+    with qtbot.waitSignal(window.result_added, timeout=60000):
         window.run_engine()
     window.engine_panel.form.set_values({"size": 3.5})  # edited after the run: saved too
     original = window.project.results[0].result
@@ -149,7 +149,7 @@ def test_save_open_round_trip_through_the_window(qtbot, window, fake_engine, tmp
     other = MainWindow(Settings(), samples=False, recovery=False, views=False)
     qtbot.addWidget(other)
     other.refresh_engines()
-    with qtbot.waitSignal(other.project_loaded, timeout=20000):
+    with qtbot.waitSignal(other.project_loaded, timeout=60000):
         assert other.open_project(path)
     other.confirm_close = False
     # Inputs: same file, same pixels.
@@ -174,12 +174,12 @@ def test_save_open_round_trip_through_the_window(qtbot, window, fake_engine, tmp
 def test_open_with_a_missing_input_keeps_results(qtbot, window, dialogs, tmp_path):
     img = tmp_path / "gone.png"
     img.write_bytes((DATA / "astronaut.png").read_bytes())
-    with qtbot.waitSignal(window.input_added, timeout=20000):
+    with qtbot.waitSignal(window.input_added, timeout=60000):
         window.import_paths([img])
     window.project.add_result(ResultEntry(Result(items=[box_mesh(2.0)]), "fake", {}, "Box"))
     path = window.save_project(tmp_path / "p.capstudio")
     img.unlink()
-    with qtbot.waitSignal(window.project_loaded, timeout=20000):
+    with qtbot.waitSignal(window.project_loaded, timeout=60000):
         window.open_project(path)
     assert window.project.inputs == []
     assert len(window.project.results) == 1
@@ -189,7 +189,7 @@ def test_open_with_a_missing_input_keeps_results(qtbot, window, dialogs, tmp_pat
 
 def test_autosave_and_recovery_offer(qtbot, window, dialogs, tmp_path):
     window.project.add_result(ResultEntry(Result(items=[box_mesh(0.5)]), "fake", {}, "Box"))
-    with qtbot.waitSignal(window.runner.finished, timeout=20000) as blocker:
+    with qtbot.waitSignal(window.runner.finished, timeout=60000) as blocker:
         job = window.autosave()
     saved = blocker.args[1]
     assert saved == settings_mod.autosave_path() and saved.exists()
@@ -204,7 +204,7 @@ def test_autosave_and_recovery_offer(qtbot, window, dialogs, tmp_path):
     w2 = MainWindow(Settings(), samples=False, recovery=True, views=False)
     qtbot.addWidget(w2)
     w2.confirm_close = False
-    with qtbot.waitSignal(w2.project_loaded, timeout=20000):
+    with qtbot.waitSignal(w2.project_loaded, timeout=60000):
         w2.show()
     assert any("Recover" in t for _k, t, _m in dialogs.of("question"))
     assert len(w2.project.results) == 1 and w2.project.path is None and w2.project.dirty

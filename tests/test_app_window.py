@@ -21,15 +21,15 @@ pytestmark = pytest.mark.gui
 def window(qtbot, studio_home):
     w = MainWindow(Settings(), samples=False, recovery=False, views=False)
     qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
+    with qtbot.waitExposed(w, timeout=60000):
+        w.show()
     yield w
     w.confirm_close = False
     w.runner.shutdown(5000)
 
 
 def _import(qtbot, w, paths, kind=None):
-    with qtbot.waitSignal(w.input_added, timeout=20000) as blocker:
+    with qtbot.waitSignal(w.input_added, timeout=60000) as blocker:
         w.import_paths(paths, kind)
     return blocker.args[0]
 
@@ -37,7 +37,7 @@ def _import(qtbot, w, paths, kind=None):
 def _run(qtbot, w, **values):
     w.engine_panel.select("fake")
     w.engine_panel.form.set_values(values)
-    with qtbot.waitSignal(w.result_added, timeout=20000) as blocker:
+    with qtbot.waitSignal(w.result_added, timeout=60000) as blocker:
         job = w.run_engine()
     return job, blocker.args[0]
 
@@ -88,11 +88,11 @@ def test_cancel_leaves_no_result(qtbot, window, fake_engine):
     window.engine_panel.select("fake")
     window.engine_panel.form.set_values({"steps": 100000, "delay": 0.001})
     job = window.run_engine()
-    qtbot.waitUntil(lambda: job.state == "running" and job.fraction > 0, timeout=10000)
+    qtbot.waitUntil(lambda: job.state == "running" and job.fraction > 0, timeout=60000)
     row = window.jobs_panel.rows[job.id]
-    with qtbot.waitSignal(window.runner.cancelled, timeout=10000):
+    with qtbot.waitSignal(window.runner.cancelled, timeout=60000):
         row.cancel_button.click()
-    assert window.runner.wait(5000)
+    assert window.runner.wait(30000)
     qtbot.wait(50)
     assert window.project.results == []
     assert window.inputs_panel.results.count() == 0
@@ -104,7 +104,7 @@ def test_failing_engine_shows_its_message(qtbot, window, fake_engine, dialogs):
     window.refresh_engines()
     window.engine_panel.select("fake")
     window.engine_panel.form.set_values({"mode": "fail"})
-    with qtbot.waitSignal(window.runner.failed, timeout=10000):
+    with qtbot.waitSignal(window.runner.failed, timeout=60000):
         window.run_engine()
     warnings = dialogs.of("warning")
     assert len(warnings) == 1
@@ -120,7 +120,7 @@ def test_crashing_engine_shows_dialog_and_logs(qtbot, window, fake_engine, dialo
     window.refresh_engines()
     window.engine_panel.select("fake")
     window.engine_panel.form.set_values({"mode": "crash"})
-    with qtbot.waitSignal(window.runner.failed, timeout=10000):
+    with qtbot.waitSignal(window.runner.failed, timeout=60000):
         window.run_engine()
     (_kind, _title, text), = dialogs.of("critical")
     assert "ZeroDivisionError" in text and str(settings.log_file()) in text
@@ -145,7 +145,7 @@ def test_bad_files_show_a_message_and_keep_what_is_loaded(qtbot, window, fake_en
     unknown = tmp_path / "notes.xyz"
     unknown.write_text("hello")
     for bad in (truncated, unknown, tmp_path / "missing.jpg"):
-        with qtbot.waitSignal(window.import_failed, timeout=20000) as blocker:
+        with qtbot.waitSignal(window.import_failed, timeout=60000) as blocker:
             window.import_paths([bad])
         assert bad.name in blocker.args[0]
     texts = [t for _k, _t, t in dialogs.of("warning")]
@@ -178,7 +178,7 @@ def test_drop_several_images_makes_one_input(qtbot, window, tmp_path):
     a, b = tmp_path / "view_a.png", tmp_path / "view_b.png"
     shutil.copy(DATA / "astronaut.png", a)
     shutil.copy(DATA / "grace_hopper.jpg", b.with_suffix(".jpg"))
-    with qtbot.waitSignal(window.input_added, timeout=20000):
+    with qtbot.waitSignal(window.input_added, timeout=60000):
         window.import_dropped([str(a), str(b.with_suffix(".jpg"))])
     assert len(window.project.inputs) == 1
     assert window.project.inputs[0].kind in ("ImageSet", "FocalStack")
@@ -193,7 +193,7 @@ def test_depth_result_label_and_export(qtbot, window, fake_engine, tmp_path):
     from app import menus
 
     out = tmp_path / "depth.npy"
-    with qtbot.waitSignal(window.runner.finished, timeout=20000):
+    with qtbot.waitSignal(window.runner.finished, timeout=60000):
         menus.export_dialog(window, str(out))
     back = np.load(out)
     assert back.shape == (24, 32) and np.allclose(back[:, 20], 1.5) and np.allclose(back[:, 0], 3.0)
@@ -205,7 +205,7 @@ def test_export_to_wrong_format_is_a_dialog(qtbot, window, fake_engine, tmp_path
     _run(qtbot, window, output="points")
     from app import menus
 
-    with qtbot.waitSignal(window.runner.failed, timeout=20000):
+    with qtbot.waitSignal(window.runner.failed, timeout=60000):
         menus.export_dialog(window, str(tmp_path / "points.mp4"))
     assert ".mp4" in dialogs.of("warning")[-1][2]
     assert not (tmp_path / "points.mp4").exists()
@@ -270,8 +270,8 @@ def test_result_is_drawn_in_the_3d_view(qtbot, fake_engine, studio_home):
     qtbot.addWidget(w)
     w.confirm_close = False
     w.resize(900, 700)
-    w.show()
-    qtbot.waitExposed(w)
+    with qtbot.waitExposed(w, timeout=60000):
+        w.show()
     w.ensure_views()
     if w.viewport is None:
         pytest.skip("app.viewport is not available")
@@ -299,7 +299,7 @@ def test_first_start_imports_the_bundled_samples(qtbot, studio_home, dialogs):
     qtbot.addWidget(w)
     w.confirm_close = False
     w.show()
-    qtbot.waitUntil(lambda: len(w.project.inputs) == len(samples) or bool(dialogs.calls), timeout=30000)
+    qtbot.waitUntil(lambda: len(w.project.inputs) == len(samples) or bool(dialogs.calls), timeout=60000)
     assert dialogs.calls == []
     assert sorted(e.paths[0] for e in w.project.inputs) == sorted(str(p) for p in samples)
     portrait = next(e for e in w.project.inputs if e.paths[0].endswith("portrait.png"))
@@ -334,6 +334,6 @@ def test_two_inputs_go_to_a_two_input_engine(qtbot, window, register_engines):
     lst.setCurrentRow(0, QItemSelectionModel.Select)
     assert window.selected_inputs() == [0, 1]
     assert window.engine_panel.current == "pair"
-    with qtbot.waitSignal(window.result_added, timeout=20000) as blocker:
+    with qtbot.waitSignal(window.result_added, timeout=60000) as blocker:
         window.run_engine()
     assert window.project.results[blocker.args[0]].result.metrics["inputs"] == 2

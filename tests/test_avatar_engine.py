@@ -251,3 +251,39 @@ def test_profile_beyond_60_degrees_says_why(avatar):
     assert mask.sum() > 3000
     with pytest.raises(EngineError, match="turned"):
         _run(Image(img))
+
+
+def test_drawings_line_art_refused_painting_accepted():
+    import cv2
+
+    rgb = np.asarray(PILImage.open(DATA / "grace_hopper.jpg").convert("RGB"))
+    line_art = 255 - cv2.Canny(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), 80, 160)
+    with pytest.raises(EngineError, match="line drawings"):
+        _run(Image(line_art))
+    painted = cv2.stylization(rgb)
+    res = _run(Image(painted))
+    assert abs(res.metrics["yaw_deg"]) < 15
+
+
+def test_unseen_regions_are_filled_with_skin_not_black(avatar):
+    """The back of the head was never in the photo: its texels are skin-coloured, and no part
+    of the atlas outside the mouth pocket is black."""
+    from engines.avatar.head import MOUTH_BOX, head_template
+    from engines.avatar.texture import skin_tone
+    from engines.avatar.raster import project
+
+    tpl = head_template()
+    tex = avatar.mesh.texture.astype(int)
+    size = tex.shape[0]
+    uv = avatar.mesh.uv[np.concatenate([tpl.skull_pole, tpl.skull_idx[-3:].ravel()])]
+    px = np.clip((uv[:, 0] * size).astype(int), 0, size - 1)
+    py = np.clip(((1 - uv[:, 1]) * size).astype(int), 0, size - 1)
+    back = tex[py, px].mean(0)
+    cam = avatar.camera
+    xy, _ = project(np.asarray(cam["K"]), cam["R"], cam["t"], avatar.mesh.vertices[:468].astype(np.float64))
+    skin = skin_tone(avatar.photo, xy)
+    assert np.abs(back - skin).max() < 45, (back, skin)
+    dark = tex.sum(2) < 40
+    u0, v0, u1, v1 = MOUTH_BOX
+    dark[int((1 - v1) * size): int((1 - v0) * size), int(u0 * size): int(u1 * size)] = False
+    assert dark.mean() < 0.01

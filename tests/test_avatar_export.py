@@ -121,6 +121,7 @@ def test_bundle_round_trip(avatar, tmp_path):
     assert back.mesh.texture.shape[:2] == avatar.mesh.texture.shape[:2]
     assert np.array_equal(back.scalp, avatar.scalp)
     assert np.allclose(back.camera["K"], avatar.camera["K"])
+    assert back.photo.shape == avatar.photo.shape  # the side-by-side works after reopening
     assert read_avatar_bundle is not None and write_avatar_bundle is not None
 
 

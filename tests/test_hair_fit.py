@@ -119,17 +119,21 @@ def test_hair_follows_the_size_of_the_head():
     assert np.all(np.abs(ratio - 1.25) < 0.12), ratio
 
 
-def test_glb_export_keeps_a_hair_node(avatar, tmp_path):
+def test_export_keeps_a_hair_node_and_group(avatar, tmp_path):
     pytest.importorskip("engines.avatar.export")
     from pygltflib import GLTF2
 
     from engines.io import export
 
-    a = apply_hair(avatar, "bob", "#3b2619")
+    a = apply_hair(avatar, "buzz_cut", "#3b2619")
     out = tmp_path / "with_hair.glb"
     export(a, out)
     names = [n.name for n in GLTF2().load(str(out)).nodes]
     assert "hair" in names
+    export(a, tmp_path / "with_hair.obj")
+    objects = [ln.split()[1] for ln in (tmp_path / "with_hair.obj").read_text().splitlines()
+               if ln.startswith(("o ", "g "))]
+    assert "hair" in objects and "head" in objects
 
 
 def test_auto_matches_the_portrait_hair(avatar):

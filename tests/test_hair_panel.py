@@ -66,3 +66,21 @@ def test_set_avatar_selects_its_style_and_shows_matches(panel):
     assert panel.style == "afro" and panel.color == "#123456"
     assert panel.grid.currentItem().data(0x0100) == "afro"
     assert "Afro (0.71)" in panel.match_label.text()
+
+
+def test_uncached_fits_run_as_jobs_and_stale_results_are_dropped(panel, qtbot):
+    from app.jobs import JobRunner
+
+    runner = JobRunner(max_threads=1)
+    got = []
+    av = canonical_avatar((320, 320))  # a head not analysed by the other tests
+    panel.set_runner(runner)
+    panel.set_avatar(av, got.append)
+    panel.set_style("curly")  # slow: goes to the pool
+    assert "Fitting" in panel.match_label.text()
+    panel.set_style("braid")  # the user changes their mind before curly is done
+    qtbot.waitUntil(lambda: runner.wait(0) and len(got) >= 1, timeout=30000)
+    qtbot.wait(50)
+    assert [a.params["hairstyle"] for a in got] == ["braid"]
+    assert panel.match_label.text() == ""
+    runner.shutdown()

@@ -6,7 +6,6 @@ import pytest
 
 from engines.api import CancelToken, Cancelled, make_params
 from engines.multiview import evaluate as ev
-from engines.multiview import hull
 from engines.multiview.engine import MultiViewEngine
 from engines.types import ImageSet, Mesh, PointCloud
 from tests.test_multiview_scenes import bunny_scene, write_scene

@@ -91,16 +91,21 @@ def test_video_without_motion(tmp_path):
         run([clip], stages="cameras")
 
 
-def test_cli_sagrada_cameras_json(tmp_path):
+def test_cli_sagrada_points_json(tmp_path):
     for p in SAGRADA:
         shutil.copy(p, tmp_path / p.name)
-    out = tmp_path / "cams.ply"
+    out = tmp_path / "out" / "points.ply"
     proc = subprocess.run([sys.executable, "main.py", "run", "multiview", "--input", str(tmp_path),
-                           "--out", str(out), "--set", "stages=cameras", "--json"],
+                           "--out", str(out), "--set", "stages=points", "--set", "max_image_size=718", "--json"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert summary["metrics"]["registered"] == 4 and summary["metrics"]["total_images"] == 4
-    assert summary["metrics"]["sparse_points"] > 500
-    assert {"frames", "sfm"} <= set(summary["timings"])
-    assert out.exists() and out.stat().st_size > 10000
+    m = summary["metrics"]
+    assert m["registered"] == 4 and m["total_images"] == 4  # all four Sagrada Familia photos
+    assert m["sparse_points"] > 500 and m["mean_reprojection_error"] < 1.0
+    assert {"frames", "sfm", "depth", "fusion"} <= set(summary["timings"])
+    from engines import io
+
+    cloud = io.read(out)
+    assert type(cloud).__name__ == "PointCloud" and len(cloud.points) > 10000
+    assert cloud.colors is not None and cloud.colors.std() > 10

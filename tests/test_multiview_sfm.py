@@ -1,8 +1,6 @@
 """Structure from motion (engines/multiview/sfm.py, frames.py) on real and synthetic photos."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 

@@ -54,7 +54,7 @@ def test_busy_background_is_reported_uncertain_and_a_user_mask_fixes_it():
     busy = make_sample_garment(W, H, busy_background=True)
     mask, uncertain, notes = garment_mask(busy, name="busy.png")
     assert uncertain
-    assert any("busy.png" in n and "garment_mask" in n for n in notes)
+    assert any("busy.png" in n and "garment_mask_file" in n for n in notes)
     user = (make_sample_garment(W, H, alpha=True)[:, :, 3] > 0).astype(np.uint8) * 255
     g = prepare_garment(busy, user_mask=user)
     assert not g.uncertain

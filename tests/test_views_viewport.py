@@ -45,6 +45,8 @@ def _clean(vp):
     vp.clear()
     vp.set_background((0.0, 0.0, 0.0))
     vp.set_wireframe(False)
+    vp.set_point_size(3)
+    vp.set_strand_tubes(False, width=2)
     yield
 
 
@@ -375,3 +377,28 @@ def test_mouse_drag_rotates_and_redraws(vp, qapp):
     qapp.processEvents()
     assert np.linalg.norm(np.subtract(vp.plotter.camera.GetPosition(), pos0)) > 0.1
     assert np.abs(vp.screenshot().astype(int) - before).mean() > 0.5
+
+
+def test_toolbar_actions(vp, dialogs, tmp_path):
+    from PySide6.QtGui import QColor
+
+    actions = {a.text(): a for a in vp.toolbar.actions() if a.text()}
+    assert {"Reset", "Front", "Left", "Right", "Top", "Wireframe", "Hair tubes", "Screenshot…", "Background…"} <= set(actions)
+    vp.show(sphere_mesh(), "ball")
+    actions["Left"].trigger()
+    assert vp.plotter.camera.GetPosition()[0] < vp.plotter.camera.GetFocalPoint()[0]
+    actions["Wireframe"].trigger()
+    assert vp.wireframe and vp.actor("ball").prop.style.lower() == "wireframe"
+    actions["Wireframe"].trigger()
+    assert not vp.wireframe
+    out = tmp_path / "view"  # the extension is added
+    dialogs.answers["getSaveFileName"] = (str(out), "PNG image (*.png)")
+    actions["Screenshot…"].trigger()
+    assert (tmp_path / "view.png").stat().st_size > 1000
+    dialogs.answers["getColor"] = QColor(0, 255, 0)
+    actions["Background…"].trigger()
+    assert tuple(vp.screenshot()[2, 2]) == (0, 255, 0)
+    dialogs.answers["getSaveFileName"] = ("", "")  # cancelled: nothing written, no error
+    actions["Screenshot…"].trigger()
+    vp.point_size_box.setValue(7)
+    assert vp.point_size == 7

@@ -99,7 +99,7 @@ def landmark_shapes(L: np.ndarray) -> dict[str, np.ndarray]:
         out[f"noseWrinkle_{k}"] = _field(L, {**_same(NOSE_WING[k], [0, 2.5 * MM, 0.3 * MM]),
                                              **_same(BROW_INNER[k], [0, -1.5 * MM, 0])}, s_eye)
         c = CORNER[k]
-        out[f"mouthSmile_{k}"] = _field(L, _same(c, [sx * 4.0 * MM, 6.0 * MM, -2.5 * MM]), s_mouth)
+        out[f"mouthSmile_{k}"] = _field(L, _same(c, [sx * 5.0 * MM, 7.5 * MM, -3.0 * MM]), s_mouth)
         out[f"mouthFrown_{k}"] = _field(L, _same(c, [sx * 0.5 * MM, -5.0 * MM, -0.5 * MM]), s_mouth)
         out[f"mouthStretch_{k}"] = _field(L, _same(c, [sx * 6.0 * MM, -1.0 * MM, -2.0 * MM]), s_mouth)
         out[f"mouthDimple_{k}"] = _field(L, _same(c, [sx * 1.5 * MM, 0.6 * MM, -4.0 * MM]), 0.8 * s_mouth)

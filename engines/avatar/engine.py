@@ -20,17 +20,6 @@ from engines.types import Avatar, Image, Mesh
 MAX_PHOTO_SIDE = 4096
 
 
-def _prefetch_torch() -> None:
-    """Import torch in the background while the photo is analysed (it takes ~1 s cold); the
-    expressions stage then finds it loaded. Import locks make the later ``import torch`` wait
-    for this one instead of importing twice."""
-    import sys
-    import threading
-
-    if "torch" not in sys.modules:
-        threading.Thread(target=__import__, args=("torch",), name="import-torch", daemon=True).start()
-
-
 class Deformer:
     """Vertices for emotion slider values, fast enough for every slider tick (< 2 ms).
 
@@ -111,7 +100,6 @@ class AvatarEngine(Engine):
         from engines.avatar.emotions import EMOTIONS, emotion_module
 
         self.check_inputs(inputs)
-        _prefetch_torch()
         img: Image = inputs[0]
         source = img.path.name if img.path is not None else "the photo"
         res = Result(notes=list(img.notes))

@@ -6,8 +6,9 @@
   weights set to the current emotion sliders; hair as a node named ``hair``.
 * OBJ (:func:`write_avatar_obj`): OBJ + MTL + PNG of the head as the sliders show it now.
 * Bundle (:func:`write_avatar_bundle`): a zip with ``avatar.glb``, ``avatar.obj/.mtl/.png``,
-  ``texture.png``, ``avatar.json`` (parameters, emotion values, camera, scalp) and, when
-  there is hair, ``hair.npz`` (the strands) - the download-as-zip use case of the thesis.
+  ``texture.png``, ``avatar.json`` (parameters, emotion values, camera, scalp), the
+  portrait as ``photo.jpg`` and, when there is hair, ``hair.npz`` (the strands): the
+  download-as-zip use case of the thesis.
   :func:`read_avatar_bundle` reads it back and refuses members whose names would escape
   the bundle (absolute paths, ``..``, drive letters), as zip-slip advisories recommend.
 """
@@ -26,7 +27,8 @@ from engines.api import EngineError
 from engines.io import atomic_path
 from engines.types import Avatar, Mesh, Strands
 
-BUNDLE_MEMBERS = ("avatar.glb", "avatar.obj", "avatar.mtl", "avatar.png", "texture.png", "avatar.json", "hair.npz")
+BUNDLE_MEMBERS = ("avatar.glb", "avatar.obj", "avatar.mtl", "avatar.png", "texture.png", "avatar.json", "hair.npz",
+                  "photo.jpg")
 
 
 def _hair_mesh(avatar: Avatar) -> list[Mesh]:
@@ -106,6 +108,8 @@ def write_avatar_bundle(avatar: Avatar, path) -> list[Path]:
         files += write_image(avatar.mesh.texture, d / "texture.png")
         (d / "avatar.json").write_text(json.dumps(avatar_json(avatar), indent=1))
         files.append(d / "avatar.json")
+        if avatar.photo is not None:
+            files += write_image(avatar.photo, d / "photo.jpg")
         if avatar.hair is not None:
             np.savez_compressed(d / "hair.npz", points=avatar.hair.points,
                                 colors=avatar.hair.colors if avatar.hair.colors is not None else np.zeros((0, 3), np.uint8))
@@ -147,6 +151,11 @@ def read_avatar_bundle(path) -> Avatar:
             with open(glb, "wb") as fh:
                 fh.write(z.read("avatar.glb"))
             meshes = read_mesh(glb)
+        photo = None
+        if "photo.jpg" in names:
+            from PIL import Image as PILImage
+
+            photo = np.asarray(PILImage.open(io.BytesIO(z.read("photo.jpg"))).convert("RGB"))
         hair = None
         if "hair.npz" in names:
             h = np.load(io.BytesIO(z.read("hair.npz")))
@@ -158,5 +167,5 @@ def read_avatar_bundle(path) -> Avatar:
            for k, v in (meta.get("camera") or {}).items()}
     scalp = np.asarray(meta["scalp"], np.int64) if meta.get("scalp") is not None else None
     return Avatar(mesh=head, emotions={k: float(v) for k, v in meta.get("emotions", {}).items()}, camera=cam,
-                  hair=hair, extra_meshes=extras, scalp=scalp, params=meta.get("params", {}),
+                  hair=hair, extra_meshes=extras, scalp=scalp, photo=photo, params=meta.get("params", {}),
                   name=meta.get("name", path.stem))

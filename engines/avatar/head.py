@@ -7,11 +7,13 @@
   size follows the face (head breadth, height and length as multiples of face width and
   height, after anthropometric averages: Farkas, "Anthropometry of the Head and Face",
   1994). Ring 0 *is* the face oval (the same vertices), so there is no crack and no
-  shading seam; in the UV atlas the skull chart is the ring around the face disc. The lower half narrows into a
-  neck; ears are Gaussian bumps on the sides at the tragus height of the face.
+  shading seam; in the UV atlas the skull chart is the ring around the face disc. The
+  lower half narrows into a neck; each ear is a Gaussian rim with a hollow in front of it,
+  between eye and nose-base height, just behind the face oval.
 * Eyes: an eyeball (sphere, 12 mm radius, centre behind the iris landmark) sits inside a
   closed socket pocket hung from the eyelid opening; the mouth opening leads into a closed
-  mouth pocket (dark interior, teeth band), so a blink or an open jaw never shows a hole.
+  mouth pocket (dark interior; two flaps just behind the lips carry the teeth the photo
+  shows and part when the jaw opens), so a blink or an open jaw never shows a hole.
 
 All parts are one closed, outward-wound mesh (vertices duplicated only along UV seams: the
 mouth and eye pockets' rims and the pole at the back of the head).

@@ -132,7 +132,8 @@ def detect_landmarks(rgb: np.ndarray, source: str = "the photo") -> FaceLandmark
         if not boxes:
             raise EngineError(
                 f"No face found in {source}: use a photo of one person facing the camera, "
-                f"with the face at least {MIN_FACE_PX} px wide and not covered.")
+                f"with the face at least {MIN_FACE_PX} px wide and not covered (line drawings "
+                "and sketches are not recognised; painted portraits usually are).")
         boxes.sort(key=lambda sb: (sb[1][2] - sb[1][0]) * (sb[1][3] - sb[1][1]), reverse=True)
         score, box = boxes[0]
         bw = (box[2] - box[0]) / scale

@@ -6,9 +6,10 @@ ray, ramped between 0.08 and 0.4) and whether the photo saw it (a z-buffer from 
 photo camera, :mod:`engines.avatar.raster`). What the photo did not see is filled as in
 view-based texture completion for single-image face models (e.g. Deng et al., "UV-GAN",
 CVPR 2018, whose non-learned baseline is symmetry): first from the mirrored point of the
-face (the other half, if the photo saw it), then with the skin tone measured on the
-cheeks and forehead, blended with the colours seen nearby (a normalised Gaussian blur in the
-atlas). The fill weights are smooth, so seams are blended.
+face (the other half, where the photo saw it much more squarely - a turned head), then
+with the skin tone measured on the cheeks and forehead, blended with the colours seen
+nearby (a normalised Gaussian blur in the atlas). The fill weights are smooth, so seams
+are blended.
 
 Speed: the atlas layout is fixed (:mod:`engines.avatar.head`), so the texel-to-triangle
 map is computed once per process; geometry and weights are evaluated at a quarter of the atlas

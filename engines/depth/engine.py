@@ -58,6 +58,10 @@ class DepthFromFocusEngine(Engine):
                                          description="Reach of the local scale refinement's smoothing (smaller keeps more detail)")
         edge_sensitivity: float = Field(8.0, ge=1.0, le=100.0,
                                         description="Colour difference (0-255) at which propagation stops at an edge")
+        depth_guidance: float = Field(
+            8.0, ge=0.0, le=64.0,
+            description="Guide the smoothing by the measured depth as well as by colour: grey levels per frame "
+                        "spacing (0 = colour only); keeps edges between surfaces of similar colour")
         reference_frame: int = Field(0, ge=0, le=999, description="Frame whose pixel grid the results use (0 = nearest focus)")
         align: bool = Field(True, description="Align the frames to the reference (focus breathing, hand-held shake)")
         fov_deg: float = Field(60.0, gt=1.0, lt=179.0,
@@ -72,9 +76,9 @@ class DepthFromFocusEngine(Engine):
     def run(self, inputs, params: "DepthFromFocusEngine.Params", progress: Progress, cancel: CancelToken) -> Result:
         from engines.depth.align import align_stack
         from engines.depth.focus import depth_from_focus
-        from engines.depth.fusion import fit_scale_shift, local_scale_refinement, to_depth
-        from engines.depth.prior import (EdgeAwareSmoother, check_model_path, edge_aware_prior, onnx_prior,
-                                         smoothing_lambda)
+        from engines.depth.fusion import fit_scale_shift, local_scale_refinement, measurement_weights, to_depth
+        from engines.depth.prior import (EdgeAwareSmoother, check_model_path, edge_aware_prior, joint_guide,
+                                         onnx_prior, smoothing_lambda)
 
         self.check_inputs(inputs)
         stack: FocalStack = inputs[0]
@@ -125,15 +129,17 @@ class DepthFromFocusEngine(Engine):
             result.notes.append(
                 f"Low confidence: only {frac * 100:.1f} % of the pixels show enough texture to measure focus "
                 "(a textureless or blurred stack). The depth is mostly the prior's shape and should not be trusted as metric.")
+        weights = measurement_weights(conf)
         cancel.raise_if_set()
 
         progress(0.5, "Relative-depth prior")
         dmin, dmax = float(dist.min()), float(dist.max())
         with result.stage("prior"):
             lam = smoothing_lambda(conf.shape, params.smoothness)
-            smoother = EdgeAwareSmoother(dff.all_in_focus, lam, params.edge_sensitivity)
+            guide = joint_guide(dff.all_in_focus, dff.dioptre, 1.0 / dist, params.depth_guidance)
+            smoother = EdgeAwareSmoother(guide, lam, params.edge_sensitivity)
             if params.prior == "edge-aware":
-                prior = edge_aware_prior(smoother, dff.dioptre, conf * confident)
+                prior = edge_aware_prior(smoother, dff.dioptre, weights)
                 result.notes.append("Prior: the weights-free edge-aware prior (confident depth from focus propagated "
                                     "along the all-in-focus image's edges); no learned model was used.")
             else:
@@ -144,8 +150,8 @@ class DepthFromFocusEngine(Engine):
         progress(0.65, "Global scale and shift")
         with result.stage("global fit"):
             target = dff.dioptre if prior.kind == "inverse-depth" else dff.depth
-            weights = conf * confident if confident.sum() >= 2 else np.maximum(conf, 1e-6)
-            s, t = fit_scale_shift(prior.values, target, weights, params.robust_fit)
+            fit_w = conf * confident if confident.sum() >= 2 else np.maximum(conf, 1e-6)
+            s, t = fit_scale_shift(prior.values, target, fit_w, params.robust_fit)
             global_depth = to_depth(s * prior.values + t, prior.kind, dmin / 1.5, dmax * 1.5)
         result.metrics.update(fit_scale=s, fit_shift=t)
         cancel.raise_if_set()
@@ -153,9 +159,9 @@ class DepthFromFocusEngine(Engine):
         progress(0.75, "Local scale refinement")
         with result.stage("local refinement"):
             if params.local_refinement and not low:
-                fine = EdgeAwareSmoother(dff.all_in_focus, smoothing_lambda(conf.shape, params.refine_smoothness),
+                fine = EdgeAwareSmoother(guide, smoothing_lambda(conf.shape, params.refine_smoothness),
                                          params.edge_sensitivity)
-                depth, _ = local_scale_refinement(global_depth, dff.depth, conf * confident, fine)
+                depth, _ = local_scale_refinement(global_depth, dff.depth, weights, fine)
             else:
                 depth = global_depth
         cancel.raise_if_set()

@@ -14,6 +14,18 @@ from Focus and Single-Image Priors"):
   ratio of the measured to the globally scaled depth, smoothed edge-aware and
   confidence-weighted, multiplies the global result per pixel, so the prior keeps its
   shape and edges and the measurement sets its local scale.
+* **Measurement weights** (:func:`measurement_weights`): every depth-from-focus pixel
+  takes part in the propagation and the refinement with weight ``c^2`` (``c`` its
+  confidence) instead of only those above a threshold. A focus peak's position error
+  in noise scales inversely with its contrast over the noise (the Cramer-Rao bound of
+  peak localisation; Nayar and Nakagawa's analysis of shape from focus), and the
+  confidence grows with that contrast, so ``c^2`` stands for an inverse variance. With a
+  hard threshold, a region of weak texture took whatever value leaked in across its
+  border from a confident neighbour (a far wall's depth painted over a near floor);
+  with inverse-variance weights its own many weak measurements outvote the leak. On
+  held-out random procedural scenes (``synth.random_plane_scene``) the fused AbsRel fell
+  from 0.100 to 0.056 and the fused result beat plain depth from focus in 37 of 38
+  stacks instead of 23 (benchmarks/depth.py, ``--held-out``).
 """
 from __future__ import annotations
 
@@ -90,6 +102,12 @@ def fit_scale_shift(prior: np.ndarray, measured: np.ndarray, weights: np.ndarray
     elif robust != "none":
         raise ValueError(f"unknown robust fit {robust!r}")
     return s, t
+
+
+def measurement_weights(confidence: np.ndarray) -> np.ndarray:
+    """Inverse-variance weights of the depth-from-focus measurements: ``confidence^2``."""
+    c = np.clip(np.nan_to_num(np.asarray(confidence, np.float32)), 0.0, 1.0)
+    return (c * c).astype(np.float32)
 
 
 def to_depth(values: np.ndarray, kind: str, dmin: float, dmax: float) -> np.ndarray:

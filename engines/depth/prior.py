@@ -13,6 +13,14 @@ values of confident neighbours of similar colour and not of those across an edge
 The ONNX provider runs a user-supplied monocular depth model (for example a Depth
 Anything V2 or MiDaS export) with onnxruntime on the all-in-focus image; its output is
 read as inverse depth (Depth Anything, MiDaS) or depth, according to a parameter.
+
+**Joint guidance** (:func:`joint_guide`): colour alone does not separate a card from a
+wall of similar colour, so the smoother's guide carries the measured depth as well, as
+joint bilateral upsampling guides by a second modality (Kopf et al., SIGGRAPH 2007):
+the guide's channels are the all-in-focus image's lightness, its mean chroma, and the
+depth from focus (inverse depth, median-filtered so that isolated noisy measurements do
+not become edges), scaled so that one frame's spacing in dioptres is ``gain`` grey levels.
+Propagation then stops at a discontinuity that either the colour or the focus sees.
 """
 from __future__ import annotations
 
@@ -59,6 +67,33 @@ class EdgeAwareSmoother:
         if fallback is None:
             fallback = float((v * w).sum() / max(w.sum(), 1e-12)) if w.sum() > 0 else float(np.median(v))
         return ((num + eps * np.float32(1.0) * fallback) / (den + eps)).astype(np.float32)
+
+
+def joint_guide(image_rgb: np.ndarray, dioptre: np.ndarray, focus_dioptres, gain: float = 8.0) -> np.ndarray:
+    """A 3-channel uint8 guide: CIELAB lightness, mean chroma ``(a + b) / 2``, and the
+    depth-from-focus inverse depth (5 x 5 median) at ``gain`` levels per frame spacing.
+
+    ``focus_dioptres`` are the frames' inverse focus distances; with ``gain`` 0 the
+    all-in-focus RGB image itself is returned (colour-only guidance).
+    """
+    import cv2
+
+    rgb = np.ascontiguousarray(image_rgb[..., :3])
+    if rgb.dtype != np.uint8:
+        rgb = np.clip(rgb, 0, 255).astype(np.uint8)
+    if gain <= 0:
+        return rgb
+    fd = np.asarray(focus_dioptres, np.float64)
+    lo, hi = float(fd.min()), float(fd.max())
+    if hi <= lo:
+        return rgb
+    step = (hi - lo) / max(len(fd) - 1, 1)
+    levels = min(255.0, gain * (hi - lo) / step)  # grey levels spanned by the stack's range
+    x = np.clip((np.nan_to_num(np.asarray(dioptre, np.float32), nan=lo) - lo) / (hi - lo), 0.0, 1.0)
+    q = cv2.medianBlur(np.round(x * 255.0).astype(np.uint8), 5).astype(np.float32) * (levels / 255.0)
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
+    guide = np.dstack([lab[..., 0], 0.5 * (lab[..., 1] + lab[..., 2]), q])
+    return np.clip(np.round(guide), 0, 255).astype(np.uint8)
 
 
 @dataclass

@@ -279,3 +279,75 @@ def rgbd_from_disparity(rgb: np.ndarray, disparity: np.ndarray, focal_px: float,
         K[1, 1] *= s
         K[0, 2], K[1, 2] = (size[0] - 1) / 2.0, (size[1] - 1) / 2.0
     return rgb, depth, K
+
+
+def _pattern(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """One random surface texture (float32 RGB, 0..1): 1/f noise, stripes, a checkerboard
+    or weak texture on a flat colour, tinted with a random colour."""
+    import cv2
+
+    kind = rng.integers(0, 4)
+    base = rng.uniform(0.2, 0.8, 3).astype(np.float32)
+    if kind == 0:
+        t = _texture(h, w, rng)
+        amp = rng.uniform(0.3, 0.8)
+    elif kind == 1:
+        ang, period = rng.uniform(0, np.pi), rng.uniform(4, 24)
+        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+        s = np.sin((xs * np.cos(ang) + ys * np.sin(ang)) * 2 * np.pi / period)
+        t = np.repeat((0.5 + 0.5 * s)[..., None], 3, 2)
+        amp = rng.uniform(0.2, 0.5)
+    elif kind == 2:
+        cell = int(rng.integers(4, 20))
+        ys, xs = np.mgrid[0:h, 0:w]
+        t = np.repeat((((ys // cell) + (xs // cell)) % 2).astype(np.float32)[..., None], 3, 2)
+        t = cv2.GaussianBlur(t, (0, 0), 0.7)
+        amp = rng.uniform(0.2, 0.5)
+    else:
+        t = _texture(h, w, rng)
+        amp = rng.uniform(0.03, 0.1)  # weak texture: hard for depth from focus
+    return np.clip(base + amp * (t - 0.5) * rng.uniform(0.6, 1.4, 3).astype(np.float32), 0, 1)
+
+
+def random_plane_scene(width: int = 320, height: int = 224, seed: int = 0):
+    """A random procedural scene of planes, for held-out validation (unlike :func:`plane_scene`,
+    whose layout is fixed): a back wall at 3.5-6 m with a random slant, optionally a floor,
+    and 2-5 rectangular cards at 1.2-4.5 m with random slants, sizes and textures (1/f noise,
+    stripes, checkerboards, weak texture); some cards share the wall's colour statistics, so
+    colour alone does not separate them. Returns ``(rgb uint8, depth float64 metres, K)``."""
+    rng = np.random.default_rng(seed)
+    fx = rng.uniform(1.0, 1.6) * width
+    K = np.array([[fx, 0, (width - 1) / 2.0], [0, fx, (height - 1) / 2.0], [0, 0, 1]])
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    rays = np.stack([(xs - K[0, 2]) / fx, (ys - K[1, 2]) / fx, np.ones_like(xs)], -1)
+    hx, hy = 0.5 * width / fx, 0.5 * height / fx  # half field of view at z = 1
+    planes = [(np.array([rng.uniform(-0.3, 0.3), rng.uniform(-0.2, 0.2), 1.0]), rng.uniform(3.5, 6.0), None)]
+    if rng.random() < 0.6:
+        planes.append((np.array([0.0, -1.0, -rng.uniform(0.1, 0.35)]), -rng.uniform(0.6, 1.2), None))
+    for _ in range(int(rng.integers(2, 6))):
+        z = rng.uniform(1.2, 4.5)
+        cx, cy = rng.uniform(-hx, hx) * z, rng.uniform(-hy, hy) * z
+        sx, sy = rng.uniform(0.15, 0.6) * hx * z, rng.uniform(0.15, 0.6) * hy * z
+        n = np.array([rng.uniform(-0.4, 0.4), rng.uniform(-0.3, 0.3), 1.0])
+        planes.append((n, float(n @ np.array([cx, cy, z])), (cx - sx, cx + sx, cy - sy, cy + sy)))
+    depth = np.full((height, width), np.inf)
+    which = np.full((height, width), -1)
+    for i, (n, c, box) in enumerate(planes):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = c / np.where(np.abs(rays @ n) > 1e-9, rays @ n, np.nan)
+        P = rays * t[..., None]
+        ok = np.isfinite(t) & (t > 0.5) & (P[..., 2] < 8.0)
+        if box is not None:
+            x0, x1, y0, y1 = box
+            ok &= (P[..., 0] >= x0) & (P[..., 0] <= x1) & (P[..., 1] >= y0) & (P[..., 1] <= y1)
+        closer = ok & (P[..., 2] < depth)
+        depth[closer] = P[..., 2][closer]
+        which[closer] = i
+    depth = np.where(np.isfinite(depth), depth, 8.0)
+    rgb = np.zeros((height, width, 3), np.float32)
+    wall = _pattern(height, width, rng)
+    for i in range(len(planes)):
+        same = i >= 2 and rng.random() < 0.3  # a card with the wall's look
+        tex = _pattern(height, width, rng) if not same else np.roll(wall, int(rng.integers(20, 80)), axis=1)
+        rgb[which == i] = (wall if i == 0 else tex)[which == i]
+    return np.clip(rgb * 255, 0, 255).astype(np.uint8), depth, K

@@ -21,6 +21,7 @@ match (silhouette matching), render (software previews and silhouettes).
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -29,9 +30,11 @@ from engines.api import EngineError
 from engines.hair.recipe import get_recipe, list_styles, recipes
 from engines.types import Avatar, Mesh, Strands
 
-__all__ = ["apply_hair", "list_styles", "fit_style", "match_hair", "recipes", "NO_HAIR"]
+__all__ = ["apply_hair", "list_styles", "fit_style", "match_hair", "is_cached", "recipes", "NO_HAIR"]
 
 NO_HAIR = ("none", "bald", "")
+_lock = threading.Lock()
+"""Guards the caches: the picker may fit one style in a job while the UI switches to a cached one."""
 _fitted: OrderedDict = OrderedDict()
 """(head fit, recipe) -> fitted strand points: switching back to a style is instant."""
 
@@ -56,16 +59,36 @@ def fit_style(avatar: Avatar, style: str, color="dark brown", seed: int = 0) -> 
     from engines.hair.generate import recipe_key
 
     key = (hf.key, recipe_key(r))
-    if key not in _fitted:
+    with _lock:
+        pts = _fitted.get(key)
+    if pts is None:
         pts, keep = fit_strands(generate(r), hf)
         pts = pts[keep]
         pts.setflags(write=False)
-        _fitted[key] = pts
-        while len(_fitted) > 24:
-            _fitted.popitem(last=False)
-    pts = _fitted[key]
+        with _lock:
+            _fitted[key] = pts
+            while len(_fitted) > 24:
+                _fitted.popitem(last=False)
     cols = strand_colors(parse_color(color), len(pts), seed=seed + r.seed)
     return Strands(pts, cols, name="hair")
+
+
+def is_cached(avatar: Avatar, style: str) -> bool:
+    """True when ``apply_hair(avatar, style, ...)`` will not need to fit (a quick switch)."""
+    from engines.hair.generate import recipe_key
+    from engines.hair.head import cached_head_key
+
+    s = (style or "none").strip().lower()
+    if s in NO_HAIR:
+        return True
+    if s == "auto":
+        return False
+    r = get_recipe(s)
+    if r.is_bald:
+        return True
+    hk = cached_head_key(avatar.mesh, avatar.scalp, avatar.camera)
+    with _lock:
+        return hk is not None and (hk, recipe_key(r)) in _fitted
 
 
 def match_hair(avatar: Avatar, photo_rgb: np.ndarray):
@@ -113,6 +136,5 @@ def apply_hair(avatar: Avatar, style: str, color="dark brown", photo_rgb: np.nda
             new_mesh.vertex_colors = vc if vc is not None else base_vc
     params["hairstyle"] = style
     params["hair_color"] = to_hex(rgb)
-    if strands is not None:
-        params["hair_strands"] = int(len(strands.points))
+    params["hair_strands"] = 0 if strands is None else int(len(strands.points))
     return dataclasses.replace(avatar, mesh=new_mesh, hair=strands, params=params)

@@ -18,13 +18,14 @@ result for a recipe is cached: generation depends only on the recipe.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 
 import numpy as np
 
 from engines.hair.recipe import Recipe
 
-HEAD_RADII = np.array([0.078, 0.100, 0.098])
+HEAD_RADII = np.array([0.078, 0.100, 0.098], np.float32)
 """Canonical head ellipsoid radii (metres): half width, height above the ear plane, half depth."""
 NECK_RADIUS = 0.055
 NECK_Z = -0.012
@@ -32,6 +33,7 @@ DEFAULT_HAIRLINE = (38.0, 26.0, 6.0, -42.0)
 """Front, temple, side, back hairline elevations (degrees) of an average head."""
 
 _cache: OrderedDict[str, np.ndarray] = OrderedDict()
+_lock = threading.Lock()
 
 
 def hairline_at(azimuth_deg: np.ndarray, line) -> np.ndarray:
@@ -47,8 +49,12 @@ def direction_angles(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return az, el
 
 
+def _norm(v: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.einsum("...i,...i->...", v, v))
+
+
 def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+    return v / np.maximum(_norm(v), 1e-12)[..., None]
 
 
 def _sample_roots(r: Recipe, rng: np.random.Generator) -> np.ndarray:
@@ -64,7 +70,7 @@ def _sample_roots(r: Recipe, rng: np.random.Generator) -> np.ndarray:
         q = q[ok][:need]
         got.append(q)
         need -= len(q)
-    q = np.concatenate(got)
+    q = np.concatenate(got).astype(np.float32)
     if r.mohawk.width > 0:
         # Put a fixed share of the roots in the crest, the rest on the shaved sides.
         n_crest = int(r.strands * r.mohawk.crest_share)
@@ -76,7 +82,7 @@ def _sample_roots(r: Recipe, rng: np.random.Generator) -> np.ndarray:
             c = c[(np.abs(c[:, 0]) < half) & (el > hairline_at(az, line))]
             crest.append(c)
         q = np.concatenate([np.concatenate(crest)[:n_crest], q[: r.strands - n_crest]])
-    return q
+    return q.astype(np.float32)
 
 
 FACE_HALF_WIDTH = 0.064
@@ -94,13 +100,11 @@ def _push_out(p: np.ndarray, shell: np.ndarray, face: np.ndarray | None = None,
         if box.any():
             sx = np.where((p[..., 0] if side is None else side) >= 0, 1.0, -1.0)
             p[..., 0] = np.where(box, sx * (FACE_HALF_WIDTH + 0.2 * shell), p[..., 0])
-    q = p / HEAD_RADII
-    rad = np.linalg.norm(q, axis=-1, keepdims=True)
+    rad = _norm(p / HEAD_RADII)[..., None]
     rmin = 1.0 + shell[..., None] / 0.09
     p = np.where(rad < rmin, p * (rmin / np.maximum(rad, 1e-9)), p)
     neck = p[..., 1] < -0.04
-    dxz = np.stack([p[..., 0], p[..., 2] - NECK_Z], -1)
-    d = np.linalg.norm(dxz, axis=-1)
+    d = np.sqrt(p[..., 0] ** 2 + (p[..., 2] - NECK_Z) ** 2)
     rn = NECK_RADIUS + shell
     inside = neck & (d < rn)
     if inside.any():
@@ -136,13 +140,16 @@ def _march(r: Recipe, roots: np.ndarray, n: np.ndarray, d0: np.ndarray, length: 
            layer: np.ndarray, rng, steps: int, gravity: np.ndarray, face: np.ndarray) -> np.ndarray:
     """Grow strands point by point: keep direction, bend under gravity, stay outside the shell."""
     S = len(roots)
-    pts = np.empty((S, steps, 3))
+    pts = np.empty((S, steps, 3), np.float32)
+    length, gravity = length.astype(np.float32), gravity.astype(np.float32)
     pts[:, 0] = roots + n * 0.001
     h = (length / (steps - 1))[:, None]
     d = d0.copy()
     bend = 0.02 + 0.25 * r.stiffness ** 2  # bending length (m): stiffer hair keeps its heading longer
     down = np.array([0.0, -1.0, 0.0])
-    arc = np.zeros(S)
+    arc = np.zeros(S, np.float32)
+    d = d.astype(np.float32)
+    down = down.astype(np.float32)
     for k in range(1, steps):
         d = _unit(d + (gravity[:, None] * h / bend) * down + r.noise * np.sqrt(h / 0.01) * 0.15
                   * rng.standard_normal(size=(S, 3), dtype=np.float32))
@@ -150,7 +157,7 @@ def _march(r: Recipe, roots: np.ndarray, n: np.ndarray, d0: np.ndarray, length: 
             # Near the scalp, lose part of the outward heading: the hair lies on the head.
             prev = pts[:, k - 1]
             nn = _unit(prev / HEAD_RADII ** 2)
-            near = np.linalg.norm(prev / HEAD_RADII, axis=1) < 1.0 + (layer + 0.012) / 0.09
+            near = _norm(prev / HEAD_RADII) < 1.0 + (layer + 0.012) / 0.09
             out = np.maximum(np.sum(d * nn, 1), 0.0) * near * r.hug
             d = _unit(d - out[:, None] * nn)
         # Steer round the face before reaching it, so strands part smoothly to the sides.
@@ -283,9 +290,10 @@ def recipe_key(r: Recipe) -> str:
 def generate(r: Recipe) -> np.ndarray:
     """Strands (S x P x 3, float32, canonical head frame) for a recipe; cached per recipe."""
     key = recipe_key(r)
-    if key in _cache:
-        _cache.move_to_end(key)
-        return _cache[key]
+    with _lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
     if r.is_bald:
         return np.zeros((0, r.points, 3), np.float32)
     rng = np.random.default_rng(r.seed)
@@ -293,7 +301,7 @@ def generate(r: Recipe) -> np.ndarray:
     az, el = direction_angles(q)
     roots = q * HEAD_RADII
     n = _unit(roots / HEAD_RADII ** 2)
-    layer = 0.002 + r.volume * rng.uniform(0, 1, len(q)) ** 0.6
+    layer = (0.002 + r.volume * rng.uniform(0, 1, len(q)) ** 0.6).astype(np.float32)
     face = np.ones((len(q), r.points), bool)
     side = None
     if r.gather.kind != "none":
@@ -330,7 +338,8 @@ def generate(r: Recipe) -> np.ndarray:
     pts = _push_out(pts, np.full(pts.shape[:2], 0.002), face & (arc > 0.02), side)
     out = pts.astype(np.float32)
     out.setflags(write=False)
-    _cache[key] = out
-    while len(_cache) > 40:
-        _cache.popitem(last=False)
+    with _lock:
+        _cache[key] = out
+        while len(_cache) > 40:
+            _cache.popitem(last=False)
     return out

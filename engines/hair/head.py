@@ -17,6 +17,7 @@ position-based dynamics, Mueller et al. 2007).
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from functools import lru_cache
 
@@ -224,10 +225,10 @@ def _canonical_scalp_stats():
 
 
 _fits: OrderedDict[str, HeadFit] = OrderedDict()
+_lock = threading.Lock()
 
 
-def head_fit(mesh: Mesh, scalp: np.ndarray | None, camera: dict | None = None) -> HeadFit:
-    """The cached :class:`HeadFit` of a head (keyed by its vertices, faces, scalp and targets)."""
+def _head_key(mesh: Mesh, scalp, camera) -> str:
     hsh = hashlib.blake2b(digest_size=16)
     hsh.update(np.ascontiguousarray(mesh.vertices).tobytes())
     hsh.update(np.ascontiguousarray(mesh.faces).tobytes())
@@ -238,14 +239,31 @@ def head_fit(mesh: Mesh, scalp: np.ndarray | None, camera: dict | None = None) -
     for k in sorted(mesh.morph_targets):
         hsh.update(k.encode())
         hsh.update(np.ascontiguousarray(mesh.morph_targets[k]).tobytes()[:4096])
-    key = hsh.hexdigest()
-    if key not in _fits:
-        _fits[key] = HeadFit(mesh, scalp, camera)
-        _fits[key].key = key
+    return hsh.hexdigest()
+
+
+def cached_head_key(mesh: Mesh, scalp, camera=None) -> str | None:
+    """The cache key of this head if it has been analysed already, else None."""
+    key = _head_key(mesh, scalp, camera)
+    with _lock:
+        return key if key in _fits else None
+
+
+def head_fit(mesh: Mesh, scalp: np.ndarray | None, camera: dict | None = None) -> HeadFit:
+    """The cached :class:`HeadFit` of a head (keyed by its vertices, faces, scalp, targets, pose)."""
+    key = _head_key(mesh, scalp, camera)
+    with _lock:
+        hf = _fits.get(key)
+        if hf is not None:
+            _fits.move_to_end(key)
+            return hf
+    hf = HeadFit(mesh, scalp, camera)
+    hf.key = key
+    with _lock:
+        _fits[key] = hf
         while len(_fits) > 4:
             _fits.popitem(last=False)
-    _fits.move_to_end(key)
-    return _fits[key]
+    return hf
 
 
 def fit_strands(canon: np.ndarray, hf: HeadFit, iterations: int = 3) -> tuple[np.ndarray, np.ndarray]:

@@ -32,7 +32,7 @@ def view_camera(bounds: np.ndarray, view: str = "front", size: int = 256, margin
     R = np.stack([right, down, fwd])
     dist = 4.0
     ext = bounds[1] - bounds[0]
-    half = 0.5 * max(np.linalg.norm(ext[[0, 2]]), ext[1]) * margin
+    half = 0.5 * max(ext[0], ext[2], ext[1]) * margin
     f = size / 2 / (half / dist)
     K = np.array([[f, 0, size / 2], [0, f, size / 2], [0, 0, 1.0]])
     t = -R @ (centre - fwd * dist)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 THUMB_SIZE = 128
-BOUNDS = np.array([[-0.2, -0.42, -0.2], [0.2, 0.17, 0.2]])
+BOUNDS = np.array([[-0.16, -0.36, -0.16], [0.16, 0.17, 0.16]])
 
 
 def thumbnail(style: str, size: int = THUMB_SIZE, color: str = "dark brown") -> np.ndarray:

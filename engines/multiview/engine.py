@@ -133,7 +133,7 @@ class MultiViewEngine(Engine):
         result.metrics.update(
             registered=model.registered, total_images=model.total_images,
             mean_reprojection_error=round(model.mean_reprojection_error, 4),
-            sparse_points=int(len(model.points)), matching=matching,
+            sparse_points=int(len(model.points)), matching=matching, unregistered=list(model.unregistered),
             focal_px=round(float(np.mean(cams.K[:, 0, 0])), 2), scene_size=round(scale, 4),
             camera_centers={n: [round(float(x), 6) for x in c] for n, c in zip(cams.names, cams.centers)})
         frusta = sfm.frusta_mesh(cams, 0.06 * scale)

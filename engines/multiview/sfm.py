@@ -202,7 +202,8 @@ def run_sfm(views, workdir: Path, matching: str = "exhaustive", shared_intrinsic
         key = (model.registered, -model.mean_reprojection_error)
         if best is None or key > best_key:
             best, best_key = model, key
-        if model.registered == len(views):
+        # a retry re-runs the whole mapping: only worth it when much is missing
+        if model.registered >= max(len(views) - 1, 0.9 * len(views)):
             break
     if best is None or best.registered < 2:
         raise EngineError(

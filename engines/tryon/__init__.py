@@ -8,6 +8,7 @@ without its learned parts (no VVT-trained networks are available offline):
 * :mod:`.tps`      - regularised thin-plate-spline warp (eq. 1-2), sleeves along the arms;
 * :mod:`.composite`- the classical generator (torso region, occluders, shading, feather)
   and the :class:`~.composite.GarmentGenerator` protocol a learned generator implements;
+* :mod:`.onnx_generator` - a learned generator from a user's ONNX file (``generator_model``);
 * :mod:`.temporal` - DIS optical flow, forward-backward check, eq. 5 blending, metrics;
 * :mod:`.pipeline` - one frame through all of the above, with the state between frames;
 * :mod:`.engine`   - :class:`~.engine.TryOnEngine`, the ``tryon`` engine (I/O, params,

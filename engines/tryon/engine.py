@@ -89,8 +89,11 @@ class TryOnEngine(Engine):
             "pose", description="Person mask from the pose model or from MediaPipe selfie segmentation.")
         smoothing: float = Field(
             1.0, ge=0.05, le=20.0, description="One Euro filter minimum cut-off (Hz); lower = steadier landmarks.")
-        garment_mask: str = Field(
+        garment_mask_file: str = Field(
             "", description="Optional mask image for the garment (white garment on black), for busy backgrounds.")
+        generator_model: str = Field(
+            "", description="Optional learned try-on generator (.onnx, see engines/tryon/onnx_generator.py); "
+                            "empty = the classical generator.")
         max_frames: int = Field(0, ge=0, description="Process only the first N frames (0 = all).")
 
     def __init__(self, generator=None):
@@ -118,10 +121,10 @@ class TryOnEngine(Engine):
         progress(0.0, "Reading the garment")
         with result.stage("garment"):
             user_mask = None
-            if params.garment_mask:
+            if params.garment_mask_file:
                 from engines.io.images import read_image
 
-                mp = Path(params.garment_mask)
+                mp = Path(params.garment_mask_file)
                 if not mp.exists():
                     raise EngineError(f"Garment mask {mp}: no such file. Choose the mask image again.")
                 user_mask = read_image(mp).pixels.astype(np.float32)
@@ -140,7 +143,13 @@ class TryOnEngine(Engine):
                 f"{vname} ({W}x{H}) was processed at {ww}x{wh} (working_size={params.working_size}); "
                 f"the garment layer is scaled back and the video keeps its {W}x{H} size.")
 
-        generator = self.generator or C.ClassicalGenerator(params.shading, params.feather)
+        generator = self.generator
+        if generator is None and params.generator_model:
+            from engines.tryon.onnx_generator import OnnxGenerator
+
+            generator = OnnxGenerator(params.generator_model)
+            result.notes.append(f"Garment rendered by the learned generator {generator.path.name}.")
+        generator = generator or C.ClassicalGenerator(params.shading, params.feather)
         out_dir = _cache_dir()
         out_path = out_dir / f"{Path(clip.path).stem}_tryon.mp4"
         reports = []

@@ -160,14 +160,14 @@ def garment_mask(pixels: np.ndarray, user_mask: np.ndarray | None = None, name: 
         notes.append(
             f"The garment mask for {name} is uncertain ({why}). For a clean result photograph the "
             "garment on a plain background, use a PNG with transparency, or supply a mask image "
-            "(white garment on black) with the garment_mask parameter."
+            "(white garment on black) with the garment_mask_file parameter."
         )
     if frac < 0.01:
         from engines.api import EngineError
 
         raise EngineError(
             f"No garment found in {name}: photograph the top on a plain or transparent "
-            "background, or supply a mask image with the garment_mask parameter."
+            "background, or supply a mask image with the garment_mask_file parameter."
         )
     return m.astype(np.float32), uncertain, notes
 

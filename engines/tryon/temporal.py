@@ -34,45 +34,13 @@ def warp_by_flow(img: np.ndarray, flow: np.ndarray, grid=None) -> np.ndarray:
                      borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def _texture(grey: np.ndarray) -> np.ndarray:
-    """0..1 confidence that flow can be measured here (local gradient strength)."""
-    import cv2
-
-    g = grey.astype(np.float32)
-    mag = np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3))
-    return np.clip(cv2.GaussianBlur(mag, (0, 0), 1.5) / 40.0, 0.0, 1.0)
-
-
-def _weighted_blur(flow: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur of a flow field counting each pixel by ``weight`` (normalised)."""
-    import cv2
-
-    h, w = weight.shape
-    f = max(1, int(sigma / 4))
-    size = (max(1, w // f), max(1, h // f))
-    num = cv2.resize(flow * weight[:, :, None], size, interpolation=cv2.INTER_AREA)
-    den = cv2.resize(weight, size, interpolation=cv2.INTER_AREA)
-    num = cv2.GaussianBlur(num, (0, 0), sigma / f)
-    den = cv2.GaussianBlur(den, (0, 0), sigma / f)
-    out = num / np.maximum(den, 1e-3)[:, :, None]
-    return cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
-
-
 class FlowPair:
-    """Backward flow t -> t-1 and its forward-backward consistency mask, with DIS.
+    """Backward flow t -> t-1 and its forward-backward consistency mask, with DIS."""
 
-    With ``smooth`` > 0 the flow is replaced by a confidence-weighted Gaussian average
-    of itself (sigma = ``smooth`` x the region's long side), the weights being texture
-    strength x forward-backward consistency: in plain, dark clothing DIS returns noise,
-    and a garment that followed it would swim; the body's motion is smooth at the scale
-    of a garment, so the reliable flow at seams, collars and edges is spread over it.
-    """
-
-    def __init__(self, preset: str = "fast", max_side: int = 320, smooth: float = 0.0):
+    def __init__(self, preset: str = "fast", max_side: int = 320):
         import cv2
 
         self.max_side, self.min_side = max_side, 192
-        self.smooth = smooth
         presets = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
                    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
                    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
@@ -120,11 +88,6 @@ class FlowPair:
         g = self.grid(b.shape)
         tol0 = 0.5 / max(f, 1.0) ** 2
         valid = self._consistent(back, fwd, g, tol0)
-        if self.smooth > 0:
-            sigma = self.smooth * max(b.shape)
-            back = _weighted_blur(back, _texture(b) * valid + 1e-3, sigma)
-            fwd = _weighted_blur(fwd, _texture(a) + 1e-3, sigma)
-            valid = self._consistent(back, fwd, g, tol0)
         if f != 1.0:
             k = np.float32(w / size[0])
             back = cv2.resize(back, (w, h), interpolation=cv2.INTER_LINEAR) * k
@@ -152,9 +115,9 @@ class TemporalBlender:
     frame; the previous layer is moved onto the current box before it is warped.
     """
 
-    def __init__(self, weight: float = 0.6, preset: str = "fast", smooth: float = 0.0):
+    def __init__(self, weight: float = 0.6, preset: str = "fast"):
         self.weight = float(weight)
-        self.flow = FlowPair(preset, smooth=smooth)
+        self.flow = FlowPair(preset)
         self.prev: tuple[np.ndarray, np.ndarray, tuple] | None = None  # premultiplied rgb, alpha, box
 
     def reset(self) -> None:

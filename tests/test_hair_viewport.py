@@ -1,0 +1,65 @@
+"""The picker embedded as the Avatar panel does it (``set_avatar(avatar, key)``), drawing
+into a real viewport: run under ``xvfb-run -a`` (skipped without an X display)."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+if not os.environ.get("DISPLAY"):
+    pytest.skip("the 3D viewport needs an X display: run the tests under xvfb-run -a", allow_module_level=True)
+if os.environ.get("QT_QPA_PLATFORM", "xcb") != "xcb":
+    from PySide6 import QtWidgets as _qw
+
+    if _qw.QApplication.instance() is not None:
+        pytest.skip("a Qt application with a non-xcb platform exists; the viewport needs xcb", allow_module_level=True)
+os.environ["QT_QPA_PLATFORM"] = "xcb"
+pytest.importorskip("pyvista")
+
+from engines.hair.head import canonical_avatar  # noqa: E402
+
+pytestmark = pytest.mark.gui
+
+
+class _Window:
+    """The two things the panel looks for on its parent: ``viewport`` and ``runner``."""
+
+    def __init__(self, viewport):
+        self.viewport = viewport
+        self.runner = None
+
+
+def test_key_mode_dresses_the_avatar_and_draws_the_hair(qapp, qtbot):
+    from app.hair_panel import HairPanel
+    from app.viewport import Viewport
+
+    vp = Viewport()
+    vp.resize(360, 360)
+    vp.show()
+    av = canonical_avatar()
+    vp.show(av, "a1")
+    vp.set_view("front")
+    qapp.processEvents()
+    bald = vp.screenshot().astype(float)
+    panel = HairPanel(None)
+    panel._main_window = _Window(vp)
+    qtbot.addWidget(panel)
+    panel.set_avatar(av, "a1")
+    panel.set_style("afro")
+    qapp.processEvents()
+    assert av.hair is not None and av.params["hairstyle"] == "afro"  # dressed in place
+    assert "a1/hair" in vp.keys()
+    vp.set_view("front")
+    afro = vp.screenshot().astype(float)
+    changed = np.abs(afro - bald).sum(2) > 60
+    assert changed.mean() > 0.05  # a big halo of hair appeared
+    n_before = len(av.hair.points)
+    panel.set_style("buzz_cut")  # same colour: only the hair actor is replaced
+    qapp.processEvents()
+    assert av.params["hairstyle"] == "buzz_cut" and len(av.hair.points) != 0 and av.hair.points.shape[1] == 16
+    assert n_before > 0
+    panel.set_style("none")
+    qapp.processEvents()
+    assert av.hair is None and "a1/hair" not in vp.keys()
+    vp.close()
