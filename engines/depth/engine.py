@@ -59,7 +59,7 @@ class DepthFromFocusEngine(Engine):
         edge_sensitivity: float = Field(8.0, ge=1.0, le=100.0,
                                         description="Colour difference (0-255) at which propagation stops at an edge")
         depth_guidance: float = Field(
-            8.0, ge=0.0, le=64.0,
+            16.0, ge=0.0, le=64.0,
             description="Guide the smoothing by the measured depth as well as by colour: grey levels per frame "
                         "spacing (0 = colour only); keeps edges between surfaces of similar colour")
         reference_frame: int = Field(0, ge=0, le=999, description="Frame whose pixel grid the results use (0 = nearest focus)")
@@ -136,7 +136,13 @@ class DepthFromFocusEngine(Engine):
         dmin, dmax = float(dist.min()), float(dist.max())
         with result.stage("prior"):
             lam = smoothing_lambda(conf.shape, params.smoothness)
-            guide = joint_guide(dff.all_in_focus, dff.dioptre, 1.0 / dist, params.depth_guidance)
+            guide = dff.all_in_focus
+            if params.depth_guidance > 0:
+                # Joint guidance: a first, colour-guided pass fills the unconfident pixels, so that
+                # only confident depth edges (and no measurement noise) enter the guide.
+                first = EdgeAwareSmoother(guide, lam, params.edge_sensitivity)(dff.dioptre, weights)
+                guide = joint_guide(dff.all_in_focus, np.where(confident, dff.dioptre, first), 1.0 / dist,
+                                    params.depth_guidance)
             smoother = EdgeAwareSmoother(guide, lam, params.edge_sensitivity)
             if params.prior == "edge-aware":
                 prior = edge_aware_prior(smoother, dff.dioptre, weights)

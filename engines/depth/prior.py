@@ -18,8 +18,9 @@ read as inverse depth (Depth Anything, MiDaS) or depth, according to a parameter
 wall of similar colour, so the smoother's guide carries the measured depth as well, as
 joint bilateral upsampling guides by a second modality (Kopf et al., SIGGRAPH 2007):
 the guide's channels are the all-in-focus image's lightness, its mean chroma, and the
-depth from focus (inverse depth, median-filtered so that isolated noisy measurements do
-not become edges), scaled so that one frame's spacing in dioptres is ``gain`` grey levels.
+depth from focus (inverse depth; the engine passes the confident measurements with the
+rest filled by a first colour-guided pass, median-filtered so that isolated noisy values
+do not become edges), scaled so that one frame's spacing in dioptres is ``gain`` grey levels.
 Propagation then stops at a discontinuity that either the colour or the focus sees.
 """
 from __future__ import annotations
@@ -69,7 +70,7 @@ class EdgeAwareSmoother:
         return ((num + eps * np.float32(1.0) * fallback) / (den + eps)).astype(np.float32)
 
 
-def joint_guide(image_rgb: np.ndarray, dioptre: np.ndarray, focus_dioptres, gain: float = 8.0) -> np.ndarray:
+def joint_guide(image_rgb: np.ndarray, dioptre: np.ndarray, focus_dioptres, gain: float = 16.0) -> np.ndarray:
     """A 3-channel uint8 guide: CIELAB lightness, mean chroma ``(a + b) / 2``, and the
     depth-from-focus inverse depth (5 x 5 median) at ``gain`` levels per frame spacing.
 
