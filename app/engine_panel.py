@@ -136,7 +136,8 @@ class ParamsForm(QWidget):
                 w = QDoubleSpinBox()
                 ref = [abs(v) for v in (lo, hi, field.default) if isinstance(v, (int, float)) and v]
                 small = min(ref) if ref else 1.0
-                w.setDecimals(max(2, min(6, 2 - int(math.floor(math.log10(small))))))
+                # At least 3 decimals, more when the range or default is small.
+                w.setDecimals(max(3, min(6, 3 - int(math.floor(math.log10(small))))))
                 w.setRange(float(lo if lo is not None else -1e9), float(hi if hi is not None else 1e9))
                 span = (hi - lo) if lo is not None and hi is not None else 10.0
                 w.setSingleStep(float(10 ** math.floor(math.log10(max(span, 1e-6) / 100))))
@@ -164,6 +165,7 @@ class ParamsForm(QWidget):
             elif kind == "int":
                 w.setValue(int(value))
             elif kind == "float":
+                w.setDecimals(max(w.decimals(), _decimals_needed(float(value))))
                 w.setValue(float(value))
             elif kind == "path":
                 w.edit.setText("" if value is None else str(value))
@@ -186,6 +188,14 @@ class ParamsForm(QWidget):
                 else:
                     out[name] = _from_text(text, self.engine_cls.Params.model_fields[name])
         return out
+
+
+def _decimals_needed(value: float, most: int = 8) -> int:
+    """Decimals that show ``value`` exactly (up to ``most``): 0.001 needs 3."""
+    for d in range(most + 1):
+        if abs(round(value, d) - value) <= 1e-12 * max(1.0, abs(value)):
+            return d
+    return most
 
 
 def _to_text(value) -> str:

@@ -72,6 +72,7 @@ class HairPanel(QtWidgets.QWidget):
         self.grid.setWordWrap(True)
         self.grid.setSelectionMode(QtWidgets.QAbstractItemView.SingleSelection)
         self.grid.setToolTip("Hairstyles: click one to try it on the avatar")
+        self.grid.setMinimumHeight(2 * 86 + 12)  # at least two rows of thumbnails in a dock
         lay.addWidget(self.grid, 1)
         self._fill()
 
@@ -143,6 +144,7 @@ class HairPanel(QtWidgets.QWidget):
         instead, the panel updates ``avatar`` in place and redraws it under that key.
         """
         self._avatar = avatar
+        self._seq += 1  # a fit still running for the previous avatar is dropped
         if callable(on_hair_changed):
             self._callback, self._key = on_hair_changed, None
         elif isinstance(on_hair_changed, str):

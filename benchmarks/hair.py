@@ -54,6 +54,7 @@ def style_table(avatar) -> list[dict]:
     hf = head_fit(avatar.mesh, avatar.scalp, avatar.camera)
     rows = [{"style": "(head analysis, once per head)", "gen_ms": 0, "fit_ms": (time.perf_counter() - t0) * 1e3,
              "apply_ms": 0, "cpu_ms": 0, "strands": 0, "points": 0}]
+    apply_hair(avatar, "buzz_cut", "#5a3a22")  # warm-up: imports, scalp texture mask (once per head)
     for s in list_styles():
         r = get_recipe(s)
         if r.is_bald:

@@ -105,8 +105,10 @@ def screenshots(result, folder: Path, tag: str) -> None:
         pl.camera.focal_point = centre
         pl.camera.position = centre + 1.2 * d + 0.4 * np.linalg.norm(d) * up
         pl.camera.up = up
-        if fit_all:
-            pl.reset_camera()
+        if fit_all:  # robust bounds: stray far points would shrink everything
+            b = np.vstack([np.percentile(points.points, [2, 98], axis=0), c.min(0)[None], c.max(0)[None]])
+            lo, hi = b.min(0), b.max(0)
+            pl.reset_camera(bounds=[lo[0], hi[0], lo[1], hi[1], lo[2], hi[2]])
         pl.reset_camera_clipping_range()
 
     pl = pv.Plotter(off_screen=True, window_size=(1000, 750))

@@ -117,3 +117,14 @@ def test_values_survive_switching_engines(qtbot, fake_engine):
     assert panel.all_values()["fake"]["size"] == 4.0
     panel.reset_defaults()
     assert panel.values()["count"] == 7
+
+
+def test_small_float_values_are_not_rounded_away(qtbot):
+    """A spin box with too few decimals would turn 0.001 into 0 (a real bug once)."""
+    form = ParamsForm(FakeEngine)  # delay: 0..10, default 0
+    qtbot.addWidget(form)
+    assert form.widgets["delay"][1].decimals() >= 3
+    form.set_values({"delay": 0.001})
+    assert form.values()["delay"] == pytest.approx(0.001)
+    form.set_values({"delay": 0.00025})
+    assert form.values()["delay"] == pytest.approx(0.00025)

@@ -90,8 +90,12 @@ def test_cancel_leaves_no_result(qtbot, window, fake_engine):
     job = window.run_engine()
     qtbot.waitUntil(lambda: job.state == "running" and job.fraction > 0, timeout=60000)
     row = window.jobs_panel.rows[job.id]
-    with qtbot.waitSignal(window.runner.cancelled, timeout=60000):
+    with qtbot.waitSignal(window.runner.cancelled, timeout=60000, raising=False) as blocker:
         row.cancel_button.click()
+    assert blocker.signal_triggered, (
+        f"no cancelled signal: state={job.state} token={job.token.is_set()} "
+        f"button={row.cancel_button.isEnabled()} fraction={job.fraction} message={job.message!r} "
+        f"threads={window.runner.pool.activeThreadCount()}")
     assert window.runner.wait(30000)
     qtbot.wait(50)
     assert window.project.results == []

@@ -127,3 +127,49 @@ def test_subframe_fit_at_the_ends_of_the_stack(where):
         assert err_fit < 0.2 * step and err_fit < 0.6 * err_arg
     else:  # beyond the range: the estimate stays at the end frame, no worse than the argmax
         assert err_fit <= err_arg + 1e-6
+
+
+@pytest.mark.parametrize("between", [0.3, 0.7])
+def test_lorentzian_fit_is_least_biased_with_sparse_frames(between):
+    """Four frames over 1.5-4 m: the focus curve's tails, not its top, are sampled, and a
+    natural (1/f) texture's gradient energy falls off as 1 / (a + b x^2) there."""
+    from engines.depth.synth import _texture
+
+    rgb = (255 * _texture(100, 140, np.random.default_rng(0))).astype(np.uint8)
+    fd = 1.0 / np.linspace(1 / 1.5, 1 / 4.0, 4)
+    dpt = 1 / fd
+    x_true = dpt[1] + between * (dpt[2] - dpt[1])
+    st = make_focal_stack(rgb, np.full(rgb.shape[:2], 1 / x_true), fd, 100.0, 2.0, 36.0, noise_sigma=0.0, breathing=0.0)
+    step = abs(dpt[2] - dpt[1])
+    err = {}
+    for interp in ("parabolic", "gaussian", "lorentzian"):
+        r = depth_from_focus(st.frames, st.focus_distances, "tenengrad", 9, interp)
+        err[interp] = float(np.median(np.abs(r.dioptre[10:-10, 10:-10] - x_true))) / step
+    assert err["lorentzian"] < 0.06
+    assert err["lorentzian"] < 0.6 * err["gaussian"] and err["gaussian"] < err["parabolic"]
+
+
+def test_scale_consensus_distrusts_focus_lent_by_a_neighbouring_edge():
+    """A strongly textured near half beside a weakly textured far half: the far pixels next
+    to the boundary borrow the near half's focus peak (edge bleed). The 3 x 3 consensus test
+    must lower their confidence and leave correct pixels alone."""
+    from engines.depth.synth import _texture
+
+    rng = np.random.default_rng(0)
+    h, w = 100, 140
+    rgb = np.clip(128 + 6 * (_texture(h, w, rng) - 0.5), 0, 255).astype(np.uint8)
+    rgb[:, :70] = (255 * _texture(h, w, rng)).astype(np.uint8)[:, :70]
+    depth = np.where(np.arange(w)[None, :] < 70, 1.6, 3.5).repeat(h, 0)
+    fd = 1 / np.linspace(1 / 1.5, 1 / 4.0, 7)
+    st = make_focal_stack(rgb, depth, fd, 100.0, 2.0, 36.0, noise_sigma=0.01, breathing=0.0, seed=2)
+    conf = {}
+    for consensus in (False, True):
+        r = depth_from_focus(st.frames, fd, "tenengrad", 7, "lorentzian", edge_aware=True, consensus=consensus)
+        err = np.abs(np.log(r.depth / depth))
+        bleed = np.zeros_like(err, bool)
+        bleed[:, 70:80] = err[:, 70:80] > np.log(1.25)
+        good = err < 0.05
+        assert bleed.sum() > 300  # the bleed is there to be caught
+        conf[consensus] = (float(r.confidence[bleed].mean()), float(r.confidence[good].mean()))
+    assert conf[True][0] < 0.65 * conf[False][0]  # 0.47 -> 0.25 seen
+    assert conf[True][1] > 0.97 * conf[False][1]

@@ -67,3 +67,15 @@ def test_local_refinement_recovers_a_smooth_scale_field():
     err_after = np.abs(refined - global_depth * true_scale).mean()
     assert err_after < 0.25 * err_before
     assert scale.min() > 0.9 and scale.max() < 1.2
+
+
+def test_measurement_weights_are_inverse_variance_like():
+    from engines.depth.fusion import measurement_weights
+
+    c = np.array([0.0, 0.1, 0.5, 0.9, 1.0, np.nan, 1.5, -0.2], np.float32)
+    w = measurement_weights(c)
+    assert w.dtype == np.float32
+    assert w[:5].tolist() == pytest.approx([0.0, 0.01, 0.25, 0.81, 1.0], abs=1e-6)
+    assert w[5] == 0.0 and w[6] == 1.0 and w[7] == 0.0
+    # every measurement counts (no threshold), the confident ones far more
+    assert w[1] > 0 and w[3] / w[1] > 50

@@ -250,3 +250,23 @@ def test_large_stacks_are_measured_downscaled_and_returned_full_size(motorcycle)
 def test_onnx_prior_without_a_model_fails_before_the_work():
     with pytest.raises(EngineError, match="needs a model file"):
         run(_tiny_stack(3), prior="onnx", onnx_model="")
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_fused_not_worse_than_depth_from_focus_on_random_plane_scenes(seed):
+    """Held-out style scenes (random slanted cards, floors, textures, some weakly textured):
+    the fusion must not lose to the focus measurement it is built on. With a hard confidence
+    threshold on the measurements, seed 1 came out at AbsRel 0.32 against 0.16 for plain
+    depth from focus (a far wall's depth propagated over a weakly textured near region)."""
+    from engines.depth.synth import random_plane_scene
+
+    rgb, depth, K = random_plane_scene(200, 140, seed)
+    fd = 1 / np.linspace(1 / (0.97 * depth.min()), 1 / (1.03 * depth.max()), 6)
+    stack = make_focal_stack(rgb, depth, fd, 100.0, 2.0, 100.0 * 200 / K[0, 0], noise_sigma=0.01,
+                             breathing=0.01, seed=1)
+    fused = errors(run(stack).main.depth, depth)
+    default = DepthFromFocusEngine.Params()
+    dff = errors(depth_from_focus(stack.frames, fd, default.operator, default.window, default.interpolation).depth, depth)
+    argmax = errors(depth_from_focus(stack.frames, fd, "tenengrad", 7, "none").depth_argmax, depth)
+    assert fused["absrel"] <= dff["absrel"]
+    assert fused["rmse"] < 0.8 * argmax["rmse"]

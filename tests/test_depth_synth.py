@@ -112,3 +112,20 @@ def test_write_focal_stack_reads_back(tmp_path):
     assert np.allclose(back.focus_distances, [1.9, 2.5, 3.7])
     assert np.array_equal(back.frames[1], st.frames[1])  # PNG is lossless
     assert len(paths) == 4
+
+
+def test_random_plane_scene_is_random_but_reproducible():
+    from engines.depth.synth import random_plane_scene
+
+    a = random_plane_scene(160, 112, seed=7)
+    b = random_plane_scene(160, 112, seed=7)
+    c = random_plane_scene(160, 112, seed=8)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not np.array_equal(a[1], c[1])
+    rgb, depth, K = a
+    assert rgb.shape == (112, 160, 3) and rgb.dtype == np.uint8 and depth.shape == (112, 160)
+    assert np.isfinite(depth).all() and 0.5 < depth.min() and depth.max() <= 8.0
+    # the depth is piecewise planar: pixels on one plane have a zero second difference in 1/depth
+    assert K[0, 0] > 0 and np.median(np.abs(np.diff(1 / depth, 2, axis=1))) < 1e-9
+    # several surfaces: a wall plus cards (distinct depth levels)
+    assert len(np.unique(np.round(depth, 1))) > 5

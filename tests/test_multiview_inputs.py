@@ -46,12 +46,15 @@ def test_mixed_resolutions_register(tmp_path):
         img = cv2.imread(str(p))
         if i == 1:  # the same photo at 1.5x the size
             img = cv2.resize(img, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_CUBIC)
+        if i == 3:  # centre crop to 4:3: another aspect ratio, so per-image intrinsics
+            img = img[:, 39:-39]
         out = tmp_path / f"{i}_{p.stem}.png"
         cv2.imwrite(str(out), img)
         paths.append(out)
     r = run([ImageSet(paths)], stages="cameras", max_image_size=718)
     assert r.metrics["registered"] == 4
     assert any("different resolutions" in n for n in r.notes)
+    assert any("intrinsics are estimated per image" in n for n in r.notes)
 
 
 def _orbit_video(path: Path, n: int, still: bool = False):
@@ -91,6 +94,7 @@ def test_video_without_motion(tmp_path):
         run([clip], stages="cameras")
 
 
+@pytest.mark.slow
 def test_cli_sagrada_points_json(tmp_path):
     for p in SAGRADA:
         shutil.copy(p, tmp_path / p.name)
@@ -109,3 +113,16 @@ def test_cli_sagrada_points_json(tmp_path):
     cloud = io.read(out)
     assert type(cloud).__name__ == "PointCloud" and len(cloud.points) > 10000
     assert cloud.colors is not None and cloud.colors.std() > 10
+
+
+def test_images_that_do_not_overlap(tmp_path):
+    import cv2
+
+    rng = np.random.default_rng(1)
+    paths = []
+    for i in range(3):  # three unrelated random textures: features, but no common scene
+        img = cv2.resize(rng.integers(0, 255, (60, 80, 3), np.uint8), (320, 240), interpolation=cv2.INTER_CUBIC)
+        paths.append(tmp_path / f"noise{i}.png")
+        cv2.imwrite(str(paths[-1]), img)
+    with pytest.raises(EngineError, match="could be placed|could be recovered"):
+        run([ImageSet(paths)], stages="cameras", max_features=1024)

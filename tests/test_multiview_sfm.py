@@ -93,3 +93,16 @@ def test_unrelated_images_are_reported(tmp_path, scene):
     assert sorted(model.unregistered) == ["view_000.png", "view_001.png"]
     why = model.notes[-1]
     assert "4 of 6 images registered" in why and "view_000.png" in why and "matches" in why
+
+
+def test_photos_are_rotated_and_scaled(tmp_path):
+    from PIL import Image as PILImage
+
+    a = np.zeros((300, 400, 3), np.uint8)
+    a[:, :200] = 255  # left half white
+    ex = PILImage.Exif()
+    ex[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    PILImage.fromarray(a).save(tmp_path / "r.jpg", exif=ex, quality=95)
+    (v,), _ = frames.load_photos([tmp_path / "r.jpg"], 200)
+    assert v.size == (150, 200) and v.original_size == (300, 400)
+    assert v.rgb[:100].mean() > 200 and v.rgb[100:].mean() < 50  # white on top after rotation

@@ -40,8 +40,12 @@ class DepthFromFocusEngine(Engine):
         window: int = Field(7, ge=3, le=31, description="Focus-measure window in pixels")
         edge_aware_window: bool = Field(
             True, description="Average the focus measure within image edges (guided filter) rather than a plain box")
-        interpolation: Literal["none", "parabolic", "gaussian"] = Field(
-            "gaussian", description="Sub-frame refinement of the best focus (fit through the peak and its neighbours)")
+        scale_consensus: bool = Field(
+            True, description="Distrust pixels whose sharpest frame differs between the window and a 3x3 window "
+                              "(focus lent by a strong edge next to them)")
+        interpolation: Literal["none", "parabolic", "gaussian", "lorentzian"] = Field(
+            "lorentzian", description="Sub-frame refinement of the best focus (fit through the peak and its neighbours; "
+                                      "Lorentzian fits the focus curve of natural textures best)")
         prior: Literal["edge-aware", "onnx"] = Field(
             "edge-aware", description="Relative-depth prior: the weights-free edge-aware prior, or your ONNX depth model")
         onnx_model: str = Field("", description="ONNX monocular depth model file (Depth Anything V2, MiDaS) for prior=onnx")
@@ -77,7 +81,7 @@ class DepthFromFocusEngine(Engine):
         from engines.depth.align import align_stack
         from engines.depth.focus import depth_from_focus
         from engines.depth.fusion import fit_scale_shift, local_scale_refinement, measurement_weights, to_depth
-        from engines.depth.prior import (EdgeAwareSmoother, check_model_path, edge_aware_prior, joint_guide,
+        from engines.depth.prior import (EdgeAwareSmoother, check_model_path, edge_aware_prior, joint_smoother,
                                          onnx_prior, smoothing_lambda)
 
         self.check_inputs(inputs)
@@ -120,7 +124,8 @@ class DepthFromFocusEngine(Engine):
         with result.stage("focus"):
             warp = al.warp if al is not None else None
             dff = depth_from_focus(self._cancellable(work, cancel), dist, params.operator, params.window,
-                                   params.interpolation, warp=warp, edge_aware=params.edge_aware_window)
+                                   params.interpolation, warp=warp, edge_aware=params.edge_aware_window,
+                                   consensus=params.scale_consensus)
         conf = dff.confidence
         confident = conf >= params.min_confidence
         frac = float(confident.mean())
@@ -136,14 +141,9 @@ class DepthFromFocusEngine(Engine):
         dmin, dmax = float(dist.min()), float(dist.max())
         with result.stage("prior"):
             lam = smoothing_lambda(conf.shape, params.smoothness)
-            guide = dff.all_in_focus
-            if params.depth_guidance > 0:
-                # Joint guidance: a first, colour-guided pass fills the unconfident pixels, so that
-                # only confident depth edges (and no measurement noise) enter the guide.
-                first = EdgeAwareSmoother(guide, lam, params.edge_sensitivity)(dff.dioptre, weights)
-                guide = joint_guide(dff.all_in_focus, np.where(confident, dff.dioptre, first), 1.0 / dist,
-                                    params.depth_guidance)
-            smoother = EdgeAwareSmoother(guide, lam, params.edge_sensitivity)
+            # Guided by colour and by the confident depth from focus (joint guidance).
+            smoother, guide = joint_smoother(dff.all_in_focus, dff.dioptre, weights, confident, 1.0 / dist, lam,
+                                             params.edge_sensitivity, params.depth_guidance)
             if params.prior == "edge-aware":
                 prior = edge_aware_prior(smoother, dff.dioptre, weights)
                 result.notes.append("Prior: the weights-free edge-aware prior (confident depth from focus propagated "

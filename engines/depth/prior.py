@@ -97,6 +97,24 @@ def joint_guide(image_rgb: np.ndarray, dioptre: np.ndarray, focus_dioptres, gain
     return np.clip(np.round(guide), 0, 255).astype(np.uint8)
 
 
+def joint_smoother(image_rgb: np.ndarray, dioptre: np.ndarray, weights: np.ndarray, confident: np.ndarray,
+                   focus_dioptres, lam: float, sigma_color: float = 8.0, gain: float = 16.0,
+                   first: "EdgeAwareSmoother | None" = None) -> tuple[EdgeAwareSmoother, np.ndarray]:
+    """The smoother of the fusion and its guide: jointly guided by colour and depth from focus.
+
+    A first, colour-guided pass (``first``, built here when None) fills the pixels that are
+    not ``confident``, so that only confident depth edges, and no measurement noise, enter
+    the guide (:func:`joint_guide`). With ``gain`` 0 the guide is the colour image alone.
+    Returns ``(smoother, guide)``.
+    """
+    guide = np.ascontiguousarray(image_rgb[..., :3])
+    if gain > 0:
+        first = first or EdgeAwareSmoother(guide, lam, sigma_color)
+        filled = np.where(confident, dioptre, first(dioptre, weights))
+        guide = joint_guide(image_rgb, filled, focus_dioptres, gain)
+    return EdgeAwareSmoother(guide, lam, sigma_color), guide
+
+
 @dataclass
 class Prior:
     """A relative depth map in the reference grid and what its values mean."""

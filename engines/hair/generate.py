@@ -177,7 +177,7 @@ def _march(r: Recipe, roots: np.ndarray, n: np.ndarray, d0: np.ndarray, length: 
     return pts
 
 
-def _frames(pts: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
+def _frames(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Two unit normals per point, perpendicular to the strand (a simple moving frame)."""
     t = np.gradient(pts, axis=1)
     t = _unit(t)
@@ -204,7 +204,7 @@ def _curl(r: Recipe, pts: np.ndarray, length: np.ndarray, roots: np.ndarray, rng
         side = _unit(np.cross(np.gradient(pts, axis=1), [0.0, 1.0, 0.0]) + 1e-9)
         off = (env * np.sin(ph))[..., None] * side
     else:
-        u, v = _frames(pts, rng)
+        u, v = _frames(pts)
         off = (env * np.cos(ph))[..., None] * u + (env * np.sin(ph))[..., None] * v
     return pts + off
 
@@ -319,7 +319,7 @@ def generate(r: Recipe) -> np.ndarray:
         if r.fringe.width > 0:
             # Fringe rows: the front strands are combed forward and cut above the brows.
             fr = (np.abs(az) < r.fringe.width) & (el < r.hairline.front + r.fringe.depth)
-            fwd = _unit(np.array([r.fringe.side * 0.6, 0.35, 1.0]) + 0 * roots)
+            fwd = np.tile(_unit(np.array([r.fringe.side * 0.6, 0.35, 1.0], np.float32)), (len(q), 1))
             fwd = _unit(fwd - np.sum(fwd * n, 1, keepdims=True) * n)
             d0 = np.where(fr[:, None], _unit(fwd + 0.5 * n), d0)
             length = np.where(fr, r.fringe.length * rng.uniform(0.92, 1.05, len(q)), length)

@@ -48,8 +48,8 @@ def canonical_head() -> tuple[Mesh, np.ndarray]:
 def _canonical_geometry(rows: int = 40, cols: int = 64):
     """A closed ellipsoid head with jaw, nose and ears, plus a neck tube.
 
-    It is the head the styles are designed on (thumbnails, tests) and the fallback
-    when an avatar has no mesh. Its scalp region lies 2 degrees below the default hairline.
+    It is the head the styles are designed on (thumbnails, tests, the canonical frame
+    of every recipe). Its scalp region lies 2 degrees below the default hairline.
     """
     th = np.linspace(0, np.pi, rows + 1)[1:-1]
     ph = np.linspace(-np.pi, np.pi, cols, endpoint=False)

@@ -26,9 +26,16 @@ def thumbnail(style: str, size: int = THUMB_SIZE, color: str = "dark brown") -> 
     av = apply_hair(canonical_avatar(), style, color)
     pts = av.hair.points if av.hair is not None else np.zeros((0, 16, 3), np.float32)
     cols = av.hair.colors if av.hair is not None else None
+    # Frame the style: down to the chin for short hair, to the tips for long hair.
+    b = BOUNDS.copy()
+    if len(pts):
+        b[0, 1] = float(np.clip(pts[..., 1].min() - 0.02, BOUNDS[0, 1], -0.16))
+        b[1, 1] = float(max(BOUNDS[1, 1], pts[..., 1].max() + 0.01))
+        half = 0.5 * (b[1, 1] - b[0, 1])
+        b[0, [0, 2]], b[1, [0, 2]] = -half, half
     views = []
     for v in ("front", "three_quarter"):
-        cam = view_camera(BOUNDS, v, size * 2)
+        cam = view_camera(b, v, size * 2)
         img = render(pts, cols, cam, av.mesh.vertices, av.mesh.faces, vertex_colors=av.mesh.vertex_colors)
         views.append(img)
     import cv2

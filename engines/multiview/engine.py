@@ -136,7 +136,7 @@ class MultiViewEngine(Engine):
             sparse_points=int(len(model.points)), matching=matching, unregistered=list(model.unregistered),
             focal_px=round(float(np.mean(cams.K[:, 0, 0])), 2), scene_size=round(scale, 4),
             camera_centers={n: [round(float(x), 6) for x in c] for n, c in zip(cams.names, cams.centers)})
-        frusta = sfm.frusta_mesh(cams, 0.06 * scale)
+        frusta = sfm.frusta_mesh(cams, self._frustum_size(cams.centers, scale))
         sparse = sfm.sparse_cloud(model)
         cancel.raise_if_set()
         if p.stages == "cameras":
@@ -147,6 +147,17 @@ class MultiViewEngine(Engine):
         if p.stages == "voxels":
             return self._voxels(result, model, images, frusta, p, progress, cancel)
         return self._dense(result, model, images, frusta, sparse, p, progress, cancel)
+
+    @staticmethod
+    def _frustum_size(centers: np.ndarray, scale: float) -> float:
+        """6 % of the scene, but no bigger than about half the gap between neighbouring
+        cameras, so that frusta of a close-together series do not overlap."""
+        size = 0.06 * scale
+        if len(centers) >= 2:
+            d = np.linalg.norm(centers[:, None] - centers[None], axis=2)
+            np.fill_diagonal(d, np.inf)
+            size = min(size, max(0.6 * float(np.median(d.min(1))), 0.01 * scale))
+        return size
 
     # -- stages ----------------------------------------------------------------------
     @staticmethod

@@ -81,7 +81,7 @@ def exif_focal_px(exif: dict, width: int, height: int, original: tuple[int, int]
     return f_px, "EXIF focal length and focal-plane resolution"
 
 
-def _read_photo(path: Path) -> tuple[np.ndarray, dict, tuple[int, int]]:
+def _read_photo(path: Path, max_size: int) -> tuple[np.ndarray, dict, tuple[int, int]]:
     from PIL import Image as PILImage, ImageOps
     from PIL.ExifTags import TAGS
 
@@ -90,13 +90,15 @@ def _read_photo(path: Path) -> tuple[np.ndarray, dict, tuple[int, int]]:
             raw = im.getexif()
             tags = {TAGS.get(k, k): v for k, v in raw.items()}
             tags.update({TAGS.get(k, k): v for k, v in raw.get_ifd(0x8769).items()})
+            w, h = im.size
+            im.draft("RGB", (max_size, max_size))  # JPEG: decode at 1/2, 1/4 or 1/8 scale when enough
             im = ImageOps.exif_transpose(im)
             rgb = np.asarray(im.convert("RGB"))
     except (OSError, ValueError) as e:
         raise EngineError(f"{path.name}: cannot read this image ({e}); re-save it as JPEG or PNG.") from None
-    h, w = rgb.shape[:2]
-    if tags.get("Orientation", 1) in (5, 6, 7, 8):  # EXIF pixel sizes are pre-rotation
+    if tags.get("Orientation", 1) in (5, 6, 7, 8):  # EXIF sizes are before rotation
         tags["PixelXDimension"], tags["PixelYDimension"] = tags.get("PixelYDimension"), tags.get("PixelXDimension")
+        w, h = h, w
     return rgb, tags, (w, h)
 
 
@@ -107,7 +109,7 @@ def load_photos(paths: list[Path], max_size: int, cancel: CancelToken | None = N
         if cancel is not None:
             cancel.raise_if_set()
         p = Path(p)
-        rgb, exif, orig = _read_photo(p)
+        rgb, exif, orig = _read_photo(p, max_size)
         small = resize_long_side(rgb, max_size)
         f, why = exif_focal_px(exif, small.shape[1], small.shape[0], orig)
         v = View(p.name, small, str(p), orig, f)
