@@ -79,6 +79,9 @@ class Result:
     metrics: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    by_extension: dict[str, Any] = field(default_factory=dict)
+    """Which item an export to an extension should write when it is not the first
+    suitable one, e.g. ``{".ply": fused_points}`` so that ``--out x.ply`` gives the cloud."""
 
     @property
     def main(self) -> Any:

@@ -97,3 +97,18 @@ def test_engines_command_subprocess():
         if (ROOT / (module.replace(".", "/") + ".py")).exists():
             assert name in listed, (name, out.stderr)
             assert listed[name]["accepts"] and listed[name]["produces"]
+
+
+def test_export_prefers_by_extension(tmp_path):
+    from engines import io
+    from engines.types import Mesh, PointCloud
+
+    mesh = Mesh([[0, 0, 0], [1, 0, 0], [0, 1, 0]], [[0, 1, 2]])
+    cloud = PointCloud(np.random.default_rng(1).random((50, 3)))
+    r = Result(items=[mesh, cloud])
+    io.export(r, tmp_path / "a.ply")
+    assert len(io.read(tmp_path / "a.ply").vertices) == 3  # first suitable item: the mesh
+    r.by_extension[".ply"] = cloud
+    io.export(r, tmp_path / "b.ply")
+    back = io.read(tmp_path / "b.ply")
+    assert isinstance(back, PointCloud) and np.allclose(back.points, cloud.points, atol=1e-6)

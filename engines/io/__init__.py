@@ -117,6 +117,8 @@ def export(obj: Any, path: str | os.PathLike) -> list[Path]:
             f"Cannot export to '{ext or path.name}': use one of {', '.join(sorted(WRITERS))}."
         )
     objs = obj.items if isinstance(obj, Result) else [obj]
+    if isinstance(obj, Result) and ext in obj.by_extension:
+        objs = [obj.by_extension[ext]] + objs
     for o in objs:
         names = _type_names(o)
         for tname, ref in table:

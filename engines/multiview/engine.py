@@ -211,6 +211,7 @@ class MultiViewEngine(Engine):
                 mesh = texture.bake_texture(mesh, photos, p.texture_size)
         result.metrics["triangles"] = int(len(mesh.faces))
         result.items = [mesh, points, frusta]
+        result.by_extension[".ply"] = points  # the issue: .ply gives the fused point cloud
         progress(1.0, "Mesh done")
         return result
 
