@@ -89,7 +89,8 @@ class AvatarEngine(Engine):
         contempt: float = Field(0.0, ge=0.0, le=1.0, description="Initial contempt (0..1)")
         surprise: float = Field(0.0, ge=0.0, le=1.0, description="Initial surprise (0..1)")
         hairstyle: str = Field("none", description="Hairstyle from the hair library ('none' for a bald head)")
-        hair_color: str = Field("#3b2a1e", description="Hair colour as #rrggbb")
+        hair_color: str = Field("auto", description="Hair colour as #rrggbb or a preset name; 'auto' = measured "
+                                                    "from the photo's hair (a dark brown when none can be measured)")
         measure_quality: bool = Field(False, description="Also render from the photo camera and report PSNR, SSIM, "
                                                          "landmark re-detection and +-30 degree detection (about 1 s more)")
 
@@ -104,6 +105,13 @@ class AvatarEngine(Engine):
         source = img.path.name if img.path is not None else "the photo"
         res = Result(notes=list(img.notes))
         with res.stage("prepare"):
+            if params.hairstyle.strip().lower() not in ("none", "") and params.hair_color.strip().lower() != "auto":
+                try:
+                    from engines.hair.color import parse_color
+                except ImportError:
+                    pass
+                else:
+                    parse_color(params.hair_color)  # a wrong colour is refused before the slow stages
             if img.pixels.size == 0 or min(img.pixels.shape[:2]) < 32:
                 raise EngineError(f"{source} is too small ({img.size[0]}x{img.size[1]} px) to hold a face.")
             photo = img.rgb8()
@@ -184,6 +192,11 @@ class AvatarEngine(Engine):
             "vertices": int(len(V)), "triangles": int(len(tpl.faces)), "texture_px": int(tex.shape[0]),
             "face_texels_seen": seen, "interocular_px": iod,
         })
+        for k in ("hairstyle", "hair_color", "hair_color_source", "hair_strands", "hair_match", "hair_photo"):
+            if k in avatar.params and (k == "hairstyle" or params.hairstyle != "none"):
+                res.metrics[k] = avatar.params[k]
+        if avatar.params.get("hair_match"):
+            res.metrics["hair_iou"] = avatar.params["hair_match"][0]["iou"]
         if params.measure_quality:
             progress(0.9, "Measuring quality")
             with res.stage("quality"):

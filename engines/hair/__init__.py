@@ -33,6 +33,10 @@ from engines.types import Avatar, Mesh, Strands
 __all__ = ["apply_hair", "list_styles", "fit_style", "match_hair", "is_cached", "recipes", "NO_HAIR"]
 
 NO_HAIR = ("none", "bald", "")
+DEFAULT_COLOR = "#3b2619"
+"""A typical dark brown (the "dark brown" preset): ``auto`` colour when the photo gives none."""
+MIN_COLOR_PIXELS = 200
+"""Fewest segmented hair pixels from which the photo's hair colour is trusted."""
 _lock = threading.Lock()
 """Guards the caches: the picker may fit one style in a job while the UI switches to a cached one."""
 _fitted: OrderedDict = OrderedDict()
@@ -98,6 +102,28 @@ def match_hair(avatar: Avatar, photo_rgb: np.ndarray):
     return match_photo(avatar, photo_rgb)
 
 
+def _photo_color(avatar: Avatar, photo_rgb: np.ndarray | None, style: str, params: dict) -> tuple[str, str]:
+    """``hair_color=auto`` with a named style: the median colour of the hair segmented in the
+    portrait, or :data:`DEFAULT_COLOR` (a typical dark brown) when there is no photo, the
+    style is bald, or too few hair pixels were found to measure. Returns (colour, source)."""
+    photo = photo_rgb if photo_rgb is not None else avatar.photo
+    if style in NO_HAIR or photo is None or get_recipe(style).is_bald:
+        return DEFAULT_COLOR, "default"
+    from engines.hair.photo import segment_hair
+
+    photo = np.asarray(photo)
+    if photo.ndim != 3 or photo.shape[2] < 3 or photo.dtype != np.uint8:
+        return DEFAULT_COLOR, "default"
+    try:
+        seg = segment_hair(np.ascontiguousarray(photo[..., :3]))
+    except EngineError:
+        return DEFAULT_COLOR, "default"
+    params["hair_photo"] = seg.measurements
+    if int(seg.measurements.get("hair_pixels", 0)) < MIN_COLOR_PIXELS:
+        return DEFAULT_COLOR, "default"
+    return seg.measurements["color"], "photo"
+
+
 def apply_hair(avatar: Avatar, style: str, color="dark brown", photo_rgb: np.ndarray | None = None) -> Avatar:
     """A copy of ``avatar`` wearing ``style`` in ``color``, its scalp darkened under the hair."""
     from engines.hair.color import darken_scalp, parse_color, to_hex
@@ -115,9 +141,11 @@ def apply_hair(avatar: Avatar, style: str, color="dark brown", photo_rgb: np.nda
         params["hair_match"] = [{"style": s, "iou": round(float(i), 4)} for s, i in m.top(3)]
         params["hair_photo"] = m.measurements
         if isinstance(color, str) and color.strip().lower() in ("auto", ""):
-            color = m.measurements["color"]
+            measured = int(m.measurements.get("hair_pixels", 0)) >= MIN_COLOR_PIXELS
+            color = m.measurements["color"] if measured else DEFAULT_COLOR
+            params["hair_color_source"] = "photo" if measured else "default"
     elif isinstance(color, str) and color.strip().lower() in ("auto", ""):
-        color = "dark brown"
+        color, params["hair_color_source"] = _photo_color(avatar, photo_rgb, style, params)
     rgb = parse_color(color)
     new_mesh = dataclasses.replace(mesh, texture=base_tex, vertex_colors=base_vc)
     new_mesh._hair_base = (base_tex, base_vc)
