@@ -7,8 +7,10 @@
 * OBJ (:func:`write_avatar_obj`): OBJ + MTL + PNG of the head as the sliders show it now.
 * Bundle (:func:`write_avatar_bundle`): a zip with ``avatar.glb``, ``avatar.obj/.mtl/.png``,
   ``texture.png``, ``avatar.json`` (parameters, emotion values, camera, scalp), the
-  portrait as ``photo.jpg`` and, when there is hair, ``hair.npz`` (the strands): the
-  download-as-zip use case of the thesis.
+  portrait as ``photo.jpg`` and, when there is hair, ``hair.npz`` (the strands, complete:
+  ``points`` S x P x 3 float32 metres in head coordinates, root first, and ``colors`` S x 3
+  uint8): the download-as-zip use case of the thesis. In GLB and OBJ the hair is one
+  ribbon card per strand (:func:`engines.hair.mesh.strands_to_cards`), every strand kept.
   :func:`read_avatar_bundle` reads it back and refuses members whose names would escape
   the bundle (absolute paths, ``..``, drive letters), as zip-slip advisories recommend.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -34,9 +37,12 @@ BUNDLE_MEMBERS = ("avatar.glb", "avatar.obj", "avatar.mtl", "avatar.png", "textu
 def _hair_mesh(avatar: Avatar) -> list[Mesh]:
     if avatar.hair is None or len(avatar.hair.points) == 0:
         return []
-    from engines.io.mesh import strands_to_mesh
+    try:
+        from engines.hair.mesh import strands_to_cards
+    except ImportError:  # a build without the hair package: tubes from the shared writer
+        from engines.io.mesh import strands_to_mesh as strands_to_cards
 
-    m = strands_to_mesh(avatar.hair)
+    m = strands_to_cards(avatar.hair)
     m.name = "hair"
     return [m]
 
@@ -105,7 +111,11 @@ def write_avatar_bundle(avatar: Avatar, path) -> list[Path]:
     with tempfile.TemporaryDirectory() as tmpdir:
         d = Path(tmpdir)
         files = write_avatar_glb(avatar, d / "avatar.glb") + write_avatar_obj(avatar, d / "avatar.obj")
-        files += write_image(avatar.mesh.texture, d / "texture.png")
+        if (d / "avatar.png").is_file() and avatar.mesh.texture is not None:
+            shutil.copyfile(d / "avatar.png", d / "texture.png")  # the same atlas: encode the PNG once
+            files.append(d / "texture.png")
+        else:
+            files += write_image(avatar.mesh.texture, d / "texture.png")
         (d / "avatar.json").write_text(json.dumps(avatar_json(avatar), indent=1))
         files.append(d / "avatar.json")
         if avatar.photo is not None:
@@ -115,9 +125,13 @@ def write_avatar_bundle(avatar: Avatar, path) -> list[Path]:
                                 colors=avatar.hair.colors if avatar.hair.colors is not None else np.zeros((0, 3), np.uint8))
             files.append(d / "hair.npz")
         with atomic_path(path) as tmp:
-            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+            with zipfile.ZipFile(tmp, "w") as z:
                 for f in files:
-                    z.write(f, arcname=Path(f).name)
+                    # PNG, JPEG and npz are compressed already: store them. Deflate the rest at
+                    # level 1: about as small as level 6 on mesh text, several times faster.
+                    packed = Path(f).suffix.lower() in (".png", ".jpg", ".npz")
+                    z.write(f, arcname=Path(f).name, compress_type=zipfile.ZIP_STORED if packed else zipfile.ZIP_DEFLATED,
+                            compresslevel=None if packed else 1)
     return [path]
 
 

@@ -73,7 +73,7 @@ class FlowPair:
         import cv2
 
         h, w = grey_cur.shape
-        f = max(h, w) / self.max_side
+        f = max(1.0, max(h, w) / self.max_side)
         if max(h, w) < self.min_side:  # a small person: DIS patches would span the whole body
             f = max(h, w) / self.min_side
         if f != 1.0:
