@@ -256,19 +256,21 @@ class HairPanel(QtWidgets.QWidget):
         """Give the app's avatar the new hair and scalp, and redraw only what changed."""
         import logging
 
+        from app.renderers import replace_skin, replace_strands
+
         av = self._avatar
         same_skin = new.mesh.texture is av.mesh.texture and new.mesh.vertex_colors is av.mesh.vertex_colors
+        same_shape = new.mesh.vertices is av.mesh.vertices and new.mesh.faces is av.mesh.faces
         av.hair, av.mesh, av.params = new.hair, new.mesh, new.params
         vp = getattr(self._main_window, "viewport", None)
         if vp is None:
             return
         key = self._key
         try:
-            if not same_skin:
-                vp.show(av, key)
-            elif av.hair is not None:
-                vp.show(av.hair, f"{key}/hair")
-            elif f"{key}/hair" in vp.keys():
-                vp.remove(f"{key}/hair")
+            if not same_skin and not (same_shape and replace_skin(vp, f"{key}/head", av.mesh)):
+                vp.show(av, key)  # the head could not be recoloured in place: redraw it all
+            else:
+                # Only the strands changed: the hair actor is reused, its arrays swapped.
+                replace_strands(vp, f"{key}/hair", av.hair)
         except Exception:  # a drawing problem must not lose the user's choice
             logging.getLogger(__name__).exception("redrawing the avatar's hair")

@@ -179,16 +179,43 @@ def strand_colors(strands: Strands, seed: int = 7) -> np.ndarray:
     return np.clip(cols, 0, 255).astype(np.uint8).reshape(-1, 3)
 
 
+MAX_SHOWN_STRANDS = 3000
+"""Strands drawn in the viewport at most: an evenly spread subset of a larger hairstyle
+(every k-th strand, the same ones every time) keeps a style switch and each orbit frame
+fast on software GL. Only the display is thinned: exports and the bundle keep every strand."""
+
+
+def shown_strands(n: int, limit: int | None = None) -> np.ndarray:
+    """Indices of the strands drawn out of ``n`` (all when ``n`` is within the limit)."""
+    limit = MAX_SHOWN_STRANDS if limit is None else int(limit)
+    if n <= limit:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, limit).round().astype(np.int64))
+
+
+def strand_arrays(strands: Strands, limit: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(points N x 3 float32, VTK line connectivity, per-point RGB uint8) for the drawn strands,
+    built with array operations only (no Python loop over strands)."""
+    sel = shown_strands(len(strands.points), limit)
+    pts = np.asarray(strands.points)[sel]
+    s, p = pts.shape[:2]
+    lines = np.empty((s, p + 1), np.int64)
+    lines[:, 0] = p
+    lines[:, 1:] = np.arange(s * p, dtype=np.int64).reshape(s, p)
+    cols = strand_colors(Strands(pts, None if strands.colors is None else np.asarray(strands.colors)[sel]
+                                 if len(strands.colors) == len(strands.points) else strands.colors))
+    return np.ascontiguousarray(pts.reshape(-1, 3), np.float32), lines.ravel(), cols
+
+
 def draw_strands(view: "Viewport", strands: Strands, key: str) -> list[str]:
-    """Hair polylines as lines (or tubes, :attr:`Viewport.strand_tubes`) with per-strand colour."""
+    """Hair polylines as lines (or tubes, :attr:`Viewport.strand_tubes`) with per-strand colour;
+    at most :data:`MAX_SHOWN_STRANDS` of them (see :func:`shown_strands`)."""
     pts = strands.points
     if pts.ndim != 3 or pts.shape[0] == 0 or pts.shape[1] < 2:
         return []
-    s, p = pts.shape[:2]
-    idx = np.arange(s * p).reshape(s, p)
-    lines = np.hstack([np.full((s, 1), p), idx]).ravel()
-    poly = pv.PolyData(pts.reshape(-1, 3).copy(), lines=lines)
-    poly.point_data["RGB"] = strand_colors(strands)
+    points, lines, cols = strand_arrays(strands)
+    poly = pv.PolyData(points, lines=lines)
+    poly.point_data["RGB"] = cols
     actor = view.plotter.add_mesh(
         poly, scalars="RGB", rgb=True, show_scalar_bar=False, reset_camera=False, name=key,
         line_width=view.line_width, render_lines_as_tubes=view.strand_tubes,
@@ -196,6 +223,50 @@ def draw_strands(view: "Viewport", strands: Strands, key: str) -> list[str]:
     )
     view._items[key] = _Item(actor, poly)
     return [key]
+
+
+def replace_strands(view: "Viewport", key: str, strands: Strands | None) -> str | None:
+    """Show other strands under ``key`` reusing its actor and PolyData (a hairstyle switch):
+    points, lines and colours are swapped in place and one frame is rendered. Falls back to
+    drawing afresh when nothing suitable is drawn there; ``None`` or no strands removes it."""
+    item = view._items.get(key)
+    if strands is None or np.asarray(strands.points).ndim != 3 or len(strands.points) == 0 \
+            or strands.points.shape[1] < 2:
+        if key in view._items or key in view._groups:
+            view.remove(key)
+        return None
+    if item is None or item.normals is not None or item.poly.n_lines == 0:
+        return view.show(strands, key)
+    points, lines, cols = strand_arrays(strands)
+    poly = item.poly
+    poly.point_data.clear()
+    poly.lines = np.empty(0, np.int64)
+    poly.points = points
+    poly.lines = lines
+    poly.point_data["RGB"] = cols
+    poly.Modified()
+    view.plotter.render()
+    return key
+
+
+def replace_skin(view: "Viewport", key: str, mesh: Mesh) -> bool:
+    """Give the drawn head under ``key`` new colours in place (the scalp darkened under new
+    hair): a new texture on the same actor, or new vertex colours. False when the drawn part
+    cannot take them that way (then redraw it)."""
+    item = view._items.get(key)
+    if item is None or item.normals is None or item.poly.n_points != len(mesh.vertices):
+        return False
+    textured = mesh.uv is not None and mesh.texture is not None and len(mesh.uv) == len(mesh.vertices)
+    if textured and item.actor.texture is not None:
+        item.actor.texture = _texture(mesh.texture, mipmap=not view.software_gl)
+    elif not textured and mesh.vertex_colors is not None and "RGB" in item.poly.point_data \
+            and len(mesh.vertex_colors) == item.poly.n_points:
+        item.poly.point_data["RGB"][:] = _rgb8(mesh.vertex_colors)
+        item.poly.Modified()
+    else:
+        return False
+    view.plotter.render()
+    return True
 
 
 def draw_avatar(view: "Viewport", avatar: Avatar, key: str) -> list[str]:

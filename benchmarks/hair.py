@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/hair.py                       # portraits from tests/data
     .venv/bin/python benchmarks/hair.py --faces DIR --shots /tmp/shots
     xvfb-run -a .venv/bin/python benchmarks/hair.py --gui     # also the viewport switch latency
+    xvfb-run -a .venv/bin/python benchmarks/hair.py --gui-only  # only the switch latency table
 
 Per style (on the avatar built from the first portrait): generate time (cold, nothing
 cached), fit time (head already analysed), apply time for a cached style (what a click in
@@ -77,9 +78,10 @@ def style_table(avatar) -> list[dict]:
     return rows
 
 
-def gui_latency(avatar, styles: list[str]) -> dict[str, tuple[float, float]]:
-    """Click-to-rendered-frame time for cached styles, with the real panel and viewport:
-    (whole avatar redrawn, only the hair actor replaced)."""
+def gui_latency(avatar, styles: list[str]) -> dict[str, tuple[float, float, float]]:
+    """Click-to-rendered-frame times for cached styles with the real panel and viewport:
+    (the app's path: panel bound to the viewport key, hair actor reused in place;
+    the same with the whole avatar redrawn; one orbit frame with that style shown)."""
     from PySide6 import QtWidgets
 
     from app.hair_panel import HairPanel
@@ -90,35 +92,38 @@ def gui_latency(avatar, styles: list[str]) -> dict[str, tuple[float, float]]:
     view = Viewport()
     view.resize(640, 640)
     view.show()
+
+    class _Window:  # what the panel looks for on the main window
+        viewport, runner = view, None
+
     panel = HairPanel()
-    state = {"done": 0.0, "mode": "full"}
-
-    def on_hair(new):
-        if state["mode"] == "full":
-            view.show(new, "avatar")
-        elif new.hair is not None:
-            view.show(new.hair, "avatar/hair")
-        view.plotter.render()
-        state["done"] = time.perf_counter()
-
-    panel.set_avatar(avatar, on_hair)
-    view.show(apply_hair(avatar, styles[0], panel.color), "avatar")
+    panel._main_window = _Window()
+    dressed = apply_hair(avatar, "none", panel.color)
+    view.show(dressed, "avatar")
     app.processEvents()
+    panel.set_avatar(dressed, "avatar")
     for s in styles:  # warm: fit each style once
         panel.set_style(s)
         app.processEvents()
     out = {}
     for s in styles:
-        row = []
-        for mode in ("full", "hair"):
-            state["mode"] = mode
-            panel.set_style("none")
-            app.processEvents()
-            t = time.perf_counter()
-            panel.set_style(s)
-            app.processEvents()
-            row.append((state["done"] - t) * 1e3)
-        out[s] = tuple(row)
+        panel.set_style(styles[0] if s != styles[0] else styles[1])  # switch from another style
+        app.processEvents()
+        t = time.perf_counter()
+        panel.set_style(s)  # the viewport renders before this returns
+        app.processEvents()
+        in_place = (time.perf_counter() - t) * 1e3
+        t = time.perf_counter()
+        view.show(dressed, "avatar")
+        app.processEvents()
+        full = (time.perf_counter() - t) * 1e3
+        cam = view.plotter.camera
+        cam.Azimuth(5)
+        t = time.perf_counter()
+        view.plotter.render()
+        frame = (time.perf_counter() - t) * 1e3
+        cam.Azimuth(-5)
+        out[s] = (in_place, full, frame)
     view.close()
     return out
 
@@ -198,25 +203,45 @@ def save_styles_shot(av, styles: list[str], out: Path) -> None:
     cv2.imwrite(str(out), grid[..., ::-1])
 
 
+def _max_shown() -> int:
+    from app.renderers import MAX_SHOWN_STRANDS
+
+    return MAX_SHOWN_STRANDS
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Hair benchmark")
     ap.add_argument("--faces", type=Path, default=ROOT / "tests" / "data")
     ap.add_argument("--photos", nargs="*", default=["astronaut.png", "grace_hopper.jpg", "group1.jpg"])
     ap.add_argument("--shots", type=Path, default=None, help="write screenshots here")
     ap.add_argument("--gui", action="store_true", help="measure the viewport switch latency (needs a display)")
+    ap.add_argument("--gui-only", action="store_true", help="only the viewport switch latency table")
     a = ap.parse_args(argv)
     paths = [a.faces / p for p in a.photos if (a.faces / p).exists()]
     if not paths:
         print(f"No portraits found in {a.faces}: pass --faces DIR.")
         return 2
     av = make_avatar(paths[0])
+    if a.gui_only:
+        from engines.hair import list_styles
+
+        gui = gui_latency(av, [s for s in list_styles() if s != "bald"])
+        print(f"\nGUI switch latency, cached styles (avatar from {paths[0].name}; at most "
+              f"{_max_shown()} strands drawn)")
+        print(f"{'style':18s} {'switch ms':>9s} {'full redraw ms':>14s} {'orbit frame ms':>14s}")
+        for s, (a1, a2, a3) in gui.items():
+            print(f"{s:18s} {a1:9.0f} {a2:14.0f} {a3:14.0f}")
+        v = np.array(list(gui.values()))
+        print(f"{'median':18s} {np.median(v[:, 0]):9.0f} {np.median(v[:, 1]):14.0f} {np.median(v[:, 2]):14.0f}")
+        print(f"{'max':18s} {v[:, 0].max():9.0f} {v[:, 1].max():14.0f} {v[:, 2].max():14.0f}  (target switch < 200 ms)")
+        return 0
     rows = style_table(av)
     gui = gui_latency(av, [r["style"] for r in rows[1:]]) if a.gui else {}
     print(f"\nPer style (avatar from {paths[0].name}, {len(av.mesh.vertices)} vertices)")
     print(f"{'style':32s} {'gen ms':>7s} {'fit ms':>7s} {'gen+fit':>8s} {'cpu ms':>7s} {'apply ms':>9s} "
           f"{'gui ms':>7s} {'hair-only ms':>12s} {'strands':>8s} {'pts/strand':>10s}")
     for r in rows:
-        g = gui.get(r["style"], (None, None))
+        g = gui.get(r["style"], (None, None, None))
         f = lambda x, w: (f"%{w}.0f" % x) if x is not None else " " * (w - 1) + "-"  # noqa: E731
         print(f"{r['style']:32s} {r['gen_ms']:7.0f} {r['fit_ms']:7.0f} {r['gen_ms'] + r['fit_ms']:8.0f} "
               f"{r['cpu_ms']:7.0f} {r['apply_ms']:9.0f} {f(g[0], 7)} {f(g[1], 12)} {r['strands']:8d} {r['points']:10d}")
@@ -225,8 +250,8 @@ def main(argv=None) -> int:
     print(f"gen+fit wall: median {np.median(per):.0f} ms, max {max(per):.0f} ms; process CPU: median "
           f"{np.median(cpu):.0f} ms, max {max(cpu):.0f} ms (target < 300 ms)")
     if gui:
-        print("gui ms: click in the picker -> apply_hair -> whole avatar redrawn (head texture re-uploaded) -> frame;"
-              " hair-only ms: the same with only the strands actor replaced")
+        print("gui ms: click in the picker -> apply_hair -> hair actor reused in place -> rendered frame;"
+              " hair-only ms here: the whole avatar redrawn instead (head texture re-uploaded)")
     if a.shots is not None:
         save_styles_shot(av, ["long_straight", "bob", "bangs", "curly", "afro", "ponytail", "short_crop", "mohawk"],
                          a.shots / "hair_styles_on_avatar.png")

@@ -92,16 +92,18 @@ def darken_scalp(mesh, scalp: np.ndarray, hair_rgb: np.ndarray, strength: float 
     if "w" not in cache:
         cache["w"] = scalp_weights(len(mesh.vertices), mesh.faces, np.asarray(scalp)) * strength
     w = cache["w"]
+    done = cache.setdefault("done", {})
+    ck = (id(mesh.texture), id(mesh.vertex_colors), tuple(int(x) for x in target))
+    if ck in done and done[ck][0] is mesh.texture and done[ck][1] is mesh.vertex_colors:
+        # Same head colours, same hair colour: the very same arrays (style switches), so the
+        # viewport can tell that the skin did not change and redraw only the hair.
+        return done[ck][2], done[ck][3]
     vc = None
     if mesh.vertex_colors is not None:
         base = mesh.vertex_colors[:, :3].astype(float)
         vc = mesh.vertex_colors.copy()
         vc[:, :3] = np.clip(base * (1 - w[:, None]) + target * w[:, None], 0, 255).astype(np.uint8)
     tex = None
-    done = cache.setdefault("done", {})
-    ck = (id(mesh.texture), tuple(int(x) for x in target))
-    if ck in done and done[ck][0] is mesh.texture:
-        return done[ck][1], vc  # same head texture, same colour: reuse (style switches)
     if mesh.texture is not None and mesh.uv is not None and len(mesh.uv) == len(mesh.vertices):
         t = mesh.texture
         key = ("tex", t.shape)
@@ -116,9 +118,9 @@ def darken_scalp(mesh, scalp: np.ndarray, hair_rgb: np.ndarray, strength: float 
         sub = flat[idx, :3].astype(np.int64)
         oflat[idx, :3] = ((sub * (255 - a) + tgt * a + 127) // 255).astype(t.dtype)
         tex = out
-        while len(done) >= 3:
-            done.pop(next(iter(done)))
-        done[ck] = (mesh.texture, tex)
+    while len(done) >= 3:
+        done.pop(next(iter(done)))
+    done[ck] = (mesh.texture, mesh.vertex_colors, tex, vc)
     return tex, vc
 
 
