@@ -128,8 +128,10 @@ class AvatarPanel(QtWidgets.QWidget):
     # -- avatar ------------------------------------------------------------------------------
     def set_avatar(self, avatar, key: str) -> None:
         """Show the controls for an avatar drawn in the viewport under ``key``."""
+        from engines.avatar.emotions import warm_up_async
         from engines.avatar.engine import Deformer
 
+        warm_up_async()  # load torch's emotion module before the first slider drag needs it
         self.avatar, self.key = avatar, key
         self.deformer = Deformer(avatar)
         for emo in EMOTIONS:

@@ -1,4 +1,5 @@
-"""Which view shows which object: a type-to-view table, in the manner of napari's
+"""The main window's views and which view shows which object: creating the 3D, 2D and
+video views after the window is shown, and a type-to-view table, in the manner of napari's
 ``layer_to_visual``. Inputs go to the 2D view (photos, the middle frame of a focal
 stack, the first photo of a set) or the video player; results go to the 3D viewport
 (meshes, points, strands, depth as points, avatars), the 2D view (depth with its colour
@@ -6,7 +7,96 @@ bar, images) and the video player (VideoResult, beside its source video).
 """
 from __future__ import annotations
 
+import logging
+
 TAB_3D, TAB_2D, TAB_VIDEO = 0, 1, 2
+log = logging.getLogger("app.display")
+
+
+def create_views(window) -> None:
+    """Put the 2D, video and 3D views (imports pyvista) into the window's tabs."""
+    from PySide6.QtGui import QGuiApplication
+
+    window.image_view = _make_view(window, TAB_2D, "app.image_view", "ImageView")
+    window.video_view = _make_view(window, TAB_VIDEO, "app.video_view", "VideoView")
+    if QGuiApplication.platformName() in ("offscreen", "minimal"):
+        _set_tab(window, TAB_3D, window._notice(
+            "The 3D view needs a display (this session runs without one)."))
+    else:
+        window.viewport = _make_view(window, TAB_3D, "app.viewport", "Viewport")
+        timer = getattr(getattr(window.viewport, "plotter", None), "render_timer", None)
+        if timer is not None:
+            # pyvistaqt re-renders 5 times a second by default; the Viewport renders
+            # after every change itself, and each idle re-render blocks the UI thread
+            # (100-200 ms with software GL: benchmarks/ui_block.py).
+            timer.stop()
+    _freeze_startup_objects()
+
+
+def _freeze_startup_objects() -> None:
+    """Move the objects made at start-up (Qt, VTK and pyvista modules: hundreds of
+    thousands) out of the garbage collector's view, so a full collection during a job
+    scans only new objects: tens of milliseconds less UI stall (``gc.freeze``, 3.7+)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
+def _make_view(window, index: int, module: str, cls: str):
+    import importlib
+
+    try:
+        view = getattr(importlib.import_module(module), cls)()
+    except Exception as e:  # a missing or broken view must not take the window down
+        log.warning("%s.%s unavailable: %s", module, cls, e)
+        _set_tab(window, index, window._notice(f"This view is not available: {e}"))
+        return None
+    _set_tab(window, index, view)
+    return view
+
+
+def _set_tab(window, index: int, widget) -> None:
+    tabs = window.tabs
+    current = tabs.currentIndex()
+    title = tabs.tabText(index)
+    old = tabs.widget(index)
+    tabs.removeTab(index)
+    tabs.insertTab(index, widget, title)
+    if old is not None:
+        old.deleteLater()
+    tabs.setCurrentIndex(current)
+
+
+def show_avatar(window, avatar, key: str) -> None:
+    """The avatar's controls in an "Avatar" dock, a tab beside the Engine dock."""
+    if window.avatar_panel is None:
+        try:
+            from app.avatar_panel import AvatarPanel
+        except ImportError as e:
+            window.status(f"The avatar controls are not available: {e}")
+            return
+        from PySide6.QtCore import Qt
+        from PySide6.QtWidgets import QFrame, QScrollArea
+
+        window.avatar_panel = AvatarPanel(window)
+        # Scrolled: the sliders, views and hair picker must not force the window taller
+        # than a laptop screen (they grew it past 900 px).
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.NoFrame)
+        scroll.setWidget(window.avatar_panel)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(window.avatar_panel.minimumSizeHint().width()
+                               + scroll.verticalScrollBar().sizeHint().width())
+        window.docks["Avatar"] = window._dock("Avatar", scroll, Qt.RightDockWidgetArea)
+        # A tab beside the Engine dock, taller than the Jobs dock below it.
+        window.tabifyDockWidget(window.docks["Engine"], window.docks["Avatar"])
+        window.resizeDocks([window.docks["Avatar"], window.docks["Jobs"]],
+                           [max(window.height() - 260, 300), 160], Qt.Vertical)
+    window.docks["Avatar"].show()
+    window.docks["Avatar"].raise_()
+    window.avatar_panel.set_avatar(avatar, key)
 
 
 def input_picture(obj):
@@ -41,15 +131,23 @@ def geometry_to_draw(items: list) -> list[tuple[int, object]]:
 
     A mesh says more than its points, and points more than the raw depth they came
     from: only the most finished geometry is drawn (everything stays in the result
-    for export). Strands and avatars are always drawn.
+    for export). Strands and avatars are always drawn. When the main item (the first)
+    is a point cloud, that cloud is what the engine made: it is drawn together with
+    any meshes beside it (e.g. multi-view camera frusta), other clouds (e.g. the
+    sparse points under the dense ones) are left out.
     """
     from engines.types import Avatar, DepthMap, Mesh, PointCloud, Strands
 
+    drawable = (Mesh, PointCloud, Strands, DepthMap, Avatar)
+    if items and isinstance(items[0], PointCloud):
+        return [(n, i) for n, i in enumerate(items)
+                if isinstance(i, drawable) and not isinstance(i, DepthMap)
+                and (n == 0 or not isinstance(i, PointCloud))]
     has_surface = any(isinstance(i, (Mesh, Avatar)) for i in items)
     has_points = any(isinstance(i, PointCloud) for i in items)
     skip = (PointCloud, DepthMap) if has_surface else (DepthMap,) if has_points else ()
     return [(n, i) for n, i in enumerate(items)
-            if isinstance(i, (Mesh, PointCloud, Strands, DepthMap, Avatar)) and not isinstance(i, skip)]
+            if isinstance(i, drawable) and not isinstance(i, skip)]
 
 
 def show_result(window, result, prefix: str) -> int | None:
@@ -73,9 +171,45 @@ def show_result(window, result, prefix: str) -> int | None:
             tab = TAB_2D if tab is None else tab
         elif isinstance(item, VideoResult) and window.video_view is not None:
             window.video_view.show_video(item, item.source)
+            if window.video_view.side_by_side.isEnabled():
+                # A result made from a video is shown beside it (the user can untick it).
+                window.video_view.side_by_side.setChecked(True)
             tab = TAB_VIDEO if item is result.main or tab is None else tab
         if isinstance(item, Avatar):
-            window.show_avatar(item, f"{prefix}/{n}")
+            show_avatar(window, item, f"{prefix}/{n}")
+    if not any(isinstance(i, Avatar) for i in result.items):
+        hide_avatar_controls(window)
     if vp is not None and tab == TAB_3D:
         vp.reset_camera()
     return tab
+
+
+def view_thumbnail(window, size: int = 192):
+    """A small RGB picture of what the 3D view shows now (for results, such as meshes
+    and point clouds, that carry no picture of their own), or None."""
+    vp = window.viewport
+    if vp is None:
+        return None
+    try:
+        from app.inputs_panel import _shrink
+
+        rgb = vp.screenshot()
+    except Exception:  # a thumbnail is a nicety
+        log.debug("no 3D view thumbnail", exc_info=True)
+        return None
+    h, w = rgb.shape[:2]
+    side = min(h, w)  # the centre square: the view is framed on the result
+    y, x = (h - side) // 2, (w - side) // 2
+    return _shrink(rgb[y:y + side, x:x + side], size)
+
+
+def hide_avatar_controls(window) -> None:
+    """The Avatar dock belongs to an avatar result: once another result replaces it
+    in the views, its sliders would drive an avatar no longer drawn, so it goes and
+    the Engine dock comes forward."""
+    docks = getattr(window, "docks", {})
+    if "Avatar" in docks and not docks["Avatar"].isHidden():
+        docks["Avatar"].hide()
+        if "Engine" in docks:
+            docks["Engine"].show()
+            docks["Engine"].raise_()

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 NONE_ITEM = "none"
@@ -260,7 +261,9 @@ class HairPanel(QtWidgets.QWidget):
 
         av = self._avatar
         same_skin = new.mesh.texture is av.mesh.texture and new.mesh.vertex_colors is av.mesh.vertex_colors
-        same_shape = new.mesh.vertices is av.mesh.vertices and new.mesh.faces is av.mesh.faces
+        same_shape = (new.mesh.vertices.shape == av.mesh.vertices.shape and new.mesh.faces.shape == av.mesh.faces.shape
+                      and np.array_equal(new.mesh.vertices, av.mesh.vertices)
+                      and np.array_equal(new.mesh.faces, av.mesh.faces))
         av.hair, av.mesh, av.params = new.hair, new.mesh, new.params
         vp = getattr(self._main_window, "viewport", None)
         if vp is None:

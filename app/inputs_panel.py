@@ -44,7 +44,7 @@ def _subsampled(pixels: np.ndarray, size: int):
 
 def thumbnail_of(obj, size: int = THUMB * 2) -> np.ndarray | None:
     """An RGB uint8 thumbnail for an input or result object (None if it has no picture)."""
-    from engines.types import Avatar, DepthMap, FocalStack, Image, ImageSet, VideoClip
+    from engines.types import Avatar, DepthMap, FocalStack, Image, ImageSet, VideoClip, VideoResult
 
     try:
         if isinstance(obj, Image):
@@ -61,9 +61,23 @@ def thumbnail_of(obj, size: int = THUMB * 2) -> np.ndarray | None:
             return _shrink(depth_colours(obj.depth), size)
         if isinstance(obj, Avatar) and obj.photo is not None:
             return _shrink(Image(obj.photo).rgb8(), size)
+        if isinstance(obj, VideoResult):
+            return _shrink(_video_result_frame(obj), size)
     except Exception:  # a thumbnail is a nicety; the input itself loaded fine
         return None
     return None
+
+
+def _video_result_frame(video) -> np.ndarray:
+    """The middle frame of a VideoResult (in memory or its MP4): the first frames of
+    a try-on often show little of the garment."""
+    from engines.types import Image
+
+    if video.frames:
+        return Image(video.frames[len(video.frames) // 2]).rgb8()
+    from engines.io.video import probe, read_frame
+
+    return read_frame(video.path, probe(video.path)["frame_count"] // 2)
 
 
 def depth_colours(depth: np.ndarray) -> np.ndarray:
@@ -177,11 +191,17 @@ class InputsPanel(QWidget):
         self.inputs.addItem(item)
         return self.inputs.count() - 1
 
-    def add_result(self, label: str, detail: str, thumb: np.ndarray | None) -> int:
+    def add_result(self, label: str, detail: str, thumb: np.ndarray | None,
+                   notes: list[str] | None = None) -> int:
         item = QListWidgetItem(QIcon(to_pixmap(thumb, 48)), f"{label}\n{detail}")
-        item.setToolTip(detail)
+        item.setToolTip("\n".join([detail, *(notes or [])]))  # notes outlast the status bar
         self.results.addItem(item)
         return self.results.count() - 1
+
+    def set_result_thumbnail(self, row: int, thumb: np.ndarray | None) -> None:
+        item = self.results.item(row)
+        if item is not None and thumb is not None:
+            item.setIcon(QIcon(to_pixmap(thumb, 48)))
 
     def remove_row(self, which: str, row: int) -> None:
         lst = self.inputs if which == "inputs" else self.results

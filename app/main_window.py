@@ -15,12 +15,11 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QApplication, QDockWidget, QLabel, QMainWindow, QMessageBox, QTabWidget
 
 from app import display
 from app import settings as settings_mod
-from app.display import TAB_2D, TAB_3D, TAB_VIDEO
 from app.engine_panel import EnginePanel
 from app.inputs_panel import InputsPanel, describe, thumbnail_of
 from app.jobs import JobRunner
@@ -36,16 +35,6 @@ MISSING_FOCUS = "Focus distances are missing"
 EXT_NAMES = {".glb": "glTF binary", ".obj": "Wavefront OBJ", ".ply": "PLY", ".zip": "Avatar bundle",
              ".png": "PNG (depth: 16-bit mm)", ".npy": "NumPy (float32 m)", ".mp4": "MP4 (H.264)",
              ".jpg": "JPEG"}
-
-
-def _freeze_startup_objects() -> None:
-    """Move the objects made at start-up (Qt, VTK and pyvista modules: hundreds of
-    thousands) out of the garbage collector's view, so a full collection during a job
-    scans only new objects: tens of milliseconds less UI stall (``gc.freeze``, 3.7+)."""
-    import gc
-
-    gc.collect()
-    gc.freeze()
 
 
 class MainWindow(ProjectActions, QMainWindow):
@@ -164,43 +153,8 @@ class MainWindow(ProjectActions, QMainWindow):
         if self._views_loaded or not self._want["views"]:
             return
         self._views_loaded = True
-        self.image_view = self._make_view(TAB_2D, "app.image_view", "ImageView")
-        self.video_view = self._make_view(TAB_VIDEO, "app.video_view", "VideoView")
-        if QGuiApplication.platformName() in ("offscreen", "minimal"):
-            self._set_tab(TAB_3D, self._notice(
-                "The 3D view needs a display (this session runs without one)."))
-        else:
-            self.viewport = self._make_view(TAB_3D, "app.viewport", "Viewport")
-            timer = getattr(getattr(self.viewport, "plotter", None), "render_timer", None)
-            if timer is not None:
-                # pyvistaqt re-renders 5 times a second by default; the Viewport renders
-                # after every change itself, and each idle re-render blocks the UI thread
-                # (100-200 ms with software GL: benchmarks/ui_block.py).
-                timer.stop()
-        _freeze_startup_objects()
+        display.create_views(self)
         self.views_ready.emit()
-
-    def _make_view(self, index: int, module: str, cls: str):
-        import importlib
-
-        try:
-            view = getattr(importlib.import_module(module), cls)()
-        except Exception as e:  # a missing or broken view must not take the window down
-            log.warning("%s.%s unavailable: %s", module, cls, e)
-            self._set_tab(index, self._notice(f"This view is not available: {e}"))
-            return None
-        self._set_tab(index, view)
-        return view
-
-    def _set_tab(self, index: int, widget) -> None:
-        current = self.tabs.currentIndex()
-        title = self.tabs.tabText(index)
-        old = self.tabs.widget(index)
-        self.tabs.removeTab(index)
-        self.tabs.insertTab(index, widget, title)
-        if old is not None:
-            old.deleteLater()
-        self.tabs.setCurrentIndex(current)
 
     # -- messages ----------------------------------------------------------------------
     def error(self, title: str, message: str, details: str = "") -> None:
@@ -272,9 +226,8 @@ class MainWindow(ProjectActions, QMainWindow):
 
     def remove_input(self, row: int) -> None:
         if 0 <= row < len(self.project.inputs):
-            del self.project.inputs[row]
+            self.project.remove_input(row)
             self.inputs_panel.remove_row("inputs", row)
-            self.project.touch()
             self._update_title()
 
     def remove_result(self, row: int) -> None:
@@ -283,6 +236,7 @@ class MainWindow(ProjectActions, QMainWindow):
             self.inputs_panel.remove_row("results", row)
             if self.viewport is not None:
                 self.viewport.clear()
+            display.hide_avatar_controls(self)  # its avatar is no longer drawn
             self.project.touch()
             self._update_title()
 
@@ -328,9 +282,10 @@ class MainWindow(ProjectActions, QMainWindow):
     def _add_result(self, result, cls, values: dict, input_row: int | None) -> None:
         n = sum(1 for r in self.project.results if r.engine == cls.name) + 1
         entry = ResultEntry(result, cls.name, values, f"{cls.title} #{n}", input_row)
+        entry.thumbnail = thumbnail_of(result.main)
         index = self.project.add_result(entry)
         kinds = ", ".join(type(i).__name__ for i in result.items) or "nothing"
-        row = self.inputs_panel.add_result(entry.label, kinds, thumbnail_of(result.main))
+        row = self.inputs_panel.add_result(entry.label, kinds, entry.thumbnail, list(result.notes))
         self.inputs_panel.results.setCurrentRow(row)
         if result.notes:
             self.status(" ".join(result.notes), 10000)
@@ -355,29 +310,18 @@ class MainWindow(ProjectActions, QMainWindow):
         if not (0 <= row < len(self.project.results)):
             return
         self.ensure_views()
+        entry = self.project.results[row]
         try:
-            tab = display.show_result(self, self.project.results[row].result, f"result{row}")
+            tab = display.show_result(self, entry.result, f"result{row}")
         except Exception as e:
             log.exception("showing result %s", row)
             self.status(f"Could not show this result: {e}")
             return
         if tab is not None:
             self.tabs.setCurrentIndex(tab)
-
-    def show_avatar(self, avatar, key: str) -> None:
-        if self.avatar_panel is None:
-            try:
-                from app.avatar_panel import AvatarPanel
-            except ImportError as e:
-                self.status(f"The avatar controls are not available: {e}")
-                return
-            self.avatar_panel = AvatarPanel(self)
-            self.docks["Avatar"] = self._dock("Avatar", self.avatar_panel, Qt.RightDockWidgetArea)
-            # A tab beside the Engine dock: the sliders get the full height.
-            self.tabifyDockWidget(self.docks["Engine"], self.docks["Avatar"])
-        self.docks["Avatar"].show()
-        self.docks["Avatar"].raise_()
-        self.avatar_panel.set_avatar(avatar, key)
+        if entry.thumbnail is None and tab == display.TAB_3D:  # a mesh, points: the view
+            entry.thumbnail = display.view_thumbnail(self)
+            self.inputs_panel.set_result_thumbnail(row, entry.thumbnail)
 
     def selected_result(self) -> ResultEntry | None:
         row = self.inputs_panel.results.currentRow()

@@ -200,10 +200,15 @@ def export_dialog(w, path: str | None = None):
         path, chosen = QFileDialog.getSaveFileName(w, "Export", default, ";;".join(filters))
         if not path:
             return None
-        if Path(path).suffix.lower() not in exts:
+        if Path(path).suffix.lower() not in io.WRITERS:  # none typed, or "take.v2"
             path += exts[filters.index(chosen)] if chosen in filters else exts[0]
         w.settings.last_dir = str(Path(path).parent)
     target = Path(path)
+    if target.suffix.lower() not in exts:
+        # Appending an extension would write "x.ply.glb" where the user asked for x.ply.
+        w.error("Cannot export", f"{entry.label} cannot be written as {target.suffix or 'a file with no extension'}"
+                f" ({target.name}). Choose one of: {', '.join(exts)}.")
+        return None
     return w.runner.submit(lambda progress, cancel: io.export(entry.result, target),
                            f"Export {target.name}", "export",
                            on_done=lambda written: w.status("Exported " + ", ".join(p.name for p in written)),

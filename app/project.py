@@ -56,6 +56,8 @@ class ResultEntry:
     label: str = ""
     input: int | None = None
     created: float = field(default_factory=time.time)
+    thumbnail: np.ndarray | None = field(default=None, repr=False, compare=False)
+    """The picture in the Results list (not saved; made again when shown)."""
 
 
 class Project:
@@ -81,6 +83,17 @@ class Project:
         self.inputs.append(entry)
         self.touch()
         return len(self.inputs) - 1
+
+    def remove_input(self, row: int) -> None:
+        """Drop an input; results made from it keep their data but no longer point at
+        it, and those made from later inputs follow their input's new row."""
+        del self.inputs[row]
+        for r in self.results:
+            if r.input == row:
+                r.input = None
+            elif r.input is not None and r.input > row:
+                r.input -= 1
+        self.touch()
 
     def add_result(self, entry: ResultEntry) -> int:
         self.results.append(entry)

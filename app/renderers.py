@@ -245,8 +245,19 @@ def replace_strands(view: "Viewport", key: str, strands: Strands | None) -> str 
     poly.lines = lines
     poly.point_data["RGB"] = cols
     poly.Modified()
-    view.plotter.render()
+    _repaint(view)
     return key
+
+
+def _repaint(view: "Viewport") -> None:
+    """One frame for a visible view: ask Qt to repaint (the widget's paint event renders).
+    ``plotter.render()`` would render now and the paint event that it triggers would
+    render the same frame a second time. A hidden view renders at once."""
+    widget = view.plotter
+    if widget.isVisible() and hasattr(widget, "update"):
+        widget.update()
+    else:
+        view.plotter.render()
 
 
 def replace_skin(view: "Viewport", key: str, mesh: Mesh) -> bool:
@@ -265,7 +276,7 @@ def replace_skin(view: "Viewport", key: str, mesh: Mesh) -> bool:
         item.poly.Modified()
     else:
         return False
-    view.plotter.render()
+    _repaint(view)
     return True
 
 

@@ -63,7 +63,8 @@ class ProjectActions:
             self.engine_panel.select(project.engine)
         for r in project.results:
             kinds = ", ".join(type(i).__name__ for i in r.result.items)
-            self.inputs_panel.add_result(r.label, kinds, thumbnail_of(r.result.main))
+            r.thumbnail = thumbnail_of(r.result.main)
+            self.inputs_panel.add_result(r.label, kinds, r.thumbnail, list(r.result.notes or []))
         entries, project.inputs = list(project.inputs), []
         if recovered:
             project.path, project.dirty = None, True
@@ -88,7 +89,8 @@ class ProjectActions:
                 if err is None:
                     e.obj, e.thumbnail = obj, thumb
                     self.project.inputs.append(e)
-                    self.inputs_panel.add_input(e.label, describe(obj), thumb)
+                    self.inputs_panel.add_input(e.label, describe(obj), thumb,
+                                                list(getattr(obj, "notes", []) or []))
             if missing:
                 self.error("Some inputs could not be re-read",
                            "The results are kept; these inputs are missing:\n" + "\n".join(missing))

@@ -101,7 +101,7 @@ class Viewport(QtWidgets.QWidget):
     def _tune_for_gl(self) -> None:
         """On a software renderer (Mesa llvmpipe, e.g. under Xvfb or in a VM) multisampling
         triples the cost of a frame and mipmapped textures double it, so both are off
-        there; real GPUs keep them (benchmarks/viewport.py measures this)."""
+        there, and hair lines are drawn 1 px wide; real GPUs keep them (benchmarks/viewport.py measures this)."""
         if self._gl_checked:
             return
         caps = self.plotter.render_window.ReportCapabilities() or ""
@@ -111,6 +111,8 @@ class Viewport(QtWidgets.QWidget):
         self.software_gl = any(s in caps.lower() for s in ("llvmpipe", "softpipe", "swrast", "swiftshader"))
         if self.software_gl:
             self.plotter.render_window.SetMultiSamples(0)
+            # Wide GL lines cost about twice as much as 1 px ones there (hair: 40 vs 100 ms a frame).
+            self.line_width = min(self.line_width, 1.0)
 
     # -- toolbar
     def _build_toolbar(self) -> None:

@@ -3,7 +3,8 @@
     xvfb-run -a .venv/bin/python benchmarks/avatar.py [photo ...]
 
 Per portrait: photo-to-avatar time (first run in this process includes loading the
-MediaPipe graphs and torch; then the median of 3 warm runs), slider deformation time
+MediaPipe graphs; torch is not needed to make an avatar, only for the sliders, and the GUI
+loads it in the background; then the median of 3 warm runs), slider deformation time
 (emotions -> vertices), a redrawn viewport frame (in-place point update + normals + render,
 pyvista off-screen, 800 x 800), with the CPU time of the warm run (all threads) beside its
 wall time, since this machine is shared, landmark reprojection error, landmark error after

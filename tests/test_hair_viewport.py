@@ -63,3 +63,41 @@ def test_key_mode_dresses_the_avatar_and_draws_the_hair(qapp, qtbot):
     qapp.processEvents()
     assert av.hair is None and "a1/hair" not in vp.keys()
     vp.close()
+
+
+def test_style_switch_reuses_the_actors_and_thins_only_the_display(qapp, qtbot):
+    from app.hair_panel import HairPanel
+    from app.renderers import MAX_SHOWN_STRANDS, shown_strands
+    from app.viewport import Viewport
+
+    vp = Viewport()
+    vp.resize(320, 320)
+    vp.show()
+    av = canonical_avatar()
+    vp.show(av, "a2")
+    panel = HairPanel(None)
+    panel._main_window = _Window(vp)
+    qtbot.addWidget(panel)
+    panel.set_avatar(av, "a2")
+    head_actor = vp.actor("a2/head")
+    panel.set_style("long_straight")  # bald -> hair: the scalp is darkened on the same head actor
+    qapp.processEvents()
+    assert vp.actor("a2/head") is head_actor
+    hair_actor, hair_poly = vp.actor("a2/hair"), vp.polydata("a2/hair")
+    n = len(av.hair.points)
+    assert n > MAX_SHOWN_STRANDS  # the style is complete on the avatar...
+    shown = min(n, MAX_SHOWN_STRANDS)
+    assert hair_poly.n_lines == shown and hair_poly.n_points == shown * av.hair.points.shape[1]  # ...thinned on screen
+    sel = shown_strands(n)
+    np.testing.assert_allclose(hair_poly.points[: av.hair.points.shape[1]], av.hair.points[sel[0]], atol=1e-6)
+    np.testing.assert_allclose(hair_poly.points[-1], av.hair.points[sel[-1], -1], atol=1e-6)
+    panel.set_style("buzz_cut")  # another style: same actor, same PolyData, new arrays
+    qapp.processEvents()
+    assert vp.actor("a2/hair") is hair_actor and vp.polydata("a2/hair") is hair_poly
+    p = av.hair.points.shape[1]
+    assert hair_poly.n_points == min(len(av.hair.points), MAX_SHOWN_STRANDS) * p and p == 16
+    assert len(hair_poly.point_data["RGB"]) == hair_poly.n_points
+    vp.set_view("front")
+    img = vp.screenshot().astype(float)
+    assert img.std() > 10  # something is drawn
+    vp.close()

@@ -30,6 +30,7 @@ clamped to [0, 1], so mixing never over-drives a muscle.
 """
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 
 import numpy as np
@@ -90,6 +91,32 @@ def emotion_module():
             return self.linear(emotions).clamp(0.0, 1.0)
 
     return EmotionToExpression().eval()
+
+
+_warm: list = []
+_warm_lock = threading.Lock()
+
+
+def warm_up_async() -> threading.Thread:
+    """Import torch and build :func:`emotion_module` in a background thread (once).
+
+    Importing torch costs about 1 s. The avatar panel starts this when an avatar is shown,
+    so the first slider drag finds the module ready (Python's import lock makes a caller
+    wait for an import still in progress rather than import twice). Making the avatar
+    itself does not need torch (see :class:`engines.avatar.engine.AvatarEngine`).
+    """
+    with _warm_lock:
+        if not _warm:
+            def work():
+                try:
+                    emotion_module()
+                except Exception:  # the caller's own emotion_module() call reports problems
+                    pass
+
+            t = threading.Thread(target=work, name="torch-warm-up", daemon=True)
+            t.start()
+            _warm.append(t)
+        return _warm[0]
 
 
 def emotion_to_expression(emotions: dict[str, float]) -> np.ndarray:

@@ -33,7 +33,8 @@ class Deformer:
         m = avatar.mesh
         self.names = [n for n in SHAPE_NAMES if n in m.morph_targets]
         self.neutral = m.vertices.astype(np.float32).ravel()
-        self.basis = np.stack([m.morph_targets[n].ravel() for n in self.names]).astype(np.float32)
+        self.basis = (np.stack([m.morph_targets[n].ravel() for n in self.names]).astype(np.float32) if self.names
+                      else np.zeros((0, self.neutral.size), np.float32))  # a head without a basis stays neutral
         self.n = len(m.vertices)
 
     def weights(self, emotions: dict[str, float]) -> np.ndarray:
@@ -44,6 +45,8 @@ class Deformer:
         return np.array([w[SHAPE_NAMES.index(n)] for n in self.names], np.float32)
 
     def vertices(self, emotions: dict[str, float]) -> np.ndarray:
+        if not any(float(v) for v in emotions.values()):
+            return self.neutral.reshape(self.n, 3).copy()  # neutral: no need to load torch
         w = self.weights(emotions)
         if not np.any(w):
             return self.neutral.reshape(self.n, 3).copy()
@@ -66,6 +69,17 @@ def _fixed_colors(tpl) -> tuple[np.ndarray, np.ndarray]:
     wgt[idx[1:]] = 1.0
     col[tpl.bag_cap["mouth"]], wgt[tpl.bag_cap["mouth"]] = tx.MOUTH_DARK, 1.0
     return col, wgt
+
+
+def warm_up() -> None:
+    """Load what a first avatar needs (MediaPipe graphs, torch and the emotion module) ahead
+    of time, e.g. in a background job when the app opens a portrait: the first run then
+    takes as long as later ones."""
+    from engines.avatar import landmarks
+    from engines.avatar.emotions import emotion_module
+
+    landmarks.warm_up()
+    emotion_module()
 
 
 class AvatarEngine(Engine):
@@ -98,7 +112,7 @@ class AvatarEngine(Engine):
         import cv2
 
         from engines.avatar import blendshapes, camera, head, landmarks, texture
-        from engines.avatar.emotions import EMOTIONS, emotion_module
+        from engines.avatar.emotions import EMOTIONS, emfacs_matrix
 
         self.check_inputs(inputs)
         img: Image = inputs[0]
@@ -158,10 +172,12 @@ class AvatarEngine(Engine):
         cancel.raise_if_set()
         with res.stage("expressions"):
             basis = blendshapes.build_basis(tpl, L)
-            import torch
-
-            with torch.no_grad():
-                ew = emotion_module()(torch.eye(len(EMOTIONS))).numpy()  # 6 x K
+            # One morph target per emotion at 100 %: the emotion module's output for that
+            # emotion alone, which is its weight column (EMFACS weights lie in [0, 1], so the
+            # clamp leaves them as they are; tests check the module against these targets).
+            # Read from the table, so making an avatar does not wait ~1 s for torch: the
+            # module itself is loaded for the sliders (Deformer), in the background by the GUI.
+            ew = emfacs_matrix().T  # 6 x K
             B = np.stack([basis[n] for n in blendshapes.SHAPE_NAMES])
             targets = dict(basis)
             for j, emo in enumerate(EMOTIONS):

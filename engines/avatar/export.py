@@ -114,7 +114,7 @@ def write_avatar_bundle(avatar: Avatar, path) -> list[Path]:
         if (d / "avatar.png").is_file() and avatar.mesh.texture is not None:
             shutil.copyfile(d / "avatar.png", d / "texture.png")  # the same atlas: encode the PNG once
             files.append(d / "texture.png")
-        else:
+        elif avatar.mesh.texture is not None:
             files += write_image(avatar.mesh.texture, d / "texture.png")
         (d / "avatar.json").write_text(json.dumps(avatar_json(avatar), indent=1))
         files.append(d / "avatar.json")

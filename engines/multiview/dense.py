@@ -91,38 +91,50 @@ def plane_sweep(ref: np.ndarray, srcs: list[np.ndarray], K_ref, K_srcs, R_rels, 
                 min_texture: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
     """Depth and NCC score for the grey float32 ``ref`` image from source images.
 
-    ``R_rels``/``t_rels`` map reference-camera points into each source camera.
+    ``R_rels``/``t_rels`` map reference-camera points into each source camera. Each
+    source is warped once per plane (uint8, with a second channel that marks texels
+    inside the source frame); window sums come from box filters, so a plane costs a
+    few whole-image passes per source.
     """
     import cv2
 
-    h, w = ref.shape
+    H0, W0 = ref.shape
     inv = np.linspace(1.0 / dmax, 1.0 / dmin, n_planes)  # uniform in disparity
+    ref = ref.astype(np.float32)
     mu_r = _box(ref, window)
-    var_r = np.maximum(_box(ref * ref, window) - mu_r * mu_r, 0)
-    sd_r = np.sqrt(var_r)
-    Kinv = np.linalg.inv(K_ref)
+    sd_r = np.sqrt(np.maximum(_box(ref * ref, window) - mu_r * mu_r, 0))
+    # sweep only the box around textured pixels: plain background has no depth anyway
+    ys, xs = np.nonzero(sd_r >= min_texture)
+    if len(ys) == 0:
+        return np.full((H0, W0), np.nan, np.float32), np.full((H0, W0), -1.0, np.float32)
+    y0, y1 = max(ys.min() - window, 0), min(ys.max() + window + 1, H0)
+    x0, x1 = max(xs.min() - window, 0), min(xs.max() + window + 1, W0)
+    ref, mu_r, sd_r = (a[y0:y1, x0:x1] for a in (ref, mu_r, sd_r))
+    h, w = ref.shape
+    Kinv = np.linalg.inv(K_ref) @ np.array([[1.0, 0, x0], [0, 1, y0], [0, 0, 1]])
     n = np.array([[0.0, 0.0, 1.0]])
-    cost = np.full((n_planes, h, w), -1.0, np.float32)
-    per_src = np.empty((len(srcs), h, w), np.float32)
-    ones = np.ones_like(srcs[0], np.uint8)
+    cost = np.empty((n_planes, h, w), np.float32)
+    # grey + "inside" channel: after warping, 255 marks texels wholly inside the source
+    packed = [cv2.merge([np.clip(s, 0, 255).astype(np.uint8), np.full(s.shape, 255, np.uint8)]) for s in srcs]
+    denom_r = sd_r + 1e-3
     for p, invd in enumerate(inv):
-        for s, (src, Ks, Rr, tr) in enumerate(zip(srcs, K_srcs, R_rels, t_rels)):
+        best1 = np.full((h, w), -1.0, np.float32)
+        best2 = np.full((h, w), -1.0, np.float32)
+        for src, Ks, Rr, tr in zip(packed, K_srcs, R_rels, t_rels):
             H = Ks @ (Rr + np.outer(tr, n) * invd) @ Kinv
-            # no NaN border: box filters run on sums, so one NaN would spread everywhere
-            warped = cv2.warpPerspective(src, H, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-            inside = cv2.warpPerspective(ones, H, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
-                                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            wp = cv2.warpPerspective(src, H, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            warped = wp[:, :, 0].astype(np.float32)
+            inside = wp[:, :, 1] == 255
             mu_s = _box(warped, window)
             var_s = _box(warped * warped, window) - mu_s * mu_s
             cov = _box(warped * ref, window) - mu_s * mu_r
-            ncc = cov / (sd_r * np.sqrt(np.maximum(var_s, 0)) + 1e-3)
-            per_src[s] = np.where((inside > 0) & (var_s > min_texture ** 2), ncc, -1.0)
-        if len(srcs) >= 2:  # mean of the best two: a view that is occluded does not veto
-            top = -np.partition(-per_src, 1, axis=0)[:2]
-            cost[p] = top.mean(0)
-        else:
-            cost[p] = per_src[0]
+            ncc = cov / (denom_r * np.sqrt(np.maximum(var_s, 1e-6)))
+            ncc[~inside | (var_s < min_texture ** 2)] = -1.0
+            # running best two: the mean of the best two means an occluded view does not veto
+            np.maximum(best2, np.minimum(best1, ncc), out=best2)
+            np.maximum(best1, ncc, out=best1)
+        cost[p] = 0.5 * (best1 + best2) if len(srcs) >= 2 else best1
     best = np.argmax(cost, axis=0)
     score = np.take_along_axis(cost, best[None], 0)[0]
     # parabola through the neighbouring planes' scores, in inverse depth
@@ -139,7 +151,11 @@ def plane_sweep(ref: np.ndarray, srcs: list[np.ndarray], K_ref, K_srcs, R_rels, 
     depth = (1.0 / invd).astype(np.float32)
     edge = (best == 0) | (best == n_planes - 1)
     depth[(sd_r < min_texture) | edge] = np.nan
-    return depth, score
+    full_d = np.full((H0, W0), np.nan, np.float32)
+    full_s = np.full((H0, W0), -1.0, np.float32)
+    full_d[y0:y1, x0:x1] = depth
+    full_s[y0:y1, x0:x1] = score
+    return full_d, full_s
 
 
 def consistency_mask(i: int, maps: list[ViewDepth], neighbors: list[int], rel_tol: float = 0.01,
@@ -175,7 +191,7 @@ def consistency_mask(i: int, maps: list[ViewDepth], neighbors: list[int], rel_to
 
 def compute_depth_maps(images: dict[str, np.ndarray], cams, points: np.ndarray, max_size: int = 400,
                        n_planes: int = 64, n_neighbors: int = 4, min_score: float = 0.5,
-                       rel_tol: float = 0.01, progress=no_progress,
+                       rel_tol: float = 0.03, progress=no_progress,
                        cancel: CancelToken | None = None) -> list[ViewDepth]:
     """Filtered depth maps for every registered camera (``images`` by camera name, RGB)."""
     import cv2

@@ -24,6 +24,7 @@ from engines.tryon import tps as T
 from engines.tryon.garment import Garment
 from engines.tryon.person import PersonTracker
 from engines.tryon.temporal import TemporalBlender, edge_jitter, region_motion, warping_error
+from engines.tryon.uvmap import MapCarrier, fitted_maps, render_maps
 
 
 @dataclass
@@ -54,13 +55,18 @@ class TryOnPipeline:
         self.work_size = (max(2, round(self.W * self.scale)), max(2, round(self.H * self.scale)))
         self.grid, self.regularisation, self.weight = grid, regularisation, temporal_weight
         self.tracker = PersonTracker(fps, segmenter, min_cutoff=smoothing)
-        self.blender = TemporalBlender(temporal_weight)
+        import os
+        self.blender = TemporalBlender(temporal_weight, os.environ.get("TRY_PRESET", "fast"))
+        # Garment texture coordinates follow the flow (tolerance: 6 % of the garment's width).
+        self.carrier = MapCarrier(temporal_weight, 0.06 * float(np.ptp(np.array(list(garment.landmarks.values()))[:, 0])))
+        self.colour_weight = temporal_weight
         self.timer = timer
         self.reset()
 
     def reset(self) -> None:
         self._carry = True
         self.blender.reset()
+        self.carrier.reset()
         self.prev_grey = self.prev_box = self.prev_dst = self.prev_sleeves = None
 
     def close(self) -> None:
@@ -135,8 +141,13 @@ class TryOnPipeline:
             warp.dst / info["shoulder_width"], warp.grid)
         with self._stage("warp"):
             crop = work[y0:y1, x0:x1]
-            warped_rgb, warped_mask = C.warp_garment(
-                g, warp.shifted(-x0, -y0), crop.shape[:2], [T.shift_affine(A, -x0, -y0) for A in sleeves])
+            maps = fitted_maps(g, warp.shifted(-x0, -y0), [T.shift_affine(A, -x0, -y0) for A in sleeves],
+                               crop.shape[:2])
+        with self._stage("temporal"):
+            if self.weight > 0:
+                maps = self.carrier(maps, back if self._carry else None, valid, box)
+        with self._stage("warp"):
+            warped_rgb, warped_mask = render_maps(g, maps)
         with self._stage("render"):
             layer = self.generator.render(crop, person.cropped(x0, y0, x1, y1), warped_rgb, warped_mask)
         with self._stage("temporal"):
