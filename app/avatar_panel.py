@@ -20,7 +20,7 @@ from PySide6.QtCore import Qt
 from engines.avatar.emotions import EMOTIONS, PRESETS
 
 log = logging.getLogger(__name__)
-COMPARE_SIDE = 220
+COMPARE_SIDE = 150
 
 
 def _pixmap(rgb: np.ndarray, side: int = COMPARE_SIDE) -> QtGui.QPixmap:
@@ -50,11 +50,25 @@ class AvatarPanel(QtWidgets.QWidget):
         self._compare_timer.setInterval(250)
         self._compare_timer.timeout.connect(self.update_comparison)
         self._build()
+        # As wide as the controls (the scroll area alone would let the dock shrink and cut them).
+        bar = self.scroll.verticalScrollBar().sizeHint().width()
+        self.scroll.setMinimumWidth(self.scroll.widget().minimumSizeHint().width() + bar + 2)
         self.setEnabled(False)
 
     # -- layout ------------------------------------------------------------------------------
     def _build(self) -> None:
-        outer = QtWidgets.QVBoxLayout(self)
+        # The controls scroll when the dock is shorter than they are (emotions, views, the
+        # photo comparison and the hairstyle grid), instead of being squeezed over each other.
+        top = QtWidgets.QVBoxLayout(self)
+        top.setContentsMargins(0, 0, 0, 0)
+        self.scroll = QtWidgets.QScrollArea(self)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QtWidgets.QFrame.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarAlwaysOff)
+        content = QtWidgets.QWidget(self.scroll)
+        self.scroll.setWidget(content)
+        top.addWidget(self.scroll)
+        outer = QtWidgets.QVBoxLayout(content)
         self.title = QtWidgets.QLabel("No avatar yet: run Make avatar on a portrait.")
         self.title.setWordWrap(True)
         outer.addWidget(self.title)

@@ -83,6 +83,9 @@ class MainWindow(ProjectActions, QMainWindow):
         self.statusBar().addPermanentWidget(self.jobs_label)
         for sig in (self.runner.added, self.runner.finished, self.runner.failed, self.runner.cancelled):
             sig.connect(self._update_jobs_label)
+        self._sample_jobs: set[int] = set()
+        for sig in (self.runner.finished, self.runner.failed, self.runner.cancelled):
+            sig.connect(self._sample_job_ended)
         self._build_menus()
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setInterval(AUTOSAVE_MS)
@@ -137,8 +140,19 @@ class MainWindow(ProjectActions, QMainWindow):
             QTimer.singleShot(0, self.ensure_views)
         if self._want["samples"] and not recovered and not self.settings.get("samples_shown"):
             self.settings.set("samples_shown", True)
-            for p in self.inputs_panel.sample_paths():
-                self.import_paths([p])
+            self._sample_jobs = {self.import_paths([p]).id for p in self.inputs_panel.sample_paths()}
+
+    def _sample_job_ended(self, jid: int, *_) -> None:
+        """Once the first-start samples are in, select the portrait (whichever import
+        ended last was selected): Run then makes an avatar in a second or two, where a
+        video would start a long multi-view reconstruction."""
+        if jid not in self._sample_jobs:
+            return
+        self._sample_jobs.discard(jid)
+        rows = [i for i, e in enumerate(self.project.inputs)
+                if e.kind == "Image" and "portrait" in Path(e.paths[0]).stem.lower()]
+        if not self._sample_jobs and rows:
+            self.inputs_panel.inputs.setCurrentRow(rows[0], QItemSelectionModel.ClearAndSelect)
 
     def refresh_engines(self) -> None:
         from engines import registry
@@ -287,8 +301,8 @@ class MainWindow(ProjectActions, QMainWindow):
         kinds = ", ".join(type(i).__name__ for i in result.items) or "nothing"
         row = self.inputs_panel.add_result(entry.label, kinds, entry.thumbnail, list(result.notes))
         self.inputs_panel.results.setCurrentRow(row)
-        if result.notes:
-            self.status(" ".join(result.notes), 10000)
+        # Not "Imported ..." left over from before: say what the run made.
+        self.status(" ".join(result.notes) if result.notes else f"{entry.label}: {kinds}", 10000)
         self._update_title()
         self.result_added.emit(index)
 

@@ -8,11 +8,18 @@ resources/samples), with the striped sample garment:
 * fps at the source resolution and at 640x480 (the video resized first), temporal on,
   wall clock and per CPU-second (frames / CPU time of the process: what the machine
   would give this job alone on one core, a floor for two);
-* temporal warping error (TWE): mean flow-compensated L1 (0..255) between consecutive
-  decoded output frames inside the garment region, flow from the *source* video (DIS
-  medium preset, forward-backward checked), with the temporal module on and off (off =
-  per-frame baseline); "layer TWE" is the engine's own figure, the same measure on the
-  garment layer before encoding with the engine's flow;
+* temporal warping error (TWE), as Lai et al. ("Learning blind video temporal
+  consistency", ECCV 2018) define it: output frame t-1 is warped to t by the optical
+  flow of the *source* video, occlusions are masked by a forward-backward check
+  (Sundaram et al. 2010), and |O_t - warp(O_{t-1})| is averaged (L1, 0..255, RGB) over
+  the valid pixels of the garment region (pixels either run changed), the same flow and
+  region for the temporal module on and off (off = per-frame baseline). The flow is
+  DeepFlow (Weinzaepfel et al. 2013, opencv-contrib) at the source's full resolution,
+  an estimator independent of the engine's DIS. Also given: the same on luma only
+  (the MP4's 4:2:0 chroma, upsampled by the decoder in 2 x 2 blocks, adds a floor to
+  RGB on red/blue stripes), and "TWE source", the source video's own figure in the
+  same region (what flow error alone gives). "layer TWE" is the engine's own figure,
+  on the garment layer before encoding, with the engine's flow;
 * edge jitter: mean distance (px) between the garment's lower edges (hem) in a frame and
   the previous frame's edges carried by the flow (all edges when no hem is in view),
   on the decoded video (garment outline = pixels changed by more than 24 levels, largest
@@ -41,7 +48,7 @@ from engines.api import CancelToken, make_params, no_progress  # noqa: E402
 from engines.io.video import VideoWriter, iter_frames, open_video  # noqa: E402
 from engines.tryon.engine import TryOnEngine  # noqa: E402
 from engines.tryon.garment import make_sample_garment  # noqa: E402
-from engines.tryon.temporal import FlowPair, edge_jitter, warping_error  # noqa: E402
+from engines.tryon.temporal import edge_jitter, warping_error  # noqa: E402
 from engines.types import Image  # noqa: E402
 
 DEFAULT_VIDEOS = [ROOT / "resources/samples/person.mp4", ROOT / "tests/data/tryon_vtest.mp4"]
@@ -79,16 +86,41 @@ def silhouette(out: np.ndarray, src: np.ndarray) -> np.ndarray:
     return _fill_holes(_largest_component(c)) if c.any() else c
 
 
-def stability(src: list, out: list, region: list) -> tuple[float, float]:
-    """(temporal warping error, hem edge jitter) of an output video."""
+def source_flows(src: list) -> list:
+    """Per consecutive pair of source frames: (backward flow t -> t-1, valid mask).
+
+    DeepFlow both ways at full resolution; a pixel is valid when the backward flow and
+    the forward flow at its target cancel (|b + f|^2 <= 0.01 (|b|^2 + |f|^2) + 0.5).
+    """
     import cv2
 
-    flow = FlowPair("medium")
+    from engines.tryon.temporal import warp_by_flow
+
+    flows = [None]
+    for t in range(1, len(src)):
+        a, b = (cv2.cvtColor(src[k], cv2.COLOR_RGB2GRAY) for k in (t - 1, t))
+        deep = cv2.optflow.createOptFlow_DeepFlow()
+        back, fwd = deep.calc(b, a, None), deep.calc(a, b, None)
+        fwd_at = warp_by_flow(fwd, back)
+        err = ((back + fwd_at) ** 2).sum(-1)
+        tol = 0.01 * ((back ** 2).sum(-1) + (fwd_at ** 2).sum(-1)) + 0.5
+        flows.append((back, (err <= tol).astype(np.float32)))
+    return flows
+
+
+def luma(frames: list) -> list:
+    import cv2
+
+    return [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+
+
+def stability(flows: list, out: list, region: list) -> tuple[float, float]:
+    """(temporal warping error, hem edge jitter) of an output video."""
     errs, jit = [], []
     for t in range(1, len(out)):
         if not (region[t].any() and region[t - 1].any()):
             continue
-        back, valid = flow(cv2.cvtColor(src[t - 1], cv2.COLOR_RGB2GRAY), cv2.cvtColor(src[t], cv2.COLOR_RGB2GRAY))
+        back, valid = flows[t]
         errs.append(warping_error(out[t - 1], out[t], back, valid, region[t]))
         jit.append(edge_jitter(region[t - 1].astype(np.float32), region[t].astype(np.float32), back, valid))
     return float(np.nanmean(errs)), float(np.nanmean(jit))
@@ -189,14 +221,18 @@ def main() -> int:
             v640 = resized_copy(video, (640, 480), n, Path(tmp))
             _, secs640, cpu640 = run_engine(v640, garment, temporal="on", working_size=640, max_frames=n)
             region = [changed(a, s) | changed(b, s) for a, b, s in zip(outs["on"], outs["off"], src)]
-            twe = {m: stability(src, outs[m], region)[0] for m in outs}
-            jit = {m: stability(src, outs[m], [silhouette(o, s) for o, s in zip(outs[m], src)])[1] for m in outs}
+            flows = source_flows(src)
+            twe = {m: stability(flows, outs[m], region)[0] for m in outs}
+            twe_y = {m: stability(flows, luma(outs[m]), region)[0] for m in outs}
+            twe_src = stability(flows, src, region)[0]
+            jit = {m: stability(flows, outs[m], [silhouette(o, s) for o, s in zip(outs[m], src)])[1] for m in outs}
             ssim = ssim_outside(src, outs["on"], region)
             people = res["on"][0].metrics["frames_with_person"]
             inner = {m: res[m][0].metrics["temporal_warping_error"] for m in outs}
             inner_jit = {m: res[m][0].metrics["edge_jitter_px"] for m in outs}
             table.append((video.name, f"{clip.width}x{clip.height}", n, people, res["on"][1], res["on"][2],
                           n / secs640, n / cpu640, twe["off"], twe["on"], twe["on"] / twe["off"],
+                          twe_y["off"], twe_y["on"], twe_y["on"] / twe_y["off"], twe_src,
                           inner["off"], inner["on"], jit["off"], jit["on"], inner_jit["off"], inner_jit["on"], ssim))
             scale = 2.0 if max(clip.width, clip.height) < 400 else 1.0
             shot = args.shots / ("tryon_grid.png" if video == videos[0] else f"tryon_grid_{video.stem}.png")
@@ -211,7 +247,8 @@ def main() -> int:
           "per second of this process's CPU time)\n")
     head = ("video", "size", "frames", "with person", "fps src", "fps src per CPU-s", "fps 640x480",
             "fps 640x480 per CPU-s",
-            "TWE off", "TWE on", "on/off", "layer TWE off", "layer TWE on",
+            "TWE off", "TWE on", "on/off", "luma TWE off", "luma TWE on", "luma on/off", "TWE source",
+            "layer TWE off", "layer TWE on",
             "hem jitter off px", "hem jitter on px", "layer edge jitter off px", "layer edge jitter on px",
             "SSIM non-garment")
     print("| " + " | ".join(head) + " |")

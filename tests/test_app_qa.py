@@ -4,12 +4,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
+from PySide6.QtWidgets import QWidget
 
 from app import display
 from app.inputs_panel import thumbnail_of
-from engines.types import DepthMap, Mesh, PointCloud, VideoResult
+from app.main_window import MainWindow
+from app.settings import Settings
+from engines.api import Result
+from engines.types import Avatar, DepthMap, Mesh, PointCloud, VideoResult
 
-from tests.conftest import DATA, box_mesh
+from tests.conftest import DATA, FakeEngine, box_mesh
 
 
 def test_video_result_gets_a_thumbnail_from_its_frames():
@@ -43,15 +48,6 @@ def test_point_cloud_result_is_drawn_with_its_camera_frusta():
 
 
 # -- window-level regressions ---------------------------------------------------------------
-import pytest  # noqa: E402
-from PySide6.QtWidgets import QWidget  # noqa: E402
-
-from app.main_window import MainWindow  # noqa: E402
-from app.settings import Settings  # noqa: E402
-from engines.api import Result  # noqa: E402
-from engines.types import Avatar  # noqa: E402
-from tests.conftest import FakeEngine  # noqa: E402
-
 
 def _window(qtbot, views: bool) -> MainWindow:
     w = MainWindow(Settings(), samples=False, recovery=False, views=views)
@@ -186,3 +182,32 @@ def test_result_notes_stay_in_the_results_tooltip(window):
     note = "Frames aligned to frame 1: residual misalignment 0.14 px."
     row = _add(window, Result(items=[box_mesh()], notes=[note]))
     assert note in window.inputs_panel.results.item(row).toolTip()
+
+
+def test_status_bar_says_what_a_run_made(window):
+    window.status("Imported portrait.png: Image 512x512")
+    _add(window, Result(items=[box_mesh()]))
+    assert window.statusBar().currentMessage() == "Fake engine #1: Mesh"
+
+
+def test_first_start_leaves_the_portrait_selected_for_run(qtbot, studio_home, dialogs):
+    """The last sample import to finish used to take the selection (often the video,
+    which offers a long multi-view run); the portrait is the one to press Run on."""
+    import resources
+
+    w = MainWindow(Settings(), samples=True, recovery=False, views=False)
+    qtbot.addWidget(w)
+    w.confirm_close = False
+    w.show()
+    try:
+        qtbot.waitUntil(lambda: len(w.project.inputs) == len(resources.samples())
+                        and not w.runner.active(), timeout=60000)
+        qtbot.wait(50)
+        assert [w.project.inputs[r].paths[0] for r in w.selected_inputs()] == \
+            [str(p) for p in resources.samples() if p.name == "portrait.png"]
+        from engines import registry
+
+        if "avatar" in registry.engines():
+            assert w.engine_panel.current == "avatar"
+    finally:
+        w.runner.shutdown(5000)

@@ -10,11 +10,14 @@ Public API::
 ``style`` is a style name, ``"none"``/``"bald"`` (no hair) or ``"auto"`` (the style whose
 silhouette from the photo's camera best matches the hair segmented in the photo; needs a
 photo and ``avatar.camera``). ``color`` is ``#rrggbb``, a preset name (see
-:data:`engines.hair.color.PRESETS`) or ``"auto"`` (the colour measured in the photo).
+:data:`engines.hair.color.PRESETS`) or ``"auto"`` (the median colour of the hair segmented
+in the photo, for ``auto`` and named styles alike; :data:`DEFAULT_COLOR`, a dark brown, when
+there is no photo or too little hair in it to measure).
 
-``avatar.params`` gains ``hairstyle``, ``hair_color`` and, for ``auto``, ``hair_match``
+``avatar.params`` gains ``hairstyle``, ``hair_color``, ``hair_strands``, for an ``auto``
+colour ``hair_color_source`` (``photo`` or ``default``), and, for ``auto``, ``hair_match``
 (top three ``{"style", "iou"}``) and ``hair_photo`` (measured colour, length below the
-chin, volume, fringe coverage). Modules: recipe (JSON schema), generate (strands on the
+chin, volume, fringe coverage); the avatar engine copies these into its result metrics. Modules: recipe (JSON schema), generate (strands on the
 canonical head), head (fitting and collision), color, photo (hair segmentation),
 match (silhouette matching), render (software previews and silhouettes).
 """

@@ -189,9 +189,27 @@ def consistency_mask(i: int, maps: list[ViewDepth], neighbors: list[int], rel_to
     return out
 
 
+def _drop_rims(keep: np.ndarray, rim: int = 3, min_area: float = 0.005) -> np.ndarray:
+    """Drop a 1 px rim around every gap, and ``rim`` px around large gaps (silhouettes
+    against an empty or far background): windows straddling a silhouette "fatten" the
+    foreground by up to half a window, so depth there belongs to the wrong surface.
+    Small holes inside a surface keep the thin rim, so completeness does not suffer."""
+    import cv2
+
+    k = keep.astype(np.uint8)
+    out = cv2.erode(k, np.ones((3, 3), np.uint8)) > 0
+    if rim <= 1:
+        return out
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(1 - k, connectivity=4)
+    big = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= min_area * k.size)
+    gap = np.isin(lab, big[big > 0])  # label 0: the kept pixels
+    near = cv2.dilate(gap.astype(np.uint8), np.ones((2 * rim + 1, 2 * rim + 1), np.uint8)) > 0
+    return out & ~near
+
+
 def compute_depth_maps(images: dict[str, np.ndarray], cams, points: np.ndarray, max_size: int = 400,
                        n_planes: int = 64, n_neighbors: int = 4, min_score: float = 0.5,
-                       rel_tol: float = 0.03, progress=no_progress,
+                       rel_tol: float = 0.03, rim: int = 3, progress=no_progress,
                        cancel: CancelToken | None = None) -> list[ViewDepth]:
     """Filtered depth maps for every registered camera (``images`` by camera name, RGB)."""
     import cv2
@@ -239,7 +257,6 @@ def compute_depth_maps(images: dict[str, np.ndarray], cams, points: np.ndarray, 
     agree = 2 if n >= 6 else 1
     keep = [consistency_mask(i, maps, neigh[i], rel_tol, agree) for i in range(n)]
     for m, k in zip(maps, keep):
-        # drop a 1 px rim: depth at silhouettes mixes foreground and background colours
-        k = cv2.erode(k.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        k = _drop_rims(k, rim)
         m.depth = np.where(k, m.depth, np.nan).astype(np.float32)
     return maps

@@ -10,6 +10,8 @@ padded outward so that mip-mapping does not bleed background into the surface.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from engines.types import Mesh
@@ -44,8 +46,9 @@ def atlas(vertices: np.ndarray, faces: np.ndarray, size: int):
     return vmap, idx.astype(np.int64), uv
 
 
-def best_view_per_face(V, F, photos) -> np.ndarray:
-    """Index of the photo that sees each face best (-1: none sees it)."""
+def view_weights(V, F, photos) -> np.ndarray:
+    """(faces, photos) weights: cos(view angle) / distance where the photo sees the
+    face's centre (ray cast against the mesh, inside the frame), else 0."""
     import open3d as o3d
 
     centres = V[F].mean(1)
@@ -53,8 +56,7 @@ def best_view_per_face(V, F, photos) -> np.ndarray:
     fn /= np.linalg.norm(fn, axis=1, keepdims=True) + 1e-12
     scene = o3d.t.geometry.RaycastingScene()
     scene.add_triangles(o3d.core.Tensor(V.astype(np.float32)), o3d.core.Tensor(F.astype(np.uint32)))
-    best = np.full(len(F), -1, np.int64)
-    best_w = np.zeros(len(F))
+    W = np.zeros((len(F), len(photos)), np.float32)
     for k, (rgb, K, R, t) in enumerate(photos):
         C = -R.T @ t
         x = centres @ R.T + t
@@ -65,22 +67,74 @@ def best_view_per_face(V, F, photos) -> np.ndarray:
         view = C - centres
         dist = np.linalg.norm(view, axis=1) + 1e-12
         cos = np.abs(np.einsum("nd,nd->n", fn, view)) / dist  # two-sided: winding may be either way
-        wgt = cos / dist  # frontal and close: more texels per triangle
         m = 2.0
-        ok = (z > 0) & (u >= m) & (u <= w - 1 - m) & (v >= m) & (v <= h - 1 - m) & (cos > 0.1) & (wgt > best_w)
-        cand = np.flatnonzero(ok)
+        cand = np.flatnonzero((z > 0) & (u >= m) & (u <= w - 1 - m) & (v >= m) & (v <= h - 1 - m) & (cos > 0.1))
         if cand.size == 0:
             continue
         rays = np.concatenate([np.broadcast_to(C, (cand.size, 3)), -view[cand] / dist[cand, None]], 1)
         hit = scene.cast_rays(o3d.core.Tensor(rays.astype(np.float32)))["t_hit"].numpy()
         cand = cand[hit > dist[cand] * (1 - 1e-3) - 1e-6]
-        best[cand] = k
-        best_w[cand] = wgt[cand]
-    return best
+        W[cand, k] = cos[cand] / dist[cand]  # frontal and close: more texels per triangle
+    return W
 
 
-def bake_texture(mesh: Mesh, photos, size: int = 2048) -> Mesh:
-    """Texture atlas for ``mesh`` from ``photos`` = [(rgb, K, R, t)] (world->camera, OpenCV)."""
+def best_view_per_face(V, F, photos) -> np.ndarray:
+    """Index of the photo that sees each face best (-1: none sees it)."""
+    W = view_weights(V, F, photos)
+    return np.where(W.max(1) > 0, W.argmax(1), -1)
+
+
+def _project(P, K, R, t):
+    x = P @ R.T + t
+    return x[:, 0] / x[:, 2] * K[0, 0] + K[0, 2], x[:, 1] / x[:, 2] * K[1, 1] + K[1, 2]
+
+
+def photo_gains(centres: np.ndarray, W: np.ndarray, photos, iterations: int = 4) -> np.ndarray:
+    """Per-photo, per-channel colour gains that make photos agree on the faces they share.
+
+    Seam levelling in the spirit of Waechter et al. 2014 (global adjustment), reduced to
+    one gain per photo and channel: alternately take each face's geometric-mean colour
+    over the photos that see it, and set each photo's gain to the median ratio of those
+    means to its own (blurred) samples. Gains are normalised to a geometric mean of 1.
+    """
+    import cv2
+
+    n = len(photos)
+    shared = np.flatnonzero((W > 0).sum(1) >= 2)
+    if n < 2 or shared.size < 50:
+        return np.ones((n, 3), np.float32)
+    shared = shared[:: max(1, shared.size // 20000)]
+    logc = np.full((shared.size, n, 3), np.nan, np.float32)
+    for k, (rgb, K, R, t) in enumerate(photos):
+        sel = np.flatnonzero(W[shared, k] > 0)
+        if sel.size == 0:
+            continue
+        blur = cv2.GaussianBlur(rgb[:, :, :3], (0, 0), 2.0)  # tolerate small misalignment
+        u, v = _project(centres[shared[sel]], K, R, t)
+        c = bilinear(blur, u, v)
+        ok = c.min(1) > 8  # near-black samples say nothing about gain
+        logc[sel[ok], k] = np.log(c[ok])
+    g = np.zeros((n, 3), np.float32)
+    for _ in range(iterations):
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # faces with no usable sample: NaN
+            face = np.nanmean(logc + g[None], axis=1)  # per face, over its photos
+        diff = face[:, None, :] - logc
+        for k in range(n):
+            d = diff[:, k]
+            d = d[np.isfinite(d[:, 0])]
+            g[k] = np.median(d, 0) if len(d) >= 20 else 0.0
+        g -= g.mean(0)
+    return np.exp(np.clip(g, -0.7, 0.7))
+
+
+def bake_texture(mesh: Mesh, photos, size: int = 2048, blend: bool = True, level: bool = True) -> Mesh:
+    """Texture atlas for ``mesh`` from ``photos`` = [(rgb, K, R, t)] (world->camera, OpenCV).
+
+    Each face takes its two best photos, blended by their view weights (sharpened, so the
+    best one dominates but the hand-over between photos is gradual), after per-photo
+    colour gains (:func:`photo_gains`) level exposure differences across seams.
+    """
     import cv2
 
     vmap, F, uv = atlas(mesh.vertices, mesh.faces, size)
@@ -101,18 +155,28 @@ def bake_texture(mesh: Mesh, photos, size: int = 2048) -> Mesh:
     bary = np.clip(np.stack([1 - w1 - w2, w1, w2], 1), 0, 1)
     bary /= bary.sum(1, keepdims=True)
     P = np.einsum("nk,nkd->nd", bary, V[F[f]])
-    view = best_view_per_face(V, F, photos)[f]
+    W = view_weights(V, F, photos)
+    gains = photo_gains(V[F].mean(1), W, photos) if level else np.ones((len(photos), 3), np.float32)
+    order = np.argsort(-W, axis=1)[:, :2] if W.shape[1] >= 2 else np.zeros((len(F), 1), np.int64)
+    wt = np.take_along_axis(W, order, 1) ** 4  # sharpened: the best view dominates
+    if not blend or wt.shape[1] < 2:
+        wt = wt[:, :1]
+    wt = wt / np.maximum(wt.sum(1, keepdims=True), 1e-30)
+    seen_face = W.max(1) > 0
+    acc = np.zeros((len(f), 3), np.float32)
+    for r in range(wt.shape[1]):
+        vr, wr = order[f, r], wt[f, r]
+        for k, (rgb, K, R, t) in enumerate(photos):
+            sel = np.flatnonzero((vr == k) & (wr > 1e-3) & seen_face[f])
+            if sel.size == 0:
+                continue
+            u, v = _project(P[sel], K, R, t)
+            acc[sel] += wr[sel, None] * gains[k] * bilinear(rgb[:, :, :3], u, v)
     tex = np.zeros((size, size, 3), np.uint8)
     filled = np.zeros((size, size), np.uint8)
-    for k, (rgb, K, R, t) in enumerate(photos):
-        sel = np.flatnonzero(view == k)
-        if sel.size == 0:
-            continue
-        x = P[sel] @ R.T + t
-        u = x[:, 0] / x[:, 2] * K[0, 0] + K[0, 2]
-        v = x[:, 1] / x[:, 2] * K[1, 1] + K[1, 2]
-        tex[ys[sel], xs[sel]] = np.clip(bilinear(rgb[:, :, :3], u, v), 0, 255).astype(np.uint8)
-        filled[ys[sel], xs[sel]] = 1
+    ok = seen_face[f]
+    tex[ys[ok], xs[ok]] = np.clip(acc[ok], 0, 255).astype(np.uint8)
+    filled[ys[ok], xs[ok]] = 1
     tex = _pad(tex, filled)
     out = Mesh(V, F, uv=np.stack([uv[:, 0], 1.0 - uv[:, 1]], 1), texture=tex, name=mesh.name)
     out.compute_normals()

@@ -7,7 +7,11 @@ follow the source video's optical flow (:mod:`.temporal`):
 * the warp itself: the control grid and the sleeves of frame t-1, moved by the flow, are
   blended with the ones fitted to frame t's landmarks, so the pattern travels with the
   body instead of being re-placed from slightly noisy landmarks each frame;
-* the rendered layer: eq. 5 of Hu (2023), previous layer warped by the flow and blended.
+* the garment's texture coordinates (:mod:`.uvmap`): the previous frame's UV maps,
+  moved by the dense flow, are blended with this frame's (eq. 5 on coordinates), so the
+  pattern moves with the body as one sharp piece;
+* the rendered layer: eq. 5 of Hu (2023), previous layer warped by the flow and blended
+  (this mostly steadies the outline and the shading).
 
 Work happens on a box around the garment at the working resolution; only that box is
 scaled back and composited into the full-resolution frame, so every other pixel is the
@@ -55,11 +59,11 @@ class TryOnPipeline:
         self.work_size = (max(2, round(self.W * self.scale)), max(2, round(self.H * self.scale)))
         self.grid, self.regularisation, self.weight = grid, regularisation, temporal_weight
         self.tracker = PersonTracker(fps, segmenter, min_cutoff=smoothing)
-        import os
-        self.blender = TemporalBlender(temporal_weight, os.environ.get("TRY_PRESET", "fast"))
+        # DIS "medium": the texture coordinates follow this flow, so it is worth its ~4 ms.
+        self.blender = TemporalBlender(temporal_weight, "medium")
         # Garment texture coordinates follow the flow (tolerance: 6 % of the garment's width).
-        self.carrier = MapCarrier(temporal_weight, 0.06 * float(np.ptp(np.array(list(garment.landmarks.values()))[:, 0])))
-        self.colour_weight = temporal_weight
+        width = float(np.ptp(np.array(list(garment.landmarks.values()))[:, 0]))
+        self.carrier = MapCarrier(temporal_weight, 0.06 * width)
         self.timer = timer
         self.reset()
 

@@ -85,6 +85,24 @@ def render_maps(garment, maps: dict[str, np.ndarray]) -> tuple[np.ndarray, np.nd
     return rgb, mask
 
 
+def _smooth(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of ``values`` (H x W x C) counting pixels by ``weight`` (normalised
+    convolution), run on a grid shrunk so sigma is ~2 px there: smooth output, flat cost."""
+    import cv2
+
+    h, w = weight.shape
+    f = max(1, int(sigma / 2))
+    num, den = values * weight[:, :, None], weight
+    if f > 1:
+        size = (max(1, w // f), max(1, h // f))
+        num = cv2.resize(num, size, interpolation=cv2.INTER_AREA)
+        den = cv2.resize(den, size, interpolation=cv2.INTER_AREA)
+    num = cv2.GaussianBlur(num, (0, 0), sigma / f)
+    den = cv2.GaussianBlur(den, (0, 0), sigma / f)
+    out = num / np.maximum(den, 1e-3)[:, :, None]
+    return cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR) if f > 1 else out
+
+
 def _reframe(img: np.ndarray, box_from, box_to) -> np.ndarray:
     from engines.tryon.temporal import _reframe as reframe
 
@@ -96,11 +114,13 @@ class MapCarrier:
 
     ``weight`` is w; ``tol`` (garment pixels) is where carried and fitted maps are taken
     to have parted (the carried map is then dropped there, fading out over another
-    ``tol``). Maps live on a box of the frame (x0, y0, x1, y1) that may move.
+    ``tol``); the correction carried - fit is low-passed with a Gaussian of ``smooth``
+    times the box size, so the pattern follows the body's smooth motion and not the
+    flow's per-pixel noise. Maps live on a box of the frame (x0, y0, x1, y1) that may move.
     """
 
-    def __init__(self, weight: float = 0.8, tol: float = 8.0):
-        self.weight, self.tol = float(weight), float(tol)
+    def __init__(self, weight: float = 0.8, tol: float = 8.0, smooth: float = 0.04):
+        self.weight, self.tol, self.smooth = float(weight), float(tol), float(smooth)
         self.prev: tuple[dict[str, np.ndarray], tuple] | None = None
         self.last_carried = 0.0
         """Mean carry weight over the torso map in the last call (0 = fit only)."""
@@ -125,6 +145,7 @@ class MapCarrier:
             trust = (cv2.GaussianBlur(valid.astype(np.float32), (0, 0), 1.5)
                      * np.clip((inside - 0.98) / 0.02, 0.0, 1.0))
             out = {}
+            sigma = max(2.0, self.smooth * max(h, w))
             for name, fit in maps.items():
                 if name not in p_maps:
                     out[name] = fit
@@ -132,8 +153,11 @@ class MapCarrier:
                 carried = warp_by_flow(_reframe(p_maps[name], p_box, box), back, g)
                 apart = np.sqrt(((carried - fit) ** 2).sum(-1))
                 m = self.weight * trust * np.clip((2 * self.tol - apart) / self.tol, 0.0, 1.0)
+                # The correction is kept smooth (a normalised blur weighted by m): flow
+                # noise on plain clothes must not ripple the pattern.
+                delta = _smooth(np.nan_to_num(carried - fit), m, sigma)
                 m = cv2.GaussianBlur(m, (0, 0), 1.0)
-                out[name] = fit + (carried - fit) * m[:, :, None]
+                out[name] = fit + delta * m[:, :, None]
                 if name == "torso":
                     self.last_carried = float(m.mean())
         self.prev = ({k: v.astype(np.float32) for k, v in out.items()}, tuple(box))
