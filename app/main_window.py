@@ -145,12 +145,16 @@ class MainWindow(ProjectActions, QMainWindow):
     def _sample_job_ended(self, jid: int, *_) -> None:
         """Once the first-start samples are in, select the portrait (whichever import
         ended last was selected): Run then makes an avatar in a second or two, where a
-        video would start a long multi-view reconstruction."""
+        video would start a long multi-view reconstruction. A file of the user's own
+        (e.g. given on the command line) is selected instead."""
         if jid not in self._sample_jobs:
             return
         self._sample_jobs.discard(jid)
-        rows = [i for i, e in enumerate(self.project.inputs)
-                if e.kind == "Image" and "portrait" in Path(e.paths[0]).stem.lower()]
+        samples = set(self.inputs_panel.sample_paths())
+        own = [i for i, e in enumerate(self.project.inputs) if any(p not in samples for p in e.paths)]
+        portrait = [i for i, e in enumerate(self.project.inputs)
+                    if e.kind == "Image" and "portrait" in Path(e.paths[0]).stem.lower()]
+        rows = own[-1:] or portrait
         if not self._sample_jobs and rows:
             self.inputs_panel.inputs.setCurrentRow(rows[0], QItemSelectionModel.ClearAndSelect)
 

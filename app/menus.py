@@ -252,7 +252,8 @@ def background_dialog(w) -> None:
 
 
 def point_size_dialog(w) -> None:
-    size, ok = QInputDialog.getInt(w, "Point size", "Point size (pixels):", 3, 1, 30)
+    current = int(getattr(w.viewport, "point_size", 3) or 3)  # start from what is set now
+    size, ok = QInputDialog.getInt(w, "Point size", "Point size (pixels):", current, 1, 30)
     if ok:
         _viewport(w, "set_point_size", size)
 

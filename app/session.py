@@ -58,6 +58,9 @@ class ProjectActions:
         self.inputs_panel.clear()
         if self.viewport is not None:
             self.viewport.clear()
+        from app.display import hide_avatar_controls
+
+        hide_avatar_controls(self)  # the old session's avatar is gone with it
         self.engine_panel.set_all_values(project.params)
         if project.engine:
             self.engine_panel.select(project.engine)

@@ -28,7 +28,7 @@ def test_video_result_gets_a_thumbnail_from_its_frames():
 def test_video_result_on_disk_gets_a_thumbnail():
     thumb = thumbnail_of(VideoResult(fps=30.0, path=DATA / "carphone_30.mp4"))
     assert thumb is not None and thumb.ndim == 3
-    assert thumb.std() > 5  # a real picture, not a flat placeholder
+    assert thumb.std() > 5  # a real picture, not a flat grey square
 
 
 def test_point_cloud_result_is_drawn_with_its_camera_frusta():
@@ -70,7 +70,7 @@ def _add(w, result) -> int:
     return len(w.project.results) - 1
 
 
-def test_avatar_dock_goes_when_another_result_is_shown(qtbot, window, monkeypatch):
+def test_avatar_dock_goes_when_another_result_is_shown(qtbot, window, monkeypatch, tmp_path):
     shown = []
 
     class FakePanel(QWidget):
@@ -97,6 +97,11 @@ def test_avatar_dock_goes_when_another_result_is_shown(qtbot, window, monkeypatc
     window.show_result(a)  # back to the avatar: its controls return
     assert not window.docks["Avatar"].isHidden()
     window.remove_result(a)  # and go with it
+    assert window.docks["Avatar"].isHidden()
+    window.show_result(_add(window, Result(items=[Avatar(box_mesh())])))
+    assert not window.docks["Avatar"].isHidden()
+    path = window.save_project(tmp_path / "other.capstudio")
+    window.open_project(path)  # a project replaces the session: its avatar controls go
     assert window.docks["Avatar"].isHidden()
 
 
@@ -209,5 +214,46 @@ def test_first_start_leaves_the_portrait_selected_for_run(qtbot, studio_home, di
 
         if "avatar" in registry.engines():
             assert w.engine_panel.current == "avatar"
+    finally:
+        w.runner.shutdown(5000)
+
+
+def test_point_size_dialog_starts_from_the_current_size(window, dialogs, monkeypatch):
+    from PySide6.QtWidgets import QInputDialog
+
+    from app import menus
+
+    class View:
+        point_size = 7.0
+
+        def set_point_size(self, px):
+            self.point_size = px
+
+    monkeypatch.setattr(window, "viewport", View())
+    monkeypatch.setattr(window, "_views_loaded", True)
+    seen = []
+
+    def get_int(parent, title, label, value, lo, hi):
+        seen.append(value)
+        return 9, True
+
+    monkeypatch.setattr(QInputDialog, "getInt", staticmethod(get_int))
+    menus.point_size_dialog(window)
+    assert seen == [7] and window.viewport.point_size == 9  # not reset to 3 each time
+
+
+def test_first_start_keeps_a_file_given_on_the_command_line_selected(qtbot, studio_home, dialogs):
+    import resources
+
+    w = MainWindow(Settings(), samples=True, recovery=False, views=False)
+    qtbot.addWidget(w)
+    w.confirm_close = False
+    w.show()
+    w.import_dropped([str(DATA / "astronaut.png")])  # what app.main does with argv files
+    try:
+        qtbot.waitUntil(lambda: len(w.project.inputs) == len(resources.samples()) + 1
+                        and not w.runner.active(), timeout=60000)
+        qtbot.wait(50)
+        assert [w.project.inputs[r].paths[0] for r in w.selected_inputs()] == [str(DATA / "astronaut.png")]
     finally:
         w.runner.shutdown(5000)

@@ -138,3 +138,28 @@ def test_texture_takes_colours_from_the_photos(scene):
     assert err < 25, err
     # a texture with shuffled colours would be far off
     assert np.abs(px[seen] - np.roll(truth[seen], 50, axis=0)).mean() > 2 * err
+
+
+def test_photo_gains_level_a_darker_photo(scene):
+    """One photo 30 % darker: its fitted gain brings it back to the others."""
+    photos = [(scene["images"][i], scene["K"][i], scene["R"][i], scene["t"][i]) for i in range(12)]
+    dark = (photos[3][0].astype(np.float32) * 0.7).astype(np.uint8)
+    photos[3] = (dark,) + photos[3][1:]
+    V, F = scene["vertices"], scene["faces"]
+    W = texture.view_weights(V, F, photos)
+    assert (W > 0).sum(1).max() >= 3 and (W[:, 3] > 0).sum() > 500
+    g = texture.photo_gains(V[F].mean(1), W, photos)
+    rel = g[3] / np.median(np.delete(g, 3, 0), axis=0)
+    assert np.allclose(rel, 1 / 0.7, rtol=0.06), rel
+    others = np.delete(g, 3, 0)
+    assert np.abs(others / np.median(others, 0) - 1).max() < 0.05
+
+
+def test_drop_rims_cuts_silhouettes_not_small_holes():
+    keep = np.zeros((100, 100), bool)
+    keep[20:80, 20:80] = True   # an object against an empty background
+    keep[50, 50] = False         # a one-pixel hole inside it
+    out = dense._drop_rims(keep, rim=3)
+    assert not out[20:23, 40].any() and out[24, 40]  # 3 px eaten at the silhouette
+    assert not out[49, 50] and out[48, 50]           # 1 px around the small hole
+    assert out[30:70, 30:70].sum() == 40 * 40 - 9    # interior otherwise untouched

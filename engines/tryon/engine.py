@@ -4,7 +4,8 @@ Follows Hu Ankang, "Video virtual try-on based on optical flow improvement" (202
 per frame, body landmarks (MediaPipe Pose, :mod:`.person`) drive a regularised
 thin-plate-spline warp of the garment (:mod:`.tps`, eq. 1-2), the warped garment is
 composited over the torso (:mod:`.composite`) and blended with the previous frame's
-garment carried by optical flow (:mod:`.temporal`, eq. 5). The paper's learned U-Net
+garment carried by optical flow (:mod:`.temporal`, eq. 5), both as texture coordinates
+(:mod:`.uvmap`, so a pattern moves as one piece) and as a colour layer. The paper's learned U-Net
 generator (trained on VVT) is not available offline; the classical generator in
 :mod:`.composite` stands in for it behind the :class:`GarmentGenerator` protocol, and
 ``TryOnEngine(generator=...)`` plugs in another.
@@ -72,7 +73,8 @@ class TryOnEngine(Engine):
 
     class Params(BaseModel):
         temporal: Literal["on", "off"] = Field(
-            "on", description="Blend each frame's garment with the previous one along the optical flow (eq. 5).")
+            "on", description="Carry the previous frame's garment (its texture coordinates and its layer) along "
+                  "the optical flow and blend it with this frame's (eq. 5); smooth the warp's control points.")
         temporal_weight: float = Field(
             0.8, ge=0.0, le=0.95,
             description="Weight of the previous garment carried by the optical flow (w in eq. 5; also moves the warp).")

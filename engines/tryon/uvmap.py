@@ -28,24 +28,32 @@ def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     return np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
 
 
-def fitted_maps(garment, warp, sleeves, shape: tuple[int, int], stride: int = 0) -> dict[str, np.ndarray]:
-    """UV maps (H x W x 2 float32, garment pixels) of the fitted warp over a crop.
+def map_shape(shape: tuple[int, int], step: int) -> tuple[int, int]:
+    """Size of a map sampling every ``step``-th pixel of an H x W crop."""
+    return -(-shape[0] // step), -(-shape[1] // step)
+
+
+def fitted_maps(garment, warp, sleeves, shape: tuple[int, int], stride: int = 0,
+                step: int = 1) -> dict[str, np.ndarray]:
+    """UV maps (float32 x 2, garment pixels) of the fitted warp over an H x W crop.
 
     ``warp`` (a :class:`.tps.GarmentWarp`) and ``sleeves`` (2 x 3 affines, left then
-    right) are in the crop's pixels. The torso map is the inverse TPS, sampled every
-    ``stride`` pixels and interpolated (the map is smooth); sleeves invert their affine.
+    right) are in the crop's pixels. Map sample (i, j) is crop pixel (step j, step i)
+    (:func:`upsample` brings a ``step`` > 1 map to full size). The torso map is the
+    inverse TPS, evaluated every ``stride`` pixels and interpolated (the map is
+    smooth); sleeves invert their affine.
     """
     from engines.tryon.tps import TPS, _corner_resize
 
-    h, w = shape
+    h, w = map_shape(shape, step)
     stride = stride or int(np.clip(max(h, w) / 100, 2, 8))
     inv = TPS(warp.dst, warp.src)
-    xs = np.arange(0, w + stride, stride, dtype=np.float64)
-    ys = np.arange(0, h + stride, stride, dtype=np.float64)
+    xs = np.arange(0, w + stride, stride, dtype=np.float64) * step
+    ys = np.arange(0, h + stride, stride, dtype=np.float64) * step
     gx, gy = np.meshgrid(xs, ys)
     m = inv(np.stack([gx.ravel(), gy.ravel()], 1)).astype(np.float32)
     maps = {"torso": np.dstack([_corner_resize(m[:, k].reshape(gx.shape), stride)[:h, :w] for k in (0, 1)])}
-    X, Y = _grid(h, w)
+    X, Y = (a * np.float32(step) for a in _grid(h, w))
     for side, A in zip(("left", "right"), sleeves):
         part = garment.parts.get(f"sleeve_{side}")
         if part is None or not part.any():
@@ -55,14 +63,43 @@ def fitted_maps(garment, warp, sleeves, shape: tuple[int, int], stride: int = 0)
     return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in maps.items()}
 
 
-def render_maps(garment, maps: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def upsample(maps: dict[str, np.ndarray], step: int, shape: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Maps sampled every ``step`` pixels brought to the full H x W crop (bilinear, with
+    sample i landing exactly on pixel step * i)."""
+    import cv2
+
+    if step == 1:
+        return maps
+    A = np.array([[step, 0, 0], [0, step, 0]], np.float64)
+    return {k: cv2.warpAffine(v, A, (shape[1], shape[0]), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            for k, v in maps.items()}
+
+
+def prefiltered(rgb: np.ndarray, scale: float, sigma: float = 0.5) -> np.ndarray:
+    """The garment texture low-passed for drawing at ``scale`` frame px per garment px.
+
+    Point-sampling a sharp pattern at a reduced size aliases: stripes crawl and shimmer
+    as they move by fractions of a pixel. A Gaussian of ``sigma`` frame pixels, applied
+    in garment pixels before sampling, band-limits the drawn pattern (the prefiltering
+    behind mip-mapping, Williams, SIGGRAPH 1983; Heckbert 1989).
+    """
+    import cv2
+
+    s = round(sigma / max(scale, 1e-3), 1)
+    return rgb if s < 0.2 else cv2.GaussianBlur(rgb, (0, 0), s)
+
+
+def render_maps(garment, maps: dict[str, np.ndarray], texture: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """The garment seen through UV maps: (rgb float32 H x W x 3, mask float32 H x W).
 
     Each part samples its own mask (so a torso map that strays onto the photo's sleeve
     shows nothing); sleeves are drawn over the torso, as an arm hanging in front of the
-    body's side would be.
+    body's side would be. ``texture`` replaces the garment's RGB (a :func:`prefiltered` one).
     """
     import cv2
+
+    texture = garment.rgb if texture is None else texture
 
     h, w = next(iter(maps.values())).shape[:2]
     rgb = np.zeros((h, w, 3), np.float32)
@@ -76,7 +113,7 @@ def render_maps(garment, maps: dict[str, np.ndarray]) -> tuple[np.ndarray, np.nd
                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         if not m.any():
             continue
-        c = cv2.remap(garment.rgb, uv, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        c = cv2.remap(texture, uv, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if name == "torso":
             rgb, mask = c.astype(np.float32), m
         else:
