@@ -34,7 +34,7 @@ def run_app(files: list[str]) -> int:
     probe_mode = os.environ.get("CAPTURE_STUDIO_STARTUP_PROBE", "")
     probe = probe_mode in ("1", "views")
     window = MainWindow(samples=not probe, recovery=not probe,
-                        views=not probe or probe_mode == "views")
+                        views=not probe or probe_mode == "views", warm_up=not probe)
     window.show()
     if probe:
         app.processEvents()  # the first paint

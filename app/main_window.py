@@ -45,13 +45,13 @@ class MainWindow(ProjectActions, QMainWindow):
     views_ready = Signal()
 
     def __init__(self, settings: settings_mod.Settings | None = None, samples: bool = True,
-                 recovery: bool = True, views: bool = True) -> None:
+                 recovery: bool = True, views: bool = True, warm_up: bool = False) -> None:
         super().__init__()
         self.settings = settings or settings_mod.Settings()
         self.project = Project()
         self.runner = JobRunner(self)
         self.confirm_close = True
-        self._want = {"samples": samples, "recovery": recovery, "views": views}
+        self._want = {"samples": samples, "recovery": recovery, "views": views, "warm_up": warm_up}
         self.viewport = self.image_view = self.video_view = self.avatar_panel = None
         self._views_loaded = False
         self._autosaved_revision = -1
@@ -126,6 +126,15 @@ class MainWindow(ProjectActions, QMainWindow):
 
         menus.build(self)
 
+    def _warm_up_models(self) -> None:
+        """Load the face models in the background once the window is up, so the first
+        Make avatar takes as long as later ones (engines.avatar.engine.warm_up)."""
+        try:
+            from engines.avatar.engine import warm_up
+        except ImportError:
+            return
+        self.runner.submit(lambda progress, cancel: warm_up(), "Preparing face models", kind="warm-up")
+
     def _after_show(self) -> None:
         self.refresh_engines()
         try:
@@ -138,6 +147,8 @@ class MainWindow(ProjectActions, QMainWindow):
         self.settings.mark_running()
         if self._want["views"]:
             QTimer.singleShot(0, self.ensure_views)
+        if self._want["warm_up"]:
+            QTimer.singleShot(1500, self._warm_up_models)
         if self._want["samples"] and not recovered and not self.settings.get("samples_shown"):
             self.settings.set("samples_shown", True)
             self._sample_jobs = {self.import_paths([p]).id for p in self.inputs_panel.sample_paths()}

@@ -257,3 +257,18 @@ def test_first_start_keeps_a_file_given_on_the_command_line_selected(qtbot, stud
         assert [w.project.inputs[r].paths[0] for r in w.selected_inputs()] == [str(DATA / "astronaut.png")]
     finally:
         w.runner.shutdown(5000)
+
+
+def test_warm_up_loads_the_face_models_in_the_background(qtbot):
+    """The app preloads the avatar's face models after start so the first Make avatar is
+    fast; the work runs as a job (off the UI thread) and finishes without error."""
+    import sys
+
+    w = MainWindow(Settings(), samples=False, recovery=False, views=False, warm_up=True)
+    qtbot.addWidget(w)
+    w.confirm_close = False
+    with qtbot.waitSignal(w.runner.finished, timeout=120_000) as done:
+        pass
+    job = w.runner.jobs[done.args[0]]
+    assert job.title == "Preparing face models"
+    assert "mediapipe" in sys.modules

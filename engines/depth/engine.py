@@ -188,6 +188,9 @@ class DepthFromFocusEngine(Engine):
                 mesh = self._mesh(dm, params.max_depth_jump, result.notes)
             if mesh is not None:
                 result.items.append(mesh)
+                result.by_extension.update({".glb": mesh, ".obj": mesh})
+        # .ply gives the filtered cloud the user sees, not every pixel of the depth grid
+        result.by_extension[".ply"] = cloud
         result.metrics.update(
             frames=n, width=int(depth.shape[1]), height=int(depth.shape[0]),
             confident_fraction=frac, low_confidence=low, noise_sigma=dff.noise_sigma,
