@@ -36,6 +36,37 @@ from engines.types import DepthMap, FocalStack, Image, ImageSet, Mesh, PointClou
 DATA = Path(__file__).parent / "data"
 
 
+def require_viewport_display() -> None:
+    """Skip the calling test module unless the VTK viewport can run: it needs an X display
+    and Qt's xcb platform (pyvistaqt segfaults under ``offscreen``). Call at module level."""
+    if not os.environ.get("DISPLAY"):
+        pytest.skip("the 3D viewport needs an X display: run the tests under xvfb-run -a",
+                    allow_module_level=True)
+    if os.environ.get("QT_QPA_PLATFORM", "xcb") != "xcb":
+        from PySide6 import QtWidgets
+
+        if QtWidgets.QApplication.instance() is not None:
+            pytest.skip("a Qt application with a non-xcb platform exists; the viewport needs xcb",
+                        allow_module_level=True)
+    os.environ["QT_QPA_PLATFORM"] = "xcb"
+    pytest.importorskip("pyvista")
+
+
+@pytest.fixture
+def window(qtbot):
+    """A main window without samples, recovery or the 3D/2D/video views (fast to build)."""
+    from app.main_window import MainWindow
+    from app.settings import Settings
+
+    w = MainWindow(Settings(), samples=False, recovery=False, views=False)
+    qtbot.addWidget(w)
+    with qtbot.waitExposed(w, timeout=60000):
+        w.show()
+    yield w
+    w.confirm_close = False
+    w.runner.shutdown(5000)
+
+
 def box_mesh(size: float = 1.0) -> Mesh:
     """A closed axis-aligned cube of edge ``size`` centred on the origin."""
     v = (np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], np.float32) - 0.5) * size

@@ -30,16 +30,6 @@ class DepthLike(FakeEngine):
         onnx_model: str = Field("", description="ONNX file")
 
 
-@pytest.fixture
-def window(qtbot):
-    w = MainWindow(Settings(), samples=False, recovery=False, views=False)
-    qtbot.addWidget(w)
-    with qtbot.waitExposed(w, timeout=60000):
-        w.show()
-    yield w
-    w.confirm_close = False
-    w.runner.shutdown(5000)
-
 
 def test_new_focal_stack_from_rgbd(qtbot, window, dialogs, tmp_path):
     pytest.importorskip("engines.depth.synth")

@@ -22,16 +22,6 @@ from tests.conftest import DATA, box_mesh
 pytestmark = pytest.mark.gui
 
 
-@pytest.fixture
-def window(qtbot, studio_home):
-    w = MainWindow(Settings(), samples=False, recovery=False, views=False)
-    qtbot.addWidget(w)
-    with qtbot.waitExposed(w, timeout=60000):
-        w.show()
-    yield w
-    w.confirm_close = False
-    w.runner.shutdown(5000)
-
 
 def _rich_result() -> Result:
     rng = np.random.default_rng(1)

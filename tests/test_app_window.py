@@ -17,16 +17,6 @@ from tests.conftest import DATA
 pytestmark = pytest.mark.gui
 
 
-@pytest.fixture
-def window(qtbot, studio_home):
-    w = MainWindow(Settings(), samples=False, recovery=False, views=False)
-    qtbot.addWidget(w)
-    with qtbot.waitExposed(w, timeout=60000):
-        w.show()
-    yield w
-    w.confirm_close = False
-    w.runner.shutdown(5000)
-
 
 def _import(qtbot, w, paths, kind=None):
     with qtbot.waitSignal(w.input_added, timeout=60000) as blocker:

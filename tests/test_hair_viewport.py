@@ -7,15 +7,9 @@ import os
 import numpy as np
 import pytest
 
-if not os.environ.get("DISPLAY"):
-    pytest.skip("the 3D viewport needs an X display: run the tests under xvfb-run -a", allow_module_level=True)
-if os.environ.get("QT_QPA_PLATFORM", "xcb") != "xcb":
-    from PySide6 import QtWidgets as _qw
+from tests.conftest import require_viewport_display  # noqa: E402
 
-    if _qw.QApplication.instance() is not None:
-        pytest.skip("a Qt application with a non-xcb platform exists; the viewport needs xcb", allow_module_level=True)
-os.environ["QT_QPA_PLATFORM"] = "xcb"
-pytest.importorskip("pyvista")
+require_viewport_display()
 
 from engines.hair.head import canonical_avatar  # noqa: E402
 
