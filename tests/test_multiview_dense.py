@@ -9,7 +9,7 @@ from engines.api import EngineError
 from engines.multiview import dense, fusion, texture
 from engines.multiview import evaluate as ev
 from engines.multiview.sfm import Cameras
-from engines.types import DepthMap
+from engines.types import DepthMap, Mesh
 from tests.test_multiview_scenes import bunny_scene, solid_texture
 
 
@@ -163,3 +163,19 @@ def test_drop_rims_cuts_silhouettes_not_small_holes():
     assert not out[20:23, 40].any() and out[24, 40]  # 3 px eaten at the silhouette
     assert not out[49, 50] and out[48, 50]           # 1 px around the small hole
     assert out[30:70, 30:70].sum() == 40 * 40 - 9    # interior otherwise untouched
+
+
+def test_fusion_and_texture_stop_on_cancel(scene):
+    """TSDF integration and texture baking check the cancel token inside their loops."""
+    from engines.api import CancelToken, Cancelled
+
+    token = CancelToken()
+    token.set()
+    K, R, t = scene["K"][0], scene["R"][0], scene["t"][0]
+    T = np.vstack([np.hstack([R, t[:, None]]), [0, 0, 0, 1]])
+    depth = np.ones(scene["images"][0].shape[:2], np.float32)
+    with pytest.raises(Cancelled):
+        fusion.tsdf_fuse([(depth, scene["images"][0], K, T)], 0.05, cancel=token)
+    mesh = Mesh(np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], np.float64), np.array([[0, 1, 2]]))
+    with pytest.raises(Cancelled):
+        texture.bake_texture(mesh, [(scene["images"][0], K, R, t)], 256, cancel=token)

@@ -88,6 +88,35 @@ def test_cancel_stops_the_run(scene):
     assert token.is_set()
 
 
+def test_cancel_during_dense_stage_stops_inside_it(scene, monkeypatch):
+    """Cancel pressed while the first depth map is being swept stops that sweep (it
+    raises Cancelled part-way through the planes), not only at the next stage."""
+    from engines.multiview import dense
+
+    token = CancelToken()
+    seen, swept = [], []
+    real_sweep = dense.plane_sweep
+
+    def sweep(*a, **kw):
+        out = real_sweep(*a, **kw)
+        swept.append(1)  # reached only when a sweep runs to the end
+        return out
+
+    monkeypatch.setattr(dense, "plane_sweep", sweep)
+
+    def progress(f, m=""):
+        seen.append(m)
+        if m.startswith("Depth map 1 of"):
+            token.set()
+
+    p = make_params(MultiViewEngine, dict(max_image_size=320, stages="points"))
+    with pytest.raises(Cancelled):
+        MultiViewEngine().run([ImageSet(scene["paths"][:8])], p, progress, token)
+    assert any(m.startswith("Depth map 1 of") for m in seen)
+    assert swept == []
+    assert not any(m.startswith(("Depth map 2", "Checking depth", "Fusing")) for m in seen)
+
+
 def test_known_intrinsics_are_kept(scene):
     K = scene["K"][0]
     p = make_params(MultiViewEngine, dict(stages="cameras", max_image_size=320, focal_px=K[0, 0],

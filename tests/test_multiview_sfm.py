@@ -6,6 +6,7 @@ import pytest
 
 from engines.multiview import evaluate as ev
 from engines.multiview import frames, sfm
+from engines.multiview.engine import MultiViewEngine
 from tests.test_multiview_scenes import DATA, bunny_scene
 
 SAGRADA = sorted(DATA.glob("resized_IMG_*.jpg"))
@@ -25,11 +26,14 @@ def _gt_centres(scene, names):
     return -np.einsum("nji,nj->ni", scene["R"], scene["t"])[idx]
 
 
-def test_sagrada_all_four_register(tmp_path):
+def test_sagrada_all_four_register(tmp_path, capfd):
     views, _ = frames.load_photos(SAGRADA, 718)
     # the EXIF focal (4285 px) belongs to the 5184 px originals: it must not be used
     assert all(v.focal_px is None for v in views)
     model = sfm.run_sfm(views, tmp_path)
+    # the first mapping attempt fails here and a retry succeeds: COLMAP's error line for
+    # the failed attempt must not reach the log
+    assert "Failed to create any sparse model" not in capfd.readouterr().err
     assert model.registered == 4 and model.total_images == 4
     assert model.mean_reprojection_error < 1.0
     assert len(model.points) > 500
@@ -37,6 +41,30 @@ def test_sagrada_all_four_register(tmp_path):
     assert 450 < f < 900  # a 19 mm lens on a 22.3 mm wide sensor is ~612 px at 718 px
     frusta = sfm.frusta_mesh(model.cameras, 0.1)
     assert len(frusta.vertices) == 20 and len(frusta.faces) == 24
+    # the four photos were taken a few steps apart: frusta sized by the camera gaps alone
+    # were 1 % of the scene (invisible next to the points); they must be 5-8 %
+    scale = model.scene_scale()
+    size = MultiViewEngine._frustum_size(model.cameras.centers, scale)
+    assert 0.05 <= size / scale <= 0.08
+    frusta = sfm.frusta_mesh(model.cameras, size)
+    depth = [np.linalg.norm(frusta.vertices[5 * i + 1:5 * i + 5].mean(0) - frusta.vertices[5 * i]) for i in range(4)]
+    assert np.all(np.array(depth) >= 0.05 * scale)
+
+
+def test_frustum_size_follows_the_scene_and_the_camera_gaps():
+    size = MultiViewEngine._frustum_size
+    ring = lambda n, r: np.stack([r * np.cos(a := np.linspace(0, 2 * np.pi, n, endpoint=False)),
+                                  r * np.sin(a), np.zeros(n)], 1)
+    # 40 cameras on a ring of radius 3 around a scene 2 across: gap 0.47 -> 0.6 gap = 0.28
+    s = size(ring(40, 3.0), 2.0)
+    assert 0.05 * 2.0 <= s <= 0.08 * 2.0 and s < 0.5 * 0.47
+    # cameras a few units apart before a scene 178 across (the Sagrada set): 5 % floor
+    close = np.array([[0.0, 0, 0], [2.1, 0, 0], [4.2, 0.5, 0], [8.0, 1.0, 0]])
+    assert size(close, 178.0) == pytest.approx(0.05 * 178.0)
+    # few, far apart cameras: capped at 8 % of the scene
+    assert size(ring(4, 10.0), 1.0) == pytest.approx(0.08)
+    # a single camera: 6 % of the scene
+    assert size(ring(1, 1.0), 1.0) == pytest.approx(0.06)
 
 
 def test_synthetic_cameras_within_two_percent(tmp_path, scene):
@@ -106,3 +134,21 @@ def test_photos_are_rotated_and_scaled(tmp_path):
     (v,), _ = frames.load_photos([tmp_path / "r.jpg"], 200)
     assert v.size == (150, 200) and v.original_size == (300, 400)
     assert v.rgb[:100].mean() > 200 and v.rgb[100:].mean() < 50  # white on top after rotation
+
+
+def test_cancel_during_mapping(tmp_path):
+    """A cancel set while COLMAP maps reaches its mapper through the per-image callback."""
+    from engines.api import CancelToken, Cancelled
+
+    views, _ = frames.load_photos(SAGRADA, 400)
+    token = CancelToken()
+    seen = []
+
+    def progress(f, m=""):
+        seen.append(m)
+        if m.startswith("Reconstructing cameras"):
+            token.set()
+
+    with pytest.raises(Cancelled):
+        sfm.run_sfm(views, tmp_path, progress=progress, cancel=token)
+    assert [m for m in seen if m.startswith("Reconstructing")] == ["Reconstructing cameras"]

@@ -94,7 +94,7 @@ def _box(a: np.ndarray, win: int) -> np.ndarray:
 
 def plane_sweep(ref: np.ndarray, srcs: list[np.ndarray], K_ref, K_srcs, R_rels, t_rels,
                 dmin: float, dmax: float, n_planes: int = 64, window: int = 7,
-                min_texture: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+                min_texture: float = 2.0, cancel: CancelToken | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Depth and NCC score for the grey float32 ``ref`` image from source images.
 
     ``R_rels``/``t_rels`` map reference-camera points into each source camera. Each
@@ -124,6 +124,8 @@ def plane_sweep(ref: np.ndarray, srcs: list[np.ndarray], K_ref, K_srcs, R_rels, 
     packed = [cv2.merge([np.clip(s, 0, 255).astype(np.uint8), np.full(s.shape, 255, np.uint8)]) for s in srcs]
     denom_r = sd_r + 1e-3
     for p, invd in enumerate(inv):
+        if cancel is not None:
+            cancel.raise_if_set()
         best1 = np.full((h, w), -1.0, np.float32)
         best2 = np.full((h, w), -1.0, np.float32)
         for src, Ks, Rr, tr in zip(packed, K_srcs, R_rels, t_rels):
@@ -253,7 +255,7 @@ def compute_depth_maps(images: dict[str, np.ndarray], cams, points: np.ndarray, 
         R_rel = [cams.R[j] @ cams.R[i].T for j in nb]
         t_rel = [cams.t[j] - R @ cams.t[i] for j, R in zip(nb, R_rel)]
         depth, score = plane_sweep(grays[i], [grays[j] for j in nb], Ks[i], [Ks[j] for j in nb],
-                                   R_rel, t_rel, rng[0], rng[1], n_planes)
+                                   R_rel, t_rel, rng[0], rng[1], n_planes, cancel=cancel)
         depth[score < min_score] = np.nan
         maps.append(ViewDepth(cams.names[i], depth, score, Ks[i], cams.R[i], cams.t[i], rgbs[i],
                               (1.0 / rng[0] - 1.0 / rng[1]) / max(n_planes - 1, 1)))

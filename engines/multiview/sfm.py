@@ -235,7 +235,28 @@ def _map(db_path, image_dir, workdir, views, fixed, num_threads, cancel) -> Spar
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    maps = pycolmap.incremental_mapping(db_path, image_dir, out, options=opts)
+    # Cancel inside mapping: COLMAP calls back after the initial pair and after each new
+    # image; a set CancelToken is passed on to COLMAP's own token, which stops the mapper.
+    token = pycolmap.CancellationToken()
+
+    def check() -> None:
+        if cancel.is_set():
+            token.cancel()
+
+    # A failed attempt logs "Failed to create any sparse model" at ERROR level; run_sfm
+    # retries with other focal priors and raises its own EngineError when all fail, so
+    # COLMAP's line would only alarm the user. Only FATAL lines pass while mapping.
+    level = pycolmap.logging.minloglevel
+    pycolmap.logging.minloglevel = 3
+    try:
+        maps = pycolmap.incremental_mapping(db_path, image_dir, out, options=opts,
+                                            initial_image_pair_callback=check, next_image_callback=check,
+                                            cancellation_token=token)
+    except InterruptedError:  # COLMAP's answer to its token being cancelled
+        cancel.raise_if_set()
+        raise
+    finally:
+        pycolmap.logging.minloglevel = level
     cancel.raise_if_set()
     if not maps:
         return None

@@ -135,13 +135,16 @@ def photo_gains(centres: np.ndarray, W: np.ndarray, photos, iterations: int = 4)
     return np.exp(np.clip(g, -0.7, 0.7))
 
 
-def bake_texture(mesh: Mesh, photos, size: int = 2048, blend: bool = True, level: bool = True) -> Mesh:
+def bake_texture(mesh: Mesh, photos, size: int = 2048, blend: bool = True, level: bool = True,
+                 cancel=None) -> Mesh:
     """Texture atlas for ``mesh`` from ``photos`` = [(rgb, K, R, t)] (world->camera, OpenCV).
 
     Each face takes its two best photos, blended by their view weights (sharpened, so the
     best one dominates but the hand-over between photos is gradual), after per-photo
     colour gains (:func:`photo_gains`) level exposure differences across seams.
+    ``cancel`` (a CancelToken) is checked while rasterising and before each photo.
     """
+    check = cancel.raise_if_set if cancel is not None else (lambda: None)
     import cv2
 
     vmap, F, uv = atlas(mesh.vertices, mesh.faces, size)
@@ -149,6 +152,8 @@ def bake_texture(mesh: Mesh, photos, size: int = 2048, blend: bool = True, level
     uvpx = uv * (size - 1)
     tri_id = np.zeros((size, size), np.int32)
     for k, tri in enumerate(np.round(uvpx[F] * 16).astype(np.int32)):
+        if k % 4096 == 0:
+            check()
         cv2.fillConvexPoly(tri_id, tri, k + 1, lineType=cv2.LINE_8, shift=4)
     ys, xs = np.nonzero(tri_id)
     f = tri_id[ys, xs] - 1
@@ -174,6 +179,7 @@ def bake_texture(mesh: Mesh, photos, size: int = 2048, blend: bool = True, level
     for r in range(wt.shape[1]):
         vr, wr = order[f, r], wt[f, r]
         for k, (rgb, K, R, t) in enumerate(photos):
+            check()
             sel = np.flatnonzero((vr == k) & (wr > 1e-3) & seen_face[f])
             if sel.size == 0:
                 continue
