@@ -207,6 +207,28 @@ def _texture(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     return out / max(out.max(), 1e-6)
 
 
+
+def _raycast_planes(rays: np.ndarray, planes: list, t_min: float, z_max: float,
+                    background: float) -> tuple[np.ndarray, np.ndarray]:
+    """Depth (z) of the nearest plane along each ray and its index (-1 = background).
+
+    ``planes`` holds ``(normal, offset, box)`` with ``normal . X = offset``; ``box`` limits
+    a plane to ``x0 <= X <= x1, y0 <= Y <= y1`` (None = unbounded)."""
+    depth = np.full(rays.shape[:2], np.inf)
+    which = np.full(rays.shape[:2], -1)
+    for i, (n, c, box) in enumerate(planes):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = c / np.where(np.abs(rays @ n) > 1e-9, rays @ n, np.nan)
+        P = rays * t[..., None]
+        ok = np.isfinite(t) & (t > t_min) & (P[..., 2] < z_max)
+        if box is not None:
+            x0, x1, y0, y1 = box
+            ok &= (P[..., 0] >= x0) & (P[..., 0] <= x1) & (P[..., 1] >= y0) & (P[..., 1] <= y1)
+        closer = ok & (P[..., 2] < depth)
+        depth[closer] = P[..., 2][closer]
+        which[closer] = i
+    return np.where(np.isfinite(depth), depth, background), which
+
 def plane_scene(width: int = 370, height: int = 250, seed: int = 0, fx: float | None = None,
                 textures: list[np.ndarray] | None = None):
     """A procedural scene of textured planes with exactly known depth.
@@ -227,19 +249,7 @@ def plane_scene(width: int = 370, height: int = 250, seed: int = 0, fx: float | 
         (np.array([-0.3, 0.0, 1.0]), 3.0, (-0.9, -0.2, -0.6, 0.3)),    # card at ~3 m
         (np.array([0.25, 0.1, 1.0]), 2.2, (0.1, 0.5, -0.35, 0.25)),    # card at ~2.2 m
     ]
-    depth = np.full((height, width), np.inf)
-    which = np.full((height, width), -1)
-    for i, (n, c, box) in enumerate(planes):
-        t = c / np.where(np.abs(rays @ n) > 1e-9, rays @ n, np.nan)
-        P = rays * t[..., None]
-        ok = np.isfinite(t) & (t > 0.3)
-        if box is not None:
-            x0, x1, y0, y1 = box
-            ok &= (P[..., 0] >= x0) & (P[..., 0] <= x1) & (P[..., 1] >= y0) & (P[..., 1] <= y1)
-        closer = ok & (P[..., 2] < depth)
-        depth[closer] = P[..., 2][closer]
-        which[closer] = i
-    depth = np.where(np.isfinite(depth), depth, 6.0)
+    depth, which = _raycast_planes(rays, planes, t_min=0.3, z_max=np.inf, background=6.0)
     rgb = np.zeros((height, width, 3), np.float32)
     import cv2
 
@@ -330,20 +340,7 @@ def random_plane_scene(width: int = 320, height: int = 224, seed: int = 0):
         sx, sy = rng.uniform(0.15, 0.6) * hx * z, rng.uniform(0.15, 0.6) * hy * z
         n = np.array([rng.uniform(-0.4, 0.4), rng.uniform(-0.3, 0.3), 1.0])
         planes.append((n, float(n @ np.array([cx, cy, z])), (cx - sx, cx + sx, cy - sy, cy + sy)))
-    depth = np.full((height, width), np.inf)
-    which = np.full((height, width), -1)
-    for i, (n, c, box) in enumerate(planes):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = c / np.where(np.abs(rays @ n) > 1e-9, rays @ n, np.nan)
-        P = rays * t[..., None]
-        ok = np.isfinite(t) & (t > 0.5) & (P[..., 2] < 8.0)
-        if box is not None:
-            x0, x1, y0, y1 = box
-            ok &= (P[..., 0] >= x0) & (P[..., 0] <= x1) & (P[..., 1] >= y0) & (P[..., 1] <= y1)
-        closer = ok & (P[..., 2] < depth)
-        depth[closer] = P[..., 2][closer]
-        which[closer] = i
-    depth = np.where(np.isfinite(depth), depth, 8.0)
+    depth, which = _raycast_planes(rays, planes, t_min=0.5, z_max=8.0, background=8.0)
     rgb = np.zeros((height, width, 3), np.float32)
     wall = _pattern(height, width, rng)
     for i in range(len(planes)):
