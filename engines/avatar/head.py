@@ -260,6 +260,27 @@ def _skull_points(shape: HeadShape, oval_pts: np.ndarray, rings: int) -> np.ndar
     return p
 
 
+def _mouth_flaps(loop: np.ndarray) -> np.ndarray:
+    """Ring 1 of the mouth pocket: the inner-lip loop pulled onto the line between the mouth
+    corners, 3 mm behind the deeper of the two lips at each x (upper and lower chain)."""
+    ia, ib = int(np.argmin(loop[:, 0])), int(np.argmax(loop[:, 0]))
+    a, b = loop[ia], loop[ib]
+    n = len(loop)
+    chain1 = loop[[(ia + k) % n for k in range((ib - ia) % n + 1)]]
+    chain2 = loop[[(ib + k) % n for k in range((ia - ib) % n + 1)]]
+
+    def z_at(chain, x):
+        o = np.argsort(chain[:, 0], kind="stable")
+        return np.interp(x, chain[o, 0], chain[o, 2])
+
+    x = loop[:, 0]
+    tt = np.clip((x - a[0]) / max(b[0] - a[0], 1e-9), 0, 1)
+    flap = loop.copy()
+    flap[:, 1] = a[1] + tt * (b[1] - a[1])
+    flap[:, 2] = np.minimum(z_at(chain1, x), z_at(chain2, x)) - 0.003
+    return flap
+
+
 def build_vertices(tpl: HeadTemplate, lm: np.ndarray) -> tuple[np.ndarray, HeadShape]:
     """All head vertices for one person from 478 landmarks in head coordinates."""
     topo = face_topology()
@@ -298,12 +319,9 @@ def build_vertices(tpl: HeadTemplate, lm: np.ndarray) -> tuple[np.ndarray, HeadS
             # line between the mouth corners: the upper flap moves with the upper lip, the lower
             # with the lower lip, so the teeth the photo shows land on them (seen squarely) and an
             # opening jaw parts them onto the dark pocket behind
-            a, b = loop[np.argmin(loop[:, 0])], loop[np.argmax(loop[:, 0])]
-            tt = np.clip((loop[:, 0] - a[0]) / max(b[0] - a[0], 1e-9), 0, 1)
-            flap = loop.copy()
-            flap[:, 1] = a[1] + tt * (b[1] - a[1])
-            flap[:, 2] -= 0.003
-            V[idx[1]] = flap
+            # Both flaps meet on one curve (depth a function of x only, behind both lips), so
+            # seen from the photo camera they tile the lip opening with no gap onto the pocket.
+            V[idx[1]] = _mouth_flaps(loop)
         V[tpl.bag_cap[key]] = cen - forward * (depth[-1] + 0.004)
 
     dirs = _sphere_dirs(EYEBALL_LAT, EYEBALL_LON)

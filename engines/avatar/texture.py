@@ -33,14 +33,27 @@ SOCKET = np.array([96, 52, 50], np.float32)
 
 
 @lru_cache(maxsize=2)
-def texel_map(faces_key: bytes, uv_key: bytes, n_faces: int, res: int):
-    """(flat texel indices, triangle per texel, barycentrics) for a res x res grid."""
+def texel_map(faces_key: bytes, uv_key: bytes, n_faces: int, res: int, skip_key: bytes = b""):
+    """(flat texel indices, triangle per texel, barycentrics) for a res x res grid.
+
+    Triangles listed in ``skip_key`` (int64 indices) are left out: the seam column of a
+    pocket's closed band, whose UVs wrap across its whole chart (mirrored, over the other
+    triangles) and would otherwise take arbitrary texels of that chart."""
     faces = np.frombuffer(faces_key, np.int64).reshape(n_faces, 3)
+    keep = np.setdiff1d(np.arange(n_faces), np.frombuffer(skip_key, np.int64))
     uv = np.frombuffer(uv_key, np.float32).reshape(-1, 2).astype(np.float64)
     xy = np.column_stack([uv[:, 0] * res - 0.5, (1 - uv[:, 1]) * res - 0.5])
-    r = rasterize(xy, np.ones(len(uv)), faces, (res, res), cull_back=False)
+    r = rasterize(xy, np.ones(len(uv)), faces[keep], (res, res), cull_back=False)
     idx = np.flatnonzero(r.tri.ravel() >= 0)
-    return idx, r.tri.ravel()[idx], r.bary.reshape(-1, 3)[idx]
+    return idx, keep[r.tri.ravel()[idx]], r.bary.reshape(-1, 3)[idx]
+
+
+def wrapped_pocket_triangles(faces: np.ndarray, uv: np.ndarray, part: np.ndarray) -> np.ndarray:
+    """Pocket triangles (parts 2 and 3) whose UV winding is reversed: the band seams."""
+    t = uv.astype(np.float64)[faces]
+    a, b = t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]
+    area = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+    return np.flatnonzero((area < 0) & (part[faces[:, 0]] >= 2) & (part[faces[:, 0]] <= 3)).astype(np.int64)
 
 
 def _interp(values, faces, tri, bary):
@@ -102,7 +115,8 @@ def bake(V, faces, uv, part, photo, K, R, t, landmarks_xy, skull_weight, fixed_c
 
     h, w = photo.shape[:2]
     res = size // 4
-    idx, tri, bary = texel_map(faces.tobytes(), uv.astype(np.float32).tobytes(), len(faces), res)
+    skip = wrapped_pocket_triangles(faces, uv, part)
+    idx, tri, bary = texel_map(faces.tobytes(), uv.astype(np.float32).tobytes(), len(faces), res, skip.tobytes())
     N = vertex_normals(V, faces)
     P = _interp(V, faces, tri, bary)
     Nt = _interp(N, faces, tri, bary)
@@ -134,14 +148,22 @@ def bake(V, faces, uv, part, photo, K, R, t, landmarks_xy, skull_weight, fixed_c
         return xy, ramp * inside * seen, facing
 
     prt = part[faces[tri, 0]]
+    fw = _interp(fixed_weight[:, None], faces, tri, bary)[:, 0]
     xy_d, w_d, f_d = sample_weights(P, Nt, 0.003, (prt == 2) | (prt == 3))
+    # the mouth flaps (between the inner lips and ring 1 of the pocket) tile the lip opening as
+    # the photo camera sees it (:func:`engines.avatar.head._mouth_flaps`), so they show exactly
+    # what the photo shows there; a z-test against the lips a few mm in front of them would
+    # only drop texels along the lip line at the z-buffer's resolution, and the interpolated
+    # vertex normals near ring 1 lean into the pocket: the flaps take the photo wherever it is
+    flap = (prt == 3) & (fw < 0.999)
+    inside_d = (xy_d[:, 0] > 0) & (xy_d[:, 1] > 0) & (xy_d[:, 0] < w - 1) & (xy_d[:, 1] < h - 1)
+    w_d = np.where(flap, inside_d.astype(w_d.dtype), w_d)
     mirror = np.array([-1.0, 1.0, 1.0])
     xy_m, w_m, f_m = sample_weights(P * mirror, Nt * mirror, 0.006)
     # the mirror only helps where it was seen much more squarely (a turned head); on a frontal
     # photo both sides are equally oblique and mirroring would only copy ghosts of the far side
     w_m = w_m * _smooth(f_m - f_d, 0.1, 0.3)
     sk = _interp(skull_weight[:, None], faces, tri, bary)[:, 0]
-    fw = _interp(fixed_weight[:, None], faces, tri, bary)[:, 0]
     fc = _interp(fixed_color, faces, tri, bary)
     is_eye = prt == 4
     w_d = w_d * sk
