@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build a distributable Capture Studio bundle for Linux x86_64:
 #   dist/capture-studio-<version>/
-#       capture_studio-<version>-py3-none-any.whl   the app (engines, app, resources, main)
+#       capture_studio-<version>-py3-none-any.whl   the app (engines, app, resources; command capture-studio)
 #       requirements.lock                            exact versions seen working (pip freeze)
 #       wheels/                                      (with --offline) every dependency wheel
 #       install.sh                                   creates a venv and installs the above

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pydantic import BaseModel, Field
 
-import main
+from app import cli as main
 from engines import registry
 from engines.api import Engine, EngineError, Result
 from engines.types import DepthMap, Image

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import main
+from app import cli as main
 from engines.hair import DEFAULT_COLOR, apply_hair, list_styles
 from engines.hair.color import parse_color
 
