@@ -19,7 +19,13 @@ resources/samples), with the striped sample garment:
   (the MP4's 4:2:0 chroma, upsampled by the decoder in 2 x 2 blocks, adds a floor to
   RGB on red/blue stripes), and "TWE source", the source video's own figure in the
   same region (what flow error alone gives). "layer TWE" is the engine's own figure,
-  on the garment layer before encoding, with the engine's flow;
+  on the garment layer before encoding, with the engine's flow. Two more columns
+  explain the codec's share: "pre-enc" is the same TWE on the frames the engine handed
+  to the encoder (no codec), and "bilin-chroma" on the MP4 decoded by ffmpeg with
+  bilinear chroma upsampling, as browsers and players show it (OpenCV's reader, used
+  for every other column, repeats each chroma sample over 2 x 2 pixels, so a sharp
+  red/blue edge moving by a fraction of a pixel changes colour in 2-px steps: a floor
+  that no temporal method removes);
 * edge jitter: mean distance (px) between the garment's lower edges (hem) in a frame and
   the previous frame's edges carried by the flow (all edges when no hem is in view),
   on the decoded video (garment outline = pixels changed by more than 24 levels, largest
@@ -54,12 +60,35 @@ from engines.types import Image  # noqa: E402
 DEFAULT_VIDEOS = [ROOT / "resources/samples/person.mp4", ROOT / "tests/data/tryon_vtest.mp4"]
 
 
-def run_engine(path: Path, garment: Image, **values):
-    """(result, wall seconds, CPU seconds of this process)."""
+def run_engine(path: Path, garment: Image, keep: list | None = None, **values):
+    """(result, wall seconds, CPU seconds of this process); ``keep`` receives the frames
+    as they are handed to the encoder."""
     params = make_params(TryOnEngine, values)
-    t0, c0 = time.perf_counter(), time.process_time()
-    r = TryOnEngine().run([open_video(path), garment], params, no_progress, CancelToken())
-    return r, time.perf_counter() - t0, time.process_time() - c0
+    write = VideoWriter.write
+    if keep is not None:
+        def keeping(self, frame):
+            keep.append(np.array(frame))
+            return write(self, frame)
+        VideoWriter.write = keeping
+    try:
+        t0, c0 = time.perf_counter(), time.process_time()
+        r = TryOnEngine().run([open_video(path), garment], params, no_progress, CancelToken())
+        return r, time.perf_counter() - t0, time.process_time() - c0
+    finally:
+        VideoWriter.write = write
+
+
+def decode_bilinear_chroma(path: Path, size: tuple[int, int]) -> list:
+    """The MP4's frames as a browser shows them: ffmpeg, chroma upsampled bilinearly."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", str(path), "-vf",
+           "scale=flags=bilinear+full_chroma_int+accurate_rnd,format=rgb24", "-f", "rawvideo", "-"]
+    raw = subprocess.run(cmd, capture_output=True, check=True).stdout
+    w, h = size
+    return list(np.frombuffer(raw, np.uint8).reshape(-1, h, w, 3))
 
 
 def resized_copy(path: Path, size: tuple[int, int], frames: int, out_dir: Path) -> Path:
@@ -213,11 +242,14 @@ def main() -> int:
             n = min(clip.frame_count, args.frames or clip.frame_count)
             src = list(iter_frames(video, 0, n))
             full = max(clip.width, clip.height)
-            res, outs = {}, {}
+            res, outs, pre, bilin = {}, {}, {}, {}
             for mode in ("off", "on"):
-                r, secs, cpu = run_engine(video, garment, temporal=mode, working_size=full, max_frames=n)
+                pre[mode] = []
+                r, secs, cpu = run_engine(video, garment, pre[mode], temporal=mode, working_size=full, max_frames=n)
                 res[mode] = (r, n / secs, n / cpu)
                 outs[mode] = list(iter_frames(r.main.path))
+                o = open_video(r.main.path)
+                bilin[mode] = decode_bilinear_chroma(r.main.path, (o.width, o.height))
             v640 = resized_copy(video, (640, 480), n, Path(tmp))
             _, secs640, cpu640 = run_engine(v640, garment, temporal="on", working_size=640, max_frames=n)
             region = [changed(a, s) | changed(b, s) for a, b, s in zip(outs["on"], outs["off"], src)]
@@ -225,6 +257,8 @@ def main() -> int:
             twe = {m: stability(flows, outs[m], region)[0] for m in outs}
             twe_y = {m: stability(flows, luma(outs[m]), region)[0] for m in outs}
             twe_src = stability(flows, src, region)[0]
+            twe_pre = {m: stability(flows, pre[m], region)[0] for m in outs}
+            twe_bl = {m: stability(flows, bilin[m], region)[0] for m in outs}
             jit = {m: stability(flows, outs[m], [silhouette(o, s) for o, s in zip(outs[m], src)])[1] for m in outs}
             ssim = ssim_outside(src, outs["on"], region)
             people = res["on"][0].metrics["frames_with_person"]
@@ -233,6 +267,8 @@ def main() -> int:
             table.append((video.name, f"{clip.width}x{clip.height}", n, people, res["on"][1], res["on"][2],
                           n / secs640, n / cpu640, twe["off"], twe["on"], twe["on"] / twe["off"],
                           twe_y["off"], twe_y["on"], twe_y["on"] / twe_y["off"], twe_src,
+                          twe_pre["off"], twe_pre["on"], twe_pre["on"] / twe_pre["off"],
+                          twe_bl["off"], twe_bl["on"], twe_bl["on"] / twe_bl["off"],
                           inner["off"], inner["on"], jit["off"], jit["on"], inner_jit["off"], inner_jit["on"], ssim))
             scale = 2.0 if max(clip.width, clip.height) < 400 else 1.0
             shot = args.shots / ("tryon_grid.png" if video == videos[0] else f"tryon_grid_{video.stem}.png")
@@ -248,6 +284,8 @@ def main() -> int:
     head = ("video", "size", "frames", "with person", "fps src", "fps src per CPU-s", "fps 640x480",
             "fps 640x480 per CPU-s",
             "TWE off", "TWE on", "on/off", "luma TWE off", "luma TWE on", "luma on/off", "TWE source",
+            "pre-enc TWE off", "pre-enc TWE on", "pre-enc on/off",
+            "bilin-chroma TWE off", "bilin-chroma TWE on", "bilin-chroma on/off",
             "layer TWE off", "layer TWE on",
             "hem jitter off px", "hem jitter on px", "layer edge jitter off px", "layer edge jitter on px",
             "SSIM non-garment")

@@ -123,3 +123,42 @@ def test_selfie_segmenter_gives_a_person_mask_too():
     sl, sr = p.points[R_SHOULDER], p.points[L_SHOULDER]
     assert p.mask[int((sl[1] + sr[1]) / 2) + 15, int((sl[0] + sr[0]) / 2)] > 0.5
     assert 0.2 < (p.mask > 0.5).mean() < 0.7
+
+
+def _fake_person(cx: float, cy: float, shoulder: float = 30.0, torso: float = 45.0):
+    """Landmarks of a standing person centred at (cx, cy): shoulders ``shoulder`` apart,
+    hips ``torso`` below them; a person mask covering the frame."""
+    pts = np.zeros((33, 2))
+    pts[:] = (cx, cy)
+    pts[L_SHOULDER], pts[R_SHOULDER] = (cx + shoulder / 2, cy - torso / 2), (cx - shoulder / 2, cy - torso / 2)
+    pts[23], pts[24] = (cx + shoulder / 3, cy + torso / 2), (cx - shoulder / 3, cy + torso / 2)
+    return pts, np.ones(33), np.ones((240, 320), np.float32)
+
+
+def test_a_detection_away_from_the_track_is_tentative_for_one_frame():
+    """The detector jumping to somebody else is not drawn on its first frame, and the
+    smoothing does not average the two people; the same place after a gap, or a walker
+    moving half a torso a frame, keeps the track."""
+    from engines.tryon.person import same_person, torso_frame
+
+    tr = PersonTracker(10.0)
+    try:
+        script = [(60, 120), (70, 120), (80, 121),  # a walker, ~1/4 torso a frame
+                  (250, 110), (252, 110),            # somebody else: tentative, then confirmed
+                  None,                              # lost
+                  (254, 111)]                        # back where last seen: at once
+        got = []
+        for where in script:
+            tr._detect = lambda rgb, where=where: None if where is None else _fake_person(*where)
+            got.append(tr(np.zeros((240, 320, 3), np.uint8)))
+        found = [p is not None for p in got]
+        assert found == [True, True, True, False, True, False, True]
+        # The confirmed new track starts from the new person, not from a blend with the old one.
+        assert np.abs(got[4].points[[L_SHOULDER, R_SHOULDER], 0].mean() - 251) < 2.0
+        assert tr.new_tracks == 1
+    finally:
+        tr.close()
+    # Side-on (shoulders 4 px apart) the torso length sets the size: a 20 px step is the same person.
+    a, b = torso_frame(_fake_person(100, 100, 4, 45)[0]), torso_frame(_fake_person(120, 100, 4, 45)[0])
+    assert a[1] == pytest.approx(45.0) and same_person(a, b)
+    assert not same_person(a, torso_frame(_fake_person(160, 100, 4, 45)[0]))

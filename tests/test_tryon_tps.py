@@ -1,5 +1,6 @@
 """Regularised thin-plate-spline warp (engines/tryon/tps.py)."""
 import numpy as np
+import pytest
 
 from engines.tryon import tps as T
 from engines.tryon.garment import make_sample_garment, prepare_garment
@@ -101,3 +102,21 @@ def test_backward_maps_invert_the_forward_warp():
     yy, xx = np.mgrid[0:mx.shape[0], 0:mx.shape[1]]
     err = np.hypot(fw[..., 0] - xx - x0, fw[..., 1] - yy - y0)
     assert np.median(err) < 0.3
+
+
+def test_body_size_is_the_torso_implied_width_for_a_person_seen_side_on():
+    from engines.tryon.person import PersonFrame
+
+    g = garment()
+    pts = np.zeros((33, 2))
+    vis = np.ones(33)
+    mask = np.ones((400, 400), np.float32)
+    for sw, expect in ((60.0, 60.0), (6.0, 87.0 / 1.45)):  # facing us / side-on, hips 87 px lower
+        pts[11], pts[12] = (200 + sw / 2, 100), (200 - sw / 2, 100)
+        pts[23], pts[24] = (200 + sw / 3, 187), (200 - sw / 3, 187)
+        info = T.body_targets(g.landmarks, PersonFrame(pts.copy(), vis, mask))[3]
+        assert info["shoulder_width"] == pytest.approx(sw)
+        assert info["body_size"] == pytest.approx(max(sw, expect), rel=1e-6)
+    vis[[23, 24]] = 0.0  # hips unseen: the shoulders are all there is
+    info = T.body_targets(g.landmarks, PersonFrame(pts.copy(), vis, mask))[3]
+    assert info["body_size"] == pytest.approx(6.0)

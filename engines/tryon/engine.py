@@ -194,6 +194,12 @@ class TryOnEngine(Engine):
             result.notes.append(
                 f"{len(no_person)} of {count} frames had no person and were left unchanged "
                 f"(first: frame {no_person[0]}).")
+        new_tracks = pipeline.tracker.new_tracks
+        if new_tracks:
+            result.notes.append(
+                f"The person was found away from where the tracked one was last seen {new_tracks} time(s) "
+                "(somebody else, or a cut); each such frame was left unchanged until the next frame "
+                "confirmed the new person.")
         if crops:
             result.notes.append(
                 f"The person was small in {crops} frames and was found with a people detector and a crop.")
@@ -203,6 +209,7 @@ class TryOnEngine(Engine):
             "frames": count,
             "frames_with_person": count - len(no_person),
             "frames_without_person": len(no_person),
+            "new_person_tracks": new_tracks,
             "fps": count / elapsed if elapsed > 0 else None,
             "working_size": [ww, wh],
             "source_size": [W, H],

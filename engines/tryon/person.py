@@ -6,6 +6,14 @@ Selfie Segmentation can supply the mask instead. Landmarks are smoothed over tim
 One Euro filter (Casiez, Roussel and Vogel, "1 Euro Filter", CHI 2012): a low-pass filter
 whose cut-off rises with speed, so still poses stop trembling and fast moves do not lag.
 
+A person who is found away from where the tracked one was last seen (the detector picked
+up somebody else, or the tracked person came back elsewhere) starts a new track: the
+smoothing restarts, and the track is *tentative* for its first frame and reported as no
+person, as tracking-by-detection confirms a new track by a second hit before output
+(SORT, Bewley et al. 2016; DeepSORT, Wojke et al. 2017). A detector that jumps to a
+passer-by for one frame then does not put the garment on them for that frame, and
+the smoothing never averages two people. The first person of a video is drawn at once.
+
 People too small for the full-frame detector (a pedestrian 100 px tall in a wide shot) are
 found with OpenCV's HOG people detector (Dalal and Triggs, CVPR 2005) and the pose model is
 run on an enlarged crop around them, then on a crop that follows the last landmarks.
@@ -56,6 +64,23 @@ def _torso_in_mask(pts: np.ndarray, mask: np.ndarray) -> bool:
         x, y = int(np.clip(m[0], 0, w - 1)), int(np.clip(m[1], 0, h - 1))
         return bool(mask[max(0, y - r): y + r + 1, max(0, x - r): x + r + 1].mean() >= 0.4)
     return bool(mask[y0:y1, x0:x1].mean() >= 0.4)
+
+
+def torso_frame(pts: np.ndarray) -> tuple[np.ndarray, float]:
+    """(centre of the shoulders and hips, torso size): the size is the larger of the
+    shoulder width and the shoulder-to-hip length, so a person seen side-on (narrow
+    shoulders) still has a size."""
+    sh = (pts[L_SHOULDER] + pts[R_SHOULDER]) / 2
+    hip = (pts[L_HIP] + pts[R_HIP]) / 2
+    size = max(float(np.linalg.norm(pts[L_SHOULDER] - pts[R_SHOULDER])), float(np.linalg.norm(hip - sh)), 4.0)
+    return (sh + hip) / 2, size
+
+
+def same_person(a: tuple[np.ndarray, float], b: tuple[np.ndarray, float]) -> bool:
+    """Two torso frames (:func:`torso_frame`) are the same person when their centres lie
+    within one torso size: a walker moves well under that between frames, and a
+    detector that jumps to somebody else lands farther away."""
+    return bool(np.linalg.norm(a[0] - b[0]) <= max(a[1], b[1]))
 
 
 class OneEuroFilter:
@@ -117,6 +142,9 @@ class PersonTracker:
         self._lost = 0
         self.find_small_people = find_small_people
         self.used_crops = 0
+        self._last_torso = None  # torso_frame() of the last detection
+        self.new_tracks = 0
+        """Tracks started away from the last one (each was tentative for a frame)."""
 
     def close(self) -> None:
         for m in (self._pose_full, self._pose_crop, self._selfie):
@@ -230,6 +258,16 @@ class PersonTracker:
             return None
         self._lost = 0
         unit = max(float(np.linalg.norm(pts[L_SHOULDER] - pts[R_SHOULDER])), 4.0)
+        torso = torso_frame(pts)
+        last, self._last_torso = self._last_torso, torso
+        if last is not None and not same_person(torso, last):
+            # Somebody else, or the same person elsewhere: a new, tentative track.
+            self._filter.reset()
+            self._vis = None
+            self.new_tracks += 1
+            self._filter(pts, self.dt, scale=unit)  # the confirming frame is smoothed with this one
+            self._vis = vis
+            return None
         smooth = self._filter(pts, self.dt, scale=unit)
         # Visibility drives soft decisions (is the elbow trustworthy?): smooth it too.
         if self._vis is not None and self._filter.dx_prev is not None:

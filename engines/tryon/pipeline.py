@@ -13,6 +13,12 @@ follow the source video's optical flow (:mod:`.temporal`):
 * the rendered layer: eq. 5 of Hu (2023), previous layer warped by the flow and blended
   (this mostly steadies the outline and the shading).
 
+Distances that judge motion and disagreement (the One Euro speed scale of the control
+points, how far the carried warp may part from the fitted one, the blend's jitter band)
+are in units of the body's size, ``info["body_size"]`` of :func:`.tps.body_targets`: the
+shoulder width, or for a person seen side-on (shoulders overlapping in the image) the
+width their torso length implies, so a walker in profile is not judged by a few pixels.
+
 Work happens on a box around the garment at the working resolution; only that box is
 scaled back and composited into the full-resolution frame, so every other pixel is the
 source pixel.
@@ -113,7 +119,8 @@ class TryOnPipeline:
         M[:, 2] += [x0, y0] - M[:, :2] @ [x0, y0]
         moved = self.prev_dst @ M[:, :2].T + M[:, 2]
         # Where the carried warp and the fitted one part by more than landmark jitter
-        # (0.15 shoulder widths), the motion estimate has failed: trust the pose.
+        # (0.15 body sizes: the shoulder width, or the torso-implied one for a person
+        # seen side-on, tps.body_targets), the motion estimate has failed: trust the pose.
         apart = float(np.linalg.norm(moved - warp.dst, axis=1).mean()) / max(body, 1.0)
         w = self.weight * float(np.clip((0.4 - apart) / 0.25, 0.0, 1.0))
         self._carry = w > 0.0  # nothing carried over is trustworthy: no eq. 5 blend either
@@ -141,7 +148,7 @@ class TryOnPipeline:
             warp = T.fit_warp(g_pts, b_pts, g.parts["torso"], self.grid, self.regularisation, wts)
             sleeves = [T.sleeve_affine(g.landmarks, side, warp, person, info) for side in ("left", "right")]
             if self.weight > 0:
-                warp, sleeves = self._smooth_controls(warp, sleeves, info["shoulder_width"])
+                warp, sleeves = self._smooth_controls(warp, sleeves, info["body_size"])
             box = T.garment_box(g, warp, sleeves, (wh, ww))
         if box is None:  # the garment would land outside the frame
             self.reset()
@@ -166,7 +173,7 @@ class TryOnPipeline:
                 back, valid = back[inner], valid[inner]
                 if self.weight > 0:
                     warp, sleeves = self._follow_flow(warp, sleeves, self.blender.flow.forward[inner], valid, box,
-                                                      info["shoulder_width"])
+                                                      info["body_size"])
         report = FrameReport(True)
         report.grid_distance, report.grid_slope = T.grid_regularisation_loss(
             warp.dst / info["shoulder_width"], warp.grid)
@@ -194,7 +201,7 @@ class TryOnPipeline:
         with self._stage("temporal"):
             prev = self.blender.previous(box)
             rgb, alpha = self.blender(layer.rgb, layer.alpha, back if self._carry else None, valid, box,
-                                      info["shoulder_width"])
+                                      info["body_size"])
             if back is not None and prev is not None:
                 region = np.maximum(alpha, prev[1]) > 0.5
                 report.warping_error = warping_error(prev[0], rgb * alpha[:, :, None], back, valid, region)

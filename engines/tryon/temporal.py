@@ -154,7 +154,8 @@ class TemporalBlender:
                  valid: np.ndarray | None, box=None, body: float = 100.0) -> tuple[np.ndarray, np.ndarray]:
         """Blend this frame's layer with the previous output; returns (rgb, alpha).
 
-        ``body`` is the person's shoulder width in pixels: disagreements thinner than
+        ``body`` is the person's size in pixels (the shoulder width, or the torso-implied
+        one side-on, ``body_size`` of :func:`.tps.body_targets`): disagreements thinner than
         about 5 % of it count as jitter (see :meth:`_agreement`).
         """
         box = box or (0, 0, alpha.shape[1], alpha.shape[0])

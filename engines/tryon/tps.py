@@ -265,7 +265,11 @@ def body_targets(lm: dict[str, np.ndarray], person: "P.PersonFrame") -> tuple[np
     g = np.array([lm[k] for k in names])
     bpts = np.array([targets[k] for k in names])
     w = np.array([weight.get(k, 1.0) for k in names])
-    info = {"hips_in_frame": bool(hips_ok), "shoulder_width": sw, "torso_length": torso,
+    # The body's size for judging motion and disagreement: the shoulder width, or the one
+    # a torso of this length implies (shoulders 1/1.45 of it, the default above) when
+    # that is larger, as for a person seen side-on, whose shoulders overlap in the image.
+    body = max(sw, float(np.linalg.norm((pts[hl_i] + pts[hr_i]) / 2 - mid)) / 1.45) if hips_ok else sw
+    info = {"hips_in_frame": bool(hips_ok), "shoulder_width": sw, "torso_length": torso, "body_size": body,
             "shoulders": (sl, sr), "elbows": (el, er), "hip_mid": hip_mid, "across": u}
     return g, bpts, w, info
 
