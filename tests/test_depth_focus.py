@@ -173,3 +173,58 @@ def test_scale_consensus_distrusts_focus_lent_by_a_neighbouring_edge():
         conf[consensus] = (float(r.confidence[bleed].mean()), float(r.confidence[good].mean()))
     assert conf[True][0] < 0.65 * conf[False][0]  # 0.47 -> 0.25 seen
     assert conf[True][1] > 0.97 * conf[False][1]
+
+
+def _two_peaked_stack(best: int, second: int, n: int = 7, seed: int = 3):
+    """Frames of one texture whose sharpness peaks at frame ``best`` (sharp) and again, lower,
+    at frame ``second`` (slightly blurred); every other frame is strongly blurred."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    tex = cv2.GaussianBlur(rng.random((80, 100)).astype(np.float32), (0, 0), 0.7)
+    frames = []
+    for k in range(n):
+        s = 0.0 if k == best else (0.5 if k == second else 3.0)
+        img = tex if s == 0 else cv2.GaussianBlur(tex, (0, 0), s)
+        img = img + 0.005 * rng.standard_normal(img.shape).astype(np.float32)
+        frames.append((np.dstack([np.clip(img, 0, 1)] * 3) * 255).astype(np.uint8))
+    return frames, 1 / np.linspace(1 / 1.0, 1 / 4.0, n)
+
+
+def test_occlusion_asymmetry_ignores_only_a_nearer_second_peak():
+    """The peak-ratio test made one-sided: a second focus peak at a nearer frame than the best
+    one (what a sharp occluding edge lends to the background beside it) no longer lowers the
+    confidence; a second peak at a farther frame (the best may be lent) still does."""
+    conf = {}
+    for case, (best, second) in {"nearer second": (5, 1), "farther second": (1, 5)}.items():
+        frames, fd = _two_peaked_stack(best, second)
+        for asym in (False, True):
+            r = depth_from_focus(frames, fd, "tenengrad", 7, "lorentzian", occlusion_asymmetry=asym)
+            inner = (slice(10, -10), slice(10, -10))
+            assert np.all(r.index[inner] == best)
+            conf[case, asym] = float(np.median(r.confidence[inner]))
+    # the second peak is high enough to matter to the symmetric test
+    assert conf["nearer second", False] < 0.8 * conf["nearer second", True]
+    assert conf["farther second", True] == pytest.approx(conf["farther second", False], rel=1e-6)
+    assert conf["farther second", True] < 0.8 * conf["nearer second", True]
+
+
+def test_occlusion_asymmetry_keeps_distrusting_a_lent_near_peak():
+    """Edge bleed (far pixels beside a strongly textured near half take its peak, their own
+    far peak second) is still caught with the one-sided test: their confidence stays as low."""
+    from engines.depth.synth import _texture
+
+    rng = np.random.default_rng(0)
+    h, w = 100, 140
+    rgb = np.clip(128 + 6 * (_texture(h, w, rng) - 0.5), 0, 255).astype(np.uint8)
+    rgb[:, :70] = (255 * _texture(h, w, rng)).astype(np.uint8)[:, :70]
+    depth = np.where(np.arange(w)[None, :] < 70, 1.6, 3.5).repeat(h, 0)
+    fd = 1 / np.linspace(1 / 1.5, 1 / 4.0, 7)
+    st = make_focal_stack(rgb, depth, fd, 100.0, 2.0, 36.0, noise_sigma=0.01, breathing=0.0, seed=2)
+    res = {asym: depth_from_focus(st.frames, fd, "tenengrad", 7, "lorentzian", edge_aware=True,
+                                  occlusion_asymmetry=asym) for asym in (False, True)}
+    err = np.abs(np.log(res[False].depth / depth))
+    bleed = np.zeros_like(err, bool)
+    bleed[:, 70:80] = (err[:, 70:80] > np.log(1.25)) & (res[False].depth[:, 70:80] < depth[:, 70:80])
+    assert bleed.sum() > 300
+    assert float(res[True].confidence[bleed].mean()) <= 1.05 * float(res[False].confidence[bleed].mean())

@@ -43,6 +43,9 @@ class DepthFromFocusEngine(Engine):
         scale_consensus: bool = Field(
             True, description="Distrust pixels whose sharpest frame differs between the window and a 3x3 window "
                               "(focus lent by a strong edge next to them)")
+        occlusion_asymmetry: bool = Field(
+            True, description="Distrust a pixel's focus peak only for a second peak at a farther frame "
+                              "(a nearer one is what a sharp occluding edge lends to the background beside it)")
         interpolation: Literal["none", "parabolic", "gaussian", "lorentzian"] = Field(
             "lorentzian", description="Sub-frame refinement of the best focus (fit through the peak and its neighbours; "
                                       "Lorentzian fits the focus curve of natural textures best)")
@@ -125,7 +128,7 @@ class DepthFromFocusEngine(Engine):
             warp = al.warp if al is not None else None
             dff = depth_from_focus(self._cancellable(work, cancel), dist, params.operator, params.window,
                                    params.interpolation, warp=warp, edge_aware=params.edge_aware_window,
-                                   consensus=params.scale_consensus)
+                                   consensus=params.scale_consensus, occlusion_asymmetry=params.occlusion_asymmetry)
         conf = dff.confidence
         confident = conf >= params.min_confidence
         frac = float(confident.mean())
