@@ -90,23 +90,28 @@ def test_pixels_outside_the_garment_are_unchanged(results, source):
         assert ssim_outside(source[i], frames[i], garment) >= 0.98
 
 
-def test_garment_covers_the_torso_from_shoulders_to_bottom_of_frame(results, source, shoulders):
+def torso_region(sl: np.ndarray, sr: np.ndarray, shape=(144, 176)) -> np.ndarray:
+    """The torso between the shoulders (inset 15 %), from 0.25 shoulder widths below the
+    shoulder line (under the neckline) to the bottom of the frame."""
     import cv2
 
+    across = sr - sl
+    down = np.array([-across[1], across[0]]) / np.linalg.norm(across)
+    sw = np.linalg.norm(across)
+    a, b = sl + 0.15 * across + 0.25 * sw * down, sr - 0.15 * across + 0.25 * sw * down
+    poly = np.array([a, b, b + 3 * sw * down, a + 3 * sw * down], np.int32)
+    torso = np.zeros(shape, np.uint8)
+    cv2.fillPoly(torso, [poly], 1)
+    return torso > 0
+
+
+def test_garment_covers_the_torso_from_shoulders_to_bottom_of_frame(results, source, shoulders):
     _, frames = results["on"]
     for i in (0, 15, 29):
         sl, sr, hip_vis = shoulders[i]
         assert hip_vis.max() < 0.5  # carphone: the hips are below the frame
-        across = sr - sl
-        down = np.array([-across[1], across[0]]) / np.linalg.norm(across)
-        sw = np.linalg.norm(across)
-        # Torso between the shoulders (inset 15 %), from 0.25 shoulder widths below the
-        # shoulder line (under the neckline) to the bottom of the frame.
-        a, b = sl + 0.15 * across + 0.25 * sw * down, sr - 0.15 * across + 0.25 * sw * down
-        poly = np.array([a, b, b + 3 * sw * down, a + 3 * sw * down], np.int32)
-        torso = np.zeros((144, 176), np.uint8)
-        cv2.fillPoly(torso, [poly], 1)
-        torso = torso > 0
+        sw = np.linalg.norm(sr - sl)
+        torso = torso_region(sl, sr)
         covered = is_green(frames[i])[torso].mean()
         assert covered >= 0.85, (i, covered)
         assert is_green(source[i])[torso].mean() < 0.01
@@ -309,3 +314,26 @@ def test_learned_generator_from_an_onnx_file(tmp_path, source):
         run(open_video(VIDEO), green_garment(), max_frames=2, generator_model=str(bad))
     with pytest.raises(EngineError, match="missing.onnx: no such file"):
         run(open_video(VIDEO), green_garment(), max_frames=2, generator_model=str(tmp_path / "missing.onnx"))
+
+
+def test_a_sleeveless_top_is_put_on_the_torso(source, shoulders):
+    """A green tank top (no sleeves) covers the torso like the T-shirt does, and nothing
+    of it lands beyond the shoulders (it has no sleeve to hang there)."""
+    import cv2
+
+    w, h = 150, 170
+    img = np.full((h, w, 3), 250, np.uint8)
+    tank = [(0.36, 0.02), (0.5, 0.2), (0.64, 0.02), (0.70, 0.02), (0.72, 0.2), (0.80, 0.32), (0.82, 0.95),
+            (0.18, 0.95), (0.20, 0.32), (0.28, 0.2), (0.30, 0.02)]
+    cv2.fillPoly(img, [(np.array(tank) * [w - 1, h - 1]).round().astype(np.int32)], (40, 190, 60))
+    r = run(open_video(VIDEO), Image(img, path=Path("tank.png")), max_frames=10)
+    frames = list(iter_frames(r.main.path))
+    assert len(frames) == 10
+    for i in (0, 9):
+        sl, sr, _ = shoulders[i]
+        sw = float(np.linalg.norm(sr - sl))
+        green = is_green(frames[i])
+        assert green[torso_region(sl, sr)].mean() > 0.85, i
+        lo, hi = int(min(sl[0], sr[0]) - 0.3 * sw), int(max(sl[0], sr[0]) + 0.3 * sw)
+        outside = np.concatenate([green[:, :max(lo, 0)].ravel(), green[:, hi:].ravel()])
+        assert outside.mean() < 0.02, i

@@ -75,3 +75,42 @@ def test_large_photo_is_downscaled_and_landmarks_scale_with_it():
     g = prepare_garment(make_sample_garment(960, 1040), max_side=480)
     assert max(g.size) == 480
     assert np.linalg.norm(g.landmarks["neck_centre"] - TSHIRT_OUTLINE[1] * [g.size[0] - 1, g.size[1] - 1]) < 5
+
+
+# A tank top (deep V neck, armholes curving in above the armpits, flared hem) and a
+# vest-like sleeveless top whose armholes run almost straight up to wide straps.
+TANK = [(0.36, 0.02), (0.5, 0.2), (0.64, 0.02), (0.70, 0.02), (0.72, 0.2), (0.80, 0.32), (0.82, 0.95),
+        (0.18, 0.95), (0.20, 0.32), (0.28, 0.2), (0.30, 0.02)]
+VEST = [(0.33, 0.04), (0.5, 0.16), (0.67, 0.04), (0.72, 0.05), (0.74, 0.3), (0.78, 0.95), (0.22, 0.95),
+        (0.26, 0.3), (0.28, 0.05)]
+
+
+def _outline_photo(outline, w=300, h=340, colour=(40, 110, 60)):
+    import cv2
+
+    img = np.full((h, w, 3), 250, np.uint8)
+    cv2.fillPoly(img, [(np.array(outline) * [w - 1, h - 1]).round().astype(np.int32)], colour)
+    return img
+
+
+@pytest.mark.parametrize("outline, armpit", [(TANK, (0.20, 0.32)), (VEST, (0.26, 0.30))])
+def test_sleeveless_tops_get_ordered_landmarks_and_no_sleeves(outline, armpit):
+    w, h = 300, 340
+    g = prepare_garment(_outline_photo(outline, w, h), name="tank.png")
+    lm, parts = g.landmarks, g.parts
+    for side, sign in (("left", 1), ("right", -1)):
+        s, a, e = lm[f"shoulder_{side}"], lm[f"armpit_{side}"], lm[f"sleeve_{side}"]
+        hem = lm[f"hem_{side}"]
+        # Top to bottom: strap (shoulder) above the armpit above the hem; the armpit on the
+        # side seam within a tenth of the height of the drawn one.
+        assert s[1] < a[1] - 0.1 * h and a[1] < hem[1] - 0.3 * h
+        ax = armpit[0] * (w - 1) if side == "left" else (1 - armpit[0]) * (w - 1)
+        assert abs(a[0] - ax) < 0.05 * w and abs(a[1] - armpit[1] * (h - 1)) < 0.1 * h
+        # The shoulder is on the strap: inside the garment's width, outside the neckline.
+        assert sign * (lm[f"neck_{side}"][0] - s[0]) > 0
+        # The sleeve end is a non-degenerate point beside the armpit (the sleeve affine
+        # needs three points that are not on one line), and there is no sleeve part.
+        area = abs(np.cross(a - s, e - s))
+        assert area > 10.0
+        assert parts[f"sleeve_{side}"].sum() == 0
+    assert np.array_equal(parts["torso"] > 0.5, g.mask > 0.5)

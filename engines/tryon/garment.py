@@ -203,13 +203,21 @@ def _run_around(row: np.ndarray, x: int) -> tuple[int, int] | None:
     return lo, hi
 
 
-def garment_landmarks(mask: np.ndarray) -> dict[str, np.ndarray]:
+def garment_landmarks(mask: np.ndarray, info: dict | None = None) -> dict[str, np.ndarray]:
     """Named garment landmarks (x, y in pixels) from a T-shirt-like mask.
 
     Rows are scanned upward from the hem: the torso run (the run through the centre column)
     keeps the body's width until the armpit, where it joins the sleeve and jumps outward.
     Sleeve ends are the outermost columns; shoulders sit on the top edge above the armpits;
     the neckline is the dip of the top edge between the collar points.
+
+    A side whose run never jumps outward has no sleeve (a tank top, a vest): its side seam
+    is the straight line fitted to the lower half's edge (so a flared hem counts as body),
+    the armpit is where the edge first leaves that line inward going up (the armhole), the
+    shoulder is the outermost point of the top edge in the garment's upper fifth (the
+    strap), and the sleeve end is a point just outside the armpit, so that the sleeve's
+    affine stays defined while its part is empty. ``info["sleeveless"]`` receives
+    ``(left, right)``.
     """
     from engines.api import EngineError
 
@@ -245,10 +253,9 @@ def garment_landmarks(mask: np.ndarray) -> dict[str, np.ndarray]:
     top = np.full(m.shape[1], -1)
     cols = m.any(axis=0)
     top[cols] = np.argmax(m[:, cols], axis=0)
-    if arm_l is None:  # sleeveless: armpits a third of the way down the sides
-        arm_l = (body_l, y0 + height / 3.0)
-    if arm_r is None:
-        arm_r = (body_r, y0 + height / 3.0)
+    sleeveless = (arm_l is None, arm_r is None)
+    if any(sleeveless):
+        arm_l, arm_r = _armholes(runs, y0, y1, arm_l, arm_r, jump)
     # Sleeve ends: the outermost 3 % of columns on each side, mid-height of the opening.
     band = max(2, (x1 - x0) // 33)
     left_cols = m[:, x0: x0 + band]
@@ -273,17 +280,72 @@ def garment_landmarks(mask: np.ndarray) -> dict[str, np.ndarray]:
 
     hem_y = float(y1)
     hem_row = runs.get(y1 - max(1, height // 100), runs.get(y1))
+    shoulders = [on_top(arm_l[0]), on_top(arm_r[0])]
+    ends = [sl, sr]
+    upper = y0 + 0.2 * height
+    for k, (none, arm, outward) in enumerate(zip(sleeveless, (arm_l, arm_r), (-1.0, 1.0))):
+        if not none:
+            continue
+        # The strap: the outermost column whose top edge lies in the upper fifth, between
+        # the armpit and the neckline.
+        margin = int(round(0.1 * (body_r - body_l)))
+        lo_x, hi_x = (int(round(arm[0])) - margin, nl_x) if k == 0 else (nr_x, int(round(arm[0])) + margin)
+        span = np.arange(max(min(lo_x, hi_x), x0), min(max(lo_x, hi_x), x1) + 1)
+        span = span[(top[span] >= 0) & (top[span] <= upper)]
+        shoulders[k] = on_top(span.min() if k == 0 else span.max()) if span.size else (arm[0], float(y0))
+        # The seam must run downward from the shoulder to the armpit (a sleeve's affine and
+        # the torso warp are built on it).
+        if shoulders[k][1] > arm[1] - 0.1 * height:
+            shoulders[k] = (shoulders[k][0], max(float(y0), arm[1] - 0.25 * height))
+        seam = max(float(arm[1] - shoulders[k][1]), 2.0)
+        ends[k] = (arm[0] + outward * 0.3 * seam, arm[1] - 0.15 * seam)
     lm = {
         "neck_left": on_top(nl_x), "neck_centre": on_top(nc_x), "neck_right": on_top(nr_x),
-        "shoulder_left": on_top(arm_l[0]), "shoulder_right": on_top(arm_r[0]),
+        "shoulder_left": shoulders[0], "shoulder_right": shoulders[1],
         "armpit_left": arm_l, "armpit_right": arm_r,
-        "sleeve_left": sl, "sleeve_right": sr,
+        "sleeve_left": ends[0], "sleeve_right": ends[1],
         "hem_left": (float(hem_row[0]), hem_y), "hem_right": (float(hem_row[1]), hem_y),
     }
+    if info is not None:
+        info["sleeveless"] = sleeveless
     return {k: np.asarray(v, np.float64) for k, v in lm.items()}
 
 
-def garment_parts(mask: np.ndarray, lm: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _armholes(runs: dict, y0: int, y1: int, arm_l, arm_r, jump: float):
+    """Armpits of sleeveless sides (``None`` in ``arm_l`` / ``arm_r``): where the edge of the
+    torso run, followed upward, first leaves the side seam inward. The side seam is the line
+    fitted to the lower half's edge; failing that, a third of the way down the side."""
+    height = y1 - y0 + 1
+    low = [y for y in range(y0 + height // 2, y1 - height // 20) if y in runs]
+    if len(low) < 2:
+        low = sorted(runs)
+    yv = np.asarray(low, np.float64)
+    fit_l = np.polyfit(yv, [runs[y][0] for y in low], 1) if len(low) >= 2 else None
+    fit_r = np.polyfit(yv, [runs[y][1] for y in low], 1) if len(low) >= 2 else None
+    # A bend of a few pixels is enough (an armhole curves in steadily); the armpit is looked
+    # for between 15 % and 50 % of the height, the range real tops keep it in.
+    bend = max(2.0, 0.5 * jump)
+    found = [arm_l is not None, arm_r is not None]
+    for y in range(y0 + height // 2, int(y0 + 0.15 * height) - 1, -1):
+        if y not in runs or fit_l is None:
+            continue
+        lo, hi = runs[y]
+        below = runs.get(y + 1, (lo, hi))
+        if not found[0] and lo > np.polyval(fit_l, y) + bend:
+            arm_l, found[0] = (float(below[0]), float(y + 1)), True
+        if not found[1] and hi < np.polyval(fit_r, y) - bend:
+            arm_r, found[1] = (float(below[1]), float(y + 1)), True
+        if all(found):
+            break
+    third = y0 + height / 3.0
+    if arm_l is None:
+        arm_l = (float(np.polyval(fit_l, third)) if fit_l is not None else float(min(r[0] for r in runs.values())), third)
+    if arm_r is None:
+        arm_r = (float(np.polyval(fit_r, third)) if fit_r is not None else float(max(r[1] for r in runs.values())), third)
+    return arm_l, arm_r
+
+
+def garment_parts(mask: np.ndarray, lm: dict[str, np.ndarray], sleeveless=(False, False)) -> dict[str, np.ndarray]:
     """Split the mask into torso and sleeves along the shoulder-armpit seam lines.
 
     A sleeve is the part of the mask beyond its seam line that is connected to the sleeve
@@ -299,7 +361,10 @@ def garment_parts(mask: np.ndarray, lm: dict[str, np.ndarray]) -> dict[str, np.n
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
     parts = {}
     torso = m.copy()
-    for side, sign in (("left", 1.0), ("right", -1.0)):
+    for side, sign, none in (("left", 1.0, sleeveless[0]), ("right", -1.0, sleeveless[1])):
+        if none:  # no sleeve on this side: all of it is torso
+            parts[f"sleeve_{side}"] = np.zeros(m.shape, np.float32)
+            continue
         s, a, e = lm[f"shoulder_{side}"], lm[f"armpit_{side}"], lm[f"sleeve_{side}"]
         d = a - s
         beyond = sign * ((xs - s[0]) * d[1] - (ys - s[1]) * d[0]) < 0
@@ -337,6 +402,7 @@ def prepare_garment(pixels: np.ndarray, user_mask: np.ndarray | None = None,
         rgb = np.repeat(pixels[:, :, None], 3, 2)
     else:
         rgb = pixels[:, :, :3]
-    lm = garment_landmarks(mask)
+    info: dict = {}
+    lm = garment_landmarks(mask, info)
     return Garment(np.ascontiguousarray(rgb, dtype=np.uint8), mask, lm, uncertain, notes,
-                   garment_parts(mask, lm))
+                   garment_parts(mask, lm, info["sleeveless"]))
