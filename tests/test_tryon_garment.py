@@ -106,8 +106,9 @@ def test_sleeveless_tops_get_ordered_landmarks_and_no_sleeves(outline, armpit):
         assert s[1] < a[1] - 0.1 * h and a[1] < hem[1] - 0.3 * h
         ax = armpit[0] * (w - 1) if side == "left" else (1 - armpit[0]) * (w - 1)
         assert abs(a[0] - ax) < 0.05 * w and abs(a[1] - armpit[1] * (h - 1)) < 0.1 * h
-        # The shoulder is on the strap: inside the garment's width, outside the neckline.
+        # The shoulder point is above the armpit at the strap's top, outside the neckline.
         assert sign * (lm[f"neck_{side}"][0] - s[0]) > 0
+        assert abs(s[0] - a[0]) < 1.0 and s[1] < 0.1 * h
         # The sleeve end is a non-degenerate point beside the armpit (the sleeve affine
         # needs three points that are not on one line), and there is no sleeve part.
         area = abs(np.cross(a - s, e - s))

@@ -214,9 +214,10 @@ def garment_landmarks(mask: np.ndarray, info: dict | None = None) -> dict[str, n
     A side whose run never jumps outward has no sleeve (a tank top, a vest): its side seam
     is the straight line fitted to the lower half's edge (so a flared hem counts as body),
     the armpit is where the edge first leaves that line inward going up (the armhole), the
-    shoulder is the outermost point of the top edge in the garment's upper fifth (the
-    strap), and the sleeve end is a point just outside the armpit, so that the sleeve's
-    affine stays defined while its part is empty. ``info["sleeveless"]`` receives
+    shoulder point is above the armpit at the height of the strap's top (where a sleeve's
+    seam would start; off the garment when the strap is narrow, so that the straps land
+    inside the wearer's shoulders), and the sleeve end is a point just outside the armpit,
+    so that the sleeve's affine stays defined while its part is empty. ``info["sleeveless"]`` receives
     ``(left, right)``.
     """
     from engines.api import EngineError
@@ -292,7 +293,11 @@ def garment_landmarks(mask: np.ndarray, info: dict | None = None) -> dict[str, n
         lo_x, hi_x = (int(round(arm[0])) - margin, nl_x) if k == 0 else (nr_x, int(round(arm[0])) + margin)
         span = np.arange(max(min(lo_x, hi_x), x0), min(max(lo_x, hi_x), x1) + 1)
         span = span[(top[span] >= 0) & (top[span] <= upper)]
-        shoulders[k] = on_top(span.min() if k == 0 else span.max()) if span.size else (arm[0], float(y0))
+        strap_y = float(top[span].min()) if span.size else float(y0)
+        # The shoulder point is where a sleeve's seam would start: above the armpit at the
+        # height of the strap's top (off the garment when the strap is narrower). The body's
+        # shoulder joint is mapped there, so a narrow strap lands inside the shoulder, as worn.
+        shoulders[k] = (float(arm[0]), strap_y)
         # The seam must run downward from the shoulder to the armpit (a sleeve's affine and
         # the torso warp are built on it).
         if shoulders[k][1] > arm[1] - 0.1 * height:
