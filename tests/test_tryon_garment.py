@@ -115,3 +115,17 @@ def test_sleeveless_tops_get_ordered_landmarks_and_no_sleeves(outline, armpit):
         assert area > 10.0
         assert parts[f"sleeve_{side}"].sum() == 0
     assert np.array_equal(parts["torso"] > 0.5, g.mask > 0.5)
+
+
+def test_a_studio_sweep_gradient_stays_background():
+    """A garment on a grey sweep that brightens from top to bottom (50 grey levels): the
+    background is modelled as a plane, so the mask is the garment alone and is not
+    flagged (a single median background colour took the sweep's dark top as garment)."""
+    img = make_sample_garment(W, H, alpha=True)
+    truth = img[:, :, 3] > 0
+    ramp = np.linspace(200, 250, H)[:, None, None] * np.ones((1, W, 3))
+    photo = np.where(truth[:, :, None], img[:, :, :3], ramp).astype(np.uint8)
+    mask, uncertain, notes = garment_mask(photo, name="sweep.jpg")
+    m = mask > 0.5
+    assert (m & truth).sum() / (m | truth).sum() > 0.97
+    assert not uncertain and not notes
