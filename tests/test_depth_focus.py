@@ -149,10 +149,9 @@ def test_lorentzian_fit_is_least_biased_with_sparse_frames(between):
     assert err["lorentzian"] < 0.6 * err["gaussian"] and err["gaussian"] < err["parabolic"]
 
 
-def test_scale_consensus_distrusts_focus_lent_by_a_neighbouring_edge():
-    """A strongly textured near half beside a weakly textured far half: the far pixels next
-    to the boundary borrow the near half's focus peak (edge bleed). The 3 x 3 consensus test
-    must lower their confidence and leave correct pixels alone."""
+def _edge_bleed_stack():
+    """A strongly textured near half (1.6 m) beside a weakly textured far half (3.5 m), 7
+    frames: (stack, depth, focus distances)."""
     from engines.depth.synth import _texture
 
     rng = np.random.default_rng(0)
@@ -162,6 +161,14 @@ def test_scale_consensus_distrusts_focus_lent_by_a_neighbouring_edge():
     depth = np.where(np.arange(w)[None, :] < 70, 1.6, 3.5).repeat(h, 0)
     fd = 1 / np.linspace(1 / 1.5, 1 / 4.0, 7)
     st = make_focal_stack(rgb, depth, fd, 100.0, 2.0, 36.0, noise_sigma=0.01, breathing=0.0, seed=2)
+    return st, depth, fd
+
+
+def test_scale_consensus_distrusts_focus_lent_by_a_neighbouring_edge():
+    """A strongly textured near half beside a weakly textured far half: the far pixels next
+    to the boundary borrow the near half's focus peak (edge bleed). The 3 x 3 consensus test
+    must lower their confidence and leave correct pixels alone."""
+    st, depth, fd = _edge_bleed_stack()
     conf = {}
     for consensus in (False, True):
         r = depth_from_focus(st.frames, fd, "tenengrad", 7, "lorentzian", edge_aware=True, consensus=consensus)
@@ -212,15 +219,7 @@ def test_occlusion_asymmetry_ignores_only_a_nearer_second_peak():
 def test_occlusion_asymmetry_keeps_distrusting_a_lent_near_peak():
     """Edge bleed (far pixels beside a strongly textured near half take its peak, their own
     far peak second) is still caught with the one-sided test: their confidence stays as low."""
-    from engines.depth.synth import _texture
-
-    rng = np.random.default_rng(0)
-    h, w = 100, 140
-    rgb = np.clip(128 + 6 * (_texture(h, w, rng) - 0.5), 0, 255).astype(np.uint8)
-    rgb[:, :70] = (255 * _texture(h, w, rng)).astype(np.uint8)[:, :70]
-    depth = np.where(np.arange(w)[None, :] < 70, 1.6, 3.5).repeat(h, 0)
-    fd = 1 / np.linspace(1 / 1.5, 1 / 4.0, 7)
-    st = make_focal_stack(rgb, depth, fd, 100.0, 2.0, 36.0, noise_sigma=0.01, breathing=0.0, seed=2)
+    st, depth, fd = _edge_bleed_stack()
     res = {asym: depth_from_focus(st.frames, fd, "tenengrad", 7, "lorentzian", edge_aware=True,
                                   occlusion_asymmetry=asym) for asym in (False, True)}
     err = np.abs(np.log(res[False].depth / depth))
