@@ -46,6 +46,9 @@ class DepthFromFocusEngine(Engine):
         occlusion_asymmetry: bool = Field(
             True, description="Distrust a pixel's focus peak only for a second peak at a farther frame "
                               "(a nearer one is what a sharp occluding edge lends to the background beside it)")
+        exposure: bool = Field(
+            True, description="Equalise the frames' exposure before measuring focus (a brighter frame "
+                              "looks sharper); for stacks shot with auto exposure or flickering light")
         interpolation: Literal["none", "parabolic", "gaussian", "lorentzian"] = Field(
             "lorentzian", description="Sub-frame refinement of the best focus (fit through the peak and its neighbours; "
                                       "Lorentzian fits the focus curve of natural textures best)")
@@ -128,8 +131,15 @@ class DepthFromFocusEngine(Engine):
             warp = al.warp if al is not None else None
             dff = depth_from_focus(self._cancellable(work, cancel), dist, params.operator, params.window,
                                    params.interpolation, warp=warp, edge_aware=params.edge_aware_window,
-                                   consensus=params.scale_consensus, occlusion_asymmetry=params.occlusion_asymmetry)
+                                   consensus=params.scale_consensus, occlusion_asymmetry=params.occlusion_asymmetry,
+                                   exposure=params.exposure)
         conf = dff.confidence
+        if dff.exposure_gains:
+            spread = max(abs(1.0 / g - 1.0) for g in dff.exposure_gains)
+            result.metrics["exposure_spread"] = float(spread)
+            if spread > 0.02:
+                result.notes.append(f"The frames' exposure differed by up to {100 * spread:.0f} % from the first "
+                                    "frame's; it was equalised before measuring focus.")
         confident = conf >= params.min_confidence
         frac = float(confident.mean())
         low = frac < LOW_CONFIDENCE_FRACTION
