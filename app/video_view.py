@@ -36,6 +36,8 @@ class _CvReader:
     def __init__(self, path: Path):
         cv2 = _cv2()
         self.cap = cv2.VideoCapture(str(path))
+        if hasattr(cv2, "CAP_PROP_ORIENTATION_AUTO"):
+            self.cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)  # upright, as players show it
         if not self.cap.isOpened():
             raise OSError(f"{path.name}: not a readable video")
         self.next = 0

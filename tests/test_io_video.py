@@ -177,3 +177,24 @@ def test_cv2_qt_plugin_path_is_cleared(monkeypatch):
     monkeypatch.setenv("QT_QPA_PLATFORM_PLUGIN_PATH", "/opt/my/qt/plugins")  # a user's own setting stays
     cv2_module()
     assert os.environ["QT_QPA_PLATFORM_PLUGIN_PATH"] == "/opt/my/qt/plugins"
+
+
+def test_phone_display_rotation_is_applied(tmp_path):
+    """A phone's portrait video: landscape frames plus a 90 degree display rotation in the
+    container. Frames come out upright, as ffmpeg and players show them."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    from engines.io.video import iter_frames, open_video
+
+    src = Path(__file__).parent / "data" / "carphone_30.mp4"
+    rotated = tmp_path / "portrait.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-display_rotation", "90",
+                    "-i", str(src), "-c", "copy", str(rotated)], check=True)
+    clip = open_video(rotated)
+    assert (clip.width, clip.height, clip.frame_count) == (144, 176, 30)
+    upright = next(iter(iter_frames(rotated)))
+    original = next(iter(iter_frames(src)))
+    assert upright.shape == (176, 144, 3)
+    assert np.array_equal(upright, np.rot90(original, 1))

@@ -1,7 +1,8 @@
 """Video files: lazy frame reading (OpenCV) and H.264 MP4 writing (ffmpeg).
 
 * Reading goes through ``cv2.VideoCapture`` (its FFmpeg backend reads MP4, AVI incl.
-  old MS-MPEG4 "MP43", MOV, MKV, WebM). Frames come out RGB uint8.
+  old MS-MPEG4 "MP43", MOV, MKV, WebM). Frames come out RGB uint8 and upright (a phone's
+  display rotation is applied, as players do).
 * Frame counts in container headers can be wrong (AVI indexes, variable frame rate
   MP4s), so :func:`probe` checks the last frame it was told about and counts by
   decoding when the header does not hold up ("trust but verify").
@@ -37,14 +38,23 @@ def cv2_module():
     return cv2
 
 
-def _capture(path: Path):
+def open_capture(path: Path):
+    """An opened ``cv2.VideoCapture`` that turns frames upright as players do.
+
+    Phones store portrait video as landscape frames plus a display rotation (the
+    container's display matrix); OpenCV ignores it unless asked (CAP_PROP_ORIENTATION_AUTO),
+    which would hand the engines a person lying on their side.
+    """
     cv2 = cv2_module()
+    path = Path(path)
     if not path.exists():
         raise EngineError(f"{path}: no such file. Check the path or choose the video again.")
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     if not cap.isOpened():
         cap.release()
         raise EngineError(f"{path.name}: no video frames could be read (unknown format, damaged file, or no video in it). {_FIX}")
+    if hasattr(cv2, "CAP_PROP_ORIENTATION_AUTO"):
+        cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
     return cap
 
 
@@ -76,7 +86,7 @@ def probe(path: str | os.PathLike) -> dict:
         if key in _probe_cache:
             return dict(_probe_cache[key])
     cv2 = cv2_module()
-    cap = _capture(path)
+    cap = open_capture(path)
     try:
         n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
@@ -119,7 +129,7 @@ def iter_frames(path: str | os.PathLike, start: int = 0, stop: int | None = None
     """Yield RGB uint8 frames ``start`` (inclusive) to ``stop`` (exclusive) in order."""
     cv2 = cv2_module()
     path = Path(path)
-    cap = _capture(path)
+    cap = open_capture(path)
     try:
         start = max(0, int(start))
         if start:
@@ -139,7 +149,7 @@ class _Reader:
     """An open capture remembering its position, so stepping frame by frame is cheap."""
 
     def __init__(self, path: Path):
-        self.cap = _capture(path)
+        self.cap = open_capture(path)
         self.next = 0
         self.lock = threading.Lock()
 

@@ -156,9 +156,9 @@ def drop_duplicates(views: list[View], threshold: float = 1.5) -> tuple[list[Vie
 def _video_frames(path: Path, step: int):
     import cv2
 
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise EngineError(f"{path.name}: cannot open this video; convert it to MP4 (H.264).")
+    from engines.io.video import open_capture
+
+    cap = open_capture(path)
     i = 0
     try:
         while True:
