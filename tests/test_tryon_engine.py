@@ -337,3 +337,35 @@ def test_a_sleeveless_top_is_put_on_the_torso(source, shoulders):
         lo, hi = int(min(sl[0], sr[0]) - 0.3 * sw), int(max(sl[0], sr[0]) + 0.3 * sw)
         outside = np.concatenate([green[:, :max(lo, 0)].ravel(), green[:, hi:].ravel()])
         assert outside.mean() < 0.02, i
+
+
+def test_a_person_lying_on_their_side_is_dressed_head_up(tmp_path, source):
+    """The carphone clip turned a quarter (a camera held sideways, or a person lying down):
+    the garment goes on the torso, on the far side of the shoulders from the head, and
+    leaves the face alone (the shoulders were once ordered by x, which put the garment
+    over the face)."""
+    frames = [np.ascontiguousarray(np.rot90(f, 1)) for f in source[:10]]
+    path = tmp_path / "sideways.mp4"
+    with VideoWriter(path, 30.0, (frames[0].shape[1], frames[0].shape[0]), crf=12) as w:
+        for f in frames:
+            w.write(f)
+    clip = open_video(path)
+    r = run(clip, green_garment())
+    out = list(iter_frames(r.main.path))
+    with PersonTracker(30.0) as tracker:
+        people = [tracker(f) for f in iter_frames(path)]
+    for i in (0, 9):
+        p = people[i]
+        nose, mid = p.points[0], (p.points[11] + p.points[12]) / 2
+        sw = float(np.linalg.norm(p.points[11] - p.points[12]))
+        green = is_green(out[i])
+        ys, xs = np.nonzero(green)
+        assert len(xs) > 0.1 * green.size, i
+        # Nothing green on the face: a disc around the nose of 0.3 shoulder widths.
+        yy, xx = np.mgrid[0:green.shape[0], 0:green.shape[1]]
+        face = (xx - nose[0]) ** 2 + (yy - nose[1]) ** 2 < (0.3 * sw) ** 2
+        assert green[face].mean() < 0.05, (i, green[face].mean())
+        # The garment lies beyond the shoulders, away from the head.
+        axis = (mid - nose) / np.linalg.norm(mid - nose)
+        beyond = ((np.stack([xs, ys], 1) - mid) @ axis) > 0
+        assert beyond.mean() > 0.6, (i, beyond.mean())

@@ -222,7 +222,17 @@ def body_targets(lm: dict[str, np.ndarray], person: "P.PersonFrame") -> tuple[np
     """
     pts, vis = person.points, person.visibility
     a, b = pts[P.R_SHOULDER], pts[P.L_SHOULDER]
-    left_is_r = a[0] <= b[0]  # image-left shoulder (the person's right when facing us)
+    # The "image-left" shoulder is the one that makes the body's down direction (the
+    # shoulder line turned clockwise) point away from the head, so a person lying down or
+    # filmed with the camera on its side is dressed head-up; for an upright person this
+    # is the shoulder with the smaller x (the person's right when facing us).
+    head = pts[:11].mean(axis=0)  # nose, eyes, ears, mouth
+    across = b - a
+    side = float((head - (a + b) / 2) @ np.array([-across[1], across[0]]))
+    if abs(side) > 0.05 * float(across @ across):
+        left_is_r = side < 0
+    else:  # head on the shoulder line (unreliable landmarks): fall back to image order
+        left_is_r = a[0] <= b[0]
     sl, sr = (a, b) if left_is_r else (b, a)
     el, er = (P.R_ELBOW, P.L_ELBOW) if left_is_r else (P.L_ELBOW, P.R_ELBOW)
     hl_i, hr_i = (P.R_HIP, P.L_HIP) if left_is_r else (P.L_HIP, P.R_HIP)
