@@ -146,3 +146,31 @@ def test_reads_what_the_depth_synthesiser_writes(tmp_path):
     np.testing.assert_allclose(fs.focus_distances, [0.5, 1.0, 2.0])
     np.testing.assert_allclose(fs.intrinsics, K)
     assert np.array_equal(fs.frames[2], frames[2])
+
+
+def _xmp(distance: str, element: bool = False) -> bytes:
+    value = (f"<aux:ApproximateFocusDistance>{distance}</aux:ApproximateFocusDistance>" if element
+             else "")
+    attr = "" if element else f' aux:ApproximateFocusDistance="{distance}"'
+    return (b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
+            b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description '
+            b'xmlns:aux="http://ns.adobe.com/exif/1.0/aux/"' + attr.encode() + b'>' + value.encode()
+            + b'</rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="w"?>')
+
+
+def test_xmp_approximate_focus_distance(tmp_path):
+    """Adobe's aux:ApproximateFocusDistance (a rational in metres, as an attribute or an
+    element) gives the distances when nothing else does; 4294967295/1 means infinity."""
+    frames = _frames(3)
+    values = [("150/100", False), ("50/100", True), ("1", False)]
+    files = []
+    for i, (f, (v, element)) in enumerate(zip(frames, values)):
+        path = tmp_path / f"x{i}.jpg"
+        PILImage.fromarray(f).save(path, quality=95, xmp=_xmp(v, element))
+        files.append(path)
+    fs = read_focal_stack(files)
+    np.testing.assert_allclose(fs.focus_distances, [0.5, 1.0, 1.5])
+    assert any("XMP" in n for n in fs.notes)
+    PILImage.fromarray(frames[2]).save(files[2], quality=95, xmp=_xmp("4294967295/1"))
+    with pytest.raises(EngineError, match="Focus distances are missing"):
+        read_focal_stack(files)

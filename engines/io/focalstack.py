@@ -9,7 +9,10 @@ The focus distance of each frame (metres) comes from, in this order:
 3. the file names, ``<anything>_<metres>.<ext>`` such as ``image_3_0.85.jpg`` (the
    convention of HybridDepth's tools; Ganj et al., "HybridDepth", WACV 2025); the number
    must have a decimal point, so ``IMG_2889.jpg`` is not read as 2889 m;
-4. EXIF ``SubjectDistance``.
+4. EXIF ``SubjectDistance``;
+5. XMP ``aux:ApproximateFocusDistance`` (metres), which Adobe Camera Raw and Lightroom
+   write from the lens data of most cameras, read from the XMP packet as it sits in the
+   file (JPEG APP1, TIFF/DNG tag, PNG iTXt).
 
 Frames are returned nearest focus first. Intrinsics come from an ``"intrinsics"`` 3x3
 matrix in focus.json, else from EXIF when the focal length in 35 mm terms, or the focal
@@ -123,6 +126,28 @@ def _from_exif(files: list[Path]) -> list[float] | None:
     return out
 
 
+_XMP_FOCUS = re.compile(rb"ApproximateFocusDistance(?:\s*=\s*[\"']|>)\s*([0-9.]+)(?:/([0-9.]+))?")
+
+
+def _xmp_focus_distance(path: Path, limit: int = 1 << 20) -> float | None:
+    """``aux:ApproximateFocusDistance`` from the XMP packet in the first ``limit`` bytes."""
+    with open(path, "rb") as fh:
+        m = _XMP_FOCUS.search(fh.read(limit))
+    if not m:
+        return None
+    try:
+        value = float(m.group(1)) / (float(m.group(2)) if m.group(2) else 1.0)
+    except (ValueError, ZeroDivisionError):
+        return None
+    # 4294967295 (and anything near it) stands for infinity.
+    return value if 0 < value < 1e6 else None
+
+
+def _from_xmp(files: list[Path]) -> list[float] | None:
+    out = [_xmp_focus_distance(f) for f in files]
+    return out if all(d is not None for d in out) else None
+
+
 def intrinsics_from_exif(exif: dict, size: tuple[int, int]) -> np.ndarray | None:
     """Pinhole K (pixels) for an image of ``size`` (w, h) from EXIF focal-length tags."""
     w, h = size
@@ -167,6 +192,10 @@ def read_focal_stack(files, distances=None) -> FocalStack:
             dist = _from_exif(files)
             if dist is not None:
                 notes.append("Focus distances from EXIF SubjectDistance.")
+        if dist is None:
+            dist = _from_xmp(files)
+            if dist is not None:
+                notes.append("Focus distances from XMP ApproximateFocusDistance (Adobe lens data).")
         if dist is None:
             raise EngineError(f"Focus distances are missing for the {len(files)} photos in {files[0].parent.name or '.'}. {_HOW}")
     bad = [f.name for f, d in zip(files, dist) if not (np.isfinite(d) and d > 0)]
