@@ -159,3 +159,44 @@ def test_an_upright_or_asymmetric_garment_is_not_turned():
     m = np.zeros((200, 160), np.float32)
     cv2.fillPoly(m, [np.array([(20, 10), (60, 10), (150, 70), (140, 190), (25, 190)], np.int32)], 1.0)
     assert garment_tilt(m) is None
+
+
+HOODIE = [(0.36, 0.10), (0.40, 0.0), (0.60, 0.0), (0.64, 0.10), (0.78, 0.14), (0.99, 0.80), (0.90, 0.83),
+          (0.76, 0.38), (0.77, 0.95), (0.23, 0.95), (0.24, 0.38), (0.10, 0.83), (0.01, 0.80), (0.22, 0.14)]
+DRESS = [(0.38, 0.03), (0.5, 0.08), (0.62, 0.03), (0.74, 0.05), (0.86, 0.16), (0.80, 0.22), (0.70, 0.18),
+         (0.68, 0.40), (0.90, 0.98), (0.10, 0.98), (0.32, 0.40), (0.30, 0.18), (0.20, 0.22), (0.14, 0.16), (0.26, 0.05)]
+RAGLAN = [(0.38, 0.02), (0.5, 0.09), (0.62, 0.02), (0.99, 0.75), (0.90, 0.79), (0.76, 0.40), (0.77, 0.97),
+          (0.23, 0.97), (0.24, 0.40), (0.10, 0.79), (0.01, 0.75)]
+
+
+def test_a_hood_is_left_out_and_a_crew_neckline_takes_its_place():
+    w, h = 300, 340
+    g = prepare_garment(_outline_photo(HOODIE, w, h), name="hoodie.png")
+    lm = g.landmarks
+    assert any("hood" in n for n in g.notes)
+    # Nothing of the garment is left above the shoulders in the middle, and the neckline
+    # is a real opening: wide and dipping, between the shoulders.
+    mid = g.mask[:, int(lm["neck_left"][0]) + 2:int(lm["neck_right"][0]) - 1]
+    assert mid[:int(min(lm["shoulder_left"][1], lm["shoulder_right"][1]) - 0.05 * h)].max() < 0.5
+    assert lm["neck_right"][0] - lm["neck_left"][0] > 0.2 * (lm["shoulder_right"][0] - lm["shoulder_left"][0])
+    assert lm["neck_centre"][1] > max(lm["neck_left"][1], lm["neck_right"][1]) + 0.02 * h
+
+
+def test_sloping_shoulders_keep_their_neckline():
+    """A raglan sweater: the top edge falls from the collar all the way down the sleeves,
+    so the shoulder points sit far below the collar, but the neckline dips: no hood."""
+    g = prepare_garment(_outline_photo(RAGLAN), name="raglan.png")
+    assert not any("hood" in n for n in g.notes)
+    # The shoulder points stay within a tenth of the length below the collar (on the edge
+    # at the armpits they would be 27 % down, and the collar would rise beside the face).
+    h = 340
+    for side in ("left", "right"):
+        drop = g.landmarks[f"shoulder_{side}"][1] - g.landmarks[f"neck_{side}"][1]
+        assert 0 <= drop <= 0.1 * h + 1
+    truth = _outline_photo(RAGLAN)[:, :, 1] < 200
+    assert ((g.mask > 0.5) & truth).sum() / ((g.mask > 0.5) | truth).sum() > 0.97
+
+
+def test_a_dress_is_refused_with_a_message():
+    with pytest.raises(EngineError, match="Could not read the shape of a top in dress.png"):
+        prepare_garment(_outline_photo(DRESS), name="dress.png")

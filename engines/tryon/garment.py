@@ -336,6 +336,14 @@ def garment_landmarks(mask: np.ndarray, info: dict | None = None) -> dict[str, n
             shoulders[k] = (shoulders[k][0], max(float(y0), arm[1] - 0.25 * height))
         seam = max(float(arm[1] - shoulders[k][1]), 2.0)
         ends[k] = (arm[0] + outward * 0.3 * seam, arm[1] - 0.15 * seam)
+    # A shoulder falls from the collar by a few percent of the garment's length (5-9 % on
+    # adult proportions); a raglan or drop-shoulder cut slopes on down the sleeve, and the
+    # top edge at the armpit then lies far lower than where the wearer's shoulder will be.
+    # The shoulder point is kept within a tenth of the length below the collar (off the
+    # garment if need be), so the collar is not lifted up beside the face.
+    for k, collar in ((0, on_top(nl_x)), (1, on_top(nr_x))):
+        if shoulders[k][1] > collar[1] + 0.1 * height:
+            shoulders[k] = (shoulders[k][0], collar[1] + 0.1 * height)
     lm = {
         "neck_left": on_top(nl_x), "neck_centre": on_top(nc_x), "neck_right": on_top(nr_x),
         "shoulder_left": shoulders[0], "shoulder_right": shoulders[1],
@@ -491,6 +499,61 @@ def _turned(rgb: np.ndarray, mask: np.ndarray, angle: float) -> tuple[np.ndarray
     return np.ascontiguousarray(out_rgb[y0:y1, x0:x1]), np.ascontiguousarray(out_mask[y0:y1, x0:x1])
 
 
+def _without_hood(mask: np.ndarray, lm: dict[str, np.ndarray]) -> np.ndarray | None:
+    """The mask without a hood (or a high collar) lying above the shoulders, or None when
+    the neckline sits at the shoulders as on a T-shirt.
+
+    On a T-shirt the collar points are a few percent of the height above the shoulder
+    points; a hood laid flat puts the "neckline" (the top edge in the middle) far above
+    them, and warped onto the body it would cover the chin. Worn, it hangs behind the
+    neck, so the part above the shoulder line between the shoulders is cut away."""
+    m = mask > 0.5
+    ys = np.nonzero(m.any(axis=1))[0]
+    height = float(ys.max() - ys.min() + 1)
+    shoulder_y = min(lm["shoulder_left"][1], lm["shoulder_right"][1])
+    neck_y = min(lm["neck_left"][1], lm["neck_right"][1], lm["neck_centre"][1])
+    span = float(lm["shoulder_right"][0] - lm["shoulder_left"][0])
+    neck_w = float(lm["neck_right"][0] - lm["neck_left"][0])
+    dip = float(lm["neck_centre"][1] - min(lm["neck_left"][1], lm["neck_right"][1]))
+    # A hood rises above the shoulders with no neckline in it (its top is the highest point
+    # in the middle); sloping shoulders also sit low, but under a real, dipping neckline.
+    if neck_y >= shoulder_y - 0.09 * height or (neck_w >= 0.2 * span and dip >= 0.015 * height):
+        return None
+    cut = int(round(shoulder_y - 0.03 * height))
+    x0 = int(np.ceil(lm["shoulder_left"][0])) + 1
+    x1 = int(np.floor(lm["shoulder_right"][0]))
+    out = mask.copy()
+    out[:max(cut, 0), x0:x1] = 0
+    # A crew neckline where the hood joined: a half-ellipse a third of the shoulder span
+    # wide and 6 % of the height deep.
+    cx, a, b = (x0 + x1) / 2.0, max(2.0, 0.18 * (x1 - x0)), max(2.0, 0.06 * height)
+    yy, xx = np.mgrid[0:out.shape[0], 0:out.shape[1]]
+    out[(((xx - cx) / a) ** 2 + ((yy - cut) / b) ** 2 < 1.0) & (yy >= cut)] = 0
+    kept = _largest_component(out > 0.5)
+    return np.where(kept, out, 0).astype(np.float32)
+
+
+def _check_top(lm: dict[str, np.ndarray], mask: np.ndarray, name: str) -> None:
+    """EngineError when the landmarks do not describe a top laid flat, front up: the warp
+    built on them would put the garment over the face or outside the body."""
+    from engines.api import EngineError
+
+    ys = np.nonzero((mask > 0.5).any(axis=1))[0]
+    y0, height = float(ys.min()), float(ys.max() - ys.min() + 1)
+    ok = True
+    for side in ("left", "right"):
+        s, a, hm, n = (lm[f"{k}_{side}"] for k in ("shoulder", "armpit", "hem", "neck"))
+        ok &= s[1] + 0.05 * height <= a[1] <= hm[1] - 0.2 * height
+        ok &= s[1] - y0 <= 0.4 * height and n[1] <= s[1] + 0.1 * height
+    ok &= lm["shoulder_left"][0] < lm["neck_left"][0] <= lm["neck_right"][0] < lm["shoulder_right"][0]
+    if not ok:
+        raise EngineError(
+            f"Could not read the shape of a top in {name}: use a top (T-shirt, shirt, sweater, tank top) "
+            "photographed flat and front up with its sleeves spread out, on a plain background. Dresses, "
+            "trousers and folded garments are not supported; a mask image (garment_mask_file) helps when "
+            "the background is busy.")
+
+
 def prepare_garment(pixels: np.ndarray, user_mask: np.ndarray | None = None,
                     name: str = "garment image", max_side: int = 512) -> Garment:
     """Mask and landmarks of a garment photo, downscaled to at most ``max_side`` pixels."""
@@ -518,5 +581,13 @@ def prepare_garment(pixels: np.ndarray, user_mask: np.ndarray | None = None,
                      "(to its left-right mirror symmetry) before its landmarks were read.")
     info: dict = {}
     lm = garment_landmarks(mask, info)
+    _check_top(lm, mask, name)
+    trimmed = _without_hood(mask, lm)
+    if trimmed is not None:
+        mask = trimmed
+        lm = garment_landmarks(mask, info)
+        notes.append(f"The hood or high collar of the garment in {name} was left out: worn, it hangs "
+                     "behind the neck.")
+        _check_top(lm, mask, name)
     return Garment(np.ascontiguousarray(rgb, dtype=np.uint8), mask, lm, uncertain, notes,
                    garment_parts(mask, lm, info["sleeveless"]))
