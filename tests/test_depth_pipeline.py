@@ -174,6 +174,16 @@ def test_fewer_than_two_frames():
         run(st)
 
 
+def test_two_frames_work_and_say_how_coarse_they_are(motorcycle):
+    stack, gt, K = motorcycle
+    two = FocalStack([stack.frames[0], stack.frames[-1]], [stack.focus_distances[0], stack.focus_distances[-1]])
+    res = run(two)
+    assert res.main.depth.shape == gt.shape and np.isfinite(res.main.depth).all()
+    assert any("Only 2 frames" in n for n in res.notes)
+    three = FocalStack(stack.frames[:3], stack.focus_distances[:3])
+    assert not any("Only 2 frames" in n for n in run(three).notes)
+
+
 def test_frames_of_different_sizes():
     st = _tiny_stack(3)
     st.frames[2] = st.frames[2][:50]
