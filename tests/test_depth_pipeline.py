@@ -184,6 +184,14 @@ def test_two_frames_work_and_say_how_coarse_they_are(motorcycle):
     assert not any("Only 2 frames" in n for n in run(three).notes)
 
 
+def test_distances_in_millimetres_are_questioned(motorcycle):
+    stack, gt, K = motorcycle
+    mm = FocalStack(stack.frames[:4], [1000.0 * d for d in stack.focus_distances[:4]])
+    res = run(mm)
+    assert any("millimetres" in n for n in res.notes)
+    assert not any("millimetres" in n for n in run(FocalStack(stack.frames[:4], stack.focus_distances[:4])).notes)
+
+
 def test_frames_of_different_sizes():
     st = _tiny_stack(3)
     st.frames[2] = st.frames[2][:50]

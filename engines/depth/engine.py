@@ -272,6 +272,9 @@ class DepthFromFocusEngine(Engine):
             if f.shape[:2] != shape[:2]:
                 raise EngineError(f"{names[i]} is {f.shape[1]}x{f.shape[0]} but {names[0]} is {shape[1]}x{shape[0]}: "
                                   "all frames of a focal stack must have the same size; remove or resize it.")
+        if dist.max() > 100.0:
+            notes.append(f"The focus distances reach {dist.max():g} m: if they are in millimetres or "
+                         "centimetres, enter them in metres (the depth comes out in the distances' unit).")
         order = np.argsort(dist, kind="stable")
         if np.any(np.diff(dist[order]) <= 0):
             i = order[int(np.argmax(np.diff(dist[order]) <= 0))]
