@@ -29,7 +29,9 @@ resources/samples), with the striped sample garment:
 * edge jitter: mean distance (px) between the garment's lower edges (hem) in a frame and
   the previous frame's edges carried by the flow (all edges when no hem is in view),
   on the decoded video (garment outline = pixels changed by more than 24 levels, largest
-  blob, holes filled) and, as "layer
+  blob, holes filled), "hem std": the standard deviation of the hem line's vertical
+  position after motion compensation (signed offsets per column, where a hem is in view),
+  and, as "layer
   edge jitter", the engine's own figure on the garment layer's alpha;
 * SSIM (luma) of the non-garment region against the source;
 * distortion of the regularised vs the plain landmark TPS on a checkerboard garment.
@@ -155,6 +157,32 @@ def stability(flows: list, out: list, region: list) -> tuple[float, float]:
     return float(np.nanmean(errs)), float(np.nanmean(jit))
 
 
+def hem_std(flows: list, masks: list) -> float:
+    """Std (px) of the hem line's position after motion compensation: per column, the
+    signed vertical offset of this frame's lowest garment pixel from the previous frame's,
+    carried by the source flow, pooled over columns and frames. Only columns where the
+    garment ends inside the frame count (a hem in view); NaN when no hem is ever in view."""
+    from engines.tryon.temporal import warp_by_flow
+
+    offsets = []
+    for t in range(1, len(masks)):
+        if not (masks[t].any() and masks[t - 1].any()):
+            continue
+        back, valid = flows[t]
+        carried = warp_by_flow(masks[t - 1].astype(np.float32), back) > 0.5
+        h = masks[t].shape[0]
+        lows = []
+        for m in (masks[t], carried):
+            low = h - 1 - np.argmax(m[::-1], axis=0)
+            lows.append((low, m.any(axis=0) & (low < h - 3)))
+        (a, ok_a), (b, ok_b) = lows
+        cols = np.flatnonzero(ok_a & ok_b)
+        cols = cols[valid[a[cols], cols] > 0.5]
+        offsets.append((a - b)[cols].astype(np.float64))
+    pooled = np.concatenate(offsets) if offsets else np.zeros(0)
+    return float(np.std(pooled)) if pooled.size >= 10 else float("nan")
+
+
 def ssim_outside(src: list, out: list, region: list) -> float:
     import cv2
     from skimage.metrics import structural_similarity
@@ -259,7 +287,9 @@ def main() -> int:
             twe_src = stability(flows, src, region)[0]
             twe_pre = {m: stability(flows, pre[m], region)[0] for m in outs}
             twe_bl = {m: stability(flows, bilin[m], region)[0] for m in outs}
-            jit = {m: stability(flows, outs[m], [silhouette(o, s) for o, s in zip(outs[m], src)])[1] for m in outs}
+            sil = {m: [silhouette(o, s) for o, s in zip(outs[m], src)] for m in outs}
+            jit = {m: stability(flows, outs[m], sil[m])[1] for m in outs}
+            hem_sd = {m: hem_std(flows, sil[m]) for m in outs}
             ssim = ssim_outside(src, outs["on"], region)
             people = res["on"][0].metrics["frames_with_person"]
             inner = {m: res[m][0].metrics["temporal_warping_error"] for m in outs}
@@ -269,7 +299,8 @@ def main() -> int:
                           twe_y["off"], twe_y["on"], twe_y["on"] / twe_y["off"], twe_src,
                           twe_pre["off"], twe_pre["on"], twe_pre["on"] / twe_pre["off"],
                           twe_bl["off"], twe_bl["on"], twe_bl["on"] / twe_bl["off"],
-                          inner["off"], inner["on"], jit["off"], jit["on"], inner_jit["off"], inner_jit["on"], ssim))
+                          inner["off"], inner["on"], jit["off"], jit["on"], hem_sd["off"], hem_sd["on"],
+                          inner_jit["off"], inner_jit["on"], ssim))
             scale = 2.0 if max(clip.width, clip.height) < 400 else 1.0
             shot = args.shots / ("tryon_grid.png" if video == videos[0] else f"tryon_grid_{video.stem}.png")
             PILImage.fromarray(grid_image(outs["off"], outs["on"], region, scale)).save(shot)
@@ -287,7 +318,8 @@ def main() -> int:
             "pre-enc TWE off", "pre-enc TWE on", "pre-enc on/off",
             "bilin-chroma TWE off", "bilin-chroma TWE on", "bilin-chroma on/off",
             "layer TWE off", "layer TWE on",
-            "hem jitter off px", "hem jitter on px", "layer edge jitter off px", "layer edge jitter on px",
+            "hem jitter off px", "hem jitter on px", "hem std off px", "hem std on px",
+            "layer edge jitter off px", "layer edge jitter on px",
             "SSIM non-garment")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
