@@ -187,8 +187,8 @@ def _background_plate(lab: np.ndarray, bw: int) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     xx = 2.0 * xx / max(w - 1, 1) - 1.0
     yy = 2.0 * yy / max(h - 1, 1) - 1.0
-    X = np.stack([np.ones(len(_border(xx[:, :, None], bw))), _border(xx[:, :, None], bw)[:, 0],
-                  _border(yy[:, :, None], bw)[:, 0]], axis=-1).astype(np.float64)
+    bx, by = _border(xx[:, :, None], bw)[:, 0], _border(yy[:, :, None], bw)[:, 0]
+    X = np.stack([np.ones_like(bx), bx, by], axis=-1).astype(np.float64)
     v = _border(lab, bw).astype(np.float64)
     keep = np.ones(len(v), bool)
     coef = np.zeros((3, lab.shape[2]))
@@ -428,18 +428,31 @@ def garment_parts(mask: np.ndarray, lm: dict[str, np.ndarray], sleeveless=(False
     return parts
 
 
-def _mirror_iou(mask: np.ndarray, angle: float) -> float:
-    """IoU of ``mask`` turned by ``angle`` degrees (about its centroid) with its own mirror
-    image about the vertical line through the centroid."""
+def _centred_turn(mask: np.ndarray):
+    """``turn(angle) -> 2 x 3 affine`` turning about the mask's centroid and moving the
+    centroid to the middle of a square canvas of side ``side`` (the image diagonal, so any
+    turn fits); returns ``(turn, side)``."""
     import cv2
 
     h, w = mask.shape
-    ys, xs = np.nonzero(mask)
+    ys, xs = np.nonzero(mask > 0.5)
     cx, cy = float(xs.mean()), float(ys.mean())
     side = int(2 * np.ceil(np.hypot(h, w) / 2)) + 1
-    M = cv2.getRotationMatrix2D((cx, cy), angle, 1.0)
-    M[:, 2] += [side // 2 - cx, side // 2 - cy]  # centroid to the canvas centre column
-    r = cv2.warpAffine(mask.astype(np.uint8), M, (side, side), flags=cv2.INTER_NEAREST) > 0
+
+    def turn(angle: float) -> np.ndarray:
+        M = cv2.getRotationMatrix2D((cx, cy), angle, 1.0)
+        M[:, 2] += [side // 2 - cx, side // 2 - cy]  # centroid to the canvas centre column
+        return M
+
+    return turn, side
+
+
+def _mirror_iou(mask: np.ndarray, turn, side: int, angle: float) -> float:
+    """IoU of ``mask`` turned by ``angle`` degrees (:func:`_centred_turn`) with its own mirror
+    image about the vertical line through its centroid."""
+    import cv2
+
+    r = cv2.warpAffine(mask.astype(np.uint8), turn(angle), (side, side), flags=cv2.INTER_NEAREST) > 0
     f = r[:, ::-1]
     union = (r | f).sum()
     return float((r & f).sum() / union) if union else 0.0
@@ -466,13 +479,14 @@ def garment_tilt(mask: np.ndarray, max_angle: float = 30.0) -> float | None:
     if k < 1.0:
         m = cv2.resize(m.astype(np.uint8), (max(8, round(m.shape[1] * k)), max(8, round(m.shape[0] * k))),
                        interpolation=cv2.INTER_AREA) > 0
+    turn, side = _centred_turn(m)
     coarse = np.arange(-max_angle, max_angle + 0.5, 1.0)
-    scores = np.array([_mirror_iou(m, a) for a in coarse])
+    scores = np.array([_mirror_iou(m, turn, side, a) for a in coarse])
     best = float(coarse[int(np.argmax(scores))])
     fine = np.arange(best - 0.75, best + 0.8, 0.25)
-    fs = np.array([_mirror_iou(m, a) for a in fine])
+    fs = np.array([_mirror_iou(m, turn, side, a) for a in fine])
     best, top = float(fine[int(np.argmax(fs))]), float(fs.max())
-    upright = _mirror_iou(m, 0.0)
+    upright = float(scores[np.flatnonzero(coarse == 0.0)[0]])
     if top < 0.8 or top - upright < 0.01:
         return None  # not a symmetric top, or already as upright as it gets
     return best
@@ -483,12 +497,8 @@ def _turned(rgb: np.ndarray, mask: np.ndarray, angle: float) -> tuple[np.ndarray
     on a canvas large enough to keep all of the garment (background white, mask 0)."""
     import cv2
 
-    h, w = mask.shape
-    ys, xs = np.nonzero(mask > 0.5)
-    cx, cy = float(xs.mean()), float(ys.mean())
-    side = int(2 * np.ceil(np.hypot(h, w) / 2)) + 1
-    M = cv2.getRotationMatrix2D((cx, cy), angle, 1.0)
-    M[:, 2] += [side // 2 - cx, side // 2 - cy]
+    turn, side = _centred_turn(mask)
+    M = turn(angle)
     out_rgb = cv2.warpAffine(rgb, M, (side, side), flags=cv2.INTER_LINEAR, borderValue=(255, 255, 255))
     out_mask = cv2.warpAffine(mask.astype(np.float32), M, (side, side), flags=cv2.INTER_LINEAR, borderValue=0)
     # Crop to the garment with a margin, as the photo had.
