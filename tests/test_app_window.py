@@ -93,13 +93,17 @@ def test_cancel_leaves_no_result(qtbot, window, fake_engine):
     assert row.message.text() == "Cancelled"
 
 
-def test_failing_engine_shows_its_message(qtbot, window, fake_engine, dialogs):
+def _run_fake_to_failure(qtbot, window, mode: str) -> None:
     _import(qtbot, window, [DATA / "astronaut.png"])
     window.refresh_engines()
     window.engine_panel.select("fake")
-    window.engine_panel.form.set_values({"mode": "fail"})
+    window.engine_panel.form.set_values({"mode": mode})
     with qtbot.waitSignal(window.runner.failed, timeout=60000):
         window.run_engine()
+
+
+def test_failing_engine_shows_its_message(qtbot, window, fake_engine, dialogs):
+    _run_fake_to_failure(qtbot, window, "fail")
     warnings = dialogs.of("warning")
     assert len(warnings) == 1
     assert "The fake engine refused: the input has no box in it" in warnings[0][2]
@@ -110,12 +114,7 @@ def test_crashing_engine_shows_dialog_and_logs(qtbot, window, fake_engine, dialo
     from app import settings
 
     settings.setup_logging()
-    _import(qtbot, window, [DATA / "astronaut.png"])
-    window.refresh_engines()
-    window.engine_panel.select("fake")
-    window.engine_panel.form.set_values({"mode": "crash"})
-    with qtbot.waitSignal(window.runner.failed, timeout=60000):
-        window.run_engine()
+    _run_fake_to_failure(qtbot, window, "crash")
     (_kind, _title, text), = dialogs.of("critical")
     assert "ZeroDivisionError" in text and str(settings.log_file()) in text
     import logging

@@ -24,21 +24,28 @@ class _Window:
         self.runner = None
 
 
-def test_key_mode_dresses_the_avatar_and_draws_the_hair(qapp, qtbot):
+def _dressable(qtbot, key: str, side: int):
+    """A viewport showing a bald canonical avatar under ``key`` and a hair panel driving it,
+    before the panel is given the avatar: (viewport, avatar, panel)."""
     from app.hair_panel import HairPanel
     from app.viewport import Viewport
 
     vp = Viewport()
-    vp.resize(360, 360)
+    vp.resize(side, side)
     vp.show()
     av = canonical_avatar()
-    vp.show(av, "a1")
-    vp.set_view("front")
-    qapp.processEvents()
-    bald = vp.screenshot().astype(float)
+    vp.show(av, key)
     panel = HairPanel(None)
     panel._main_window = _Window(vp)
     qtbot.addWidget(panel)
+    return vp, av, panel
+
+
+def test_key_mode_dresses_the_avatar_and_draws_the_hair(qapp, qtbot):
+    vp, av, panel = _dressable(qtbot, "a1", 360)
+    vp.set_view("front")
+    qapp.processEvents()
+    bald = vp.screenshot().astype(float)
     panel.set_avatar(av, "a1")
     panel.set_style("afro")
     qapp.processEvents()
@@ -60,18 +67,9 @@ def test_key_mode_dresses_the_avatar_and_draws_the_hair(qapp, qtbot):
 
 
 def test_style_switch_reuses_the_actors_and_thins_only_the_display(qapp, qtbot):
-    from app.hair_panel import HairPanel
     from app.renderers import MAX_SHOWN_STRANDS, shown_strands
-    from app.viewport import Viewport
 
-    vp = Viewport()
-    vp.resize(320, 320)
-    vp.show()
-    av = canonical_avatar()
-    vp.show(av, "a2")
-    panel = HairPanel(None)
-    panel._main_window = _Window(vp)
-    qtbot.addWidget(panel)
+    vp, av, panel = _dressable(qtbot, "a2", 320)
     panel.set_avatar(av, "a2")
     head_actor = vp.actor("a2/head")
     panel.set_style("long_straight")  # bald -> hair: the scalp is darkened on the same head actor
