@@ -138,9 +138,21 @@ class Mesh:
     vertex_colors: np.ndarray | None = None
     morph_targets: dict[str, np.ndarray] = field(default_factory=dict)
     name: str = "mesh"
+    face_groups: dict[str, np.ndarray] = field(default_factory=dict)
+    """Optional named parts (e.g. ``head``, ``eyes``, ``teeth``): name -> face indices. GLB
+    writes each as its own named mesh/node (with the morph targets), OBJ as ``g`` groups."""
+    joints: np.ndarray | None = None
+    """N x 4 joint indices into a :class:`Skeleton` (skinning), with ``weights``."""
+    weights: np.ndarray | None = None
+    """N x 4 skin weights (rows sum to 1)."""
 
     def __post_init__(self):
         self.vertices = _f32(self.vertices).reshape(-1, 3)
+        if self.joints is not None:
+            self.joints = np.ascontiguousarray(self.joints, dtype=np.uint16).reshape(-1, 4)
+        if self.weights is not None:
+            self.weights = _f32(self.weights).reshape(-1, 4)
+        self.face_groups = {k: np.ascontiguousarray(v, dtype=np.int64).ravel() for k, v in self.face_groups.items()}
         self.faces = np.ascontiguousarray(self.faces, dtype=np.int64).reshape(-1, 3)
         if self.normals is not None:
             self.normals = _f32(self.normals).reshape(-1, 3)
@@ -247,6 +259,25 @@ class Strands:
 
 
 @dataclass
+class Skeleton:
+    """Joints for skinning: a tree with rest positions in the mesh's frame (metres).
+
+    At rest every joint's rotation is the identity (its axes are the mesh axes), so a joint's
+    inverse bind matrix is a translation by ``-positions[j]``.
+    """
+
+    names: list[str]
+    parents: np.ndarray
+    """J parent indices (-1 for the root); parents come before their children."""
+    positions: np.ndarray
+    """J x 3 world rest positions."""
+
+    def __post_init__(self):
+        self.parents = np.asarray(self.parents, dtype=np.int64).ravel()
+        self.positions = np.ascontiguousarray(self.positions, dtype=np.float64).reshape(-1, 3)
+
+
+@dataclass
 class Avatar:
     """A head with an expression basis: ``mesh.morph_targets`` holds the basis shapes
     and one target per emotion; ``emotions`` holds the current slider values (0..1)."""
@@ -263,6 +294,12 @@ class Avatar:
     photo: np.ndarray | None = None
     params: dict = field(default_factory=dict)
     name: str = "avatar"
+    skeleton: Skeleton | None = None
+    """Neck, head, jaw and eye joints; ``mesh.joints`` / ``mesh.weights`` skin the head to it."""
+    presets: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Named blendshape weight sets, e.g. ``"As photographed"``: the photo's own expression."""
+    expression: dict[str, float] = field(default_factory=dict)
+    """Current blendshape weights set directly (ARKit names), added to what the emotions give."""
 
 
 @dataclass

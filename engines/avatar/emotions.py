@@ -7,23 +7,28 @@ System", 1983; the action-unit combinations of Ekman, Friesen & Hager, FACS Inve
 Guide, 2002, table 12-1), one column per emotion, one row per blendshape:
 
 =========  =====================================  ===========================================
-emotion    EMFACS action units                    blendshape weights at 100 %
+emotion    EMFACS action units                    ARKit blendshape weights at 100 %
 =========  =====================================  ===========================================
-happiness  AU6 cheek raiser + AU12 lip corner     cheekRaise_L/R 0.8, mouthSmile_L/R 1.0,
-           puller                                 eyeSquint_L/R 0.2
-sadness    AU1 inner brow raiser + AU4 brow       browInnerUp 1.0, browDown_L/R 0.35,
-           lowerer + AU15 lip corner depressor    mouthFrown_L/R 1.0
-surprise   AU1 + AU2 outer brow raiser + AU5B     browInnerUp 1.0, browOuterUp_L/R 1.0,
-           upper lid raiser + AU26 jaw drop       eyeWide_L/R 0.7, jawOpen 0.7
-fear       AU1 + AU2 + AU4 + AU5 + AU7 lid        browInnerUp 1.0, browOuterUp_L/R 0.6,
-           tightener + AU20 lip stretcher + AU26  browDown_L/R 0.35, eyeWide_L/R 1.0,
-                                                  eyeSquint_L/R 0.2, mouthStretch_L/R 1.0,
-                                                  jawOpen 0.25
-anger      AU4 + AU5 + AU7 + AU23 lip tightener   browDown_L/R 1.0, eyeWide_L/R 0.3,
-           (AU24 lip presser)                     eyeSquint_L/R 0.6, mouthPress 1.0
-contempt   R12A + R14A: one-sided lip corner      mouthSmile_R 0.5, mouthDimple_R 1.0
+happiness  AU6 cheek raiser + AU12 lip corner     cheekSquintLeft/Right 0.8, mouthSmileLeft/
+           puller                                 Right 1.0, eyeSquintLeft/Right 0.3
+sadness    AU1 inner brow raiser + AU4 brow       browInnerUp 1.0, browDownLeft/Right 0.4,
+           lowerer + AU15 lip corner depressor    mouthFrownLeft/Right 1.0, mouthShrugLower 0.3
+           (+ AU17 chin raiser)
+surprise   AU1 + AU2 outer brow raiser + AU5B     browInnerUp 1.0, browOuterUpLeft/Right 1.0,
+           upper lid raiser + AU26 jaw drop       eyeWideLeft/Right 0.7, jawOpen 0.5
+fear       AU1 + AU2 + AU4 + AU5 + AU7 lid        browInnerUp 1.0, browOuterUpLeft/Right 0.6,
+           tightener + AU20 lip stretcher + AU26  browDownLeft/Right 0.35, eyeWideLeft/Right 1.0,
+                                                  eyeSquintLeft/Right 0.2, mouthStretchLeft/
+                                                  Right 0.8, jawOpen 0.25
+anger      AU4 + AU5 + AU7 + AU23 lip tightener   browDownLeft/Right 1.0, eyeWideLeft/Right 0.3,
+           + AU24 lip presser                     eyeSquintLeft/Right 0.6, mouthPressLeft/Right
+                                                  0.8, mouthRollLower/Upper 0.3
+contempt   R12A + R14A: one-sided lip corner      mouthSmileRight 0.5, mouthDimpleRight 1.0
            puller and dimpler
 =========  =====================================  ===========================================
+
+The weights act from the avatar's *neutral* rest face (identity only), so an emotion reads
+as itself whatever expression the photo had.
 
 Emotions combine additively (several sliders at once) and each blendshape weight is
 clamped to [0, 1], so mixing never over-drives a muscle.
@@ -35,23 +40,24 @@ from functools import lru_cache
 
 import numpy as np
 
-from engines.avatar.blendshapes import SHAPE_NAMES
+from engines.avatar.arkit import ARKIT_NAMES as SHAPE_NAMES
 
 EMOTIONS = ("happiness", "anger", "sadness", "fear", "contempt", "surprise")
 
 EMFACS: dict[str, dict[str, float]] = {
-    "happiness": {"cheekRaise_L": 0.8, "cheekRaise_R": 0.8, "mouthSmile_L": 1.0, "mouthSmile_R": 1.0,
-                  "eyeSquint_L": 0.2, "eyeSquint_R": 0.2},
-    "sadness": {"browInnerUp": 1.0, "browDown_L": 0.35, "browDown_R": 0.35,
-                "mouthFrown_L": 1.0, "mouthFrown_R": 1.0},
-    "surprise": {"browInnerUp": 1.0, "browOuterUp_L": 1.0, "browOuterUp_R": 1.0,
-                 "eyeWide_L": 0.7, "eyeWide_R": 0.7, "jawOpen": 0.7},
-    "fear": {"browInnerUp": 1.0, "browOuterUp_L": 0.6, "browOuterUp_R": 0.6, "browDown_L": 0.35,
-             "browDown_R": 0.35, "eyeWide_L": 1.0, "eyeWide_R": 1.0, "eyeSquint_L": 0.2, "eyeSquint_R": 0.2,
-             "mouthStretch_L": 1.0, "mouthStretch_R": 1.0, "jawOpen": 0.25},
-    "anger": {"browDown_L": 1.0, "browDown_R": 1.0, "eyeWide_L": 0.3, "eyeWide_R": 0.3,
-              "eyeSquint_L": 0.6, "eyeSquint_R": 0.6, "mouthPress": 1.0},
-    "contempt": {"mouthSmile_R": 0.5, "mouthDimple_R": 1.0},
+    "happiness": {"cheekSquintLeft": 0.8, "cheekSquintRight": 0.8, "mouthSmileLeft": 1.0, "mouthSmileRight": 1.0,
+                  "eyeSquintLeft": 0.3, "eyeSquintRight": 0.3},
+    "sadness": {"browInnerUp": 1.0, "browDownLeft": 0.4, "browDownRight": 0.4,
+                "mouthFrownLeft": 1.0, "mouthFrownRight": 1.0, "mouthShrugLower": 0.3},
+    "surprise": {"browInnerUp": 1.0, "browOuterUpLeft": 1.0, "browOuterUpRight": 1.0,
+                 "eyeWideLeft": 0.7, "eyeWideRight": 0.7, "jawOpen": 0.5},
+    "fear": {"browInnerUp": 1.0, "browOuterUpLeft": 0.6, "browOuterUpRight": 0.6, "browDownLeft": 0.35,
+             "browDownRight": 0.35, "eyeWideLeft": 1.0, "eyeWideRight": 1.0, "eyeSquintLeft": 0.2,
+             "eyeSquintRight": 0.2, "mouthStretchLeft": 0.8, "mouthStretchRight": 0.8, "jawOpen": 0.25},
+    "anger": {"browDownLeft": 1.0, "browDownRight": 1.0, "eyeWideLeft": 0.3, "eyeWideRight": 0.3,
+              "eyeSquintLeft": 0.6, "eyeSquintRight": 0.6, "mouthPressLeft": 0.8, "mouthPressRight": 0.8,
+              "mouthRollLower": 0.3, "mouthRollUpper": 0.3},
+    "contempt": {"mouthSmileRight": 0.5, "mouthDimpleRight": 1.0},
 }
 PRESETS: dict[str, dict[str, float]] = {
     "Neutral": {},

@@ -1,11 +1,12 @@
-"""Avatar engine: one portrait -> a textured, closed 3D head with live emotion sliders.
+"""Avatar engine: one portrait -> the ICT head model fitted to the person, textured, rigged.
 
-Stages (each timed in ``Result.timings``): MediaPipe landmarks (:mod:`.landmarks`), camera
-and head pose by PnP against the canonical face with focal refinement (:mod:`.camera`),
-head geometry (:mod:`.head`), texture bake (:mod:`.texture`), blendshape basis
-(:mod:`.blendshapes`) and the EMFACS emotion map (:mod:`.emotions`). The result is an
-:class:`~engines.types.Avatar` whose mesh carries the basis and one morph target per
-emotion, so sliders deform it in place (:class:`Deformer`).
+Stages (each timed in ``Result.timings``): Face Landmarker landmarks and ARKit scores
+(:mod:`engines.face`), the joint fit of pose, focal, identity and expression
+(:mod:`.fit`), the neutral head (identity only) at metric scale, the photo baked into the
+model's UV atlas (:mod:`.bake`), the 52 ARKit blendshapes (:mod:`.arkit`) plus one target
+per emotion (EMFACS, :mod:`.emotions`), and the skeleton (:mod:`.rig`). The rest pose is
+the person's neutral face; the photo's own expression is the preset "As photographed".
+The head model is the ICT Face Model (USC ICT, MIT licence, :mod:`.ict`).
 """
 from __future__ import annotations
 
@@ -18,84 +19,100 @@ from engines.api import CancelToken, Engine, EngineError, Result
 from engines.types import Avatar, Image, Mesh
 
 MAX_PHOTO_SIDE = 4096
+AS_PHOTOGRAPHED = "As photographed"
 
 
 class Deformer:
-    """Vertices for emotion slider values, fast enough for every slider tick (< 2 ms).
+    """Vertices for emotion sliders and blendshape weights, fast enough for every slider tick.
 
-    Emotions -> blendshape weights through the EMFACS torch module, then
-    ``neutral + weights @ basis`` with the basis stacked as one K x 3N float32 matrix.
+    Emotions -> ARKit weights through the EMFACS torch module, plus the avatar's direct
+    ``expression`` weights (a preset such as "As photographed"), clamped to [0, 1]; then
+    ``rest + w[active] @ basis[active]`` over the shapes that are on.
     """
 
     def __init__(self, avatar: Avatar):
-        from engines.avatar.blendshapes import SHAPE_NAMES
+        from engines.avatar.arkit import ARKIT_NAMES
 
         m = avatar.mesh
-        self.names = [n for n in SHAPE_NAMES if n in m.morph_targets]
+        self.names = [n for n in ARKIT_NAMES if n in m.morph_targets]
         self.neutral = m.vertices.astype(np.float32).ravel()
         self.basis = (np.stack([m.morph_targets[n].ravel() for n in self.names]).astype(np.float32) if self.names
                       else np.zeros((0, self.neutral.size), np.float32))  # a head without a basis stays neutral
         self.n = len(m.vertices)
+        self.avatar = avatar
 
-    def weights(self, emotions: dict[str, float]) -> np.ndarray:
-        from engines.avatar.blendshapes import SHAPE_NAMES
-        from engines.avatar.emotions import emotion_to_expression
+    def weights(self, emotions: dict[str, float], expression: dict[str, float] | None = None) -> np.ndarray:
+        w = np.zeros(len(self.names), np.float32)
+        if any(float(v) for v in emotions.values()):
+            from engines.avatar.arkit import ARKIT_NAMES
+            from engines.avatar.emotions import emotion_to_expression
 
-        w = emotion_to_expression(emotions)
-        return np.array([w[SHAPE_NAMES.index(n)] for n in self.names], np.float32)
+            e = emotion_to_expression(emotions)
+            w += np.array([e[ARKIT_NAMES.index(n)] for n in self.names], np.float32)
+        expr = self.avatar.expression if expression is None else expression
+        for k, v in (expr or {}).items():
+            if k in self.names:
+                w[self.names.index(k)] += float(v)
+        return np.clip(w, 0.0, 1.0)
 
-    def vertices(self, emotions: dict[str, float]) -> np.ndarray:
-        if not any(float(v) for v in emotions.values()):
-            return self.neutral.reshape(self.n, 3).copy()  # neutral: no need to load torch
-        w = self.weights(emotions)
-        if not np.any(w):
+    def vertices(self, emotions: dict[str, float], expression: dict[str, float] | None = None) -> np.ndarray:
+        w = self.weights(emotions, expression)
+        on = np.flatnonzero(w > 1e-4)
+        if not len(on):
             return self.neutral.reshape(self.n, 3).copy()
-        return (self.neutral + w @ self.basis).reshape(self.n, 3)
-
-
-def _fixed_colors(tpl) -> tuple[np.ndarray, np.ndarray]:
-    """Per-vertex painted colours for the mouth and eye pockets (teeth band under the upper lip)."""
-    from engines.avatar import texture as tx
-
-    col = np.zeros((tpl.n_vertices, 3), np.float32)
-    wgt = np.zeros(tpl.n_vertices, np.float32)
-    for key in ("L", "R"):
-        idx = tpl.bag_idx[key]
-        col[idx] = tx.SOCKET
-        wgt[idx[1:]] = 1.0
-        col[tpl.bag_cap[key]], wgt[tpl.bag_cap[key]] = tx.SOCKET, 1.0
-    idx = tpl.bag_idx["mouth"]
-    col[idx] = tx.MOUTH_DARK
-    wgt[idx[1:]] = 1.0
-    col[tpl.bag_cap["mouth"]], wgt[tpl.bag_cap["mouth"]] = tx.MOUTH_DARK, 1.0
-    return col, wgt
+        return (self.neutral + w[on] @ self.basis[on]).reshape(self.n, 3)
 
 
 def warm_up() -> None:
-    """Load what a first avatar needs (MediaPipe graphs, torch and the emotion module) ahead
-    of time, e.g. in a background job when the app opens a portrait: the first run then
+    """Load what a first avatar needs (MediaPipe graphs, the head model, torch's emotion
+    module) ahead of time, e.g. in a background job when the app opens: the first run then
     takes as long as later ones."""
     from engines.avatar import landmarks
+    from engines.avatar.arkit import arkit_basis
     from engines.avatar.emotions import emotion_module
+    from engines.avatar.fit import landmark_model
+    from engines.avatar.ict import render_layout
 
     landmarks.warm_up()
+    render_layout()
+    arkit_basis()
+    landmark_model()
     emotion_module()
 
 
+def scalp_vertices(model, V: np.ndarray, layout) -> np.ndarray:
+    """Render-vertex indices of the skin where hair may grow: above a line from the forehead
+    hairline (5.5 cm above the brows, in the model's frame) down to the nape, over the back."""
+    from engines.avatar.correspondence import landmark_points
+
+    L = landmark_points(V)
+    brow_y = float(L[[105, 334, 66, 296], 1].mean())
+    front_z, back_z = float(V[:, 2].max()), float(V[model.part("head_and_neck"), 2].min())
+    ear_y = float(L[[234, 454], 1].mean())
+    p = V[layout.src]
+    s = np.clip((front_z - p[:, 2]) / (front_z - back_z), 0, 1)
+    line = (brow_y + 5.5) * (1 - s) + (ear_y - 3.0) * s
+    head = np.isin(layout.group, [0])
+    return np.flatnonzero(head & (p[:, 1] > line) & (np.abs(p[:, 0]) < 9.5) | head & (p[:, 1] > line) & (s > 0.6))
+
+
 class AvatarEngine(Engine):
-    """A textured 3D head with emotion sliders from one portrait photo."""
+    """A textured, rigged 3D head with ARKit blendshapes and emotion sliders from one portrait."""
 
     name = "avatar"
     title = "Make avatar"
-    description = ("One portrait photo to a closed, textured 3D head (landmarks, PnP camera, "
-                   "parametric skull, baked texture) with 28 FACS blendshapes and six emotion sliders.")
+    description = ("One portrait photo to a full 3D head: the ICT statistical head model fitted to the face "
+                   "(pose, focal, identity, expression), the photo baked into its texture, the person's neutral "
+                   "face at rest, 52 ARKit blendshapes, six emotion sliders and a neck/head/jaw/eye rig.")
     accepts = (Image,)
     produces = (Avatar,)
 
     class Params(BaseModel):
         ipd_mm: float = Field(63.0, ge=50.0, le=80.0, description="Interpupillary distance (sets the metric scale), mm")
         focal_from_exif: bool = Field(True, description="Use the photo's 35 mm-equivalent focal length when EXIF has one")
-        texture_size: Literal[2048, 4096] = Field(2048, description="Texture atlas size in pixels")
+        texture_size: Literal[1024, 2048, 4096] = Field(2048, description="Texture atlas size in pixels")
+        expression: Literal["neutral", "as_photographed"] = Field(
+            "neutral", description="Start from the neutral face, or from the photo's own expression")
         happiness: float = Field(0.0, ge=0.0, le=1.0, description="Initial happiness (0..1)")
         anger: float = Field(0.0, ge=0.0, le=1.0, description="Initial anger (0..1)")
         sadness: float = Field(0.0, ge=0.0, le=1.0, description="Initial sadness (0..1)")
@@ -111,8 +128,14 @@ class AvatarEngine(Engine):
     def run(self, inputs, params, progress, cancel: CancelToken) -> Result:
         import cv2
 
-        from engines.avatar import blendshapes, camera, head, landmarks, texture
+        from engines.avatar import landmarks
+        from engines.avatar.arkit import ARKIT_NAMES, arkit_basis
+        from engines.avatar.bake import bake_texture
+        from engines.avatar.correspondence import landmark_points
         from engines.avatar.emotions import EMOTIONS, emfacs_matrix
+        from engines.avatar.fit import FitOptions, fit_head, identity_vertices
+        from engines.avatar.ict import GROUPS, load_model, render_layout
+        from engines.avatar.rig import build_rig
 
         self.check_inputs(inputs)
         img: Image = inputs[0]
@@ -140,55 +163,59 @@ class AvatarEngine(Engine):
         with res.stage("landmarks"):
             lm = landmarks.detect_landmarks(photo, source)
         res.notes += lm.notes
-        progress(0.3, "Camera and head pose")
+        scores = getattr(lm, "blendshapes", None)
+        progress(0.25, "Fitting the head model")
         cancel.raise_if_set()
-        with res.stage("camera"):
+        with res.stage("fit"):
+            model = load_model()
+            layout = render_layout()
+            basis = arkit_basis()
             focal = None
             f35 = img.exif.get("FocalLengthIn35mmFilm") if params.focal_from_exif else None
             if isinstance(f35, (int, float)) and f35 > 0:
                 focal = float(f35) / 36.0 * max(w, h)
-            cam, L = camera.fit_camera(lm, params.ipd_mm / 1000.0, focal)
-            if abs(cam.yaw_deg) > 60:
-                raise EngineError(f"The face in {source} is turned {abs(cam.yaw_deg):.0f} degrees away from the camera; "
+            fit = fit_head(lm.xy, (w, h), z=lm.z, scores=scores, options=FitOptions(focal_px=focal))
+            if abs(fit.yaw_deg) > 60:
+                raise EngineError(f"The face in {source} is turned {abs(fit.yaw_deg):.0f} degrees away from the camera; "
                                   "the avatar needs a photo within about 60 degrees of frontal.")
-        progress(0.45, "Building the head")
-        cancel.raise_if_set()
-        with res.stage("geometry"):
-            tpl = head.head_template()
-            V, shape = head.build_vertices(tpl, L)
-            scalp = head.scalp_indices(tpl, V, shape)
-        progress(0.6, "Baking the texture")
+            V_cm = identity_vertices(fit.identity)
+            L = landmark_points(V_cm)
+            ipd_cm = float(np.linalg.norm(L[468] - L[473]))
+            scale = params.ipd_mm / 10.0 / ipd_cm * 0.01  # model cm -> metres at the requested IPD
+            V = (V_cm * scale).astype(np.float32)
+            R, t = fit.R, fit.t * scale
+            photographed = fit.expression_dict()
+        progress(0.45, "Baking the texture")
         cancel.raise_if_set()
         with res.stage("texture"):
-            skull_w = np.ones(tpl.n_vertices, np.float32)
-            rings = tpl.skull_idx.shape[0]
-            fade = np.clip(1 - (np.arange(rings) - 3) / 5.0, 0, 1).astype(np.float32)
-            skull_w[tpl.skull_idx[1:]] = fade[1:, None]
-            skull_w[tpl.skull_pole] = 0.0
-            fixed_c, fixed_w = _fixed_colors(tpl)
-            tex, seen = texture.bake(V, tpl.faces, tpl.uv, tpl.part, photo, cam.K, cam.R, cam.t, lm.xy,
-                                     skull_w, fixed_c, fixed_w, size=int(params.texture_size))
-        progress(0.8, "Expressions")
+            # the photo's own expression is what the camera saw: bake on the posed head
+            posed = V + np.tensordot(fit.expression, basis, 1) * scale
+            baked = bake_texture(posed, fit.K, R, t, photo, lm.xy, size=int(params.texture_size))
+        progress(0.75, "Expressions and rig")
         cancel.raise_if_set()
         with res.stage("expressions"):
-            basis = blendshapes.build_basis(tpl, L)
-            # One morph target per emotion at 100 %: the emotion module's output for that
-            # emotion alone, which is its weight column (EMFACS weights lie in [0, 1], so the
-            # clamp leaves them as they are; tests check the module against these targets).
-            # Read from the table, so making an avatar does not wait ~1 s for torch: the
-            # module itself is loaded for the sliders (Deformer), in the background by the GUI.
-            ew = emfacs_matrix().T  # 6 x K
-            B = np.stack([basis[n] for n in blendshapes.SHAPE_NAMES])
-            targets = dict(basis)
+            src = layout.src
+            targets = {n: (basis[k][src] * scale).astype(np.float32) for k, n in enumerate(ARKIT_NAMES)}
+            # one morph target per emotion at 100 %: the EMFACS weight column over the ARKit shapes
+            ew = emfacs_matrix().T  # 6 x 52
+            B = np.stack([targets[n] for n in ARKIT_NAMES])
             for j, emo in enumerate(EMOTIONS):
                 targets[emo] = np.tensordot(ew[j], B, axes=1).astype(np.float32)
-        mesh = Mesh(V.astype(np.float32), tpl.faces, uv=tpl.uv, texture=tex, morph_targets=targets, name="head")
+            skeleton, joints, weights = build_rig(model, V_cm, scale)
+        groups = {g: layout.group_faces(g) for g in GROUPS}
+        mesh = Mesh(V[src], layout.faces, uv=layout.uv, texture=baked.texture, morph_targets=targets, name="head",
+                    face_groups=groups, joints=joints[src], weights=weights[src])
         mesh.compute_normals()
         emotions = {e: float(getattr(params, e)) for e in EMOTIONS}
-        avatar = Avatar(mesh=mesh, emotions=emotions, camera=cam.as_dict(), scalp=scalp, photo=photo,
-                        params={"ipd_mm": params.ipd_mm, "focal_px": float(cam.K[0, 0]), "yaw_deg": cam.yaw_deg,
+        cam = {"K": fit.K, "R": R, "t": t, "image_size": (w, h)}
+        avatar = Avatar(mesh=mesh, emotions=emotions, camera=cam, scalp=scalp_vertices(model, V_cm, layout),
+                        photo=photo, skeleton=skeleton, presets={AS_PHOTOGRAPHED: photographed},
+                        expression=dict(photographed) if params.expression == "as_photographed" else {},
+                        params={"ipd_mm": params.ipd_mm, "focal_px": float(fit.K[0, 0]), "yaw_deg": fit.yaw_deg,
                                 "source": str(img.path) if img.path else None, "hairstyle": params.hairstyle,
-                                "hair_color": params.hair_color, "shape_names": list(blendshapes.SHAPE_NAMES)},
+                                "hair_color": params.hair_color, "shape_names": list(ARKIT_NAMES),
+                                "identity": [round(float(x), 4) for x in fit.identity],
+                                "head_model": "ICT Face Model Light (USC ICT, MIT)"},
                         name=(img.path.stem if img.path is not None else "avatar"))
         if params.hairstyle != "none":
             with res.stage("hair"):
@@ -198,15 +225,18 @@ class AvatarEngine(Engine):
                     res.notes.append("Hair is not available in this build; the head is left bald.")
                 else:
                     avatar = apply_hair(avatar, params.hairstyle, params.hair_color, photo)
-        proj = cam.project(L[:468].astype(np.float64))
+        if scores is None:
+            res.notes.append("The photo's expression was measured from landmarks only (the blendshape "
+                             "model found no face on the crop).")
         iod = lm.iod_px
-        err = np.linalg.norm(proj - lm.xy[:468], axis=1)
         res.metrics.update({
             "faces_found": lm.faces_found, "landmarks": int(len(lm.xy)),
-            "reprojection_error_pct_iod": float(err.mean() / iod * 100),
-            "canonical_pnp_rms_px": cam.pnp_rms_px, "focal_px": float(cam.K[0, 0]), "yaw_deg": cam.yaw_deg,
-            "vertices": int(len(V)), "triangles": int(len(tpl.faces)), "texture_px": int(tex.shape[0]),
-            "face_texels_seen": seen, "interocular_px": iod,
+            "reprojection_error_pct_iod": float(fit.rms_px / iod * 100), "fit_rms_px": fit.rms_px,
+            "focal_px": float(fit.K[0, 0]), "yaw_deg": fit.yaw_deg,
+            "vertices": int(len(mesh.vertices)), "triangles": int(len(mesh.faces)), "texture_px": int(baked.texture.shape[0]),
+            "face_texels_seen": float(baked.seen_fraction), "interocular_px": iod,
+            "morph_targets": len(targets), "joints": len(skeleton.names),
+            "photo_expression": {k: round(v, 3) for k, v in sorted(photographed.items(), key=lambda kv: -kv[1])[:8]},
         })
         for k in ("hairstyle", "hair_color", "hair_color_source", "hair_strands", "hair_match", "hair_photo"):
             if k in avatar.params and (k == "hairstyle" or params.hairstyle != "none"):

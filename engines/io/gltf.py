@@ -1,17 +1,24 @@
 """glTF 2.0 binary (GLB) reading and writing through pygltflib.
 
 trimesh 5.2 cannot write morph targets, so meshes are written here directly: one node
-and one mesh per :class:`~engines.types.Mesh` (named ``mesh.name``), POSITION/NORMAL/
-TEXCOORD_0/COLOR_0 attributes, the texture embedded as PNG, and ``Mesh.morph_targets``
-as glTF morph targets (POSITION deltas) with their names in ``mesh.extras.targetNames``,
-the convention Blender's importer and three.js read.
+and one mesh per :class:`~engines.types.Mesh` (named ``mesh.name``), or one per face group
+(named by the group, e.g. ``head``, ``eyes``, ``teeth``), POSITION/NORMAL/TEXCOORD_0/COLOR_0
+attributes, the texture embedded once as PNG, and ``Mesh.morph_targets`` as glTF morph
+targets (POSITION deltas; sparse accessors where most deltas are zero) with their names in
+``mesh.extras.targetNames``, the convention Blender's importer and three.js read. Every
+group carries the same full, ordered target list, so a face-tracking rig drives each part by
+name, as on Ready Player Me avatars. With a :class:`~engines.types.Skeleton`, joints become
+nodes and skinned meshes get a skin (JOINTS_0/WEIGHTS_0, inverse bind matrices).
 
 UV convention: ``Mesh.uv`` uses the OBJ/OpenGL convention (v = 0 at the bottom row of
 the texture image); glTF puts v = 0 at the top, so V is flipped on the way in and out.
-Specification: Khronos glTF 2.0, sections 3.7 (meshes, morph targets) and 3.9 (textures).
+Specification: Khronos glTF 2.0, sections 3.6.2.3 (sparse accessors), 3.7 (meshes, morph
+targets), 3.7.3 (skins) and 3.9 (textures). Checked by the Khronos glTF-Validator, three.js
+GLTFLoader and Blender's importer (tests/test_gltf_clients.py, benchmarks/avatar_blender.py).
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 from pathlib import Path
@@ -20,7 +27,7 @@ import numpy as np
 
 from engines.api import EngineError
 from engines.io import atomic_path
-from engines.types import Image, Mesh
+from engines.types import Image, Mesh, Skeleton
 
 _FLOAT, _UINT, _USHORT, _UBYTE, _SHORT, _BYTE = 5126, 5125, 5123, 5121, 5122, 5120
 _ARRAY, _ELEMENTS = 34962, 34963
@@ -96,55 +103,204 @@ class _Blob:
         return len(self.gltf.accessors) - 1
 
 
-def write_glb(meshes: list[Mesh], path: str | os.PathLike) -> list[Path]:
-    """Write meshes as one GLB scene (atomic). Returns ``[path]``."""
+def _sparse_or_dense(blob, d: np.ndarray) -> int:
+    """A POSITION morph target (N x 3 deltas) as an accessor: sparse when most rows are zero.
+
+    glTF 2.0 §3.6.2.3: a sparse accessor without a bufferView starts as zeros and has ``count``
+    rows replaced (indices strictly ascending). ``sparse.count`` must be at least 1, so a target
+    that is zero everywhere on this part stores one explicit zero row. min/max describe the
+    values after substitution, so they are taken from the dense array (zeros included).
+    """
+    from pygltflib import Accessor, AccessorSparseIndices, AccessorSparseValues, Sparse
+
+    d = np.ascontiguousarray(d, dtype=np.float32)
+    n = len(d)
+    nz = np.flatnonzero(np.any(d != 0, axis=1))
+    # Dense costs 12 bytes a row; sparse 12 + 2 (or 4) per non-zero row.
+    if len(nz) > n // 2:
+        return blob.accessor(d, _FLOAT, "VEC3", _ARRAY, minmax=True)
+    if len(nz) == 0:
+        nz = np.zeros(1, np.int64)
+    ictype = _USHORT if n <= 65536 else _UINT
+    iv = blob.view(np.ascontiguousarray(nz, dtype=_DTYPES[ictype]).tobytes())
+    vv = blob.view(np.ascontiguousarray(d[nz]).tobytes())
+    acc = Accessor(componentType=_FLOAT, count=n, type="VEC3", byteOffset=None,
+                   sparse=Sparse(count=int(len(nz)), indices=AccessorSparseIndices(bufferView=iv, componentType=ictype),
+                                 values=AccessorSparseValues(bufferView=vv)),
+                   min=[float(x) for x in d.min(0)], max=[float(x) for x in d.max(0)])
+    blob.gltf.accessors.append(acc)
+    return len(blob.gltf.accessors) - 1
+
+
+def _parts(m: Mesh) -> list[tuple[str, np.ndarray]]:
+    """(name, face indices) of each glTF mesh a Mesh becomes: its face groups, or itself whole.
+
+    Faces in no group are kept as one more part named after the mesh, so nothing is lost.
+    """
+    nf = len(m.faces)
+    if not m.face_groups:
+        return [(m.name, np.arange(nf))]
+    parts, used = [], np.zeros(nf, bool)
+    for name, fi in m.face_groups.items():
+        fi = np.asarray(fi, np.int64)
+        if len(fi) and (fi.min() < 0 or fi.max() >= nf):
+            raise EngineError(f"The mesh '{m.name}': face group '{name}' refers to faces that do not exist.")
+        if len(fi):
+            parts.append((name, fi))
+            used[fi] = True
+    if not used.all():
+        rest = m.name if m.name not in m.face_groups else f"{m.name}_rest"
+        parts.append((rest, np.flatnonzero(~used)))
+    return parts
+
+
+def _skin_arrays(m: Mesh, n_joints: int, root: int) -> tuple[np.ndarray, np.ndarray]:
+    """JOINTS_0 / WEIGHTS_0 for a mesh: weights normalised to sum 1 per vertex, unused slots
+    pointing at joint 0 with weight 0, unweighted vertices bound to the root joint."""
+    j = np.asarray(m.joints, np.int64).copy()
+    w = np.clip(np.asarray(m.weights, np.float64), 0.0, None)
+    if j.shape != (len(m.vertices), 4) or w.shape != (len(m.vertices), 4):
+        raise EngineError(f"The mesh '{m.name}': joints and weights need 4 values per vertex.")
+    if j.size and (j.min() < 0 or j.max() >= n_joints):
+        raise EngineError(f"The mesh '{m.name}' refers to joints the skeleton does not have ({n_joints} joints).")
+    s = w.sum(1)
+    none = s <= 1e-12
+    w[none] = [1.0, 0.0, 0.0, 0.0]
+    j[none] = [root, 0, 0, 0]
+    w /= w.sum(1, keepdims=True)
+    w = w.astype(np.float32)
+    # float32 rounding: put the remainder on the largest weight so rows sum to 1 within 1 ulp.
+    big = w.argmax(1)
+    w[np.arange(len(w)), big] += (1.0 - w.astype(np.float64).sum(1)).astype(np.float32)
+    j[w == 0] = 0
+    return j, w
+
+
+def _add_skeleton(gltf, blob, skeleton: Skeleton) -> tuple[int, list[int]]:
+    """Joint nodes (translations relative to the parent, rest rotations identity) and one skin.
+
+    Returns (skin index, scene root node indices of the joint tree).
+    """
+    import pygltflib as g
+
+    names, parents, pos = list(skeleton.names), skeleton.parents, skeleton.positions
+    nj = len(names)
+    if nj == 0 or len(parents) != nj or len(pos) != nj:
+        raise EngineError("The skeleton needs one name, parent and position per joint.")
+    if any(not (-1 <= int(p) < i) for i, p in enumerate(parents)):
+        raise EngineError("The skeleton's parents must come before their children (-1 for a root).")
+    first = len(gltf.nodes)
+    for i in range(nj):
+        p = int(parents[i])
+        t = pos[i] - (pos[p] if p >= 0 else 0.0)
+        gltf.nodes.append(g.Node(name=str(names[i]), translation=[float(x) for x in t]))
+    for i in range(nj):
+        if parents[i] >= 0:
+            gltf.nodes[first + int(parents[i])].children.append(first + i)
+    ibm = np.tile(np.eye(4, dtype=np.float32), (nj, 1, 1))
+    ibm[:, :3, 3] = -pos
+    # glTF matrices are column-major: the transpose of each row-major 4x4, flattened.
+    ibm_acc = blob.accessor(ibm.transpose(0, 2, 1).reshape(nj, 16), _FLOAT, "MAT4")
+    roots = [first + i for i in range(nj) if parents[i] < 0]
+    gltf.skins.append(g.Skin(name="skeleton", joints=list(range(first, first + nj)), inverseBindMatrices=ibm_acc,
+                             skeleton=roots[0] if len(roots) == 1 else None))
+    return len(gltf.skins) - 1, roots
+
+
+def write_glb(meshes: list[Mesh], path: str | os.PathLike, skeleton: Skeleton | None = None,
+              morph_weights: dict[str, float] | None = None) -> list[Path]:
+    """Write meshes as one GLB scene (atomic). Returns ``[path]``.
+
+    * A Mesh becomes one glTF mesh + node named ``mesh.name``; with ``face_groups`` it becomes
+      one per group (named by the group, holding only that group's vertices), all sharing the
+      Mesh's material and texture, each carrying the Mesh's full ordered list of morph targets
+      (names in ``mesh.extras.targetNames``), so every part answers to the same names.
+    * ``skeleton``: joint nodes and a skin; every Mesh with ``joints``/``weights`` is skinned to it
+      (JOINTS_0/WEIGHTS_0 on each primitive). Skinned mesh nodes are scene roots with identity
+      transforms, as glTF 2.0 §3.7.3 asks.
+    * ``morph_weights``: default weights by target name, set on every mesh that has the target.
+    """
     import pygltflib as g
 
     path = Path(path)
     gltf = g.GLTF2(asset=g.Asset(generator="Capture Studio"), scene=0, scenes=[g.Scene(nodes=[])])
     blob = _Blob(gltf)
+    morph_weights = morph_weights or {}
+    skin = None
+    images: dict[bytes, int] = {}
     for m in meshes:
         if len(m.vertices) == 0 or len(m.faces) == 0:
             raise EngineError(f"{path.name}: the mesh '{m.name}' is empty, so there is nothing to export.")
         n = len(m.vertices)
-        attrs = g.Attributes(POSITION=blob.accessor(m.vertices, _FLOAT, "VEC3", _ARRAY, minmax=True))
         normals = m.normals if m.normals is not None and len(m.normals) == n else Mesh(m.vertices, m.faces).compute_normals()
-        attrs.NORMAL = blob.accessor(normals, _FLOAT, "VEC3", _ARRAY)
         has_uv = m.uv is not None and len(m.uv) == n
+        uv = None
         if has_uv:
             uv = m.uv.copy()
             uv[:, 1] = 1.0 - uv[:, 1]
-            attrs.TEXCOORD_0 = blob.accessor(uv, _FLOAT, "VEC2", _ARRAY)
         cols = colors_u8(m.vertex_colors, n)
-        if cols is not None:
-            if cols.shape[1] == 3:
-                # VEC4 keeps every element 4-byte aligned, as glTF requires of vertex attributes.
-                cols = np.hstack([cols, np.full((n, 1), 255, np.uint8)])
-            attrs.COLOR_0 = blob.accessor(cols, _UBYTE, "VEC4", _ARRAY, normalized=True)
+        if cols is not None and cols.shape[1] == 3:
+            # VEC4 keeps every element 4-byte aligned, as glTF requires of vertex attributes.
+            cols = np.hstack([cols, np.full((n, 1), 255, np.uint8)])
+        joints = weights = None
+        if skeleton is not None and m.joints is not None and m.weights is not None:
+            if skin is None:
+                skin, joint_roots = _add_skeleton(gltf, blob, skeleton)
+            joints, weights = _skin_arrays(m, len(skeleton.names), int(np.flatnonzero(skeleton.parents < 0)[0]))
+        jtype = _UBYTE if skeleton is None or len(skeleton.names) <= 256 else _USHORT
         pbr = g.PbrMetallicRoughness(baseColorFactor=[1, 1, 1, 1], metallicFactor=0.0, roughnessFactor=0.9)
         material = g.Material(name=f"{m.name}_material", pbrMetallicRoughness=pbr, doubleSided=True)
         if has_uv and m.texture is not None:
             tex = texture_u8(m.texture)
-            gltf.images.append(g.Image(bufferView=blob.view(png_bytes(tex)), mimeType="image/png", name=f"{m.name}_texture"))
-            if not gltf.samplers:
-                gltf.samplers.append(g.Sampler(magFilter=9729, minFilter=9987, wrapS=10497, wrapT=10497))
-            gltf.textures.append(g.Texture(sampler=0, source=len(gltf.images) - 1))
-            pbr.baseColorTexture = g.TextureInfo(index=len(gltf.textures) - 1)
+            key = hashlib.sha1(tex.tobytes() + str(tex.shape).encode()).digest()
+            if key not in images:  # one image/texture per distinct picture, however many meshes use it
+                gltf.images.append(g.Image(bufferView=blob.view(png_bytes(tex)), mimeType="image/png", name=f"{m.name}_texture"))
+                if not gltf.samplers:
+                    gltf.samplers.append(g.Sampler(magFilter=9729, minFilter=9987, wrapS=10497, wrapT=10497))
+                gltf.textures.append(g.Texture(sampler=0, source=len(gltf.images) - 1))
+                images[key] = len(gltf.textures) - 1
+            pbr.baseColorTexture = g.TextureInfo(index=images[key])
             if tex.shape[2] == 4 and (tex[:, :, 3] < 255).any():
                 material.alphaMode = "BLEND"
         gltf.materials.append(material)
-        prim = g.Primitive(attributes=attrs, indices=blob.accessor(m.faces.reshape(-1), _UINT, "SCALAR", _ELEMENTS),
-                           material=len(gltf.materials) - 1, mode=4)
-        gmesh = g.Mesh(name=m.name, primitives=[prim])
-        if m.morph_targets:
-            names = list(m.morph_targets)
-            prim.targets = [g.Attributes(POSITION=blob.accessor(m.morph_targets[k], _FLOAT, "VEC3", _ARRAY, minmax=True))
-                            for k in names]
-            gmesh.weights = [0.0] * len(names)
-            gmesh.extras = {"targetNames": names}
-        gltf.meshes.append(gmesh)
-        gltf.nodes.append(g.Node(name=m.name, mesh=len(gltf.meshes) - 1))
-        gltf.scenes[0].nodes.append(len(gltf.nodes) - 1)
+        mat = len(gltf.materials) - 1
+        names = list(m.morph_targets)
+        for part, fi in _parts(m):
+            faces = m.faces[fi]
+            if not m.face_groups:  # a plain mesh keeps every vertex, in order
+                keep, local = None, faces
+            else:
+                keep = np.unique(faces.ravel())
+                remap = np.full(n, -1, np.int64)
+                remap[keep] = np.arange(len(keep))
+                local = remap[faces]
+
+            def sub(a):
+                return a if keep is None else a[keep]
+
+            nv = n if keep is None else len(keep)
+            attrs = g.Attributes(POSITION=blob.accessor(sub(m.vertices), _FLOAT, "VEC3", _ARRAY, minmax=True))
+            attrs.NORMAL = blob.accessor(sub(normals), _FLOAT, "VEC3", _ARRAY)
+            if uv is not None:
+                attrs.TEXCOORD_0 = blob.accessor(sub(uv), _FLOAT, "VEC2", _ARRAY)
+            if cols is not None:
+                attrs.COLOR_0 = blob.accessor(sub(cols), _UBYTE, "VEC4", _ARRAY, normalized=True)
+            if joints is not None:
+                attrs.JOINTS_0 = blob.accessor(sub(joints), jtype, "VEC4", _ARRAY)
+                attrs.WEIGHTS_0 = blob.accessor(sub(weights), _FLOAT, "VEC4", _ARRAY)
+            itype = _USHORT if nv < 65535 else _UINT  # 65535 is the primitive-restart value
+            prim = g.Primitive(attributes=attrs, indices=blob.accessor(local.reshape(-1), itype, "SCALAR", _ELEMENTS),
+                               material=mat, mode=4)
+            gmesh = g.Mesh(name=part, primitives=[prim])
+            if names:
+                prim.targets = [g.Attributes(POSITION=_sparse_or_dense(blob, sub(m.morph_targets[k]))) for k in names]
+                gmesh.weights = [float(morph_weights.get(k, 0.0)) for k in names]
+                gmesh.extras = {"targetNames": names}
+            gltf.meshes.append(gmesh)
+            gltf.nodes.append(g.Node(name=part, mesh=len(gltf.meshes) - 1, skin=skin if joints is not None else None))
+            gltf.scenes[0].nodes.append(len(gltf.nodes) - 1)
+    if skin is not None:
+        gltf.scenes[0].nodes.extend(joint_roots)
     data = b"".join(blob.parts)
     gltf.buffers.append(g.Buffer(byteLength=len(data)))
     gltf.set_binary_blob(data)
@@ -189,11 +345,31 @@ def _accessor(gltf, path, cache, i: int) -> np.ndarray:
             out = np.ascontiguousarray(rows).view(dt).reshape(acc.count, width)
         else:
             out = np.frombuffer(data, dt, count=acc.count * width, offset=off).reshape(acc.count, width).copy()
-    if acc.sparse is not None:
-        raise EngineError(f"{path.name}: uses sparse accessors, which this reader does not support. Re-export it without sparse data.")
+    sp = acc.sparse
+    if sp is not None:  # glTF 2.0 §3.6.2.3: replace `count` rows of the base (zeros without a bufferView)
+        sp = sp if not isinstance(sp, dict) else _SparseView(sp)
+        idt = np.dtype(_DTYPES[sp.indices.componentType])
+        data, _ = _view_bytes(gltf, path, cache, sp.indices.bufferView)
+        idx = np.frombuffer(data, idt, count=sp.count, offset=sp.indices.byteOffset or 0).astype(np.int64)
+        data, _ = _view_bytes(gltf, path, cache, sp.values.bufferView)
+        vals = np.frombuffer(data, dt, count=sp.count * width, offset=sp.values.byteOffset or 0).reshape(sp.count, width)
+        if len(idx) and (idx.min() < 0 or idx.max() >= acc.count):
+            raise EngineError(f"{path.name}: a sparse accessor points past its {acc.count} elements. Export it again.")
+        out = out if out.flags.writeable else out.copy()
+        out[idx] = vals
     if acc.normalized and dt.kind in "ui":
         out = out.astype(np.float32) / np.iinfo(dt).max
     return out
+
+
+class _SparseView:
+    """Attribute access to a sparse accessor that pygltflib left as a dict."""
+
+    def __init__(self, d: dict):
+        self.count = d["count"]
+        self.indices = type("I", (), {"bufferView": d["indices"]["bufferView"], "byteOffset": d["indices"].get("byteOffset", 0),
+                                      "componentType": d["indices"]["componentType"]})
+        self.values = type("V", (), {"bufferView": d["values"]["bufferView"], "byteOffset": d["values"].get("byteOffset", 0)})
 
 
 def _node_matrix(node) -> np.ndarray:
@@ -255,12 +431,15 @@ def read_glb(path: str | os.PathLike) -> list[Mesh]:
         node = gltf.nodes[ni]
         world = parent @ _node_matrix(node)
         if node.mesh is not None:
+            # glTF 2.0 §3.7.3: a skinned mesh ignores its node's transform; at rest (inverse bind
+            # matrices = inverse joint transforms) its vertices are already where they are drawn.
+            place = np.eye(4) if node.skin is not None else world
             gm = gltf.meshes[node.mesh]
             names = list((gm.extras or {}).get("targetNames", []))
             for pi, prim in enumerate(gm.primitives):
                 if prim.mode not in (None, 4):
                     continue
-                out.append(_primitive(gltf, path, cache, prim, world, names,
+                out.append(_primitive(gltf, path, cache, prim, place, names,
                                       node.name or gm.name or f"mesh{len(out)}", pi, len(gm.primitives)))
         for c in node.children or []:
             visit(c, world)
@@ -305,5 +484,9 @@ def _primitive(gltf, path, cache, prim, world, names, name, pi, nprims) -> Mesh:
         pos = t.get("POSITION") if isinstance(t, dict) else getattr(t, "POSITION", None)
         if pos is not None:
             targets[names[k] if k < len(names) else f"target{k}"] = _accessor(gltf, path, cache, pos) @ rot.T
+    joints = weights = None
+    if a.JOINTS_0 is not None and a.WEIGHTS_0 is not None:
+        joints = _accessor(gltf, path, cache, a.JOINTS_0).astype(np.int64)
+        weights = _accessor(gltf, path, cache, a.WEIGHTS_0).astype(np.float32)
     return Mesh(v_world, faces, normals, uv, _texture(gltf, path, cache, material) if uv is not None else None,
-                cols, targets, name=name if nprims == 1 else f"{name}_{pi}")
+                cols, targets, name=name if nprims == 1 else f"{name}_{pi}", joints=joints, weights=weights)

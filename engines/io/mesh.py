@@ -1,8 +1,9 @@
 """Mesh and point-cloud files: the public API behind File > Export / Open.
 
 * ``write_glb(obj, path)`` / ``write_obj(obj, path)``: ``obj`` is a :class:`Mesh` or a
-  list of them; each becomes a named node (GLB) or object (OBJ). GLB embeds textures and
-  writes morph targets (names in ``mesh.extras.targetNames``); OBJ writes ``<stem>.mtl``
+  list of them; each becomes a named node (GLB) or object (OBJ). GLB embeds textures,
+  writes morph targets (names in ``mesh.extras.targetNames``), one mesh per face group and,
+  given a ``skeleton``, joints and a skin; OBJ writes ``<stem>.mtl``
   and ``<stem>.png`` beside itself. See :mod:`engines.io.gltf` and :mod:`engines.io.obj`.
 * ``write_ply(mesh, path)``, ``write_points_ply(cloud, path)``, ``read_ply(path)``:
   see :mod:`engines.io.ply`.
@@ -24,7 +25,7 @@ from engines.api import EngineError
 from engines.io import gltf as _gltf
 from engines.io import obj as _obj
 from engines.io.ply import read_ply, write_mesh_ply, write_points_ply
-from engines.types import Avatar, Mesh, PointCloud, Strands
+from engines.types import Avatar, Mesh, PointCloud, Skeleton, Strands
 
 __all__ = ["write_glb", "write_obj", "write_ply", "write_points_ply", "read_mesh", "read_ply", "strands_to_mesh"]
 
@@ -44,10 +45,18 @@ def _as_meshes(obj, path: Path) -> list[Mesh]:
     raise EngineError(f"{path.name}: cannot write a {type(obj).__name__} as a mesh; export a mesh result instead.")
 
 
-def write_glb(obj, path: str | os.PathLike) -> list[Path]:
-    """Write a Mesh or list of Meshes as GLB (textures embedded, morph targets kept)."""
+def write_glb(obj, path: str | os.PathLike, skeleton: Skeleton | None = None,
+              morph_weights: dict[str, float] | None = None) -> list[Path]:
+    """Write a Mesh or list of Meshes as GLB (textures embedded, morph targets kept).
+
+    Face groups become separate named meshes; with ``skeleton`` (an Avatar's own by default)
+    meshes that have ``joints``/``weights`` are skinned; ``morph_weights`` are the default
+    morph weights by target name. See :func:`engines.io.gltf.write_glb`.
+    """
     path = Path(path)
-    return _gltf.write_glb(_as_meshes(obj, path), path)
+    if skeleton is None and isinstance(obj, Avatar):
+        skeleton = obj.skeleton
+    return _gltf.write_glb(_as_meshes(obj, path), path, skeleton=skeleton, morph_weights=morph_weights)
 
 
 def write_obj(obj, path: str | os.PathLike) -> list[Path]:

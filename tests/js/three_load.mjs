@@ -1,0 +1,97 @@
+// three.js GLTFLoader in Node (no browser): parses a GLB and prints JSON describing what a
+// three.js app (a face-tracking rig, a viewer) would get.
+//   node tests/js/three_load.mjs file.glb
+// Node has no DOM, so images cannot be decoded. createImageBitmap is stubbed to read the PNG
+// size only, and fetch() of the blob: URLs GLTFLoader makes for embedded images is answered
+// from the Blob itself, so textures "load" (with the right size) and parse() resolves.
+import { readFile } from 'node:fs/promises';
+import { resolveObjectURL } from 'node:buffer';
+import * as THREE from 'three';
+import { GLTFLoader } from 'three/examples/jsm/loaders/GLTFLoader.js';
+
+const file = process.argv[2];
+if (!file) {
+  console.error('usage: node three_load.mjs file.glb');
+  process.exit(2);
+}
+
+globalThis.self = globalThis; // GLTFLoader reads self.URL
+const realFetch = globalThis.fetch;
+globalThis.fetch = async (url, opts) => {
+  const s = String(url);
+  if (s.startsWith('blob:')) {
+    const blob = resolveObjectURL(s);
+    if (!blob) throw new Error('unknown blob URL ' + s);
+    return new Response(blob, { status: 200, headers: { 'Content-Type': blob.type } });
+  }
+  return realFetch(url, opts);
+};
+const images = [];
+globalThis.createImageBitmap = async (blob) => {
+  const b = new Uint8Array(await blob.arrayBuffer());
+  const png = b.length > 24 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47;
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const bmp = { width: png ? dv.getUint32(16) : 1, height: png ? dv.getUint32(20) : 1, close() {} };
+  images.push({ type: blob.type, bytes: b.length, width: bmp.width, height: bmp.height });
+  return bmp;
+};
+
+const errors = [];
+const origError = console.error;
+console.error = (...a) => { errors.push(a.map(String).join(' ')); };
+const warnings = [];
+console.warn = (...a) => { warnings.push(a.map(String).join(' ')); };
+
+const data = await readFile(file);
+const buf = data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength);
+const loader = new GLTFLoader();
+const gltf = await new Promise((resolve, reject) => loader.parse(buf, '', resolve, reject));
+console.error = origError;
+
+const meshes = [];
+const bones = new Set();
+gltf.scene.updateMatrixWorld(true);
+gltf.scene.traverse((o) => {
+  if (o.isBone) bones.add(o.name);
+  if (!o.isMesh) return;
+  const geo = o.geometry;
+  const mat = Array.isArray(o.material) ? o.material[0] : o.material;
+  meshes.push({
+    name: o.name,
+    parent: o.parent ? o.parent.name : null,
+    isSkinnedMesh: o.isSkinnedMesh === true,
+    bones: o.isSkinnedMesh ? o.skeleton.bones.map((b) => b.name) : [],
+    morphTargetDictionary: o.morphTargetDictionary || {},
+    morphTargetInfluences: o.morphTargetInfluences ? Array.from(o.morphTargetInfluences) : [],
+    morphAttributes: Object.fromEntries(Object.entries(geo.morphAttributes).map(([k, v]) => [k, v.length])),
+    vertexCount: geo.attributes.position.count,
+    attributes: Object.keys(geo.attributes).sort(),
+    hasMap: !!(mat && mat.map),
+    mapSize: mat && mat.map && mat.map.image ? [mat.map.image.width, mat.map.image.height] : null,
+  });
+});
+// A skinned mesh at rest: applying the skin must not move vertices (bind pose = rest pose).
+let maxRestOffset = 0;
+gltf.scene.traverse((o) => {
+  if (!o.isSkinnedMesh) return;
+  const saved = o.morphTargetInfluences ? Array.from(o.morphTargetInfluences) : null;
+  if (saved) o.morphTargetInfluences.fill(0); // compare the skin alone with the base positions
+  const v = new THREE.Vector3();
+  const p = o.geometry.attributes.position;
+  for (let i = 0; i < p.count; i += Math.max(1, Math.floor(p.count / 200))) {
+    o.getVertexPosition(i, v);
+    v.applyMatrix4(o.matrixWorld);
+    maxRestOffset = Math.max(maxRestOffset, Math.hypot(v.x - p.getX(i), v.y - p.getY(i), v.z - p.getZ(i)));
+  }
+  if (saved) saved.forEach((w, k) => { o.morphTargetInfluences[k] = w; });
+});
+process.stdout.write(JSON.stringify({
+  revision: THREE.REVISION,
+  meshes,
+  bones: [...bones],
+  skins: gltf.parser.json.skins ? gltf.parser.json.skins.length : 0,
+  images,
+  maxRestOffset,
+  errors,
+  warnings,
+}) + '\n');
