@@ -66,6 +66,22 @@ python_env() {
     echo "$want" > "$stamp"
 }
 
+# The glTF clients the tests run (Khronos validator, three.js) from tests/js/package-lock.json.
+# Needs npm; without it those tests skip. Re-installs only when the lock file changes.
+js_clients() {
+    command -v npm >/dev/null || return 0
+    local dir="$HERE/tests/js" want
+    [ -f "$dir/package-lock.json" ] || return 0
+    want=$(sha1sum "$dir/package-lock.json" | cut -d' ' -f1)
+    [ "$(cat "$dir/node_modules/.capture-studio-lock" 2>/dev/null)" = "$want" ] && return 0
+    if (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null 2>"$dir/npm-ci.log"); then
+        echo "$want" > "$dir/node_modules/.capture-studio-lock"
+        rm -f "$dir/npm-ci.log"
+    else
+        echo "npm ci in tests/js failed (see tests/js/npm-ci.log): the glTF client tests will skip." >&2
+    fi
+}
+
 system_packages
 python_env
 export PYTHONNOUSERSITE=1
@@ -75,6 +91,7 @@ cmd=${1:-app}
 case "$cmd" in
     test)
         shift
+        js_clients
         export QT_QPA_PLATFORM=${QT_QPA_PLATFORM:-xcb}
         exec xvfb-run -a -s "-screen 0 1920x1080x24" "$VENV/bin/python" -m pytest "$@"
         ;;

@@ -92,14 +92,18 @@ class AvatarPanel(QtWidgets.QWidget):
         outer.addWidget(box)
 
         row = QtWidgets.QHBoxLayout()
-        self.reset_button = QtWidgets.QPushButton("Reset")
-        self.reset_button.setToolTip("All emotions back to 0 % (the neutral face from the photo)")
+        self.reset_button = QtWidgets.QPushButton("Neutral")
+        self.reset_button.setToolTip("All emotions back to 0 % and the person's neutral face (the rest pose)")
         self.reset_button.clicked.connect(self.reset)
+        self.photographed_button = QtWidgets.QPushButton("As photographed")
+        self.photographed_button.setToolTip("The expression the photo shows (measured by the fit), emotions at 0 %")
+        self.photographed_button.clicked.connect(self.as_photographed)
         self.presets = QtWidgets.QComboBox()
         self.presets.addItem("Presets…")
         self.presets.addItems(list(PRESETS))
         self.presets.activated.connect(self._preset_chosen)
         row.addWidget(self.reset_button)
+        row.addWidget(self.photographed_button)
         row.addWidget(self.presets, 1)
         outer.addLayout(row)
 
@@ -152,7 +156,10 @@ class AvatarPanel(QtWidgets.QWidget):
             avatar.emotions.setdefault(emo, 0.0)
         self._set_sliders(avatar.emotions, apply=False)
         self.title.setText(f"Avatar: {avatar.name} ({len(avatar.mesh.vertices):,} vertices, "
-                           f"{len(self.deformer.names)} expression shapes)")
+                           f"{len(self.deformer.names)} ARKit blendshapes)")
+        from engines.avatar.engine import AS_PHOTOGRAPHED
+
+        self.photographed_button.setEnabled(bool(avatar.presets.get(AS_PHOTOGRAPHED)))
         self.setEnabled(True)
         if avatar.photo is not None:
             self.photo_label.setPixmap(_pixmap(self._face_crop(avatar.photo)))
@@ -199,6 +206,19 @@ class AvatarPanel(QtWidgets.QWidget):
         self._compare_timer.start()  # the comparison follows once the slider rests
 
     def reset(self) -> None:
+        """The rest pose: the person's neutral face, every emotion at 0 %."""
+        if self.avatar is not None:
+            self.avatar.expression = {}
+        self._set_sliders({})
+        self.update_comparison()
+
+    def as_photographed(self) -> None:
+        """The photo's own expression (the fit's ARKit weights); emotions at 0 %."""
+        from engines.avatar.engine import AS_PHOTOGRAPHED
+
+        if self.avatar is None:
+            return
+        self.avatar.expression = dict(self.avatar.presets.get(AS_PHOTOGRAPHED, {}))
         self._set_sliders({})
         self.update_comparison()
 
@@ -229,7 +249,11 @@ class AvatarPanel(QtWidgets.QWidget):
         from engines.avatar.raster import project
 
         c = self.avatar.camera
-        xy, _ = project(np.asarray(c["K"], float), c["R"], c["t"], self.avatar.mesh.vertices[:468])
+        box = self.avatar.params.get("face_box")
+        if box is not None:
+            xy = np.array([[box[0], box[1]], [box[2], box[3]]], float)
+        else:
+            xy, _ = project(np.asarray(c["K"], float), c["R"], c["t"], self.avatar.mesh.vertices[:468])
         xy = (xy + 0.5) * scale - 0.5
         lo, hi = xy.min(0), xy.max(0)
         half = 0.75 * float((hi - lo).max())

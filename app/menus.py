@@ -287,7 +287,26 @@ def about_text() -> str:
     return ("<h3>Capture Studio</h3><p>Photos, focal stacks and videos to 3D, offline.</p>"
             f"<p><b>Engines</b></p><ul>{''.join(rows) or '<li>none</li>'}</ul>"
             + (f"<p><b>Skipped plug-ins</b></p><ul>{skipped}</ul>" if skipped else "")
-            + f"<p>Log file: {settings.log_file()}</p>")
+            + f"<p>Log file: {settings.log_file()}</p>" + third_party_text())
+
+
+def third_party_text() -> str:
+    """The licences of the models shipped inside the package (read from the files beside them)."""
+    import html
+    from importlib import resources
+
+    parts = ["<p><b>Models shipped with Capture Studio</b></p>"]
+    for title, pkg, rel in (("ICT Face Model Light (USC Institute for Creative Technologies), MIT licence",
+                             "engines.avatar", ("data", "ict", "LICENSE")),
+                            ("MediaPipe Face Landmarker (Google), Apache License 2.0",
+                             "engines.face", ("data", "LICENSE"))):
+        try:
+            text = resources.files(pkg).joinpath(*rel).read_text()
+        except (OSError, ModuleNotFoundError):
+            continue
+        first = "\n".join(text.strip().splitlines()[:24 if "MIT" in title else 12])
+        parts.append(f"<p><i>{html.escape(title)}</i></p><pre style='font-size:8pt'>{html.escape(first)}</pre>")
+    return "".join(parts)
 
 
 def about(w) -> None:

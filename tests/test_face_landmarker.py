@@ -78,6 +78,8 @@ def test_blendshape_names_are_arkit(both):
     assert w[ARKIT_BLENDSHAPES.index("tongueOut")] == 0.0
     assert w[ARKIT_BLENDSHAPES.index("jawOpen")] == pytest.approx(bs["jawOpen"])
     assert np.all(arkit_weights(None) == 0)
+    order = sorted(ARKIT_BLENDSHAPES)
+    assert arkit_weights(bs, order)[order.index("mouthSmileLeft")] == pytest.approx(bs["mouthSmileLeft"])
 
 
 @pytest.mark.parametrize("name", PHOTOS)

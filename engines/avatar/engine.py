@@ -215,7 +215,8 @@ class AvatarEngine(Engine):
                                 "source": str(img.path) if img.path else None, "hairstyle": params.hairstyle,
                                 "hair_color": params.hair_color, "shape_names": list(ARKIT_NAMES),
                                 "identity": [round(float(x), 4) for x in fit.identity],
-                                "head_model": "ICT Face Model Light (USC ICT, MIT)"},
+                                "head_model": "ICT Face Model Light (USC ICT, MIT)",
+                                "face_box": [float(x) for x in (*lm.xy.min(0), *lm.xy.max(0))]},
                         name=(img.path.stem if img.path is not None else "avatar"))
         if params.hairstyle != "none":
             with res.stage("hair"):

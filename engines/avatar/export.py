@@ -2,8 +2,10 @@
 
 * GLB (:func:`write_avatar_glb`): the neutral head in metres with its texture, one morph
   target per blendshape and per emotion (named ``happiness``, ``jawOpen``...; names in
-  ``mesh.extras.targetNames`` as Blender and three.js read them), the default morph
-  weights set to the current emotion sliders; hair as a node named ``hair``.
+  ``mesh.extras.targetNames`` as Blender and three.js read them), one mesh per face group
+  (``head``, ``eyes``, ``teeth``...) each with the full target list, the default morph
+  weights set to the current expression and emotion sliders, the skeleton and skin (hair,
+  a node named ``hair``, follows the ``head`` joint).
 * OBJ (:func:`write_avatar_obj`): OBJ + MTL + PNG of the head as the sliders show it now.
 * Bundle (:func:`write_avatar_bundle`): a zip with ``avatar.glb``, ``avatar.obj/.mtl/.png``,
   ``texture.png``, ``avatar.json`` (parameters, emotion values, camera, scalp), the
@@ -16,6 +18,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -28,10 +31,10 @@ import numpy as np
 
 from engines.api import EngineError
 from engines.io import atomic_path
-from engines.types import Avatar, Mesh, Strands
+from engines.types import Avatar, Mesh, Skeleton, Strands
 
 BUNDLE_MEMBERS = ("avatar.glb", "avatar.obj", "avatar.mtl", "avatar.png", "texture.png", "avatar.json", "hair.npz",
-                  "photo.jpg")
+                  "photo.jpg", "rig.npz")
 
 
 def _hair_mesh(avatar: Avatar) -> list[Mesh]:
@@ -53,24 +56,41 @@ def current_vertices(avatar: Avatar) -> np.ndarray:
     return Deformer(avatar).vertices(avatar.emotions)
 
 
-def write_avatar_glb(avatar: Avatar, path) -> list[Path]:
-    import pygltflib
+def current_morph_weights(avatar: Avatar) -> dict[str, float]:
+    """The GLB's default morph weights: ``avatar.expression`` (ARKit names) plus the emotion
+    sliders, each for the names that are morph targets of the head."""
+    targets = avatar.mesh.morph_targets
+    weights = {k: float(v) for k, v in avatar.expression.items() if k in targets and v}
+    for k, v in avatar.emotions.items():
+        if k in targets and v:
+            weights[k] = weights.get(k, 0.0) + float(v)
+    return weights
 
-    from engines.io.mesh import write_glb
+
+def _bound_to_head(m: Mesh, skeleton) -> Mesh:
+    """A mesh without skin weights (hair, extra parts) moving rigidly with the ``head`` joint."""
+    if skeleton is None or (m.joints is not None and m.weights is not None):
+        return m
+    names = [str(n).lower() for n in skeleton.names]
+    j = names.index("head") if "head" in names else int(np.flatnonzero(skeleton.parents < 0)[0])
+    n = len(m.vertices)
+    joints = np.zeros((n, 4), np.uint16)
+    joints[:, 0] = j
+    weights = np.zeros((n, 4), np.float32)
+    weights[:, 0] = 1.0
+    return dataclasses.replace(m, joints=joints, weights=weights)
+
+
+def write_avatar_glb(avatar: Avatar, path) -> list[Path]:
+    """The avatar as one GLB: head parts (its face groups) with every morph target, default
+    weights as the sliders show it now, the skeleton and skin; hair and extra meshes follow
+    the ``head`` joint."""
+    from engines.io.gltf import write_glb
 
     path = Path(path)
-    head = avatar.mesh
-    written = write_glb([head, *avatar.extra_meshes, *_hair_mesh(avatar)], path)
-    weights = {k: float(v) for k, v in avatar.emotions.items() if k in head.morph_targets and v}
-    if weights:
-        g = pygltflib.GLTF2().load_binary(str(path))
-        for gm in g.meshes:
-            names = (gm.extras or {}).get("targetNames", [])
-            if gm.name == head.name and names:
-                gm.weights = [weights.get(n, 0.0) for n in names]
-        with atomic_path(path) as tmp:
-            g.save_binary(str(tmp))
-    return written
+    skel = avatar.skeleton
+    meshes = [_bound_to_head(m, skel) for m in (avatar.mesh, *avatar.extra_meshes, *_hair_mesh(avatar))]
+    return write_glb(meshes, path, skeleton=skel, morph_weights=current_morph_weights(avatar))
 
 
 def write_avatar_obj(avatar: Avatar, path) -> list[Path]:
@@ -101,7 +121,83 @@ def avatar_json(avatar: Avatar) -> dict:
         "camera": _jsonable(avatar.camera),
         "scalp": _jsonable(avatar.scalp) if avatar.scalp is not None else None,
         "morph_targets": list(avatar.mesh.morph_targets),
+        "expression": _jsonable(avatar.expression), "presets": _jsonable(avatar.presets),
     }
+
+
+def _rig_arrays(avatar: Avatar) -> dict[str, np.ndarray]:
+    """What the GLB cannot say about the head: which faces and vertices of the one head Mesh
+    each part (face group) holds, and the Skeleton (the GLB's joints come back as nodes)."""
+    from engines.io.gltf import _parts
+
+    m = avatar.mesh
+    parts = _parts(m)
+    out = {"part_names": np.array([p for p, _ in parts]), "n_vertices": np.array(len(m.vertices)),
+           "mesh_name": np.array(m.name), "group_names": np.array([k for k, v in m.face_groups.items() if len(v)], dtype=str)}
+    for i, (_, fi) in enumerate(parts):
+        out[f"faces_{i}"] = fi.astype(np.int32)
+        out[f"vertices_{i}"] = np.unique(m.faces[fi]).astype(np.int32)
+    # vertices no face uses are not in the GLB: keep them here
+    loose = np.setdiff1d(np.arange(len(m.vertices)), m.faces.ravel()).astype(np.int32)
+    if len(loose):
+        out.update(loose_ids=loose, loose_vertices=m.vertices[loose],
+                   loose_targets=np.stack([m.morph_targets[k][loose] for k in m.morph_targets]) if m.morph_targets
+                   else np.zeros((0, len(loose), 3), np.float32))
+        for k in ("normals", "uv", "joints", "weights"):
+            if getattr(m, k) is not None:
+                out[f"loose_{k}"] = getattr(m, k)[loose]
+    if avatar.skeleton is not None:
+        sk = avatar.skeleton
+        out.update(joint_names=np.array(list(sk.names)), joint_parents=sk.parents, joint_positions=sk.positions)
+    return out
+
+
+def _head_from_parts(meshes: list[Mesh], rig) -> tuple[Mesh | None, list[Mesh], Skeleton | None]:
+    """The head as one Mesh again from its GLB parts (``rig.npz``), with the rest of the meshes."""
+    skel = None
+    if "joint_names" in rig:
+        skel = Skeleton([str(x) for x in rig["joint_names"]], rig["joint_parents"], rig["joint_positions"])
+    names = [str(x) for x in rig["part_names"]]
+    name, grouped = str(rig["mesh_name"]), {str(x) for x in rig["group_names"]}
+    if len(meshes) < len(names) or [m.name for m in meshes[:len(names)]] != names:
+        return None, meshes, skel
+    parts, rest = meshes[:len(names)], meshes[len(names):]
+    n = int(rig["n_vertices"])
+    nf = sum(len(rig[f"faces_{i}"]) for i in range(len(names)))
+    first = parts[0]
+
+    def gather(attr, width, dtype=np.float32):
+        if any(getattr(p, attr) is None for p in parts):
+            return None
+        out = np.zeros((n, width), dtype)
+        for i, p in enumerate(parts):
+            out[rig[f"vertices_{i}"]] = getattr(p, attr)
+        return out
+
+    V, faces = np.zeros((n, 3), np.float32), np.zeros((nf, 3), np.int64)
+    targets = {k: np.zeros((n, 3), np.float32) for k in first.morph_targets}
+    groups = {}
+    for i, p in enumerate(parts):
+        keep = rig[f"vertices_{i}"].astype(np.int64)
+        fi = rig[f"faces_{i}"].astype(np.int64)
+        V[keep] = p.vertices
+        faces[fi] = keep[p.faces]
+        for k in targets:
+            if k in p.morph_targets:
+                targets[k][keep] = p.morph_targets[k]
+        if names[i] in grouped:
+            groups[names[i]] = fi
+    head = Mesh(V, faces, gather("normals", 3), gather("uv", 2), first.texture, None, targets, name=name,
+                face_groups=groups, joints=gather("joints", 4, np.int64), weights=gather("weights", 4))
+    if "loose_ids" in rig:
+        ids = rig["loose_ids"].astype(np.int64)
+        head.vertices[ids] = rig["loose_vertices"]
+        for t, k in enumerate(head.morph_targets):
+            head.morph_targets[k][ids] = rig["loose_targets"][t]
+        for k in ("normals", "uv", "joints", "weights"):
+            if getattr(head, k) is not None and f"loose_{k}" in rig:
+                getattr(head, k)[ids] = rig[f"loose_{k}"]
+    return head, rest, skel
 
 
 def write_avatar_bundle(avatar: Avatar, path) -> list[Path]:
@@ -120,6 +216,9 @@ def write_avatar_bundle(avatar: Avatar, path) -> list[Path]:
         files.append(d / "avatar.json")
         if avatar.photo is not None:
             files += write_image(avatar.photo, d / "photo.jpg")
+        if avatar.mesh.face_groups or avatar.skeleton is not None:
+            np.savez_compressed(d / "rig.npz", **_rig_arrays(avatar))
+            files.append(d / "rig.npz")
         if avatar.hair is not None:
             np.savez_compressed(d / "hair.npz", points=avatar.hair.points,
                                 colors=avatar.hair.colors if avatar.hair.colors is not None else np.zeros((0, 3), np.uint8))
@@ -170,16 +269,26 @@ def read_avatar_bundle(path) -> Avatar:
             from PIL import Image as PILImage
 
             photo = np.asarray(PILImage.open(io.BytesIO(z.read("photo.jpg"))).convert("RGB"))
+        rig = None
+        if "rig.npz" in names:
+            with np.load(io.BytesIO(z.read("rig.npz"))) as r:
+                rig = {k: r[k] for k in r.files}
         hair = None
         if "hair.npz" in names:
             h = np.load(io.BytesIO(z.read("hair.npz")))
             hair = Strands(h["points"], h["colors"] if len(h["colors"]) else None)
     meshes = meshes if isinstance(meshes, list) else [meshes]
-    head = next((m for m in meshes if m.morph_targets), meshes[0])
+    head, skeleton = None, None
+    if rig is not None:
+        head, meshes, skeleton = _head_from_parts(meshes, rig)
+    if head is None:
+        head = next((m for m in meshes if m.morph_targets), meshes[0])
     extras = [m for m in meshes if m is not head and m.name != "hair"]
     cam = {k: (np.asarray(v) if k in ("K", "R", "t") else tuple(v) if k == "image_size" else v)
            for k, v in (meta.get("camera") or {}).items()}
     scalp = np.asarray(meta["scalp"], np.int64) if meta.get("scalp") is not None else None
     return Avatar(mesh=head, emotions={k: float(v) for k, v in meta.get("emotions", {}).items()}, camera=cam,
                   hair=hair, extra_meshes=extras, scalp=scalp, photo=photo, params=meta.get("params", {}),
-                  name=meta.get("name", path.stem))
+                  name=meta.get("name", path.stem), skeleton=skeleton,
+                  expression={k: float(v) for k, v in (meta.get("expression") or {}).items()},
+                  presets={k: {n: float(x) for n, x in v.items()} for k, v in (meta.get("presets") or {}).items()})

@@ -38,8 +38,12 @@ def render_from_photo_camera(avatar, vertices=None, yaw_deg: float = 0.0, max_si
     K, R, t, size, s = _camera(avatar, max_side)
     V = np.asarray(avatar.mesh.vertices if vertices is None else vertices, np.float64)
     if yaw_deg:
-        c = V[:468].mean(0)
-        c[2] -= 0.05
+        sk = getattr(avatar, "skeleton", None)
+        if sk is not None and "head" in sk.names:
+            c = sk.positions[sk.names.index("head")].copy()  # turn about the head's pivot
+        else:
+            c = V[:468].mean(0)
+            c[2] -= 0.05
         a = np.radians(yaw_deg)
         Ry = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
         V = (V - c) @ Ry.T + c

@@ -12,7 +12,7 @@ Public API::
     warm_up(mesh=False, video=False)     # load the graphs ahead of time, off the UI thread
     FaceLandmarks                        # xy, z, box, score, image_size, faces_found, notes,
                                          # blendshapes, transform, method; iod_px
-    arkit_weights(blendshapes) -> (52,) float32 in ARKIT_BLENDSHAPES order
+    arkit_weights(blendshapes, names=ARKIT_BLENDSHAPES) -> float32 vector in that order
     ARKIT_BLENDSHAPES, SCORED_BLENDSHAPES, LEFT_IRIS, RIGHT_IRIS, LEFT_IRIS_RING,
     RIGHT_IRIS_RING, MIN_FACE_PX, MAX_SIDE
 

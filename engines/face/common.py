@@ -86,8 +86,10 @@ class FaceLandmarks:
         return float(np.linalg.norm(self.xy[LEFT_IRIS] - self.xy[RIGHT_IRIS]))
 
 
-def arkit_weights(blendshapes: dict[str, float] | None) -> np.ndarray:
-    """The 52 ARKit weights as a float32 vector in :data:`ARKIT_BLENDSHAPES` order; names not
-    scored (``tongueOut``) or a ``None`` dict give 0."""
+def arkit_weights(blendshapes: dict[str, float] | None,
+                  names: tuple[str, ...] | list[str] = ARKIT_BLENDSHAPES) -> np.ndarray:
+    """The weights as a float32 vector in ``names`` order (default :data:`ARKIT_BLENDSHAPES`,
+    Apple's order; pass another engine's name list to follow its order). Names not scored
+    (``tongueOut``) or a ``None`` dict give 0."""
     bs = blendshapes or {}
-    return np.array([float(bs.get(n, 0.0)) for n in ARKIT_BLENDSHAPES], np.float32)
+    return np.array([float(bs.get(n, 0.0)) for n in names], np.float32)

@@ -46,7 +46,7 @@ class HairSegmentation:
 
 def _landmarks(rgb: np.ndarray) -> np.ndarray:
     try:
-        from engines.avatar.landmarks import detect_landmarks
+        from engines.face import detect_landmarks
     except ImportError:  # the avatar engine is optional for this module
         detect_landmarks = None
     if detect_landmarks is not None:

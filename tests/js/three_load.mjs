@@ -85,7 +85,33 @@ gltf.scene.traverse((o) => {
   }
   if (saved) saved.forEach((w, k) => { o.morphTargetInfluences[k] = w; });
 });
+// Which meshes each bone moves: turn it by 0.3 rad about x and measure (sampled vertices).
+const boneInfluence = {};
+const skinned = [];
+gltf.scene.traverse((o) => { if (o.isSkinnedMesh) skinned.push(o); });
+const sample = (o) => {
+  const p = o.geometry.attributes.position;
+  const step = Math.max(1, Math.floor(p.count / 500));
+  const out = [];
+  const v = new THREE.Vector3();
+  for (let i = 0; i < p.count; i += step) { o.getVertexPosition(i, v); out.push(v.clone()); }
+  return out;
+};
+for (const bone of bones.size ? [...new Set(skinned.flatMap((o) => o.skeleton.bones))] : []) {
+  const rest = skinned.map(sample);
+  const q = bone.quaternion.clone();
+  bone.rotateX(0.3);
+  gltf.scene.updateMatrixWorld(true);
+  boneInfluence[bone.name] = {};
+  skinned.forEach((o, k) => {
+    const now = sample(o);
+    boneInfluence[bone.name][o.name] = Math.max(0, ...now.map((v, i) => v.distanceTo(rest[k][i])));
+  });
+  bone.quaternion.copy(q);
+  gltf.scene.updateMatrixWorld(true);
+}
 process.stdout.write(JSON.stringify({
+  boneInfluence,
   revision: THREE.REVISION,
   meshes,
   bones: [...bones],

@@ -1,0 +1,111 @@
+"""The head-model fit on known truth: ICT heads with known identity, expression and camera.
+
+The landmarks are the model's own correspondence points projected by a known pinhole,
+with pixel noise and a few gross outliers (what a landmark detector does on a turned face).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engines.avatar.arkit import ARKIT_NAMES
+
+TRUE_EXPRESSION = {"jawOpen": 0.45, "mouthSmileLeft": 0.7, "mouthSmileRight": 0.65, "browInnerUp": 0.5,
+                   "eyeBlinkLeft": 0.35}
+
+
+def _rot(deg_xyz):
+    from engines.avatar.fit import _rodrigues
+
+    rx, ry, rz = np.radians(deg_xyz)
+    return _rodrigues(np.array([0, 0, rz])) @ _rodrigues(np.array([rx, 0, 0])) @ _rodrigues(np.array([0, ry, 0]))
+
+
+def _case(seed: int, yaw: float, expression: dict, noise_px=0.5, outliers=0, focal=1100.0):
+    from engines.avatar.arkit import arkit_basis
+    from engines.avatar.correspondence import landmark_points
+    from engines.avatar.fit import identity_vertices
+
+    rng = np.random.default_rng(seed)
+    a = rng.normal(0, 1, 100).astype(np.float32)
+    e = np.zeros(52, np.float32)
+    for n, v in expression.items():
+        e[ARKIT_NAMES.index(n)] = v
+    V0 = identity_vertices(a)
+    V = V0 + np.tensordot(e, arkit_basis(), 1)
+    L = landmark_points(V).astype(np.float64)
+    R = _rot([6, yaw, 2]) @ np.diag([1.0, -1, -1])  # head frame (y up, z to camera) -> OpenCV camera
+    t = np.array([1.5, 2.0, 65.0])
+    c = np.array([319.5, 239.5])
+    Xc = L @ R.T + t
+    xy = Xc[:, :2] / Xc[:, 2:] * focal + c + rng.normal(0, noise_px, (478, 2))
+    if outliers:
+        bad = rng.choice(478, outliers, replace=False)
+        xy[bad] += rng.normal(0, 25, (outliers, 2))
+    z = (Xc[:, 2] - Xc[:, 2].mean()) * focal / Xc[:, 2].mean()
+    scores = {n: float(np.clip(v + rng.normal(0, 0.1), 0, 1)) for n, v in zip(ARKIT_NAMES, e)}
+    return dict(a=a, e=e, V0=V0, xy=xy, z=z, scores=scores, R=R, t=t, focal=focal)
+
+
+def _face_error_mm(fit, case):
+    from engines.avatar.fit import identity_vertices
+    from engines.avatar.ict import load_model
+
+    face = load_model().part("face")
+    Vf = identity_vertices(fit.identity)
+    return np.linalg.norm(Vf[face] - case["V0"][face], axis=1) * 10.0
+
+
+@pytest.mark.parametrize("yaw", [0.0, 25.0, -40.0])
+def test_fit_recovers_shape_and_expression(yaw):
+    from engines.avatar.fit import fit_head
+    from engines.avatar.ict import load_model
+
+    case = _case(3, yaw, TRUE_EXPRESSION)
+    fit = fit_head(case["xy"], (640, 480), z=case["z"], scores=case["scores"])
+    err = _face_error_mm(fit, case)
+    mean_head = np.linalg.norm(load_model().neutral[load_model().part("face")] - case["V0"][load_model().part("face")], axis=1) * 10
+    assert err.mean() < 1.6, f"mean face vertex error {err.mean():.2f} mm"
+    assert err.mean() < 0.6 * mean_head.mean(), "the fit does not beat the mean head"
+    for n, v in TRUE_EXPRESSION.items():
+        assert abs(fit.expression[ARKIT_NAMES.index(n)] - v) < 0.15, (n, fit.expression[ARKIT_NAMES.index(n)], v)
+    off = [k for k, n in enumerate(ARKIT_NAMES) if n not in TRUE_EXPRESSION and n != "tongueOut"]
+    assert np.mean(fit.expression[off]) < 0.05
+    assert fit.rms_px < 2.0
+    assert abs(fit.K[0, 0] - case["focal"]) / case["focal"] < 0.35
+    assert abs(abs(fit.yaw_deg) - abs(yaw)) < 4.0
+
+
+def test_fit_is_robust_to_outlier_landmarks():
+    from engines.avatar.fit import fit_head
+
+    case = _case(5, 20.0, TRUE_EXPRESSION, outliers=25)
+    fit = fit_head(case["xy"], (640, 480), z=case["z"], scores=case["scores"])
+    err = _face_error_mm(fit, case)
+    assert err.mean() < 2.0
+    assert abs(fit.expression[ARKIT_NAMES.index("jawOpen")] - 0.45) < 0.15
+    # the outliers end with low robust weights
+    assert np.median(fit.weights) > 3 * np.sort(fit.weights)[12]
+
+
+def test_closed_eyes_are_expression_not_identity():
+    """Eyes shut in the photo are explained by eyeBlink, so the rest face has open eyes."""
+    from engines.avatar.correspondence import landmark_points
+    from engines.avatar.fit import fit_head, identity_vertices
+
+    case = _case(7, 10.0, {"eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0})
+    fit = fit_head(case["xy"], (640, 480), z=case["z"], scores=case["scores"])
+    assert fit.expression[ARKIT_NAMES.index("eyeBlinkLeft")] > 0.8
+    L = landmark_points(identity_vertices(fit.identity))
+    L0 = landmark_points(case["V0"])
+    gap = lambda P: np.linalg.norm(P[159] - P[145]) + np.linalg.norm(P[386] - P[374])  # lid to lid, both eyes
+    assert gap(L) > 0.8 * gap(L0)
+
+
+def test_fit_with_known_focal_keeps_it():
+    from engines.avatar.fit import FitOptions, fit_head
+
+    case = _case(11, -15.0, {"mouthSmileLeft": 0.5})
+    fit = fit_head(case["xy"], (640, 480), z=case["z"], scores=case["scores"], options=FitOptions(focal_px=1100.0))
+    assert fit.K[0, 0] == pytest.approx(1100.0)
+    assert _face_error_mm(fit, case).mean() < 1.6
