@@ -42,7 +42,7 @@ N_IDENTITY = 100
 @dataclass
 class FitOptions:
     n_identity: int = N_IDENTITY
-    identity_prior: float = 4.0e2
+    identity_prior: float = 15.0
     """lambda_id, in px^2 at an inter-ocular distance of 100 px."""
     expression_prior: float = 1.5e2
     """lambda_e: pull towards the Face Landmarker's scores."""
