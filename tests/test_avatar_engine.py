@@ -38,149 +38,187 @@ def avatar(result) -> Avatar:
     return result.main
 
 
-def _welded(V, F):
-    u, inv = np.unique(np.round(V, 9), axis=0, return_inverse=True)
-    return u, inv.reshape(-1)[F]
+def _landmarks(avatar: Avatar, vertices=None) -> np.ndarray:
+    """The 478 MediaPipe landmark points on the avatar's head (metres, head frame)."""
+    from engines.avatar.correspondence import landmark_points
+    from engines.avatar.ict import load_model, render_layout
+
+    lay = render_layout()
+    V = np.zeros((load_model().n_vertices, 3), np.float32)
+    V[lay.src] = avatar.mesh.vertices if vertices is None else vertices
+    return landmark_points(V)
 
 
-def test_result_is_avatar_with_dense_closed_head(result, avatar):
+def test_result_is_the_ict_head_with_parts_rig_and_shapes(result, avatar):
+    from engines.avatar.arkit import ARKIT_NAMES
+    from engines.avatar.emotions import EMOTIONS
+
     assert isinstance(avatar, Avatar)
     m = avatar.mesh
-    assert 10_000 <= len(m.vertices) <= 40_000
-    assert m.texture.shape[0] >= 2048 and m.texture.shape[1] >= 2048
+    assert 25_000 <= len(m.vertices) <= 32_000
+    assert m.texture.shape[:2] == (2048, 2048)
     assert m.uv.shape == (len(m.vertices), 2) and m.uv.min() >= 0 and m.uv.max() <= 1
-    # closed: after welding the UV-seam copies every directed edge has its reverse exactly once
-    u, F = _welded(m.vertices, m.faces)
-    F = F[(F[:, 0] != F[:, 1]) & (F[:, 1] != F[:, 2]) & (F[:, 0] != F[:, 2])]
-    d = np.concatenate([F[:, [0, 1]], F[:, [1, 2]], F[:, [2, 0]]])
-    key = d[:, 0] * (len(u) + 1) + d[:, 1]
-    rev = d[:, 1] * (len(u) + 1) + d[:, 0]
-    assert len(np.unique(key)) == len(key), "an edge is used twice in the same direction"
-    assert np.isin(rev, key).all(), "the head has a hole"
+    assert set(m.face_groups) == {"head", "eyes", "teeth", "tongue", "eyelashes"}
+    assert sum(len(f) for f in m.face_groups.values()) == len(m.faces)
+    assert list(m.morph_targets)[:52] == list(ARKIT_NAMES) and set(EMOTIONS) <= set(m.morph_targets)
+    assert len(m.morph_targets) == 58
+    for name in ("jawOpen", "eyeBlinkLeft", "mouthSmileRight", "browInnerUp", "cheekPuff", "tongueOut"):
+        assert np.abs(m.morph_targets[name]).max() > 0.003, name  # every shape moves something (m)
+    assert avatar.skeleton.names == ["Neck", "Head", "Jaw", "LeftEye", "RightEye"]
+    assert np.allclose(m.weights.sum(1), 1.0, atol=1e-5) and m.joints.max() < 5
     assert result.metrics["landmarks"] == 478
+    # a full head: 18-30 cm from the chin to the crown, 13-20 cm wide
+    ext = np.ptp(m.vertices[np.unique(m.faces[m.face_groups["head"]])], axis=0)
+    assert 0.13 < ext[0] < 0.27 and 0.18 < ext[1] < 0.36  # width with ears and neck base
 
 
 def test_normals_point_outwards(avatar):
-    from engines.avatar.head import head_template
-    from engines.avatar.topology import vertex_normals
-
     m = avatar.mesh
-    v = m.vertices.astype(np.float64)
-    a, b, c = v[m.faces[:, 0]], v[m.faces[:, 1]], v[m.faces[:, 2]]
-    volume = np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6
-    assert 0.002 < volume < 0.008  # a head and neck: 2 to 8 litres, positive = outward
-    n = vertex_normals(v, m.faces)
-    tpl = head_template()
-    assert n[1, 2] > 0.8  # nose tip faces forward
-    assert n[tpl.skull_pole[0], 2] < -0.9  # back of the head faces backward
-    top = tpl.skull_idx[1:].ravel()[np.argmax(v[tpl.skull_idx[1:].ravel(), 1])]
-    assert n[top, 1] > 0.8
+    L = _landmarks(avatar)
+    n = m.normals
+    head = np.unique(m.faces[m.face_groups["head"]])
+    nose = head[np.argmin(np.linalg.norm(m.vertices[head] - L[1], axis=1))]
+    assert n[nose, 2] > 0.7  # the nose tip faces forward
+    back = head[np.argmin(m.vertices[head, 2])]
+    assert n[back, 2] < -0.7  # the back of the head faces backward
+    top = head[np.argmax(m.vertices[head, 1])]
+    assert n[top, 1] > 0.7
 
 
 def test_interpupillary_distance_is_the_parameter():
-    from engines.avatar.head import head_template
-
-    tpl = head_template()
     for ipd in (63.0, 70.0):
         av = _run(_photo("grace_hopper.jpg"), ipd_mm=ipd).main
-        left, right = av.mesh.vertices[tpl.eyeball_idx["L"][0]], av.mesh.vertices[tpl.eyeball_idx["R"][0]]
-        assert np.linalg.norm(left - right) * MM == pytest.approx(ipd, rel=0.01)
-        assert left[0] > right[0]  # subject's left eye on +x
+        L = _landmarks(av)
+        assert np.linalg.norm(L[473] - L[468]) * MM == pytest.approx(ipd, rel=0.01)
+        assert L[473, 0] > L[468, 0]  # subject's left eye on +x
 
 
 def test_reprojection_and_camera(result, avatar):
+    from engines.avatar.raster import project
+
     cam = avatar.camera
-    assert result.metrics["reprojection_error_pct_iod"] < 1.5
     K, R, t = (np.asarray(cam[k]) for k in ("K", "R", "t"))
     assert np.allclose(R @ R.T, np.eye(3), atol=1e-6) and np.linalg.det(R) > 0
-    c = avatar.mesh.vertices[:468] @ R.T + t
-    assert (c[:, 2] > 0.2).all()  # in front of the camera
+    from engines.avatar.engine import AS_PHOTOGRAPHED, Deformer
+
+    posed = _landmarks(avatar, Deformer(avatar).vertices({}, avatar.presets[AS_PHOTOGRAPHED]))
+    xy, z = project(K, R, t, posed.astype(np.float64))
+    assert (z > 0.2).all()  # in front of the camera
+    from engines.face import detect_landmarks
+
+    lm = detect_landmarks(avatar.photo)
+    err = np.linalg.norm(xy - lm.xy, axis=1)
+    assert np.median(err) / lm.iod_px < 0.04  # the posed head lands on the photo's landmarks
+    assert result.metrics["reprojection_error_pct_iod"] < 6
     assert abs(result.metrics["yaw_deg"]) < 15
 
 
 def test_scalp_and_parts(avatar):
     v = avatar.mesh.vertices
+    L = _landmarks(avatar)
     assert avatar.scalp is not None and len(avatar.scalp) > 500
-    assert v[avatar.scalp, 1].mean() > v[:468, 1].mean()  # above the face on average
-    assert len(np.intersect1d(avatar.scalp, np.arange(468))) == 0  # not on the face
-
-
-def test_basis_names_and_count(avatar):
-    from engines.avatar.blendshapes import SHAPE_NAMES
-    from engines.avatar.emotions import EMOTIONS
-
-    names = set(avatar.mesh.morph_targets)
-    assert len(SHAPE_NAMES) >= 20 and set(SHAPE_NAMES) <= names and set(EMOTIONS) <= names
-    for must in ("browInnerUp", "browOuterUp_L", "browDown_R", "eyeBlink_L", "eyeWide_R", "eyeSquint_L",
-                 "cheekRaise_L", "noseWrinkle_R", "mouthSmile_L", "mouthFrown_R", "mouthStretch_L",
-                 "mouthPress", "mouthPucker", "mouthDimple_L", "mouthDimple_R", "jawOpen"):
-        assert must in names
-        assert np.abs(avatar.mesh.morph_targets[must]).max() > 0.001
+    front = avatar.scalp[(v[avatar.scalp, 2] > L[10, 2] - 0.03) & (np.abs(v[avatar.scalp, 0]) < 0.03)]
+    assert len(front) > 20 and v[front, 1].min() > L[[105, 334], 1].mean() + 0.035  # the forehead stays bare
+    assert v[avatar.scalp, 1].mean() > L[[105, 334], 1].mean()
+    assert np.isin(avatar.scalp, np.unique(avatar.mesh.faces[avatar.mesh.face_groups["head"]])).all()
 
 
 def _delta(avatar, **emotions):
     from engines.avatar.engine import Deformer
 
-    return (Deformer(avatar).vertices(emotions) - avatar.mesh.vertices) * MM
+    return (_landmarks(avatar, Deformer(avatar).vertices(emotions, {})) - _landmarks(avatar)) * MM
 
 
 def test_zero_emotions_give_the_neutral_mesh_exactly(avatar):
     from engines.avatar.engine import Deformer
 
-    v = Deformer(avatar).vertices({e: 0.0 for e in ("happiness", "anger", "sadness", "fear", "contempt", "surprise")})
+    v = Deformer(avatar).vertices({e: 0.0 for e in ("happiness", "anger", "sadness", "fear", "contempt", "surprise")}, {})
     assert np.array_equal(v, avatar.mesh.vertices)
+
+
+def test_rest_pose_is_neutral_not_the_photo_smile(avatar):
+    """The astronaut smiles: the rest face does not, 'As photographed' does, and the
+    emotions act from the rest face (happiness raises the corners, sadness lowers them)."""
+    from engines.avatar.engine import AS_PHOTOGRAPHED, Deformer
+
+    preset = avatar.presets[AS_PHOTOGRAPHED]
+    assert preset["mouthSmileLeft"] > 0.5 and preset["mouthSmileRight"] > 0.5
+    assert avatar.expression == {}  # the default start is the neutral face
+    rest = _landmarks(avatar)
+    photo = _landmarks(avatar, Deformer(avatar).vertices({}, preset))
+    happy, sad = _delta(avatar, happiness=1.0), _delta(avatar, sadness=1.0)
+    for c in (CORNER_R, CORNER_L):
+        assert (photo[c, 1] - rest[c, 1]) * MM > 4  # rest corners lower than as photographed
+        assert happy[c, 1] > 4 and sad[c, 1] < -2
 
 
 def test_happiness_raises_and_widens_mouth_corners(avatar):
     d = _delta(avatar, happiness=1.0)
-    assert d[CORNER_R, 1] > 3 and d[CORNER_L, 1] > 3
-    assert d[CORNER_R, 0] < -2 and d[CORNER_L, 0] > 2  # outward on both sides
-    assert np.abs(d[BROWS, 1]).max() < 0.5
+    assert d[CORNER_R, 1] > 4 and d[CORNER_L, 1] > 4
+    assert d[CORNER_R, 0] < -3 and d[CORNER_L, 0] > 3  # outward on both sides
+    assert np.abs(d[BROWS, 1]).max() < 1.5
 
 
 def test_surprise_raises_brows_and_opens_jaw(avatar):
     d = _delta(avatar, surprise=1.0)
-    assert (d[BROWS, 1] > 2).all()
+    assert (d[BROWS, 1] > 3).all()
     assert d[152, 1] < -8  # chin down
-    assert d[14, 1] - d[13, 1] < -6  # lips part
+    assert d[14, 1] - d[13, 1] < -8  # lips part
 
 
-def test_anger_lowers_inner_brows(avatar):
+def test_anger_lowers_and_draws_inner_brows(avatar):
     d = _delta(avatar, anger=1.0)
-    assert (d[INNER_BROWS, 1] < -2.5).all()
+    assert (d[INNER_BROWS, 1] < -1.2).all()
     assert d[107, 0] > 1 and d[336, 0] < -1  # drawn together
 
 
 def test_sadness_raises_inner_brows_and_lowers_corners(avatar):
     d = _delta(avatar, sadness=1.0)
-    assert (d[INNER_BROWS, 1] > 2).all()
-    assert d[CORNER_R, 1] < -3 and d[CORNER_L, 1] < -3
+    assert (d[INNER_BROWS, 1] > 2.5).all()
+    assert d[CORNER_R, 1] < -2 and d[CORNER_L, 1] < -2
 
 
 def test_fear_raises_brows_and_stretches_lips(avatar):
     d = _delta(avatar, fear=1.0)
-    assert (d[INNER_BROWS, 1] > 2).all() and d[70, 1] > 1 and d[300, 1] > 1
-    assert d[CORNER_R, 0] < -4 and d[CORNER_L, 0] > 4
+    assert (d[INNER_BROWS, 1] > 3).all() and d[70, 1] > 2 and d[300, 1] > 2
+    assert d[CORNER_R, 0] < -2.5 and d[CORNER_L, 0] > 2.5
 
 
 def test_contempt_raises_one_corner_only(avatar):
     d = _delta(avatar, contempt=1.0)
-    assert d[CORNER_R, 1] > 2
-    assert abs(d[CORNER_L, 1]) < 0.2 and np.abs(d[CORNER_L]).max() < 0.3
+    assert d[CORNER_R, 1] > 3
+    assert abs(d[CORNER_L, 1]) < 0.3 and np.abs(d[CORNER_L]).max() < 0.5
 
 
 def test_emotions_combine_and_match_glb_targets(avatar):
     from engines.avatar.emotions import emotion_module
+    from engines.avatar.engine import Deformer
 
     both = _delta(avatar, happiness=1.0, surprise=1.0)
     assert both[CORNER_L, 1] > 1 and both[152, 1] < -8 and (both[BROWS, 1] > 2).all()
     # a single emotion at 100 % equals its morph target (the module's weights are <= 1)
     for e in ("happiness", "fear"):
-        assert np.allclose(_delta(avatar, **{e: 1.0}) / MM, avatar.mesh.morph_targets[e], atol=1e-6)
+        v = Deformer(avatar).vertices({e: 1.0}, {})
+        assert np.allclose(v - avatar.mesh.vertices, avatar.mesh.morph_targets[e], atol=1e-6)
     import torch
 
     w = emotion_module()(torch.tensor([[1.0, 1, 1, 1, 1, 1]]))
     assert float(w.max()) <= 1.0 and float(w.min()) >= 0.0
+
+
+def test_tongue_out_and_eye_look_shapes(avatar):
+    """tongueOut brings the tongue tip forward past the lips; eyeLookOutLeft turns the left
+    eyeball (its iris moves towards +x) and leaves the right one."""
+    m = avatar.mesh
+    tongue = np.unique(m.faces[m.face_groups["tongue"]])
+    d = m.morph_targets["tongueOut"][tongue]
+    assert d[:, 2].max() > 0.02 and np.abs(d[:, 0]).max() < 0.005
+    eyes = np.unique(m.faces[m.face_groups["eyes"]])
+    left = eyes[m.vertices[eyes, 0] > 0]
+    right = eyes[m.vertices[eyes, 0] < 0]
+    out = m.morph_targets["eyeLookOutLeft"]
+    front = left[m.vertices[left, 2] > np.percentile(m.vertices[left, 2], 90)]
+    assert out[front, 0].mean() > 0.003 and np.abs(out[right]).max() == 0
 
 
 def test_cli_style_initial_emotions():
@@ -202,7 +240,7 @@ def test_tiny_face_is_refused_with_its_size():
 
 def test_greyscale_and_rgba_photos_work():
     grey = _run(_photo(mode="L"))
-    assert grey.main.mesh.texture.ndim == 3 and grey.metrics["reprojection_error_pct_iod"] < 1.5
+    assert grey.main.mesh.texture.ndim == 3 and grey.metrics["reprojection_error_pct_iod"] < 6
     rgba = np.asarray(PILImage.open(DATA / "astronaut.png").convert("RGBA")).copy()
     rgba[:40, :40, 3] = 0
     assert _run(Image(rgba)).main.mesh.texture.shape[2] == 3
@@ -263,27 +301,3 @@ def test_drawings_line_art_refused_painting_accepted():
     painted = cv2.stylization(rgb)
     res = _run(Image(painted))
     assert abs(res.metrics["yaw_deg"]) < 15
-
-
-def test_unseen_regions_are_filled_with_skin_not_black(avatar):
-    """The back of the head was never in the photo: its texels are skin-coloured, and no part
-    of the atlas outside the mouth pocket is black."""
-    from engines.avatar.head import MOUTH_BOX, head_template
-    from engines.avatar.texture import skin_tone
-    from engines.avatar.raster import project
-
-    tpl = head_template()
-    tex = avatar.mesh.texture.astype(int)
-    size = tex.shape[0]
-    uv = avatar.mesh.uv[np.concatenate([tpl.skull_pole, tpl.skull_idx[-3:].ravel()])]
-    px = np.clip((uv[:, 0] * size).astype(int), 0, size - 1)
-    py = np.clip(((1 - uv[:, 1]) * size).astype(int), 0, size - 1)
-    back = tex[py, px].mean(0)
-    cam = avatar.camera
-    xy, _ = project(np.asarray(cam["K"]), cam["R"], cam["t"], avatar.mesh.vertices[:468].astype(np.float64))
-    skin = skin_tone(avatar.photo, xy)
-    assert np.abs(back - skin).max() < 45, (back, skin)
-    dark = tex.sum(2) < 40
-    u0, v0, u1, v1 = MOUTH_BOX
-    dark[int((1 - v1) * size): int((1 - v0) * size), int(u0 * size): int(u1 * size)] = False
-    assert dark.mean() < 0.01

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from engines.api import CancelToken, Engine, EngineError, Result
 from engines.types import Avatar, Image, Mesh
+from engines.avatar.ict import GROUPS as GROUP_NAMES
 
 MAX_PHOTO_SIDE = 4096
 AS_PHOTOGRAPHED = "As photographed"
@@ -81,19 +82,19 @@ def warm_up() -> None:
 
 
 def scalp_vertices(model, V: np.ndarray, layout) -> np.ndarray:
-    """Render-vertex indices of the skin where hair may grow: above a line from the forehead
-    hairline (5.5 cm above the brows, in the model's frame) down to the nape, over the back."""
+    """Render-vertex indices of the skin where hair may grow: above a line from the top of
+    the face oval (MediaPipe landmark 10, about the hairline) back and down to the nape."""
     from engines.avatar.correspondence import landmark_points
 
     L = landmark_points(V)
-    brow_y = float(L[[105, 334, 66, 296], 1].mean())
-    front_z, back_z = float(V[:, 2].max()), float(V[model.part("head_and_neck"), 2].min())
+    front_y, front_z = float(L[10, 1]), float(L[10, 2])
+    back_z = float(V[model.part("head_and_neck"), 2].min())
     ear_y = float(L[[234, 454], 1].mean())
     p = V[layout.src]
     s = np.clip((front_z - p[:, 2]) / (front_z - back_z), 0, 1)
-    line = (brow_y + 5.5) * (1 - s) + (ear_y - 3.0) * s
-    head = np.isin(layout.group, [0])
-    return np.flatnonzero(head & (p[:, 1] > line) & (np.abs(p[:, 0]) < 9.5) | head & (p[:, 1] > line) & (s > 0.6))
+    line = (front_y + 1.5) * (1 - s) ** 2 + (ear_y - 3.0) * (1 - (1 - s) ** 2)
+    head = layout.group == list(GROUP_NAMES).index("head")
+    return np.flatnonzero(head & (p[:, 1] > line))
 
 
 class AvatarEngine(Engine):

@@ -44,7 +44,7 @@ class FitOptions:
     n_identity: int = N_IDENTITY
     identity_prior: float = 15.0
     """lambda_id, in px^2 at an inter-ocular distance of 100 px."""
-    expression_prior: float = 1.5e2
+    expression_prior: float = 6.0e2
     """lambda_e: pull towards the Face Landmarker's scores."""
     expression_sparsity: float = 10.0
     depth_weight: float = 0.15

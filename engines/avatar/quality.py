@@ -39,8 +39,8 @@ def render_from_photo_camera(avatar, vertices=None, yaw_deg: float = 0.0, max_si
     V = np.asarray(avatar.mesh.vertices if vertices is None else vertices, np.float64)
     if yaw_deg:
         sk = getattr(avatar, "skeleton", None)
-        if sk is not None and "head" in sk.names:
-            c = sk.positions[sk.names.index("head")].copy()  # turn about the head's pivot
+        if sk is not None and "Head" in sk.names:
+            c = sk.positions[sk.names.index("Head")].copy()  # turn about the head's pivot
         else:
             c = V[:468].mean(0)
             c[2] -= 0.05

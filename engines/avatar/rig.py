@@ -22,7 +22,8 @@ import numpy as np
 
 from engines.types import Skeleton
 
-JOINTS = ("neck", "head", "jaw", "eyeLeft", "eyeRight")
+JOINTS = ("Neck", "Head", "Jaw", "LeftEye", "RightEye")
+"""Ready Player Me style names (capitalised, so they do not clash with the part meshes in three.js)."""
 PARENTS = (-1, 0, 1, 1, 1)
 
 

@@ -55,7 +55,7 @@ chroma moves by several units (rosy cheeks, shading), more than the sample patch
 L_INFLATE = (2.6, 1.6)
 """The lightness standard deviation is multiplied by these (darker, lighter than the mean):
 shading changes lightness far more than chroma; shadows more than highlights."""
-D2_FACE = (12.0, 30.0)
+D2_FACE = (20.0, 45.0)
 """Squared Mahalanobis distances inside the face oval: full skin below the first, none above
 the second (only rims, glasses, beards and hands are not skin there)."""
 D2_OUTSIDE = (5.0, 14.0)
@@ -87,6 +87,7 @@ class SkinMask:
     """H x W float32 person probability (None when segmentation was not used)."""
     forced_in: np.ndarray
     forced_out: np.ndarray
+    hair: "HairColour | None" = None
 
 
 def _smoothstep(x, a, b):
@@ -137,56 +138,68 @@ def _to_lab(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(rgb[..., :3]), cv2.COLOR_RGB2LAB).astype(np.float32)
 
 
-def fit_skin_colour(rgb: np.ndarray, xy: np.ndarray, person: np.ndarray | None = None) -> SkinColour:
-    """Robust Lab skin colour model from the cheek and forehead patches."""
+def _disc_samples(rgb, centres, r, person=None) -> tuple[np.ndarray, np.ndarray]:
+    """RGB samples (uint8, S x 3) inside discs of radius r, and each sample's disc index."""
     h, w = rgb.shape[:2]
-    iod = max(iod_px(xy), 4.0)
-    r = max(1.5, 0.09 * iod)
-    lab_all, rgb_all = [], []
-    yy, xx = np.mgrid[-int(np.ceil(r)):int(np.ceil(r)) + 1, -int(np.ceil(r)):int(np.ceil(r)) + 1]
+    k = int(np.ceil(r))
+    yy, xx = np.mgrid[-k:k + 1, -k:k + 1]
     disc = (xx ** 2 + yy ** 2) <= r * r
-    for cx, cy in patch_centres(xy):
-        px = np.round(cx).astype(int) + xx[disc]
-        py = np.round(cy).astype(int) + yy[disc]
+    out, lab = [], []
+    for i, (cx, cy) in enumerate(centres):
+        px = int(np.round(cx)) + xx[disc]
+        py = int(np.round(cy)) + yy[disc]
         ok = (px >= 0) & (py >= 0) & (px < w) & (py < h)
         px, py = px[ok], py[ok]
         if person is not None:
             keep = person[py, px] > 0.5
             px, py = px[keep], py[keep]
-        if len(px):
-            rgb_all.append(rgb[py, px, :3])
-    if rgb_all:
-        samples = np.concatenate(rgb_all).astype(np.uint8)
-    else:
-        samples = np.zeros((0, 3), np.uint8)
-    if len(samples):
-        lab_all = _to_lab(samples[None])[0]
-        lum = lab_all[:, 0]
-        ok = (lum > 25) & (lum < 250)  # no clipped highlights or black
-        samples, lab_all = samples[ok], lab_all[ok]
-    if len(samples) < 12:
-        # generic skin: wide model around a mid skin tone
-        base = np.array([[[196, 150, 128]]], np.uint8)
-        mean = _to_lab(base)[0, 0]
-        cov = np.diag([60.0 ** 2, 12.0 ** 2, 12.0 ** 2])
-        return SkinColour(mean, cov, base[0, 0].astype(np.float32), len(samples), fallback=True)
-    X = lab_all.astype(np.float64)
-    mu = np.median(X, 0)
-    mad = np.median(np.abs(X - mu), 0) * 1.4826
-    scale = np.maximum(mad, [L_FLOOR, AB_FLOOR, AB_FLOOR])
-    d2 = (((X - mu) / scale) ** 2).sum(1)
-    keep = d2 < 7.8
-    for _ in range(3):  # trimmed re-estimation
+        out.append(rgb[py, px, :3])
+        lab.append(np.full(len(px), i))
+    if not out:
+        return np.zeros((0, 3), np.uint8), np.zeros(0, int)
+    return np.concatenate(out).astype(np.uint8), np.concatenate(lab)
+
+
+def _robust_gaussian(X: np.ndarray, init: np.ndarray, floors) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Trimmed mean/covariance of X (S x 3), started from the median/MAD of X[init]."""
+    seed = X[init] if init.sum() >= 8 else X
+    mu = np.median(seed, 0)
+    scale = np.maximum(np.median(np.abs(seed - mu), 0) * 1.4826, floors)
+    keep = (((X - mu) / scale) ** 2).sum(1) < 7.8
+    for _ in range(3):
         if keep.sum() < 8:
             break
         mu = X[keep].mean(0)
-        cov = np.cov(X[keep].T) + np.diag([1e-3, 1e-3, 1e-3])
-        d2 = np.einsum("ij,jk,ik->i", X - mu, np.linalg.inv(cov), X - mu)
-        keep = d2 < 7.8
+        cov = np.cov(X[keep].T) + np.diag(np.square(floors) * 0.25)
+        d = X - mu
+        keep = np.einsum("ij,jk,ik->i", d, np.linalg.inv(cov), d) < 7.8
     if keep.sum() < 8:
         keep = np.ones(len(X), bool)
     mu = X[keep].mean(0)
     cov = np.cov(X[keep].T) if keep.sum() > 3 else np.zeros((3, 3))
+    return mu, cov, keep
+
+
+def fit_skin_colour(rgb: np.ndarray, xy: np.ndarray, person: np.ndarray | None = None) -> SkinColour:
+    """Robust Lab skin colour model from the cheek and forehead patches.
+
+    The cheek patches start the estimate (a fringe often covers the forehead); the
+    forehead samples join only where they agree with the cheeks."""
+    iod = max(iod_px(xy), 4.0)
+    samples, which = _disc_samples(rgb, patch_centres(xy), max(1.5, 0.09 * iod), person)
+    if len(samples):
+        lab_all = _to_lab(samples[None])[0]
+        lum = lab_all[:, 0]
+        ok = (lum > 25) & (lum < 250)  # no clipped highlights or black
+        samples, lab_all, which = samples[ok], lab_all[ok], which[ok]
+    if len(samples) < 12:
+        # generic skin: wide model around a mid skin tone
+        base = np.array([[[196, 150, 128]]], np.uint8)
+        mean = _to_lab(base)[0, 0]
+        cov = np.diag([25.0 ** 2, 10.0 ** 2, 10.0 ** 2])
+        return SkinColour(mean, cov, base[0, 0].astype(np.float32), len(samples), fallback=True)
+    X = lab_all.astype(np.float64)
+    mu, cov, keep = _robust_gaussian(X, which < 4, np.array([L_FLOOR, AB_FLOOR, AB_FLOOR]))
     # chroma: the (a, b) covariance with its axes floored; lightness: its own floored spread
     ab = cov[1:, 1:]
     ev, evec = np.linalg.eigh(ab)
@@ -212,15 +225,83 @@ def colour_distance(rgb: np.ndarray, colour: SkinColour) -> np.ndarray:
     return (d2 + dl * dl).astype(np.float32)
 
 
-def colour_probability(rgb: np.ndarray, colour: SkinColour, inside: np.ndarray | None = None) -> np.ndarray:
+@dataclass
+class HairColour:
+    """Colour model of what surrounds the face above it (hair, a hat), for a contrast test."""
+    mean_lab: np.ndarray
+    cov_lab: np.ndarray
+    n_samples: int
+    distinct: bool
+    """False when it looks like the skin (a bald head, skin-coloured surroundings): unused."""
+
+
+def hair_band_centres(xy: np.ndarray) -> np.ndarray:
+    """Sample centres above the forehead and the temples (outside the face oval)."""
+    xy = np.asarray(xy, np.float64)
+    iod = max(iod_px(xy), 4.0)
+    up = xy[10] - xy[168]
+    up /= max(np.linalg.norm(up), 1e-9)
+    side = xy[RIGHT_IRIS] - xy[LEFT_IRIS]
+    side /= max(np.linalg.norm(side), 1e-9)
+    c = [xy[10] + up * 0.35 * iod, xy[10] + up * 0.6 * iod, xy[10] + up * 0.9 * iod,
+         xy[10] + up * 0.45 * iod - side * 0.5 * iod, xy[10] + up * 0.45 * iod + side * 0.5 * iod,
+         xy[54] + up * 0.3 * iod - side * 0.15 * iod, xy[284] + up * 0.3 * iod + side * 0.15 * iod]
+    return np.array(c)
+
+
+def fit_hair_colour(rgb: np.ndarray, xy: np.ndarray, skin: SkinColour, person: np.ndarray | None = None) -> HairColour | None:
+    iod = max(iod_px(xy), 4.0)
+    samples, which = _disc_samples(rgb, hair_band_centres(xy), max(1.5, 0.12 * iod), person)
+    if len(samples) < 12:
+        return None
+    # the band mixes hair with forehead skin (a high hairline): model only its non-skin part
+    d2 = colour_distance(samples[None], skin)[0]
+    samples = samples[d2 > D2_OUTSIDE[0]]
+    if len(samples) < max(12, 0.15 * len(d2)):
+        return None
+    X = _to_lab(samples[None])[0].astype(np.float64)
+    floors = np.array([8.0, 3.0, 3.0])
+    mu, cov, keep = _robust_gaussian(X, np.ones(len(X), bool), floors)
+    ev, evec = np.linalg.eigh(cov)
+    cov = (evec * np.maximum(ev, (floors.min()) ** 2)) @ evec.T
+    cov += np.diag(np.square(floors))
+    # distinct when either model puts the other's mean well outside itself
+    d_skin = float(colour_distance(np.clip(_lab_to_rgb(mu), 0, 255).astype(np.uint8)[None, None], skin)[0, 0])
+    dm = skin.mean_lab.astype(np.float64) - mu
+    d_hair = float(dm @ np.linalg.inv(cov) @ dm)
+    return HairColour(mu.astype(np.float32), cov, int(keep.sum()), distinct=max(d_skin, d_hair) > 8.0)
+
+
+def _lab_to_rgb(lab: np.ndarray) -> np.ndarray:
+    import cv2
+
+    px = np.clip(np.round(np.asarray(lab, np.float64)), 0, 255).astype(np.uint8).reshape(1, 1, 3)
+    return cv2.cvtColor(px, cv2.COLOR_LAB2RGB).reshape(3).astype(np.float32)
+
+
+def hair_distance(rgb: np.ndarray, hair: HairColour) -> np.ndarray:
+    lab = (_to_lab(rgb) - hair.mean_lab).reshape(-1, 3)
+    ic = np.linalg.inv(hair.cov_lab).astype(np.float32)
+    return np.einsum("ij,jk,ik->i", lab, ic, lab, optimize=True).reshape(rgb.shape[:2]).astype(np.float32)
+
+
+def colour_probability(rgb: np.ndarray, colour: SkinColour, inside: np.ndarray | None = None,
+                       hair: HairColour | None = None) -> np.ndarray:
     """Soft skin-colour membership (H x W float32); ``inside`` (soft face-oval mask) selects
-    the lenient thresholds :data:`D2_FACE` there and :data:`D2_OUTSIDE` elsewhere."""
+    the lenient thresholds :data:`D2_FACE` there and :data:`D2_OUTSIDE` elsewhere. With a
+    distinct ``hair`` model, pixels nearer to it than to the skin are rejected too (a
+    likelihood-ratio test: blond hair can be close to skin in absolute terms)."""
     d2 = colour_distance(rgb, colour)
-    p_out = 1.0 - _smoothstep(d2, *D2_OUTSIDE)
-    if inside is None:
-        return p_out.astype(np.float32)
-    p_in = 1.0 - _smoothstep(d2, *D2_FACE)
-    return (inside * p_in + (1.0 - inside) * p_out).astype(np.float32)
+    p = 1.0 - _smoothstep(d2, *D2_OUTSIDE)
+    if inside is not None:
+        p = inside * (1.0 - _smoothstep(d2, *D2_FACE)) + (1.0 - inside) * p
+    if hair is not None and hair.distinct:
+        # inside the face oval shaded skin can look like hair: there the pixel must be much
+        # nearer to the hair than to the skin to be rejected
+        margin = hair_distance(rgb, hair) - d2
+        r_out = _smoothstep(margin, -3.0, 3.0)
+        p = p * (r_out if inside is None else inside * _smoothstep(margin, -14.0, -6.0) + (1.0 - inside) * r_out)
+    return p.astype(np.float32)
 
 
 def _poly(xy, idx):
@@ -246,7 +327,7 @@ def landmark_regions(shape: tuple[int, int], xy: np.ndarray) -> tuple[np.ndarray
     if k > 0:
         out = cv2.dilate(out, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)))
     brows = _fill(shape, (BROW_IMAGE_LEFT, BROW_IMAGE_RIGHT), xy)
-    kb = max(1, int(round(0.03 * iod)))
+    kb = max(1, int(round(0.015 * iod)))
     brows = cv2.dilate(brows, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * kb + 1, 2 * kb + 1)))
     lips = _fill(shape, (LIPS_OUTER,), xy)
     nose = _fill(shape, (NOSE_BOTTOM,), xy)
@@ -255,11 +336,14 @@ def landmark_regions(shape: tuple[int, int], xy: np.ndarray) -> tuple[np.ndarray
 
 
 def skin_mask(rgb: np.ndarray, xy: np.ndarray, use_segmentation: bool = True,
-              person: np.ndarray | None = None, blur_iod: float = 1 / 60) -> SkinMask:
+              person: np.ndarray | None = None, blur_iod: float = 1 / 60,
+              use_hair_model: bool = True, close_iod: float = 0.03, soften_iod: float = 0.04) -> SkinMask:
     """The soft skin mask of an RGB image (uint8) whose face has the 478 landmarks ``xy``.
 
     ``person`` may be given (a person probability already computed on this image);
-    otherwise selfie segmentation runs here when ``use_segmentation``.
+    otherwise selfie segmentation runs here when ``use_segmentation``. The colour test's
+    small holes are closed (``close_iod`` x the inter-ocular distance) and its edges
+    softened inwards (``soften_iod``) before the landmark regions are applied.
     """
     import cv2
 
@@ -273,15 +357,30 @@ def skin_mask(rgb: np.ndarray, xy: np.ndarray, use_segmentation: bool = True,
         if inner.any() and float(person[inner].mean()) < 0.4:
             person = None
     colour = fit_skin_colour(rgb, xy, person)
+    hair = fit_hair_colour(rgb, xy, colour, person) if use_hair_model else None
     oval = _fill((h, w), (FACE_OVAL,), xy)
-    p = colour_probability(rgb, colour, cv2.GaussianBlur(oval, (0, 0), max(0.5, 0.05 * iod)))
+    p = colour_probability(rgb, colour, cv2.GaussianBlur(oval, (0, 0), max(0.5, 0.05 * iod)), hair)
     if person is not None:
         p = p * _smoothstep(person, 0.3, 0.7).astype(np.float32)
+    # skin outside the face oval must be connected to the face's skin (a gold badge on a hat,
+    # a skin-coloured patch of the background or the clothes is not)
+    n, lab = cv2.connectedComponents((np.maximum(p, oval) > 0.5).astype(np.uint8), connectivity=8)
+    if n > 2:
+        touching = np.unique(lab[(oval > 0.5) & (p > 0.5)])
+        keep = np.isin(lab, touching[touching > 0])
+        p = p * keep
+    # close small rejected specks (pores, glints) and soften the edges inwards, so a texel's
+    # photo weight fades smoothly where the skin ends
+    k = max(1, int(round(close_iod * iod)))
+    p = cv2.morphologyEx(p.astype(np.float32), cv2.MORPH_CLOSE,
+                         cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)))
+    if soften_iod > 0:
+        p = p * cv2.GaussianBlur(p, (0, 0), max(0.5, soften_iod * iod))
     forced_in, forced_out = landmark_regions((h, w), xy)
     m = np.maximum(p, forced_in) * (1.0 - forced_out)
     sigma = max(0.6, blur_iod * iod)
     m = cv2.GaussianBlur(m.astype(np.float32), (0, 0), sigma)
-    return SkinMask(np.clip(m, 0.0, 1.0), colour, person, forced_in, forced_out)
+    return SkinMask(np.clip(m, 0.0, 1.0), colour, person, forced_in, forced_out, hair)
 
 
 def iris_colour(rgb: np.ndarray, xy: np.ndarray, fallback=(78, 54, 38)) -> tuple[np.ndarray, bool]:

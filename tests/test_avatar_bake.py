@@ -1,0 +1,409 @@
+"""Texture bake into the ICT atlas (engines.avatar.bake) and the skin mask (engines.avatar.skin).
+
+The head comes from the avatar fitter (engines.avatar.fit) on the detected landmarks; where
+that is not available, from a PnP pose of the neutral head on the 68 landmark
+correspondences, which is enough to check the bake's own behaviour.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+DATA = Path(__file__).parent / "data"
+SIZE = 1024
+
+
+def _lab(rgb) -> np.ndarray:
+    import cv2
+
+    a = np.clip(np.asarray(rgb, np.float32).reshape(-1, 1, 3) / 255.0, 0, 1)
+    return cv2.cvtColor(a, cv2.COLOR_RGB2LAB).reshape(-1, 3)  # L 0-100, a, b
+
+
+def _delta_e(c1, c2) -> float:
+    return float(np.linalg.norm(_lab(c1)[0] - _lab(c2)[0]))
+
+
+def _load(name: str) -> np.ndarray:
+    return np.asarray(PILImage.open(DATA / name).convert("RGB"))
+
+
+def _fitted_head(photo: np.ndarray):
+    """(vertices in metres, K, R, t in metres, landmarks) for the largest face of a photo."""
+    from engines.avatar.landmarks import detect_landmarks
+
+    lm = detect_landmarks(photo)
+    h, w = photo.shape[:2]
+    try:
+        from engines.avatar.arkit import arkit_basis
+        from engines.avatar.fit import fit_head, identity_vertices
+    except ImportError:  # pragma: no cover - fitter not present
+        fit_head = None
+    if fit_head is not None:
+        fit = fit_head(lm.xy, (w, h), z=lm.z, scores=getattr(lm, "blendshapes", None))
+        V = identity_vertices(fit.identity) + np.tensordot(fit.expression, arkit_basis(), 1)
+        return (V * 0.01).astype(np.float32), fit.K, fit.R, np.asarray(fit.t) * 0.01, lm
+    import cv2  # pragma: no cover
+
+    from engines.avatar.correspondence import MEDIAPIPE_68
+    from engines.avatar.ict import load_model
+
+    m = load_model()
+    V = m.neutral * 0.01
+    f = 1.4 * max(w, h)
+    K = np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1.0]])
+    ok, rvec, tvec = cv2.solvePnP(V[m.landmarks68[17:]].astype(np.float64), lm.xy[np.asarray(MEDIAPIPE_68)[17:]],
+                                  K, None, flags=cv2.SOLVEPNP_SQPNP)
+    return V.astype(np.float32), K, cv2.Rodrigues(rvec)[0], tvec.ravel(), lm
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    from engines.avatar.bake import bake_texture, warm_up
+
+    photo = _load("astronaut.png")
+    V, K, R, t, lm = _fitted_head(photo)
+    t0 = time.perf_counter()
+    warm_up(SIZE)
+    t_warm_up = time.perf_counter() - t0
+    res = bake_texture(V, K, R, t, photo, lm.xy, size=SIZE)
+    return dict(photo=photo, V=V, K=K, R=R, t=t, lm=lm, res=res, t_warm_up=t_warm_up)
+
+
+def _texel(uv, size):
+    """Atlas uv (v up) -> (row, col) of the texel."""
+    return int(np.clip((1 - uv[1]) * size - 0.5 + 0.5, 0, size - 1)), int(np.clip(uv[0] * size, 0, size - 1))
+
+
+def _face_render_vertex_at(px, V, K, R, t):
+    """The face-material render vertex whose projection is nearest to a photo point, among
+    those facing the camera."""
+    from engines.avatar.ict import KEPT_MATERIALS, render_layout
+    from engines.avatar.raster import project
+    from engines.avatar.topology import vertex_normals
+
+    lay = render_layout()
+    face = np.unique(lay.faces[lay.face_material == KEPT_MATERIALS.index("M_Face")])
+    Vr = V[lay.src].astype(np.float64)
+    N = vertex_normals(Vr, lay.faces)
+    xy, _ = project(K, R, t, Vr)
+    c = -R.T @ t
+    view = c - Vr
+    view /= np.linalg.norm(view, axis=1, keepdims=True)
+    ok = face[np.einsum("ij,ij->i", N[face], view[face]) > 0.5]
+    return ok[np.argmin(np.linalg.norm(xy[ok] - px, axis=1))], lay
+
+
+def test_texel_maps_cover_the_charts_once_and_are_cached():
+    from engines.avatar.bake import texel_maps
+
+    a = texel_maps(SIZE)
+    assert texel_maps(SIZE) is a
+    for name in ("face", "back"):
+        tm = a[name]
+        assert len(tm.idx) == tm.chart.sum() > 0.3 * tm.rows * tm.cols
+        assert np.allclose(tm.bary.sum(1), 1.0, atol=1e-4)
+        assert tm.bary.min() > -1e-3
+    # the face tile is mostly one chart with the eyes and the mouth as holes
+    assert a["face"].filled.sum() > a["face"].chart.sum()
+
+
+def test_texture_interface(astronaut):
+    res = astronaut["res"]
+    assert res.texture.shape == (SIZE, SIZE, 3) and res.texture.dtype == np.uint8
+    assert 0.3 < res.seen_fraction < 0.95
+    assert 0.2 < res.mask_coverage <= 1.0
+    assert res.skin_rgb.shape == (3,) and res.iris_rgb.shape == (3,)
+    assert res.iris_measured
+    assert res.photo_weight is not None and res.photo_weight.max() > 0.9
+
+
+def test_cheek_texels_match_the_photo(astronaut):
+    from engines.avatar.skin import patch_centres
+
+    photo, res, lm = astronaut["photo"], astronaut["res"], astronaut["lm"]
+    tex = res.texture
+    for centre in patch_centres(lm.xy)[:4]:  # the four cheek patches
+        v, lay = _face_render_vertex_at(centre, astronaut["V"], astronaut["K"], astronaut["R"], astronaut["t"])
+        r, c = _texel(lay.uv[v], SIZE)
+        baked = tex[max(r - 3, 0): r + 4, max(c - 3, 0): c + 4].reshape(-1, 3).mean(0)
+        x, y = np.round(centre).astype(int)
+        seen = photo[y - 2: y + 3, x - 2: x + 3].reshape(-1, 3).mean(0)
+        assert _delta_e(baked, seen) < 8.0, (centre, baked, seen)
+
+
+def test_eyes_have_a_coloured_iris_and_a_dark_pupil(astronaut):
+    from engines.avatar.bake import eye_calibration, tile_rect
+
+    tex = astronaut["res"].texture
+    lum = lambda a: float(np.asarray(a, np.float32).reshape(-1, 3).mean(0) @ [0.299, 0.587, 0.114])  # noqa: E731
+    c0, r0, w, h = tile_rect("sclera", SIZE)
+    cuv, rr, pp = eye_calibration().maps["sclera"]
+    cx, cy = c0 + cuv[0] * w, r0 + (1 - cuv[1]) * h
+    scl = tex[r0:r0 + h, c0:c0 + w]
+    # sclera: light, a bit warm (red >= blue), at 2.2 iris radii from the cornea centre
+    r_far = np.interp(2.2, pp, rr) * w
+    yy, xx = np.mgrid[0:h, 0:w]
+    ring = np.abs(np.hypot(xx + c0 - cx, yy + r0 - cy) - r_far) < 2
+    white = scl[ring]
+    assert lum(white) > 190
+    assert white[:, 0].mean() >= white[:, 2].mean()
+    # iris mid-radius darker than the sclera, the pupil darker still, and the iris coloured
+    r_iris = np.interp(0.65, pp, rr) * w * 0.8
+    iris = scl[np.abs(np.hypot(xx + c0 - cx, yy + r0 - cy) - r_iris) < 1.5]
+    pupil = tex[int(round(cy)) - 1: int(round(cy)) + 2, int(round(cx)) - 1: int(round(cx)) + 2]
+    assert lum(iris) < 0.7 * lum(white)
+    assert lum(pupil) < 0.5 * lum(iris)
+    mean_iris = iris.reshape(-1, 3).mean(0)
+    assert mean_iris.max() - mean_iris.min() > 12  # not grey
+
+
+def test_render_from_the_photo_camera_shows_iris_and_pupil(astronaut):
+    """No blank white eyes: rendered from the photo camera (zoomed in), the iris centres are
+    dark and the eye openings hold light sclera pixels beside them."""
+    import cv2
+
+    from engines.avatar.ict import render_layout
+    from engines.avatar.raster import render_textured
+    from engines.avatar.skin import EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT
+
+    lay = render_layout()
+    lm, K, R, t = astronaut["lm"].xy, astronaut["K"], astronaut["R"], astronaut["t"]
+    s = 6.0
+    x0, y0 = lm[:, 0].min() - 20, lm[:, 1].min() - 20
+    Kz = K.copy()
+    Kz[:2] *= s
+    Kz[0, 2], Kz[1, 2] = (K[0, 2] - x0 + 0.5) * s - 0.5, (K[1, 2] - y0 + 0.5) * s - 0.5
+    size = (int((lm[:, 0].max() - x0 + 20) * s), int((lm[:, 1].max() - y0 + 20) * s))
+    img, mask = render_textured(astronaut["V"][lay.src], lay.faces, lay.uv, astronaut["res"].texture, Kz, R, t, size)
+    gray = img.astype(np.float32) @ [0.299, 0.587, 0.114]
+    for centre, contour in ((468, EYE_IMAGE_LEFT), (473, EYE_IMAGE_RIGHT)):
+        x, y = np.round((lm[centre] - [x0, y0] + 0.5) * s - 0.5).astype(int)
+        assert mask[y, x]
+        assert gray[y - 2:y + 3, x - 2:x + 3].mean() < 70  # pupil
+        poly = np.zeros(gray.shape, np.uint8)
+        cv2.fillPoly(poly, [np.round((lm[list(contour)] - [x0, y0] + 0.5) * s - 0.5).astype(np.int32)], 1)
+        inside = gray[poly > 0]
+        assert np.percentile(inside, 95) > 170  # sclera visible
+        assert np.percentile(inside, 20) < 110  # iris visible
+
+
+def test_back_of_head_is_skin_toned(astronaut):
+    from engines.avatar.bake import PART_HEAD, texel_maps, tile_rect
+
+    res = astronaut["res"]
+    tm = texel_maps(SIZE)["back"]
+    c0, r0, w, h = tile_rect("back", SIZE)
+    # back tile texels of the head and neck, at geometry resolution -> atlas texels
+    sel = tm.idx[tm.part == PART_HEAD]
+    rows, cols = np.divmod(sel, tm.cols)
+    r = np.clip(((rows + 0.5) * h / tm.rows).astype(int), 0, h - 1) + r0
+    c = np.clip(((cols + 0.5) * w / tm.cols).astype(int), 0, w - 1) + c0
+    back = res.texture[r, c].astype(np.float32)
+    mean = back.mean(0)
+    lab = _lab(mean)[0]
+    assert lab[0] > 45  # not black
+    assert lab[2] > 5  # yellowish like skin, not the blue-grey background
+    assert _delta_e(mean, res.skin_rgb) < 12
+    assert back.std(0).max() < 20  # a smooth fill
+
+
+def test_colours_meet_across_the_face_back_seam(astronaut):
+    """Render vertices that are one model vertex with a uv in the face tile and one in the
+    back tile get the same colour on both sides."""
+    from engines.avatar.ict import KEPT_MATERIALS, render_layout
+
+    lay = render_layout()
+    tex = astronaut["res"].texture.astype(np.float32)
+    mat = np.full(len(lay.uv), -1)
+    mat[lay.faces.ravel()] = np.repeat(lay.face_material, 3)
+    face_v = np.flatnonzero(mat == KEPT_MATERIALS.index("M_Face"))
+    back_v = np.flatnonzero(mat == KEPT_MATERIALS.index("M_BackHead"))
+    # the face / back-of-head seam (not the lips' and the eyelids' seams with the sockets,
+    # where the lip meets the mouth interior)
+    from engines.avatar.bake import PART_EYE_SOCKET, PART_MOUTH, _part_codes
+
+    part = _part_codes(len(lay.src) and int(lay.src.max()) + 1)
+    back_f = lay.faces[lay.face_material == KEPT_MATERIALS.index("M_BackHead")]
+    socket_v = np.unique(back_f[np.isin(part[lay.src[back_f]], [PART_MOUTH, PART_EYE_SOCKET]).any(1)])
+    back_v = np.setdiff1d(back_v, socket_v)
+    common = np.intersect1d(lay.src[face_v], lay.src[back_v])
+    assert len(common) > 50
+
+    def colour(vs):
+        out = []
+        for v in vs:
+            r, c = _texel(lay.uv[v], SIZE)
+            out.append(tex[max(r - 1, 0):r + 2, max(c - 1, 0):c + 2].reshape(-1, 3).mean(0))
+        return np.array(out)
+
+    fi = {s: v for v, s in zip(face_v, lay.src[face_v])}
+    bi = {s: v for v, s in zip(back_v, lay.src[back_v])}
+    a = colour([fi[s] for s in common])
+    b = colour([bi[s] for s in common])
+    d = np.linalg.norm(a - b, axis=1)
+    assert np.median(d) < 6.0 and np.percentile(d, 90) < 15.0
+
+
+def test_no_hard_seam_at_the_border_of_the_seen_face(astronaut):
+    """Across the border of the photo's region (where its weight falls from 1 to 0), the
+    texture changes no faster than inside the skin."""
+    import cv2
+
+    from engines.avatar.bake import texel_maps, tile_rect
+
+    res = astronaut["res"]
+    tm = texel_maps(SIZE)["face"]
+    c0, r0, w, h = tile_rect("face", SIZE)
+    face = res.texture[r0:r0 + h, c0:c0 + w]
+    gray = cv2.cvtColor(face, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    gray = cv2.resize(gray, (tm.cols, tm.rows), interpolation=cv2.INTER_AREA)  # per geometry texel
+    g = np.hypot(cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)) / 8
+    wgt = res.photo_weight
+    inner = cv2.erode(tm.chart.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    border = inner & (wgt > 0.1) & (wgt < 0.9)
+    # dilate-erode band around the 0.5 contour of the photo weight
+    # the outer border of the seen region (its holes, the eyes, the mouth and the brows'
+    # edges, follow features of the face and do not count)
+    from scipy import ndimage
+
+    region = ndimage.binary_fill_holes(wgt > 0.5).astype(np.uint8)
+    band = inner & (cv2.dilate(region, np.ones((3, 3))) > 0) & (cv2.erode(region, np.ones((3, 3))) == 0)
+    assert band.sum() > 100 and border.sum() > 100
+    seen = inner & (wgt > 0.95)
+    assert np.median(g[band]) < max(2.0, 1.5 * np.median(g[seen]))
+    assert np.percentile(g[band], 95) < 12.0
+
+
+def test_bake_is_deterministic(astronaut):
+    from engines.avatar.bake import bake_texture
+
+    a = astronaut
+    again = bake_texture(a["V"], a["K"], a["R"], a["t"], a["photo"], a["lm"].xy, size=SIZE)
+    assert np.array_equal(again.texture, a["res"].texture)
+    assert again.seen_fraction == a["res"].seen_fraction
+
+
+def test_warm_bake_time(astronaut):
+    from engines.avatar.bake import ATLAS_SIZE, bake_texture, warm_up
+
+    a = astronaut
+    warm_up(ATLAS_SIZE)
+    bake_texture(a["V"], a["K"], a["R"], a["t"], a["photo"], a["lm"].xy)
+    best = min(_timed(lambda: bake_texture(a["V"], a["K"], a["R"], a["t"], a["photo"], a["lm"].xy))
+               for _ in range(2))
+    assert best < 1.0  # about 0.2-0.3 s on 2 idle cores; generous for a shared machine
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def test_iris_colour_override_and_cancel(astronaut):
+    from engines.api import Cancelled, CancelToken
+    from engines.avatar.bake import bake_texture
+
+    a = astronaut
+    res = bake_texture(a["V"], a["K"], a["R"], a["t"], a["photo"], a["lm"].xy, size=512, iris_rgb=(60, 110, 160))
+    assert res.texture.shape == (512, 512, 3)
+    assert res.iris_rgb[2] > res.iris_rgb[0] and not res.iris_measured
+    seen = []
+    bake_texture(a["V"], a["K"], a["R"], a["t"], a["photo"], a["lm"].xy, size=512,
+                 progress=lambda f, m="": seen.append(f))
+    assert seen and seen[-1] == 1.0 and all(b >= x for x, b in zip(seen, seen[1:]))
+    tok = CancelToken()
+    tok.set()
+    with pytest.raises(Cancelled):
+        bake_texture(a["V"], a["K"], a["R"], a["t"], a["photo"], a["lm"].xy, size=512, cancel=tok)
+
+
+def test_skin_mask_rejects_a_coloured_collar_background_and_hair():
+    """Synthetic: the astronaut's face on a saturated blue background with a saturated
+    orange-red collar below the chin: the face's cheeks are skin, the collar and the
+    background are not; on the real photo the hair above the forehead is not skin."""
+    import cv2
+
+    from engines.avatar.landmarks import detect_landmarks
+    from engines.avatar.skin import FACE_OVAL, hair_band_centres, patch_centres, skin_mask
+
+    photo = _load("astronaut.png")
+    lm = detect_landmarks(photo).xy
+    img = np.zeros_like(photo)
+    img[:] = (20, 60, 220)  # background
+    oval = np.zeros(photo.shape[:2], np.uint8)
+    cv2.fillPoly(oval, [np.round(lm[list(FACE_OVAL)]).astype(np.int32)], 1)
+    oval = cv2.dilate(oval, np.ones((9, 9), np.uint8))
+    img[oval > 0] = photo[oval > 0]
+    chin_y = int(lm[152, 1]) + 4
+    collar = np.zeros_like(oval)
+    collar[chin_y:chin_y + 60, int(lm[:, 0].min()) - 20:int(lm[:, 0].max()) + 20] = 1
+    collar &= (oval == 0)
+    img[collar > 0] = (235, 90, 40)
+    m = skin_mask(img, lm).mask
+    cheeks = [m[int(y) - 2:int(y) + 3, int(x) - 2:int(x) + 3].mean() for x, y in patch_centres(lm)[:4]]
+    assert min(cheeks) > 0.8
+    assert m[collar > 0].mean() < 0.05
+    assert m[(oval == 0) & (collar == 0)].mean() < 0.02
+    # the real photo: the hair band above the forehead is rejected, the cheeks kept
+    real = skin_mask(photo, lm).mask
+    hair = [real[int(y) - 2:int(y) + 3, int(x) - 2:int(x) + 3].mean() for x, y in hair_band_centres(lm)[1:3]]
+    assert max(hair) < 0.2
+    assert min(real[int(y), int(x)] for x, y in patch_centres(lm)[:4]) > 0.8
+
+
+def test_skin_mask_excludes_eyes_and_inner_mouth_keeps_brows_and_lips():
+    import cv2
+
+    from engines.avatar.landmarks import detect_landmarks
+    from engines.avatar.skin import EYE_IMAGE_LEFT, LIPS_INNER, skin_mask
+
+    photo = _load("astronaut.png")
+    lm = detect_landmarks(photo).xy
+    m = skin_mask(photo, lm).mask
+
+    def mean_in(idx):
+        p = np.zeros(m.shape, np.uint8)
+        cv2.fillPoly(p, [np.round(lm[list(idx)]).astype(np.int32)], 1)
+        return float(m[p > 0].mean())
+
+    assert mean_in(EYE_IMAGE_LEFT) < 0.15
+    assert mean_in(LIPS_INNER) < 0.15  # the smile shows the teeth
+    brow = lm[[105, 66, 334, 296]]
+    assert min(m[int(round(y)), int(round(x))] for x, y in brow) > 0.6
+    lip = lm[[0, 17]]  # outer lip centres
+    assert min(m[int(round(y)), int(round(x))] for x, y in lip) > 0.6
+
+
+def test_small_face_still_gives_a_smooth_face():
+    """group1.jpg's largest face has about 24 px between the eyes: the bake upsamples the
+    photo region, so the face tile matches the photo's colours and is smooth, not blocky."""
+    import cv2
+
+    from engines.avatar.bake import bake_texture, tile_rect
+    from engines.avatar.skin import patch_centres
+
+    photo = _load("group1.jpg")
+    V, K, R, t, lm = _fitted_head(photo)
+    assert lm.iod_px < 40
+    res = bake_texture(V, K, R, t, photo, lm.xy, size=SIZE)
+    assert res.seen_fraction > 0.3
+    c0, r0, w, h = tile_rect("face", SIZE)
+    face = res.texture[r0:r0 + h, c0:c0 + w].astype(np.float32)
+    seen = cv2.resize(res.photo_weight, (w, h)) > 0.9
+    gray = face @ [0.299, 0.587, 0.114]
+    # blockiness: no strong second differences on a regular lattice (8 x 8 JPEG blocks,
+    # pixel replication): the Laplacian stays small where the photo was seen
+    lap = np.abs(cv2.Laplacian(gray.astype(np.float32), cv2.CV_32F))
+    assert np.percentile(lap[seen], 99) < 12
+    x, y = patch_centres(lm.xy)[0]
+    v, lay = _face_render_vertex_at((x, y), V, K, R, t)
+    r, c = _texel(lay.uv[v], SIZE)
+    baked = res.texture[r - 2:r + 3, c - 2:c + 3].reshape(-1, 3).mean(0)
+    ref = photo[int(y) - 1:int(y) + 2, int(x) - 1:int(x) + 2].reshape(-1, 3).mean(0)
+    assert _delta_e(baked, ref) < 12
