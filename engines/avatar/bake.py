@@ -89,8 +89,6 @@ LASH_RGB = np.array([24, 19, 17], np.float32)
 PUPIL_FRACTION = 0.38
 """Pupil radius / iris radius."""
 
-_DEBUG: dict | None = None
-
 PART_FACE, PART_HEAD, PART_MOUTH, PART_EYE_SOCKET, PART_OTHER = 0, 1, 2, 3, 4
 _TILES = {"face": ("M_Face",), "back": ("M_BackHead",), "gums": ("M_GumsTongue",),
           "teeth": ("M_Teeth",), "lashes": ("M_EyeLashes",)}
@@ -144,9 +142,7 @@ class TileMap:
     vsrc: np.ndarray
     """K x 3 model vertices of the triangle."""
     part: np.ndarray
-    """K part codes (_DEBUG: dict | None = None
-
-PART_FACE, PART_HEAD, PART_MOUTH, PART_EYE_SOCKET, PART_OTHER)."""
+    """K part codes (PART_FACE, PART_HEAD, PART_MOUTH, PART_EYE_SOCKET, PART_OTHER)."""
     chart: np.ndarray
     """rows x cols bool: covered texels."""
     filled: np.ndarray
@@ -529,24 +525,30 @@ def _lash_map(size: int):
     a, b = m.parts["eyelashes_left"][0], m.parts["eyelashes_right"][1]
     d, nn = cKDTree(m.neutral[:m.parts["face"][1]]).query(m.neutral[a:b])
     # lower lashes: rooted below their eye's centre
-    y = m.neutral[a:b, 1]
     eye_y = np.where(m.neutral[a:b, 0] > 0, m.neutral[slice(*m.parts["eyeball_left"]), 1].mean(),
                      m.neutral[slice(*m.parts["eyeball_right"]), 1].mean())
     lower = m.neutral[nn, 1] < eye_y
-    return tm, slot[nearest], (a, b), nn, d.astype(np.float32), lower, (c, r)
+    # the atlas position (face tile) of the skin under each lash vertex
+    lay = render_layout()
+    face_rv = np.unique(lay.faces[lay.face_material == KEPT_MATERIALS.index("M_Face")])
+    first = np.full(m.n_vertices, -1)
+    first[lay.src[face_rv][::-1]] = face_rv[::-1]
+    skin_uv = lay.uv[first[nn]].astype(np.float32)
+    return tm, slot[nearest], (a, b), d.astype(np.float32), lower, skin_uv, (c, r)
 
 
-def _lash_tile(size: int, field_v: np.ndarray) -> np.ndarray:
-    """Lashes near black at the root, fading towards the colour of the skin behind them at
-    the tips: the atlas has no alpha, and opaque black lash cards would read as a thick
-    painted band on the lids."""
+def _lash_tile(size: int, tex: np.ndarray) -> np.ndarray:
+    """Lashes near black at the root, fading to the colour of the skin under them (read from
+    the baked face tile) towards the tips; the lower ones only a shade darker than the lid.
+    The atlas has no alpha, and opaque black lash cards would read as a thick painted band."""
     import cv2
 
-    tm, gather, (a, b), nn, d, lower, (c, r) = _lash_map(size)
+    tm, gather, (a, b), d, lower, skin_uv, (c, r) = _lash_map(size)
+    S = tex.shape[0]
+    under = _sample(tex, np.column_stack([skin_uv[:, 0] * S - 0.5, (1.0 - skin_uv[:, 1]) * S - 0.5]))
     vc = np.zeros((load_model().n_vertices, 3), np.float32)
-    # upper lashes dark at the root; the sparse lower ones only a shade darker than the lid
-    f = np.where(lower, 0.8 + 0.15 * _smoothstep(d, 0.05, 0.5), 0.85 * _smoothstep(d, 0.08, 0.7))[:, None]
-    vc[a:b] = LASH_RGB * (1 - f) + field_v[nn] * f
+    f = np.where(lower, 0.85 + 0.15 * _smoothstep(d, 0.05, 0.4), 0.9 * _smoothstep(d, 0.08, 0.6))[:, None]
+    vc[a:b] = LASH_RGB * (1 - f) + under * f
     col = np.einsum("kj,kjc->kc", tm.bary, vc[tm.vsrc])
     img = col[gather].reshape(tm.rows, tm.cols, 3)
     img = np.clip(img + 0.5, 0, 255).astype(np.uint8)
@@ -793,7 +795,9 @@ def bake_texture(vertices_model: np.ndarray, K, R, t, photo: np.ndarray, landmar
 
     # ---- skin mask (on the mask frame) and the iris colour
     mimg = fm.image(photo)
-    sm = skinmod.skin_mask(mimg, fm.of(lm))
+    # the mask's edge kept about 1.5 photo pixels (at most 3 % of the eye distance) inside the
+    # skin: the photo's own colour edges (skin to collar, to hair) are that soft
+    sm = skinmod.skin_mask(mimg, fm.of(lm), erode_px=int(np.ceil(min(1.5 * fm.s, 0.03 * MASK_IOD_PX))))
     mask = np.ascontiguousarray(sm.mask, np.float32)
     skin_rgb = sm.colour.rgb.astype(np.float32)
     if iris_rgb is None:
@@ -821,12 +825,16 @@ def bake_texture(vertices_model: np.ndarray, K, R, t, photo: np.ndarray, landmar
     xyv, wv_d = _weights(Vn, Nn, K, R, t, centre, zbuf, fz, (W, H))
     xyvm, wv_m = _weights(V[mesh.mirror[:n]], Nv[mesh.mirror[:n]], K, R, t, centre, zbuf, fz, (W, H))
     skin_v = mesh.part <= PART_HEAD
-    blur = cv2.GaussianBlur(crop, (0, 0), max(0.8, 0.04 * iod * fc.s))
+    # the colours the field sees: a normalised (mask-weighted) blur on the mask frame, so
+    # what the mask rejected (a collar, hair, the background) does not bleed in at its edge
+    sig = max(0.8, 0.04 * iod * fm.s)
+    den = cv2.GaussianBlur(mask, (0, 0), sig)
+    blur = cv2.GaussianBlur(mimg.astype(np.float32) * mask[..., None], (0, 0), sig) / np.maximum(den, 1e-3)[..., None]
     wd = wv_d * _sample(mask, fm.of(xyv))[:, 0] * skin_v
     wm = wv_m * _sample(mask, fm.of(xyvm))[:, 0] * skin_v
     wm = wm * _gate(wm, wd)
-    cd = _sample(blur, fc.of(xyv))
-    cm = _sample(blur, fc.of(xyvm))
+    cd = _sample(blur, fm.of(xyv))
+    cm = _sample(blur, fm.of(xyvm))
     wsum = wd + (1 - wd) * wm
     obs = (wd[:, None] * cd + ((1 - wd) * wm)[:, None] * cm) / np.maximum(wsum, 1e-6)[:, None]
     lam = SMOOTH_M ** 2
@@ -928,7 +936,6 @@ def bake_texture(vertices_model: np.ndarray, K, R, t, photo: np.ndarray, landmar
         raise solved["error"]
     fv = np.zeros((model.n_vertices, 3), np.float32)
     fv[:n] = np.asarray(solved["x"], np.float32).reshape(n, 3)
-    field_v = fv[:n]
     fill_t = B @ fv
     stage("colour field solve (wait)", 0.8)
     tex = np.empty((size, size, 3), np.uint8)  # the tiles cover the whole atlas
@@ -938,8 +945,6 @@ def bake_texture(vertices_model: np.ndarray, K, R, t, photo: np.ndarray, landmar
         if col_m is not None:
             base = cv2.blendLinear(col_m, base, w_m, 1.0 - w_m)
         out = cv2.blendLinear(col_d, base, w_d, 1.0 - w_d)
-        if _DEBUG is not None:
-            _DEBUG[name] = dict(w_d=w_d, fill=fill, col_d=col_d, out=out)
         if (dc, dr) != (ac, ar):
             out = cv2.resize(out, (ac, ar), interpolation=cv2.INTER_CUBIC)
         c0, r0, _, _ = tile_rect(name, size)
@@ -948,7 +953,7 @@ def bake_texture(vertices_model: np.ndarray, K, R, t, photo: np.ndarray, landmar
 
     # ---- procedural tiles
     iris_px = _iris_size_ratio(lm)
-    tiles = {**_static_tiles(size), **eye_tiles(size, iris, iris_px), "lashes": _lash_tile(size, field_v)}
+    tiles = {**_static_tiles(size), **eye_tiles(size, iris, iris_px), "lashes": _lash_tile(size, tex)}
     for name, img in tiles.items():
         c0, r0, c, r = tile_rect(name, size)
         tex[r0:r0 + r, c0:c0 + c] = img

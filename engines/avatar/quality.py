@@ -33,10 +33,22 @@ def _camera(avatar, max_side=MAX_RENDER):
     return K, np.asarray(cam["R"], float), np.asarray(cam["t"], float), (max(1, round(w * s)), max(1, round(h * s))), s
 
 
+def photographed_vertices(avatar) -> np.ndarray:
+    """The head with the photo's own expression (the "As photographed" preset): what the
+    camera saw, so the render is compared with the photo like for like."""
+    from engines.avatar.engine import AS_PHOTOGRAPHED, Deformer
+
+    preset = (getattr(avatar, "presets", None) or {}).get(AS_PHOTOGRAPHED)
+    if not preset:
+        return avatar.mesh.vertices
+    return Deformer(avatar).vertices({}, preset)
+
+
 def render_from_photo_camera(avatar, vertices=None, yaw_deg: float = 0.0, max_side=MAX_RENDER):
-    """(render RGB, mask, scale) of the avatar seen by the photo camera, optionally turned by yaw."""
+    """(render RGB, mask, scale) of the avatar seen by the photo camera, optionally turned by
+    yaw; ``vertices`` default to the photographed expression."""
     K, R, t, size, s = _camera(avatar, max_side)
-    V = np.asarray(avatar.mesh.vertices if vertices is None else vertices, np.float64)
+    V = np.asarray(photographed_vertices(avatar) if vertices is None else vertices, np.float64)
     if yaw_deg:
         sk = getattr(avatar, "skeleton", None)
         if sk is not None and "Head" in sk.names:

@@ -286,22 +286,41 @@ def hair_distance(rgb: np.ndarray, hair: HairColour) -> np.ndarray:
 
 
 def colour_probability(rgb: np.ndarray, colour: SkinColour, inside: np.ndarray | None = None,
-                       hair: HairColour | None = None) -> np.ndarray:
+                       hair: HairColour | None = None, hair_zone: np.ndarray | None = None) -> np.ndarray:
     """Soft skin-colour membership (H x W float32); ``inside`` (soft face-oval mask) selects
     the lenient thresholds :data:`D2_FACE` there and :data:`D2_OUTSIDE` elsewhere. With a
     distinct ``hair`` model, pixels nearer to it than to the skin are rejected too (a
-    likelihood-ratio test: blond hair can be close to skin in absolute terms)."""
+    likelihood-ratio test: blond hair can be close to skin in absolute terms): outside the
+    face oval, and inside it only in ``hair_zone`` (soft: the forehead above the brows,
+    where a fringe falls), with a margin, since shaded skin can look like hair."""
     d2 = colour_distance(rgb, colour)
     p = 1.0 - _smoothstep(d2, *D2_OUTSIDE)
     if inside is not None:
         p = inside * (1.0 - _smoothstep(d2, *D2_FACE)) + (1.0 - inside) * p
     if hair is not None and hair.distinct:
-        # inside the face oval shaded skin can look like hair: there the pixel must be much
-        # nearer to the hair than to the skin to be rejected
         margin = hair_distance(rgb, hair) - d2
         r_out = _smoothstep(margin, -3.0, 3.0)
-        p = p * (r_out if inside is None else inside * _smoothstep(margin, -14.0, -6.0) + (1.0 - inside) * r_out)
+        if inside is None:
+            p = p * r_out
+        else:
+            zone = np.zeros_like(inside) if hair_zone is None else hair_zone
+            r_in = zone * _smoothstep(margin, -12.0, -4.0) + (1.0 - zone)
+            p = p * (inside * r_in + (1.0 - inside) * r_out)
     return p.astype(np.float32)
+
+
+def forehead_zone(shape: tuple[int, int], xy: np.ndarray) -> np.ndarray:
+    """Soft mask (H x W float32) of what lies above the brows (along the face's up axis)."""
+    xy = np.asarray(xy, np.float64)
+    iod = max(iod_px(xy), 4.0)
+    up = xy[10] - xy[168]
+    up /= max(np.linalg.norm(up), 1e-9)
+    brows = xy[list(BROW_IMAGE_LEFT[:5]) + list(BROW_IMAGE_RIGHT[:5])]
+    level = float((brows @ up).mean())
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    proj = xx * np.float32(up[0]) + yy * np.float32(up[1])
+    return _smoothstep(proj - level, 0.0, 0.15 * iod).astype(np.float32)
 
 
 def _poly(xy, idx):
@@ -337,13 +356,15 @@ def landmark_regions(shape: tuple[int, int], xy: np.ndarray) -> tuple[np.ndarray
 
 def skin_mask(rgb: np.ndarray, xy: np.ndarray, use_segmentation: bool = True,
               person: np.ndarray | None = None, blur_iod: float = 1 / 60,
-              use_hair_model: bool = True, close_iod: float = 0.03, soften_iod: float = 0.04) -> SkinMask:
+              use_hair_model: bool = True, close_iod: float = 0.03, soften_iod: float = 0.04,
+              erode_px: int = 1) -> SkinMask:
     """The soft skin mask of an RGB image (uint8) whose face has the 478 landmarks ``xy``.
 
     ``person`` may be given (a person probability already computed on this image);
     otherwise selfie segmentation runs here when ``use_segmentation``. The colour test's
-    small holes are closed (``close_iod`` x the inter-ocular distance) and its edges
-    softened inwards (``soften_iod``) before the landmark regions are applied.
+    small holes are closed (``close_iod`` x the inter-ocular distance), its edges pulled in
+    by ``erode_px`` pixels (colour edges in a photo are a pixel or two wide) and softened
+    inwards (``soften_iod``) before the landmark regions are applied.
     """
     import cv2
 
@@ -359,7 +380,8 @@ def skin_mask(rgb: np.ndarray, xy: np.ndarray, use_segmentation: bool = True,
     colour = fit_skin_colour(rgb, xy, person)
     hair = fit_hair_colour(rgb, xy, colour, person) if use_hair_model else None
     oval = _fill((h, w), (FACE_OVAL,), xy)
-    p = colour_probability(rgb, colour, cv2.GaussianBlur(oval, (0, 0), max(0.5, 0.05 * iod)), hair)
+    p = colour_probability(rgb, colour, cv2.GaussianBlur(oval, (0, 0), max(0.5, 0.05 * iod)), hair,
+                           forehead_zone((h, w), xy) if hair is not None and hair.distinct else None)
     if person is not None:
         p = p * _smoothstep(person, 0.3, 0.7).astype(np.float32)
     # skin outside the face oval must be connected to the face's skin (a gold badge on a hat,
@@ -374,6 +396,8 @@ def skin_mask(rgb: np.ndarray, xy: np.ndarray, use_segmentation: bool = True,
     k = max(1, int(round(close_iod * iod)))
     p = cv2.morphologyEx(p.astype(np.float32), cv2.MORPH_CLOSE,
                          cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)))
+    if erode_px > 0:
+        p = cv2.erode(p, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * erode_px + 1, 2 * erode_px + 1)))
     if soften_iod > 0:
         p = p * cv2.GaussianBlur(p, (0, 0), max(0.5, soften_iod * iod))
     forced_in, forced_out = landmark_regions((h, w), xy)
