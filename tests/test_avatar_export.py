@@ -186,3 +186,30 @@ def test_cli_no_face_exits_2(tmp_path):
                         "--out", str(tmp_path / "x.glb")], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "No face found" in r.stderr
     assert not (tmp_path / "x.glb").exists()
+
+
+def test_real_avatar_glb_in_the_validator_and_three(avatar, tmp_path):
+    """The avatar from a real portrait: zero validator errors, and three.js sees every part
+    as a skinned mesh whose morphTargetDictionary has the 52 ARKit names and the emotions,
+    driven by the RPM-style bones."""
+    from tests.gltf_clients import issues, require_clients, three_summary, validate_glb
+
+    from engines.avatar.arkit import ARKIT_NAMES
+    from engines.avatar.export import write_avatar_glb
+
+    require_clients()
+    path = tmp_path / "real.glb"
+    write_avatar_glb(avatar, path)
+    rep = validate_glb(path)
+    assert rep["issues"]["numErrors"] == 0, issues(rep, 0)
+    s = three_summary(path)
+    assert s["errors"] == []
+    meshes = {x["name"]: x for x in s["meshes"]}
+    assert {"head", "eyes", "teeth", "tongue", "eyelashes"} <= set(meshes)
+    for part in ("head", "eyes", "teeth", "tongue"):
+        d = meshes[part]["morphTargetDictionary"]
+        assert set(ARKIT_NAMES) <= set(d) and set(EMOTIONS) <= set(d) and len(d) == 58
+        assert meshes[part]["isSkinnedMesh"] and meshes[part]["bones"] == ["Neck", "Head", "Jaw", "LeftEye", "RightEye"]
+    infl = dict(zip(meshes["head"]["morphTargetDictionary"], meshes["head"]["morphTargetInfluences"]))
+    assert infl["happiness"] == pytest.approx(0.6)
+    assert s["maxRestOffset"] < 1e-5

@@ -56,9 +56,12 @@ ATLAS_SIZE = 2048
 GEOMETRY_FACE_PX = 384
 """Geometry grid across the face tile (the back tile in proportion)."""
 DETAIL_FACE_PX = 1024
-"""Photo lookups across the face tile (then resized to the atlas' face tile)."""
+"""Photo lookups across the face tile at most (then resized to the atlas' face tile); less
+for photos with fewer pixels across the face (:func:`detail_px_for`)."""
 CROP_IOD_PX = (160.0, 320.0)
 """The photo crop is resampled so the inter-ocular distance lies in this range."""
+MAX_CROP_PIXELS = 12_000_000
+"""Upper bound on the resampled photo crop (a head box far larger than its eye distance)."""
 MASK_IOD_PX = 100.0
 """The skin mask is computed with about this inter-ocular distance."""
 ZBUF_IOD_PX = 64.0
@@ -194,16 +197,35 @@ def _check_size(size: int) -> None:
         raise ValueError(f"atlas size {size}: use a multiple of 16, at least 256")
 
 
-def _grids(size: int) -> dict[str, tuple[tuple[int, int], tuple[int, int], tuple[int, int]]]:
+def _grids(size: int, detail_px: int = DETAIL_FACE_PX) -> dict[str, tuple[tuple[int, int], tuple[int, int], tuple[int, int]]]:
     """Per baked tile: ((cols, rows) geometry, (cols, rows) detail, (cols, rows) atlas)."""
     out = {}
     face_cols = tile_rect("face", size)[2]
     g = min(1.0, GEOMETRY_FACE_PX / face_cols)
-    d = min(1.0, DETAIL_FACE_PX / face_cols)
+    d = min(1.0, detail_px / face_cols)
     for name in ("face", "back"):
         _, _, c, r = tile_rect(name, size)
         out[name] = ((max(8, round(c * g)), max(8, round(r * g))), (max(8, round(c * d)), max(8, round(r * d))), (c, r))
     return out
+
+
+@lru_cache(maxsize=1)
+def face_tile_iod() -> float:
+    """Distance between the eye centres (mid-corners) in face-tile widths."""
+    m, lay = load_model(), render_layout()
+    face_rv = np.unique(lay.faces[lay.face_material == KEPT_MATERIALS.index("M_Face")])
+    uv_of = {int(v): lay.uv[r] for r, v in zip(face_rv, lay.src[face_rv])}
+    l68 = m.landmarks68
+    c1 = 0.5 * (uv_of[int(l68[36])] + uv_of[int(l68[39])])
+    c2 = 0.5 * (uv_of[int(l68[42])] + uv_of[int(l68[45])])
+    return float(np.linalg.norm(c1 - c2) / ATLAS["M_Face"][2])
+
+
+def detail_px_for(iod_px: float) -> int:
+    """Detail grid across the face tile for a photo's eye distance: twice the photo's
+    resolution (finer adds nothing but time), between 512 and :data:`DETAIL_FACE_PX`."""
+    want = 2.0 * iod_px / max(face_tile_iod(), 1e-3)
+    return int(np.clip(np.ceil(want / 64.0) * 64, 512, DETAIL_FACE_PX))
 
 
 _cache_lock = threading.Lock()
@@ -770,12 +792,12 @@ def bake_texture(vertices_model: np.ndarray, K, R, t, photo: np.ndarray, landmar
     if lm.shape[0] < 478:
         raise ValueError("landmarks_xy must hold the 478 MediaPipe landmarks (with the iris points)")
     maps = texel_maps(size)
-    grids = _grids(size)
     mesh = _mesh()
+    iod = max(float(np.linalg.norm(lm[468] - lm[473])), 2.0)
+    grids = _grids(size, detail_px_for(iod))
     stage("texel maps", 0.05)
 
     # ---- frames: colour crop, mask frame, z-buffer frame
-    iod = max(float(np.linalg.norm(lm[468] - lm[473])), 2.0)
     n = mesh.n
     xy_v, z_v = project(K, R, t, V[:n].astype(np.float64))
     okp = z_v > 1e-6
@@ -783,14 +805,16 @@ def bake_texture(vertices_model: np.ndarray, K, R, t, photo: np.ndarray, landmar
         raise ValueError("the head is behind the camera")
     lo = np.floor(np.maximum(xy_v[okp].min(0) - 0.05 * iod, [0, 0])).astype(int)
     hi = np.ceil(np.minimum(xy_v[okp].max(0) + 0.05 * iod, [W - 1, H - 1])).astype(int) + 1
-    hi = np.maximum(hi, lo + 2)
+    if (hi - lo < 2).any():
+        raise ValueError("the fitted head does not project into the photo")
     box = (lo[0], lo[1], hi[0], hi[1])
     s_c = CROP_IOD_PX[0] / iod if iod < CROP_IOD_PX[0] else (CROP_IOD_PX[1] / iod if iod > CROP_IOD_PX[1] else 1.0)
-    s_c = float(min(s_c, 8.0))
+    s_c = float(min(s_c, 8.0, np.sqrt(MAX_CROP_PIXELS / float(np.prod(hi - lo)))))
     fc = _frame(box, s_c, photo.shape)
     crop = fc.image(photo)
-    fm = _frame(box, MASK_IOD_PX / iod, photo.shape)
-    fz = _frame(box, ZBUF_IOD_PX / iod, photo.shape)
+    cap = np.sqrt(2_000_000 / float(np.prod(hi - lo)))  # the mask and z-buffer frames stay small
+    fm = _frame(box, min(MASK_IOD_PX / iod, cap), photo.shape)
+    fz = _frame(box, min(ZBUF_IOD_PX / iod, cap), photo.shape)
     stage("crop", 0.1)
 
     # ---- skin mask (on the mask frame) and the iris colour
@@ -972,3 +996,4 @@ def warm_up(size: int = ATLAS_SIZE) -> None:
     _eye_geometry(size)
     _lash_map(size)
     _interpolators(size)
+    face_tile_iod()
