@@ -246,7 +246,7 @@ def test_colours_meet_across_the_face_back_seam(astronaut):
     a = colour([fi[s] for s in common])
     b = colour([bi[s] for s in common])
     d = np.linalg.norm(a - b, axis=1)
-    assert np.median(d) < 6.0 and np.percentile(d, 90) < 15.0
+    assert np.median(d) < 3.0 and np.percentile(d, 90) < 8.0
 
 
 def test_no_hard_seam_at_the_border_of_the_seen_face(astronaut):

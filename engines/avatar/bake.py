@@ -152,6 +152,8 @@ class TileMap:
     """rows x cols bool: covered texels with the holes inside charts (eyes, mouth) filled."""
     m_per_texel: float
     """Median surface length of one texel (metres, neutral head)."""
+    nearest: np.ndarray
+    """rows x cols: flat index of the nearest covered texel (padding by replication)."""
 
 
 def _part_codes(n: int) -> np.ndarray:
@@ -189,7 +191,21 @@ def _tile_map(name: str, cols: int, rows: int) -> TileMap:
     et = np.linalg.norm(xy[f[:, 0]] - xy[f[:, 1]], axis=1)
     ok = et > 1e-6
     mpt = float(np.median(e3[ok] / et[ok])) if ok.any() else 1e-3
-    return TileMap(name, cols, rows, idx, tri, bary, vsrc, part, chart, filled, mpt)
+    return TileMap(name, cols, rows, idx, tri, bary, vsrc, part, chart, filled, mpt, _nearest_covered(chart))
+
+
+def _nearest_covered(chart: np.ndarray) -> np.ndarray:
+    """Per texel, the flat index of the nearest covered texel (itself where covered)."""
+    import cv2
+
+    holes = (~chart).astype(np.uint8)
+    if not chart.any():
+        return np.arange(chart.size).reshape(chart.shape)
+    _, labels = cv2.distanceTransformWithLabels(holes, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
+    ys, xs = np.nonzero(chart)
+    lut = np.zeros(int(labels.max()) + 1, np.int64)
+    lut[labels[ys, xs]] = ys * chart.shape[1] + xs
+    return lut[labels]
 
 
 def _check_size(size: int) -> None:
@@ -534,14 +550,7 @@ def _lash_map(size: int):
     _, _, c, r = tile_rect("lashes", size)
     g = min(1.0, 256 / c)
     tm = _tile_map("lashes", max(8, round(c * g)), max(8, round(r * g)))
-    holes = (~tm.chart).astype(np.uint8)
-    _, labels = cv2.distanceTransformWithLabels(holes, cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
-    # label -> flat index of that zero (covered) pixel
-    ys, xs = np.nonzero(holes == 0)
-    lab_at = labels[ys, xs]
-    lut = np.zeros(labels.max() + 1, np.int64)
-    lut[lab_at] = ys * tm.cols + xs
-    nearest = lut[labels.ravel()]
+    nearest = tm.nearest.ravel()
     slot = np.full(tm.rows * tm.cols, -1, np.int64)
     slot[tm.idx] = np.arange(len(tm.idx))
     a, b = m.parts["eyelashes_left"][0], m.parts["eyelashes_right"][1]
@@ -922,6 +931,9 @@ def bake_texture(vertices_model: np.ndarray, K, R, t, photo: np.ndarray, landmar
             g[tm.idx] = vals
             return g.reshape((gr, gc) + vals.shape[1:])
 
+        def pad(a, tm=tm):  # charts extended by replicating their border texels
+            return a.reshape(tm.rows * tm.cols, -1)[tm.nearest].reshape(a.shape)
+
         def up(a, dc=dc, dr=dr):  # cv2.resize is fast for up to 3 channels
             return cv2.resize(np.ascontiguousarray(a), (dc, dr), interpolation=cv2.INTER_LINEAR)
 
@@ -936,8 +948,7 @@ def bake_texture(vertices_model: np.ndarray, K, R, t, photo: np.ndarray, landmar
             mask_coverage = float(mdg[seen].mean()) if seen.any() else 0.0
             wd_g = wfd * mdg
             photo_weight = wd_g + (1 - wd_g) * wfm * grid(mm_t[sl])
-        chart = tm.chart.astype(np.float32)
-        q = push_pull(np.concatenate([grid(fc.of(xy_d[sl]))] + ([grid(fc.of(xy_m[sl]))] if use_mirror else []), -1), chart)
+        q = pad(np.concatenate([grid(fc.of(xy_d[sl]))] + ([grid(fc.of(xy_m[sl]))] if use_mirror else []), -1))
         wts = up(np.stack([wfd, wfm, np.zeros_like(wfd)], -1))
         qd = up(q[..., 0:2])
         col_d = cv2.remap(crop, qd[..., 0], qd[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -951,7 +962,7 @@ def bake_texture(vertices_model: np.ndarray, K, R, t, photo: np.ndarray, landmar
             m_m = cv2.remap(mask, qm[..., 0] * k_m + o_m, qm[..., 1] * k_m + o_m, cv2.INTER_LINEAR,
                             borderMode=cv2.BORDER_CONSTANT)
             w_m = np.ascontiguousarray(np.clip(wts[..., 1] * m_m, 0, 1))
-        pending.append((name, sl, grid, up, chart, col_d, w_d, col_m, w_m, (ac, ar), (dc, dr)))
+        pending.append((name, sl, grid, pad, up, col_d, w_d, col_m, w_m, (ac, ar), (dc, dr)))
     stage("photo lookups", 0.75)
 
     # ---- phase 2: the colour field fills the rest; blend, resize, place
@@ -963,8 +974,8 @@ def bake_texture(vertices_model: np.ndarray, K, R, t, photo: np.ndarray, landmar
     fill_t = B @ fv
     stage("colour field solve (wait)", 0.8)
     tex = np.empty((size, size, 3), np.uint8)  # the tiles cover the whole atlas
-    for name, sl, grid, up, chart, col_d, w_d, col_m, w_m, (ac, ar), (dc, dr) in pending:
-        fill = up(np.clip(push_pull(grid(fill_t[sl]), chart) + 0.5, 0, 255).astype(np.uint8))
+    for name, sl, grid, pad, up, col_d, w_d, col_m, w_m, (ac, ar), (dc, dr) in pending:
+        fill = up(np.clip(pad(grid(fill_t[sl])) + 0.5, 0, 255).astype(np.uint8))
         base = fill
         if col_m is not None:
             base = cv2.blendLinear(col_m, base, w_m, 1.0 - w_m)

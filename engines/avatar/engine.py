@@ -81,6 +81,31 @@ def warm_up() -> None:
     emotion_module()
 
 
+LIP_PAIRS = ((13, 14), (82, 87), (312, 317), (81, 178), (311, 402))
+"""Upper and lower inner-lip landmarks facing each other across the mouth line."""
+
+
+def seal_lips(V: np.ndarray, basis: np.ndarray, overlap_cm: float = 0.02) -> np.ndarray:
+    """The rest face with the lips just touching.
+
+    The model's neutral mouth is parted by about 0.8 mm, and identities vary it: the teeth
+    then show through as a white seam between closed lips. ARKit's ``mouthClose`` (lips
+    together, jaw still) is added at the small weight that brings the inner lips together.
+    """
+    from engines.avatar.arkit import ARKIT_NAMES
+    from engines.avatar.correspondence import landmark_points
+
+    close = basis[ARKIT_NAMES.index("mouthClose")]
+    up, lo = np.array(LIP_PAIRS).T
+    L, D = landmark_points(V), landmark_points(close)
+    gap = float(np.mean(L[up, 1] - L[lo, 1]))
+    rate = float(np.mean(D[lo, 1] - D[up, 1]))
+    if rate <= 0 or gap + overlap_cm <= 0:
+        return V
+    w = min((gap + overlap_cm) / rate, 0.15)
+    return V + np.float32(w) * close
+
+
 def scalp_vertices(model, V: np.ndarray, layout) -> np.ndarray:
     """Render-vertex indices of the skin where hair may grow: above a line from the top of
     the face oval (MediaPipe landmark 10, about the hairline) back and down to the nape."""
@@ -179,7 +204,7 @@ class AvatarEngine(Engine):
             if abs(fit.yaw_deg) > 60:
                 raise EngineError(f"The face in {source} is turned {abs(fit.yaw_deg):.0f} degrees away from the camera; "
                                   "the avatar needs a photo within about 60 degrees of frontal.")
-            V_cm = identity_vertices(fit.identity)
+            V_cm = seal_lips(identity_vertices(fit.identity), basis)
             L = landmark_points(V_cm)
             ipd_cm = float(np.linalg.norm(L[468] - L[473]))
             scale = params.ipd_mm / 10.0 / ipd_cm * 0.01  # model cm -> metres at the requested IPD
@@ -196,7 +221,11 @@ class AvatarEngine(Engine):
         cancel.raise_if_set()
         with res.stage("expressions"):
             src = layout.src
-            targets = {n: (basis[k][src] * scale).astype(np.float32) for k, n in enumerate(ARKIT_NAMES)}
+            targets = {}
+            for k, n in enumerate(ARKIT_NAMES):
+                d = (basis[k][src] * scale).astype(np.float32)
+                d[np.abs(d).max(1) < 2e-5] = 0.0  # under 0.02 mm is the model's float16 noise: keeps files sparse
+                targets[n] = d
             # one morph target per emotion at 100 %: the EMFACS weight column over the ARKit shapes
             ew = emfacs_matrix().T  # 6 x 52
             B = np.stack([targets[n] for n in ARKIT_NAMES])

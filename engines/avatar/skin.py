@@ -304,7 +304,7 @@ def colour_probability(rgb: np.ndarray, colour: SkinColour, inside: np.ndarray |
             p = p * r_out
         else:
             zone = np.zeros_like(inside) if hair_zone is None else hair_zone
-            r_in = zone * _smoothstep(margin, -12.0, -4.0) + (1.0 - zone)
+            r_in = zone * _smoothstep(margin, -7.0, -1.0) + (1.0 - zone)
             p = p * (inside * r_in + (1.0 - inside) * r_out)
     return p.astype(np.float32)
 
