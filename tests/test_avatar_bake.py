@@ -56,7 +56,7 @@ def _fitted_head(photo: np.ndarray):
     V = m.neutral * 0.01
     f = 1.4 * max(w, h)
     K = np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1.0]])
-    ok, rvec, tvec = cv2.solvePnP(V[m.landmarks68[17:]].astype(np.float64), lm.xy[np.asarray(MEDIAPIPE_68)[17:]],
+    _, rvec, tvec = cv2.solvePnP(V[m.landmarks68[17:]].astype(np.float64), lm.xy[np.asarray(MEDIAPIPE_68)[17:]],
                                   K, None, flags=cv2.SOLVEPNP_SQPNP)
     return V.astype(np.float32), K, cv2.Rodrigues(rvec)[0], tvec.ravel(), lm
 
@@ -407,3 +407,40 @@ def test_small_face_still_gives_a_smooth_face():
     baked = res.texture[r - 2:r + 3, c - 2:c + 3].reshape(-1, 3).mean(0)
     ref = photo[int(y) - 1:int(y) + 2, int(x) - 1:int(x) + 2].reshape(-1, 3).mean(0)
     assert _delta_e(baked, ref) < 12
+
+
+def test_far_cheek_of_a_turned_face_comes_from_the_mirror(astronaut):
+    """Render the baked head turned 60 degrees (as a new photo), bake that: the far cheek,
+    which the new photo sees edge-on or not at all, is filled from the near one, so both
+    cheeks come out close to the frontal bake's colours and carry photo weight."""
+    pytest.importorskip("engines.avatar.correspondence")
+    from engines.avatar.bake import bake_texture, texel_maps, tile_rect
+    from engines.avatar.correspondence import landmark_points
+    from engines.avatar.ict import render_layout
+    from engines.avatar.raster import project, render_textured
+    from engines.avatar.skin import patch_centres
+
+    a = astronaut
+    lay = render_layout()
+    V = a["V"]
+    c = V[:11248].mean(0)
+    yaw = np.radians(60)
+    Ry = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]])
+    Rc = np.diag([1.0, -1.0, -1.0]) @ Ry
+    tc = -Rc @ c + np.array([0, 0, 0.6])
+    Kc = np.array([[1400.0, 0, 256], [0, 1400.0, 256], [0, 0, 1]])
+    img, _ = render_textured(V[lay.src], lay.faces, lay.uv, a["res"].texture, Kc, Rc, tc, (512, 512),
+                             background=(90, 120, 160))
+    lm_xy, _ = project(Kc, Rc, tc, landmark_points(V).astype(np.float64))
+    turned = bake_texture(V, Kc, Rc, tc, img, lm_xy, size=SIZE)
+    tm = texel_maps(SIZE)["face"]
+    c0, r0, w, h = tile_rect("face", SIZE)
+    for centre in patch_centres(a["lm"].xy)[:2]:  # the two inner cheek patches, both sides
+        v, _ = _face_render_vertex_at(centre, V, a["K"], a["R"], a["t"])
+        r, col = _texel(lay.uv[v], SIZE)
+        before = a["res"].texture[r - 3:r + 4, col - 3:col + 4].reshape(-1, 3).mean(0)
+        after = turned.texture[r - 3:r + 4, col - 3:col + 4].reshape(-1, 3).mean(0)
+        assert _delta_e(before, after) < 10, (before, after)
+        gr = min(int((r - r0 + 0.5) * tm.rows / h), tm.rows - 1)
+        gc = min(int((col - c0 + 0.5) * tm.cols / w), tm.cols - 1)
+        assert turned.photo_weight[gr, gc] > 0.5

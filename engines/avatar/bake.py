@@ -12,34 +12,39 @@ For a head already fitted to the photo (ICT topology, head frame, metres; camera
   grazing angles) and by the skin mask (:mod:`engines.avatar.skin`: person segmentation and
   a per-photo skin colour model; eyes and the inner mouth out, brows, lips and nostrils in).
   What the photo did not see is filled as in view-based texture completion for single-image
-  face models (Deng et al., "UV-GAN", CVPR 2018, whose non-learned baseline is symmetry):
-  first from the mirrored surface point (the model is left-right symmetric: same
-  barycentrics on the mirrored triangle of the fitted head), where that was seen much
-  better (the far cheek of a turned face), then from a smooth colour field solved on the
-  mesh: a screened Poisson problem (Chuang et al., "Gradient-domain processing for
-  meshes", 2016; here with a data term) ``(A (w + mu) + lambda L) c = A (w c_photo + mu
-  c_skin)``, with the cotangent Laplacian ``L`` and lumped vertex areas ``A`` of the
-  neutral head: it follows the photo's low frequencies where it was seen and relaxes
-  towards the measured skin tone (slightly darker towards the back and the neck) over a
-  few centimetres where it was not. Because the field lives on the vertices, not in the
-  atlas, both sides of every UV seam (face tile / back tile, the lips / mouth socket)
-  get the same colour. The photo weight is feathered to 0 towards the border of the
-  seen region and of each chart, so texels blend into the field without a seam.
+  face models (e.g. Deng et al., "UV-GAN", CVPR 2018, where symmetry is the classic
+  non-learned completion): first from the mirrored surface point (the model is left-right
+  symmetric: same barycentrics on the mirrored triangle of the fitted head), where that was
+  seen much better (the far cheek of a turned face, one side of a fringe), then from a
+  smooth colour field solved on the mesh, a screened Poisson problem with a data term,
+  ``(A (w + mu) + lambda L) c = A (w c_photo + mu c_target)``, with the cotangent Laplacian
+  ``L`` and lumped vertex areas ``A`` of the neutral head: it follows the photo's low
+  frequencies where it was seen and relaxes over a few centimetres towards the skin tone
+  (slightly darker towards the back and the neck) where it was not, and towards the
+  procedural dark reds inside the mouth and eye sockets. Because the field lives on the
+  vertices, not in the atlas, both sides of every UV seam (face tile / back tile, lips /
+  mouth socket, eyelids / eye sockets) get the same colour. The photo weight is feathered to
+  0 towards the border of the seen region and of each chart (the skin mask's edges are soft
+  and pulled inside the skin), so texels blend into the field without a seam; charts are
+  padded by replicating their border texels.
 * **Eyes, mouth and lashes**: procedural. The sclera map near-white, slightly warm,
   darker towards its rim; the iris (on the iris map, and on the sclera map's cornea,
   which covers the iris in an opaque render) coloured from the photo's iris pixels
   (landmarks 468-477), with radial structure, a dark limbal ring and a dark pupil; its
-  radii in each map come from the UVs of the ICT iris and sclera vertices. Teeth ivory,
-  gums and tongue pink-red, darker towards the back; the mouth and eye sockets dark red;
-  lashes near black.
+  radii in each map come from the UVs of the ICT iris and sclera vertices, its size from
+  the photo's iris / eye-width ratio. Teeth ivory, gums and tongue pink-red, darker towards
+  the back. Lashes near black at the root of the upper lashes, fading to the colour of the
+  skin under them (the atlas has no alpha: opaque black lash cards read as painted bands).
 
 Resolution and speed: geometry (positions, normals, projections, weights) is evaluated at
 a reduced grid (:data:`GEOMETRY_FACE_PX` across the face tile), whose photo coordinates and
 weights are upsampled (they are smooth); photo colours and the skin mask are looked up at
-the detail grid (:data:`DETAIL_FACE_PX`, OpenCV ``remap``), then resized to the atlas. The
-photo is cropped to the head and resampled so the face has about :data:`CROP_IOD_PX`
-between the eyes (small faces are upsampled bicubically before sampling, huge ones
-area-averaged).
+the detail grid (at most :data:`DETAIL_FACE_PX`, about twice the photo's own resolution,
+OpenCV ``remap``), then resized to the atlas. The photo is cropped to the head and
+resampled so the face has :data:`CROP_IOD_PX` between the eyes (small faces upsampled
+bicubically before sampling, huge ones blurred and shrunk). The colour field is solved
+(SuperLU) in a worker thread while the photo lookups run. About 0.2 s warm at 2048 on two
+cores; the per-layout caches (:func:`warm_up`) take about 0.4 s once.
 """
 from __future__ import annotations
 
@@ -213,7 +218,7 @@ def _check_size(size: int) -> None:
         raise ValueError(f"atlas size {size}: use a multiple of 16, at least 256")
 
 
-def _grids(size: int, detail_px: int = DETAIL_FACE_PX) -> dict[str, tuple[tuple[int, int], tuple[int, int], tuple[int, int]]]:
+def _grids(size: int, detail_px: int = DETAIL_FACE_PX) -> dict[str, tuple]:
     """Per baked tile: ((cols, rows) geometry, (cols, rows) detail, (cols, rows) atlas)."""
     out = {}
     face_cols = tile_rect("face", size)[2]
@@ -315,7 +320,7 @@ def _mesh() -> _Mesh:
     W = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)).tocsr()
     L = sp.diags(np.asarray(W.sum(1)).ravel()) - W
     part = _part_codes(m.n_vertices)[:n]
-    x, y, z = m.neutral[:n, 0], m.neutral[:n, 1], m.neutral[:n, 2]
+    y, z = m.neutral[:n, 1], m.neutral[:n, 2]
     shade = 1.0 - 0.06 * _smoothstep(-z, -4.0, 8.0) - 0.06 * _smoothstep(-y, 9.0, 17.0)
     sock = np.zeros((n, 3), np.float32)
     mouth = part == PART_MOUTH
@@ -360,7 +365,8 @@ def _main_island(mat: str):
     u0, v0, w, h, _ = ATLAS[mat]
     uv = (lay.uv.astype(np.float64) - [u0, v0]) / [w, h]
     t = uv[f]
-    area = 0.5 * np.abs((t[:, 1, 0] - t[:, 0, 0]) * (t[:, 2, 1] - t[:, 0, 1]) - (t[:, 2, 0] - t[:, 0, 0]) * (t[:, 1, 1] - t[:, 0, 1]))
+    e1, e2 = t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]
+    area = 0.5 * np.abs(e1[:, 0] * e2[:, 1] - e2[:, 0] * e1[:, 1])
     labs = lab[f[:, 0]]
     best = np.bincount(labs, area).argmax()
     ff = f[labs == best]
@@ -543,7 +549,6 @@ def eye_tiles(size: int, iris_rgb, iris_eye_ratio: float = IRIS_EYE_RATIO) -> di
 def _lash_map(size: int):
     """Lash tile texel map (padded by nearest covered texel) and, per lash vertex, the
     nearest face vertex and the distance to it (root 0 -> tip about 1 cm)."""
-    import cv2
     from scipy.spatial import cKDTree
 
     m = load_model()
@@ -638,7 +643,7 @@ def _static_tiles(size: int) -> dict[str, np.ndarray]:
     import cv2
 
     m = load_model()
-    z, y = m.neutral[:, 2], m.neutral[:, 1]
+    z = m.neutral[:, 2]
     out = {}
     vc = np.zeros((m.n_vertices, 3), np.float32)
     a, b = m.parts["teeth"]
@@ -668,7 +673,8 @@ class _Frame:
     h: int
 
     def of(self, xy: np.ndarray) -> np.ndarray:
-        return ((np.asarray(xy, np.float32) - np.float32([self.x0, self.y0]) + 0.5) * np.float32(self.s) - 0.5).astype(np.float32)
+        q = (np.asarray(xy, np.float32) - np.float32([self.x0, self.y0]) + 0.5) * np.float32(self.s) - 0.5
+        return q.astype(np.float32)
 
     def image(self, photo: np.ndarray) -> np.ndarray:
         import cv2
@@ -683,7 +689,7 @@ class _Frame:
         return cv2.warpAffine(crop, M, (self.w, self.h), flags=interp, borderMode=cv2.BORDER_REPLICATE)
 
 
-def _frame(box, s: float, photo_shape) -> _Frame:
+def _frame(box, s: float) -> _Frame:
     x0, y0, x1, y1 = box
     return _Frame(int(x0), int(y0), float(s), max(4, int(np.ceil((x1 - x0) * s))), max(4, int(np.ceil((y1 - y0) * s))))
 
@@ -786,7 +792,10 @@ def bake_texture(vertices_model: np.ndarray, K, R, t, photo: np.ndarray, landmar
             progress(frac, name)
 
     _check_size(size)
-    photo = np.ascontiguousarray(np.asarray(photo)[..., :3])
+    photo = np.asarray(photo)
+    if photo.ndim == 2:
+        photo = np.stack([photo] * 3, -1)
+    photo = np.ascontiguousarray(photo[..., :3])
     if photo.dtype != np.uint8:
         photo = np.clip(photo, 0, 255).astype(np.uint8)
     H, W = photo.shape[:2]
@@ -819,11 +828,11 @@ def bake_texture(vertices_model: np.ndarray, K, R, t, photo: np.ndarray, landmar
     box = (lo[0], lo[1], hi[0], hi[1])
     s_c = CROP_IOD_PX[0] / iod if iod < CROP_IOD_PX[0] else (CROP_IOD_PX[1] / iod if iod > CROP_IOD_PX[1] else 1.0)
     s_c = float(min(s_c, 8.0, np.sqrt(MAX_CROP_PIXELS / float(np.prod(hi - lo)))))
-    fc = _frame(box, s_c, photo.shape)
+    fc = _frame(box, s_c)
     crop = fc.image(photo)
     cap = np.sqrt(2_000_000 / float(np.prod(hi - lo)))  # the mask and z-buffer frames stay small
-    fm = _frame(box, min(MASK_IOD_PX / iod, cap), photo.shape)
-    fz = _frame(box, min(ZBUF_IOD_PX / iod, cap), photo.shape)
+    fm = _frame(box, min(MASK_IOD_PX / iod, cap))
+    fz = _frame(box, min(ZBUF_IOD_PX / iod, cap))
     stage("crop", 0.1)
 
     # ---- skin mask (on the mask frame) and the iris colour
@@ -995,7 +1004,8 @@ def bake_texture(vertices_model: np.ndarray, K, R, t, photo: np.ndarray, landmar
     stage("procedural", 1.0)
     timings["total"] = time.perf_counter() - t_all
     return BakeResult(texture=tex, seen_fraction=seen_fraction, skin_rgb=skin_rgb,
-                      iris_rgb=_iris_for_texture(iris), mask_coverage=mask_coverage, fill_rgb=fill_rgb, iris_measured=bool(measured),
+                      iris_rgb=_iris_for_texture(iris), mask_coverage=mask_coverage, fill_rgb=fill_rgb,
+                      iris_measured=bool(measured),
                       photo_weight=photo_weight, timings=timings)
 
 

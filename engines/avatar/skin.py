@@ -9,18 +9,25 @@ Two independent cues, both required (a pixel is skin where the product is high):
    the brows) in CIE Lab: an iteratively trimmed mean and covariance (a small MCD-style
    estimate, Rousseeuw 1984), with floors on the variances and the lightness variance
    inflated (shading changes lightness far more than chroma), then a soft threshold on
-   the Mahalanobis distance. Hair, hats, collars, glasses rims and background colours fall
-   outside it, as in the classic explicit skin-colour models (Vezhnevets, Sazonov and
-   Andreeva, "A Survey on Pixel-Based Skin Color Detection Techniques", GraphiCon 2003),
-   here fitted per photo instead of globally.
+   the Mahalanobis distance (lenient inside the face oval, strict outside it). Hair, hats,
+   collars, glasses rims and background colours fall outside it, as in the classic
+   explicit skin-colour models (Vezhnevets, Sazonov and Andreeva, "A Survey on Pixel-Based
+   Skin Color Detection Techniques", GraphiCon 2003), here fitted per photo instead of
+   globally. Blond or light-brown hair can be close to skin in absolute terms, so a second
+   model is fitted to the non-skin pixels of a band above the forehead and the temples,
+   and a pixel nearer to it than to the skin is rejected (a likelihood-ratio test) outside
+   the face oval and, with a margin, on the forehead where a fringe falls. Skin outside the
+   face oval must be connected to the face's.
 
 Landmark polygons then override the colour test where we know what the pixels are: the
 eye openings (sclera and iris have their own procedural texture) and the inner mouth
 (teeth and mouth interior) are always excluded; the eyebrows, the lips and the nostrils
 are always included (they belong to the face texture although their colour is not skin).
 
-Everything runs on the bake's working crop (the head's box, resampled); coordinates are
-pixel-centre (integer = centre of a pixel). Heavy imports stay inside the functions.
+Everything runs on the bake's mask frame (the head's box, resampled to about 100 px between
+the eyes); coordinates are pixel-centre (integer = centre of a pixel). Heavy imports stay
+inside the functions. Known limit: glasses frames of a skin-like colour (tortoiseshell,
+amber) pass the colour test, and dark frames lying on the brows are kept with the brows.
 """
 from __future__ import annotations
 
@@ -249,9 +256,11 @@ def hair_band_centres(xy: np.ndarray) -> np.ndarray:
     return np.array(c)
 
 
-def fit_hair_colour(rgb: np.ndarray, xy: np.ndarray, skin: SkinColour, person: np.ndarray | None = None) -> HairColour | None:
+def fit_hair_colour(rgb: np.ndarray, xy: np.ndarray, skin: SkinColour,
+                    person: np.ndarray | None = None) -> HairColour | None:
+    """Colour model of the non-skin pixels in the band above the forehead (None if too few)."""
     iod = max(iod_px(xy), 4.0)
-    samples, which = _disc_samples(rgb, hair_band_centres(xy), max(1.5, 0.12 * iod), person)
+    samples, _ = _disc_samples(rgb, hair_band_centres(xy), max(1.5, 0.12 * iod), person)
     if len(samples) < 12:
         return None
     # the band mixes hair with forehead skin (a high hairline): model only its non-skin part
@@ -419,8 +428,9 @@ def iris_colour(rgb: np.ndarray, xy: np.ndarray, fallback=(78, 54, 38)) -> tuple
 
     xy = np.asarray(xy, np.float64)
     h, w = rgb.shape[:2]
-    pts, ok_all = [], []
-    for centre, ring, eye in ((468, (469, 470, 471, 472), EYE_IMAGE_LEFT), (473, (474, 475, 476, 477), EYE_IMAGE_RIGHT)):
+    pts = []
+    eyes = ((LEFT_IRIS, (469, 470, 471, 472), EYE_IMAGE_LEFT), (RIGHT_IRIS, (474, 475, 476, 477), EYE_IMAGE_RIGHT))
+    for centre, ring, eye in eyes:
         c = xy[centre]
         r = float(np.mean(np.linalg.norm(xy[list(ring)] - c, axis=1)))
         if not np.isfinite(r) or r < 1.2:
@@ -436,7 +446,8 @@ def iris_colour(rgb: np.ndarray, xy: np.ndarray, fallback=(78, 54, 38)) -> tuple
     if not pts or sum(len(p) for p in pts) < 10:
         return np.asarray(fallback, np.float32), False
     p = np.concatenate(pts).astype(np.float32)
-    cols = cv2.remap(np.ascontiguousarray(rgb[..., :3]), p[:, 0:1], p[:, 1:2], cv2.INTER_LINEAR)[:, 0].astype(np.float32)
+    cols = cv2.remap(np.ascontiguousarray(rgb[..., :3]), p[:, 0:1], p[:, 1:2], cv2.INTER_LINEAR)
+    cols = cols[:, 0].astype(np.float32)
     lum = cols @ np.array([0.299, 0.587, 0.114], np.float32)
     lo, hi = np.percentile(lum, [15, 65])
     sel = (lum >= lo) & (lum <= hi)
