@@ -322,5 +322,76 @@ class VideoResult:
         return probe(self.path)["frame_count"]
 
 
+@dataclass
+class Take:
+    """A recorded performance: per-frame ARKit blendshape weights and head and eye rotations,
+    the animation the puppet engine records and exports as an animated GLB.
+
+    Rotations are unit quaternions ``(x, y, z, w)`` (glTF's order) in the avatar's head frame
+    (+X the subject's left, +Y up, +Z where the face looks): ``head_rotation`` turns the
+    ``Head`` joint, ``eye_rotation[:, 0]`` / ``[:, 1]`` the ``LeftEye`` / ``RightEye`` joints
+    (relative to the head). Frames where no face was found hold the previous pose and have
+    ``tracked`` False.
+    """
+
+    fps: float
+    times: np.ndarray
+    """T frame times in seconds from the first frame (strictly increasing)."""
+    names: tuple[str, ...]
+    """The weight columns' blendshape names (the 52 ARKit names, in the avatar's order)."""
+    weights: np.ndarray
+    """T x len(names) weights 0..1: filtered, with the performer's neutral removed."""
+    head_rotation: np.ndarray
+    """T x 4 quaternions (x, y, z, w) of the head relative to its rest pose."""
+    eye_rotation: np.ndarray
+    """T x 2 x 4 quaternions of the left and right eye (gaze from the eyeLook weights)."""
+    tracked: np.ndarray
+    """T booleans: False where the frame was missed (the pose was held)."""
+    head_translation: np.ndarray | None = None
+    """Optional T x 3 head translation from its rest position, metres (avatar frame)."""
+    raw_weights: np.ndarray | None = None
+    """Optional T x len(names) weights before smoothing and neutral calibration."""
+    neutral: np.ndarray | None = None
+    """The resting offsets that were removed (len(names)), or None when none was."""
+    timings: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per-frame milliseconds by stage (``track``, ``solve``, ``filter``, ``mesh``, ``total``)."""
+    source: Path | None = None
+    """The video the take was tracked from (None for a live camera)."""
+    name: str = "take"
+    avatar: Avatar | None = None
+    """The avatar the take drives (what GLB and MP4 exports draw)."""
+    meta: dict = field(default_factory=dict)
+    """Export options and provenance (``render``: size / side by side; ``solver``; ``calibration``)."""
+
+    def __post_init__(self):
+        self.times = np.asarray(self.times, np.float64).ravel()
+        self.names = tuple(self.names)
+        self.weights = _f32(self.weights).reshape(len(self.times), len(self.names))
+        self.head_rotation = _f32(self.head_rotation).reshape(len(self.times), 4)
+        self.eye_rotation = _f32(self.eye_rotation).reshape(len(self.times), 2, 4)
+        self.tracked = np.asarray(self.tracked, bool).ravel()
+        if self.head_translation is not None:
+            self.head_translation = _f32(self.head_translation).reshape(len(self.times), 3)
+        if self.raw_weights is not None:
+            self.raw_weights = _f32(self.raw_weights).reshape(len(self.times), len(self.names))
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    @property
+    def duration(self) -> float:
+        """Seconds from the first to the last frame."""
+        return float(self.times[-1] - self.times[0]) if len(self.times) else 0.0
+
+    @property
+    def missed(self) -> int:
+        """Frames in which no face was found."""
+        return int((~self.tracked).sum())
+
+    def weight(self, name: str) -> np.ndarray:
+        """One blendshape's curve (T,)."""
+        return self.weights[:, self.names.index(name)]
+
+
 INPUT_TYPES = (Image, FocalStack, VideoClip, ImageSet)
-RESULT_TYPES = (Mesh, PointCloud, DepthMap, Strands, Avatar, VideoResult, Image)
+RESULT_TYPES = (Mesh, PointCloud, DepthMap, Strands, Avatar, VideoResult, Image, Take)

@@ -1,7 +1,11 @@
-"""Avatar engine: one portrait photo -> a closed, textured 3D head with emotion sliders.
+"""Avatar engine: one portrait photo -> the ICT head model fitted to the person, textured,
+with ARKit blendshapes, emotion sliders and a rig.
 
-Modules: ``landmarks`` (MediaPipe), ``camera`` (PnP + focal), ``topology`` and ``head``
-(geometry and UV atlas), ``texture`` (bake), ``blendshapes`` and ``emotions`` (FACS basis,
-EMFACS emotion map), ``raster`` and ``quality`` (renders and figures), ``export`` (GLB,
-OBJ, bundle) and ``engine`` (:class:`~engines.avatar.engine.AvatarEngine`).
+Modules: ``ict`` (the ICT Face Model, MIT, shipped in ``data/ict``, and its atlas layout),
+``correspondence`` (MediaPipe landmarks on the ICT topology), ``arkit`` (the 52 ARKit
+blendshapes), ``fit`` (pose, focal, identity and expression from the landmarks), ``bake``
+and ``skin`` (the photo into the UV atlas, skin mask), ``emotions`` (EMFACS emotion map),
+``rig`` (neck/head/jaw/eye joints and skin weights), ``raster`` and ``quality`` (renders
+and figures), ``export`` (GLB, OBJ, bundle) and ``engine``
+(:class:`~engines.avatar.engine.AvatarEngine`). Landmarks come from :mod:`engines.face`.
 """
