@@ -117,9 +117,12 @@ def test_left_right_symmetric(pts, mp_mirror):
 def test_dlib68_on_ict_landmarks(m, pts):
     mp68 = corr.MEDIAPIPE_68
     res = np.linalg.norm(pts[mp68] - m.neutral[m.landmarks68], axis=1)
-    assert res[17:].max() < 0.1, res[17:].round(3)  # 1 mm
+    # the geometric map put them within 1 mm; calibration on the detector's own output moved
+    # the ones a shaded render shows (eyes, nose, lips) by up to 8 mm, the brows not at all
+    assert res[17:].max() < 0.8, res[17:].round(3)
+    assert np.median(res[17:]) < 0.3
     # jaw: MediaPipe's face oval is the frontal outline; ICT's contour points lie further back
-    assert res[:17].max() < 2.5, res[:17].round(2)
+    assert res[:17].max() < 3.0, res[:17].round(2)
     assert (pts[mp68[:8], 0] < 0).all() and (pts[mp68[9:17], 0] > 0).all()
 
 
@@ -128,15 +131,15 @@ def test_canonical_shape_kept(canon, pts):
     rms = np.sqrt(((canon @ (s * R).T + t - pts[:468]) ** 2).sum(1).mean())
     # the two mean faces differ in proportion (their 51 inner dlib points are 2.5 mm apart on
     # average after the best similarity), so about that much is shape, not registration error
-    assert rms < 0.35, rms
+    assert rms < 0.5, rms
     assert 0.9 < s < 1.1
 
 
 def test_closed_lips_and_open_eyes(m, pts):
     up, lo = pts[UPPER_INNER_LIP], pts[LOWER_INNER_LIP]
     gap = up[:, 1] - lo[:, 1]
-    assert (gap > -0.03).all() and (gap < 0.15).all(), gap.round(3)  # closed mouth at neutral
-    assert np.linalg.norm(up - lo, axis=1).max() < 0.2
+    assert (gap > -0.03).all() and (gap < 0.25).all(), gap.round(3)  # closed mouth at neutral
+    assert np.linalg.norm(up - lo, axis=1).max() < 0.3
     L = m.neutral[m.landmarks68]
     for (top, bottom), (u, lw) in (((159, 145), ((37, 38), (41, 40))), ((386, 374), ((43, 44), (47, 46)))):
         ict_open = L[list(u), 1].mean() - L[list(lw), 1].mean()
@@ -162,3 +165,31 @@ def test_points_and_basis(m, pts):
                                atol=1e-4)
     with pytest.raises(ValueError):
         corr.landmark_basis(V)
+
+
+def test_calibrated_map_matches_the_detector_on_a_render(m):
+    """A shaded render of a head the calibration never saw (another identity, another
+    pose): MediaPipe's landmarks land on the calibrated points, nearer than on the
+    geometric ones they replaced (5.1 % of the inter-ocular distance on average)."""
+    from engines.avatar.fit import identity_vertices
+    from engines.avatar.raster import project
+    from engines.avatar.topology import vertex_normals
+    from engines.face import detect_landmarks
+    from tools.calibrate_ict_correspondence import FOCAL, SIZE, _rot, render_shaded
+
+    d = np.load(corr.data_path())
+    assert "calibrated" in d.files and d["calibrated"].sum() > 400
+    cal = np.flatnonzero(d["calibrated"])
+    mats = [m.materials.index(x) for x in ("M_Face", "M_BackHead", "M_ScleraLeft", "M_ScleraRight", "M_EyeLashes")]
+    F = m.triangles[np.isin(m.triangle_material, mats)]
+    a = (np.random.default_rng(99).normal(0, 1, 100) * 0.6).astype(np.float32)
+    V = identity_vertices(a).astype(np.float64) * 0.01
+    K = np.array([[FOCAL, 0, (SIZE[0] - 1) / 2], [0, FOCAL, (SIZE[1] - 1) / 2], [0, 0, 1.0]])
+    R = np.diag([1.0, -1, -1]) @ _rot(5.0, 14.0)
+    t = np.array([0.0, 0.02, 0.55])
+    light = np.array([0.1, -0.35, 1.0])
+    img, _ = render_shaded(V, F, vertex_normals(V, F), R, t, K, light / np.linalg.norm(light))
+    lm = detect_landmarks(img, "the render", method="face_landmarker")
+    xy, _ = project(K, R, t, corr.landmark_points(V))
+    err = np.linalg.norm(xy - lm.xy, axis=1)[cal] / lm.iod_px * 100
+    assert err.mean() < 3.0, err.mean()

@@ -117,7 +117,7 @@ def scalp_vertices(model, V: np.ndarray, layout) -> np.ndarray:
     ear_y = float(L[[234, 454], 1].mean())
     p = V[layout.src]
     s = np.clip((front_z - p[:, 2]) / (front_z - back_z), 0, 1)
-    line = (front_y + 1.5) * (1 - s) ** 2 + (ear_y - 3.0) * (1 - (1 - s) ** 2)
+    line = (front_y + 2.0) * (1 - s) ** 2 + (ear_y - 3.0) * (1 - (1 - s) ** 2)
     head = layout.group == list(GROUP_NAMES).index("head")
     return np.flatnonzero(head & (p[:, 1] > line))
 

@@ -42,12 +42,12 @@ N_IDENTITY = 100
 @dataclass
 class FitOptions:
     n_identity: int = N_IDENTITY
-    identity_prior: float = 15.0
+    identity_prior: float = 60.0
     """lambda_id, in px^2 at an inter-ocular distance of 100 px."""
     expression_prior: float = 6.0e2
     """lambda_e: pull towards the Face Landmarker's scores."""
     expression_sparsity: float = 10.0
-    depth_weight: float = 0.15
+    depth_weight: float = 0.0
     contour_weight: float = 0.2
     huber_iod: float = 0.03
     """Huber threshold as a fraction of the inter-ocular distance."""

@@ -1,18 +1,33 @@
 """Fitting canonical strands to a reconstructed head.
 
-Per head (cached by the vertex data): a head frame (up and face axes snapped to the
-mesh's axes, chosen from the scalp normals and where the face lies), the scalp's size
-and hairline measured in that frame, and a coarse signed-distance grid built from dense
-surface samples (nearest sample, sign from its face normal: the pseudo-normal test of
-Baerentzen and Aanaes, "Signed distance computation using the angle weighted
-pseudonormal", IEEE TVCG 2005, on samples instead of exact features). The grid is made
-more conservative by each vertex's largest morph-target displacement, so that a raised
-brow never reaches a fringe that was fitted on the neutral face.
+Per head (cached by the vertex data), from the skin only (the ``head`` face group of the
+mesh, all faces for a mesh without groups: eyeballs, teeth, tongue and eyelashes lie inside
+or on the head by design and are no collision surface):
+
+* a head frame: up and face axes snapped to the mesh's axes (from the photo camera, or the
+  +Y up / +Z face convention), and the skull's size and centre measured on horizontal
+  cross-sections of the skin above the ears, compared with the same sections of the
+  canonical head (so the frame does not depend on how far down the scalp region reaches);
+* the scalp's hairline in that frame (the ears, which the avatar's scalp may include, are
+  left out as on the canonical head: no roots grow on them);
+* a signed-distance grid over the whole skin, face, neck and shoulders included: nearest
+  of dense surface samples, with the sign and, near the surface, the distance from the
+  sample's face plane (the pseudo-normal test of Baerentzen and Aanaes, "Signed distance
+  computation using the angle weighted pseudonormal", IEEE TVCG 2005, on samples instead
+  of exact features). An open rim of the skin (the cut under the neck and shoulders) is
+  closed by its best-fit plane. The grid is made more conservative by each vertex's
+  largest morph-target displacement, so that a raised brow or an open jaw never reaches
+  hair that was fitted on the neutral face.
 
 Per style: roots are warped so the canonical hairline lands on the head's hairline,
 scaled into the head frame, slid along rays from the head centre onto the real surface,
 and every point is then pushed out along the distance gradient (a projection step as in
-position-based dynamics, Mueller et al. 2007).
+position-based dynamics, Mueller et al. 2007). Strands that still cross the body (long
+hair falling through the shoulders) are laid again from their first deep point, segment
+by segment with their lengths kept, each point projected out of the skin, so they drape
+over the shoulders ("follow the leader", Mueller, Kim and Chentanez, VRIPHYS 2012); a
+strand that cannot get out is cut where it enters (its rest collapses onto the last point
+outside).
 """
 from __future__ import annotations
 
@@ -29,6 +44,12 @@ from engines.types import Mesh
 SKIN_MARGIN = 0.0025
 """Strand points are kept at least this far (m) outside the skin."""
 _AZ_BINS = np.arange(-180.0, 180.0, 15.0) + 7.5
+SKIN_GROUP = "head"
+"""The face group of a mesh that is its skin (the collision surface of the hair)."""
+EAR_HALF_WIDTH, EAR_TOP = 18.0, 14.0
+"""The ears (no roots): azimuth within this of +-90 degrees and elevation below this."""
+_SECTIONS = np.array([0.3, 0.45, 0.6, 0.75])
+"""Heights (fractions of the canonical height above the ear plane) of the skull sections."""
 
 
 def _unit(v):
@@ -88,8 +109,7 @@ def _canonical_geometry(rows: int = 40, cols: int = 64):
     verts = np.concatenate([p, nv])
     faces = np.concatenate([faces, np.array(nf) + len(p)])
     az, el = direction_angles(q)
-    scalp = np.nonzero((el > hairline_at(az, DEFAULT_HAIRLINE) - 2.0)
-                       & ~((np.abs(np.abs(az) - 90) < 18) & (el < 14)))[0]
+    scalp = np.nonzero((el > hairline_at(az, DEFAULT_HAIRLINE) - 2.0) & ~_ear_zone(az, el))[0]
     return verts, faces, scalp
 
 
@@ -106,6 +126,78 @@ def _snap_axis(cue: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray
     return axes[int(np.argmax(score))]
 
 
+def skin_faces(mesh: Mesh) -> np.ndarray:
+    """The faces of the skin: the ``head`` face group, or every face of a mesh without it."""
+    g = mesh.face_groups.get(SKIN_GROUP) if mesh.face_groups else None
+    if g is not None and len(g):
+        return mesh.faces[g]
+    return mesh.faces
+
+
+def _ear_zone(az: np.ndarray, el: np.ndarray) -> np.ndarray:
+    """Directions (head frame) of the ears, where no hair grows (the canonical scalp's rule)."""
+    return (np.abs(np.abs(az) - 90.0) < EAR_HALF_WIDTH) & (el < EAR_TOP)
+
+
+def _cross_sections(v: np.ndarray, f: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """x and z extents (x_lo, x_hi, z_lo, z_hi) of a surface's horizontal sections at heights
+    ``ys`` (its local frame: y up), from the edges that cross each height; NaN where none."""
+    e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+    a, b = v[e[:, 0]], v[e[:, 1]]
+    ylo, yhi = np.minimum(a[:, 1], b[:, 1]), np.maximum(a[:, 1], b[:, 1])
+    out = np.full((len(ys), 4), np.nan)
+    for i, y in enumerate(ys):
+        s = (ylo < y) & (yhi >= y)
+        if s.sum() < 8:
+            continue
+        t = ((y - a[s, 1]) / (b[s, 1] - a[s, 1]))[:, None]
+        p = a[s] + t * (b[s] - a[s])
+        out[i] = p[:, 0].min(), p[:, 0].max(), p[:, 2].min(), p[:, 2].max()
+    return out
+
+
+def _welded(v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Faces on vertices merged by position (a render mesh splits them along its UV seams)."""
+    _, first, inv = np.unique(np.round(v / 1e-6).astype(np.int64), axis=0, return_index=True,
+                              return_inverse=True)
+    return v[first], inv.ravel()[f]
+
+
+def _open_rims(v: np.ndarray, f: np.ndarray, up: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """The open rims at the bottom of a surface (the cut under a neck or shoulders): each
+    boundary loop (of the welded surface) that opens downwards, as (centre, outward normal,
+    radius) of its best-fit plane."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+
+    wv, wf = _welded(v, f)
+    e = np.sort(np.concatenate([wf[:, [0, 1]], wf[:, [1, 2]], wf[:, [2, 0]]]), axis=1)
+    u, cnt = np.unique(e, axis=0, return_counts=True)
+    be = u[cnt == 1]
+    if len(be) < 6:
+        return []
+    n = len(wv)
+    _, lab = connected_components(sp.coo_matrix((np.ones(len(be)), (be[:, 0], be[:, 1])), shape=(n, n)),
+                                  directed=False)
+    bv = np.unique(be)
+    rims = []
+    for loop in np.unique(lab[bv]):
+        ids = bv[lab[bv] == loop]
+        if len(ids) < 6:
+            continue
+        p = wv[ids]
+        c = p.mean(0)
+        normal = np.linalg.svd(p - c, full_matrices=False)[2][2]
+        near = wf[np.isin(wf, ids).any(1)]  # the faces along the rim lie on its inner side
+        if normal @ (wv[near].mean((0, 1)) - c) > 0:
+            normal = -normal
+        if normal @ up > -0.5:
+            continue
+        rad = float(np.linalg.norm((p - c) - np.outer((p - c) @ normal, normal), axis=1).max())
+        rims.append((c, normal, rad))
+    return rims
+
+
 class HeadFit:
     """Everything about one head that strand fitting needs, computed once."""
 
@@ -114,12 +206,12 @@ class HeadFit:
         from scipy.spatial import cKDTree
 
         v = mesh.vertices.astype(np.float64)
-        f = mesh.faces
+        f = skin_faces(mesh)
+        skin = np.unique(f)
         self.vertices = v
         if scalp is None or len(scalp) == 0:
-            scalp = np.nonzero(v[:, 1] > np.percentile(v[:, 1], 70))[0]
-        self.scalp_mask = np.zeros(len(v), bool)
-        self.scalp_mask[scalp] = True
+            scalp = skin[v[skin, 1] > np.percentile(v[skin, 1], 70)]
+        scalp = np.asarray(scalp, np.int64)
         if camera and "R" in camera:
             # A portrait is taken upright and roughly from the front: the camera's up and
             # viewing axes, snapped to the mesh axes, give the head's up and face axes.
@@ -131,21 +223,16 @@ class HeadFit:
         fwd = _snap_axis(fwd_cue - (fwd_cue @ up) * up, exclude=up)
         self.axes = np.stack([np.cross(up, fwd), up, fwd], 1)  # columns: head x, y, z in world
         loc = v @ self.axes
-        s_lo, s_hi = np.percentile(loc[scalp], [1, 99], axis=0)
-        c_lo, c_hi, c_top = _canonical_scalp_stats()
-        sx = (s_hi[0] - s_lo[0]) / (c_hi[0] - c_lo[0])
-        sz = (s_hi[2] - s_lo[2]) / (c_hi[2] - c_lo[2])
-        sy = float(np.sqrt(sx * sz))
-        self.scale = np.array([sx, sy, sz])
-        centre_loc = np.array([
-            0.5 * (s_hi[0] + s_lo[0]) - sx * 0.5 * (c_hi[0] + c_lo[0]),
-            loc[scalp, 1].max() - sy * c_top,
-            0.5 * (s_hi[2] + s_lo[2]) - sz * 0.5 * (c_hi[2] + c_lo[2]),
-        ])
+        self.scale, centre_loc = _skull_frame(loc, f, skin, scalp)
         self.centre = self.axes @ centre_loc
+        # The scalp, less the ears (an avatar's scalp may run over them; roots never do).
+        az, el = direction_angles(_unit((loc[scalp] - centre_loc) / (self.scale * HEAD_RADII)))
+        self.scalp_mask = np.zeros(len(v), bool)
+        self.scalp_mask[scalp[~_ear_zone(az, el)]] = True
         self.hairline = self._measure_hairline(loc[scalp] - centre_loc)
         self._build_sdf(mesh, v, f, voxels)
-        self.tree = cKDTree(v)
+        self.skin = skin
+        self.tree = cKDTree(v[skin])
         self.alpha_cache: dict = {}
 
     # -- frame helpers --------------------------------------------------------------
@@ -158,6 +245,8 @@ class HeadFit:
     def _measure_hairline(self, scalp_loc: np.ndarray) -> np.ndarray:
         q = _unit(scalp_loc / (self.scale * HEAD_RADII))
         az, el = direction_angles(q)
+        ok = ~_ear_zone(az, el)
+        az, el = az[ok], el[ok]
         out = hairline_at(_AZ_BINS, DEFAULT_HAIRLINE)
         for i, a in enumerate(_AZ_BINS):
             d = np.abs((az - a + 180) % 360 - 180)
@@ -176,7 +265,8 @@ class HeadFit:
         rng = np.random.default_rng(0)
         fn = _face_normals(v, f)
         area = 0.5 * np.linalg.norm(np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]), axis=1)
-        lo, hi = v.min(0) - 0.04, v.max(0) + 0.04
+        sv = v[np.unique(f)]
+        lo, hi = sv.min(0) - 0.04, sv.max(0) + 0.04
         h = float((hi - lo).max() / (voxels - 1))
         n_s = int(np.clip(area.sum() / (0.5 * h) ** 2, 20000, 60000))
         tri = rng.choice(len(f), n_s, p=area / area.sum())
@@ -194,9 +284,19 @@ class HeadFit:
         axes = [lo[i] + h * np.arange(dims[i]) for i in range(3)]
         G = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
         dist, idx = cKDTree(samples).query(G, workers=1)
-        sign = np.sign(np.einsum("nd,nd->n", G - samples[idx], fn[tri[idx]]))
-        sign[sign == 0] = 1
-        sdf = (sign * dist - s_disp[idx]).reshape(dims)
+        plane = np.einsum("nd,nd->n", G - samples[idx], fn[tri[idx]])
+        sign = np.where(plane < 0, -1.0, 1.0)
+        # Near the surface the sample's face plane is far closer to the true distance than the
+        # sample itself (which lies up to about one sample spacing to the side).
+        rho2 = area.sum() / n_s
+        mag = np.sqrt(np.maximum(plane ** 2, dist ** 2 - rho2))
+        sdf = sign * mag - s_disp[idx]
+        for c, nrm, rad in _open_rims(v, f, self.axes[:, 1]):
+            # Beyond an open rim's plane (under the cut neck and shoulders) is outside.
+            dp = (G - c) @ nrm
+            lat = np.linalg.norm((G - c) - dp[:, None] * nrm, axis=1)
+            sdf = np.where(lat < rad, np.maximum(sdf, dp), sdf)
+        sdf = sdf.reshape(dims)
         self.grid_lo, self.grid_h, self.sdf_grid = lo, h, sdf.astype(np.float32)
         self.grad_grid = np.stack(np.gradient(sdf, h), 0).astype(np.float32)
 
@@ -213,7 +313,56 @@ class HeadFit:
 
     def in_scalp(self, x: np.ndarray) -> np.ndarray:
         _, i = self.tree.query(x)
-        return self.scalp_mask[i]
+        return self.scalp_mask[self.skin[i]]
+
+
+def _skull_frame(loc: np.ndarray, f: np.ndarray, skin: np.ndarray, scalp: np.ndarray):
+    """Scale (x, y, z) and centre (head frame) that map the canonical skull onto this skin.
+
+    Width and depth are the ratios of the skin's horizontal sections to the canonical head's
+    at the same heights above the ear plane (:data:`_SECTIONS`, fractions of the canonical
+    height: above the ears and brows, where the canonical head is its plain ellipsoid); the
+    height scale is their geometric mean and the top of the skin sets the vertical centre.
+    Falls back to the scalp's extent when the sections cannot be measured.
+    """
+    c_ext, c_top = _canonical_sections()
+    top = float(loc[skin, 1].max())
+    sy = 1.0
+    ext = None
+    for _ in range(4):
+        ys = top - sy * (c_top - _SECTIONS * HEAD_RADII[1])
+        e = _cross_sections(loc, f, ys)
+        ok = np.isfinite(e).all(1) & np.isfinite(c_ext).all(1)
+        if ok.sum() < 2:
+            ext = None
+            break
+        ext = (e[ok], c_ext[ok])
+        sx = float(np.median((e[ok, 1] - e[ok, 0]) / (c_ext[ok, 1] - c_ext[ok, 0])))
+        sz = float(np.median((e[ok, 3] - e[ok, 2]) / (c_ext[ok, 3] - c_ext[ok, 2])))
+        sy = float(np.sqrt(sx * sz))
+    if ext is not None:
+        e, ce = ext
+        cx = float(np.mean(0.5 * (e[:, 0] + e[:, 1]) - sx * 0.5 * (ce[:, 0] + ce[:, 1])))
+        cz = float(np.mean(0.5 * (e[:, 2] + e[:, 3]) - sz * 0.5 * (ce[:, 2] + ce[:, 3])))
+        return np.array([sx, sy, sz]), np.array([cx, top - sy * c_top, cz])
+    s_lo, s_hi = np.percentile(loc[scalp], [1, 99], axis=0)
+    c_lo, c_hi, c_top = _canonical_scalp_stats()
+    sx = (s_hi[0] - s_lo[0]) / (c_hi[0] - c_lo[0])
+    sz = (s_hi[2] - s_lo[2]) / (c_hi[2] - c_lo[2])
+    sy = float(np.sqrt(sx * sz))
+    centre_loc = np.array([
+        0.5 * (s_hi[0] + s_lo[0]) - sx * 0.5 * (c_hi[0] + c_lo[0]),
+        loc[scalp, 1].max() - sy * c_top,
+        0.5 * (s_hi[2] + s_lo[2]) - sz * 0.5 * (c_hi[2] + c_lo[2]),
+    ])
+    return np.array([sx, sy, sz]), centre_loc
+
+
+@lru_cache(maxsize=1)
+def _canonical_sections():
+    v, f, _ = _canonical_geometry()
+    top = float(v[:, 1].max())
+    return _cross_sections(v.astype(np.float64), f, _SECTIONS * HEAD_RADII[1]), top
 
 
 @lru_cache(maxsize=1)
@@ -232,6 +381,9 @@ def _head_key(mesh: Mesh, scalp, camera) -> str:
     hsh = hashlib.blake2b(digest_size=16)
     hsh.update(np.ascontiguousarray(mesh.vertices).tobytes())
     hsh.update(np.ascontiguousarray(mesh.faces).tobytes())
+    g = mesh.face_groups.get(SKIN_GROUP) if mesh.face_groups else None
+    if g is not None:
+        hsh.update(np.ascontiguousarray(g, np.int64).tobytes())
     if scalp is not None:
         hsh.update(np.asarray(scalp, np.int64).tobytes())
     if camera and "R" in camera:
@@ -264,6 +416,42 @@ def head_fit(mesh: Mesh, scalp: np.ndarray | None, camera: dict | None = None) -
         while len(_fits) > 4:
             _fits.popitem(last=False)
     return hf
+
+
+def _push_out(hf: HeadFit, flat: np.ndarray, iterations: int) -> None:
+    """Move points closer than :data:`SKIN_MARGIN` out along the distance gradient (in place)."""
+    idx = np.nonzero(hf.sdf(flat) < SKIN_MARGIN)[0]
+    for _ in range(iterations):
+        if len(idx) == 0:
+            break
+        dd, g = hf.sdf(flat[idx], with_grad=True)
+        flat[idx] += (SKIN_MARGIN - dd + 0.0005)[:, None] * g
+        idx = idx[hf.sdf(flat[idx]) < SKIN_MARGIN]
+
+
+def _drape(hf: HeadFit, strands: np.ndarray, bad: np.ndarray) -> np.ndarray:
+    """Lay strands again from their first bad point: each segment keeps its rest direction
+    and length unless that enters the skin, where the point is projected out and the
+    segment shortened back to its length (follow the leader), so hair slides over the body."""
+    rest = strands
+    out = strands.copy()
+    P = strands.shape[1]
+    k0 = np.argmax(bad, axis=1)
+    for k in range(max(1, int(k0.min())), P):
+        a = np.nonzero(k >= k0)[0]
+        prev = out[a, k - 1]
+        seg = rest[a, k] - rest[a, k - 1]
+        L = np.linalg.norm(seg, axis=1, keepdims=True)
+        p = prev + seg
+        for _ in range(3):
+            d, g = hf.sdf(p, with_grad=True)
+            hit = np.nonzero(d < SKIN_MARGIN)[0]
+            if len(hit) == 0:
+                break
+            q = p[hit] + (SKIN_MARGIN - d[hit] + 0.0005)[:, None] * g[hit]
+            p[hit] = prev[hit] + L[hit] * _unit(q - prev[hit])
+        out[a, k] = p
+    return out
 
 
 def fit_strands(canon: np.ndarray, hf: HeadFit, iterations: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -306,14 +494,25 @@ def fit_strands(canon: np.ndarray, hf: HeadFit, iterations: int = 3) -> tuple[np
     keep = hf.in_scalp(world[:, 0])
     # 3. Collision: push every point out along the distance gradient.
     flat = world.reshape(-1, 3)
-    idx = np.nonzero(hf.sdf(flat) < SKIN_MARGIN)[0]
-    for _ in range(iterations):
-        if len(idx) == 0:
-            break
-        dd, g = hf.sdf(flat[idx], with_grad=True)
-        flat[idx] += (SKIN_MARGIN - dd + 0.0005)[:, None] * g
-        idx = idx[hf.sdf(flat[idx]) < SKIN_MARGIN]
-    return flat.reshape(S, P, 3).astype(np.float32), keep
+    _push_out(hf, flat, iterations)
+    # 4. Points still well inside went deep (long hair through the shoulders, a tail through
+    #    the back): drape those strands from there.
+    bad = (hf.sdf(flat) < 0.5 * SKIN_MARGIN).reshape(S, P)
+    rows = np.nonzero(bad.any(1))[0]
+    if len(rows):
+        world[rows] = _drape(hf, world[rows], bad[rows])
+        # 5. Whatever still cannot get out is cut where it enters the skin.
+        sub = world[rows]
+        inside = (hf.sdf(sub.reshape(-1, 3)) < 0.5 * SKIN_MARGIN).reshape(len(rows), P)
+        cut = np.where(inside.any(1), np.argmax(inside, axis=1), P)
+        for j in np.nonzero(cut < P)[0]:
+            c = int(cut[j])
+            if c <= 1:
+                keep[rows[j]] = False
+            else:
+                sub[j, c:] = sub[j, c - 1]
+        world[rows] = sub
+    return world.astype(np.float32), keep
 
 
 @lru_cache(maxsize=1)
