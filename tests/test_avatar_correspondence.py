@@ -47,15 +47,7 @@ def mp_mirror(canon):
     return full
 
 
-def umeyama(src, dst):
-    ms, md = src.mean(0), dst.mean(0)
-    s0, d0 = src - ms, dst - md
-    U, S, Vt = np.linalg.svd(d0.T @ s0 / len(src))
-    D = np.eye(3)
-    D[2, 2] = np.sign(np.linalg.det(U @ Vt))
-    R = U @ D @ Vt
-    s = (S * np.diag(D)).sum() / ((s0 ** 2).sum() / len(src))
-    return s, R, md - s * R @ ms
+from tools.build_ict_correspondence import umeyama  # noqa: E402 (the build script's own alignment)
 
 
 def tri_set(m, material, limit=None):
