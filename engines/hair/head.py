@@ -14,20 +14,22 @@ or on the head by design and are no collision surface):
   of dense surface samples, with the sign and, near the surface, the distance from the
   sample's face plane (the pseudo-normal test of Baerentzen and Aanaes, "Signed distance
   computation using the angle weighted pseudonormal", IEEE TVCG 2005, on samples instead
-  of exact features). An open rim of the skin (the cut under the neck and shoulders) is
-  closed by its best-fit plane. The grid is made more conservative by each vertex's
+  of exact features). Below the open rim at the bottom of the skin (the cut under the neck
+  and shoulders) the body is taken to go on straight down: the distance there is the one
+  to the rim's outline, extruded. The grid is made more conservative by each vertex's
   largest morph-target displacement, so that a raised brow or an open jaw never reaches
   hair that was fitted on the neutral face.
 
 Per style: roots are warped so the canonical hairline lands on the head's hairline,
 scaled into the head frame, slid along rays from the head centre onto the real surface,
 and every point is then pushed out along the distance gradient (a projection step as in
-position-based dynamics, Mueller et al. 2007). Strands that still cross the body (long
-hair falling through the shoulders) are laid again from their first deep point, segment
-by segment with their lengths kept, each point projected out of the skin, so they drape
-over the shoulders ("follow the leader", Mueller, Kim and Chentanez, VRIPHYS 2012); a
-strand that cannot get out is cut where it enters (its rest collapses onto the last point
-outside).
+position-based dynamics, Mueller et al. 2007). Strands that go deep into the neck or
+shoulders (long hair falling through them) are laid again instead, segment by segment
+from where they first come near the skin, lengths kept and each point projected out of
+the skin, so they drape over the shoulders ("follow the leader", Mueller, Kim and
+Chentanez, VRIPHYS 2012). A strand that still cannot get out is cut where it enters (its
+remaining points spread over its last segment), and so is hair that would go on down the
+body below the bottom rim of a bust (the avatar ends there; hair hanging free goes on).
 """
 from __future__ import annotations
 
@@ -48,6 +50,12 @@ SKIN_GROUP = "head"
 """The face group of a mesh that is its skin (the collision surface of the hair)."""
 EAR_HALF_WIDTH, EAR_TOP = 18.0, 14.0
 """The ears (no roots): azimuth within this of +-90 degrees and elevation below this."""
+DEEP = 0.004
+"""A strand with a point this far (m) inside the neck or shoulders is draped, not pushed
+point by point (which would leave it zigzagging between the nearest surfaces)."""
+CUT_REACH = 0.03
+"""Hair that comes within this (m) of the body below the bottom rim of a bust (the cut under
+the shoulders; not under a bare neck) ends at the rim: the body it would lie on is not there."""
 _SECTIONS = np.array([0.3, 0.45, 0.6, 0.75])
 """Heights (fractions of the canonical height above the ear plane) of the skull sections."""
 
@@ -157,45 +165,70 @@ def _cross_sections(v: np.ndarray, f: np.ndarray, ys: np.ndarray) -> np.ndarray:
 
 
 def _welded(v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Faces on vertices merged by position (a render mesh splits them along its UV seams)."""
+    """Vertices merged by position and the faces on them (a render mesh splits its vertices
+    along the UV seams)."""
     _, first, inv = np.unique(np.round(v / 1e-6).astype(np.int64), axis=0, return_index=True,
                               return_inverse=True)
     return v[first], inv.ravel()[f]
 
 
-def _open_rims(v: np.ndarray, f: np.ndarray, up: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, float]]:
-    """The open rims at the bottom of a surface (the cut under a neck or shoulders): each
-    boundary loop (of the welded surface) that opens downwards, as (centre, outward normal,
-    radius) of its best-fit plane."""
-    import scipy.sparse as sp
-    from scipy.sparse.csgraph import connected_components
-
-    wv, wf = _welded(v, f)
+def _bottom_rims(loc: np.ndarray, f: np.ndarray, centre_y: float) -> list[np.ndarray]:
+    """Closed boundary loops of the surface (head frame, welded) below the skull centre that
+    open downwards: the cut under a neck or shoulder stump. Each is an ordered L x 3 polygon."""
+    wv, wf = _welded(loc, f)
     e = np.sort(np.concatenate([wf[:, [0, 1]], wf[:, [1, 2]], wf[:, [2, 0]]]), axis=1)
     u, cnt = np.unique(e, axis=0, return_counts=True)
     be = u[cnt == 1]
-    if len(be) < 6:
-        return []
-    n = len(wv)
-    _, lab = connected_components(sp.coo_matrix((np.ones(len(be)), (be[:, 0], be[:, 1])), shape=(n, n)),
-                                  directed=False)
-    bv = np.unique(be)
-    rims = []
-    for loop in np.unique(lab[bv]):
-        ids = bv[lab[bv] == loop]
-        if len(ids) < 6:
+    nbr: dict[int, list[int]] = {}
+    for i, j in be:
+        nbr.setdefault(int(i), []).append(int(j))
+        nbr.setdefault(int(j), []).append(int(i))
+    if any(len(n) != 2 for n in nbr.values()):
+        return []  # not simple loops (touching holes): leave the surface as it is
+    loops, seen = [], set()
+    for start in nbr:
+        if start in seen:
             continue
-        p = wv[ids]
-        c = p.mean(0)
-        normal = np.linalg.svd(p - c, full_matrices=False)[2][2]
-        near = wf[np.isin(wf, ids).any(1)]  # the faces along the rim lie on its inner side
-        if normal @ (wv[near].mean((0, 1)) - c) > 0:
-            normal = -normal
-        if normal @ up > -0.5:
+        loop, prev, cur = [start], -1, start
+        seen.add(start)
+        while True:
+            nxt = nbr[cur][0] if nbr[cur][0] != prev else nbr[cur][1]
+            if nxt == start or nxt in seen:
+                break
+            loop.append(nxt)
+            seen.add(nxt)
+            prev, cur = cur, nxt
+        p = wv[loop]
+        if len(p) < 6 or p[:, 1].max() >= centre_y:
             continue
-        rad = float(np.linalg.norm((p - c) - np.outer((p - c) @ normal, normal), axis=1).max())
-        rims.append((c, normal, rad))
-    return rims
+        along = wf[np.isin(wf, loop).any(1)]
+        if wv[along][..., 1].mean() > p[:, 1].mean():  # the surface rises from it: open downwards
+            loops.append(p)
+    return loops
+
+
+def _prism_distance(q: np.ndarray, poly: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Signed 2-D distance (x, z) of points to a closed polygon (negative inside), and the
+    height of the polygon's nearest point."""
+    a = poly[:, [0, 2]]
+    b = np.roll(a, -1, axis=0)
+    ya, yb = poly[:, 1], np.roll(poly[:, 1], -1)
+    x = q[:, [0, 2]]
+    best = np.full(len(q), np.inf)
+    height = np.zeros(len(q))
+    wind = np.zeros(len(q), bool)
+    for k in range(len(a)):
+        ab = b[k] - a[k]
+        t = np.clip(((x - a[k]) @ ab) / max(ab @ ab, 1e-18), 0.0, 1.0)
+        d = np.linalg.norm(x - (a[k] + t[:, None] * ab), axis=1)
+        closer = d < best
+        best = np.where(closer, d, best)
+        height = np.where(closer, ya[k] + t * (yb[k] - ya[k]), height)
+        # Even-odd rule for inside.
+        cross = (a[k, 1] > x[:, 1]) != (b[k, 1] > x[:, 1])
+        xint = a[k, 0] + (x[:, 1] - a[k, 1]) * ab[0] / np.where(ab[1] == 0, 1e-18, ab[1])
+        wind ^= cross & (x[:, 0] < xint)
+    return np.where(wind, -best, best), height
 
 
 class HeadFit:
@@ -291,11 +324,22 @@ class HeadFit:
         rho2 = area.sum() / n_s
         mag = np.sqrt(np.maximum(plane ** 2, dist ** 2 - rho2))
         sdf = sign * mag - s_disp[idx]
-        for c, nrm, rad in _open_rims(v, f, self.axes[:, 1]):
-            # Beyond an open rim's plane (under the cut neck and shoulders) is outside.
-            dp = (G - c) @ nrm
-            lat = np.linalg.norm((G - c) - dp[:, None] * nrm, axis=1)
-            sdf = np.where(lat < rad, np.maximum(sdf, dp), sdf)
+        # Under the cut at the bottom of the neck or shoulders the body goes on: below a
+        # bottom rim the distance is the one to the rim's outline extruded straight down.
+        Gl = G @ self.axes
+        cut = np.full(len(G), np.inf)
+        self.rim_top = -np.inf
+        for poly in _bottom_rims(v @ self.axes, f, float((self.centre @ self.axes)[1])):
+            below = Gl[:, 1] < poly[:, 1].max() + 2 * h
+            d2, y_rim = _prism_distance(Gl[below], poly)
+            sdf[below] = np.where(Gl[below, 1] < y_rim, d2, sdf[below])
+            if 0.5 * np.ptp(poly[:, 0]) > self.scale[0] * HEAD_RADII[0]:
+                # A bust (the rim is wider than the skull: shoulders): where hair would go on
+                # down along the body under its cut, it ends. Under a bare neck it hangs on.
+                self.rim_top = max(self.rim_top, float(poly[:, 1].max()) + 2 * h)
+                near = np.maximum(Gl[below, 1] - y_rim, d2 - CUT_REACH * self.scale[1])
+                cut[below] = np.minimum(cut[below], near)
+        self.cut_grid = None if np.isinf(cut).all() else np.minimum(cut, 1.0).reshape(dims).astype(np.float32)
         sdf = sdf.reshape(dims)
         self.grid_lo, self.grid_h, self.sdf_grid = lo, h, sdf.astype(np.float32)
         self.grad_grid = np.stack(np.gradient(sdf, h), 0).astype(np.float32)
@@ -310,6 +354,15 @@ class HeadFit:
             return d
         g = np.stack([map_coordinates(self.grad_grid[i], c, order=1, mode="nearest") for i in range(3)], 1)
         return d, _unit(g)
+
+    def beyond_bust(self, x: np.ndarray) -> np.ndarray:
+        """Points under the bottom rim of the skin and near the body: hair ends before them."""
+        if self.cut_grid is None:
+            return np.zeros(len(x), bool)
+        from scipy.ndimage import map_coordinates
+
+        c = ((x - self.grid_lo) / self.grid_h).T
+        return map_coordinates(self.cut_grid, c, order=1, mode="nearest") < 0
 
     def in_scalp(self, x: np.ndarray) -> np.ndarray:
         _, i = self.tree.query(x)
@@ -418,40 +471,58 @@ def head_fit(mesh: Mesh, scalp: np.ndarray | None, camera: dict | None = None) -
     return hf
 
 
-def _push_out(hf: HeadFit, flat: np.ndarray, iterations: int) -> None:
-    """Move points closer than :data:`SKIN_MARGIN` out along the distance gradient (in place)."""
-    idx = np.nonzero(hf.sdf(flat) < SKIN_MARGIN)[0]
+def _push_out(hf: HeadFit, flat: np.ndarray, iterations: int, d: np.ndarray | None = None) -> np.ndarray:
+    """Move points closer than :data:`SKIN_MARGIN` out along the distance gradient (in place);
+    returns their distances afterwards. ``d``: their distances now, when known."""
+    d = hf.sdf(flat) if d is None else d.copy()
+    idx = np.nonzero(d < SKIN_MARGIN)[0]
     for _ in range(iterations):
         if len(idx) == 0:
             break
         dd, g = hf.sdf(flat[idx], with_grad=True)
         flat[idx] += (SKIN_MARGIN - dd + 0.0005)[:, None] * g
-        idx = idx[hf.sdf(flat[idx]) < SKIN_MARGIN]
+        d[idx] = hf.sdf(flat[idx])
+        idx = idx[d[idx] < SKIN_MARGIN]
+    return d
 
 
-def _drape(hf: HeadFit, strands: np.ndarray, bad: np.ndarray) -> np.ndarray:
-    """Lay strands again from their first bad point: each segment keeps its rest direction
-    and length unless that enters the skin, where the point is projected out and the
-    segment shortened back to its length (follow the leader), so hair slides over the body."""
-    rest = strands
-    out = strands.copy()
-    P = strands.shape[1]
-    k0 = np.argmax(bad, axis=1)
-    for k in range(max(1, int(k0.min())), P):
-        a = np.nonzero(k >= k0)[0]
-        prev = out[a, k - 1]
-        seg = rest[a, k] - rest[a, k - 1]
-        L = np.linalg.norm(seg, axis=1, keepdims=True)
+def _drape(hf: HeadFit, strands: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lay strands again from point ``start`` on (per strand, >= 1): each segment keeps its
+    rest direction and length unless that enters the skin, where the point is projected out
+    and the segment turned back to its length (follow the leader), so hair slides over the
+    body. Returns the strands and the distance of each point."""
+    S, P, _ = strands.shape
+    order = np.argsort(start, kind="stable")
+    k0 = start[order]
+    rest = np.ascontiguousarray(strands[order].transpose(1, 0, 2))
+    out = rest.copy()
+    dist = hf.sdf(rest.reshape(-1, 3)).reshape(P, S)
+    for k in range(max(1, int(k0[0])), P):
+        n = int(np.searchsorted(k0, k, side="right"))  # strands laid again from here: a prefix
+        prev = out[k - 1, :n]
+        seg = rest[k, :n] - rest[k - 1, :n]
         p = prev + seg
-        for _ in range(3):
-            d, g = hf.sdf(p, with_grad=True)
-            hit = np.nonzero(d < SKIN_MARGIN)[0]
-            if len(hit) == 0:
-                break
-            q = p[hit] + (SKIN_MARGIN - d[hit] + 0.0005)[:, None] * g[hit]
-            p[hit] = prev[hit] + L[hit] * _unit(q - prev[hit])
-        out[a, k] = p
-    return out
+        d = hf.sdf(p)
+        hit = np.nonzero(d < SKIN_MARGIN)[0]
+        if len(hit):
+            ph, pv = p[hit], prev[hit]
+            L = np.linalg.norm(seg[hit], axis=1, keepdims=True)
+            dh, g = hf.sdf(ph, with_grad=True)
+            for it in range(3):
+                m = np.nonzero(dh < SKIN_MARGIN)[0]
+                if len(m) == 0:
+                    break
+                if it == 2:  # a last step along the gradient where the point is now
+                    g[m] = hf.sdf(ph[m], with_grad=True)[1]
+                q = ph[m] + (SKIN_MARGIN - dh[m] + 0.0005)[:, None] * g[m]
+                ph[m] = pv[m] + L[m] * _unit(q - pv[m])
+                dh[m] = hf.sdf(ph[m])
+            p[hit] = ph
+            d[hit] = dh
+        out[k, :n] = p
+        dist[k, :n] = d
+    inv = np.argsort(order)
+    return out.transpose(1, 0, 2)[inv], dist.T[inv]
 
 
 def fit_strands(canon: np.ndarray, hf: HeadFit, iterations: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -492,27 +563,55 @@ def fit_strands(canon: np.ndarray, hf: HeadFit, iterations: int = 3) -> tuple[np
     target = hf.centre + ray * np.where(has, t_hit, 1.0)[:, None]
     world += (target - r0)[:, None]
     keep = hf.in_scalp(world[:, 0])
-    # 3. Collision: push every point out along the distance gradient.
+    # 3. Collision. Strands that go deep into the body below the skull (long hair through
+    #    the shoulders, a tail through the back) are draped, laid again segment by segment
+    #    from where they first come near the skin; every other point is pushed out along
+    #    the distance gradient.
     flat = world.reshape(-1, 3)
-    _push_out(hf, flat, iterations)
-    # 4. Points still well inside went deep (long hair through the shoulders, a tail through
-    #    the back): drape those strands from there.
-    bad = (hf.sdf(flat) < 0.5 * SKIN_MARGIN).reshape(S, P)
-    rows = np.nonzero(bad.any(1))[0]
+    d0 = hf.sdf(flat).reshape(S, P)
+    low = (flat @ hf.axes[:, 1] < hf.centre @ hf.axes[:, 1]).reshape(S, P)
+    deep = ((d0 < -DEEP) & low).any(1)
+    dist = d0.copy()
+    rows = np.nonzero(~deep)[0]
     if len(rows):
-        world[rows] = _drape(hf, world[rows], bad[rows])
-        # 5. Whatever still cannot get out is cut where it enters the skin.
+        part = world[rows].reshape(-1, 3)
+        dist[rows] = _push_out(hf, part, iterations, d0[rows].ravel()).reshape(-1, P)
+        world[rows] = part.reshape(-1, P, 3)
+    rows = np.nonzero(deep)[0]
+    if len(rows):
         sub = world[rows]
-        inside = (hf.sdf(sub.reshape(-1, 3)) < 0.5 * SKIN_MARGIN).reshape(len(rows), P)
-        cut = np.where(inside.any(1), np.argmax(inside, axis=1), P)
-        for j in np.nonzero(cut < P)[0]:
-            c = int(cut[j])
-            if c <= 1:
-                keep[rows[j]] = False
-            else:
-                sub[j, c:] = sub[j, c - 1]
-        world[rows] = sub
+        roots = sub[:, 0].copy()
+        _push_out(hf, roots, iterations, d0[rows, 0])
+        sub += (roots - sub[:, 0])[:, None]
+        touch = d0[rows] < SKIN_MARGIN + 0.005
+        touch[:, 0] = False
+        world[rows], dist[rows] = _drape(hf, sub, np.argmax(touch, axis=1))
+    # 4. Whatever still cannot get out is cut where it enters the skin, and hair that would
+    #    go on down the body under the bust's bottom rim ends at the rim.
+    end = dist < 0.5 * SKIN_MARGIN
+    low = np.nonzero(flat @ hf.axes[:, 1] < hf.rim_top)[0]
+    if len(low):
+        end.reshape(-1)[low] |= hf.beyond_bust(flat[low])
+    rows = np.nonzero(end.any(1))[0]
+    if len(rows):
+        c = np.argmax(end[rows], axis=1)
+        keep[rows[c <= 1]] = False
+        ok = c > 1
+        world[rows[ok]] = _shorten(world[rows[ok]], c[ok])
     return world.astype(np.float32), keep
+
+
+def _shorten(strands: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Strands cut after their first ``n`` points (n >= 2 each): the points from there on are
+    spread over the last segment kept, so that the strand ends at its point ``n - 1`` and
+    every segment keeps a length (no points inside, no degenerate cards)."""
+    R, P, _ = strands.shape
+    k = np.arange(P)[None, :]
+    a = (n - 2)[:, None]
+    t = np.clip((k - a) / np.maximum(P - 1 - a, 1), 0.0, 1.0)[..., None]
+    rows = np.arange(R)
+    p0, p1 = strands[rows, n - 2][:, None], strands[rows, n - 1][:, None]
+    return np.where((k < a)[..., None], strands, p0 + t * (p1 - p0))
 
 
 @lru_cache(maxsize=1)
