@@ -1,4 +1,4 @@
-"""Blender imports our rigged avatar GLB: objects, shape keys, armature bones, import time.
+"""Blender imports our rigged avatar GLB: objects, shape keys, armature bones, actions, import time.
 
     .venv/bin/python benchmarks/avatar_blender.py [file.glb | --photo portrait.jpg]
     blender -b --factory-startup --python benchmarks/avatar_blender.py -- file.glb
@@ -13,8 +13,11 @@ numpy 1.24 removed, so this script sets ``numpy.bool = bool`` before importing B
 
 Per object: type, parent, vertices, shape keys (count and names, without ``Basis``; Blender
 names them from ``mesh.extras.targetNames``), vertex groups (one per joint that skins it),
-whether it has an Armature modifier and on which armature; per armature its bones (name,
-parent); the import time (wall, the GLB already written). The last line is the same as JSON.
+whether it has an Armature modifier and on which armature, and its animation data (action,
+NLA tracks, shape-key action); per armature its bones (name, parent); every action (an
+animated GLB's clips: name, frame range, F-curves and what they drive) and the scene's frame
+range; the import time (wall, the GLB already written). The last line is the same as JSON.
+An animated take: ``main.py run puppet ... --out take.glb``, then this script on take.glb.
 """
 from __future__ import annotations
 
@@ -57,9 +60,24 @@ def inside_blender(glb: str) -> dict:
         elif ob.type == "ARMATURE":
             armatures[ob.name] = [{"name": b.name, "parent": b.parent.name if b.parent else None}
                                   for b in ob.data.bones]
+        anim = []
+        for owner in (ob, ob.data.shape_keys if ob.type == "MESH" and ob.data.shape_keys else None):
+            ad = getattr(owner, "animation_data", None) if owner is not None else None
+            if ad is None:
+                continue
+            if ad.action is not None:
+                anim.append(ad.action.name)
+            anim += [f"{t.name}: {', '.join(st.action.name for st in t.strips if st.action)}" for t in ad.nla_tracks]
+        row["animation"] = anim
         objects.append(row)
+    actions = [{"name": a.name, "frame_range": [round(float(x), 3) for x in a.frame_range], "fcurves": len(a.fcurves),
+                "paths": sorted({fc.data_path.split("[")[0].split(".")[-1] for fc in a.fcurves})}
+               for a in bpy.data.actions]
+    sc = bpy.context.scene
     return {"file": glb, "result": sorted(res), "import_s": dt, "blender": bpy.app.version_string,
-            "objects": objects, "armatures": armatures, "images": [im.name for im in bpy.data.images]}
+            "objects": objects, "armatures": armatures, "images": [im.name for im in bpy.data.images],
+            "actions": actions, "scene_frames": [sc.frame_start, sc.frame_end],
+            "fps": sc.render.fps / sc.render.fps_base}
 
 
 def table(rep: dict) -> str:
@@ -79,8 +97,23 @@ def table(rep: dict) -> str:
         out.append("")
         out.append(f"armature {name}: {len(bones)} bones: " +
                    ", ".join(f"{b['name']} (< {b['parent']})" if b["parent"] else b["name"] for b in bones))
+    if rep.get("actions"):
+        out.append("")
+        out.append(f"{len(rep['actions'])} actions (animations), scene frames {rep['scene_frames'][0]}-"
+                   f"{rep['scene_frames'][1]} at {rep['fps']:.3f} fps:")
+        for a in rep["actions"]:
+            out.append(f"  {a['name']:<28} frames {a['frame_range'][0]:g}-{a['frame_range'][1]:g}, "
+                       f"{a['fcurves']} F-curves ({', '.join(a['paths'])})")
+        animated = {o["name"]: o["animation"] for o in rep["objects"] if o.get("animation")}
+        out.append("animation data by object: " + json.dumps(animated))
     vals = {o["name"]: o["shape_key_values"] for o in rep["objects"] if o.get("shape_key_values")}
-    if vals:
+    if vals and rep.get("actions"):  # animated: the values are the current frame's; show one object's
+        name, v = next(iter(vals.items()))
+        top = dict(sorted(v.items(), key=lambda kv: -abs(kv[1]))[:8])
+        vals = {name: top}
+        out.append("")
+        out.append("shape key values at the current frame (largest 8 of one object): " + json.dumps(vals))
+    elif vals:
         out.append("")
         out.append("non-zero shape key values (the GLB's default weights): " + json.dumps(vals))
     out.append(f"images: {rep['images']}")

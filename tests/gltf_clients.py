@@ -6,6 +6,8 @@
 * :func:`three_summary` parses the file with three.js GLTFLoader in Node and returns, per mesh,
   its ``name``, ``morphTargetDictionary``, ``isSkinnedMesh`` and ``bones``, plus every bone name,
   the embedded images' sizes and ``maxRestOffset`` (how far the skin moves vertices at rest).
+* :func:`three_animation` plays the first animation clip with three.js AnimationMixer and returns
+  the clips and the morph influences / bone rotations at given times.
 * :func:`clients_missing` says why they cannot run (no node/npm), else ``None``;
   :func:`require_clients` skips the calling test with that reason.
 * :func:`synthetic_rig` makes a small skinned, grouped, morph-targeted, textured Mesh +
@@ -64,12 +66,12 @@ def require_clients() -> None:
         pytest.skip(why)
 
 
-def _node(script: str, path: str | os.PathLike, timeout: float = 120) -> dict:
+def _node(script: str, path: str | os.PathLike, timeout: float = 120, args: tuple = ()) -> dict:
     why = clients_missing()
     if why:
         raise RuntimeError(why)
-    r = subprocess.run(["node", str(JS / script), str(Path(path).resolve())], cwd=JS, capture_output=True,
-                       text=True, timeout=timeout)
+    r = subprocess.run(["node", str(JS / script), str(Path(path).resolve()), *map(str, args)], cwd=JS,
+                       capture_output=True, text=True, timeout=timeout)
     if r.returncode != 0:
         raise RuntimeError(f"node {script} failed on {Path(path).name}:\n{r.stderr[-3000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -90,6 +92,13 @@ def three_summary(path: str | os.PathLike) -> dict:
     """What three.js GLTFLoader makes of a GLB: meshes (name, morphTargetDictionary,
     isSkinnedMesh, bones, vertexCount, attributes, hasMap), bones, images, maxRestOffset."""
     return _node("three_load.mjs", path)
+
+
+def three_animation(path: str | os.PathLike, times=(0.0,)) -> dict:
+    """three.js AnimationMixer on a GLB's first clip: ``clips`` (name, duration, tracks) and, per
+    time in ``times`` (seconds), ``samples[i]["morphs"][mesh][target]`` and ``["bones"][name]``
+    (quaternion x, y, z, w) as the mixer sets them."""
+    return _node("three_anim.mjs", path, args=(",".join(f"{float(t):.6f}" for t in times),))
 
 
 def _sphere(center, radius, n_lat=8, n_lon=12, scale=(1.0, 1.0, 1.0)):

@@ -29,6 +29,7 @@ VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm"}
 # ``fn(obj, path) -> list[Path]`` and must write through atomic_path.
 WRITERS: dict[str, list[tuple[str, str]]] = {
     ".glb": [
+        ("Take", "engines.puppet.export:write_take_glb"),
         ("Avatar", "engines.avatar.export:write_avatar_glb"),
         ("Mesh", "engines.io.mesh:write_glb"),
         ("DepthMap", "engines.io.depth:write_depth_mesh_glb"),
@@ -49,7 +50,11 @@ WRITERS: dict[str, list[tuple[str, str]]] = {
         ("Image", "engines.io.images:write_image"),
     ],
     ".npy": [("DepthMap", "engines.io.depth:write_depth_npy")],
-    ".mp4": [("VideoResult", "engines.io.video:write_video_result")],
+    ".mp4": [
+        ("VideoResult", "engines.io.video:write_video_result"),
+        ("Take", "engines.puppet.export:write_take_mp4"),
+    ],
+    ".json": [("Take", "engines.puppet.export:write_take_json")],
     ".jpg": [("Image", "engines.io.images:write_image")],
 }
 
@@ -156,8 +161,9 @@ def load_input(paths: str | os.PathLike | Iterable, prefer: tuple[type, ...] = (
     * one video file -> VideoClip
     * a folder, or several images -> FocalStack when ``prefer`` asks for one (or focus
       distances are found), else ImageSet
+    * one ``.glb`` / ``.zip`` avatar file -> Avatar, when ``prefer`` accepts an Avatar
     """
-    from engines.types import FocalStack, ImageSet
+    from engines.types import Avatar, FocalStack, ImageSet
 
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -175,6 +181,10 @@ def load_input(paths: str | os.PathLike | Iterable, prefer: tuple[type, ...] = (
         from engines.io.video import open_video
 
         return open_video(paths[0])
+    if len(paths) == 1 and Avatar in prefer and paths[0].suffix.lower() in (".glb", ".zip") and paths[0].is_file():
+        from engines.io.avatar import read_avatar
+
+        return read_avatar(paths[0])
     if len(paths) == 1 and classify(paths[0]) == "unknown":
         raise EngineError(
             f"{paths[0].name}: unknown file type '{paths[0].suffix}'. Import an image "

@@ -12,8 +12,11 @@ nodes and skinned meshes get a skin (JOINTS_0/WEIGHTS_0, inverse bind matrices).
 
 UV convention: ``Mesh.uv`` uses the OBJ/OpenGL convention (v = 0 at the bottom row of
 the texture image); glTF puts v = 0 at the top, so V is flipped on the way in and out.
-Specification: Khronos glTF 2.0, sections 3.6.2.3 (sparse accessors), 3.7 (meshes, morph
-targets), 3.7.3 (skins) and 3.9 (textures). Checked by the Khronos glTF-Validator, three.js
+Animations (:class:`GltfAnimation`): keyframes with LINEAR interpolation for morph weights
+(path ``weights`` on every part node of a mesh, one output row of all its targets per
+keyframe) and for node rotations / translations (joints: path ``rotation``, unit quaternions
+x, y, z, w; ``translation``). Specification: Khronos glTF 2.0, sections 3.6.2.3 (sparse
+accessors), 3.7 (meshes, morph targets), 3.7.3 (skins), 3.9 (textures) and 3.11 (animations). Checked by the Khronos glTF-Validator, three.js
 GLTFLoader and Blender's importer (tests/test_gltf_clients.py, benchmarks/avatar_blender.py).
 """
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +38,20 @@ _ARRAY, _ELEMENTS = 34962, 34963
 _DTYPES = {_FLOAT: np.float32, _UINT: np.uint32, _USHORT: np.uint16, _UBYTE: np.uint8,
            _SHORT: np.int16, _BYTE: np.int8}
 _WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT4": 16}
+
+
+@dataclass
+class GltfAnimation:
+    """One glTF animation (a clip): keyframe ``times`` in seconds (T, strictly increasing) and
+    tracks. ``morph_weights``: target name -> T weights (targets a mesh has but the clip does
+    not name keep the mesh's default weight); ``rotations``: node name -> T x 4 quaternions
+    (x, y, z, w); ``translations``: node name -> T x 3 local translations."""
+
+    name: str
+    times: np.ndarray
+    morph_weights: dict[str, np.ndarray] = field(default_factory=dict)
+    rotations: dict[str, np.ndarray] = field(default_factory=dict)
+    translations: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def colors_u8(c: np.ndarray | None, n: int) -> np.ndarray | None:
@@ -207,8 +225,51 @@ def _add_skeleton(gltf, blob, skeleton: Skeleton) -> tuple[int, list[int]]:
     return len(gltf.skins) - 1, roots
 
 
+def _add_animation(gltf, blob, anim: GltfAnimation, mesh_nodes: list[tuple[int, list[str], list[float]]]) -> None:
+    """Append ``anim``: one sampler per channel (LINEAR), the time accessor shared."""
+    import pygltflib as g
+
+    times = np.asarray(anim.times, np.float64).ravel()
+    T = len(times)
+    if T < 1 or (T > 1 and np.any(np.diff(times) <= 0)):
+        raise EngineError(f"The animation '{anim.name}' needs strictly increasing keyframe times.")
+    t_acc = blob.accessor(times.astype(np.float32), _FLOAT, "SCALAR", minmax=True)
+    samplers, channels = [], []
+
+    def add(node: int, path: str, out_acc: int) -> None:
+        samplers.append(g.AnimationSampler(input=t_acc, output=out_acc, interpolation="LINEAR"))
+        channels.append(g.AnimationChannel(sampler=len(samplers) - 1,
+                                           target=g.AnimationChannelTarget(node=node, path=path)))
+
+    if anim.morph_weights:
+        shared: dict[tuple, int] = {}
+        for node, names, defaults in mesh_nodes:
+            if not any(k in anim.morph_weights for k in names):
+                continue
+            key = (tuple(names), tuple(defaults))
+            if key not in shared:
+                rows = np.empty((T, len(names)), np.float32)
+                for k, (n, d) in enumerate(zip(names, defaults)):
+                    v = anim.morph_weights.get(n)
+                    rows[:, k] = d if v is None else np.asarray(v, np.float32).ravel()[:T]
+                shared[key] = blob.accessor(rows.reshape(-1), _FLOAT, "SCALAR")
+            add(node, "weights", shared[key])
+    by_name = {n.name: i for i, n in enumerate(gltf.nodes) if n.name}
+    for kind, tracks, width in (("rotation", anim.rotations, 4), ("translation", anim.translations, 3)):
+        for name, v in tracks.items():
+            if name not in by_name:
+                raise EngineError(f"The animation '{anim.name}' drives a node '{name}' the file does not have.")
+            v = np.asarray(v, np.float64).reshape(T, width)
+            if kind == "rotation":
+                v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+            add(by_name[name], kind, blob.accessor(v.astype(np.float32), _FLOAT, "VEC4" if width == 4 else "VEC3"))
+    if channels:
+        gltf.animations.append(g.Animation(name=anim.name, samplers=samplers, channels=channels))
+
+
 def write_glb(meshes: list[Mesh], path: str | os.PathLike, skeleton: Skeleton | None = None,
-              morph_weights: dict[str, float] | None = None) -> list[Path]:
+              morph_weights: dict[str, float] | None = None,
+              animations: list[GltfAnimation] | None = None) -> list[Path]:
     """Write meshes as one GLB scene (atomic). Returns ``[path]``.
 
     * A Mesh becomes one glTF mesh + node named ``mesh.name``; with ``face_groups`` it becomes
@@ -219,6 +280,7 @@ def write_glb(meshes: list[Mesh], path: str | os.PathLike, skeleton: Skeleton | 
       (JOINTS_0/WEIGHTS_0 on each primitive). Skinned mesh nodes are scene roots with identity
       transforms, as glTF 2.0 §3.7.3 asks.
     * ``morph_weights``: default weights by target name, set on every mesh that has the target.
+    * ``animations``: clips (:class:`GltfAnimation`) of morph weights and joint rotations.
     """
     import pygltflib as g
 
@@ -228,6 +290,7 @@ def write_glb(meshes: list[Mesh], path: str | os.PathLike, skeleton: Skeleton | 
     morph_weights = morph_weights or {}
     skin = None
     images: dict[bytes, int] = {}
+    mesh_nodes: list[tuple[int, list[str], list[float]]] = []
     for m in meshes:
         if len(m.vertices) == 0 or len(m.faces) == 0:
             raise EngineError(f"{path.name}: the mesh '{m.name}' is empty, so there is nothing to export.")
@@ -299,8 +362,12 @@ def write_glb(meshes: list[Mesh], path: str | os.PathLike, skeleton: Skeleton | 
             gltf.meshes.append(gmesh)
             gltf.nodes.append(g.Node(name=part, mesh=len(gltf.meshes) - 1, skin=skin if joints is not None else None))
             gltf.scenes[0].nodes.append(len(gltf.nodes) - 1)
+            if names:
+                mesh_nodes.append((len(gltf.nodes) - 1, names, list(gmesh.weights)))
     if skin is not None:
         gltf.scenes[0].nodes.extend(joint_roots)
+    for anim in animations or []:
+        _add_animation(gltf, blob, anim, mesh_nodes)
     data = b"".join(blob.parts)
     gltf.buffers.append(g.Buffer(byteLength=len(data)))
     gltf.set_binary_blob(data)

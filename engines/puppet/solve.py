@@ -2,7 +2,7 @@
 
 :func:`engines.avatar.fit.fit_head` fits pose, focal, identity and expression to one photo
 (~40 ms). A performance changes only the pose and the expression from frame to frame, so here
-the identity (and the focal length) stay fixed and each frame solves
+the identity and the focal length stay fixed and each frame solves
 
     E(R, t, e) = sum_j w_j |pi(R X_j(e) + t) - x_j|^2 + lambda_s |e - s|^2
                  + lambda_p |e - e_prev|^2 + lambda_1 sum e,      0 <= e <= 1,
@@ -11,24 +11,34 @@ the identity (and the focal length) stay fixed and each frame solves
 warm-started from the previous frame, as model-based face trackers do (the blendshape
 trackers of Weise, Bouaziz, Li and Pauly, "Realtime Performance-Based Facial Animation",
 SIGGRAPH 2011, and Cao, Weng, Lin and Zhou, "3D Shape Regression for Real-time Facial
-Animation", SIGGRAPH 2013, solve exactly this bounded least squares per frame; here on the
-Face Landmarker's 478 points instead of depth or regressed shapes). ``s`` are the Face
-Landmarker's own ARKit scores (Grishchenko et al. 2022), a weak pull that keeps the shapes
-the landmarks cannot see (cheekPuff, tongue) where the network puts them.
+Animation", SIGGRAPH 2013, solve this bounded least squares per frame; here on the Face
+Landmarker's 478 points). ``s`` are the Face Landmarker's own ARKit scores (Grishchenko et al.
+2022), calibrated like the landmarks, a pull that keeps the shapes the landmarks barely see
+(cheekPuff, tongue) where the network puts them; ``w_j`` are Huber weights (IRLS).
 
-It reuses the avatar fit's pieces: :func:`~engines.avatar.fit.landmark_model` (the ICT
-model at the landmarks), :func:`~engines.avatar.fit._pose_step` (Levenberg-Marquardt on the
-rotation and translation, focal fixed) and :func:`~engines.avatar.fit._bounded_lsq` (the
-box-constrained linear solve); the expression rows are the fit's direct-linear-transform
-linearisation (multiplying the projection by each landmark's depth makes the residual linear
-in ``e`` once the pose is fixed). One or two pose/expression alternations per frame take
-about 2-4 ms.
+Minimisation: Gauss-Newton on the rotation increment, the translation and the weights
+together, each step one box-constrained linear least squares
+(:func:`engines.avatar.fit._bounded_lsq`), 3 steps a frame (2-4 ms). The photo fit alternates
+pose and coefficients instead; here that converges too slowly (pitch and the brow / jaw
+shapes trade off: on exact landmarks two alternations left 1.2 degrees of pitch and a 0.7
+correlation on browInnerUp, the joint step recovers both exactly). The first frame starts from
+EPnP and :func:`engines.avatar.fit._pose_step` (Levenberg-Marquardt on the pose); the ICT model
+at the landmarks comes from :func:`engines.avatar.fit.landmark_model`.
+
+Two measured corrections for the landmarker:
+
+* neutral calibration in the landmark domain (:meth:`ExpressionSolver.adapt_neutral`): the
+  rest frames' detections become the rest landmarks (RMS at rest 1.8 px -> 0.1 px at 77 px
+  between the eyes), so the detector's offsets and the performer's resting face do not read
+  as expression;
+* gaze from the irises only and blinks also from the eye aspect ratio: on a shut eye the
+  landmarker closes the lid points only 50-80 % and moves the iris points down with the lid,
+  which the linear solve otherwise reads as half a blink plus "looking down".
 
 The identity comes from one of two places:
 
 * :meth:`ExpressionSolver.for_avatar`: the avatar's own rest landmarks and morph targets
-  (an avatar in the ICT render layout), the "avatar's identity" (exact when the performer
-  is the person the avatar was made from);
+  (an avatar in the ICT render layout), the "avatar's identity";
 * :meth:`ExpressionSolver.for_performer`: :func:`fit_head` on the performer's first tracked
   frame, which also gives the focal length (works for anyone in front of the camera).
 """
@@ -50,14 +60,29 @@ for a face looking straight into the camera."""
 
 @dataclass
 class SolveOptions:
-    score_prior: float = 30.0
+    score_prior: float = 300.0
     """lambda_s: pull towards the Face Landmarker's scores, px^2 at 100 px between the eyes."""
+    blink_score_prior: float = 30.0
+    """lambda_s for eyeBlinkLeft/Right: the lids are the best-seen motion of the face (the
+    landmarker's blink scores under-read closed eyes), so the landmarks decide."""
+    blink_from_lids: tuple[float, float] | None = (0.2, 0.7)
+    """Blink also read from the eye aspect ratio (Soukupova and Cech, "Real-Time Eye Blink
+    Detection using Facial Landmarks", CVWW 2016) against the rest face's: a closure of the
+    first value reads 0, of the second 1, and the blink is the larger of that and the solve's.
+    The landmarker closes the lid points by only 50-80 % on a shut eye, which the linear solve
+    reads as half a blink. None = the solve alone."""
     temporal_prior: float = 5.0
     """lambda_p: pull towards the previous frame's weights (px^2 at 100 px IOD)."""
-    sparsity: float = 2.0
-    """lambda_1 (px^2 at 100 px IOD)."""
+    sparsity: float = 60.0
+    """lambda_1 (px^2 at 100 px IOD): small spurious weights go to 0 (the landmarker moves both
+    mouth corners for a one-sided smile; without it half of it leaks to the other side)."""
     contour_weight: float = 0.2
     """Weight of the face-oval landmarks (they slide along the silhouette as the head turns)."""
+    iris_weight: float = 1.0
+    """Weight of the ten iris landmarks (scaled down further as the eyes close)."""
+    rigid_emphasis: float = 0.0
+    """Landmarks that expressions move little weigh more: w_j = 1 / (1 + k * m_j^2), with
+    m_j the RMS movement of landmark j over the basis shapes in inter-ocular distances."""
     huber_iod: float = 0.03
     """Huber threshold as a fraction of the inter-ocular distance."""
     iterations: int = 3
@@ -111,6 +136,16 @@ def avatar_landmarks(avatar, vertices: np.ndarray | None = None) -> np.ndarray |
     return np.einsum("ij,ijk->ik", b.astype(np.float64), V[ids].astype(np.float64))
 
 
+EAR_POINTS = {"Left": (362, 385, 387, 263, 373, 380), "Right": (33, 160, 158, 133, 153, 144)}
+"""Eye aspect ratio points p1..p6 per eye (the subject's own side; corners p1, p4)."""
+
+
+def eye_aspect_ratio(xy: np.ndarray, side: str) -> float:
+    """(|p2 - p6| + |p3 - p5|) / (2 |p1 - p4|): about 0.3 open, near 0 shut."""
+    p1, p2, p3, p4, p5, p6 = (np.asarray(xy[i], np.float64) for i in EAR_POINTS[side])
+    return float((np.linalg.norm(p2 - p6) + np.linalg.norm(p3 - p5)) / (2 * max(np.linalg.norm(p1 - p4), 1e-9)))
+
+
 class ExpressionSolver:
     """Bounded least-squares expression + pose per frame for a fixed neutral shape.
 
@@ -122,20 +157,36 @@ class ExpressionSolver:
     def __init__(self, neutral: np.ndarray, basis: np.ndarray, focal_px: float | None = None,
                  options: SolveOptions | None = None, identity_source: str = "given"):
         self.neutral = np.asarray(neutral, np.float64)
-        self.basis = np.asarray(basis, np.float64)
+        self.basis = np.asarray(basis, np.float64).copy()
         if self.basis.shape != (len(FIT_EXPRESSIONS), 478, 3) or self.neutral.shape != (478, 3):
             raise ValueError(f"neutral must be 478 x 3 and basis {len(FIT_EXPRESSIONS)} x 478 x 3, "
                              f"got {self.neutral.shape} and {self.basis.shape}")
         self.options = options or SolveOptions()
         self.focal_px = focal_px
+        self.rest_ear = {side: eye_aspect_ratio(self.neutral[:, :2] * [1, -1], side) for side in ("Left", "Right")}
+        """The rest face's eye aspect ratios (the model's, until :meth:`adapt_neutral` measures them)."""
+        self.score_offsets: np.ndarray | None = None
+        """The scores' resting offsets (52, ARKIT_NAMES order), set by :meth:`adapt_neutral`."""
         self.identity_source = identity_source
         # iris-to-iris distance of the model (for the Huber scale and the prior units)
         self._sel = np.array([ARKIT_NAMES.index(n) for n in FIT_EXPRESSIONS])
+        # Gaze is read from the irises alone: the eyeLook shapes also lower or raise the lids
+        # (ICT's shapes do, as real lids follow the eyes), and with that at the lid landmarks a
+        # closing eye reads as "looking down" instead of a blink (the landmarker moves the iris
+        # points down with the lid). At the landmarks they keep only the eyeball turn.
+        self._look = np.array([k for k, n in enumerate(FIT_EXPRESSIONS) if n.startswith("eyeLook")], np.int64)
+        self.basis[self._look, :468] = 0.0
+        self._blink = [FIT_EXPRESSIONS.index("eyeBlinkLeft"), FIT_EXPRESSIONS.index("eyeBlinkRight")]
         self._score_only = np.array([FIT_EXPRESSIONS.index(n) for n in self.options.score_only
                                      if n in FIT_EXPRESSIONS], np.int64)
         self._free = np.setdiff1d(np.arange(len(FIT_EXPRESSIONS)), self._score_only)
         base_w = np.ones(478)
         base_w[_contour_landmarks()] = self.options.contour_weight
+        base_w[468:478] = self.options.iris_weight
+        if self.options.rigid_emphasis:
+            iod_m = float(np.linalg.norm(self.neutral[468] - self.neutral[473]))
+            move = np.sqrt((self.basis ** 2).sum(2).mean(0)) / iod_m
+            base_w = base_w / (1.0 + self.options.rigid_emphasis * move ** 2)
         self._base_w = base_w
         self.reset()
 
@@ -177,6 +228,54 @@ class ExpressionSolver:
         s.e = np.array([fit.expression[k] for k in s._sel], np.float64)
         return s
 
+    def adapt_neutral(self, samples, rounds: int = 2, scores=None) -> float:
+        """Neutral calibration in the landmark domain: move the rest landmarks so that the
+        performer's resting frames are explained with every weight at 0.
+
+        ``samples``: ``(xy, image_size)`` of frames where the performer rests. Each round fits
+        the rigid pose to each sample and moves every landmark, within its depth plane, onto
+        its detection's camera ray; the offsets are averaged over the samples (in the head
+        frame). This is the neutral adaptation of online face trackers (Bouaziz, Wang and
+        Pauly, "Online Modeling for Realtime Facial Animation", SIGGRAPH 2013, who adapt the
+        whole blendshape model; here only the neutral): the landmark model's systematic
+        offsets from the detector and the performer's resting expression stop reading as
+        expression. ``scores``: the Face Landmarker's scores on the same frames (dicts); their
+        median becomes the scores' own resting offset, taken off before they serve as the prior
+        (else the prior would pull the calibrated rest face back to the uncalibrated scores).
+        Returns the RMS reprojection error (px) at rest before the adaptation.
+        """
+        from engines.avatar.arkit import scores_vector
+
+        self.rest_ear = {side: float(np.median([eye_aspect_ratio(xy, side) for xy, _ in samples]))
+                         for side in ("Left", "Right")}
+        if scores is not None:
+            sc = [scores_vector(x) for x in scores if x]
+            if sc:
+                self.score_offsets = np.median(np.array(sc, np.float64), 0)
+        samples = [(np.asarray(xy, np.float64)[:478], tuple(sz)) for xy, sz in samples]
+        if not samples:
+            return float("nan")
+        first_rms = None
+        for _ in range(rounds):
+            D, rms = [], []
+            for xy, (w_img, h_img) in samples:
+                c = np.array([(w_img - 1) / 2.0, (h_img - 1) / 2.0])
+                if self.focal_px is None:
+                    self.focal_px = 0.5 * max(w_img, h_img) / np.tan(np.radians(FitOptions().focal_prior_fov_deg) / 2)
+                f = float(self.focal_px)
+                X = self.neutral
+                self._init_pose(X, xy, np.array([[f, 0, c[0]], [0, f, c[1]], [0, 0, 1.0]]))
+                R, t, _f = _pose_step(X, xy, self._base_w, self.R, self.t, f, c, True, f, FitOptions(), iters=10)
+                Xc = X @ R.T + t
+                rms.append(np.sqrt(np.mean(np.sum((Xc[:, :2] / Xc[:, 2:3] * f + c - xy) ** 2, 1))))
+                ray = np.c_[(xy - c) / f, np.ones(len(xy))]
+                D.append((ray * Xc[:, 2:3] - Xc) @ R)  # camera-frame offsets back in the head frame
+            if first_rms is None:
+                first_rms = float(np.mean(rms))
+            self.neutral = self.neutral + np.mean(D, 0)
+        self.reset()
+        return first_rms
+
     def reset(self) -> None:
         """Forget the previous frame (the next solve starts from PnP)."""
         self.R: np.ndarray | None = None
@@ -208,6 +307,9 @@ class ExpressionSolver:
             self.focal_px = 0.5 * max(w_img, h_img) / np.tan(np.radians(FitOptions().focal_prior_fov_deg) / 2)
         f = float(self.focal_px)
         s_all = scores_vector(scores).astype(np.float64)
+        if self.score_offsets is not None:
+            w0 = np.clip(self.score_offsets, 0.0, 0.95)
+            s_all = np.clip((s_all - w0) / (1.0 - w0), 0.0, 1.0)
         s = s_all[self._sel]
         iod = max(float(np.linalg.norm(xy[468] - xy[473])), 1.0)
         unit = (iod / 100.0) ** 2
@@ -226,13 +328,17 @@ class ExpressionSolver:
         B = self.basis[free]
         n = len(free)
         lam_s, lam_p, lam_1 = opt.score_prior * unit, opt.temporal_prior * unit, opt.sparsity * unit
+        lam_s = np.full(len(free), lam_s)
+        lam_s[np.isin(free, self._blink)] = opt.blink_score_prior * unit
         lam = lam_s + lam_p
         target = (lam_s * s[free] + lam_p * e_prev[free] - lam_1 / 2) / lam
         lo = np.r_[np.full(6, -1e3), np.zeros(n)]
         hi = np.r_[np.full(6, 1e3), np.ones(n)]
-        prior_rows = np.zeros((6 + n, 6 + n))
-        prior_rows[np.arange(6), np.arange(6)] = 1e-3 * np.sqrt(lam)  # a little damping on the pose step
+        nv = 6 + n
+        prior_rows = np.zeros((nv, nv))
+        # (a little damping on the pose step, below)
         prior_rows[6 + np.arange(n), 6 + np.arange(n)] = np.sqrt(lam)
+        prior_rows[np.arange(6), np.arange(6)] = 1e-3 * np.sqrt(lam.mean())
         for it in range(opt.iterations + (2 if first else 0)):
             # Gauss-Newton on (rotation increment, translation step, weights), the weights bounded
             RX = X @ R.T
@@ -253,7 +359,7 @@ class ExpressionSolver:
             RB = B @ R.T  # n x 478 x 3
             Jx = np.c_[cross_cols(Dx), Dx, np.einsum("jd,kjd->jk", Dx, RB)]
             Jy = np.c_[cross_cols(Dy), Dy, np.einsum("jd,kjd->jk", Dy, RB)]
-            J = np.empty((956, 6 + n))
+            J = np.empty((956, nv))
             J[0::2], J[1::2] = Jx, Jy
             # unknowns: (omega, dt, e_new); residual r + Jp (omega, dt) + Je (e_new - e)
             b_data = -(r - J[:, 6:] @ e[free])
@@ -270,10 +376,18 @@ class ExpressionSolver:
             res = np.linalg.norm(p - xy, axis=1)
             delta = opt.huber_iod * iod
             w = self._base_w * np.where(res <= delta, 1.0, delta / np.maximum(res, 1e-9))
-            if np.abs(sol[:3]).max() < 1e-5 and np.abs(sol[6:] - e_prev[free]).max() < 1e-4 and it:
+            w[473:478] *= (1.0 - e[self._blink[0]]) ** 2  # a closed eye's iris points are guesses
+            w[468:473] *= (1.0 - e[self._blink[1]]) ** 2  # (468-472: the subject's right eye)
+            if np.abs(sol[:3]).max() < 1e-5 and np.abs(sol[6:6 + n] - e_prev[free]).max() < 1e-4 and it:
                 break
         rms = float(np.sqrt(np.mean(res ** 2)))
         self.R, self.t, self.e, self.w = R, t, e, w
+        e = e.copy()
+        if opt.blink_from_lids is not None:
+            c0, c1 = opt.blink_from_lids
+            for k, side in zip(self._blink, ("Left", "Right")):
+                closure = 1.0 - eye_aspect_ratio(xy, side) / max(self.rest_ear[side], 1e-6)
+                e[k] = max(e[k], float(np.clip((closure - c0) / (c1 - c0), 0.0, 1.0)))
         out = s_all.copy()
         out[self._sel] = e
         return Solution(weights=out.astype(np.float32), R=R.copy(), t=t.copy(), focal_px=f, rms_px=rms,

@@ -2,11 +2,12 @@
 rotations, for the puppet's tests and benchmark (analysis by synthesis: the tracker must
 give back the curves the renderer was given).
 
-The clip: :func:`truth_curves` (a neutral start for calibration, then jaw opening, blinks of
-each eye at different times - three frames closed, as fast as real blinks -, smiles of each
-side out of phase, an inner-brow raise, head yaw and pitch of up to 15 and 10 degrees),
-rendered by :func:`render_clip` with the numpy rasteriser (:func:`engines.avatar.raster.
-render_textured`) from a camera that frames the face (a talking-head shot: the face about
+The clip: :func:`truth_curves`, a range-of-motion take (the rest face for calibration, an
+expression block - jaw opening, blinks of each eye at different times, three frames closed as
+fast as real blinks, a left then a right smile, an inner-brow raise - then head yaw and pitch of
+up to 12 and 8 degrees with a jaw opening and a blink on the way),
+rendered by :func:`render_clip` with the numpy rasteriser (:mod:`engines.avatar.raster`, the
+texture with Lambertian shading from a light at the camera) from a camera that frames the face (a talking-head shot: the face about
 half the frame wide), the head turned rigidly about its ``Head`` joint, as :func:`engines.avatar.quality.
 render_from_photo_camera` turns it.
 """
@@ -15,10 +16,12 @@ from __future__ import annotations
 import numpy as np
 
 from engines.avatar.arkit import ARKIT_NAMES
+from engines.puppet.render import BACKGROUND, framing_camera  # noqa: F401  (re-exported)
 from engines.puppet.rotation import from_yaw_pitch_roll
 
 CURVE_NAMES = ("jawOpen", "eyeBlinkLeft", "eyeBlinkRight", "mouthSmileLeft", "mouthSmileRight", "browInnerUp")
-BACKGROUND = (128, 128, 128)
+YAW_DEG, PITCH_DEG = 12.0, 8.0
+"""Head motion of the known-truth performance: a talking head's range (yaw +-12, pitch +-8)."""
 
 
 def _bump(x, centre, half_width, peak=1.0):
@@ -39,46 +42,34 @@ def _blink(i, start, closed=3, ramp=2):
 
 def truth_curves(n_frames: int = 60, neutral_frames: int = 8) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """(weights by name (each n_frames long), yaw degrees, pitch degrees) of the known-truth
-    performance. The first ``neutral_frames`` are the rest face looking into the camera."""
-    i = np.arange(n_frames)
-    x = np.clip((i - neutral_frames) / max(n_frames - neutral_frames - 1, 1), 0, 1)  # 0..1 over the motion
-    on = i >= neutral_frames
+    performance, a range-of-motion take as facial-capture sessions record them: the rest face
+    (``neutral_frames``, for calibration), an expression block (jaw, blinks of both and of
+    each eye, a left then a right smile, an inner-brow raise) with a slight head sway, then a
+    head block (yaw +-12, pitch +-8 degrees) with a jaw opening and a blink on the way."""
+    i = np.arange(n_frames, dtype=np.float64)
+    span = n_frames - neutral_frames
+    e0, e1 = neutral_frames, neutral_frames + round(0.55 * span)  # expression block [e0, e1)
+
+    def at(frac):  # a frame number at a fraction of the expression block
+        return e0 + frac * (e1 - e0)
+
+    hw = (e1 - e0) / 6
     w = {
-        "jawOpen": _bump(x, 0.25, 0.2, 0.6) + _bump(x, 0.75, 0.1, 0.4),
-        "eyeBlinkLeft": _blink(i, neutral_frames + round(0.15 * (n_frames - neutral_frames)))
-        + _blink(i, neutral_frames + round(0.7 * (n_frames - neutral_frames))),
-        "eyeBlinkRight": _blink(i, neutral_frames + round(0.15 * (n_frames - neutral_frames)))
-        + _blink(i, neutral_frames + round(0.45 * (n_frames - neutral_frames))),
-        "mouthSmileLeft": _bump(x, 0.5, 0.3, 0.8),
-        "mouthSmileRight": _bump(x, 0.65, 0.3, 0.7),
-        "browInnerUp": _bump(x, 0.4, 0.25, 0.8),
+        "jawOpen": _bump(i, at(0.15), hw, 0.6) + _bump(i, e1 + 0.6 * (n_frames - e1), (n_frames - e1) / 6, 0.4),
+        "eyeBlinkLeft": _blink(i, round(at(0.25))) + _blink(i, round(at(0.8))),
+        "eyeBlinkRight": _blink(i, round(at(0.25))) + _blink(i, round(at(0.55))) + _blink(i, e1 + round(0.3 * (n_frames - e1))),
+        "mouthSmileLeft": _bump(i, at(0.45), hw, 0.8),
+        "mouthSmileRight": _bump(i, at(0.75), hw, 0.7),
+        "browInnerUp": _bump(i, at(0.6), 1.2 * hw, 0.8),
     }
-    w = {k: np.where(on, np.clip(v, 0, 1), 0.0) for k, v in w.items()}
-    yaw = np.where(on, 15.0 * np.sin(2 * np.pi * x), 0.0)
-    pitch = np.where(on, 10.0 * np.sin(2 * np.pi * 1.5 * x + 0.5) * np.minimum(1.0, 4 * x), 0.0)
+    w = {k: np.clip(np.where(i >= neutral_frames, v, 0.0), 0, 1) for k, v in w.items()}
+    sway = np.clip((i - e0) / (e1 - e0), 0, 1)
+    head = np.clip((i - e1) / max(n_frames - 1 - e1, 1), 0, 1)
+    in_head = i >= e1
+    yaw = np.where(in_head, YAW_DEG * np.sin(2 * np.pi * head), 3.0 * np.sin(2 * np.pi * sway))
+    pitch = np.where(in_head, PITCH_DEG * np.sin(2 * np.pi * 1.5 * head + 0.5) * np.minimum(1.0, 4 * head), 0.0)
+    yaw[i < neutral_frames] = 0.0
     return w, yaw, pitch
-
-
-def framing_camera(avatar, size: tuple[int, int], face_fraction: float = 0.5):
-    """(K, R, t) looking straight at the face, which spans ``face_fraction`` of the width."""
-    from engines.puppet.solve import R_FRONTAL, avatar_landmarks
-
-    w, h = size
-    L = avatar_landmarks(avatar)
-    V = avatar.mesh.vertices.astype(np.float64)
-    if L is None:  # not an ICT avatar: the front of the head
-        c = V.mean(0)
-        c[2] = V[:, 2].max()
-        width = float(np.ptp(V[:, 0])) * 0.8
-    else:
-        c = L[:468].mean(0)
-        width = float(np.ptp(L[:468, 0]))
-    f = 1.2 * max(w, h)
-    d = f * width / (face_fraction * w)
-    K = np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1.0]])
-    R = R_FRONTAL.copy()
-    t = -R @ c + np.array([0.0, 0.0, d])
-    return K, R, t
 
 
 def posed_vertices(avatar, weights: dict[str, float], head_R: np.ndarray | None = None,
@@ -103,19 +94,19 @@ def posed_vertices(avatar, weights: dict[str, float], head_R: np.ndarray | None 
     return V
 
 
-def render_clip(avatar, n_frames: int = 60, size: tuple[int, int] = (320, 320), neutral_frames: int = 8):
+def render_clip(avatar, n_frames: int = 60, size: tuple[int, int] = (320, 320), neutral_frames: int = 8,
+                shading: float = 0.6, curves=None):
     """Frames (list of H x W x 3 uint8) of the known-truth performance, and the truth:
-    ``{"weights": {name: (T,)}, "yaw": (T,), "pitch": (T,), "camera": (K, R, t)}``."""
-    from engines.avatar.raster import render_textured
+    ``{"weights": {name: (T,)}, "yaw": (T,), "pitch": (T,), "camera": (K, R, t)}``.
+    ``curves``: (weights, yaw, pitch) to render instead of :func:`truth_curves`."""
+    w, yaw, pitch = curves if curves is not None else truth_curves(n_frames, neutral_frames)
+    from engines.puppet.render import render_shaded
 
-    w, yaw, pitch = truth_curves(n_frames, neutral_frames)
     K, R, t = framing_camera(avatar, size)
-    m = avatar.mesh
     frames = []
-    for i in range(n_frames):
+    for i in range(len(yaw)):
         V = posed_vertices(avatar, {k: v[i] for k, v in w.items()}, from_yaw_pitch_roll(yaw[i], pitch[i]))
-        img, _ = render_textured(V, m.faces, m.uv, m.texture, K, R, t, size, BACKGROUND)
-        frames.append(img)
+        frames.append(render_shaded(avatar, V, K, R, t, size, shading))
     return frames, {"weights": w, "yaw": yaw, "pitch": pitch, "camera": (K, R, t)}
 
 
