@@ -301,3 +301,25 @@ def test_drawings_line_art_refused_painting_accepted():
     painted = cv2.stylization(rgb)
     res = _run(Image(painted))
     assert abs(res.metrics["yaw_deg"]) < 15
+
+
+def test_eye_joints_agree_with_eye_look_shapes_and_jaw_joint_opens(avatar):
+    """Turning the LeftEye joint by the eyeLookOutLeft angle puts the eyeball where the
+    eyeLookOutLeft morph target puts it; turning the Jaw joint drops the chin."""
+    from engines.avatar.arkit import eye_look_rotation
+    from engines.avatar.rig import pose_vertices
+
+    m, sk = avatar.mesh, avatar.skeleton
+    eyes = np.unique(m.faces[m.face_groups["eyes"]])
+    left = eyes[m.vertices[eyes, 0] > 0]
+    for direction in ("Out", "In", "Up", "Down"):
+        posed = pose_vertices(m.vertices, sk, m.joints, m.weights, {"LeftEye": eye_look_rotation("Left", direction)})
+        shaped = m.vertices + m.morph_targets[f"eyeLook{direction}Left"]
+        assert np.abs(posed[left] - shaped[left]).max() < 5e-4, direction  # 0.5 mm
+        assert np.abs(posed[left] - m.vertices[left]).max() > 3e-3
+    a = np.radians(20)
+    jaw = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    L0 = _landmarks(avatar)
+    L1 = _landmarks(avatar, pose_vertices(m.vertices, sk, m.joints, m.weights, {"Jaw": jaw}))
+    assert (L1[152, 1] - L0[152, 1]) * MM < -8  # chin down
+    assert abs(L1[10, 1] - L0[10, 1]) * MM < 0.5  # forehead stays

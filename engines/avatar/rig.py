@@ -95,21 +95,28 @@ def build_rig(model, V: np.ndarray, scale: float) -> tuple[Skeleton, np.ndarray,
     return skel, joints, weights
 
 
-def pose_vertices(V: np.ndarray, skeleton: Skeleton, joints: np.ndarray, weights: np.ndarray,
-                  rotations: dict[str, np.ndarray]) -> np.ndarray:
-    """Linear blend skinning: vertices with joints turned by local rotations (3x3, by name)."""
+def skinning_matrices(skeleton: Skeleton, rotations: dict[str, np.ndarray]) -> np.ndarray:
+    """J x 4 x 4 matrices taking rest positions to posed ones, for joints turned by local
+    rotations (3x3, by joint name; missing = rest): world transform times inverse bind."""
     J = len(skeleton.names)
     world = [np.eye(4) for _ in range(J)]
+    out = np.empty((J, 4, 4))
     for j in range(J):
         local = np.eye(4)
         local[:3, :3] = rotations.get(skeleton.names[j], np.eye(3))
-        p = skeleton.positions[j]
         parent = skeleton.parents[j]
-        off = p - (skeleton.positions[parent] if parent >= 0 else 0.0)
-        local[:3, 3] = off
+        local[:3, 3] = skeleton.positions[j] - (skeleton.positions[parent] if parent >= 0 else 0.0)
         world[j] = (world[parent] if parent >= 0 else np.eye(4)) @ local
-    skin = np.stack([world[j] @ np.block([[np.eye(3), -skeleton.positions[j][:, None]], [np.zeros((1, 3)), 1]])
-                     for j in range(J)])
+        inv_bind = np.eye(4)
+        inv_bind[:3, 3] = -skeleton.positions[j]
+        out[j] = world[j] @ inv_bind
+    return out
+
+
+def pose_vertices(V: np.ndarray, skeleton: Skeleton, joints: np.ndarray, weights: np.ndarray,
+                  rotations: dict[str, np.ndarray]) -> np.ndarray:
+    """Linear blend skinning: vertices with joints turned by local rotations (3x3, by name)."""
+    skin = skinning_matrices(skeleton, rotations)
     Vh = np.c_[V, np.ones(len(V))]
     out = np.zeros((len(V), 3))
     for k in range(4):

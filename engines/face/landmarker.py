@@ -136,6 +136,20 @@ def landmarks_on_crop(crop: np.ndarray, box: tuple[float, float, float, float] |
     return best
 
 
+def whole_frame_landmarks(res, w: int, h: int) -> FaceLandmarks | None:
+    """The first face of a landmarker result on a whole frame (no detector crop), in the
+    pixel-centre convention, with the box around its landmarks; None when there is none."""
+    if not res.face_landmarks or len(res.face_landmarks[0]) != N_LANDMARKS:
+        return None
+    a, bs, tf = _face(res, 0, w, h)
+    xy = a[:, :2] - 0.5  # continuous coordinates -> pixel-centre convention
+    x0, y0 = np.floor(xy.min(0)).astype(int)
+    x1, y1 = np.ceil(xy.max(0)).astype(int) + 1
+    box = (max(int(x0), 0), max(int(y0), 0), min(int(x1), w), min(int(y1), h))
+    return FaceLandmarks(xy=xy, z=a[:, 2], box=box, score=float("nan"), image_size=(w, h),
+                         blendshapes=bs, transform=tf, method="face_landmarker")
+
+
 class FaceTracker:
     """Face Landmarker in VIDEO mode: one face tracked through a clip or a live feed.
 
@@ -178,16 +192,10 @@ class FaceTracker:
             res = self._landmarker.detect_for_video(_mp_image(rgb), ts)
             self._last_ts = ts
             self.frames += 1
-        if not res.face_landmarks or len(res.face_landmarks[0]) != N_LANDMARKS:
-            return None
-        self.tracked += 1
-        a, bs, tf = _face(res, 0, w, h)
-        xy = a[:, :2] - 0.5  # continuous coordinates -> pixel-centre convention
-        x0, y0 = np.floor(xy.min(0)).astype(int)
-        x1, y1 = np.ceil(xy.max(0)).astype(int) + 1
-        box = (max(int(x0), 0), max(int(y0), 0), min(int(x1), w), min(int(y1), h))
-        return FaceLandmarks(xy=xy, z=a[:, 2], box=box, score=float("nan"), image_size=(w, h),
-                             blendshapes=bs, transform=tf, method="face_landmarker")
+        lm = whole_frame_landmarks(res, w, h)
+        if lm is not None:
+            self.tracked += 1
+        return lm
 
     def close(self) -> None:
         """Release the graph (idempotent)."""

@@ -16,7 +16,7 @@ import threading
 
 import numpy as np
 
-from engines.face.common import N_LANDMARKS, FaceLandmarks
+from engines.face.common import FaceLandmarks
 
 
 class FrameLandmarker:
@@ -32,7 +32,7 @@ class FrameLandmarker:
         self.tracked = 0
 
     def track(self, rgb: np.ndarray, timestamp_ms: float = 0.0) -> FaceLandmarks | None:
-        from engines.face.landmarker import _face, _mp_image
+        from engines.face.landmarker import _mp_image, whole_frame_landmarks
 
         with self._lock:
             if self._landmarker is None:
@@ -40,16 +40,10 @@ class FrameLandmarker:
             h, w = rgb.shape[:2]
             res = self._landmarker.detect(_mp_image(rgb))
             self.frames += 1
-        if not res.face_landmarks or len(res.face_landmarks[0]) != N_LANDMARKS:
-            return None
-        self.tracked += 1
-        a, bs, tf = _face(res, 0, w, h)
-        xy = a[:, :2] - 0.5  # continuous coordinates -> pixel-centre convention
-        x0, y0 = np.floor(xy.min(0)).astype(int)
-        x1, y1 = np.ceil(xy.max(0)).astype(int) + 1
-        box = (max(int(x0), 0), max(int(y0), 0), min(int(x1), w), min(int(y1), h))
-        return FaceLandmarks(xy=xy, z=a[:, 2], box=box, score=float("nan"), image_size=(w, h),
-                             blendshapes=bs, transform=tf, method="face_landmarker")
+        lm = whole_frame_landmarks(res, w, h)
+        if lm is not None:
+            self.tracked += 1
+        return lm
 
     def close(self) -> None:
         with self._lock:

@@ -96,21 +96,9 @@ class Skinner:
         self.used = [j for j in range(J) if W[:, j].any()]
 
     def matrices(self, rotations: dict[str, np.ndarray]) -> np.ndarray:
-        sk = self.skeleton
-        J = len(sk.names)
-        world = [np.eye(4) for _ in range(J)]
-        for j in range(J):
-            local = np.eye(4)
-            local[:3, :3] = rotations.get(sk.names[j], np.eye(3))
-            p = sk.parents[j]
-            local[:3, 3] = sk.positions[j] - (sk.positions[p] if p >= 0 else 0.0)
-            world[j] = (world[p] if p >= 0 else np.eye(4)) @ local
-        inv_bind = np.eye(4)
-        out = np.empty((J, 4, 4))
-        for j in range(J):
-            inv_bind[:3, 3] = -sk.positions[j]
-            out[j] = world[j] @ inv_bind
-        return out
+        from engines.avatar.rig import skinning_matrices
+
+        return skinning_matrices(self.skeleton, rotations)
 
     def __call__(self, V: np.ndarray, rotations: dict[str, np.ndarray]) -> np.ndarray:
         if not rotations:

@@ -69,13 +69,10 @@ def rotvec_from_matrix(R: np.ndarray) -> np.ndarray:
 
 
 def matrix_from_rotvec(r: np.ndarray) -> np.ndarray:
-    r = np.asarray(r, np.float64)
-    th = np.linalg.norm(r)
-    if th < 1e-12:
-        return np.eye(3)
-    k = r / th
-    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + np.sin(th) * K + (1 - np.cos(th)) * K @ K
+    """Rotation matrix of a rotation vector (Rodrigues' formula, as the head fit uses)."""
+    from engines.avatar.fit import _rodrigues
+
+    return _rodrigues(np.asarray(r, np.float64))
 
 
 def _axis(axis: int, a: float) -> np.ndarray:
