@@ -17,16 +17,19 @@ import threading
 import numpy as np
 
 from engines.face.common import FaceLandmarks
+from engines.face.landmarker import FaceTracker
 
 
-class FrameLandmarker:
-    """``track(rgb, timestamp_ms) -> FaceLandmarks | None`` like :class:`engines.face.FaceTracker`,
-    one IMAGE-mode graph per instance (not shared: no lock contention with other engines)."""
+class FrameLandmarker(FaceTracker):
+    """``track(rgb, timestamp_ms) -> FaceLandmarks | None`` like :class:`engines.face.FaceTracker`
+    (whose closing and context-manager methods it keeps), one IMAGE-mode graph per instance
+    (not shared: no lock contention with other engines); timestamps are not needed."""
 
     def __init__(self) -> None:
         from engines.face.landmarker import _create
 
         self._landmarker = _create("image", num_faces=1)
+        self._last_ts = None
         self._lock = threading.Lock()
         self.frames = 0
         self.tracked = 0
@@ -44,24 +47,6 @@ class FrameLandmarker:
         if lm is not None:
             self.tracked += 1
         return lm
-
-    def close(self) -> None:
-        with self._lock:
-            if self._landmarker is not None:
-                self._landmarker.close()
-                self._landmarker = None
-
-    def __enter__(self) -> "FrameLandmarker":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
 
 def make_landmarker(kind: str = "image"):
