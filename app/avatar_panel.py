@@ -45,6 +45,7 @@ class AvatarPanel(QtWidgets.QWidget):
         self.sliders: dict[str, QtWidgets.QSlider] = {}
         self.value_labels: dict[str, QtWidgets.QLabel] = {}
         self.hair_panel = None
+        self.perform_panel = None
         self._compare_timer = QtCore.QTimer(self)
         self._compare_timer.setSingleShot(True)
         self._compare_timer.setInterval(250)
@@ -126,6 +127,19 @@ class AvatarPanel(QtWidgets.QWidget):
             crow.addWidget(lab)
         outer.addWidget(cmp_box)
 
+        perform = QtWidgets.QGroupBox("Perform")
+        prow = QtWidgets.QHBoxLayout(perform)
+        self.perform_button = QtWidgets.QPushButton("Perform…")
+        self.perform_button.setObjectName("perform_open")
+        self.perform_button.setToolTip("A webcam or a video file drives the avatar's face and head live; "
+                                       "record takes and export them as animated GLB or MP4")
+        self.perform_button.clicked.connect(self.open_perform)
+        plabel = QtWidgets.QLabel("Webcam or video drives the face")
+        plabel.setStyleSheet("color: gray")
+        prow.addWidget(self.perform_button)
+        prow.addWidget(plabel, 1)
+        outer.addWidget(perform)
+
         self.info = QtWidgets.QLabel("")
         self.info.setWordWrap(True)
         self.info.setStyleSheet("color: gray")
@@ -166,6 +180,8 @@ class AvatarPanel(QtWidgets.QWidget):
         self.update_comparison()
         if self.hair_panel is not None and hasattr(self.hair_panel, "set_avatar"):
             self.hair_panel.set_avatar(avatar, key)
+        if self.perform_panel is not None:
+            self.perform_panel.avatar_changed()
 
     def _set_sliders(self, values: dict, apply: bool = True) -> None:
         for emo, s in self.sliders.items():
@@ -230,6 +246,40 @@ class AvatarPanel(QtWidgets.QWidget):
         if index > 0:
             self.apply_preset(self.presets.itemText(index))
         self.presets.setCurrentIndex(0)
+
+    # -- perform -----------------------------------------------------------------------------
+    def open_perform(self):
+        """The Perform panel (:mod:`app.perform_panel`): a "Perform" dock beside the Avatar
+        dock in the main window, a window of its own otherwise. Returns the panel."""
+        from app.perform_panel import PerformPanel
+
+        w = self.main_window
+        docks = getattr(w, "docks", None)
+        if self.perform_panel is None:
+            self.perform_panel = PerformPanel(self)
+            if isinstance(docks, dict) and hasattr(w, "_dock"):
+                scroll = QtWidgets.QScrollArea()
+                scroll.setWidgetResizable(True)
+                scroll.setFrameShape(QtWidgets.QFrame.NoFrame)
+                scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+                scroll.setWidget(self.perform_panel)
+                scroll.setMinimumWidth(self.perform_panel.minimumSizeHint().width()
+                                       + scroll.verticalScrollBar().sizeHint().width())
+                docks["Perform"] = w._dock("Perform", scroll, Qt.RightDockWidgetArea)
+                if "Avatar" in docks:
+                    w.tabifyDockWidget(docks["Avatar"], docks["Perform"])
+            else:
+                self.perform_panel.setWindowFlag(Qt.Window, True)
+                self.perform_panel.setWindowTitle("Perform")
+                self.perform_panel.resize(420, 640)
+        if isinstance(docks, dict) and "Perform" in docks:
+            docks["Perform"].show()
+            docks["Perform"].raise_()
+        else:
+            self.perform_panel.show()
+            self.perform_panel.raise_()
+        self.perform_panel.avatar_changed()
+        return self.perform_panel
 
     # -- views -------------------------------------------------------------------------------
     def set_view(self, name: str) -> None:

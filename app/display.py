@@ -136,14 +136,18 @@ def geometry_to_draw(items: list) -> list[tuple[int, object]]:
     any meshes beside it (e.g. multi-view camera frusta), other clouds (e.g. the
     sparse points under the dense ones) are left out.
     """
-    from engines.types import Avatar, DepthMap, Mesh, PointCloud, Strands
+    from engines.types import Avatar, DepthMap, Mesh, PointCloud, Strands, Take
 
     drawable = (Mesh, PointCloud, Strands, DepthMap, Avatar)
+    if not any(isinstance(i, Avatar) for i in items):
+        # A take alone is drawn as its avatar; beside the avatar itself it is not drawn twice.
+        drawable += (Take,)
     if items and isinstance(items[0], PointCloud):
         return [(n, i) for n, i in enumerate(items)
                 if isinstance(i, drawable) and not isinstance(i, DepthMap)
                 and (n == 0 or not isinstance(i, PointCloud))]
-    has_surface = any(isinstance(i, (Mesh, Avatar)) for i in items)
+    has_surface = any(isinstance(i, (Mesh, Avatar)) or (isinstance(i, Take) and i.avatar is not None)
+                      for i in items)
     has_points = any(isinstance(i, PointCloud) for i in items)
     skip = (PointCloud, DepthMap) if has_surface else (DepthMap,) if has_points else ()
     return [(n, i) for n, i in enumerate(items)
@@ -153,7 +157,7 @@ def geometry_to_draw(items: list) -> list[tuple[int, object]]:
 def show_result(window, result, prefix: str) -> int | None:
     """Show a Result in the window's views; viewport keys are ``f"{prefix}/{index}"``.
     Returns the tab to bring forward (the main item's view)."""
-    from engines.types import Avatar, DepthMap, Image, VideoResult
+    from engines.types import Avatar, DepthMap, Image, Take, VideoResult
 
     tab = None
     vp = window.viewport
@@ -177,8 +181,14 @@ def show_result(window, result, prefix: str) -> int | None:
             tab = TAB_VIDEO if item is result.main or tab is None else tab
         if isinstance(item, Avatar):
             show_avatar(window, item, f"{prefix}/{n}")
-    if not any(isinstance(i, Avatar) for i in result.items):
-        hide_avatar_controls(window)
+    avatars = [i for i in result.items if isinstance(i, Avatar)]
+    if not avatars:
+        # A take without its avatar beside it: the controls drive the take's avatar.
+        takes = [(n, i) for n, i in enumerate(result.items) if isinstance(i, Take) and i.avatar is not None]
+        if takes and vp is not None:
+            show_avatar(window, takes[0][1].avatar, f"{prefix}/{takes[0][0]}")
+        else:
+            hide_avatar_controls(window)
     if vp is not None and tab == TAB_3D:
         vp.reset_camera()
     return tab

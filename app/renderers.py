@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import pyvista as pv
 
-from engines.types import Avatar, DepthMap, Image, Mesh, PointCloud, Strands
+from engines.types import Avatar, DepthMap, Image, Mesh, PointCloud, Strands, Take
 
 if TYPE_CHECKING:
     from app.viewport import Viewport
@@ -295,6 +295,13 @@ def draw_avatar(view: "Viewport", avatar: Avatar, key: str) -> list[str]:
     return keys
 
 
+def draw_take(view: "Viewport", take: Take, key: str) -> list[str]:
+    """A recorded take is drawn as its avatar (at rest; the Perform panel plays it)."""
+    if take.avatar is None:
+        return []
+    return draw_avatar(view, take.avatar, key)
+
+
 def draw_nothing(view: "Viewport", obj, key: str) -> list[str]:
     """2D results (images) belong to the image tab, not the 3D view."""
     return []
@@ -307,6 +314,7 @@ RENDERERS: dict[type, Renderer] = {
     DepthMap: draw_depth,
     Strands: draw_strands,
     Avatar: draw_avatar,
+    Take: draw_take,
     Image: draw_nothing,
 }
 

@@ -213,3 +213,18 @@ def test_real_avatar_glb_in_the_validator_and_three(avatar, tmp_path):
     infl = dict(zip(meshes["head"]["morphTargetDictionary"], meshes["head"]["morphTargetInfluences"]))
     assert infl["happiness"] == pytest.approx(0.6)
     assert s["maxRestOffset"] < 1e-5
+
+
+def test_obj_names_the_parts_as_groups(avatar, tmp_path):
+    from engines.avatar.export import write_avatar_obj
+
+    path = tmp_path / "parts.obj"
+    write_avatar_obj(avatar, path)
+    text = path.read_text()
+    groups = [line.split()[1] for line in text.splitlines() if line.startswith("g ")]
+    assert set(groups) >= {"head", "eyes", "teeth", "tongue", "eyelashes"}
+    assert sum(1 for line in text.splitlines() if line.startswith("f ")) >= len(avatar.mesh.faces)
+    import trimesh
+
+    scene = trimesh.load(path, force="scene", group_material=False, split_object=True)
+    assert sum(len(g.faces) for g in scene.geometry.values()) >= len(avatar.mesh.faces)

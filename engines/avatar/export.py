@@ -97,7 +97,8 @@ def write_avatar_obj(avatar: Avatar, path) -> list[Path]:
     from engines.io.mesh import write_obj
 
     head = avatar.mesh
-    now = Mesh(current_vertices(avatar), head.faces, uv=head.uv, texture=head.texture, name=head.name)
+    now = Mesh(current_vertices(avatar), head.faces, uv=head.uv, texture=head.texture, name=head.name,
+               face_groups=head.face_groups)
     now.compute_normals()
     return write_obj([now, *avatar.extra_meshes, *_hair_mesh(avatar)], path)
 

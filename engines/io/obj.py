@@ -65,14 +65,18 @@ def write_obj(meshes: list[Mesh], path: str | os.PathLike) -> list[Path]:
             lines.append(_rows("vn %.5f %.5f %.5f\n", m.normals.astype(np.float64)))
         lines.append(f"usemtl {mat}\n")
         f = m.faces + 1 + offset
-        if has_uv and has_n:
-            lines.append(_rows("f %d/%d/%d %d/%d/%d %d/%d/%d\n", np.repeat(f, 3, axis=1)))
-        elif has_uv:
-            lines.append(_rows("f %d/%d %d/%d %d/%d\n", np.repeat(f, 2, axis=1)))
-        elif has_n:
-            lines.append(_rows("f %d//%d %d//%d %d//%d\n", np.repeat(f, 2, axis=1)))
-        else:
-            lines.append(_rows("f %d %d %d\n", f))
+        fmt, rep = (("f %d/%d/%d %d/%d/%d %d/%d/%d\n", 3) if has_uv and has_n else ("f %d/%d %d/%d %d/%d\n", 2) if has_uv
+                    else ("f %d//%d %d//%d %d//%d\n", 2) if has_n else ("f %d %d %d\n", 1))
+        # named parts (Mesh.face_groups: head, eyes, teeth...) become OBJ groups
+        parts = list(m.face_groups.items()) if m.face_groups else [(None, np.arange(len(f)))]
+        if m.face_groups:
+            rest = np.setdiff1d(np.arange(len(f)), np.concatenate([v for _, v in parts]))
+            if len(rest):
+                parts.append((m.name, rest))
+        for gname, idx in parts:
+            if gname is not None:
+                lines.append(f"g {_safe(gname)}\n")
+            lines.append(_rows(fmt, np.repeat(f[idx], rep, axis=1)))
         offset += n
         mtl.append(f"newmtl {mat}\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\n")
         if any(m is t for t in textured):
