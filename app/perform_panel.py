@@ -216,6 +216,7 @@ def track_loop(spec: SourceSpec, avatar, commands: "queue.SimpleQueue", sig: _Si
     stamps: deque = deque(maxlen=64)
     take_name = spec.path.stem if spec.path is not None else f"camera{spec.camera}"
     takes = 0
+    reported = 0.0
     try:
         while not cancel.is_set():
             while True:  # the UI's commands, between frames (the session is not thread-safe)
@@ -233,7 +234,7 @@ def track_loop(spec: SourceSpec, avatar, commands: "queue.SimpleQueue", sig: _Si
                         sig.message.emit(f"No take: {e}")
                 elif cmd == "calibrate":
                     try:
-                        n = session.calibrate(seconds=1.0)
+                        session.calibrate(seconds=1.0)
                         sig.message.emit("Neutral set from the last second: that face and head pose are now rest.")
                     except ValueError:
                         sig.message.emit("Neutral calibration needs a tracked face: look into the camera at rest.")
@@ -250,7 +251,10 @@ def track_loop(spec: SourceSpec, avatar, commands: "queue.SimpleQueue", sig: _Si
             pkt = Packet(pose, preview_image(frame, pose.landmarks), t_read, fps, session.frames,
                          session.missed, src.late, rec)
             sig.packet.emit(pkt)
-            progress(0.0, f"{spec.label}: {fps:.1f} fps, missed {session.missed + src.late}")
+            if stamps[-1] - reported > 1.0:  # the Jobs panel's line once a second (a repaint each)
+                reported = stamps[-1]
+                where = src.pos / src.count if getattr(src, "count", 0) else 0.0  # a file: the place in it
+                progress(min(where, 0.999), f"{spec.label}: {fps:.1f} fps, missed {session.missed + src.late}")
         if session.recording:  # the source ended (or tracking stopped) while recording
             takes += 1
             try:
@@ -304,6 +308,8 @@ class PerformPanel(QtWidgets.QWidget):
         self._play_from = 0.0
         self._frame = -1
         self._tracked_avatar = None
+        self._normals: dict = {}
+        self._stats_at = 0.0
         self._build()
         rate = 60.0
         screen = QtGui.QGuiApplication.primaryScreen()
@@ -649,16 +655,19 @@ class PerformPanel(QtWidgets.QWidget):
             self.preview.setPixmap(pm)
         self.last_latency_ms = (time.perf_counter() - pkt.t_read) * 1000
         now = time.perf_counter()
+        if now - self._stats_at < 0.25 and pose.tracked:  # the figures at 4 Hz: each repaint costs
+            return
+        self._stats_at = now
         while self._apply_times and now - self._apply_times[0] > 1.0:
             self._apply_times.popleft()
         disp = len(self._apply_times) / 1.0 if self._apply_times else 0.0
         missed = pkt.missed + pkt.late
         t = pose.timings or {}
-        rec = f" · recording {pkt.recorded} frames" if pkt.recorded else ""
+        rec = f" · ● recording {pkt.recorded} frames" if pkt.recorded else ""
         self.stats.setText(
-            f"Tracking {pkt.fps:.1f} fps · display {disp:.0f} fps · missed {missed} of {pkt.frames}"
-            f" (no face {pkt.missed}, late {pkt.late}) · {t.get('total', 0):.0f} ms/frame · "
-            f"latency {self.last_latency_ms:.0f} ms{rec}"
+            f"Tracking {pkt.fps:.1f} fps · display {disp:.0f} fps · {t.get('total', 0):.0f} ms a frame · "
+            f"latency {self.last_latency_ms:.0f} ms\nMissed {missed} of {pkt.frames + pkt.late} frames "
+            f"(no face {pkt.missed}, tracker late {pkt.late}){rec}"
             + ("" if pose.tracked else " · no face: holding the last pose"))
 
     def _head_matrix(self, R: np.ndarray) -> np.ndarray | None:
@@ -672,6 +681,35 @@ class PerformPanel(QtWidgets.QWidget):
         from engines.avatar.rig import skinning_matrices
 
         return skinning_matrices(sk, {sk.names[names.index("head")]: np.asarray(R)})[names.index("head")]
+
+    def _move_points(self, vp, key: str, vertices: np.ndarray) -> None:
+        """``Viewport.update_points`` with one render per display tick: the same in-place
+        update (same actor, same PolyData, shading normals redone), then a repaint request
+        that the widget's paint event renders together with the preview and labels changed
+        in the same tick. (``update_points`` renders at once and the paint event it causes
+        renders the frame a second time: twice the cost with software GL.) A hidden view
+        gets the plain ``update_points``."""
+        widget = vp.plotter
+        if not (widget.isVisible() and hasattr(widget, "update")):
+            vp.update_points(key, vertices)
+            return
+        poly = vp.polydata(key)
+        pts = np.asarray(vertices, np.float32).reshape(-1, 3)
+        arr = poly.points
+        if pts.shape != arr.shape:
+            raise ValueError(f"{key}: expected {arr.shape[0]} points, got {pts.shape[0]}")
+        arr[:] = pts
+        poly.GetPoints().Modified()
+        if "Normals" in poly.point_data:
+            normals = self._normals.get(key)
+            if normals is None or normals[0] is not poly:
+                from app.renderers import VertexNormals
+
+                normals = self._normals[key] = (poly, VertexNormals(poly.regular_faces, poly.n_points))
+            poly.point_data["Normals"][:] = normals[1](pts)
+            poly.GetPointData().GetNormals().Modified()
+        poly.Modified()
+        widget.update()
 
     def _show_vertices(self, vertices: np.ndarray, head_R: np.ndarray | None = None) -> bool:
         """Move the drawn head (and turn the unskinned parts with it); one render."""
@@ -689,7 +727,7 @@ class PerformPanel(QtWidgets.QWidget):
                     except Exception:  # a part that cannot take a transform stays put
                         log.debug("no user matrix on %s", part, exc_info=True)
         try:
-            vp.update_points(key, vertices)
+            self._move_points(vp, key, vertices)
         except (KeyError, ValueError):
             log.debug("the avatar is not drawn under %s", key)
             return False
@@ -819,7 +857,10 @@ class PerformPanel(QtWidgets.QWidget):
             now = time.perf_counter()
             while self._apply_times and now - self._apply_times[0] > 1.0:
                 self._apply_times.popleft()
-            self.stats.setText(f"Playing back: frame {i + 1} of {len(t)} · display {len(self._apply_times)} fps")
+            if now - self._stats_at >= 0.25:
+                self._stats_at = now
+                self.stats.setText(f"Playing back: frame {i + 1} of {len(t)} · display "
+                                   f"{len(self._apply_times)} fps\n ")
         if pos >= t[-1]:
             self.play_button.setChecked(False)
 
