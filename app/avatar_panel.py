@@ -213,7 +213,7 @@ class AvatarPanel(QtWidgets.QWidget):
         viewport = getattr(self.main_window, "viewport", None)
         if viewport is not None and self.key is not None:
             try:
-                viewport.update_points(f"{self.key}/head", verts)
+                viewport.update_points(f"{self.key}/head", verts, deferred=True)
             except KeyError:
                 log.debug("avatar %s is not drawn", self.key)
         self.last_update_ms = (time.perf_counter() - t0) * 1000

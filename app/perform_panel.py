@@ -308,7 +308,6 @@ class PerformPanel(QtWidgets.QWidget):
         self._play_from = 0.0
         self._frame = -1
         self._tracked_avatar = None
-        self._normals: dict = {}
         self._stats_at = 0.0
         self._build()
         rate = 60.0
@@ -683,33 +682,8 @@ class PerformPanel(QtWidgets.QWidget):
         return skinning_matrices(sk, {sk.names[names.index("head")]: np.asarray(R)})[names.index("head")]
 
     def _move_points(self, vp, key: str, vertices: np.ndarray) -> None:
-        """``Viewport.update_points`` with one render per display tick: the same in-place
-        update (same actor, same PolyData, shading normals redone), then a repaint request
-        that the widget's paint event renders together with the preview and labels changed
-        in the same tick. (``update_points`` renders at once and the paint event it causes
-        renders the frame a second time: twice the cost with software GL.) A hidden view
-        gets the plain ``update_points``."""
-        widget = vp.plotter
-        if not (widget.isVisible() and hasattr(widget, "update")):
-            vp.update_points(key, vertices)
-            return
-        poly = vp.polydata(key)
-        pts = np.asarray(vertices, np.float32).reshape(-1, 3)
-        arr = poly.points
-        if pts.shape != arr.shape:
-            raise ValueError(f"{key}: expected {arr.shape[0]} points, got {pts.shape[0]}")
-        arr[:] = pts
-        poly.GetPoints().Modified()
-        if "Normals" in poly.point_data:
-            normals = self._normals.get(key)
-            if normals is None or normals[0] is not poly:
-                from app.renderers import VertexNormals
-
-                normals = self._normals[key] = (poly, VertexNormals(poly.regular_faces, poly.n_points))
-            poly.point_data["Normals"][:] = normals[1](pts)
-            poly.GetPointData().GetNormals().Modified()
-        poly.Modified()
-        widget.update()
+        """The drawn head moved in place with one render per display tick (a deferred update)."""
+        vp.update_points(key, vertices, deferred=True)
 
     def _show_vertices(self, vertices: np.ndarray, head_R: np.ndarray | None = None) -> bool:
         """Move the drawn head (and turn the unskinned parts with it); one render."""

@@ -189,8 +189,12 @@ class Viewport(QtWidgets.QWidget):
     def polydata(self, key: str) -> pv.PolyData:
         return self._items[key].poly
 
-    def update_points(self, key: str, points: np.ndarray) -> None:
-        """Move the vertices of a drawn part in place (same actor, same PolyData) and render."""
+    def update_points(self, key: str, points: np.ndarray, deferred: bool = False) -> None:
+        """Move the vertices of a drawn part in place (same actor, same PolyData) and render.
+
+        ``deferred``: ask the widget for a repaint instead of rendering now, so a frame that
+        also changes labels or a preview is rendered once, by the paint event (rendering now
+        and then again in the paint it causes costs twice as much under software GL)."""
         item = self._items.get(key)
         if item is None:
             raise KeyError(f"nothing drawn under {key!r}")
@@ -204,7 +208,11 @@ class Viewport(QtWidgets.QWidget):
             item.poly.point_data["Normals"][:] = item.normals(pts)
             item.poly.GetPointData().GetNormals().Modified()
         item.poly.Modified()
-        self.plotter.render()
+        widget = self.plotter
+        if deferred and widget.isVisible() and hasattr(widget, "update"):
+            widget.update()
+        else:
+            self.plotter.render()
 
     def remove(self, key: str) -> None:
         """Remove a drawn object (all parts of a group such as an avatar) or a single part."""
