@@ -294,19 +294,23 @@ class ExpressionSolver:
             R, t = R_FRONTAL.copy(), np.array([0.0, 0.0, 10.0 * np.ptp(X[:, 0])])
         self.R, self.t = R, t
 
-    def solve(self, xy: np.ndarray, image_size: tuple[int, int], scores: dict | None = None) -> Solution:
-        """Weights and pose for one frame's 478 landmarks (pixels, pixel-centre convention)."""
+    def frame_inputs(self, xy, image_size: tuple[int, int], scores: dict | None):
+        """(landmarks, principal point, focal, ARKit score vector) of one frame; the focal is
+        fixed on the first frame (the prior's field of view unless given)."""
         from engines.avatar.arkit import scores_vector
 
-        t0 = time.perf_counter()
-        opt = self.options
         xy = np.asarray(xy, np.float64)[:478]
         w_img, h_img = image_size
         c = np.array([(w_img - 1) / 2.0, (h_img - 1) / 2.0])
         if self.focal_px is None:
             self.focal_px = 0.5 * max(w_img, h_img) / np.tan(np.radians(FitOptions().focal_prior_fov_deg) / 2)
-        f = float(self.focal_px)
-        s_all = scores_vector(scores).astype(np.float64)
+        return xy, c, float(self.focal_px), scores_vector(scores).astype(np.float64)
+
+    def solve(self, xy: np.ndarray, image_size: tuple[int, int], scores: dict | None = None) -> Solution:
+        """Weights and pose for one frame's 478 landmarks (pixels, pixel-centre convention)."""
+        t0 = time.perf_counter()
+        opt = self.options
+        xy, c, f, s_all = self.frame_inputs(xy, image_size, scores)
         if self.score_offsets is not None:
             w0 = np.clip(self.score_offsets, 0.0, 0.95)
             s_all = np.clip((s_all - w0) / (1.0 - w0), 0.0, 1.0)
@@ -402,17 +406,9 @@ class PoseOnly:
     solver: ExpressionSolver = field(default_factory=lambda: ExpressionSolver.for_identity(None))
 
     def solve(self, xy, image_size, scores=None) -> Solution:
-        from engines.avatar.arkit import scores_vector
-
         t0 = time.perf_counter()
         sv = self.solver
-        xy = np.asarray(xy, np.float64)[:478]
-        w_img, h_img = image_size
-        c = np.array([(w_img - 1) / 2.0, (h_img - 1) / 2.0])
-        if sv.focal_px is None:
-            sv.focal_px = 0.5 * max(w_img, h_img) / np.tan(np.radians(FitOptions().focal_prior_fov_deg) / 2)
-        f = float(sv.focal_px)
-        s_all = scores_vector(scores).astype(np.float64)
+        xy, c, f, s_all = sv.frame_inputs(xy, image_size, scores)
         X = sv.neutral + np.tensordot(s_all[sv._sel], sv.basis, 1)
         if sv.R is None:
             sv._init_pose(X, xy, np.array([[f, 0, c[0]], [0, f, c[1]], [0, 0, 1.0]]))
