@@ -330,3 +330,11 @@ def test_two_inputs_go_to_a_two_input_engine(qtbot, window, register_engines):
     with qtbot.waitSignal(window.result_added, timeout=60000) as blocker:
         window.run_engine()
     assert window.project.results[blocker.args[0]].result.metrics["inputs"] == 2
+
+
+def test_about_box_names_the_shipped_models_and_their_licences():
+    from app import menus
+
+    text = menus.about_text()
+    assert "ICT Face Model" in text and "MIT" in text and "Permission is hereby granted" in text
+    assert "Face Landmarker" in text and "Apache License" in text
