@@ -218,6 +218,11 @@ def hide_avatar_controls(window) -> None:
     in the views, its sliders would drive an avatar no longer drawn, so it goes and
     the Engine dock comes forward."""
     docks = getattr(window, "docks", {})
+    if "Perform" in docks and not docks["Perform"].isHidden():  # it drives the same avatar
+        panel = getattr(getattr(window, "avatar_panel", None), "perform_panel", None)
+        if panel is not None:
+            panel.stop_tracking()
+        docks["Perform"].hide()
     if "Avatar" in docks and not docks["Avatar"].isHidden():
         docks["Avatar"].hide()
         if "Engine" in docks:

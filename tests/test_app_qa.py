@@ -272,3 +272,18 @@ def test_warm_up_loads_the_face_models_in_the_background(qtbot):
     job = w.runner.jobs[done.args[0]]
     assert job.title == "Preparing face models"
     assert "mediapipe" in sys.modules
+
+
+def test_perform_dock_goes_when_another_result_replaces_the_avatar(window):
+    """The Perform dock drives the avatar too: it is hidden with the Avatar dock."""
+    from PySide6 import QtWidgets
+    from PySide6.QtCore import Qt
+
+    from app import display
+
+    dock = window._dock("Perform", QtWidgets.QLabel("perform"), Qt.RightDockWidgetArea)
+    window.docks["Perform"] = dock
+    dock.show()
+    assert not dock.isHidden()
+    display.hide_avatar_controls(window)
+    assert dock.isHidden()
