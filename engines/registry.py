@@ -23,6 +23,7 @@ BUILTIN = {
     "depth-from-focus": "engines.depth.engine:DepthFromFocusEngine",
     "tryon": "engines.tryon.engine:TryOnEngine",
     "multiview": "engines.multiview.engine:MultiViewEngine",
+    "puppet": "engines.puppet.engine:PuppetEngine",
 }
 
 _extra: dict[str, type] = {}
@@ -31,15 +32,36 @@ problems: list[str] = []
 """Why plug-ins were skipped, for the log and the About box."""
 
 
+FRONT_END_ATTRIBUTES = {"name": str, "title": str, "description": str, "accepts": tuple, "produces": tuple,
+                        "min_inputs": int, "max_inputs": int}
+"""What the CLI, the Engine panel and the About box read of every engine class."""
+
+
+def engine_problem(obj) -> str | None:
+    """Why ``obj`` cannot be offered as an engine (None when it can).
+
+    Every front end must be able to drive it: a class with a non-empty ``name``, a
+    callable ``run``, a pydantic/dataclass ``Params``, and each attribute the front ends read
+    (:data:`FRONT_END_ATTRIBUTES`, which :class:`engines.api.Engine` gives subclasses).
+    """
+    if not isinstance(obj, type):
+        return f"{obj!r} is not a class"
+    if not callable(getattr(obj, "run", None)):
+        return f"{obj.__name__} has no run() method"
+    if not hasattr(obj, "Params"):
+        return f"{obj.__name__} has no Params"
+    for attr, kind in FRONT_END_ATTRIBUTES.items():
+        value = getattr(obj, attr, None)
+        if not isinstance(value, kind):
+            return (f"{obj.__name__}.{attr} is missing or not {kind.__name__} "
+                    "(subclass engines.api.Engine to get every attribute the front ends read)")
+    if not obj.name:
+        return f"{obj.__name__}.name is empty"
+    return None
+
+
 def is_engine(obj) -> bool:
-    return (
-        isinstance(obj, type)
-        and isinstance(getattr(obj, "name", None), str)
-        and bool(obj.name)
-        and callable(getattr(obj, "run", None))
-        and hasattr(obj, "Params")
-        and isinstance(getattr(obj, "accepts", None), tuple)
-    )
+    return engine_problem(obj) is None
 
 
 def _load_ref(ref: str):
@@ -70,9 +92,10 @@ def _discover() -> dict[str, type]:
             problems.append(f"{name}: {e}")
             log.warning("Skipping engine %s (%s): %s", name, ref, e)
             continue
-        if not is_engine(obj):
-            problems.append(f"{name}: {ref} is not an engine class")
-            log.warning("Skipping %s: %s is not an engine (needs name, Params, accepts, run)", name, ref)
+        why = engine_problem(obj)
+        if why is not None:
+            problems.append(f"{name}: {ref} is not an engine class ({why})")
+            log.warning("Skipping %s: %s is not an engine: %s", name, ref, why)
             continue
         found[obj.name] = obj
     return found
@@ -104,8 +127,9 @@ def for_input(obj) -> list[type]:
 
 def register(engine: type) -> type:
     """Add an engine at run time (tests, scripts). Usable as a decorator."""
-    if not is_engine(engine):
-        raise TypeError(f"{engine!r} is not an engine")
+    why = engine_problem(engine)
+    if why is not None:
+        raise TypeError(f"{engine!r} is not an engine: {why}")
     _extra[engine.name] = engine
     return engine
 

@@ -90,3 +90,64 @@ def test_result_stage_timing():
     with r.stage("a"):
         pass
     assert r.timings["a"] > 0 and list(r.timings) == ["a"]
+
+
+class _Bare:
+    """Passes a shape check on name/Params/accepts/run, but lacks title, produces, min_inputs."""
+
+    name = "bare"
+    accepts = (Image,)
+
+    class Params(BaseModel):
+        pass
+
+    def run(self, inputs, params, progress, cancel):
+        return Result([])
+
+
+def test_a_class_missing_front_end_attributes_is_refused_with_the_reason():
+    with pytest.raises(TypeError, match="title"):
+        registry.register(_Bare)
+    assert "title" in registry.engine_problem(_Bare)
+    assert registry.engine_problem(Doubler) is None
+
+
+def test_plugins_through_a_real_entry_point(tmp_path, monkeypatch, caplog):
+    """A tiny installed distribution (dist-info with entry_points.txt on sys.path) with a good
+    engine and a broken one: the good one is listed by the CLI, the broken one is skipped
+    with its reason in the log and in the About box's problem list."""
+    import subprocess
+    import sys
+
+    pkg = tmp_path / "cs_plugin_demo"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(
+        "from pydantic import BaseModel\n"
+        "from engines.api import Engine, Result\n"
+        "from engines.types import Image\n"
+        "class Good(Engine):\n"
+        "    name = 'demo-good'\n    title = 'Demo good'\n    accepts = (Image,)\n    produces = (Image,)\n"
+        "    class Params(BaseModel):\n        pass\n"
+        "    def run(self, inputs, params, progress, cancel):\n        return Result([inputs[0]])\n"
+        "class Bare:\n"
+        "    name = 'demo-bare'\n    accepts = (Image,)\n"
+        "    class Params(BaseModel):\n        pass\n"
+        "    def run(self, inputs, params, progress, cancel):\n        return None\n")
+    dist = tmp_path / "cs_plugin_demo-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: cs-plugin-demo\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[capture_studio.engines]\ndemo-good = cs_plugin_demo:Good\ndemo-bare = cs_plugin_demo:Bare\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with caplog.at_level(logging.WARNING):
+        found = registry.engines()
+    assert "demo-good" in found and "demo-bare" not in found
+    assert any("demo-bare" in p and "title" in p for p in registry.problems)
+    assert "demo-bare" in caplog.text
+    import os
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, "main.py", "engines"], capture_output=True, text=True, env=env,
+                         cwd=__import__("pathlib").Path(__file__).resolve().parents[1], timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "demo-good" in out.stdout and "avatar" in out.stdout
