@@ -3,10 +3,8 @@
 // mixer sets.
 //   node tests/js/three_anim.mjs file.glb [t1,t2,...]
 // Images are not decoded (see three_load.mjs): createImageBitmap is stubbed, blob: URLs answered.
-import { readFile } from 'node:fs/promises';
-import { resolveObjectURL } from 'node:buffer';
 import * as THREE from 'three';
-import { GLTFLoader } from 'three/examples/jsm/loaders/GLTFLoader.js';
+import { loadGltf } from './node_gltf.mjs';
 
 const file = process.argv[2];
 const times = (process.argv[3] || '0').split(',').map(Number);
@@ -14,27 +12,7 @@ if (!file) {
   console.error('usage: node three_anim.mjs file.glb [t1,t2,...]');
   process.exit(2);
 }
-globalThis.self = globalThis;
-const realFetch = globalThis.fetch;
-globalThis.fetch = async (url, opts) => {
-  const s = String(url);
-  if (s.startsWith('blob:')) {
-    const blob = resolveObjectURL(s);
-    return new Response(blob, { status: 200, headers: { 'Content-Type': blob.type } });
-  }
-  return realFetch(url, opts);
-};
-globalThis.createImageBitmap = async () => ({ width: 1, height: 1, close() {} });
-const errors = [];
-const origError = console.error;
-console.error = (...a) => { errors.push(a.map(String).join(' ')); };
-const warnings = [];
-console.warn = (...a) => { warnings.push(a.map(String).join(' ')); };
-
-const data = await readFile(file);
-const buf = data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength);
-const gltf = await new Promise((resolve, reject) => new GLTFLoader().parse(buf, '', resolve, reject));
-console.error = origError;
+const { gltf, errors, warnings } = await loadGltf(file);
 
 const clips = gltf.animations.map((c) => ({
   name: c.name,

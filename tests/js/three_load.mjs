@@ -1,13 +1,9 @@
 // three.js GLTFLoader in Node (no browser): parses a GLB and prints JSON describing what a
 // three.js app (a face-tracking rig, a viewer) would get.
 //   node tests/js/three_load.mjs file.glb
-// Node has no DOM, so images cannot be decoded. createImageBitmap is stubbed to read the PNG
-// size only, and fetch() of the blob: URLs GLTFLoader makes for embedded images is answered
-// from the Blob itself, so textures "load" (with the right size) and parse() resolves.
-import { readFile } from 'node:fs/promises';
-import { resolveObjectURL } from 'node:buffer';
+// Images are not decoded in Node (see node_gltf.mjs).
 import * as THREE from 'three';
-import { GLTFLoader } from 'three/examples/jsm/loaders/GLTFLoader.js';
+import { loadGltf } from './node_gltf.mjs';
 
 const file = process.argv[2];
 if (!file) {
@@ -15,38 +11,7 @@ if (!file) {
   process.exit(2);
 }
 
-globalThis.self = globalThis; // GLTFLoader reads self.URL
-const realFetch = globalThis.fetch;
-globalThis.fetch = async (url, opts) => {
-  const s = String(url);
-  if (s.startsWith('blob:')) {
-    const blob = resolveObjectURL(s);
-    if (!blob) throw new Error('unknown blob URL ' + s);
-    return new Response(blob, { status: 200, headers: { 'Content-Type': blob.type } });
-  }
-  return realFetch(url, opts);
-};
-const images = [];
-globalThis.createImageBitmap = async (blob) => {
-  const b = new Uint8Array(await blob.arrayBuffer());
-  const png = b.length > 24 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47;
-  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const bmp = { width: png ? dv.getUint32(16) : 1, height: png ? dv.getUint32(20) : 1, close() {} };
-  images.push({ type: blob.type, bytes: b.length, width: bmp.width, height: bmp.height });
-  return bmp;
-};
-
-const errors = [];
-const origError = console.error;
-console.error = (...a) => { errors.push(a.map(String).join(' ')); };
-const warnings = [];
-console.warn = (...a) => { warnings.push(a.map(String).join(' ')); };
-
-const data = await readFile(file);
-const buf = data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength);
-const loader = new GLTFLoader();
-const gltf = await new Promise((resolve, reject) => loader.parse(buf, '', resolve, reject));
-console.error = origError;
+const { gltf, images, errors, warnings } = await loadGltf(file);
 
 const meshes = [];
 const bones = new Set();
