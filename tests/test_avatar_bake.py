@@ -150,7 +150,9 @@ def test_eyes_have_a_coloured_iris_and_a_dark_pupil(astronaut):
     yy, xx = np.mgrid[0:h, 0:w]
     ring = np.abs(np.hypot(xx + c0 - cx, yy + r0 - cy) - r_far) < 2
     white = scl[ring]
-    assert lum(white) > 190
+    # the photo's own white of the eye (the astronaut's measures about 180), never dark
+    assert lum(white) > 150
+    assert abs(lum(white) - lum(astronaut["res"].sclera_rgb)) < 12
     assert white[:, 0].mean() >= white[:, 2].mean()
     # iris mid-radius darker than the sclera, the pupil darker still, and the iris coloured
     r_iris = np.interp(0.65, pp, rr) * w * 0.8
@@ -444,3 +446,57 @@ def test_far_cheek_of_a_turned_face_comes_from_the_mirror(astronaut):
         gr = min(int((r - r0 + 0.5) * tm.rows / h), tm.rows - 1)
         gc = min(int((col - c0 + 0.5) * tm.cols / w), tm.cols - 1)
         assert turned.photo_weight[gr, gc] > 0.5
+
+
+def test_sclera_follows_the_photo():
+    """The painted white of the eye: the measured sclera when the photo shows it, else
+    solved from the eye opening's lightness; within the light range either way."""
+    from engines.avatar.bake import SCLERA_LUM, SCLERA_RGB, sclera_for_photo
+
+    lum = lambda a: float(np.asarray(a, np.float32) @ [0.299, 0.587, 0.114])  # noqa: E731
+    iris = np.array([80, 55, 40], np.float32)
+    measured = sclera_for_photo(np.array([200, 190, 180], np.float32), None)
+    assert abs(lum(measured) - lum([200, 190, 180])) < 1.0
+    # a bluish cast is halved towards the warm default
+    cast = sclera_for_photo(np.array([170, 185, 215], np.float32), None)
+    assert cast[2] - cast[0] < 0.6 * (215 - 170)
+    # eyes half in shade: a darker opening gives a darker white, clamped to the range
+    bright = sclera_for_photo(None, None, (150.0, 0.5), iris)
+    dark = sclera_for_photo(None, None, (110.0, 0.5), iris)
+    very_dark = sclera_for_photo(None, None, (30.0, 0.5), iris)
+    assert lum(bright) > lum(dark) + 20
+    assert abs(lum(very_dark) - SCLERA_LUM[0]) < 1.0
+    assert abs(lum(sclera_for_photo(None, None, (255.0, 0.2), iris)) - SCLERA_LUM[1]) < 1.0
+    # solved so that the opening's mean matches: f * 0.7 * iris + (1 - f) * sclera = opening
+    assert abs(0.5 * 0.7 * lum(iris) + 0.5 * lum(dark) - 110.0) < 1.0
+    # nothing measurable: the default white at the skin's exposure
+    dim = sclera_for_photo(None, np.array([170, 135, 115], np.float32))
+    assert abs(lum(dim) - 1.25 * lum([170, 135, 115])) < 1.0
+    assert np.allclose(dim / lum(dim), SCLERA_RGB / lum(SCLERA_RGB), atol=1e-3)
+
+
+def test_sclera_measured_on_a_painted_eye():
+    """skin.sclera_colour finds a grey-white sclera beside a dark iris, and gives up on a
+    narrow, saturated opening (skin and lids seen through a squint)."""
+    import cv2
+
+    from engines.avatar.skin import EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, eye_opening_lightness, sclera_colour
+
+    img = np.full((200, 300, 3), (170, 120, 100), np.uint8)
+    xy = np.zeros((478, 2))
+    for idx, cx, iris_c, ring in ((EYE_IMAGE_LEFT, 100, 468, (469, 470, 471, 472)),
+                                  (EYE_IMAGE_RIGHT, 200, 473, (474, 475, 476, 477))):
+        ang = np.linspace(0, 2 * np.pi, len(idx), endpoint=False)
+        xy[list(idx)] = np.c_[cx + 30 * np.cos(ang), 100 + 12 * np.sin(ang)]
+        xy[iris_c] = (cx, 100)
+        xy[list(ring)] = [(cx + 9, 100), (cx, 91), (cx - 9, 100), (cx, 109)]
+        cv2.ellipse(img, (cx, 100), (30, 12), 0, 0, 360, (205, 200, 192), -1)
+        cv2.circle(img, (cx, 100), 9, (60, 40, 30), -1)
+    c = sclera_colour(img, xy)
+    assert c is not None and np.abs(c - [205, 200, 192]).max() < 6
+    l_open, f_iris = eye_opening_lightness(img, xy)
+    assert 0.15 < f_iris < 0.45 and 120 < l_open < 205
+    # the same eyes painted as skin (a squint): no sclera
+    for cx in (100, 200):
+        cv2.ellipse(img, (cx, 100), (30, 12), 0, 0, 360, (170, 120, 100), -1)
+    assert sclera_colour(img, xy) is None

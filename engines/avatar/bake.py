@@ -71,7 +71,7 @@ MASK_IOD_PX = 100.0
 """The skin mask is computed with about this inter-ocular distance."""
 ZBUF_IOD_PX = 64.0
 """The visibility z-buffer is rendered with about this inter-ocular distance."""
-FACING = (0.2, 0.5)
+FACING = (0.1, 0.4)
 """cos(normal, view ray): photo weight 0 below the first, 1 above the second."""
 DEPTH_TOL_M = (0.002, 0.005)
 """Visibility fades out between these depths behind the z-buffer (metres)."""
@@ -85,6 +85,12 @@ and towards the procedural colours inside the mouth and eye sockets."""
 
 SCLERA_RGB = np.array([232, 226, 217], np.float32)
 SCLERA_RIM_RGB = np.array([196, 166, 158], np.float32)
+SCLERA_LUM = (150.0, 226.0)
+"""Lightness range of the painted sclera (the default white is 226)."""
+SCLERA_PER_SKIN = 1.25
+"""Sclera lightness / skin lightness where nothing of the eyes can be measured."""
+PUPIL_SHARE = 0.7
+"""Mean lightness of iris plus pupil / the iris colour's lightness."""
 PUPIL_RGB = np.array([10, 9, 9], np.float32)
 IRIS_FALLBACK_RGB = np.array([78, 54, 38], np.float32)
 TEETH_RGB = np.array([232, 223, 200], np.float32)
@@ -122,6 +128,8 @@ class BakeResult:
     """Face tile photo weight (direct + mirrored, after feathering and the skin mask) at
     the geometry grid, row 0 = top."""
     timings: dict = field(default_factory=dict)
+    sclera_rgb: np.ndarray | None = None
+    """The sclera colour painted (the photo's, or the default white at its exposure)."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -512,8 +520,39 @@ def _iris_pattern(rho, streak, iris_rgb) -> np.ndarray:
     return PUPIL_RGB * (1 - pupil) + col * pupil
 
 
-def eye_tiles(size: int, iris_rgb, iris_eye_ratio: float = IRIS_EYE_RATIO) -> dict[str, np.ndarray]:
-    """The sclera and iris map tiles (rows x cols x 3 uint8) for an iris colour.
+def sclera_for_photo(measured, skin_rgb, opening=None, iris_rgb=None) -> np.ndarray:
+    """The sclera colour to paint, a light near-neutral white within SCLERA_LUM.
+
+    ``measured`` (:func:`skin.sclera_colour`) is the photo's own sclera where it shows;
+    its colour cast is halved towards the default warm white. Where it does not show (narrow
+    or shaded eyes, glasses, small faces), the lightness is solved from the eye opening as
+    a whole (``opening`` = :func:`skin.eye_opening_lightness`): the opening's median
+    lightness is the iris fraction times the iris (pupil included, PUPIL_SHARE darker) plus
+    the rest times the sclera, so that the painted eye is as light, overall, as the
+    photographed one; without either, SCLERA_PER_SKIN times the skin's lightness."""
+    lum = np.array([0.299, 0.587, 0.114], np.float32)
+    base_lum = float(SCLERA_RGB @ lum)
+    c = SCLERA_RGB.copy()
+    if measured is not None:
+        m = np.asarray(measured, np.float32)
+        target = float(m @ lum)
+        c = 0.5 * m + 0.5 * SCLERA_RGB * (target / base_lum)
+    elif opening is not None:
+        l_open, f_iris = opening
+        l_iris = float(np.asarray(iris_rgb if iris_rgb is not None else IRIS_FALLBACK_RGB, np.float32) @ lum)
+        f_iris = float(np.clip(f_iris, 0.0, 0.8))
+        target = (l_open - f_iris * PUPIL_SHARE * l_iris) / (1.0 - f_iris)
+    elif skin_rgb is not None:
+        target = SCLERA_PER_SKIN * float(np.asarray(skin_rgb, np.float32) @ lum)
+    else:
+        target = base_lum
+    target = float(np.clip(target, *SCLERA_LUM))
+    return (c * (target / max(float(c @ lum), 1.0))).astype(np.float32)
+
+
+def eye_tiles(size: int, iris_rgb, iris_eye_ratio: float = IRIS_EYE_RATIO, sclera_rgb=None) -> dict[str, np.ndarray]:
+    """The sclera and iris map tiles (rows x cols x 3 uint8) for an iris colour (and a
+    sclera colour, default SCLERA_RGB).
 
     The ICT iris geometry is larger, relative to the eye, than most people's (its radius
     is about 0.28 of the eye width, photos give about 0.21); the painted iris takes the
@@ -521,18 +560,20 @@ def eye_tiles(size: int, iris_rgb, iris_eye_ratio: float = IRIS_EYE_RATIO) -> di
     opaque render shows) and on the iris map alike."""
     geo = _eye_geometry(size)
     iris = _iris_for_texture(iris_rgb)
+    scl_rgb = SCLERA_RGB if sclera_rgb is None else np.asarray(sclera_rgb, np.float32)
+    scl_rim = SCLERA_RIM_RGB * (float(scl_rgb.mean()) / float(SCLERA_RGB.mean()))
     scale = float(np.clip(iris_eye_ratio * _ict_eye_width_cm() / eye_calibration().limbus_cm, 0.6, 1.0))
     rho, r, streak = geo["sclera"]
     q = rho / scale
     # sclera: warm white, darker and slightly pink towards the back of the eyeball
     rim = _smoothstep(r, 0.18, 0.45)[..., None]
-    sclera = SCLERA_RGB * (1 - rim) + SCLERA_RIM_RGB * rim
+    sclera = scl_rgb * (1 - rim) + scl_rim * rim
     inside = 1.0 - _smoothstep(q, 0.98, 1.06)[..., None]
     scl = sclera * (1 - inside) + _iris_pattern(q, streak, iris) * inside
     rho_i, r_i, streak_i = geo["iris"]
     q = rho_i / scale
     inside = 1.0 - _smoothstep(q, 0.98, 1.06)[..., None]
-    iri = _iris_pattern(np.minimum(q, 1.0), streak_i, iris) * inside + SCLERA_RGB * (1 - inside)
+    iri = _iris_pattern(np.minimum(q, 1.0), streak_i, iris) * inside + scl_rgb * (1 - inside)
     outer = _smoothstep(r_i, 0.5, 0.53)[..., None]  # the small pieces beside the front disc
     iri = iri * (1 - outer) + iris * 0.5 * outer
     import cv2
@@ -846,6 +887,8 @@ def bake_texture(vertices_model: np.ndarray, K, R, t, photo: np.ndarray, landmar
         iris, measured = skinmod.iris_colour(crop, fc.of(lm), IRIS_FALLBACK_RGB)
     else:
         iris, measured = np.asarray(iris_rgb, np.float32), False
+    sclera = sclera_for_photo(skinmod.sclera_colour(crop, fc.of(lm)), skin_rgb,
+                              skinmod.eye_opening_lightness(crop, fc.of(lm)), iris)
     stage("skin mask", 0.25)
 
     # ---- z-buffer of the skin from the photo camera
@@ -997,7 +1040,7 @@ def bake_texture(vertices_model: np.ndarray, K, R, t, photo: np.ndarray, landmar
 
     # ---- procedural tiles
     iris_px = _iris_size_ratio(lm)
-    tiles = {**_static_tiles(size), **eye_tiles(size, iris, iris_px), "lashes": _lash_tile(size, tex)}
+    tiles = {**_static_tiles(size), **eye_tiles(size, iris, iris_px, sclera), "lashes": _lash_tile(size, tex)}
     for name, img in tiles.items():
         c0, r0, c, r = tile_rect(name, size)
         tex[r0:r0 + r, c0:c0 + c] = img
@@ -1006,7 +1049,7 @@ def bake_texture(vertices_model: np.ndarray, K, R, t, photo: np.ndarray, landmar
     return BakeResult(texture=tex, seen_fraction=seen_fraction, skin_rgb=skin_rgb,
                       iris_rgb=_iris_for_texture(iris), mask_coverage=mask_coverage, fill_rgb=fill_rgb,
                       iris_measured=bool(measured),
-                      photo_weight=photo_weight, timings=timings)
+                      photo_weight=photo_weight, timings=timings, sclera_rgb=sclera)
 
 
 def warm_up(size: int = ATLAS_SIZE) -> None:
