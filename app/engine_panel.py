@@ -5,8 +5,10 @@ One description, two front ends: the CLI builds ``--set`` options from the same 
 Field to widget: ``bool`` -> check box; ``int``/``float`` -> spin box with the field's
 ``ge``/``gt``/``le``/``lt`` range; ``Literal[...]`` or an Enum -> combo box; a path (a
 ``Path`` annotation, or a name ending in ``path``/``file``/``model``) -> line edit with a
-file chooser; anything else -> line edit validated by pydantic. The field's
-``description`` is the tooltip.
+file chooser; a field marked :class:`engines.api.Choices` -> combo box of its values (with
+their icons); :class:`engines.api.Colour` -> preset list, colour swatch and picker;
+anything else -> line edit validated by pydantic. The field's ``description`` is the
+tooltip.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from PySide6.QtWidgets import (
     QLineEdit, QPushButton, QScrollArea, QSpinBox, QToolButton, QVBoxLayout, QWidget,
 )
 
-from engines.api import EngineError, make_params
+from engines.api import Choices, Colour, EngineError, field_marker, make_params
 
 ONNX_FIELD_NAMES = ("onnx_model", "onnx_model_path")
 """Params fields filled from Settings > ONNX depth model when left empty."""
@@ -78,6 +80,63 @@ class _PathEdit(QWidget):
             self.edit.setText(path)
 
 
+class _ColourEdit(QWidget):
+    """A colour parameter: the special words and presets in a list, "Custom..." opens the
+    colour dialog; a swatch shows the colour. :meth:`text` / :meth:`setText` as a line edit."""
+
+    CUSTOM = "Custom..."
+
+    def __init__(self, marker: Colour, tip: str) -> None:
+        super().__init__()
+        self.marker = marker
+        self.combo = QComboBox()
+        self.combo.setToolTip(tip)
+        for word in marker.special:
+            self.combo.addItem(word, word)
+        for name, hexv in marker.preset_map().items():
+            self.combo.addItem(self._swatch(hexv), name, name)
+        self.combo.addItem(self.CUSTOM, None)
+        self.combo.activated.connect(self._activated)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.combo, 1)
+
+    @staticmethod
+    def _swatch(hexv: str):
+        from PySide6.QtGui import QColor, QIcon, QPixmap
+
+        pm = QPixmap(16, 16)
+        pm.fill(QColor(hexv))
+        return QIcon(pm)
+
+    def _activated(self, index: int) -> None:
+        if self.combo.itemData(index) is not None:
+            return
+        from PySide6.QtGui import QColor
+        from PySide6.QtWidgets import QColorDialog
+
+        start = QColor(self.marker.preset_map().get(self.text(), self.text()) if self.text() else "#3b2619")
+        c = QColorDialog.getColor(start, self, "Choose a colour")
+        if c.isValid():
+            self.setText(c.name())
+        else:
+            self.combo.setCurrentIndex(0)
+
+    def text(self) -> str:
+        return str(self.combo.currentData() or "")
+
+    def setText(self, value: str) -> None:  # noqa: N802 (Qt naming, as QLineEdit)
+        try:
+            v = self.marker.check(value)
+        except ValueError:
+            return
+        i = self.combo.findData(v)
+        if i < 0:  # a custom #rrggbb: listed just above "Custom..."
+            i = self.combo.count() - 1
+            self.combo.insertItem(i, self._swatch(v), v, v)
+        self.combo.setCurrentIndex(i)
+
+
 class ParamsForm(QWidget):
     """A form for one Params model; :meth:`values` returns raw values for make_params."""
 
@@ -114,7 +173,24 @@ class ParamsForm(QWidget):
         tip = field.description or ""
         ann, optional = _unwrap(field.annotation)
         origin = typing.get_origin(ann)
-        if origin is typing.Literal or (isinstance(ann, type) and issubclass(ann, enum.Enum)):
+        choices, colour = field_marker(field, Choices), field_marker(field, Colour)
+        if choices is not None:
+            from PySide6.QtCore import QSize
+            from PySide6.QtGui import QIcon
+
+            w = QComboBox()
+            w.setIconSize(QSize(48, 24))
+            for c in choices.allowed():
+                icon = choices.icon(c) if choices.icon else None
+                label = c.replace("_", " ")
+                if icon:
+                    w.addItem(QIcon(icon), label, c)
+                else:
+                    w.addItem(label, c)
+            kind = "choice"
+        elif colour is not None:
+            w, kind = _ColourEdit(colour, tip), "colour"
+        elif origin is typing.Literal or (isinstance(ann, type) and issubclass(ann, enum.Enum)):
             choices = (list(typing.get_args(ann)) if origin is typing.Literal
                        else [m.value for m in ann])
             w = QComboBox()
@@ -158,8 +234,16 @@ class ParamsForm(QWidget):
                 i = w.findData(value)
                 if i < 0:
                     i = w.findText(str(value))
+                marker = field_marker(self.engine_cls.Params.model_fields[name], Choices)
+                if i < 0 and marker is not None:
+                    try:
+                        i = w.findData(marker.check(value))
+                    except ValueError:
+                        pass
                 if i >= 0:
                     w.setCurrentIndex(i)
+            elif kind == "colour":
+                w.setText("" if value is None else str(value))
             elif kind == "bool":
                 w.setChecked(bool(value))
             elif kind == "int":
@@ -177,6 +261,8 @@ class ParamsForm(QWidget):
         for name, (kind, w, optional) in self.widgets.items():
             if kind == "choice":
                 out[name] = w.currentData()
+            elif kind == "colour":
+                out[name] = w.text()
             elif kind == "bool":
                 out[name] = w.isChecked()
             elif kind in ("int", "float"):

@@ -28,7 +28,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, Callable, ClassVar, Protocol, Sequence
 
 from pydantic import BaseModel
 
@@ -135,6 +135,74 @@ class Engine(abc.ABC):
                 raise EngineError(
                     f"{cls.title} cannot use a {type(i).__name__}; it accepts {names}."
                 )
+
+
+def _choice_key(v: str) -> str:
+    return str(v).strip().lower().replace(" ", "_").replace("-", "_")
+
+
+@dataclass(frozen=True)
+class Choices:
+    """Parameter metadata for a text field whose values come from a list known only at run
+    time (a library that plug-ins or users may extend)::
+
+        hairstyle: Annotated[str, Choices(list_styles, icon=thumbnail_path)] = Field("none")
+
+    Values are checked when Params are made (CLI and GUI alike, before any work), matched
+    without regard to case, spaces or dashes, and stored as the listed spelling. The GUI
+    shows a drop-down (with ``icon(value)`` images where given)."""
+
+    values: Callable[[], Sequence[str]]
+    icon: Callable[[str], str | None] | None = None
+
+    def allowed(self) -> list[str]:
+        return [str(v) for v in self.values()]
+
+    def check(self, v: Any) -> str:
+        allowed = self.allowed()
+        key = _choice_key(v)
+        for a in allowed:
+            if _choice_key(a) == key:
+                return a
+        raise ValueError(f"'{v}' is not one of: {', '.join(allowed)}")
+
+    def __get_pydantic_core_schema__(self, source, handler):
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
+
+
+@dataclass(frozen=True)
+class Colour:
+    """Parameter metadata for a colour given as ``#rrggbb``, a preset name or one of
+    ``special`` words (e.g. ``auto``); checked when Params are made, stored lower-case.
+    The GUI shows a colour picker with the presets."""
+
+    presets: Callable[[], dict[str, str]] | None = None
+    special: tuple[str, ...] = ("auto",)
+
+    def preset_map(self) -> dict[str, str]:
+        return dict(self.presets()) if self.presets else {}
+
+    def check(self, v: Any) -> str:
+        s = str(v).strip().lower()
+        if s in self.special or s in self.preset_map():
+            return s
+        h = s[1:] if s.startswith("#") else s
+        if len(h) == 6 and all(c in "0123456789abcdef" for c in h):
+            return "#" + h
+        words = [*self.special, *self.preset_map()]
+        raise ValueError(f"'{v}' is not a colour: use #rrggbb (e.g. #3b2619) or one of {', '.join(words)}")
+
+    def __get_pydantic_core_schema__(self, source, handler):
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
+
+
+def field_marker(field, kind: type):
+    """The first ``kind`` (Choices, Colour) in a Params field's metadata, or None."""
+    return next((m for m in getattr(field, "metadata", ()) if isinstance(m, kind)), None)
 
 
 def make_params(engine: type[Engine], values: dict[str, Any] | None = None) -> BaseModel:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox
 
 from app.engine_panel import EnginePanel, ParamsForm
-from engines.api import EngineError
+from engines.api import EngineError, make_params
 from engines.types import Image, VideoClip
 
 from tests.conftest import FakeEngine
@@ -128,3 +128,43 @@ def test_small_float_values_are_not_rounded_away(qtbot):
     assert form.values()["delay"] == pytest.approx(0.001)
     form.set_values({"delay": 0.00025})
     assert form.values()["delay"] == pytest.approx(0.00025)
+
+
+def test_avatar_hairstyle_is_a_drop_down_with_thumbnails_and_colour_a_picker(qtbot):
+    """Hairstyle and hair colour are choices, not text boxes: every library style (with
+    its thumbnail), the presets with swatches, a custom #rrggbb kept; values round trip."""
+    from engines.avatar.engine import AvatarEngine, hairstyle_choices
+    from engines.hair.color import PRESETS
+    from engines.hair.recipe import list_styles
+
+    form = ParamsForm(AvatarEngine)
+    qtbot.addWidget(form)
+    kind, combo, _ = form.widgets["hairstyle"]
+    assert kind == "choice" and isinstance(combo, QComboBox)
+    items = [combo.itemData(i) for i in range(combo.count())]
+    assert items == hairstyle_choices()
+    assert set(list_styles()) - {"bald"} <= set(items) and {"none", "auto"} <= set(items)
+    styles = [i for i in range(combo.count()) if combo.itemData(i) not in ("none", "auto")]
+    assert len(styles) == len(list_styles()) - 1 >= 16 and all(not combo.itemIcon(i).isNull() for i in styles)
+    kind, colour, _ = form.widgets["hair_color"]
+    assert kind == "colour"
+    names = [colour.combo.itemData(i) for i in range(colour.combo.count())]
+    assert names[0] == "auto" and set(PRESETS) <= set(names)
+    form.set_values({"hairstyle": "Short Crop", "hair_color": "#A0B1C2"})
+    v = form.values()
+    assert v["hairstyle"] == "short_crop" and v["hair_color"] == "#a0b1c2"
+    form.set_values({"hair_color": "blonde"})
+    assert form.values()["hair_color"] == "blonde"
+    p = make_params(AvatarEngine, form.values())
+    assert p.hairstyle == "short_crop" and p.hair_color == "blonde"
+
+
+def test_unknown_choice_is_refused_when_params_are_made():
+    """A value outside the list fails at make_params (before any run), naming the choices."""
+    from engines.avatar.engine import AvatarEngine
+
+    with pytest.raises(EngineError, match="curly hair.*not one of.*short_crop"):
+        make_params(AvatarEngine, {"hairstyle": "curly hair"})
+    with pytest.raises(EngineError, match="not a colour"):
+        make_params(AvatarEngine, {"hair_color": "reddish"})
+    assert make_params(AvatarEngine, {"hairstyle": "long-wavy"}).hairstyle == "long_wavy"

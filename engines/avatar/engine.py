@@ -10,12 +10,12 @@ The head model is the ICT Face Model (USC ICT, MIT licence, :mod:`.ict`).
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
 
-from engines.api import CancelToken, Engine, EngineError, Result
+from engines.api import CancelToken, Choices, Colour, Engine, EngineError, Result
 from engines.types import Avatar, Image, Mesh
 from engines.avatar.ict import GROUPS as GROUP_NAMES
 
@@ -122,6 +122,27 @@ def scalp_vertices(model, V: np.ndarray, layout) -> np.ndarray:
     return np.flatnonzero(head & (p[:, 1] > line))
 
 
+def hairstyle_choices() -> list[str]:
+    """``none``, ``auto`` (matched to the photo) and the library's strand styles."""
+    from engines.hair.recipe import list_styles, recipes
+
+    return ["none", "auto", *(n for n in list_styles() if not recipes()[n].is_bald)]
+
+
+def hairstyle_icon(style: str) -> str | None:
+    """The library thumbnail of a style (front and three-quarter), if there is one."""
+    from engines.hair.recipe import styles_dir
+
+    p = styles_dir() / "thumbs" / f"{'bald' if style == 'none' else style}.png"
+    return str(p) if p.is_file() else None
+
+
+def hair_colour_presets() -> dict[str, str]:
+    from engines.hair.color import PRESETS
+
+    return dict(PRESETS)
+
+
 class AvatarEngine(Engine):
     """A textured, rigged 3D head with ARKit blendshapes and emotion sliders from one portrait."""
 
@@ -145,8 +166,9 @@ class AvatarEngine(Engine):
         fear: float = Field(0.0, ge=0.0, le=1.0, description="Initial fear (0..1)")
         contempt: float = Field(0.0, ge=0.0, le=1.0, description="Initial contempt (0..1)")
         surprise: float = Field(0.0, ge=0.0, le=1.0, description="Initial surprise (0..1)")
-        hairstyle: str = Field("none", description="Hairstyle from the hair library ('none' for a bald head)")
-        hair_color: str = Field("auto", description="Hair colour as #rrggbb or a preset name; 'auto' = measured "
+        hairstyle: Annotated[str, Choices(hairstyle_choices, icon=hairstyle_icon)] = Field(
+            "none", description="Hairstyle from the hair library ('none' for a bald head, 'auto' to match the photo)")
+        hair_color: Annotated[str, Colour(hair_colour_presets)] = Field("auto", description="Hair colour as #rrggbb or a preset name; 'auto' = measured "
                                                     "from the photo's hair (a dark brown when none can be measured)")
         measure_quality: bool = Field(False, description="Also render from the photo camera and report PSNR, SSIM, "
                                                          "landmark re-detection and +-30 degree detection (about 1 s more)")
