@@ -74,6 +74,15 @@ class AvatarPanel(QtWidgets.QWidget):
         self.title.setWordWrap(True)
         outer.addWidget(self.title)
 
+        # group photos: the faces found, the one used checked; another one makes its avatar
+        self.faces_box = QtWidgets.QGroupBox("Faces in the photo")
+        self.faces_box.setToolTip("The photo shows several people: click a face to make the avatar of that one")
+        self.faces_row = QtWidgets.QHBoxLayout(self.faces_box)
+        self.faces_row.setContentsMargins(4, 4, 4, 4)
+        self.face_buttons: list[QtWidgets.QToolButton] = []
+        self.faces_box.hide()
+        outer.addWidget(self.faces_box)
+
         box = QtWidgets.QGroupBox("Emotions")
         grid = QtWidgets.QGridLayout(box)
         for row, emo in enumerate(EMOTIONS):
@@ -177,11 +186,53 @@ class AvatarPanel(QtWidgets.QWidget):
         self.setEnabled(True)
         if avatar.photo is not None:
             self.photo_label.setPixmap(_pixmap(self._face_crop(avatar.photo)))
+        self._show_faces(avatar)
         self.update_comparison()
         if self.hair_panel is not None and hasattr(self.hair_panel, "set_avatar"):
             self.hair_panel.set_avatar(avatar, key)
         if self.perform_panel is not None:
             self.perform_panel.avatar_changed()
+
+    def _show_faces(self, avatar) -> None:
+        """One button per detected face (a crop of the photo), when there are several."""
+        for b in self.face_buttons:
+            self.faces_row.removeWidget(b)
+            b.deleteLater()
+        self.face_buttons = []
+        faces = (avatar.params or {}).get("faces") or []
+        if avatar.photo is None or len(faces) < 2:
+            self.faces_box.hide()
+            return
+        used = int(avatar.params.get("face_index", 0))
+        h, w = avatar.photo.shape[:2]
+        for i, (x0, y0, x1, y1) in enumerate(faces[:12]):
+            m = 0.25 * max(x1 - x0, y1 - y0)
+            crop = avatar.photo[max(0, int(y0 - m)):min(h, int(y1 + m)), max(0, int(x0 - m)):min(w, int(x1 + m))]
+            b = QtWidgets.QToolButton()
+            b.setObjectName(f"face_{i}")
+            b.setCheckable(True)
+            b.setChecked(i == used)
+            b.setAutoRaise(True)
+            if crop.size:
+                b.setIcon(QtGui.QIcon(_pixmap(crop, 48)))
+                b.setIconSize(QtCore.QSize(48, 48))
+            b.setToolTip(f"Face {i + 1} of {len(faces)}" + (" (this avatar)" if i == used else ": make its avatar"))
+            b.clicked.connect(lambda _=False, k=i: self.choose_face(k))
+            self.faces_row.addWidget(b)
+            self.face_buttons.append(b)
+        self.faces_box.setTitle(f"Faces in the photo ({len(faces)})")
+        self.faces_box.show()
+
+    def choose_face(self, index: int):
+        """Make the avatar of another face of the same photo (a new result; this one stays)."""
+        if self.avatar is None:
+            return None
+        used = int(self.avatar.params.get("face_index", 0))
+        for i, b in enumerate(self.face_buttons):
+            b.setChecked(i == used)
+        if index == used:
+            return None
+        return self.main_window.remake_result(self.avatar, face_index=int(index))
 
     def _set_sliders(self, values: dict, apply: bool = True) -> None:
         for emo, s in self.sliders.items():

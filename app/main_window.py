@@ -308,6 +308,31 @@ class MainWindow(ProjectActions, QMainWindow):
             on_done=lambda result: self._add_result(result, cls, values, rows[0]),
             on_error=lambda m, d: self.error(f"{cls.title} failed", m, d))
 
+    def remake_result(self, main_item, **changes):
+        """Run the engine of the result whose main item is ``main_item`` again, on the same
+        input, with some parameters changed (e.g. another face of a group photo): a new
+        result, the old one kept. Returns the Job (None if refused, with a message)."""
+        from engines import registry
+        from engines.api import make_params
+
+        entry = next((e for e in self.project.results if e.result.main is main_item), None)
+        try:
+            if entry is None or entry.input is None or not (0 <= entry.input < len(self.project.inputs)):
+                raise EngineError("The input this result was made from is no longer in the Inputs panel; "
+                                  "import it again and run the engine from the Engine panel.")
+            cls = registry.get(entry.engine)
+            params = make_params(cls, {**entry.params, **changes})
+            inputs = [self.project.inputs[entry.input].obj]
+        except EngineError as e:
+            self.error("Cannot run again", str(e))
+            return None
+        values = params.model_dump(mode="json")
+        row = entry.input
+        return self.runner.run_engine(
+            cls, inputs, params,
+            on_done=lambda result: self._add_result(result, cls, values, row),
+            on_error=lambda m, d: self.error(f"{cls.title} failed", m, d))
+
     def _add_result(self, result, cls, values: dict, input_row: int | None) -> None:
         n = sum(1 for r in self.project.results if r.engine == cls.name) + 1
         entry = ResultEntry(result, cls.name, values, f"{cls.title} #{n}", input_row)

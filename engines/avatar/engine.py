@@ -170,6 +170,8 @@ class AvatarEngine(Engine):
             "none", description="Hairstyle from the hair library ('none' for a bald head, 'auto' to match the photo)")
         hair_color: Annotated[str, Colour(hair_colour_presets)] = Field("auto", description="Hair colour as #rrggbb or a preset name; 'auto' = measured "
                                                     "from the photo's hair (a dark brown when none can be measured)")
+        face_index: int = Field(0, ge=0, le=99, description="Which face when the photo shows several: "
+                                                             "0 = the largest, 1 = the next largest, ...")
         measure_quality: bool = Field(False, description="Also render from the photo camera and report PSNR, SSIM, "
                                                          "landmark re-detection and +-30 degree detection (about 1 s more)")
 
@@ -209,7 +211,7 @@ class AvatarEngine(Engine):
         progress(0.05, "Finding the face")
         cancel.raise_if_set()
         with res.stage("landmarks"):
-            lm = landmarks.detect_landmarks(photo, source)
+            lm = landmarks.detect_landmarks(photo, source, face_index=params.face_index)
         res.notes += lm.notes
         scores = getattr(lm, "blendshapes", None)
         progress(0.25, "Fitting the head model")
@@ -268,7 +270,9 @@ class AvatarEngine(Engine):
                                 "hair_color": params.hair_color, "shape_names": list(ARKIT_NAMES),
                                 "identity": [round(float(x), 4) for x in fit.identity],
                                 "head_model": "ICT Face Model Light (USC ICT, MIT)",
-                                "face_box": [float(x) for x in (*lm.xy.min(0), *lm.xy.max(0))]},
+                                "face_box": [float(x) for x in (*lm.xy.min(0), *lm.xy.max(0))],
+                                "face_index": int(lm.face_index),
+                                "faces": [list(map(int, b)) for b in lm.faces]},
                         name=(img.path.stem if img.path is not None else "avatar"))
         if params.hairstyle != "none":
             with res.stage("hair"):

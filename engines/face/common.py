@@ -78,6 +78,11 @@ class FaceLandmarks:
     block is the head rotation; its translation is not in the photo's camera. None for the
     legacy face mesh."""
     method: str = "face_mesh"
+    faces: tuple = ()
+    """Every face the detector found, as (x0, y0, x1, y1) photo-pixel boxes, largest first
+    (``face_index`` counts in this order); empty for tracked video frames."""
+    face_index: int = 0
+    """Which of ``faces`` these landmarks belong to."""
     """``"face_landmarker"`` or ``"face_mesh"`` (the legacy fallback)."""
 
     @property

@@ -106,8 +106,10 @@ def _mesh_on_crop(crop: np.ndarray) -> np.ndarray | None:
     return np.array([(p.x * cw, p.y * ch, p.z * cw) for p in res.multi_face_landmarks[0].landmark], np.float64)
 
 
-def detect_landmarks(rgb: np.ndarray, source: str = "the photo", *, method: str = "auto") -> FaceLandmarks:
-    """Landmarks of the largest face in an RGB uint8 photo.
+def detect_landmarks(rgb: np.ndarray, source: str = "the photo", *, method: str = "auto",
+                     face_index: int = 0) -> FaceLandmarks:
+    """Landmarks of one face in an RGB uint8 photo: the largest (``face_index`` 0), or the
+    ``face_index``-th by size when there are several (all boxes are in ``.faces``).
 
     ``method``: ``"auto"`` (the Face Landmarker, falling back to the legacy face mesh where it
     finds nothing on the crop), ``"face_landmarker"`` (no fallback) or ``"face_mesh"`` (the
@@ -137,14 +139,22 @@ def detect_landmarks(rgb: np.ndarray, source: str = "the photo", *, method: str 
                 f"with the face at least {MIN_FACE_PX} px wide and not covered (line drawings "
                 "and sketches are not recognised; painted portraits usually are).")
         boxes.sort(key=lambda sb: (sb[1][2] - sb[1][0]) * (sb[1][3] - sb[1][1]), reverse=True)
-        score, box = boxes[0]
+        face_index = int(face_index)
+        if not 0 <= face_index < len(boxes):
+            raise EngineError(
+                f"face_index={face_index} but {source} shows {len(boxes)} face{'s' if len(boxes) > 1 else ''}"
+                f" (0 = the largest{f', up to {len(boxes) - 1}' if len(boxes) > 1 else ''}).")
+        score, box = boxes[face_index]
         bw = (box[2] - box[0]) / scale
         if bw < MIN_FACE_PX:
             raise EngineError(
                 f"The face in {source} is only {bw:.0f} px wide; at least {MIN_FACE_PX} px are "
                 "needed. Use a closer or higher-resolution photo.")
         if len(boxes) > 1:
-            notes.append(f"{len(boxes)} faces found in {source}; the largest is used.")
+            which = "the largest" if face_index == 0 else f"number {face_index + 1} by size"
+            notes.append(f"{len(boxes)} faces found in {source}; {which} is used "
+                         "(choose another in the Avatar panel, or with --set face_index=N).")
+        all_boxes = tuple(tuple(int(round(v / scale)) for v in b) for _s, b in boxes)
         crop, cs, cx0, cy0 = face_crop(work, box)
         pts = None
         if method in ("auto", "face_landmarker"):
@@ -168,4 +178,5 @@ def detect_landmarks(rgb: np.ndarray, source: str = "the photo", *, method: str 
     # continuous coordinates -> pixel-centre convention (integer = centre of a pixel)
     return FaceLandmarks(xy=xy / scale - 0.5, z=z / scale, box=tuple(int(round(b / scale)) for b in box),
                          score=score, image_size=(w, h), faces_found=len(boxes), notes=notes,
-                         blendshapes=blendshapes, transform=transform, method=used)
+                         blendshapes=blendshapes, transform=transform, method=used,
+                         faces=all_boxes, face_index=face_index)

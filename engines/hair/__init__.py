@@ -118,7 +118,7 @@ def _photo_color(avatar: Avatar, photo_rgb: np.ndarray | None, style: str, param
     if photo.ndim != 3 or photo.shape[2] < 3 or photo.dtype != np.uint8:
         return DEFAULT_COLOR, "default"
     try:
-        seg = segment_hair(np.ascontiguousarray(photo[..., :3]))
+        seg = segment_hair(np.ascontiguousarray(photo[..., :3]), face_index=int(avatar.params.get("face_index", 0)))
     except EngineError:
         return DEFAULT_COLOR, "default"
     params["hair_photo"] = seg.measurements

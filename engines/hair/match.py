@@ -110,7 +110,7 @@ def match_photo(avatar: Avatar, photo_rgb: np.ndarray, keep_silhouettes: bool = 
         raise EngineError(
             f"The portrait is {photo.shape[1]}x{photo.shape[0]} but the avatar was made from a "
             f"{cam['image_size'][0]}x{cam['image_size'][1]} photo; pass the same photo.")
-    seg = segment_hair(photo)
+    seg = segment_hair(photo, face_index=int((avatar.params or {}).get("face_index", 0)))
     res = match_mask(avatar, seg.mask, keep_silhouettes=keep_silhouettes)
     res.measurements = dict(seg.measurements)
     res.measurements["best_iou"] = round(res.scores[res.best], 4)

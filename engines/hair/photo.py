@@ -44,13 +44,13 @@ class HairSegmentation:
     measurements: dict = field(default_factory=dict)
 
 
-def _landmarks(rgb: np.ndarray) -> np.ndarray:
+def _landmarks(rgb: np.ndarray, face_index: int = 0) -> np.ndarray:
     try:
         from engines.face import detect_landmarks
     except ImportError:  # the avatar engine is optional for this module
         detect_landmarks = None
     if detect_landmarks is not None:
-        return detect_landmarks(rgb, "the portrait").xy
+        return detect_landmarks(rgb, "the portrait", face_index=face_index).xy
     import mediapipe as mp
 
     with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True) as fm:
@@ -84,12 +84,14 @@ def _maha(lab: np.ndarray, model) -> np.ndarray:
     return np.sqrt(np.maximum(np.einsum("...i,ij,...j->...", d, icov, d), 0))
 
 
-def segment_hair(rgb: np.ndarray, landmarks: np.ndarray | None = None, work_side: int = 320) -> HairSegmentation:
-    """Hair mask of the largest face's hair in an RGB uint8 portrait (full resolution)."""
+def segment_hair(rgb: np.ndarray, landmarks: np.ndarray | None = None, work_side: int = 320,
+                 face_index: int = 0) -> HairSegmentation:
+    """Hair mask of one face's hair in an RGB uint8 portrait (full resolution): the face of
+    ``landmarks``, else the ``face_index``-th largest face (0 = the largest)."""
     import cv2
 
     H, W = rgb.shape[:2]
-    lm_full = _landmarks(rgb) if landmarks is None else np.asarray(landmarks, float)
+    lm_full = _landmarks(rgb, face_index) if landmarks is None else np.asarray(landmarks, float)
     s = work_side / max(H, W)
     img = cv2.resize(rgb, (max(1, round(W * s)), max(1, round(H * s))), interpolation=cv2.INTER_AREA)
     lm = lm_full * s
