@@ -151,10 +151,16 @@ class HairPanel(QtWidgets.QWidget):
         elif isinstance(on_hair_changed, str):
             self._callback, self._key = None, on_hair_changed
         p = getattr(avatar, "params", {}) or {}
-        if isinstance(p.get("hair_color"), str) and p["hair_color"].startswith("#"):
-            self._color = p["hair_color"]
-            self._update_color_button()
+        # the colour is the avatar's own: what it wears, else the default (never the colour
+        # Auto measured on the previous avatar's photo)
+        from engines.hair import DEFAULT_COLOR
+        from engines.hair.color import parse_color, to_hex
+
+        own = p.get("hair_color") if str(p.get("hairstyle", NONE_ITEM)) not in (NONE_ITEM, "bald") else None
+        self._color = own if isinstance(own, str) and own.startswith("#") else to_hex(parse_color(DEFAULT_COLOR))
+        self._update_color_button()
         self._select(str(p.get("hairstyle", NONE_ITEM)), emit=False)
+        self.match_label.setText("")
         if p.get("hair_match"):
             self.show_matches([(m["style"], m["iou"]) for m in p["hair_match"]])
 

@@ -79,3 +79,45 @@ def test_bad_photos_are_refused(avatar):
         match_photo(avatar, np.zeros((300, 200, 3), np.uint8))
     with pytest.raises(EngineError, match="No face"):
         segment_hair(np.full((240, 240, 3), 128, np.uint8))
+
+
+def test_auto_colour_falls_back_when_the_hair_is_skin_or_scarce():
+    """Auto takes the photo's hair colour only from real hair: a "hair" region coloured like
+    the cheeks (a bald scalp) or one tiny beside the face (a close crop) gives the default."""
+    from engines.hair import DEFAULT_COLOR, _photo_color, measured_color
+    from engines.hair.photo import _gauss, _measure
+
+    img = cv2.cvtColor(cv2.imread(str(DATA / "astronaut.png")), cv2.COLOR_BGR2RGB)
+    seg = segment_hair(img)
+    real = seg.measurements
+    assert real["skin_delta_e"] > 20 and real["hair_fraction"] > 0.3
+    assert measured_color(real) == real["color"]
+    # the same mask painted with the skin's own colour: the measured "hair" is skin
+    lab = cv2.cvtColor(img, cv2.COLOR_RGB2LAB).reshape(-1, 3).astype(np.float64)
+    face = seg.face_mask.reshape(-1)
+    skin = _gauss(lab[face])
+    skin_rgb = np.median(img.reshape(-1, 3)[face], 0).astype(np.uint8)
+    bald = img.copy()
+    bald[seg.mask] = skin_rgb
+    m = _measure(seg.mask, bald, seg.landmarks, skin, float(face.sum()))
+    assert m["skin_delta_e"] < 12 and measured_color(m) is None
+    # little hair relative to the face
+    thin = seg.mask & (np.cumsum(seg.mask.reshape(-1)).reshape(seg.mask.shape) < 0.03 * face.sum())
+    m = _measure(thin, img, seg.landmarks, skin, float(face.sum()))
+    assert m["hair_pixels"] >= 200 and m["hair_fraction"] < 0.08 and measured_color(m) is None
+    # "hair" of the background's colour beside the head: the segmentation took the background
+    hair_lab = cv2.cvtColor(np.median(img[seg.mask], 0).astype(np.uint8).reshape(1, 1, 3), cv2.COLOR_RGB2LAB)
+    bg = (hair_lab.reshape(3).astype(np.float64), np.eye(3))
+    m = _measure(seg.mask, img, seg.landmarks, skin, float(face.sum()), bg)
+    assert m["background_delta_e"] < 1.0 and measured_color(m) is None
+    # and _photo_color falls back on such a measurement
+    av = canonical_avatar()
+    import engines.hair.photo as hp
+
+    orig = hp._measure
+    try:
+        hp._measure = lambda mask, rgb, lm, *a: {**orig(mask, rgb, lm, *a), "skin_delta_e": 3.0}
+        assert _photo_color(av, img, "bob", {}) == (DEFAULT_COLOR, "default")
+    finally:
+        hp._measure = orig
+    assert _photo_color(av, img, "bob", {}) == (real["color"], "photo")

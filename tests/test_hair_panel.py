@@ -88,3 +88,23 @@ def test_uncached_fits_run_as_jobs_and_stale_results_are_dropped(panel, qtbot):
     assert [a.params["hairstyle"] for a in got] == ["braid"]
     assert panel.match_label.text() == ""
     runner.shutdown()
+
+
+def test_colour_does_not_carry_over_to_the_next_avatar(panel):
+    """Auto's measured colour belongs to that avatar: the next one (bald, or made without
+    hair) starts from the default colour, one wearing hair shows its own."""
+    from engines.hair import DEFAULT_COLOR
+    from engines.hair.color import parse_color, to_hex
+
+    a = canonical_avatar()
+    a.params.update({"hairstyle": "bob", "hair_color": "#c9a469", "hair_color_source": "photo"})
+    panel.set_avatar(a, lambda new: None)
+    assert panel.color == "#c9a469"
+    b = canonical_avatar()
+    b.params.update({"hairstyle": "none"})
+    panel.set_avatar(b, lambda new: None)
+    assert panel.color == to_hex(parse_color(DEFAULT_COLOR))
+    c = canonical_avatar()
+    c.params.update({"hairstyle": "pixie", "hair_color": "#372723"})
+    panel.set_avatar(c, lambda new: None)
+    assert panel.color == "#372723"

@@ -40,6 +40,30 @@ DEFAULT_COLOR = "#3b2619"
 """A typical dark brown (the "dark brown" preset): ``auto`` colour when the photo gives none."""
 MIN_COLOR_PIXELS = 200
 """Fewest segmented hair pixels from which the photo's hair colour is trusted."""
+MIN_HAIR_FRACTION = 0.08
+"""... and the fewest relative to the face (segmented hair area / face-oval area): less is a
+bald or close-cropped head, whose few "hair" pixels are mostly scalp and stubble."""
+MIN_SKIN_DELTA_E = 12.0
+"""... and the hair colour must stand apart from the skin: its CIE76 colour difference from
+the cheeks' mean colour at least this (a just-noticeable difference is about 2.3; skin
+tones across one face span about 5-10); closer, the "hair" is skin (a bald head, a scalp
+under stubble) and Auto falls back to the default colour. The same difference from the
+background's mean colour beside the head: closer, the segmentation took the background."""
+
+
+def measured_color(measurements: dict) -> str | None:
+    """The photo's hair colour (#rrggbb) when the segmentation measured enough real hair:
+    enough pixels, enough relative to the face, and not skin-coloured; else None."""
+    m = measurements or {}
+    if int(m.get("hair_pixels", 0)) < MIN_COLOR_PIXELS:
+        return None
+    if float(m.get("hair_fraction", 1.0)) < MIN_HAIR_FRACTION:
+        return None
+    if float(m.get("skin_delta_e", np.inf)) < MIN_SKIN_DELTA_E:
+        return None
+    if float(m.get("background_delta_e", np.inf)) < MIN_SKIN_DELTA_E:
+        return None  # what was segmented looks like the background beside the head
+    return m.get("color")
 _lock = threading.Lock()
 """Guards the caches: the picker may fit one style in a job while the UI switches to a cached one."""
 _fitted: OrderedDict = OrderedDict()
@@ -122,9 +146,8 @@ def _photo_color(avatar: Avatar, photo_rgb: np.ndarray | None, style: str, param
     except EngineError:
         return DEFAULT_COLOR, "default"
     params["hair_photo"] = seg.measurements
-    if int(seg.measurements.get("hair_pixels", 0)) < MIN_COLOR_PIXELS:
-        return DEFAULT_COLOR, "default"
-    return seg.measurements["color"], "photo"
+    c = measured_color(seg.measurements)
+    return (DEFAULT_COLOR, "default") if c is None else (c, "photo")
 
 
 def apply_hair(avatar: Avatar, style: str, color="dark brown", photo_rgb: np.ndarray | None = None) -> Avatar:
@@ -144,9 +167,9 @@ def apply_hair(avatar: Avatar, style: str, color="dark brown", photo_rgb: np.nda
         params["hair_match"] = [{"style": s, "iou": round(float(i), 4)} for s, i in m.top(3)]
         params["hair_photo"] = m.measurements
         if isinstance(color, str) and color.strip().lower() in ("auto", ""):
-            measured = int(m.measurements.get("hair_pixels", 0)) >= MIN_COLOR_PIXELS
-            color = m.measurements["color"] if measured else DEFAULT_COLOR
-            params["hair_color_source"] = "photo" if measured else "default"
+            c = measured_color(m.measurements)
+            color = DEFAULT_COLOR if c is None else c
+            params["hair_color_source"] = "default" if c is None else "photo"
     elif isinstance(color, str) and color.strip().lower() in ("auto", ""):
         color, params["hair_color_source"] = _photo_color(avatar, photo_rgb, style, params)
     rgb = parse_color(color)

@@ -113,6 +113,10 @@ def segment_hair(rgb: np.ndarray, landmarks: np.ndarray | None = None, work_side
         raise EngineError("The face in the portrait is too small to measure skin colour; use a closer photo.")
     skin = _gauss(skin_px)
     d_skin = _maha(lab, skin)
+    # the surroundings of the head (outside the person): "hair" of their colour is background
+    near = cv2.dilate(face.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=max(3, int(0.6 * face_w))) > 0
+    bg_px = lab[near & ~person]
+    background = _gauss(bg_px) if len(bg_px) >= 30 else None
     # Hair seeds: person pixels in a band above the top of the face oval.
     ys, xs = np.mgrid[0:h, 0:w]
     cx = lm[FACE_OVAL, 0].mean()
@@ -127,7 +131,7 @@ def segment_hair(rgb: np.ndarray, landmarks: np.ndarray | None = None, work_side
     if band.sum() < 15:
         mask = np.zeros((H, W), bool)
         return HairSegmentation(mask, _up(face, W, H), _up(person, W, H), lm_full,
-                                _measure(mask, rgb, lm_full))
+                                _measure(mask, rgb, lm_full, skin, face.sum() / s ** 2, background))
     hair = _gauss(lab[band])
     d_hair = _maha(lab, hair)
     if below.sum() > 30:
@@ -166,7 +170,8 @@ def segment_hair(rgb: np.ndarray, landmarks: np.ndarray | None = None, work_side
         keep[k] = k > 0
     m = keep[lab_cc]
     mask = _up(m, W, H)
-    return HairSegmentation(mask, _up(face, W, H), _up(person, W, H), lm_full, _measure(mask, rgb, lm_full))
+    return HairSegmentation(mask, _up(face, W, H), _up(person, W, H), lm_full,
+                            _measure(mask, rgb, lm_full, skin, face.sum() / s ** 2, background))
 
 
 def _up(m: np.ndarray, W: int, H: int) -> np.ndarray:
@@ -175,8 +180,14 @@ def _up(m: np.ndarray, W: int, H: int) -> np.ndarray:
     return cv2.resize(m.astype(np.uint8), (W, H), interpolation=cv2.INTER_NEAREST).astype(bool)
 
 
-def _measure(mask: np.ndarray, rgb: np.ndarray, lm: np.ndarray) -> dict:
-    """Colour, length below the chin, volume beside the face and fringe coverage."""
+def _measure(mask: np.ndarray, rgb: np.ndarray, lm: np.ndarray, skin=None, face_px: float = 0.0,
+             background=None) -> dict:
+    """Colour, length below the chin, volume beside the face and fringe coverage; with the
+    skin's colour model and the face-oval area, how far the hair colour is from the skin
+    (CIELAB colour difference) and how much hair there is relative to the face; with the
+    colour model of the surroundings, how far the hair colour is from the background."""
+    import cv2
+
     from engines.hair.color import to_hex
 
     face_w = float(np.ptp(lm[FACE_OVAL, 0]))
@@ -186,7 +197,20 @@ def _measure(mask: np.ndarray, rgb: np.ndarray, lm: np.ndarray) -> dict:
            "volume": 0.0, "fringe": 0.0}
     if mask.sum() < 20:
         return out
-    out["color"] = to_hex(np.median(rgb[mask][:, :3], axis=0))
+    med = np.median(rgb[mask][:, :3], axis=0)
+    out["color"] = to_hex(med)
+    if face_px > 0:
+        out["hair_fraction"] = round(float(mask.sum() / face_px), 4)
+    if skin is not None:
+        # CIE76 colour difference of the hair's median from the cheeks' mean (OpenCV's 8-bit
+        # Lab: L scaled by 255/100, a and b offset by 128)
+        lab = cv2.cvtColor(np.clip(med, 0, 255).astype(np.uint8).reshape(1, 1, 3), cv2.COLOR_RGB2LAB)
+        d = (lab.reshape(3).astype(np.float64) - skin[0]) * [100.0 / 255.0, 1.0, 1.0]
+        out["skin_delta_e"] = round(float(np.linalg.norm(d)), 2)
+    if background is not None:
+        lab = cv2.cvtColor(np.clip(med, 0, 255).astype(np.uint8).reshape(1, 1, 3), cv2.COLOR_RGB2LAB)
+        d = (lab.reshape(3).astype(np.float64) - background[0]) * [100.0 / 255.0, 1.0, 1.0]
+        out["background_delta_e"] = round(float(np.linalg.norm(d)), 2)
     rows = np.nonzero(mask.sum(1) >= max(2, 0.03 * face_w))[0]
     out["length_below_chin"] = round(float(max(0.0, (rows.max() - chin[1]) / face_h)), 3)
     cols = np.nonzero(mask.any(0))[0]
