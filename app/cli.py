@@ -7,8 +7,13 @@ This module imports no Qt: the GUI is imported only when the ``app`` command run
     python main.py engines                          list engines
     python main.py run ENGINE --input P [--input P] --out OUT [--set k=v ...] [--json]
     python main.py run ENGINE --help                the engine's parameters
+    python main.py batch ENGINE --inputs GLOB --out DIR [--workers N | --cluster ADDR]
+                                                    many inputs (engines/batch/command.py)
 
-Exit codes: 0 ok, 2 bad input or parameters (message on stderr), 1 failure.
+Exit codes: 0 ok, 2 bad input or parameters or an --out that cannot be written (a sentence
+on stderr), 130 cancelled (Ctrl-C; nothing half-written is left), 1 a bug (its traceback
+goes to the log file, not the terminal). ``--out`` may replace an existing file of that
+name; an input file is never replaced.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import json
 import logging
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
@@ -31,7 +37,15 @@ def _describe_field(name, f) -> str:
             if getattr(m, attr, None) is not None:
                 extra.append(f"{sym}{getattr(m, attr)}")
     rng = f" [{', '.join(extra)}]" if extra else ""
-    return f"  {name}={default!r}  ({ann}{rng})\n      {f.description or ''}"
+    from engines.api import Choices, Colour, field_marker
+
+    line = f"  {name}={default!r}  ({ann}{rng})\n      {f.description or ''}"
+    choices, colour = field_marker(f, Choices), field_marker(f, Colour)
+    if choices is not None:
+        line += f"\n      one of: {', '.join(choices.allowed())}"
+    if colour is not None:
+        line += f"\n      #rrggbb or one of: {', '.join([*colour.special, *colour.preset_map()])}"
+    return line
 
 
 def engine_help(engine) -> str:
@@ -95,16 +109,123 @@ def _jsonable(v):
     return v
 
 
+EXIT_CANCELLED = 130  # 128 + SIGINT, as shells report a Ctrl-C
+OUT_NOTE = ("--out PATH: the output file; its extension picks the format. An existing file of that name is\n"
+            "replaced, only once the run has succeeded. An input file is never replaced (giving one as --out\n"
+            "is refused), and files written beside the output (an OBJ's .mtl and texture, e.g.\n"
+            "portrait_texture.png) take names that replace nothing else.")
+
+
 def cmd_run(args) -> int:
+    """``run``: every way it ends is an exit code and a sentence on stderr.
+
+    0 done; 2 a problem the user can fix (bad input or parameter, an --out that cannot be
+    written: read-only folder, a folder of that name, a parent that is a file, a full disk,
+    an input given as --out); 130 cancelled (Ctrl-C), with no partial output left; 1 a bug,
+    whose traceback goes to the log file only.
+    """
+    try:
+        with _native_stderr_to_log():
+            return _run(args)
+    except KeyboardInterrupt:
+        print("Cancelled.", file=sys.stderr)
+        return EXIT_CANCELLED
+
+
+@contextmanager
+def _native_stderr_to_log():
+    """Send what native libraries write straight to file descriptor 2 (TFLite's "Created
+    TensorFlow Lite XNNPACK delegate", MediaPipe's absl lines, OpenCV warnings) to the log
+    file, while our own messages (``sys.stderr``) still reach the terminal. Skipped when
+    ``sys.stderr`` is not the process's own (a test capturing it, an embedding host)."""
+    import os
+
+    try:
+        own = sys.stderr is sys.__stderr__ and sys.__stderr__.fileno() == 2
+    except (AttributeError, OSError, ValueError):
+        own = False
+    log_fh = None
+    if own:
+        try:
+            from app import settings
+
+            path = settings.log_file()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            log_fh = open(path, "ab")
+        except OSError:
+            log_fh = None
+    if log_fh is None:
+        yield
+        return
+    original = sys.stderr
+    original.flush()
+    saved = os.dup(2)
+    terminal = os.fdopen(os.dup(saved), "w", buffering=1, encoding=original.encoding, errors="backslashreplace")
+    os.dup2(log_fh.fileno(), 2)
+    sys.stderr = terminal
+    try:
+        yield
+    finally:
+        try:
+            terminal.flush()
+        finally:
+            sys.stderr = original
+            os.dup2(saved, 2)
+            os.close(saved)
+            terminal.close()
+            log_fh.close()
+
+
+def _log_traceback(what: str) -> Path | None:
+    """Append the exception being handled, with its traceback, to the log file (not the terminal)."""
+    import traceback
+
+    try:
+        from app import settings
+
+        path = settings.log_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} ERROR capture_studio.cli: {what}\n{traceback.format_exc()}\n")
+        return path
+    except OSError:
+        return None
+
+
+_OUT_HINTS = {
+    "is_dir": "give --out a file name, not the name of a folder",
+    "parent_is_file": "give --out a path inside a folder",
+    "not_writable": "give --out a path in a folder you can write to",
+    "disk_full": "free some space, or give --out a path on another disk",
+}
+
+
+def _output_failed(e, out: str) -> int:
+    _log_traceback(f"writing {out} failed")
+    part = f" (writing {e.path.name})" if Path(e.path).name != Path(out).name else ""
+    print(f"error: cannot write --out {out}{part}: {e.reason}. Nothing was written; "
+          f"{_OUT_HINTS.get(e.kind, 'give --out another path')}.", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def _bug(args, e: BaseException) -> int:
+    where = _log_traceback(f"engine {args.engine} failed")
+    log_note = f" Details are in the log: {where}" if where else ""
+    print(f"error: {args.engine} failed: {type(e).__name__}: {e}.{log_note}", file=sys.stderr)
+    return EXIT_FAIL
+
+
+def _run(args) -> int:
     from engines import io, registry
     from engines.api import CancelToken, Cancelled, EngineError, make_params
+    from engines.io.files import OutputError
 
     t_start = time.perf_counter()
     if not args.engine:
         print("usage: main.py run ENGINE --input PATH [--input PATH ...] --out PATH "
               "[--set name=value ...] [--json] [--quiet]\n"
               "       main.py run ENGINE --help   (the engine's parameters)\n"
-              "Engines: see 'main.py engines'.")
+              "Engines: see 'main.py engines'.\n" + OUT_NOTE)
         return EXIT_OK if args.help else EXIT_BAD_INPUT
     try:
         engine_cls = registry.get(args.engine)
@@ -113,6 +234,7 @@ def cmd_run(args) -> int:
         return EXIT_BAD_INPUT
     if args.help:
         print(engine_help(engine_cls))
+        print("\n" + OUT_NOTE)
         return EXIT_OK
     if not args.input or not args.out:
         print("error: run needs --input PATH and --out PATH (see --help).", file=sys.stderr)
@@ -122,15 +244,30 @@ def cmd_run(args) -> int:
     try:
         params = make_params(engine_cls, _parse_sets(args.set))
         out = Path(args.out)
-        if out.suffix.lower() not in io.WRITERS:
+        ext = out.suffix.lower()
+        if ext not in io.WRITERS:
             raise EngineError(f"Cannot write '{out.name}': use one of {', '.join(sorted(io.WRITERS))}.")
+        fits = io.type_extensions(engine_cls.produces)
+        if engine_cls.produces and ext not in fits:  # refused now, not after the whole run
+            kinds = ", ".join(t.__name__ for t in engine_cls.produces)
+            raise EngineError(f"{engine_cls.name} makes {kinds}, which a {ext} file cannot hold: "
+                              f"give --out one of {', '.join(fits)}.")
+        io.protect(io.input_files([Path(p) for p in args.input]))
+        if io.is_protected(out):
+            raise EngineError(f"--out {out} is one of the inputs; Capture Studio never replaces an input. "
+                              "Give --out another file name.")
+        io.check_output(out)
         t0 = time.perf_counter()
         inputs = [io.load_input(p, prefer=engine_cls.accepts) for p in args.input]
         engine_cls.check_inputs(inputs)
         timings["load"] = time.perf_counter() - t0
+    except OutputError as e:
+        return _output_failed(e, args.out)
     except EngineError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Exception as e:  # a bug in a reader
+        return _bug(args, e)
 
     last = [-1.0]
 
@@ -148,16 +285,16 @@ def cmd_run(args) -> int:
         t0 = time.perf_counter()
         written = io.export(result, out)
         timings["export"] = time.perf_counter() - t0
+    except OutputError as e:
+        return _output_failed(e, args.out)
     except EngineError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Cancelled:
-        print("cancelled", file=sys.stderr)
-        return EXIT_FAIL
-    except Exception as e:  # a bug: keep the traceback in the log
-        logging.getLogger("capture_studio").exception("engine %s failed", args.engine)
-        print(f"error: {args.engine} failed: {e}", file=sys.stderr)
-        return EXIT_FAIL
+        print("Cancelled.", file=sys.stderr)
+        return EXIT_CANCELLED
+    except Exception as e:  # a bug: the traceback goes to the log file only
+        return _bug(args, e)
     timings["total"] = time.perf_counter() - t_start
 
     if args.json:
@@ -196,12 +333,20 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("engine", nargs="?", help="engine name (see 'engines')")
     pr.add_argument("--input", "-i", action="append", default=[], metavar="PATH",
                     help="input file or folder; repeat for several inputs")
-    pr.add_argument("--out", "-o", metavar="PATH", help="output file; its extension picks the format")
+    pr.add_argument("--out", "-o", metavar="PATH",
+                    help="output file; its extension picks the format. An existing file of this name is "
+                    "replaced (only when the run succeeds); an input file never is, and files written "
+                    "beside it (an OBJ's .mtl and texture) take names that replace nothing else")
     pr.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="engine parameter (see run ENGINE --help)")
     pr.add_argument("--json", action="store_true", help="print a one-line JSON summary")
     pr.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     pr.add_argument("--help", "-h", action="store_true", help="show the engine's parameters")
+    from engines.batch.command import add_arguments as add_batch_arguments
+
+    add_batch_arguments(sub.add_parser(
+        "batch", help="run an engine over many inputs, locally or on a Ray cluster: "
+        "batch ENGINE --inputs 'photos/*.jpg' --out DIR [--set k=v] [--workers N | --cluster ADDRESS]"))
     pa = sub.add_parser("app", help="start the desktop app (the default)")
     pa.add_argument("files", nargs="*", help="files to import at start")
     return p
@@ -217,6 +362,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_engines(args)
     if args.command == "run":
         return cmd_run(args)
+    if args.command == "batch":
+        from engines.batch.command import cmd_batch
+
+        return cmd_batch(args, _parse_sets)
     from app.main import run_app
 
     return run_app(getattr(args, "files", []) or [])

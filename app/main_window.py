@@ -415,6 +415,8 @@ class MainWindow(ProjectActions, QMainWindow):
                 return
         self.autosave_timer.stop()
         self.runner.shutdown()
-        settings_mod.autosave_path().unlink(missing_ok=True)
+        from app.project import remove_project_files
+
+        remove_project_files(settings_mod.autosave_path())  # and its results folder
         self.settings.mark_clean_exit()
         event.accept()

@@ -149,11 +149,9 @@ def new_focal_stack(w) -> None:
 
 def _read_depth(path: Path) -> np.ndarray:
     if path.suffix.lower() == ".npy":
-        try:
-            d = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise EngineError(f"{path.name}: not a readable NPY depth map ({e}).") from None
-        return np.asarray(d, np.float32).squeeze()
+        from engines.io.limits import load_npy  # the header is checked before the array is allocated
+
+        return np.asarray(load_npy(path), np.float32).squeeze()
     from engines.io.images import read_image
 
     px = read_image(path).pixels

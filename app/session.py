@@ -1,6 +1,11 @@
 """Project actions of the main window: save, open (inputs re-read in the background),
 autosave every few minutes to the user's data folder, and recovery after a crash.
 
+Opening never fails silently and never takes the window down: a project that cannot be
+read is a dialog with the reason; results or inputs that cannot be read are listed while
+the rest opens; a damaged autosave is set aside (renamed, kept for inspection) and
+reported at start-up, and start-up goes on.
+
 A mix-in for :class:`app.main_window.MainWindow` (it uses the window's project, runner,
 panels, settings and message helpers); the file format itself is in :mod:`app.project`.
 """
@@ -14,7 +19,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from app import settings as settings_mod
 from app.inputs_panel import describe, thumbnail_of
-from app.project import SUFFIX, Project, load_entry
+from app.project import SUFFIX, Project, load_entry, remove_project_files, set_aside
 from engines.api import EngineError
 
 log = logging.getLogger("app.session")
@@ -47,11 +52,23 @@ class ProjectActions:
     def open_project(self, path: str | Path, recovered: bool = False) -> bool:
         """Replace the session with a saved project; inputs re-load in the background
         (``project_loaded`` fires when they are in)."""
+        project = self._read_project(path)
+        if project is None:
+            return False
+        return self._adopt_project(project, path, recovered)
+
+    def _read_project(self, path: str | Path) -> Project | None:
+        """The project at ``path``, or None after telling the user why it cannot be opened."""
         try:
-            project = Project.load(path)
+            return Project.load(path)
         except EngineError as e:
             self.error("Open failed", str(e))
-            return False
+        except Exception as e:  # a bug: the user gets a sentence, the log the traceback
+            log.exception("opening %s", path)
+            self.error("Open failed", f"{Path(path).name} could not be opened ({type(e).__name__}: {e}).", "traceback")
+        return None
+
+    def _adopt_project(self, project: Project, path: str | Path, recovered: bool = False) -> bool:
         self.runner.cancel_all()
         self.project = project
         self._autosaved_revision = -1
@@ -86,6 +103,8 @@ class ProjectActions:
                     out.append((e, None, None, str(err)))
             return out
 
+        problems = list(project.problems)
+
         def done(loaded):
             missing = [f"{e.label}: {err}" for e, _o, _t, err in loaded if err]
             for e, obj, thumb, err in loaded:
@@ -97,6 +116,9 @@ class ProjectActions:
             if missing:
                 self.error("Some inputs could not be re-read",
                            "The results are kept; these inputs are missing:\n" + "\n".join(missing))
+            if problems:
+                self.error("Some results could not be opened",
+                           "The rest of the project is open; these results are left out:\n" + "\n".join(problems))
             self.project.dirty = recovered
             self._update_title()
             self.project_loaded.emit()
@@ -125,16 +147,42 @@ class ProjectActions:
         return job
 
     def offer_recovery(self) -> bool:
-        """Offer the autosave left by a session that did not exit cleanly."""
+        """Offer the autosave left by a session that did not exit cleanly.
+
+        Never raises: an autosave that cannot be read is set aside (renamed with
+        ``.damaged-<time>``, with its results folder) and reported, and start-up goes on.
+        """
         path = settings_mod.autosave_path()
-        if not path.exists() or path.stat().st_mtime <= self.settings.clean_exit_time:
-            return False
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
-        answer = QMessageBox.question(
-            self, "Recover session?",
-            f"Capture Studio did not close cleanly. Recover the session autosaved at {when}?",
-            QMessageBox.Yes | QMessageBox.No, QMessageBox.Yes)
-        if answer == QMessageBox.Yes:
-            return self.open_project(path, recovered=True)
-        path.unlink(missing_ok=True)
+        try:
+            if not path.exists() or path.stat().st_mtime <= self.settings.clean_exit_time:
+                return False
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
+            try:
+                project = Project.load(path)
+            except Exception as e:  # EngineError for damage; anything else is logged too
+                if not isinstance(e, EngineError):
+                    log.exception("reading the autosave %s", path)
+                self._set_aside_autosave(path, str(e))
+                return False
+            answer = QMessageBox.question(
+                self, "Recover session?",
+                f"Capture Studio did not close cleanly. Recover the session autosaved at {when}?",
+                QMessageBox.Yes | QMessageBox.No, QMessageBox.Yes)
+            if answer == QMessageBox.Yes:
+                return self._adopt_project(project, path, recovered=True)
+            remove_project_files(path)
+        except Exception:  # recovery is a courtesy: it must never stop start-up
+            log.exception("crash recovery failed")
         return False
+
+    def _set_aside_autosave(self, path: Path, reason: str) -> None:
+        try:
+            kept = set_aside(path)
+            where = f"It was kept as {kept}."
+        except OSError as e:
+            log.warning("could not set the autosave aside: %s", e)
+            remove_project_files(path)
+            where = "It could not be kept, so it was removed."
+        log.warning("damaged autosave %s: %s", path, reason)
+        self.error("Autosave could not be recovered",
+                   f"The session autosaved before Capture Studio last closed cannot be recovered: {reason} {where}")

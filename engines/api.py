@@ -205,6 +205,18 @@ def field_marker(field, kind: type):
     return next((m for m in getattr(field, "metadata", ()) if isinstance(m, kind)), None)
 
 
+def _literal_choice(annotation, text: str):
+    """The number a command-line string names for a ``Literal`` of numbers
+    (``"1024"`` for ``Literal[1024, 2048]``): pydantic's lax mode does not convert those."""
+    import typing
+
+    if typing.get_origin(annotation) is typing.Literal:
+        for choice in typing.get_args(annotation):
+            if isinstance(choice, (int, float)) and not isinstance(choice, bool) and str(choice) == text.strip():
+                return choice
+    return text
+
+
 def make_params(engine: type[Engine], values: dict[str, Any] | None = None) -> BaseModel:
     """Validate user values (strings from the CLI are coerced) into the engine's Params.
 
@@ -220,6 +232,9 @@ def make_params(engine: type[Engine], values: dict[str, Any] | None = None) -> B
             f"Unknown parameter(s) for {engine.name}: {', '.join(unknown)}. "
             f"Known: {', '.join(sorted(known)) or 'none'}."
         )
+    for k, v in values.items():
+        if isinstance(v, str):
+            values[k] = _literal_choice(engine.Params.model_fields[k].annotation, v)
     try:
         return engine.Params(**values)
     except ValidationError as e:

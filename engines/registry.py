@@ -24,6 +24,7 @@ BUILTIN = {
     "tryon": "engines.tryon.engine:TryOnEngine",
     "multiview": "engines.multiview.engine:MultiViewEngine",
     "puppet": "engines.puppet.engine:PuppetEngine",
+    "splat": "engines.splat.engine:SplatEngine",
 }
 
 _extra: dict[str, type] = {}

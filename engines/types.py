@@ -393,5 +393,54 @@ class Take:
         return self.weights[:, self.names.index(name)]
 
 
+@dataclass
+class Splat:
+    """A radiance field as 3D Gaussians (Kerbl et al., "3D Gaussian Splatting", SIGGRAPH 2023),
+    stored as the standard 3DGS PLY stores it.
+
+    Per Gaussian: ``positions`` (N x 3), ``log_scales`` (N x 3, natural log of the standard
+    deviations along its axes), ``rotations`` (N x 4 unit quaternions, w x y z), ``opacity_logits``
+    (N; opacity = sigmoid) and ``sh`` (N x K x 3 spherical-harmonic colour coefficients,
+    K = (degree + 1)^2; ``sh[:, 0]`` is the DC term, colour = SH(direction) + 0.5).
+    ``cameras`` are the photos' cameras in the splat's frame, each a dict with ``name``,
+    ``K`` (3x3), ``R`` (3x3), ``t`` (3,) (OpenCV: x_cam = R x + t), ``width``, ``height`` and
+    ``held_out`` (not used for training)."""
+
+    positions: np.ndarray
+    log_scales: np.ndarray
+    rotations: np.ndarray
+    opacity_logits: np.ndarray
+    sh: np.ndarray
+    cameras: list[dict] = field(default_factory=list)
+    name: str = "splat"
+
+    def __post_init__(self):
+        self.positions = _f32(self.positions).reshape(-1, 3)
+        n = len(self.positions)
+        self.log_scales = _f32(self.log_scales).reshape(n, 3)
+        self.rotations = _f32(self.rotations).reshape(n, 4)
+        self.opacity_logits = _f32(self.opacity_logits).reshape(n)
+        self.sh = _f32(self.sh).reshape(n, -1, 3)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    @property
+    def sh_degree(self) -> int:
+        return int(round(np.sqrt(self.sh.shape[1]))) - 1
+
+    @property
+    def opacities(self) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-self.opacity_logits))
+
+    @property
+    def scales(self) -> np.ndarray:
+        return np.exp(self.log_scales)
+
+    def base_colors(self) -> np.ndarray:
+        """N x 3 uint8: the view-independent (DC) colour."""
+        return np.clip((self.sh[:, 0] * 0.28209479177387814 + 0.5) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
 INPUT_TYPES = (Image, FocalStack, VideoClip, ImageSet)
-RESULT_TYPES = (Mesh, PointCloud, DepthMap, Strands, Avatar, VideoResult, Image, Take)
+RESULT_TYPES = (Mesh, PointCloud, DepthMap, Strands, Avatar, VideoResult, Image, Take, Splat)

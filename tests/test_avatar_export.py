@@ -125,7 +125,7 @@ def test_bundle_round_trip(avatar, tmp_path):
     path = tmp_path / "bundle.zip"
     assert export(avatar, path) == [path]
     names = set(zipfile.ZipFile(path).namelist())
-    assert {"avatar.glb", "avatar.obj", "avatar.mtl", "avatar.png", "texture.png", "avatar.json"} <= names
+    assert {"avatar.glb", "avatar.obj", "avatar.mtl", "avatar_texture.png", "texture.png", "avatar.json"} <= names
     meta = json.loads(zipfile.ZipFile(path).read("avatar.json"))
     assert meta["emotions"]["happiness"] == pytest.approx(0.6) and meta["params"]["ipd_mm"] == 63.0
     back = read(path)

@@ -89,9 +89,9 @@ def test_glb_json_layout_matches_gltf_conventions(tmp_path):
 def test_obj_round_trip_with_mtl_png_named_after_stem(tmp_path):
     head, eyes = _quad_grid(), _coloured()
     paths = write_obj([head, eyes], tmp_path / "avatar.obj")
-    assert {p.name for p in paths} == {"avatar.obj", "avatar.mtl", "avatar.png"}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["avatar.mtl", "avatar.obj", "avatar.png"]
-    assert "map_Kd avatar.png" in (tmp_path / "avatar.mtl").read_text()
+    assert {p.name for p in paths} == {"avatar.obj", "avatar.mtl", "avatar_texture.png"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["avatar.mtl", "avatar.obj", "avatar_texture.png"]
+    assert "map_Kd avatar_texture.png" in (tmp_path / "avatar.mtl").read_text()
     h, e = read_mesh(tmp_path / "avatar.obj")
     assert (h.name, e.name) == ("head", "eyes")
     np.testing.assert_allclose(h.vertices, head.vertices, atol=1e-6)
@@ -107,7 +107,7 @@ def test_obj_two_textures_and_foreign_obj(tmp_path):
     a, b = _quad_grid(name="a"), _quad_grid(name="b")
     b.texture = b.texture[::-1].copy()
     paths = write_obj([a, b], tmp_path / "x.obj")
-    assert {p.name for p in paths} == {"x.obj", "x.mtl", "x_a.png", "x_b.png"}
+    assert {p.name for p in paths} == {"x.obj", "x.mtl", "x_texture_a.png", "x_texture_b.png"}
     ra, rb = read_mesh(tmp_path / "x.obj")
     assert np.array_equal(rb.texture, b.texture) and np.array_equal(ra.texture, a.texture)
     # A hand-written OBJ with a quad, negative indices and separate uv indices

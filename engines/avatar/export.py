@@ -7,20 +7,23 @@
   weights set to the current expression and emotion sliders, the skeleton and skin (hair,
   a node named ``hair``, follows the ``head`` joint).
 * OBJ (:func:`write_avatar_obj`): OBJ + MTL + PNG of the head as the sliders show it now.
-* Bundle (:func:`write_avatar_bundle`): a zip with ``avatar.glb``, ``avatar.obj/.mtl/.png``,
+* Bundle (:func:`write_avatar_bundle`): a zip with ``avatar.glb``, ``avatar.obj/.mtl``, ``avatar_texture.png``,
   ``texture.png``, ``avatar.json`` (parameters, emotion values, camera, scalp), the
   portrait as ``photo.jpg`` and, when there is hair, ``hair.npz`` (the strands, complete:
   ``points`` S x P x 3 float32 metres in head coordinates, root first, and ``colors`` S x 3
   uint8): the download-as-zip use case of the thesis. In GLB and OBJ the hair is one
   ribbon card per strand (:func:`engines.hair.mesh.strands_to_cards`), every strand kept.
   :func:`read_avatar_bundle` reads it back and refuses members whose names would escape
-  the bundle (absolute paths, ``..``, drive letters), as zip-slip advisories recommend.
+  the bundle (absolute paths, ``..``, drive letters), as zip-slip advisories recommend, and
+  members whose declared sizes or compression ratios break the I/O layer's limit policy
+  (:mod:`engines.io.limits`) before inflating anything; any damage inside is an
+  :class:`~engines.api.EngineError` naming the bundle.
 """
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -33,8 +36,8 @@ from engines.api import EngineError
 from engines.io import atomic_path
 from engines.types import Avatar, Mesh, Skeleton, Strands
 
-BUNDLE_MEMBERS = ("avatar.glb", "avatar.obj", "avatar.mtl", "avatar.png", "texture.png", "avatar.json", "hair.npz",
-                  "photo.jpg", "rig.npz")
+BUNDLE_MEMBERS = ("avatar.glb", "avatar.obj", "avatar.mtl", "avatar_texture.png", "texture.png", "avatar.json",
+                  "hair.npz", "photo.jpg", "rig.npz")
 
 
 def _hair_mesh(avatar: Avatar) -> list[Mesh]:
@@ -208,8 +211,8 @@ def write_avatar_bundle(avatar: Avatar, path) -> list[Path]:
     with tempfile.TemporaryDirectory() as tmpdir:
         d = Path(tmpdir)
         files = write_avatar_glb(avatar, d / "avatar.glb") + write_avatar_obj(avatar, d / "avatar.obj")
-        if (d / "avatar.png").is_file() and avatar.mesh.texture is not None:
-            shutil.copyfile(d / "avatar.png", d / "texture.png")  # the same atlas: encode the PNG once
+        if (d / "avatar_texture.png").is_file() and avatar.mesh.texture is not None:
+            shutil.copyfile(d / "avatar_texture.png", d / "texture.png")  # the same atlas: encode the PNG once
             files.append(d / "texture.png")
         elif avatar.mesh.texture is not None:
             files += write_image(avatar.mesh.texture, d / "texture.png")
@@ -243,13 +246,18 @@ def _safe_member(name: str) -> bool:
 
 
 def read_avatar_bundle(path) -> Avatar:
-    """An Avatar from a bundle written by :func:`write_avatar_bundle`."""
-    from engines.io.mesh import read_mesh
+    """An Avatar from a bundle written by :func:`write_avatar_bundle`.
 
+    Every problem with the file is an EngineError naming it: not a zip, unsafe member
+    names, members too large or inflating too much (checked from the zip directory before
+    anything is inflated), damaged members, missing or mistyped fields.
+    """
     path = Path(path)
     try:
         z = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
+    except FileNotFoundError:
+        raise EngineError(f"{path}: no such file. Check the path or choose the file again.") from None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
         raise EngineError(f"{path.name} is not a readable avatar bundle ({e}); export the avatar again as .zip.") from None
     with z:
         names = z.namelist()
@@ -259,25 +267,46 @@ def read_avatar_bundle(path) -> Avatar:
                               "the bundle; it was not opened. Only open bundles from sources you trust.")
         if "avatar.glb" not in names or "avatar.json" not in names:
             raise EngineError(f"{path.name} is not an avatar bundle (avatar.glb or avatar.json is missing).")
-        meta = json.loads(z.read("avatar.json").decode("utf-8"))
-        with tempfile.TemporaryDirectory() as tmpdir:
-            glb = os.path.join(tmpdir, "avatar.glb")
-            with open(glb, "wb") as fh:
-                fh.write(z.read("avatar.glb"))
-            meshes = read_mesh(glb)
-        photo = None
-        if "photo.jpg" in names:
-            from PIL import Image as PILImage
+        try:
+            return _read_bundle(z, path)
+        except EngineError:
+            raise
+        except MemoryError:
+            raise EngineError(f"{path.name}: there is not enough memory to open this avatar bundle.") from None
+        except Exception as e:  # hostile or damaged content: say so, keep the details in the log
+            logging.getLogger(__name__).info("damaged avatar bundle %s", path, exc_info=True)
+            raise EngineError(f"{path.name}: the avatar bundle is damaged ({type(e).__name__}: {e}); "
+                              "export the avatar again as .zip.") from None
 
-            photo = np.asarray(PILImage.open(io.BytesIO(z.read("photo.jpg"))).convert("RGB"))
-        rig = None
-        if "rig.npz" in names:
-            with np.load(io.BytesIO(z.read("rig.npz"))) as r:
-                rig = {k: r[k] for k in r.files}
-        hair = None
-        if "hair.npz" in names:
-            h = np.load(io.BytesIO(z.read("hair.npz")))
-            hair = Strands(h["points"], h["colors"] if len(h["colors"]) else None)
+
+def _read_bundle(z: zipfile.ZipFile, path: Path) -> Avatar:
+    from engines.io import limits
+    from engines.io.mesh import read_mesh
+
+    infos = {i.filename: i for i in limits.check_zip(z, path)}
+    if infos["avatar.json"].file_size > limits.current().max_json_bytes:
+        raise limits.FileTooLarge(f"{path.name}: its avatar.json is {limits.size_text(infos['avatar.json'].file_size)}, "
+                                  "far more than an avatar description; the bundle is damaged.")
+    meta = json.loads(limits.read_member(z, infos["avatar.json"], path).decode("utf-8"))
+    if not isinstance(meta, dict):
+        raise EngineError(f"{path.name}: its avatar.json is not an avatar description; export the avatar again as .zip.")
+    with tempfile.TemporaryDirectory() as tmpdir:
+        glb = os.path.join(tmpdir, "avatar.glb")
+        with open(glb, "wb") as fh:
+            fh.write(limits.read_member(z, infos["avatar.glb"], path))
+        meshes = read_mesh(glb)
+    photo = None
+    if "photo.jpg" in infos:
+        im = limits.open_image_bytes(limits.read_member(z, infos["photo.jpg"], path), f"{path.name}: photo.jpg",
+                                     "the photo")
+        photo = np.asarray(im.convert("RGB"))
+    rig = None
+    if "rig.npz" in infos:
+        rig = limits.load_npz(limits.read_member(z, infos["rig.npz"], path), f"{path.name}: rig.npz")
+    hair = None
+    if "hair.npz" in infos:
+        h = limits.load_npz(limits.read_member(z, infos["hair.npz"], path), f"{path.name}: hair.npz")
+        hair = Strands(h["points"], h["colors"] if len(h["colors"]) else None)
     meshes = meshes if isinstance(meshes, list) else [meshes]
     head, skeleton = None, None
     if rig is not None:
@@ -288,8 +317,8 @@ def read_avatar_bundle(path) -> Avatar:
     cam = {k: (np.asarray(v) if k in ("K", "R", "t") else tuple(v) if k == "image_size" else v)
            for k, v in (meta.get("camera") or {}).items()}
     scalp = np.asarray(meta["scalp"], np.int64) if meta.get("scalp") is not None else None
-    return Avatar(mesh=head, emotions={k: float(v) for k, v in meta.get("emotions", {}).items()}, camera=cam,
-                  hair=hair, extra_meshes=extras, scalp=scalp, photo=photo, params=meta.get("params", {}),
-                  name=meta.get("name", path.stem), skeleton=skeleton,
+    return Avatar(mesh=head, emotions={k: float(v) for k, v in (meta.get("emotions") or {}).items()}, camera=cam,
+                  hair=hair, extra_meshes=extras, scalp=scalp, photo=photo, params=dict(meta.get("params") or {}),
+                  name=str(meta.get("name") or path.stem), skeleton=skeleton,
                   expression={k: float(v) for k, v in (meta.get("expression") or {}).items()},
                   presets={k: {n: float(x) for n, x in v.items()} for k, v in (meta.get("presets") or {}).items()})

@@ -49,6 +49,9 @@ class FitOptions:
     expression_sparsity: float = 10.0
     depth_weight: float = 0.0
     contour_weight: float = 0.2
+    brow_weight: float = 1.0
+    """Weight of the eyebrow landmarks (MediaPipe puts them on the brow hair, whose place on
+    the skin varies from person to person more than the eyes' or the mouth's)."""
     huber_iod: float = 0.03
     """Huber threshold as a fraction of the inter-ocular distance."""
     iterations: int = 6
@@ -91,6 +94,13 @@ def _contour_landmarks() -> np.ndarray:
     from mediapipe.python.solutions.face_mesh_connections import FACEMESH_FACE_OVAL
 
     return np.array(sorted({i for e in FACEMESH_FACE_OVAL for i in e}), np.int64)
+
+
+@lru_cache(maxsize=1)
+def _brow_landmarks() -> np.ndarray:
+    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_LEFT_EYEBROW, FACEMESH_RIGHT_EYEBROW
+
+    return np.array(sorted({i for e in FACEMESH_LEFT_EYEBROW | FACEMESH_RIGHT_EYEBROW for i in e}), np.int64)
 
 
 @lru_cache(maxsize=4)
@@ -214,6 +224,7 @@ def fit_head(xy: np.ndarray, image_size: tuple[int, int], z: np.ndarray | None =
     f = float(opt.focal_px) if opt.focal_px else f0
     base_w = np.ones(len(xy))
     base_w[_contour_landmarks()] = opt.contour_weight
+    base_w[_brow_landmarks()] = opt.brow_weight
 
     a = np.zeros(nI)
     e = s.copy()

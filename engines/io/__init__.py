@@ -10,17 +10,23 @@ Public API
 ``load_input(paths, prefer)``  -> Image | FocalStack | VideoClip | ImageSet
 ``export(obj, path)``          -> list of written paths (format from the extension)
 ``writer_extensions(obj)``     -> extensions that can export this object (File > Export)
+``type_extensions(types)``     -> extensions that can hold results of these types (checked
+                                  before a run, so a wrong ``--out`` fails at once)
+
+Safety (see :mod:`engines.io.files` and :mod:`engines.io.limits`): every file read as an
+input is protected for the life of the process, so no export replaces it; multi-file
+exports are one transaction; failed writes raise :class:`OutputError` naming the target;
+readers check declared sizes against one limit policy before allocating.
 """
 from __future__ import annotations
 
 import importlib
 import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable
 
 from engines.api import EngineError, Result
+from engines.io.files import OutputError, WriteSet, atomic_path, check_output, is_protected, protect  # noqa: F401
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm"}
@@ -40,11 +46,15 @@ WRITERS: dict[str, list[tuple[str, str]]] = {
         ("DepthMap", "engines.io.depth:write_depth_mesh_obj"),
     ],
     ".ply": [
+        ("Splat", "engines.splat.ply:write_splat_ply"),
         ("Mesh", "engines.io.mesh:write_ply"),
         ("PointCloud", "engines.io.mesh:write_points_ply"),
         ("DepthMap", "engines.io.depth:write_depth_ply"),
     ],
-    ".zip": [("Avatar", "engines.avatar.export:write_avatar_bundle")],
+    ".zip": [
+        ("Avatar", "engines.avatar.export:write_avatar_bundle"),
+        ("Splat", "engines.splat.render:write_splat_bundle"),
+    ],
     ".png": [
         ("DepthMap", "engines.io.depth:write_depth_png16"),
         ("Image", "engines.io.images:write_image"),
@@ -53,8 +63,12 @@ WRITERS: dict[str, list[tuple[str, str]]] = {
     ".mp4": [
         ("VideoResult", "engines.io.video:write_video_result"),
         ("Take", "engines.puppet.export:write_take_mp4"),
+        ("Splat", "engines.splat.render:write_turntable_mp4"),
     ],
-    ".json": [("Take", "engines.puppet.export:write_take_json")],
+    ".json": [
+        ("Take", "engines.puppet.export:write_take_json"),
+        ("Splat", "engines.splat.ply:write_cameras_json"),
+    ],
     ".jpg": [("Image", "engines.io.images:write_image")],
 }
 
@@ -62,7 +76,7 @@ WRITERS: dict[str, list[tuple[str, str]]] = {
 READERS: dict[str, str] = {
     ".obj": "engines.io.mesh:read_mesh",
     ".glb": "engines.io.mesh:read_mesh",
-    ".ply": "engines.io.mesh:read_ply",
+    ".ply": "engines.splat.ply:read_ply_any",  # a 3DGS splat, else mesh / points
     ".npy": "engines.io.depth:read_depth_npy",
     ".zip": "engines.avatar.export:read_avatar_bundle",
 }
@@ -71,27 +85,6 @@ READERS: dict[str, str] = {
 def resolve(ref: str):
     module, _, attr = ref.partition(":")
     return getattr(importlib.import_module(module), attr)
-
-
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-
-
-@contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str | None = None):
-    """Yield a temporary path beside ``path``; rename it over ``path`` only on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix or path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; exports get the usual mode
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _type_names(obj) -> list[str]:
@@ -108,19 +101,33 @@ def writer_extensions(obj) -> list[str]:
     return out
 
 
-def export(obj: Any, path: str | os.PathLike) -> list[Path]:
+def type_extensions(types: Iterable[type]) -> list[str]:
+    """Extensions that can hold a result of any of ``types`` (an engine's ``produces``)."""
+    names = {n for t in types for n in (c.__name__ for c in t.__mro__)}
+    return [ext for ext, table in WRITERS.items() if any(t in names for t, _ in table)]
+
+
+def export(obj: Any, path: str | os.PathLike, protect_paths: Iterable = ()) -> list[Path]:
     """Write a result object (or the first suitable item of a Result) to ``path``.
 
     The format follows the extension. Returns the paths written (an OBJ also writes its
-    MTL and texture). Raises EngineError when the object cannot be written in that format.
+    MTL and texture). Raises EngineError when the object cannot be written in that format,
+    when ``path`` is an input file (those read through :func:`load_input` or
+    :func:`read`, and ``protect_paths``), and :class:`OutputError` when the file cannot
+    be written; either way nothing is left half-written. ``path`` itself may be replaced.
     """
     path = Path(path)
+    protect(protect_paths)
     ext = path.suffix.lower()
     table = WRITERS.get(ext)
     if not table:
         raise EngineError(
             f"Cannot export to '{ext or path.name}': use one of {', '.join(sorted(WRITERS))}."
         )
+    if is_protected(path):
+        from engines.io.files import refuse_input
+
+        raise refuse_input(path)
     objs = obj.items if isinstance(obj, Result) else [obj]
     if isinstance(obj, Result) and ext in obj.by_extension:
         objs = [obj.by_extension[ext]] + objs
@@ -139,7 +146,9 @@ def read(path: str | os.PathLike):
     ref = READERS.get(path.suffix.lower())
     if ref is None:
         raise EngineError(f"Cannot open '{path.name}': unknown format {path.suffix or '(none)'}.")
-    return resolve(ref)(path)
+    obj = resolve(ref)(path)
+    protect([path])
+    return obj
 
 
 def classify(path: Path) -> str:
@@ -163,8 +172,6 @@ def load_input(paths: str | os.PathLike | Iterable, prefer: tuple[type, ...] = (
       distances are found), else ImageSet
     * one ``.glb`` / ``.zip`` avatar file -> Avatar, when ``prefer`` accepts an Avatar
     """
-    from engines.types import Avatar, FocalStack, ImageSet
-
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     paths = [Path(p) for p in paths]
@@ -173,6 +180,25 @@ def load_input(paths: str | os.PathLike | Iterable, prefer: tuple[type, ...] = (
     for p in paths:
         if not p.exists():
             raise EngineError(f"{p}: no such file or folder.")
+    obj = _load(paths, prefer)
+    protect(input_files(paths))
+    return obj
+
+
+def input_files(paths: list[Path]) -> list[Path]:
+    """The files behind the inputs (the images of a folder, and any files given)."""
+    out = []
+    for p in paths:
+        if p.is_dir():
+            out += [f for f in p.iterdir() if f.is_file()]
+        else:
+            out.append(p)
+    return out
+
+
+def _load(paths: list[Path], prefer: tuple[type, ...]):
+    from engines.types import Avatar, FocalStack, ImageSet
+
     if len(paths) == 1 and classify(paths[0]) == "image":
         from engines.io.images import read_image
 

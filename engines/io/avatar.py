@@ -134,7 +134,12 @@ def read_avatar_glb(path: str | os.PathLike) -> Avatar:
     parts = [m for m in morphed if list(m.morph_targets) == names]
     rest = [m for m in meshes if not any(m is p for p in parts)]
     head = _join_ict(parts) or _join_any(parts)
-    skeleton = _skeleton(path) if head.joints is not None else None
+    try:
+        skeleton = _skeleton(path) if head.joints is not None else None
+    except EngineError:
+        raise
+    except (IndexError, KeyError, ValueError, TypeError, AttributeError, np.linalg.LinAlgError) as e:
+        raise EngineError(f"{path.name}: its skeleton is damaged ({e}). Export the avatar again.") from None
     if skeleton is None:
         head.joints = head.weights = None
     head.compute_normals()

@@ -132,14 +132,17 @@ def write_depth_npy(dm: DepthMap, path: str | os.PathLike) -> list[Path]:
 
 
 def read_depth_npy(path: str | os.PathLike) -> DepthMap:
-    """A 2D NPY array of metres (NaN, 0 or negative = unknown) -> DepthMap."""
+    """A 2D NPY array of metres (NaN, 0 or negative = unknown) -> DepthMap.
+
+    The array header is checked against the file and the limit policy
+    (:func:`engines.io.limits.load_npy`) before the array is allocated.
+    """
+    from engines.io.limits import load_npy
+
     path = Path(path)
     if not path.exists():
         raise EngineError(f"{path}: no such file. Check the path or choose the file again.")
-    try:
-        a = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        raise EngineError(f"{path.name}: not a readable NPY array ({e}). Export the depth map again.") from None
+    a = load_npy(path)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
     if a.ndim != 2 or a.dtype.kind not in "fiu":

@@ -30,6 +30,7 @@ import numpy as np
 
 from engines.api import EngineError
 from engines.io import IMAGE_EXTS
+from engines.io.limits import read_json_text
 from engines.types import FocalStack
 
 _NAME_DISTANCE = re.compile(r"_(\d+\.\d+)\s*m?$", re.IGNORECASE)
@@ -64,9 +65,9 @@ def find_images(paths: str | os.PathLike | Iterable) -> list[Path]:
 def _sidecar_intrinsics(folder: Path) -> np.ndarray | None:
     """A 3x3 ``"intrinsics"`` matrix from focus.json (as engines.depth.synth writes it)."""
     try:
-        data = json.loads((folder / "focus.json").read_text())
+        data = json.loads(read_json_text(folder / "focus.json"))
         K = np.asarray(data.get("intrinsics"), np.float64) if isinstance(data, dict) else None
-    except (OSError, ValueError, TypeError):
+    except (OSError, ValueError, TypeError, EngineError):
         return None
     return K if K is not None and K.shape == (3, 3) and np.isfinite(K).all() and K[0, 0] > 0 else None
 
@@ -76,7 +77,7 @@ def _from_json(files: list[Path], notes: list[str]) -> list[float] | None:
     if not sidecar.exists():
         return None
     try:
-        data = json.loads(sidecar.read_text())
+        data = json.loads(read_json_text(sidecar, "focus.json"))
     except (OSError, ValueError) as e:
         raise EngineError(f"{sidecar}: not valid JSON ({e}). {_HOW}") from None
     if isinstance(data, dict) and "focus_distances" in data:

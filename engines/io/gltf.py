@@ -18,6 +18,10 @@ keyframe) and for node rotations / translations (joints: path ``rotation``, unit
 x, y, z, w; ``translation``). Specification: Khronos glTF 2.0, sections 3.6.2.3 (sparse
 accessors), 3.7 (meshes, morph targets), 3.7.3 (skins), 3.9 (textures) and 3.11 (animations). Checked by the Khronos glTF-Validator, three.js
 GLTFLoader and Blender's importer (tests/test_gltf_clients.py, benchmarks/avatar_blender.py).
+
+Reading is bounded (:mod:`engines.io.limits`): accessor counts, embedded and external
+buffers and textures are checked against the I/O layer's limit policy before anything is
+allocated, and external ``uri`` files must be plain files beside the glTF.
 """
 from __future__ import annotations
 
@@ -377,7 +381,32 @@ def write_glb(meshes: list[Mesh], path: str | os.PathLike, skeleton: Skeleton | 
 
 
 # ----------------------------------------------------------------------------- reading
-def _buffer_bytes(gltf, path: Path, i: int) -> bytes:
+def _external(path: Path, uri: str, cache) -> bytes:
+    """An external buffer/image file named by ``uri``: a plain file in the glTF's folder
+    (not /dev/zero, not a folder elsewhere), within the file's budget."""
+    from urllib.parse import unquote
+
+    f = (path.parent / unquote(uri)).resolve()
+    if f.parent != path.parent.resolve() and path.parent.resolve() not in f.parents:
+        raise EngineError(f"{path.name}: refers to {uri}, outside its own folder; it was not opened. "
+                          "Only open files from sources you trust.")
+    if not f.is_file():
+        raise EngineError(f"{path.name}: refers to {uri}, which is missing or not a file. Keep the files it needs beside it.")
+    _budget(cache, path).take(f.stat().st_size, f"the external file {uri}")
+    return f.read_bytes()
+
+
+def _budget(cache, path: Path):
+    """The bytes this one file may still make the reader allocate (kept in ``cache``)."""
+    from engines.io.limits import Budget
+
+    if "__budget__" not in cache:
+        cache["__budget__"] = Budget(path)
+    return cache["__budget__"]
+
+
+def _buffer_bytes(gltf, path: Path, i: int, cache=None) -> bytes:
+    cache = {} if cache is None else cache
     buf = gltf.buffers[i]
     if buf.uri is None:
         return gltf.binary_blob()
@@ -385,13 +414,13 @@ def _buffer_bytes(gltf, path: Path, i: int) -> bytes:
         import base64
 
         return base64.b64decode(buf.uri.split(",", 1)[1])
-    return (path.parent / buf.uri).read_bytes()
+    return _external(path, buf.uri, cache)
 
 
 def _view_bytes(gltf, path, cache, i: int) -> tuple[bytes, int | None]:
     bv = gltf.bufferViews[i]
     if bv.buffer not in cache:
-        cache[bv.buffer] = _buffer_bytes(gltf, path, bv.buffer)
+        cache[bv.buffer] = _buffer_bytes(gltf, path, bv.buffer, cache)
     off = bv.byteOffset or 0
     return cache[bv.buffer][off:off + bv.byteLength], bv.byteStride
 
@@ -400,6 +429,9 @@ def _accessor(gltf, path, cache, i: int) -> np.ndarray:
     acc = gltf.accessors[i]
     dt = np.dtype(_DTYPES[acc.componentType])
     width = _WIDTH[acc.type]
+    if not isinstance(acc.count, int) or acc.count < 0:
+        raise EngineError(f"{path.name}: accessor {i} has no valid element count. Export the file again.")
+    _budget(cache, path).take(acc.count * width * dt.itemsize, f"accessor {i} ({acc.count} x {acc.type})")
     if acc.bufferView is None:
         out = np.zeros((acc.count, width), dt)
     else:
@@ -464,8 +496,6 @@ def _texture(gltf, path, cache, material) -> np.ndarray | None:
     pbr = material.pbrMetallicRoughness if material is not None else None
     if pbr is None or pbr.baseColorTexture is None:
         return None
-    from PIL import Image as PILImage
-
     src = gltf.images[gltf.textures[pbr.baseColorTexture.index].source]
     if src.bufferView is not None:
         data, _ = _view_bytes(gltf, path, cache, src.bufferView)
@@ -474,8 +504,11 @@ def _texture(gltf, path, cache, material) -> np.ndarray | None:
 
         data = base64.b64decode(src.uri.split(",", 1)[1])
     else:
-        data = (path.parent / src.uri).read_bytes()
-    im = PILImage.open(io.BytesIO(data))
+        data = _external(path, src.uri, cache)
+    from engines.io.limits import open_image_bytes
+
+    im = open_image_bytes(data, path, f"its texture {src.name or ''}".strip())
+    _budget(cache, path).take(im.size[0] * im.size[1] * 4, "its textures")
     alpha = "A" in im.getbands() or "transparency" in im.info
     return np.asarray(im.convert("RGBA" if alpha else "RGB"))
 

@@ -7,18 +7,23 @@ What the reader guarantees (engines rely on it):
   PIL decodes to 8 bits), alpha stays (RGBA), greyscale stays (H x W).
 * Selected EXIF tags land in ``Image.exif`` as floats/strings (focal length, 35 mm
   equivalent, focal-plane resolution, subject distance, make, model...).
-* An image larger than ``max_pixels`` is downscaled while decoding (libjpeg's DCT
-  scaling through PIL's ``draft``, then an area filter) with a note in ``Image.notes``,
-  so a 100-megapixel photo never stalls the app.
+* An image larger than ``max_pixels`` is downscaled with a note in ``Image.notes``, so a
+  100-megapixel photo never stalls the app. A JPEG is decoded reduced (libjpeg's DCT
+  scaling by 1/2, 1/4 or 1/8 through PIL's ``draft``), so it never exists in memory at
+  full size; other formats cannot be decoded reduced and are decoded, then area-filtered.
+* Memory is bounded: the decoded size (width x height x bands x bytes, from the header)
+  is checked against the I/O layer's one limit policy (:mod:`engines.io.limits`) before
+  any pixel is decoded, so a 1.3 MB PNG declaring 13000 x 13000 16-bit RGBA pixels is
+  refused with a sentence instead of taking gigabytes.
 * Unreadable, truncated or unknown files raise :class:`EngineError` naming the file.
 
-``make_thumbnail`` decodes only what a thumbnail needs (JPEG DCT scaling by up to 1/8),
-which is what keeps the "24-megapixel JPEG to thumbnail" path well under a second.
+``make_thumbnail`` decodes only what a thumbnail needs (JPEG DCT scaling by up to 1/8)
+and shrinks before converting, which is what keeps the "24-megapixel JPEG to thumbnail"
+path well under a second.
 """
 from __future__ import annotations
 
 import os
-import threading
 import warnings
 from pathlib import Path
 
@@ -26,6 +31,7 @@ import numpy as np
 
 from engines.api import EngineError
 from engines.io import IMAGE_EXTS, atomic_path
+from engines.io import limits
 from engines.types import Image
 
 # EXIF tag id -> name, for the tags engines use (camera intrinsics, focus distance).
@@ -48,7 +54,6 @@ _EXIF_TAGS = {
     0xA434: "LensModel",
 }
 _EXIF_IFD = 0x8769
-_BOMB_LOCK = threading.Lock()
 
 _FIX = "Check that the file is a complete image (open it in an image viewer) or export it again as PNG or JPEG."
 
@@ -71,6 +76,39 @@ def _value(v):
         return float(v)
     except (TypeError, ValueError, ZeroDivisionError):
         return None
+
+
+def _png_exif_after_pixels(path: Path) -> bool | None:
+    """For a PNG: whether EXIF may follow the pixel data (an eXIf chunk, or a text chunk that
+    could hold ImageMagick's "Raw profile type exif"), which PIL reaches only by decoding every
+    pixel; None when there is none. Only chunk headers are read."""
+    import struct
+
+    seen_idat = False
+    try:
+        with open(path, "rb") as f:
+            f.seek(8)
+            while True:
+                head = f.read(8)
+                if len(head) < 8:
+                    return None
+                n, kind = struct.unpack(">I4s", head)
+                if kind == b"eXIf" or (seen_idat and kind in (b"tEXt", b"zTXt", b"iTXt")):
+                    return seen_idat  # text chunks may hold "Raw profile type exif"
+                if kind == b"IEND":
+                    return None
+                seen_idat |= kind == b"IDAT"
+                f.seek(n + 4, 1)
+    except OSError:
+        return None
+
+
+def _exif_of(path: Path, im) -> dict:
+    """EXIF of an opened image without decoding its pixels first where that can be avoided:
+    a PNG whose eXIf chunk comes after the pixels (or is absent) is not loaded for it."""
+    if im.format == "PNG" and "exif" not in im.info and not _png_exif_after_pixels(path):
+        return {}
+    return read_exif(im)
 
 
 def read_exif(im) -> dict:
@@ -132,13 +170,14 @@ def _read_cv2_16(path: Path) -> np.ndarray:
     cv2 = cv2_module()
     data = np.fromfile(str(path), dtype=np.uint8)
     a = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    del data
     if a is None:
         raise EngineError(f"{path.name}: could not decode this 16-bit image. {_FIX}")
     if a.ndim == 3 and a.shape[2] == 3:
-        a = a[:, :, ::-1]
+        a = cv2.cvtColor(a, cv2.COLOR_BGR2RGB)
     elif a.ndim == 3 and a.shape[2] == 4:
-        a = a[:, :, [2, 1, 0, 3]]
-    return np.ascontiguousarray(a)
+        a = cv2.cvtColor(a, cv2.COLOR_BGRA2RGBA)
+    return a
 
 
 def _to_array(im) -> np.ndarray:
@@ -175,6 +214,9 @@ def _resize(a: np.ndarray, w: int, h: int) -> np.ndarray:
 
 
 def _open(path: Path):
+    """The image opened (header only, nothing decoded). A JPEG over Pillow's bomb limit is
+    opened all the same, through its plugin and without touching the process-wide limit,
+    because it is decoded reduced; the limit policy is checked by the callers."""
     PIL = _pil()
     if not path.exists():
         raise EngineError(f"{path}: no such file. Check the path or choose the file again.")
@@ -182,7 +224,7 @@ def _open(path: Path):
         raise EngineError(f"{path}: is a folder, not an image. Choose an image file.")
     try:
         with warnings.catch_warnings():
-            # Large photos are expected; read_image downscales them itself.
+            # Large photos are expected; the callers check the limit policy themselves.
             warnings.simplefilter("ignore", PIL.DecompressionBombWarning)
             try:
                 return PIL.open(path)
@@ -190,15 +232,11 @@ def _open(path: Path):
                 with open(path, "rb") as f:
                     if f.read(3) != b"\xff\xd8\xff":
                         raise
-                # A JPEG is decoded at 1/2..1/8 scale (draft), so its size is no danger.
-                with _BOMB_LOCK:
-                    limit, PIL.MAX_IMAGE_PIXELS = PIL.MAX_IMAGE_PIXELS, None
-                    try:
-                        return PIL.open(path)
-                    finally:
-                        PIL.MAX_IMAGE_PIXELS = limit
+                from PIL import JpegImagePlugin
+
+                return JpegImagePlugin.JpegImageFile(str(path))
     except PIL.DecompressionBombError:
-        raise EngineError(
+        raise limits.FileTooLarge(
             f"{path.name}: the image is too large to decode safely. Save it as JPEG, or downscale it "
             f"below {2 * PIL.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels, and import it again."
         ) from None
@@ -209,6 +247,12 @@ def _open(path: Path):
         ) from None
 
 
+def _check_decode(path: Path, im, bits16: bool) -> None:
+    """Refuse, before decoding, an image whose pixels would break the limit policy."""
+    w, h = im.size
+    limits.check_image(path, w, h, im.mode, bits16=bits16)
+
+
 def read_image(path: str | os.PathLike, max_pixels: float = 50e6) -> Image:
     """Read a photo as an :class:`Image` (see the module docstring for the guarantees)."""
     path = Path(path)
@@ -216,23 +260,26 @@ def read_image(path: str | os.PathLike, max_pixels: float = 50e6) -> Image:
     notes: list[str] = []
     try:
         with im:
-            exif = read_exif(im)
             w0, h0 = im.size
             scale = 1.0
             if w0 * h0 > max_pixels:
                 scale = (max_pixels / (w0 * h0)) ** 0.5
-                if im.format == "JPEG":
-                    # libjpeg decodes at 1/2, 1/4 or 1/8 directly: a 100 MP photo then
-                    # never exists in memory at full size.
-                    im.draft(im.mode, (max(1, int(w0 * scale)), max(1, int(h0 * scale))))
-            if _is_16bit_colour(path, im):
+            # A JPEG is decoded at 1/2, 1/4 or 1/8 when that still gives the wanted size (or
+            # is needed to stay within the limit): a 100 MP photo never exists at full size.
+            limits.draft_within_limit(im, (max(1, int(w0 * scale)), max(1, int(h0 * scale))) if scale < 1 else None)
+            bits16 = _is_16bit_colour(path, im)
+            _check_decode(path, im, bits16)  # before anything decodes a pixel (EXIF reading can)
+            exif = _exif_of(path, im)
+            if bits16:
                 a = _read_cv2_16(path)
             else:
                 im.load()
                 a = _to_array(im)
     except EngineError:
         raise
-    except (OSError, SyntaxError, ValueError, MemoryError) as e:
+    except MemoryError:
+        raise EngineError(f"{path.name}: there is not enough memory to decode this image. Downscale it and import it again.") from None
+    except (OSError, SyntaxError, ValueError) as e:
         raise EngineError(f"{path.name}: could not read the image ({e}). {_FIX}") from None
     if a.size == 0:
         raise EngineError(f"{path.name}: the image has no pixels. {_FIX}")
@@ -250,36 +297,45 @@ def read_image(path: str | os.PathLike, max_pixels: float = 50e6) -> Image:
     return Image(pixels=a, path=path, exif=exif, notes=notes)
 
 
+def _shrink(a: np.ndarray, size: int) -> np.ndarray:
+    h, w = a.shape[:2]
+    if max(h, w) <= size:
+        return a
+    k = size / max(h, w)
+    return _resize(a, max(1, round(w * k)), max(1, round(h * k)))
+
+
 def make_thumbnail(path: str | os.PathLike, size: int = 160) -> np.ndarray:
     """An upright RGB uint8 thumbnail whose longer side is at most ``size`` pixels.
 
     JPEGs are decoded at 1/2..1/8 scale by libjpeg (PIL ``draft``), so a 24 MP photo
-    costs a fraction of a full decode.
+    costs a fraction of a full decode; everything is shrunk before it is converted to
+    8-bit RGB, and the limit policy is checked before decoding, as in :func:`read_image`.
     """
     path = Path(path)
     im = _open(path)
     try:
         with im:
-            exif = read_exif(im)
             if im.format == "JPEG":
                 im.draft("RGB", (size, size))
-            if _is_16bit_colour(path, im):
-                a = Image(_read_cv2_16(path)).rgb8()
+            bits16 = _is_16bit_colour(path, im)
+            _check_decode(path, im, bits16)
+            exif = _exif_of(path, im)
+            if bits16:
+                a = Image(_shrink(_read_cv2_16(path), size)).rgb8()
             elif im.mode.startswith("I") or im.mode == "F":
-                a = Image(_to_array(im)).rgb8()
+                a = Image(_shrink(_to_array(im), size)).rgb8()
             else:
                 im.load()
                 im.thumbnail((size, size), reducing_gap=2.0)
                 a = Image(_to_array(im)).rgb8()
     except EngineError:
         raise
-    except (OSError, SyntaxError, ValueError, MemoryError) as e:
+    except MemoryError:
+        raise EngineError(f"{path.name}: there is not enough memory to decode this image. Downscale it and import it again.") from None
+    except (OSError, SyntaxError, ValueError) as e:
         raise EngineError(f"{path.name}: could not read the image ({e}). {_FIX}") from None
-    h, w = a.shape[:2]
-    if max(h, w) > size:
-        k = size / max(h, w)
-        a = _resize(a, max(1, round(w * k)), max(1, round(h * k)))
-    return apply_orientation(a, int(exif.get("Orientation", 1) or 1))
+    return apply_orientation(_shrink(a, size), int(exif.get("Orientation", 1) or 1))
 
 
 def write_image(obj, path: str | os.PathLike) -> list[Path]:

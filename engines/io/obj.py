@@ -1,9 +1,13 @@
 """Wavefront OBJ (+ MTL + PNG) reading and writing.
 
 Each :class:`~engines.types.Mesh` becomes an ``o <name>`` object with its own material.
-Files beside the OBJ take the OBJ's stem (``head.obj`` -> ``head.mtl``, ``head.png``),
-never trimesh's shared ``material.mtl``, so two exports in one folder do not overwrite
-each other. Vertex colours are written as the widely read ``v x y z r g b`` extension.
+Files beside the OBJ take the OBJ's stem and say what they are (``head.obj`` ->
+``head.mtl``, ``head_texture.png``; several textures ``head_texture_<material>.png``),
+never trimesh's shared ``material.mtl``, and never a name that is taken: an existing file
+is replaced only when it is a sidecar of the OBJ being overwritten, otherwise a number is
+added (``head_texture_2.png``), so an export cannot replace the photo it was made from
+(``portrait.png`` beside ``portrait.obj``). The OBJ, MTL and textures are written as one
+transaction (:class:`engines.io.files.WriteSet`): all or nothing. Vertex colours are written as the widely read ``v x y z r g b`` extension.
 UVs use the OBJ convention (v = 0 at the bottom of the image), the same as ``Mesh.uv``.
 Morph targets have no place in OBJ; use GLB to keep them.
 """
@@ -16,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from engines.api import EngineError
-from engines.io import atomic_path
+from engines.io.files import WriteSet, free_sidecar
 from engines.io.gltf import colors_u8, png_bytes
 from engines.types import Mesh
 
@@ -31,15 +35,48 @@ def _rows(fmt: str, a: np.ndarray) -> str:
     return (fmt * len(a)) % tuple(a.ravel().tolist())
 
 
+def _own_sidecars(path: Path) -> set[Path]:
+    """The MTL and textures an existing OBJ at ``path`` refers to in its own folder: an
+    export over that OBJ may replace them (and nothing else beside it)."""
+    out: set[Path] = set()
+    try:
+        if not path.is_file() or path.stat().st_size > (64 << 20):
+            return out
+        with open(path, "r", errors="replace") as f:
+            libs = [line.split(None, 1)[1].strip() for line in f if line.startswith("mtllib ")]
+    except (OSError, IndexError):
+        return out
+    for lib in libs:
+        mtl = path.parent / lib
+        if mtl.parent != path.parent or not mtl.is_file():
+            continue
+        out.add(mtl)
+        try:
+            text = mtl.read_text(errors="replace") if mtl.stat().st_size < (16 << 20) else ""
+        except OSError:
+            continue
+        for line in text.splitlines():
+            parts = line.strip().split()
+            if parts and parts[0] == "map_Kd" and len(parts) > 1:
+                tex = path.parent / parts[-1]
+                if tex.parent == path.parent:
+                    out.add(tex)
+    return out
+
+
 def write_obj(meshes: list[Mesh], path: str | os.PathLike) -> list[Path]:
-    """Write meshes as one OBJ with an MTL and one PNG per textured mesh. Atomic per file."""
+    """Write meshes as one OBJ with an MTL and one PNG per textured mesh, as one transaction.
+
+    Returns ``[obj, mtl, *textures]`` with the names actually used (see the module docstring).
+    """
     path = Path(path)
     stem = path.stem
-    mtl_path = path.with_suffix(".mtl")
+    own = _own_sidecars(path)
+    mtl_path = free_sidecar(path, f"{stem}.mtl", reusable=own)
     textured = [m for m in meshes if m.texture is not None and m.uv is not None and len(m.uv) == len(m.vertices)]
     lines = [f"# Capture Studio OBJ\nmtllib {mtl_path.name}\n"]
     mtl = ["# Capture Studio MTL\n"]
-    written: list[Path] = []
+    textures: list[tuple[Path, np.ndarray]] = []
     used_names: set[str] = set()
     offset = 0
     for m in meshes:
@@ -80,17 +117,17 @@ def write_obj(meshes: list[Mesh], path: str | os.PathLike) -> list[Path]:
         offset += n
         mtl.append(f"newmtl {mat}\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\n")
         if any(m is t for t in textured):
-            png = path.with_name(f"{stem}.png" if len(textured) == 1 else f"{stem}_{mat}.png")
-            with atomic_path(png) as tmp:
-                tmp.write_bytes(png_bytes(m.texture))
-            written.append(png)
+            want = f"{stem}_texture.png" if len(textured) == 1 else f"{stem}_texture_{mat}.png"
+            png = free_sidecar(path, want, reusable=own, taken=[mtl_path, *(t for t, _ in textures)])
+            textures.append((png, m.texture))
             mtl.append(f"map_Kd {png.name}\n")
         mtl.append("\n")
-    with atomic_path(mtl_path) as tmp:
-        tmp.write_text("".join(mtl))
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(lines))
-    return [path, mtl_path, *written]
+    with WriteSet() as ws:
+        for png, tex in textures:
+            ws.add(png).write_bytes(png_bytes(tex))
+        ws.add(mtl_path).write_text("".join(mtl))
+        ws.add(path, main=True).write_text("".join(lines))
+    return [path, mtl_path, *(png for png, _ in textures)]
 
 
 # ----------------------------------------------------------------------------- reading

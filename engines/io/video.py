@@ -92,6 +92,9 @@ def probe(path: str | os.PathLike) -> dict:
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         w = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
         h = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+        from engines.io.limits import check_bytes
+
+        check_bytes(w * h * 3, path, f"one {w}x{h} video frame")  # before the decoder allocates one
         ok_first, first = cap.read()
         if not ok_first or first is None:
             raise EngineError(f"{path.name}: the video has no frames that can be decoded. {_FIX}")

@@ -16,6 +16,9 @@ pixel outside the garment is the source pixel.
 """
 from __future__ import annotations
 
+import atexit
+import os
+import re
 import shutil
 import tempfile
 import time
@@ -34,22 +37,43 @@ from engines.types import Image, VideoClip, VideoResult
 CRF = 12
 
 
+_RUNS: list[Path] = []
+_RUN_RE = re.compile(r"^run-(\d+)-")
+
+
+def _remove_runs() -> None:
+    """At exit: this process's run folders (a saved project or the autosave holds its own
+    copy of each MP4, and an export has copied it already)."""
+    while _RUNS:
+        shutil.rmtree(_RUNS.pop(), ignore_errors=True)
+
+
 def _cache_dir() -> Path:
-    """A fresh folder for this run's MP4, after clearing runs older than a day.
+    """A fresh folder for this run's MP4, after clearing the runs of processes that are gone
+    and any run older than a day.
 
     The MP4 has to outlive the run (the app plays it, export copies it), so it cannot be
-    removed on return; old runs are swept here instead.
+    removed on return; it is removed when the process exits (``atexit``), and a process that
+    was killed has its folders swept by the next run.
     """
+    from engines.io.files import pid_alive
+
     root = Path(tempfile.gettempdir()) / "capture-studio" / "tryon"
     root.mkdir(parents=True, exist_ok=True)
     now = time.time()
     for old in root.glob("run-*"):
         try:
-            if now - old.stat().st_mtime > 86400:
+            m = _RUN_RE.match(old.name)
+            gone = m is not None and int(m.group(1)) != os.getpid() and not pid_alive(int(m.group(1)))
+            if gone or now - old.stat().st_mtime > 86400:
                 shutil.rmtree(old, ignore_errors=True)
         except OSError:
             pass
-    return Path(tempfile.mkdtemp(prefix="run-", dir=root))
+    d = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=root))
+    if not _RUNS:
+        atexit.register(_remove_runs)
+    _RUNS.append(d)
+    return d
 
 
 def _nanmean(values: list[float]) -> float | None:
