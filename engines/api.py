@@ -33,6 +33,13 @@ from typing import Any, Callable, ClassVar, Protocol, Sequence
 from pydantic import BaseModel
 
 
+API_VERSION = 1
+"""The engine contract's version. An engine declares the version it was written for as
+``api_version`` (subclasses of :class:`Engine` get the current one); the registry skips, with
+the reason, engines written for another version. Raised when the contract changes in a way
+that breaks existing engines (docs/plugins.md lists what the contract is)."""
+
+
 class EngineError(Exception):
     """A problem the user can fix (bad input, no face found...). ``str()`` is the message."""
 
@@ -111,6 +118,7 @@ class Engine(abc.ABC):
     produces: ClassVar[tuple[type, ...]] = ()
     min_inputs: ClassVar[int] = 1
     max_inputs: ClassVar[int] = 1
+    api_version: ClassVar[int] = API_VERSION
 
     class Params(BaseModel):
         pass

@@ -5,16 +5,24 @@ pyproject.toml), the built-in ones exactly like a plug-in package would, in the 
 nerfstudio's ``nerfstudio.method_configs``. A plug-in that fails to import or is not an
 engine is skipped with a logged warning; it never takes the application down.
 Tests (and scripts) can add engines with :func:`register` without installing anything.
+
+During development an engine can be loaded without packaging it, from the environment
+variable ``CAPTURE_STUDIO_ENGINES`` (like nerfstudio's ``NERFSTUDIO_METHOD_CONFIGS``): a
+comma-separated list of ``path/to/file.py`` (every engine class defined in it),
+``path/to/file.py:ClassName`` or ``package.module:ClassName``. See docs/plugins.md.
 """
 from __future__ import annotations
 
 import logging
+import os
 from importlib.metadata import entry_points
 
-from engines.api import Engine
+from engines.api import API_VERSION, Engine
 
 log = logging.getLogger(__name__)
 GROUP = "capture_studio.engines"
+ENV = "CAPTURE_STUDIO_ENGINES"
+"""Engines to load from files or modules during development (see the module docstring)."""
 
 # Built-in engines, used when the package is not installed (running from a checkout):
 # the same table as the entry points in pyproject.toml.
@@ -58,6 +66,10 @@ def engine_problem(obj) -> str | None:
                     "(subclass engines.api.Engine to get every attribute the front ends read)")
     if not obj.name:
         return f"{obj.__name__}.name is empty"
+    version = getattr(obj, "api_version", API_VERSION)
+    if version != API_VERSION:
+        return (f"{obj.__name__} was written for engine API version {version}; this Capture Studio "
+                f"has version {API_VERSION} (update the plug-in)")
     return None
 
 
@@ -73,6 +85,53 @@ def _load_ref(ref: str):
     for part in attr.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+def _load_file(path: str, attr: str | None):
+    """Engine classes from a Python file: ``attr`` of it, or every engine class it defines."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    p = Path(path).expanduser().resolve()
+    if not p.is_file():
+        raise FileNotFoundError(f"no such file: {p}")
+    mod_name = f"capture_studio_dev_{p.stem}_{abs(hash(str(p))) % 10**8}"
+    spec = importlib.util.spec_from_file_location(mod_name, p)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module  # dataclasses and pydantic look the module up
+    spec.loader.exec_module(module)
+    if attr:
+        return [getattr(module, attr)]
+    found = [o for o in vars(module).values()
+             if isinstance(o, type) and o.__module__ == mod_name and o is not Engine and is_engine(o)]
+    if not found:
+        raise LookupError(f"{p} defines no engine class")
+    return found
+
+
+def _development_engines() -> list[tuple[str, object]]:
+    """(what was asked for, class) for each entry of ``$CAPTURE_STUDIO_ENGINES``; failures
+    go to :data:`problems`."""
+    out = []
+    for item in (os.environ.get(ENV) or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            head, sep, tail = item.rpartition(":")
+            if sep and head.endswith(".py") and tail.isidentifier():
+                objs = _load_file(head, tail)
+            elif item.endswith(".py"):
+                objs = _load_file(item, None)
+            else:
+                objs = [_load_ref(item)]
+        except Exception as e:  # a broken development engine must not crash the app
+            problems.append(f"{ENV} {item}: {type(e).__name__}: {e}")
+            log.warning("Skipping %s entry %s: %s", ENV, item, e)
+            continue
+        out += [(item, o) for o in objs]
+    return out
 
 
 def _discover() -> dict[str, type]:
@@ -97,6 +156,13 @@ def _discover() -> dict[str, type]:
         if why is not None:
             problems.append(f"{name}: {ref} is not an engine class ({why})")
             log.warning("Skipping %s: %s is not an engine: %s", name, ref, why)
+            continue
+        found[obj.name] = obj
+    for item, obj in _development_engines():
+        why = engine_problem(obj)
+        if why is not None:
+            problems.append(f"{ENV} {item}: not an engine class ({why})")
+            log.warning("Skipping %s entry %s: %s", ENV, item, why)
             continue
         found[obj.name] = obj
     return found
