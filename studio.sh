@@ -48,15 +48,16 @@ python_env() {
     fi
     local stamp="$VENV/.installed"
     local want
-    want=$(cat pyproject.toml | sha1sum | cut -d' ' -f1)
+    want=$(cat pyproject.toml constraints.txt | sha1sum | cut -d' ' -f1)
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
         return 0
     fi
     [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
     echo "Installing Python dependencies into .venv (first run: about 2 minutes)..."
     "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-    # Editable install registers the engines' entry points; deps come pinned from pyproject.
-    if ! "$VENV/bin/python" -m pip install -e ".[test]" > "$VENV/install.log" 2>&1; then
+    # Editable install registers the engines' entry points; pyproject gives compatible ranges,
+    # constraints.txt the exact tested versions of everything.
+    if ! "$VENV/bin/python" -m pip install -c constraints.txt -e ".[test]" > "$VENV/install.log" 2>&1; then
         grep -v "^WARNING: Location" "$VENV/install.log" | tail -30 >&2
         echo "Installing the Python dependencies failed (full log: $VENV/install.log)." >&2
         exit 1
