@@ -8,11 +8,14 @@ Conventions
 -----------
 * Images are ``uint8`` or ``uint16`` arrays, H x W x C in RGB(A) order (never BGR),
   or H x W for greyscale.
-* Distances are metres. Camera intrinsics are a 3x3 pixel matrix ``K``.
+* Distances are metres. Cameras are :class:`Camera`: a 3x3 pixel matrix ``K`` and a pose
+  ``x_cam = R @ X + t`` in OpenCV's convention (x right, y down, z forward); pixel
+  coordinates are pixel-centre based (integer = the centre of a pixel).
 * Meshes use counter-clockwise triangles seen from outside (outward normals).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -22,6 +25,131 @@ import numpy as np
 
 def _f32(a) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.float32)
+
+
+# ----------------------------------------------------------------------------- camera
+Z_MIN = 1e-6
+"""Depth (camera z) below which a point counts as behind the camera when projecting."""
+
+
+@dataclass(eq=False)
+class Camera(Mapping):
+    """A pinhole camera: intrinsics ``K`` (3x3, pixels), pose ``R`` (3x3), ``t`` (3,) with
+    ``x_cam = R @ X + t`` (OpenCV: x right, y down, z forward), and the image size.
+
+    One type for every engine, the viewport and the exports: the avatar's photo camera, the
+    multiview and splat cameras, the hair renderer's views. It also reads as the mapping
+    ``{"K", "R", "t", "image_size"}`` that files and older code use (``cam["K"]``,
+    :meth:`to_dict`, :meth:`from_dict`)."""
+
+    K: np.ndarray
+    R: np.ndarray = field(default_factory=lambda: np.eye(3))
+    t: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    width: int = 0
+    height: int = 0
+    name: str = ""
+
+    def __post_init__(self):
+        self.K = np.asarray(self.K, np.float64).reshape(3, 3)
+        self.R = np.asarray(self.R, np.float64).reshape(3, 3)
+        self.t = np.asarray(self.t, np.float64).reshape(3)
+        self.width, self.height = int(self.width), int(self.height)
+
+    # -- the mapping view (files, older code) ------------------------------------------
+    _KEYS = ("K", "R", "t", "image_size")
+
+    def __getitem__(self, key):
+        if key == "image_size":
+            return (self.width, self.height)
+        if key in ("K", "R", "t"):
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def __iter__(self):
+        return iter(self._KEYS)
+
+    def __len__(self) -> int:
+        return len(self._KEYS)
+
+    def to_dict(self) -> dict:
+        return {"K": self.K.copy(), "R": self.R.copy(), "t": self.t.copy(), "image_size": (self.width, self.height)}
+
+    @classmethod
+    def from_dict(cls, d) -> "Camera":
+        """From ``{"K", "R", "t", "image_size"}`` (lists or arrays), or a Camera (returned)."""
+        if isinstance(d, Camera):
+            return d
+        w, h = d.get("image_size", (0, 0))
+        return cls(K=d["K"], R=d.get("R", np.eye(3)), t=d.get("t", np.zeros(3)), width=w, height=h)
+
+    @classmethod
+    def look_at(cls, eye, target, up=(0.0, 1.0, 0.0), focal_px: float = 1000.0,
+                width: int = 1000, height: int = 1000) -> "Camera":
+        """A camera at ``eye`` looking at ``target`` with ``up`` (world, y up) pointing up in
+        the image; the principal point at the image centre."""
+        eye, target = np.asarray(eye, np.float64), np.asarray(target, np.float64)
+        fwd = target - eye
+        fwd /= max(np.linalg.norm(fwd), 1e-12)
+        right = np.cross(fwd, np.asarray(up, np.float64))
+        if np.linalg.norm(right) < 1e-9:  # looking along up: any right will do
+            right = np.cross(fwd, [1.0, 0.0, 0.0] if abs(fwd[0]) < 0.9 else [0.0, 0.0, 1.0])
+        right /= np.linalg.norm(right)
+        down = np.cross(fwd, right)
+        R = np.stack([right, down, fwd])
+        K = np.array([[focal_px, 0, (width - 1) / 2.0], [0, focal_px, (height - 1) / 2.0], [0, 0, 1.0]])
+        return cls(K=K, R=R, t=-R @ eye, width=width, height=height)
+
+    # -- geometry ------------------------------------------------------------------------
+    @property
+    def centre(self) -> np.ndarray:
+        """The camera's position in the world."""
+        return -self.R.T @ self.t
+
+    @property
+    def forward(self) -> np.ndarray:
+        """The viewing direction (world)."""
+        return self.R[2].copy()
+
+    @property
+    def up(self) -> np.ndarray:
+        """The image's up direction (world): minus the camera's y axis."""
+        return -self.R[1]
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return (self.width, self.height)
+
+    def to_camera(self, X: np.ndarray) -> np.ndarray:
+        """World points (N x 3) in camera coordinates."""
+        return np.asarray(X, np.float64).reshape(-1, 3) @ self.R.T + self.t
+
+    def project(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(pixel xy N x 2, camera depth N) of world points. Points at depth <= Z_MIN (behind
+        the camera) get NaN pixel positions; their depth is returned as it is, so callers can
+        tell them apart."""
+        c = self.to_camera(X)
+        z = c[:, 2]
+        front = z > Z_MIN
+        zs = np.where(front, z, 1.0)
+        xy = c[:, :2] / zs[:, None] @ self.K[:2, :2].T + self.K[:2, 2]
+        xy[~front] = np.nan
+        return xy, z
+
+    def unproject(self, xy: np.ndarray, depth) -> np.ndarray:
+        """World points at pixel positions ``xy`` (N x 2) and camera depths ``depth`` (N or
+        scalar): the inverse of :meth:`project`."""
+        xy = np.asarray(xy, np.float64).reshape(-1, 2)
+        d = np.broadcast_to(np.asarray(depth, np.float64), (len(xy),))
+        rays = np.column_stack([xy, np.ones(len(xy))]) @ np.linalg.inv(self.K).T
+        return (rays * d[:, None] - self.t) @ self.R
+
+    def scaled(self, s: float) -> "Camera":
+        """The same camera for the image resized by ``s`` (pixel-centre convention)."""
+        K = self.K.copy()
+        K[:2, :2] *= s
+        K[:2, 2] = (K[:2, 2] + 0.5) * s - 0.5
+        return Camera(K=K, R=self.R.copy(), t=self.t.copy(), width=max(1, round(self.width * s)),
+                      height=max(1, round(self.height * s)), name=self.name)
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -284,8 +412,9 @@ class Avatar:
 
     mesh: Mesh
     emotions: dict[str, float] = field(default_factory=dict)
-    camera: dict = field(default_factory=dict)
-    """Photo camera: ``K`` (3x3), ``R`` (3x3), ``t`` (3,), ``image_size`` (w, h)."""
+    camera: Camera | dict = field(default_factory=dict)
+    """The photo's :class:`Camera` (a mapping given here, e.g. read from a file, becomes one);
+    empty when the avatar has no photo camera."""
     hair: Strands | None = None
     extra_meshes: list[Mesh] = field(default_factory=list)
     """Eyes, teeth, hair cards: parts that are drawn and exported with the head."""
@@ -300,6 +429,10 @@ class Avatar:
     """Named blendshape weight sets, e.g. ``"As photographed"``: the photo's own expression."""
     expression: dict[str, float] = field(default_factory=dict)
     """Current blendshape weights set directly (ARKit names), added to what the emotions give."""
+
+    def __post_init__(self):
+        if self.camera and not isinstance(self.camera, Camera) and "K" in self.camera:
+            self.camera = Camera.from_dict(self.camera)
 
 
 @dataclass

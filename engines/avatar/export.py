@@ -21,6 +21,8 @@
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import dataclasses
 import json
 import logging
@@ -111,7 +113,7 @@ def _jsonable(x):
         return x.tolist()
     if isinstance(x, (np.floating, np.integer)):
         return x.item()
-    if isinstance(x, dict):
+    if isinstance(x, Mapping):  # dicts and the Camera
         return {k: _jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [_jsonable(v) for v in x]

@@ -23,14 +23,14 @@ BACKGROUND = (128, 128, 128)
 
 
 def _camera(avatar, max_side=MAX_RENDER):
-    cam = avatar.camera
-    K = np.asarray(cam["K"], float).copy()
-    w, h = cam["image_size"]
-    s = min(1.0, max_side / max(w, h))
+    """(K, R, t, (w, h), scale) of the photo camera, scaled so the longest side is at most ``max_side``."""
+    from engines.types import Camera
+
+    cam = Camera.from_dict(avatar.camera)
+    s = min(1.0, max_side / max(cam.width, cam.height))
     if s < 1.0:
-        K[:2] *= s
-        K[0, 2], K[1, 2] = (cam["K"][0][2] + 0.5) * s - 0.5, (cam["K"][1][2] + 0.5) * s - 0.5
-    return K, np.asarray(cam["R"], float), np.asarray(cam["t"], float), (max(1, round(w * s)), max(1, round(h * s))), s
+        cam = cam.scaled(s)
+    return cam.K, cam.R, cam.t, cam.image_size, s
 
 
 def photographed_vertices(avatar) -> np.ndarray:

@@ -29,11 +29,11 @@ class Raster:
 
 
 def project(K: np.ndarray, R: np.ndarray, t: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Head-frame points -> (pixel xy, camera depth)."""
-    c = X @ np.asarray(R).T + np.asarray(t).reshape(3)
-    z = c[:, 2]
-    xy = c[:, :2] / z[:, None] * [K[0, 0], K[1, 1]] + [K[0, 2], K[1, 2]]
-    return xy, z
+    """Head-frame points -> (pixel xy, camera depth): :meth:`engines.types.Camera.project`
+    (NaN pixels for points behind the camera)."""
+    from engines.types import Camera
+
+    return Camera(K=K, R=R, t=t).project(X)
 
 
 def rasterize(xy: np.ndarray, z: np.ndarray, faces: np.ndarray, size: tuple[int, int],
