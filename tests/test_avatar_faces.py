@@ -41,6 +41,10 @@ def test_face_index_picks_another_face(group):
     assert _inside(third.main.params["face_box"], faces[2]) and not _inside(third.main.params["face_box"], faces[0], 0.0)
     # the camera looks at another place of the photo: the fitted heads differ in position
     assert np.linalg.norm(np.subtract(first.main.camera["t"], third.main.camera["t"])) > 0.05
+    # a face this small (about 25 px between the eyes) is made, with a note saying so
+    assert third.metrics["interocular_px"] < 30
+    assert any("small" in n and "between the eyes" in n for n in third.notes)
+    assert not any("between the eyes" in n for n in first.notes) or first.metrics["interocular_px"] < 30
     with pytest.raises(EngineError, match=f"face_index=9 but .* shows {len(faces)} faces"):
         eng.run([group], make_params(AvatarEngine, {"face_index": 9}), no_progress, CancelToken())
 
@@ -85,3 +89,16 @@ def test_avatar_panel_offers_the_faces_and_makes_the_chosen_one(qtbot, group):
     finally:
         w.runner.shutdown(10000)
         w.close()
+
+
+def test_fit_notes_question_drawings_turned_and_small_faces():
+    from types import SimpleNamespace
+
+    from engines.avatar.engine import fit_notes
+
+    photo_like = SimpleNamespace(rms_px=3.0, yaw_deg=10.0)
+    assert fit_notes(photo_like, 100.0, "p.jpg") == []
+    cartoon = fit_notes(SimpleNamespace(rms_px=12.7, yaw_deg=0.0), 100.0, "toon.png")
+    assert len(cartoon) == 1 and "drawing" in cartoon[0] and "12.7 %" in cartoon[0]
+    turned_tiny = fit_notes(SimpleNamespace(rms_px=0.4, yaw_deg=-59.0), 20.0, "far.jpg")
+    assert len(turned_tiny) == 2 and "59 degrees" in turned_tiny[0] and "20 px" in turned_tiny[1]

@@ -200,3 +200,27 @@ def test_sloping_shoulders_keep_their_neckline():
 def test_a_dress_is_refused_with_a_message():
     with pytest.raises(EngineError, match="Could not read the shape of a top in dress.png"):
         prepare_garment(_outline_photo(DRESS), name="dress.png")
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (H, W)])
+def test_a_speck_of_a_user_mask_or_alpha_is_refused(shape):
+    """A 1x1 mask image (or one with a few white pixels), or a PNG whose transparency keeps a
+    speck, is refused with a sentence instead of warping nothing."""
+    photo = make_sample_garment(W, H)
+    speck = np.zeros(shape, np.uint8)
+    speck[shape[0] // 2, shape[1] // 2] = 255
+    if shape == (1, 1):
+        speck[:] = 255  # all white, but resized to the photo it is the whole image: fine
+        mask, _, notes = garment_mask(photo, user_mask=speck, name="shirt.png")
+        assert mask.mean() > 0.99 and any("1x1 px" in n and "right file" in n for n in notes)
+        return
+    with pytest.raises(EngineError, match="mask image for shirt.png covers only 1 pixels"):
+        garment_mask(photo, user_mask=speck, name="shirt.png")
+    rgba = make_sample_garment(W, H, alpha=True)
+    rgba[:, :, 3] = 0
+    rgba[100:104, 100:103, 3] = 255
+    with pytest.raises(EngineError, match="transparency"):
+        garment_mask(rgba, name="shirt.png")
+    # a real mask passes
+    user = (make_sample_garment(W, H, alpha=True)[:, :, 3] > 0).astype(np.uint8) * 255
+    assert garment_mask(photo, user_mask=user, name="shirt.png")[0].mean() > 0.1

@@ -143,6 +143,34 @@ def hair_colour_presets() -> dict[str, str]:
     return dict(PRESETS)
 
 
+POOR_FIT_PCT = 8.0
+"""Landmark fit error (rms, % of the eye distance) above which the face is questioned: real
+photos give 2-5 %, drawings and cartoons (eyes and mouth off human proportions) more."""
+TURNED_DEG = 40.0
+"""Head turn above which the note says the far side is made up."""
+SMALL_IOD_PX = 30.0
+"""Eye distance (px) below which the note says the texture will be soft."""
+
+
+def fit_notes(fit, iod_px: float, source: str) -> list[str]:
+    """What the user should know about how the face was measured: a poor landmark fit (a
+    drawing, a cartoon), a strongly turned face, a small face."""
+    notes = []
+    err = float(fit.rms_px / max(iod_px, 1e-6) * 100)
+    if err > POOR_FIT_PCT:
+        notes.append(f"The head model fits the face in {source} poorly (landmark error {err:.1f} % of the "
+                     "eye distance; photos give 2-5 %): is it a drawing, a cartoon or a mask? The avatar is a "
+                     "human head and may not look like it; a photo of a real face works best.")
+    if abs(fit.yaw_deg) > TURNED_DEG:
+        notes.append(f"The face in {source} is turned {abs(fit.yaw_deg):.0f} degrees: the far side of the "
+                     "head is filled in by mirroring and looks less like the person; a more frontal photo "
+                     "gives a better avatar.")
+    if iod_px < SMALL_IOD_PX:
+        notes.append(f"The face in {source} is small ({iod_px:.0f} px between the eyes): the texture is "
+                     "soft and fine features are lost; a closer or higher-resolution photo gives more detail.")
+    return notes
+
+
 class AvatarEngine(Engine):
     """A textured, rigged 3D head with ARKit blendshapes and emotion sliders from one portrait."""
 
@@ -228,6 +256,7 @@ class AvatarEngine(Engine):
             if abs(fit.yaw_deg) > 60:
                 raise EngineError(f"The face in {source} is turned {abs(fit.yaw_deg):.0f} degrees away from the camera; "
                                   "the avatar needs a photo within about 60 degrees of frontal.")
+            res.notes += fit_notes(fit, lm.iod_px, source)
             V_cm = seal_lips(identity_vertices(fit.identity), basis)
             L = landmark_points(V_cm)
             ipd_cm = float(np.linalg.norm(L[468] - L[473]))

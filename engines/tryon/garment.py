@@ -113,6 +113,30 @@ def _border(img: np.ndarray, width: int) -> np.ndarray:
                            img[:, :width].reshape(-1, img.shape[-1]), img[:, -width:].reshape(-1, img.shape[-1])])
 
 
+MIN_GARMENT_FRACTION = 0.01
+"""Least share of the garment image the garment must cover."""
+MIN_GARMENT_PX = 24
+"""Least width and height of the garment's bounding box, in pixels."""
+
+
+def _check_garment_size(m: np.ndarray, name: str, where: str) -> np.ndarray:
+    """EngineError when a mask (from the user's mask image, the PNG's transparency or the
+    segmentation) holds too little to warp: a speck, a line, an empty mask."""
+    from engines.api import EngineError
+
+    ys, xs = np.nonzero(m > 0.5)
+    frac = float((m > 0.5).mean()) if m.size else 0.0
+    bw = int(xs.max() - xs.min() + 1) if len(xs) else 0
+    bh = int(ys.max() - ys.min() + 1) if len(ys) else 0
+    if frac < MIN_GARMENT_FRACTION or min(bw, bh) < MIN_GARMENT_PX:
+        raise EngineError(
+            f"The garment {where} for {name} covers only {int((m > 0.5).sum())} pixels "
+            f"({bw}x{bh} px, {frac:.1%} of the image): the garment should fill a good part of the "
+            "photo. Use a mask image with the whole garment in white on black, or a garment photo "
+            "on a plain or transparent background.")
+    return m
+
+
 def garment_mask(pixels: np.ndarray, user_mask: np.ndarray | None = None, name: str = "garment image"):
     """Mask of the garment: (mask float32 0..1, uncertain: bool, notes: list[str])."""
     import cv2
@@ -127,13 +151,18 @@ def garment_mask(pixels: np.ndarray, user_mask: np.ndarray | None = None, name: 
             m = cv2.resize(m.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
         m = (np.asarray(m, np.float32) / max(float(m.max()), 1e-6)) > 0.5
         notes.append("Garment mask taken from the mask image you supplied.")
-        return _fill_holes(_largest_component(m)).astype(np.float32), False, notes
+        if min(user_mask.shape[:2]) < 8:
+            notes.append(f"The mask image is only {user_mask.shape[1]}x{user_mask.shape[0]} px, stretched to the "
+                         f"{w}x{h} garment photo: is it the right file? Its mask should be garment-shaped.")
+        m = _fill_holes(_largest_component(m)).astype(np.float32)
+        return _check_garment_size(m, name, "mask image"), False, notes
     if pixels.ndim == 3 and pixels.shape[2] == 4:
         a = pixels[:, :, 3].astype(np.float32)
         a /= 65535.0 if pixels.dtype == np.uint16 else 255.0
         if a.min() < 0.5 and a.max() > 0.5:
             m = _fill_holes(_largest_component(a > 0.5))
-            return np.where(m, np.maximum(a, 0.5), a * 0).astype(np.float32), False, notes
+            out = np.where(m, np.maximum(a, 0.5), a * 0).astype(np.float32)
+            return _check_garment_size(out, name, "transparency (alpha)"), False, notes
 
     lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
     bw = max(2, min(h, w) // 40)
