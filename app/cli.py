@@ -245,8 +245,8 @@ def _run(args) -> int:
         params = make_params(engine_cls, _parse_sets(args.set))
         out = Path(args.out)
         ext = out.suffix.lower()
-        if ext not in io.WRITERS:
-            raise EngineError(f"Cannot write '{out.name}': use one of {', '.join(sorted(io.WRITERS))}.")
+        if ext not in io.writers():
+            raise EngineError(f"Cannot write '{out.name}': use one of {', '.join(sorted(io.writers()))}.")
         fits = io.type_extensions(engine_cls.produces)
         if engine_cls.produces and ext not in fits:  # refused now, not after the whole run
             kinds = ", ".join(t.__name__ for t in engine_cls.produces)

@@ -198,7 +198,7 @@ def export_dialog(w, path: str | None = None):
         path, chosen = QFileDialog.getSaveFileName(w, "Export", default, ";;".join(filters))
         if not path:
             return None
-        if Path(path).suffix.lower() not in io.WRITERS:  # none typed, or "take.v2"
+        if Path(path).suffix.lower() not in io.writers():  # none typed, or "take.v2"
             path += exts[filters.index(chosen)] if chosen in filters else exts[0]
         w.settings.last_dir = str(Path(path).parent)
     target = Path(path)

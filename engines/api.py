@@ -120,6 +120,17 @@ class Engine(abc.ABC):
     max_inputs: ClassVar[int] = 1
     api_version: ClassVar[int] = API_VERSION
 
+    # -- what the engine's package contributes besides run (like npe2 manifests' readers and
+    # writers); all "module:attribute" strings, imported only when used
+    writers: ClassVar[dict[str, list[tuple[str, str]]]] = {}
+    """Extension -> [(result type name, "module:function")]; ``fn(obj, path) -> list[Path]``
+    writes atomically (engines.io.atomic_path / WriteSet). File > Export and ``--out``."""
+    readers: ClassVar[dict[str, str]] = {}
+    """Extension -> "module:function" ``fn(path) -> result object``, for File > Open."""
+    input_readers: ClassVar[dict[str, dict[str, str]]] = {}
+    """Type name -> extension -> "module:function": how a file becomes an input of that type
+    (an avatar ``.glb`` for the puppet engine)."""
+
     class Params(BaseModel):
         pass
 

@@ -176,6 +176,26 @@ def engines() -> dict[str, type]:
     return {**_cache, **_extra}
 
 
+def contributions(kind: str) -> dict:
+    """What the engines declare (``writers``, ``readers``, ``input_readers``),
+    merged over all engines in name order: extension / type name -> entries (writers'
+    lists are concatenated; for the others the first engine to declare a key wins)."""
+    out: dict = {}
+    for name in sorted(engines()):
+        table = getattr(engines()[name], kind, None) or {}
+        for key, value in table.items():
+            if kind == "writers":
+                out.setdefault(key, [])
+                out[key] += [v for v in value if v not in out[key]]
+            elif kind == "input_readers":
+                merged = out.setdefault(key, {})
+                for ext, ref in value.items():
+                    merged.setdefault(ext, ref)
+            else:
+                out.setdefault(key, value)
+    return out
+
+
 def get(name: str) -> type:
     from engines.api import EngineError
 

@@ -151,3 +151,57 @@ def test_plugins_through_a_real_entry_point(tmp_path, monkeypatch, caplog):
                          cwd=__import__("pathlib").Path(__file__).resolve().parents[1], timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "demo-good" in out.stdout and "avatar" in out.stdout
+
+
+def test_engines_declare_their_formats_and_io_uses_them(tmp_path):
+    """Formats come from the engine that owns the result type (npe2-style): the avatar's
+    and the puppet's writers are theirs, not the I/O layer's; a registered engine's
+    declared writer and reader are used by export / read at once."""
+    from engines import io
+    from engines.api import Engine, Result
+    from engines.types import Image
+
+    core = {t for table in io.WRITERS.values() for t, _ in table}
+    assert "Avatar" not in core and "Take" not in core
+    w = io.writers()
+    assert ("Avatar", "engines.avatar.export:write_avatar_glb") in w[".glb"]
+    assert ("Take", "engines.puppet.export:write_take_glb") in w[".glb"]
+    assert io.readers()[".zip"] == "engines.avatar.export:read_avatar_bundle"
+
+    class Note:
+        def __init__(self, text):
+            self.text = text
+
+    import sys
+    import types
+
+    mod = types.ModuleType("cs_note_format")
+
+    def write_note(obj, path):
+        with io.atomic_path(path) as tmp:
+            tmp.write_text(obj.text)
+        return [path]
+
+    mod.write_note = write_note
+    mod.read_note = lambda path: Note(path.read_text())
+    mod.Note = Note
+    sys.modules["cs_note_format"] = mod
+
+    class NoteEngine(Engine):
+        name, title, accepts, produces = "note", "Note", (Image,), (Note,)
+        writers = {".note": [("Note", "cs_note_format:write_note")]}
+        readers = {".note": "cs_note_format:read_note"}
+
+        def run(self, inputs, params, progress, cancel):
+            return Result([Note("hello")])
+
+    registry.register(NoteEngine)
+    try:
+        assert ".note" in io.writer_extensions(Note("x")) and ".note" in io.type_extensions([Note])
+        out = tmp_path / "a.note"
+        io.export(Note("written by a plug-in"), out)
+        assert io.read(out).text == "written by a plug-in"
+    finally:
+        registry.unregister("note")
+        sys.modules.pop("cs_note_format", None)
+    assert ".note" not in io.writers()

@@ -181,6 +181,13 @@ class AvatarEngine(Engine):
                    "face at rest, 52 ARKit blendshapes, six emotion sliders and a neck/head/jaw/eye rig.")
     accepts = (Image,)
     produces = (Avatar,)
+    writers = {
+        ".glb": [("Avatar", "engines.avatar.export:write_avatar_glb")],
+        ".obj": [("Avatar", "engines.avatar.export:write_avatar_obj")],
+        ".zip": [("Avatar", "engines.avatar.export:write_avatar_bundle")],
+    }
+    readers = {".zip": "engines.avatar.export:read_avatar_bundle"}
+    input_readers = {"Avatar": {".glb": "engines.avatar.reader:read_avatar", ".zip": "engines.avatar.reader:read_avatar"}}
 
     class Params(BaseModel):
         ipd_mm: float = Field(63.0, ge=50.0, le=80.0, description="Interpupillary distance (sets the metric scale), mm")

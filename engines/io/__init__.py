@@ -9,6 +9,8 @@ Public API
 ----------
 ``load_input(paths, prefer)``  -> Image | FocalStack | VideoClip | ImageSet
 ``export(obj, path)``          -> list of written paths (format from the extension)
+``writers()`` / ``readers()``  -> the format tables: the core types' below, plus what each
+                                  engine declares (``Engine.writers`` / ``.readers``)
 ``writer_extensions(obj)``     -> extensions that can export this object (File > Export)
 ``type_extensions(types)``     -> extensions that can hold results of these types (checked
                                   before a run, so a wrong ``--out`` fails at once)
@@ -31,17 +33,15 @@ from engines.io.files import OutputError, WriteSet, atomic_path, check_output, i
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm"}
 
-# extension -> list of (result type name, "module:function"); the function is
-# ``fn(obj, path) -> list[Path]`` and must write through atomic_path.
+# The core types' formats: extension -> list of (result type name, "module:function"); the
+# function is ``fn(obj, path) -> list[Path]`` and must write through atomic_path. Engines
+# add their own result types' formats by declaring ``writers`` (see :func:`writers`).
 WRITERS: dict[str, list[tuple[str, str]]] = {
     ".glb": [
-        ("Take", "engines.puppet.export:write_take_glb"),
-        ("Avatar", "engines.avatar.export:write_avatar_glb"),
         ("Mesh", "engines.io.mesh:write_glb"),
         ("DepthMap", "engines.io.depth:write_depth_mesh_glb"),
     ],
     ".obj": [
-        ("Avatar", "engines.avatar.export:write_avatar_obj"),
         ("Mesh", "engines.io.mesh:write_obj"),
         ("DepthMap", "engines.io.depth:write_depth_mesh_obj"),
     ],
@@ -52,7 +52,6 @@ WRITERS: dict[str, list[tuple[str, str]]] = {
         ("DepthMap", "engines.io.depth:write_depth_ply"),
     ],
     ".zip": [
-        ("Avatar", "engines.avatar.export:write_avatar_bundle"),
         ("Splat", "engines.splat.render:write_splat_bundle"),
     ],
     ".png": [
@@ -62,11 +61,9 @@ WRITERS: dict[str, list[tuple[str, str]]] = {
     ".npy": [("DepthMap", "engines.io.depth:write_depth_npy")],
     ".mp4": [
         ("VideoResult", "engines.io.video:write_video_result"),
-        ("Take", "engines.puppet.export:write_take_mp4"),
         ("Splat", "engines.splat.render:write_turntable_mp4"),
     ],
     ".json": [
-        ("Take", "engines.puppet.export:write_take_json"),
         ("Splat", "engines.splat.ply:write_cameras_json"),
     ],
     ".jpg": [("Image", "engines.io.images:write_image")],
@@ -78,8 +75,31 @@ READERS: dict[str, str] = {
     ".glb": "engines.io.mesh:read_mesh",
     ".ply": "engines.splat.ply:read_ply_any",  # a 3DGS splat, else mesh / points
     ".npy": "engines.io.depth:read_depth_npy",
-    ".zip": "engines.avatar.export:read_avatar_bundle",
 }
+
+
+def _declared(kind: str) -> dict:
+    """The engines' declared ``kind`` table (empty when the registry cannot load)."""
+    try:
+        from engines import registry
+    except ImportError:  # pragma: no cover - a stripped-down build without the registry
+        return {}
+    return registry.contributions(kind)
+
+
+def writers() -> dict[str, list[tuple[str, str]]]:
+    """Every writer: what the engines declare first (their result types are the more
+    specific), then the core table."""
+    out = {ext: list(v) for ext, v in _declared("writers").items()}
+    for ext, table in WRITERS.items():
+        out.setdefault(ext, [])
+        out[ext] += [v for v in table if v not in out[ext]]
+    return out
+
+
+def readers() -> dict[str, str]:
+    """Every reader (File > Open): the engines' declared ones take an extension first."""
+    return {**READERS, **_declared("readers")}
 
 
 def resolve(ref: str):
@@ -95,7 +115,7 @@ def writer_extensions(obj) -> list[str]:
     """Extensions that can export ``obj`` (a result object or a Result)."""
     objs = obj.items if isinstance(obj, Result) else [obj]
     out = []
-    for ext, table in WRITERS.items():
+    for ext, table in writers().items():
         if any(t in _type_names(o) for o in objs for t, _ in table):
             out.append(ext)
     return out
@@ -104,7 +124,7 @@ def writer_extensions(obj) -> list[str]:
 def type_extensions(types: Iterable[type]) -> list[str]:
     """Extensions that can hold a result of any of ``types`` (an engine's ``produces``)."""
     names = {n for t in types for n in (c.__name__ for c in t.__mro__)}
-    return [ext for ext, table in WRITERS.items() if any(t in names for t, _ in table)]
+    return [ext for ext, table in writers().items() if any(t in names for t, _ in table)]
 
 
 def export(obj: Any, path: str | os.PathLike, protect_paths: Iterable = ()) -> list[Path]:
@@ -119,10 +139,11 @@ def export(obj: Any, path: str | os.PathLike, protect_paths: Iterable = ()) -> l
     path = Path(path)
     protect(protect_paths)
     ext = path.suffix.lower()
-    table = WRITERS.get(ext)
+    all_writers = writers()
+    table = all_writers.get(ext)
     if not table:
         raise EngineError(
-            f"Cannot export to '{ext or path.name}': use one of {', '.join(sorted(WRITERS))}."
+            f"Cannot export to '{ext or path.name}': use one of {', '.join(sorted(all_writers))}."
         )
     if is_protected(path):
         from engines.io.files import refuse_input
@@ -143,7 +164,7 @@ def export(obj: Any, path: str | os.PathLike, protect_paths: Iterable = ()) -> l
 def read(path: str | os.PathLike):
     """Read a result file (mesh, point cloud, depth, avatar bundle)."""
     path = Path(path)
-    ref = READERS.get(path.suffix.lower())
+    ref = readers().get(path.suffix.lower())
     if ref is None:
         raise EngineError(f"Cannot open '{path.name}': unknown format {path.suffix or '(none)'}.")
     obj = resolve(ref)(path)
@@ -170,7 +191,8 @@ def load_input(paths: str | os.PathLike | Iterable, prefer: tuple[type, ...] = (
     * one video file -> VideoClip
     * a folder, or several images -> FocalStack when ``prefer`` asks for one (or focus
       distances are found), else ImageSet
-    * one ``.glb`` / ``.zip`` avatar file -> Avatar, when ``prefer`` accepts an Avatar
+    * one file of a type an engine reads as one of the ``prefer`` types (its declared
+      ``input_readers``, e.g. an avatar ``.glb`` / ``.zip`` -> Avatar)
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -207,10 +229,12 @@ def _load(paths: list[Path], prefer: tuple[type, ...]):
         from engines.io.video import open_video
 
         return open_video(paths[0])
-    if len(paths) == 1 and Avatar in prefer and paths[0].suffix.lower() in (".glb", ".zip") and paths[0].is_file():
-        from engines.io.avatar import read_avatar
-
-        return read_avatar(paths[0])
+    if len(paths) == 1 and paths[0].is_file():
+        typed = _declared("input_readers")
+        for t in prefer:  # a file an engine reads as one of its input types (an avatar .glb)
+            ref = typed.get(t.__name__, {}).get(paths[0].suffix.lower())
+            if ref is not None:
+                return resolve(ref)(paths[0])
     if len(paths) == 1 and classify(paths[0]) == "unknown":
         raise EngineError(
             f"{paths[0].name}: unknown file type '{paths[0].suffix}'. Import an image "

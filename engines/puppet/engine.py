@@ -33,6 +33,11 @@ class PuppetEngine(Engine):
     produces = (Take, Avatar)
     min_inputs = 2
     max_inputs = 2
+    writers = {
+        ".glb": [("Take", "engines.puppet.export:write_take_glb")],
+        ".mp4": [("Take", "engines.puppet.export:write_take_mp4")],
+        ".json": [("Take", "engines.puppet.export:write_take_json")],
+    }
 
     class Params(BaseModel):
         solver: Literal["auto", "avatar", "performer", "raw"] = Field(

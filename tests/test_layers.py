@@ -1,0 +1,36 @@
+"""The layers stay honest (import-linter contracts in pyproject.toml): engines never import
+the app, Qt or the viewer; the I/O layer imports no engine package; engine packages are
+independent except through the shared modules."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tool(name: str) -> str:
+    exe = Path(sys.executable).parent / name
+    return str(exe) if exe.exists() else (shutil.which(name) or name)
+
+
+def test_import_contracts_are_kept():
+    out = subprocess.run([_tool("lint-imports"), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    assert "0 broken" in out.stdout and "4 kept" in out.stdout
+
+
+def test_a_forbidden_import_is_caught(tmp_path):
+    """The contract can fail: an engine module importing the app breaks it."""
+    import shutil as sh
+
+    tree = tmp_path / "tree"
+    for d in ("engines", "app"):
+        sh.copytree(ROOT / d, tree / d, ignore=sh.ignore_patterns("__pycache__", "*.npz", "*.task", "*.obj", "*.png"))
+    sh.copy(ROOT / "pyproject.toml", tree / "pyproject.toml")
+    (tree / "engines" / "depth" / "leak.py").write_text("import app.viewport\n")
+    out = subprocess.run([_tool("lint-imports"), "--no-cache"], cwd=tree, capture_output=True, text=True, timeout=600,
+                         env={"PYTHONPATH": str(tree), "PATH": str(Path(sys.executable).parent)})
+    assert out.returncode != 0 and "engines.depth.leak -> app.viewport" in out.stdout
