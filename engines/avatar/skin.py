@@ -460,21 +460,14 @@ SCLERA_MAX_SATURATION = 0.3
 """(max - min) / max of RGB above which an eye pixel is not taken for sclera."""
 
 
-def sclera_colour(rgb: np.ndarray, xy: np.ndarray) -> np.ndarray | None:
-    """The white of the eyes as the photo shows it (RGB float), or None when the eyes are
-    too small or too closed to tell.
-
-    Photographed sclera is rarely paper white: the lids shade it and the exposure scales
-    it, and a painted pure white reads as staring eyes. Samples (bilinear) inside each eye
-    opening (the lid contour, shrunk by a tenth of the eye height) and outside the iris
-    ring (1.25 iris radii), then takes the median of the brighter half by lightness
-    (below the top 5 %: highlights), the way the iris colour drops lid and lash pixels.
-    """
+def _eye_openings(rgb: np.ndarray, xy: np.ndarray):
+    """Per eye with a measurable opening: (samples RGB float32 K x 3, their distance from
+    the iris centre in iris radii K, their signed distance inside the lid contour in eye
+    heights K), sampled (bilinear) on a 48 x 24 grid over the contour's bounding box."""
     import cv2
 
     xy = np.asarray(xy, np.float64)
     h, w = rgb.shape[:2]
-    cols = []
     eyes = ((LEFT_IRIS, (469, 470, 471, 472), EYE_IMAGE_LEFT), (RIGHT_IRIS, (474, 475, 476, 477), EYE_IMAGE_RIGHT))
     for centre, ring, eye in eyes:
         contour = xy[list(eye)].astype(np.float32)
@@ -484,17 +477,29 @@ def sclera_colour(rgb: np.ndarray, xy: np.ndarray) -> np.ndarray | None:
         eye_h = float(hi[1] - lo[1])
         if not np.isfinite(r) or r < 1.5 or eye_h < 2.0:
             continue
-        n = 24
-        gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 2 * n), np.linspace(lo[1], hi[1], n))
+        gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 48), np.linspace(lo[1], hi[1], 24))
         p = np.stack([gx.ravel(), gy.ravel()], -1)
-        inside = np.array([cv2.pointPolygonTest(contour, (float(x), float(y)), True) for x, y in p])
-        keep = ((inside > 0.1 * eye_h) & (np.linalg.norm(p - c, axis=1) > 1.25 * r)
-                & (p[:, 0] >= 0) & (p[:, 1] >= 0) & (p[:, 0] <= w - 1) & (p[:, 1] <= h - 1))
+        inside = np.array([cv2.pointPolygonTest(contour, (float(x), float(y)), True) for x, y in p]) / eye_h
+        keep = (inside > 0) & (p[:, 0] >= 0) & (p[:, 1] >= 0) & (p[:, 0] <= w - 1) & (p[:, 1] <= h - 1)
         if keep.sum() < 6:
             continue
         q = p[keep].astype(np.float32)
-        s = cv2.remap(np.ascontiguousarray(rgb[..., :3]), q[:, 0:1], q[:, 1:2], cv2.INTER_LINEAR)
-        cols.append(s[:, 0].astype(np.float32))
+        s = cv2.remap(np.ascontiguousarray(rgb[..., :3]), q[:, 0:1], q[:, 1:2], cv2.INTER_LINEAR)[:, 0]
+        yield s.astype(np.float32), np.linalg.norm(q - c, axis=1) / r, inside[keep]
+
+
+def sclera_colour(rgb: np.ndarray, xy: np.ndarray) -> np.ndarray | None:
+    """The white of the eyes as the photo shows it (RGB float), or None when the eyes are
+    too small or too closed to tell.
+
+    Photographed sclera is rarely paper white: the lids shade it and the exposure scales
+    it, and a painted pure white reads as staring eyes. Samples inside each eye opening
+    (the lid contour, shrunk by a tenth of the eye height) and outside the iris ring (1.25
+    iris radii), then takes the median of the brighter half by lightness (below the top
+    5 %: highlights) among the near-grey samples, the way the iris colour drops lid and
+    lash pixels."""
+    cols = [s[(inside > 0.1) & (rho > 1.25)] for s, rho, inside in _eye_openings(rgb, xy)]
+    cols = [c for c in cols if len(c) >= 6]
     if not cols or sum(len(c) for c in cols) < 12:
         return None
     cols = np.concatenate(cols)
@@ -513,29 +518,10 @@ def eye_opening_lightness(rgb: np.ndarray, xy: np.ndarray) -> tuple[float, float
     """(median lightness of the eye openings, fraction of them the iris covers), or None
     when the eyes are too small to tell: what the eyes look like as a whole, lids' shade,
     lashes and iris included, for painting a sclera that matches it."""
-    import cv2
-
-    xy = np.asarray(xy, np.float64)
-    h, w = rgb.shape[:2]
     lums, iris_frac = [], []
-    eyes = ((LEFT_IRIS, (469, 470, 471, 472), EYE_IMAGE_LEFT), (RIGHT_IRIS, (474, 475, 476, 477), EYE_IMAGE_RIGHT))
-    for centre, ring, eye in eyes:
-        contour = xy[list(eye)].astype(np.float32)
-        c = xy[centre]
-        r = float(np.mean(np.linalg.norm(xy[list(ring)] - c, axis=1)))
-        lo, hi = contour.min(0), contour.max(0)
-        if not np.isfinite(r) or r < 1.5 or hi[1] - lo[1] < 2.0:
-            continue
-        gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 48), np.linspace(lo[1], hi[1], 24))
-        p = np.stack([gx.ravel(), gy.ravel()], -1)
-        inside = np.array([cv2.pointPolygonTest(contour, (float(x), float(y)), False) for x, y in p]) > 0
-        inside &= (p[:, 0] >= 0) & (p[:, 1] >= 0) & (p[:, 0] <= w - 1) & (p[:, 1] <= h - 1)
-        if inside.sum() < 6:
-            continue
-        q = p[inside].astype(np.float32)
-        s = cv2.remap(np.ascontiguousarray(rgb[..., :3]), q[:, 0:1], q[:, 1:2], cv2.INTER_LINEAR)[:, 0]
-        lums.append(s.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))
-        iris_frac.append(float(np.mean(np.linalg.norm(q - c, axis=1) < r)))
+    for s, rho, _inside in _eye_openings(rgb, xy):
+        lums.append(s @ np.array([0.299, 0.587, 0.114], np.float32))
+        iris_frac.append(float(np.mean(rho < 1.0)))
     if not lums:
         return None
     return float(np.median(np.concatenate(lums))), float(np.mean(iris_frac))
