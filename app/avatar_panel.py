@@ -21,6 +21,12 @@ from engines.avatar.emotions import EMOTIONS, PRESETS
 
 log = logging.getLogger(__name__)
 COMPARE_SIDE = 150
+SUBJECT_SIDES = {"left": "right", "right": "left"}
+"""The panel's Left/Right are the avatar's own sides, as an artist names a profile ("her
+left profile"); the viewport's named views are the camera's side of the scene (Blender's
+naming: "right" looks from +x). The avatar faces +z with +x on its left (the photo's
+right), so its left profile is the viewport's "right" view (issue 15: "Left" showed
+the right cheek)."""
 
 
 def _pixmap(rgb: np.ndarray, side: int = COMPARE_SIDE) -> QtGui.QPixmap:
@@ -51,37 +57,40 @@ class AvatarPanel(QtWidgets.QWidget):
         self._compare_timer.setInterval(250)
         self._compare_timer.timeout.connect(self.update_comparison)
         self._build()
-        # As wide as the controls (the scroll area alone would let the dock shrink and cut them).
-        bar = self.scroll.verticalScrollBar().sizeHint().width()
-        self.scroll.setMinimumWidth(self.scroll.widget().minimumSizeHint().width() + bar + 2)
         self.setEnabled(False)
 
     # -- layout ------------------------------------------------------------------------------
     def _build(self) -> None:
-        # The controls scroll when the dock is shorter than they are (emotions, views, the
-        # photo comparison and the hairstyle grid), instead of being squeezed over each other.
+        # Two tabs, Face and Hair, instead of one long column in a scroll area: the panel
+        # fits the dock of a 1366 x 768 screen, and the only scrolling part is the hairstyle
+        # grid itself (issue 15: the hair colour row was reachable only through a scroll
+        # area inside a scroll area).
         top = QtWidgets.QVBoxLayout(self)
-        top.setContentsMargins(0, 0, 0, 0)
-        self.scroll = QtWidgets.QScrollArea(self)
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setFrameShape(QtWidgets.QFrame.NoFrame)
-        self.scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarAlwaysOff)
-        content = QtWidgets.QWidget(self.scroll)
-        self.scroll.setWidget(content)
-        top.addWidget(self.scroll)
-        outer = QtWidgets.QVBoxLayout(content)
+        top.setContentsMargins(4, 4, 4, 4)
         self.title = QtWidgets.QLabel("No avatar yet: run Make avatar on a portrait.")
         self.title.setWordWrap(True)
-        outer.addWidget(self.title)
+        top.addWidget(self.title)
+        outer = top
 
         # group photos: the faces found, the one used checked; another one makes its avatar
-        self.faces_box = QtWidgets.QGroupBox("Faces in the photo")
+        # (one compact row, so that the panel still fits the dock of a laptop screen)
+        self.faces_box = QtWidgets.QWidget()
         self.faces_box.setToolTip("The photo shows several people: click a face to make the avatar of that one")
         self.faces_row = QtWidgets.QHBoxLayout(self.faces_box)
-        self.faces_row.setContentsMargins(4, 4, 4, 4)
+        self.faces_row.setContentsMargins(0, 0, 0, 0)
+        self.faces_label = QtWidgets.QLabel("Faces")
+        self.faces_row.addWidget(self.faces_label)
         self.face_buttons: list[QtWidgets.QToolButton] = []
         self.faces_box.hide()
         outer.addWidget(self.faces_box)
+
+        self.sections = QtWidgets.QTabWidget()
+        self.sections.setDocumentMode(True)
+        top.addWidget(self.sections, 1)
+        face = QtWidgets.QWidget()
+        outer = QtWidgets.QVBoxLayout(face)
+        outer.setContentsMargins(2, 4, 2, 2)
+        self.sections.addTab(face, "Face")
 
         box = QtWidgets.QGroupBox("Emotions")
         grid = QtWidgets.QGridLayout(box)
@@ -112,42 +121,40 @@ class AvatarPanel(QtWidgets.QWidget):
         self.presets.addItem("Presets…")
         self.presets.addItems(list(PRESETS))
         self.presets.activated.connect(self._preset_chosen)
+        # Perform: a webcam or a video drives the face (a dock of its own, opened from here).
+        self.perform_button = QtWidgets.QPushButton("Perform…")
+        self.perform_button.setObjectName("perform_open")
+        self.perform_button.setToolTip("Perform: a webcam or a video file drives the avatar's face and head "
+                                       "live; record takes and export them as animated GLB or MP4")
+        self.perform_button.clicked.connect(self.open_perform)
         row.addWidget(self.reset_button)
         row.addWidget(self.photographed_button)
         row.addWidget(self.presets, 1)
+        row.addWidget(self.perform_button)
         outer.addLayout(row)
 
-        views = QtWidgets.QGroupBox("View")
-        vrow = QtWidgets.QHBoxLayout(views)
+        vrow = QtWidgets.QHBoxLayout()
+        vrow.addWidget(QtWidgets.QLabel("View"))
         self.view_buttons: dict[str, QtWidgets.QPushButton] = {}
-        for name, text in (("front", "Front"), ("left", "Left"), ("right", "Right"), ("photo", "Match photo camera")):
+        for name, text, tip in (("front", "Front", "The face from the front"),
+                                ("left", "Left", "The avatar's own left side (its left cheek and ear)"),
+                                ("right", "Right", "The avatar's own right side (its right cheek and ear)"),
+                                ("photo", "Photo camera", "Match the camera that took the photo")):
             b = QtWidgets.QPushButton(text)
+            b.setToolTip(tip)
             b.clicked.connect(lambda _=False, n=name: self.set_view(n))
             vrow.addWidget(b)
             self.view_buttons[name] = b
-        outer.addWidget(views)
+        outer.addLayout(vrow)
 
         cmp_box = QtWidgets.QGroupBox("Photo and avatar from the photo's camera")
         crow = QtWidgets.QHBoxLayout(cmp_box)
         self.photo_label, self.render_label = QtWidgets.QLabel(), QtWidgets.QLabel()
         for lab in (self.photo_label, self.render_label):
-            lab.setMinimumSize(COMPARE_SIDE // 2, COMPARE_SIDE // 2)
+            lab.setMinimumSize(56, 56)  # they shrink first when the dock is short (a laptop screen)
             lab.setAlignment(Qt.AlignCenter)
             crow.addWidget(lab)
-        outer.addWidget(cmp_box)
-
-        perform = QtWidgets.QGroupBox("Perform")
-        prow = QtWidgets.QHBoxLayout(perform)
-        self.perform_button = QtWidgets.QPushButton("Perform…")
-        self.perform_button.setObjectName("perform_open")
-        self.perform_button.setToolTip("A webcam or a video file drives the avatar's face and head live; "
-                                       "record takes and export them as animated GLB or MP4")
-        self.perform_button.clicked.connect(self.open_perform)
-        plabel = QtWidgets.QLabel("Webcam or video drives the face")
-        plabel.setStyleSheet("color: gray")
-        prow.addWidget(self.perform_button)
-        prow.addWidget(plabel, 1)
-        outer.addWidget(perform)
+        outer.addWidget(cmp_box, 1)
 
         self.info = QtWidgets.QLabel("")
         self.info.setWordWrap(True)
@@ -157,24 +164,37 @@ class AvatarPanel(QtWidgets.QWidget):
             from app.hair_panel import HairPanel
         except ImportError:
             HairPanel = None
+        outer.addStretch(0)
         if HairPanel is not None:
             try:
                 self.hair_panel = HairPanel(self.main_window)
-                outer.addWidget(self.hair_panel)
+                self.sections.addTab(self.hair_panel, "Hair")
             except Exception:  # the hair controls are optional; the avatar works without them
                 log.exception("hair panel")
                 self.hair_panel = None
-        outer.addStretch(1)
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 (Qt's name)
+        """The least height the controls need at this width, not their preferred one: a
+        scroll area around the panel (the dock's) then scrolls only when the dock is really
+        shorter than the controls, not because the photos would like to be bigger."""
+        lay = self.layout()
+        if lay is not None and lay.hasHeightForWidth():
+            return lay.totalMinimumHeightForWidth(width)
+        return self.minimumSizeHint().height()
 
     # -- avatar ------------------------------------------------------------------------------
     def set_avatar(self, avatar, key: str) -> None:
         """Show the controls for an avatar drawn in the viewport under ``key``."""
-        from engines.avatar.emotions import warm_up_async
         from engines.avatar.engine import Deformer
+        from engines.types import Avatar
 
-        warm_up_async()  # load torch's emotion module before the first slider drag needs it
+        # No torch warm-up here: the sliders' emotion map is numpy (emotion_to_expression),
+        # and importing torch in this process froze the window for 1-3 s (issue 15).
         self.avatar, self.key = avatar, key
-        self.deformer = Deformer(avatar)
+        from app.display import deformer_for
+
+        # made ahead in the worker thread that made the avatar (issue 15: 0.75 s here)
+        self.deformer = deformer_for(avatar) if isinstance(avatar, Avatar) else Deformer(avatar)
         for emo in EMOTIONS:
             avatar.emotions.setdefault(emo, 0.0)
         self._set_sliders(avatar.emotions, apply=False)
@@ -199,12 +219,15 @@ class AvatarPanel(QtWidgets.QWidget):
             self.faces_row.removeWidget(b)
             b.deleteLater()
         self.face_buttons = []
+        while self.faces_row.count() > 1:  # the stretch after the buttons (the label stays)
+            self.faces_row.takeAt(self.faces_row.count() - 1)
         faces = (avatar.params or {}).get("faces") or []
         if avatar.photo is None or len(faces) < 2:
             self.faces_box.hide()
             return
         used = int(avatar.params.get("face_index", 0))
         h, w = avatar.photo.shape[:2]
+        side = 40 if len(faces) <= 7 else 28  # a dozen faces still fit the dock's width
         for i, (x0, y0, x1, y1) in enumerate(faces[:12]):
             m = 0.25 * max(x1 - x0, y1 - y0)
             crop = avatar.photo[max(0, int(y0 - m)):min(h, int(y1 + m)), max(0, int(x0 - m)):min(w, int(x1 + m))]
@@ -214,13 +237,14 @@ class AvatarPanel(QtWidgets.QWidget):
             b.setChecked(i == used)
             b.setAutoRaise(True)
             if crop.size:
-                b.setIcon(QtGui.QIcon(_pixmap(crop, 48)))
-                b.setIconSize(QtCore.QSize(48, 48))
+                b.setIcon(QtGui.QIcon(_pixmap(crop, side)))
+                b.setIconSize(QtCore.QSize(side, side))
             b.setToolTip(f"Face {i + 1} of {len(faces)}" + (" (this avatar)" if i == used else ": make its avatar"))
             b.clicked.connect(lambda _=False, k=i: self.choose_face(k))
             self.faces_row.addWidget(b)
             self.face_buttons.append(b)
-        self.faces_box.setTitle(f"Faces in the photo ({len(faces)})")
+        self.faces_row.addStretch(1)
+        self.faces_label.setText(f"Faces in\nthe photo ({len(faces)})")
         self.faces_box.show()
 
     def choose_face(self, index: int):
@@ -343,7 +367,7 @@ class AvatarPanel(QtWidgets.QWidget):
             c = self.avatar.camera
             viewport.set_camera_from_photo(c["K"], c["R"], c["t"], c["image_size"])
         else:
-            viewport.set_view(name)
+            viewport.set_view(SUBJECT_SIDES.get(name, name))
 
     def _face_crop(self, img: np.ndarray, scale: float = 1.0) -> np.ndarray:
         """The part of a photo-sized image (resized by ``scale``) around the face."""
@@ -365,16 +389,38 @@ class AvatarPanel(QtWidgets.QWidget):
         return img[y0:y1, x0:x1] if x1 > x0 and y1 > y0 else img
 
     def update_comparison(self) -> None:
-        """Render the current expression from the photo camera beside the photo."""
+        """Render the current expression from the photo camera beside the photo: in the
+        window's job runner when there is one (the render takes 0.2-0.4 s, which froze the
+        window when an avatar was shown; issue 15), else here."""
         if self.avatar is None or not self.avatar.camera:
             return
         from engines.avatar.quality import render_from_photo_camera
 
-        try:
-            img, _, s = render_from_photo_camera(self.avatar, self.current_vertices(), max_side=1024)
-        except Exception as e:  # a failed preview must not break the sliders
-            log.exception("comparison render")
-            self.render_label.setText(f"(no render: {e})")
+        avatar, verts = self.avatar, np.array(self.current_vertices())
+        runner = getattr(self.main_window, "runner", None)
+        if runner is None:
+            try:
+                img, _, s = render_from_photo_camera(avatar, verts, max_side=1024)
+            except Exception as e:  # a failed preview must not break the sliders
+                self._comparison_failed(str(e), "")
+                return
+            self._show_comparison(img, s)
             return
+        self._compare_generation = getattr(self, "_compare_generation", 0) + 1
+        gen = self._compare_generation
+
+        def done(value):
+            if gen == self._compare_generation and avatar is self.avatar:  # not overtaken
+                self._show_comparison(value[0], value[2])
+
+        runner.submit(lambda progress, cancel: render_from_photo_camera(avatar, verts, max_side=1024),
+                      "Comparison render", "preview", on_done=done, on_error=self._comparison_failed,
+                      meta={"quiet": True})
+
+    def _comparison_failed(self, message: str, details: str) -> None:
+        log.error("comparison render: %s\n%s", message, details)
+        self.render_label.setText(f"(no render: {message})")
+
+    def _show_comparison(self, img, s) -> None:
         self.render_image = img
         self.render_label.setPixmap(_pixmap(self._face_crop(img, s)))

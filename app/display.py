@@ -4,6 +4,11 @@ video views after the window is shown, and a type-to-view table, in the manner o
 stack, the first photo of a set) or the video player; results go to the 3D viewport
 (meshes, points, strands, depth as points, avatars), the 2D view (depth with its colour
 bar, images) and the video player (VideoResult, beside its source video).
+
+A result reaches the views in one pass of the UI thread with one render: the numpy work
+of drawing it (display arrays, level-of-detail stand-ins, its thumbnail) was done by
+:func:`prepare_result` in the worker thread that made it, so the UI thread only wraps
+finished arrays (issue 15: 0.5-2.6 s stalls when results were converted on the UI thread).
 """
 from __future__ import annotations
 
@@ -24,13 +29,54 @@ def create_views(window) -> None:
             "The 3D view needs a display (this session runs without one)."))
     else:
         window.viewport = _make_view(window, TAB_3D, "app.viewport", "Viewport")
+        runner = getattr(window, "runner", None)
+        if window.viewport is not None and runner is not None and hasattr(runner, "prepare_result"):
+            runner.prepare_result = prepare_result
         timer = getattr(getattr(window.viewport, "plotter", None), "render_timer", None)
         if timer is not None:
             # pyvistaqt re-renders 5 times a second by default; the Viewport renders
             # after every change itself, and each idle re-render blocks the UI thread
             # (100-200 ms with software GL: benchmarks/ui_block.py).
             timer.stop()
+    _warm_colour_maps()
     _freeze_startup_objects()
+
+
+def _warm_colour_maps() -> None:
+    """The 2D view's depth colour maps come from OpenCV: importing it holds the GIL for a
+    quarter of a second, so it happens here, while the views load, and not when the first
+    depth result arrives (engines run in another process, so nothing else imports it)."""
+    try:
+        from app.image_view import COLORMAPS, colormap_lut
+
+        for name in COLORMAPS:
+            colormap_lut(name)
+    except Exception:  # the 2D view reports its own problems when used
+        log.debug("colour maps not warmed", exc_info=True)
+
+
+def prepare_result(result) -> None:
+    """Called in the worker thread with each engine result: the thumbnail and the display
+    arrays of what will be drawn, made now instead of on the UI thread."""
+    from app import renderers
+    from app.inputs_panel import thumbnail_of
+
+    thumbnail_of(result.main)  # cached for the Results list
+    for _n, item in geometry_to_draw(result.items):
+        renderers.prepare(item)
+        avatar = getattr(item, "avatar", item)  # a Take drives its avatar
+        if type(avatar).__name__ == "Avatar":
+            deformer_for(avatar)
+
+
+def deformer_for(avatar):
+    """The avatar's slider deformer (:class:`engines.avatar.engine.Deformer`: its blendshape
+    matrix takes a good part of a second to stack), made once per avatar, ahead of time
+    by :func:`prepare_result` in the worker thread."""
+    from app.renderers import _cached
+    from engines.avatar.engine import Deformer
+
+    return _cached(avatar, "deformer", lambda: Deformer(avatar))
 
 
 def _freeze_startup_objects() -> None:
@@ -136,9 +182,13 @@ def geometry_to_draw(items: list) -> list[tuple[int, object]]:
     any meshes beside it (e.g. multi-view camera frusta), other clouds (e.g. the
     sparse points under the dense ones) are left out.
     """
-    from engines.types import Avatar, DepthMap, Mesh, PointCloud, Strands, Take
+    from engines.types import Avatar, DepthMap, Mesh, PointCloud, Splat, Strands, Take
 
-    drawable = (Mesh, PointCloud, Strands, DepthMap, Avatar)
+    drawable = (Mesh, PointCloud, Strands, DepthMap, Avatar, Splat)
+    if items and isinstance(items[0], DepthMap):
+        # Depth is drawn as itself, a surface that knows each pixel's confidence (the
+        # viewport hides the unconfident ones); its mesh and points are for export.
+        return [(0, items[0])] + [(n, i) for n, i in enumerate(items) if n and isinstance(i, (Strands, Avatar))]
     if not any(isinstance(i, Avatar) for i in items):
         # A take alone is drawn as its avatar; beside the avatar itself it is not drawn twice.
         drawable += (Take,)
@@ -161,10 +211,14 @@ def show_result(window, result, prefix: str) -> int | None:
 
     tab = None
     vp = window.viewport
+    drawn = False
     if vp is not None:
-        vp.clear()
+        vp.clear(render=False)
         for n, item in geometry_to_draw(result.items):
-            vp.show(item, f"{prefix}/{n}")
+            key = vp.show(item, f"{prefix}/{n}", render=False)
+            if key is not None and not drawn:
+                vp.frame_key = key  # framed by its main part, not by camera frusta beside it
+            drawn = drawn or key is not None
             tab = TAB_3D if tab is None else tab
     for n, item in enumerate(result.items):
         if isinstance(item, DepthMap) and window.image_view is not None:
@@ -189,8 +243,8 @@ def show_result(window, result, prefix: str) -> int | None:
             show_avatar(window, takes[0][1].avatar, f"{prefix}/{takes[0][0]}")
         else:
             hide_avatar_controls(window)
-    if vp is not None and tab == TAB_3D:
-        vp.reset_camera()
+    if vp is not None:
+        vp.reset_camera()  # the one render of this result (the photo camera for depth)
     return tab
 
 
@@ -203,7 +257,7 @@ def view_thumbnail(window, size: int = 192):
     try:
         from app.inputs_panel import _shrink
 
-        rgb = vp.screenshot()
+        rgb = vp.last_frame()  # the frame just drawn: no second render
     except Exception:  # a thumbnail is a nicety
         log.debug("no 3D view thumbnail", exc_info=True)
         return None

@@ -110,8 +110,9 @@ class HairPanel(QtWidgets.QWidget):
             it = QtWidgets.QListWidgetItem(label)
             it.setData(QtCore.Qt.UserRole, key)
             it.setToolTip(tip)
-            if key == NONE_ITEM and (thumbs / "bald.png").exists():
-                it.setIcon(QtGui.QIcon(str(thumbs / "bald.png")))
+            png = thumbs / ("bald.png" if key == NONE_ITEM else "auto.png")  # engines.hair.thumbs makes both
+            if png.exists():
+                it.setIcon(QtGui.QIcon(str(png)))
             self.grid.addItem(it)
         for name in list_styles():
             r = recipes()[name]

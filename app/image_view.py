@@ -187,6 +187,7 @@ class ImageView(QtWidgets.QWidget):
         self.cmap = "turbo"
         self.range = (0.0, 1.0)
         self.rgb: np.ndarray | None = None  # what is on screen, H x W x 3/4 uint8
+        self._hover: tuple[float, float] | None = None  # scene position of the pointer
 
         self.mode_box = QtWidgets.QComboBox()
         for m in self.MODES:
@@ -310,7 +311,15 @@ class ImageView(QtWidgets.QWidget):
         return " "
 
     def _on_hover(self, x: float, y: float) -> None:
+        self._hover = (x, y)
         self.cursor_label.setText(self.text_at(x, y))
+
+    def _refresh_readout(self) -> None:
+        """After the content or the layer changed: the value under the pointer is read again
+        from what is shown now, or cleared when the pointer is not over the picture (issue
+        15: the previous result's value stayed after switching results)."""
+        over = self._hover is not None and self.canvas.viewport().underMouse()
+        self.cursor_label.setText(self.text_at(*self._hover) if over else " ")
 
     # -- drawing
     def _render(self, keep_view: bool) -> None:
@@ -329,6 +338,7 @@ class ImageView(QtWidgets.QWidget):
         self.rgb = rgb
         self.canvas.set_rgb(rgb, keep_view)
         self._sync_controls()
+        self._refresh_readout()
 
     def _sync_controls(self) -> None:
         modes = self.available_modes()

@@ -42,10 +42,34 @@ def _subsampled(pixels: np.ndarray, size: int):
     return Image(pixels[::step, ::step])
 
 
+_thumbs: dict[tuple[int, int], tuple[object, np.ndarray | None]] = {}
+
+
 def thumbnail_of(obj, size: int = THUMB * 2) -> np.ndarray | None:
-    """An RGB uint8 thumbnail for an input or result object (None if it has no picture)."""
+    """An RGB uint8 thumbnail for an input or result object (None if it has no picture).
+
+    Remembered per object (while it lives): the worker thread that made a result makes
+    its thumbnail (:func:`app.display.prepare_result`), and the UI thread that lists the
+    result gets that one instead of making it again."""
+    import weakref
+
+    k = (id(obj), size)
+    hit = _thumbs.get(k)
+    if hit is not None and hit[0]() is obj:
+        return hit[1]
+    thumb = _thumbnail_of(obj, size)
+    try:
+        _thumbs[k] = (weakref.ref(obj, lambda _r, k=k, d=_thumbs: d.pop(k, None)), thumb)
+    except TypeError:  # not weak-referenceable: not remembered
+        pass
+    return thumb
+
+
+def _thumbnail_of(obj, size: int) -> np.ndarray | None:
     from engines.types import Avatar, DepthMap, FocalStack, Image, ImageSet, VideoClip, VideoResult
 
+    if obj is None:
+        return None
     try:
         if isinstance(obj, Image):
             return _shrink(_subsampled(obj.pixels, size).rgb8(), size)
@@ -54,9 +78,7 @@ def thumbnail_of(obj, size: int = THUMB * 2) -> np.ndarray | None:
         if isinstance(obj, VideoClip):
             return _shrink(obj.frame(0), size)
         if isinstance(obj, ImageSet):
-            from engines.io.images import make_thumbnail
-
-            return make_thumbnail(obj.paths[0], size)
+            return image_set_mosaic(obj.paths, size)
         if isinstance(obj, DepthMap):
             return _shrink(depth_colours(obj.depth), size)
         if isinstance(obj, Avatar) and obj.photo is not None:
@@ -66,6 +88,47 @@ def thumbnail_of(obj, size: int = THUMB * 2) -> np.ndarray | None:
     except Exception:  # a thumbnail is a nicety; the input itself loaded fine
         return None
     return None
+
+
+def image_set_mosaic(paths, size: int, most: int = 4) -> np.ndarray:
+    """A thumbnail showing a set's photos together: up to ``most`` of them, spread over the
+    set (first, last and between), in a 2 x 2 grid (one photo alone fills the square)."""
+    from engines.io.images import make_thumbnail
+
+    paths = list(paths)
+    if len(paths) <= 1:
+        return make_thumbnail(paths[0], size)
+    k = min(most, len(paths))
+    picks = [paths[i] for i in np.unique(np.linspace(0, len(paths) - 1, k).round().astype(int))]
+    cols = 2
+    rows = int(np.ceil(len(picks) / cols))
+    gap = 2
+    cell = (size - gap * (cols - 1)) // cols
+    out = np.full((rows * cell + gap * (rows - 1), size, 3), 40, np.uint8)
+    for i, p in enumerate(picks):
+        try:
+            t = make_thumbnail(p, cell * 2)
+        except Exception:  # one unreadable photo leaves its cell empty
+            continue
+        # cover the square cell: crop the centre of the photo
+        h, w = t.shape[:2]
+        side = min(h, w)
+        t = t[(h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side]
+        t = _shrink(t, cell) if side > cell else t
+        t = _fit(t, cell)
+        r, c = divmod(i, cols)
+        y, x = r * (cell + gap), c * (cell + gap)
+        out[y:y + cell, x:x + cell] = t
+    return out
+
+
+def _fit(rgb: np.ndarray, side: int) -> np.ndarray:
+    """Resize a square RGB picture to exactly ``side`` x ``side``."""
+    if rgb.shape[0] == side and rgb.shape[1] == side:
+        return rgb
+    from PIL import Image as PILImage
+
+    return np.asarray(PILImage.fromarray(np.ascontiguousarray(rgb)).resize((side, side), PILImage.BILINEAR))
 
 
 def _video_result_frame(video) -> np.ndarray:

@@ -7,6 +7,16 @@ delivered, queued, on the UI thread. Cancellation is cooperative: every job gets
 its pool (so heavy work can be limited to one thread) and waits for its workers when
 the application quits.
 
+Engines run in a worker *process* (:mod:`app.engine_process`) when their class can be
+named from one: native code in them (pycolmap, open3d, torch, mediapipe) holds the GIL
+for seconds, which a thread cannot hide from the UI. The pool thread waits on the process
+and relays its progress; the value arrives as before. ``engine_processes=False`` (or
+``CAPTURE_STUDIO_ENGINE_PROCESS=0``) keeps them in the pool threads.
+
+:meth:`JobRunner.call` runs a function in the pool and waits for it in a local event
+loop, so a caller that needs the value at once (Save project) gets it while the window
+keeps repainting and its timers keep running.
+
 Signals (all carry the job id first):
 ``started(id)``, ``progress(id, fraction, message)``, ``finished(id, value)``,
 ``failed(id, message, details)`` and ``cancelled(id)``. Exactly one of finished /
@@ -22,8 +32,9 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+from PySide6.QtCore import QEventLoop, QObject, QRunnable, QThreadPool, Signal, Slot
 
+from app import engine_process
 from engines.api import CancelToken, Cancelled, EngineError
 
 log = logging.getLogger("app.jobs")
@@ -34,6 +45,7 @@ log = logging.getLogger("app.jobs")
 # with software GL).
 PROGRESS_HZ = 10.0
 
+_NOTHING = object()
 JobFn = Callable[[Callable[[float, str], None], CancelToken], Any]
 
 
@@ -112,6 +124,23 @@ class _Worker(QRunnable):
             sig.finished.emit(job.id, value)
 
 
+class _Captured:
+    """An exception raised by a :meth:`JobRunner.call` function, carried back as a value so
+    that the caller gets the exception itself (an OSError stays an OSError)."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    @staticmethod
+    def run(fn, progress, cancel):
+        try:
+            return fn(progress, cancel)
+        except Cancelled:
+            raise
+        except Exception as e:
+            return _Captured(e)
+
+
 class JobRunner(QObject):
     """Runs callables off the UI thread; see the module docstring for the signals."""
 
@@ -122,7 +151,8 @@ class JobRunner(QObject):
     cancelled = Signal(int)
     added = Signal(int)
 
-    def __init__(self, parent: QObject | None = None, max_threads: int = 2) -> None:
+    def __init__(self, parent: QObject | None = None, max_threads: int = 2,
+                 engine_processes: bool | None = None) -> None:
         super().__init__(parent)
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(max_threads)
@@ -130,6 +160,11 @@ class JobRunner(QObject):
         self._ids = itertools.count(1)
         self._signals: dict[int, _WorkerSignals] = {}
         self._callbacks: dict[int, tuple] = {}
+        self.engine_processes = engine_process.enabled() if engine_processes is None else bool(engine_processes)
+        self.prepare_result: Callable[[Any], None] | None = None
+        """Called in the pool thread with each engine Result before it is delivered: work
+        the UI thread would otherwise do when the result arrives (thumbnails, display
+        geometry; :func:`app.display.prepare_result`). Errors in it are logged, not fatal."""
 
     # -- submitting --------------------------------------------------------------------
     def submit(self, fn: JobFn, title: str, kind: str = "task", on_done=None,
@@ -156,16 +191,76 @@ class JobRunner(QObject):
                    on_error=None, meta: dict | None = None) -> Job:
         """Run an engine; the value delivered by ``finished`` is its Result."""
 
+        in_process = self.engine_processes and engine_process.runs_in_process(engine_cls)
+
         def work(progress, cancel):
             engine_cls.check_inputs(inputs)
-            return engine_cls().run(inputs, params, progress, cancel)
+            result = _NOTHING
+            if in_process:
+                try:
+                    result = engine_process.call(engine_process.run_engine, (engine_cls, inputs, params),
+                                                 progress, cancel)
+                except engine_process.NotSendable as e:  # e.g. an input holding an open file
+                    log.info("%s runs in this process: %s", engine_cls.name, e)
+            if result is _NOTHING:
+                result = engine_cls().run(inputs, params, progress, cancel)
+            cancel.raise_if_set()
+            if self.prepare_result is not None:
+                try:
+                    self.prepare_result(result)
+                except Exception:  # display preparation is an optimisation
+                    log.warning("preparing %s's result for display failed", engine_cls.name, exc_info=True)
+            return result
 
         return self.submit(work, engine_cls.title or engine_cls.name, "engine", on_done,
-                           on_error, meta={"engine": engine_cls.name, **(meta or {})})
+                           on_error, meta={"engine": engine_cls.name, "process": in_process, **(meta or {})})
+
+    def warm_up(self, fn: Callable[[], Any], title: str, kind: str = "warm-up") -> Job:
+        """Run ``fn()`` where engines run (a worker process, when they run in one), so the
+        models it loads are ready for the first engine job and this process stays light."""
+        if self.engine_processes and engine_process.runs_in_process(fn):
+            return self.submit(lambda progress, cancel: engine_process.call(engine_process.call_plain, (fn,),
+                                                                            progress, cancel), title, kind,
+                               meta={"process": True})
+        return self.submit(lambda progress, cancel: fn(), title, kind, meta={"process": False})
+
+    def call(self, fn: JobFn, title: str, kind: str = "task", meta: dict | None = None):
+        """Run ``fn(progress, cancel)`` in the pool and return its value (or raise its
+        exception) once it is done. The wait is a local event loop that leaves out user
+        input: the window repaints, timers and other jobs' signals are served, and the UI
+        thread is never blocked for the length of the call."""
+        box: dict = {}
+        loop = QEventLoop()
+
+        def done(value):
+            box["value"] = value
+            loop.quit()
+
+        def failed(message, details):
+            box["error"] = (message, details)
+            loop.quit()
+
+        job = self.submit(lambda progress, cancel: _Captured.run(fn, progress, cancel), title, kind,
+                          on_done=done, on_error=failed, meta={"uncancellable": True, **(meta or {})})
+        cancelled = lambda jid: loop.quit() if jid == job.id else None  # noqa: E731
+        self.cancelled.connect(cancelled)
+        try:
+            while job.state in ("queued", "running"):
+                loop.exec(QEventLoop.ExcludeUserInputEvents)
+        finally:
+            self.cancelled.disconnect(cancelled)
+        if "value" in box:
+            value = box["value"]
+            if isinstance(value, _Captured):
+                raise value.error
+            return value
+        if job.state == "cancelled":
+            raise Cancelled()
+        raise RuntimeError(box.get("error", ("the job ended without a value", ""))[0])
 
     def cancel(self, job_id: int) -> None:
         job = self.jobs.get(job_id)
-        if job is not None and job.state in ("queued", "running"):
+        if job is not None and job.state in ("queued", "running") and not job.meta.get("uncancellable"):
             job.token.set()
             job.message = "Cancelling..."
 

@@ -16,7 +16,16 @@ from pathlib import Path
 
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QApplication, QDockWidget, QLabel, QMainWindow, QMessageBox, QTabWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app import display
 from app import settings as settings_mod
@@ -32,6 +41,13 @@ log = logging.getLogger("app.main_window")
 AUTOSAVE_MS = 3 * 60 * 1000
 MISSING_FOCUS = "Focus distances are missing"
 """Start of engines.io.focalstack's message when no distance source exists: ask the user."""
+PREFERRED_SIZE = (1400, 900)
+"""The window's size where the screen has room; smaller screens get their available area."""
+FRAME_ALLOWANCE = (16, 40)
+"""Room (px) left for the window manager's frame and title bar on a screen smaller than
+:data:`PREFERRED_SIZE` (the frame is not known before the window is shown)."""
+STATUS_CHARS = 110
+"""Longer status messages are cut here, the whole text going to the notes under the view."""
 EXT_NAMES = {".glb": "glTF binary", ".obj": "Wavefront OBJ", ".ply": "PLY", ".zip": "Avatar bundle",
              ".png": "PNG (depth: 16-bit mm)", ".npy": "NumPy (float32 m)", ".mp4": "MP4 (H.264)",
              ".jpg": "JPEG"}
@@ -56,13 +72,26 @@ class MainWindow(ProjectActions, QMainWindow):
         self._views_loaded = False
         self._autosaved_revision = -1
         self.setWindowTitle("Capture Studio")
-        self.resize(1400, 900)
         self.setAcceptDrops(True)
 
         self.tabs = QTabWidget()
         for title in ("3D", "2D", "Video"):
             self.tabs.addTab(self._notice(f"Loading the {title} view..."), title)
-        self.setCentralWidget(self.tabs)
+        # Under the views, the notes of what they show (a result's or an input's), in full:
+        # the status bar cuts long ones off and forgets them after a few seconds.
+        self.notes_label = QLabel("")
+        self.notes_label.setObjectName("notes")
+        self.notes_label.setWordWrap(True)
+        self.notes_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.notes_label.setStyleSheet("QLabel#notes { color: palette(window-text); padding: 2px 4px; }")
+        self.notes_label.hide()
+        central = QWidget()
+        clay = QVBoxLayout(central)
+        clay.setContentsMargins(0, 0, 0, 0)
+        clay.setSpacing(2)
+        clay.addWidget(self.tabs, 1)
+        clay.addWidget(self.notes_label)
+        self.setCentralWidget(central)
         self.inputs_panel = InputsPanel()
         self.engine_panel = EnginePanel()
         self.jobs_panel = JobsPanel(self.runner)
@@ -72,6 +101,7 @@ class MainWindow(ProjectActions, QMainWindow):
                               ("Jobs", self.jobs_panel, Qt.RightDockWidgetArea)):
             self.docks[name] = self._dock(name, w, area)
         self.resizeDocks([self.docks["Inputs"], self.docks["Engine"]], [260, 340], Qt.Horizontal)
+        self.fit_to_screen()
         self.inputs_panel.input_selected.connect(self.show_input)
         self.inputs_panel.inputs.itemSelectionChanged.connect(self._update_engines)
         self.inputs_panel.result_selected.connect(self.show_result)
@@ -97,6 +127,70 @@ class MainWindow(ProjectActions, QMainWindow):
         QTimer.singleShot(0, self._after_show)
 
     # -- construction ------------------------------------------------------------------
+    def fit_to_screen(self, screen=None) -> None:
+        """Size the window to :data:`PREFERRED_SIZE`, or to the screen's available area where
+        that is smaller (a 1366 x 768 laptop: the right column, the status bar, Samples and
+        Jobs stay on screen), and place it inside that area."""
+        screen = screen or self.screen() or QApplication.primaryScreen()
+        if screen is None:
+            self.resize(*PREFERRED_SIZE)
+            return
+        area = screen.availableGeometry()
+        w, h = PREFERRED_SIZE
+        if area.width() < w + FRAME_ALLOWANCE[0]:
+            w = area.width() - FRAME_ALLOWANCE[0]
+        if area.height() < h + FRAME_ALLOWANCE[1]:
+            h = area.height() - FRAME_ALLOWANCE[1]
+        self.resize(w, h)
+        self.move(area.x() + max(0, (area.width() - w - FRAME_ALLOWANCE[0]) // 2),
+                  area.y() + max(0, (area.height() - h - FRAME_ALLOWANCE[1]) // 2))
+
+    def show_notes(self, notes: list[str] | None, title: str = "") -> None:
+        """Put the notes of what the views show under them (hidden when there are none)."""
+        notes = [str(n) for n in (notes or []) if str(n).strip()]
+        if not notes:
+            self.notes_label.clear()
+            self.notes_label.hide()
+            return
+        from html import escape
+
+        head = f"<b>{escape(title)}</b>: " if title else ""
+        self.notes_label.setText(head + "<br>".join(escape(n) for n in notes))
+        self.notes_label.setToolTip("\n".join(notes))
+        self.notes_label.show()
+
+    def _status_notes(self, notes: list[str], fallback: str, ms: int) -> None:
+        """A status message for notes: cut to :data:`STATUS_CHARS`, saying where the rest is."""
+        text = " ".join(notes) if notes else fallback
+        if len(text) > STATUS_CHARS:
+            text = text[:STATUS_CHARS - 30].rstrip() + "… (full notes under the view)"
+        self.status(text, ms)
+
+    def _bring_engine_forward(self) -> None:
+        """The Engine dock (with Run) in front of the Avatar dock it shares a tab bar with."""
+        dock = self.docks.get("Engine")
+        if dock is not None and "Avatar" in self.docks and not self.docks["Avatar"].isHidden():
+            dock.show()
+            dock.raise_()
+
+    def _fit_avatar_dock(self, tries: int = 2) -> None:
+        """Give the Avatar dock the height its controls need (taken from the Jobs dock below
+        it, down to that one's own minimum), so that they show without scrolling: on a
+        laptop screen a group photo's row of faces made them scroll."""
+        dock, jobs, panel = self.docks.get("Avatar"), self.docks.get("Jobs"), self.avatar_panel
+        if dock is None or jobs is None or panel is None or dock.isHidden() or jobs.isHidden():
+            return
+        inner = dock.widget()
+        chrome = dock.height() - (inner.height() if inner is not None else dock.height())
+        short = panel.heightForWidth(max(panel.width(), 1)) + max(chrome, 0) + 2 - dock.height()
+        low = jobs.minimumSizeHint().height()
+        if short <= 0 or jobs.height() <= low or tries <= 0:
+            return
+        # resizeDocks ignores a dock that is one of a tab group, so the Jobs dock is resized;
+        # what it gets differs from the request by the splitter's few pixels: asked again.
+        self.resizeDocks([jobs], [max(jobs.height() - short - 8, low)], Qt.Vertical)
+        QTimer.singleShot(0, lambda: self._fit_avatar_dock(tries - 1))
+
     def _notice(self, text: str) -> QLabel:
         label = QLabel(text)
         label.setAlignment(Qt.AlignCenter)
@@ -133,7 +227,7 @@ class MainWindow(ProjectActions, QMainWindow):
             from engines.avatar.engine import warm_up
         except ImportError:
             return
-        self.runner.submit(lambda progress, cancel: warm_up(), "Preparing face models", kind="warm-up")
+        self.runner.warm_up(warm_up, "Preparing face models")  # where the engines run
 
     def _after_show(self) -> None:
         self.refresh_engines()
@@ -151,7 +245,8 @@ class MainWindow(ProjectActions, QMainWindow):
             QTimer.singleShot(1500, self._warm_up_models)
         if self._want["samples"] and not recovered and not self.settings.get("samples_shown"):
             self.settings.set("samples_shown", True)
-            self._sample_jobs = {self.import_paths([p]).id for p in self.inputs_panel.sample_paths()}
+            # Quiet: the Jobs list starts empty instead of with a row per sample.
+            self._sample_jobs = {self.import_paths([p], quiet=True).id for p in self.inputs_panel.sample_paths()}
 
     def _sample_job_ended(self, jid: int, *_) -> None:
         """Once the first-start samples are in, select the portrait (whichever import
@@ -205,11 +300,13 @@ class MainWindow(ProjectActions, QMainWindow):
         self.setWindowTitle(f"Capture Studio - {name}{' *' if self.project.dirty else ''}")
 
     # -- import --------------------------------------------------------------------------
-    def import_paths(self, paths, kind: str | None = None, distances: list[float] | None = None):
+    def import_paths(self, paths, kind: str | None = None, distances: list[float] | None = None,
+                     quiet: bool = False):
         """Load files/folders as one input in the background; returns the Job.
 
         ``kind`` "FocalStack"/"ImageSet" says how to read several images; ``distances``
-        gives focus distances (metres) for a focal stack that has none on file."""
+        gives focus distances (metres) for a focal stack that has none on file; ``quiet``
+        leaves the job out of the Jobs panel (the bundled samples on first start)."""
         paths = [str(p) for p in paths]
         label = Path(paths[0]).name + (f" (+{len(paths) - 1})" if len(paths) > 1 else "")
         entry = InputEntry(kind or "", paths, label, distances)
@@ -223,7 +320,8 @@ class MainWindow(ProjectActions, QMainWindow):
 
         return self.runner.submit(work, f"Import {label}", "import",
                                   on_done=lambda v: self._imported(entry, *v),
-                                  on_error=lambda m, d: self._import_error(entry, m, d))
+                                  on_error=lambda m, d: self._import_error(entry, m, d),
+                                  meta={"quiet": True} if quiet else None)
 
     def _imported(self, entry: InputEntry, obj, thumb) -> None:
         entry.kind, entry.obj, entry.thumbnail = type(obj).__name__, obj, thumb
@@ -237,7 +335,7 @@ class MainWindow(ProjectActions, QMainWindow):
             self.settings.add_recent(p)
         for n in notes:  # e.g. "downscaled to stay under 50 MP": kept in the log too
             log.info("%s: %s", entry.label, n)
-        self.status(" ".join(notes) if notes else f"Imported {entry.label}: {describe(obj)}", 15000)
+        self._status_notes(notes, f"Imported {entry.label}: {describe(obj)}", 15000)
         self._update_title()
         self.input_added.emit(index)
 
@@ -266,6 +364,7 @@ class MainWindow(ProjectActions, QMainWindow):
             if self.viewport is not None:
                 self.viewport.clear()
             display.hide_avatar_controls(self)  # its avatar is no longer drawn
+            self.show_notes(None)
             self.project.touch()
             self._update_title()
 
@@ -342,7 +441,7 @@ class MainWindow(ProjectActions, QMainWindow):
         row = self.inputs_panel.add_result(entry.label, kinds, entry.thumbnail, list(result.notes))
         self.inputs_panel.results.setCurrentRow(row)
         # Not "Imported ..." left over from before: say what the run made.
-        self.status(" ".join(result.notes) if result.notes else f"{entry.label}: {kinds}", 10000)
+        self._status_notes(list(result.notes), f"{entry.label}: {kinds}", 10000)
         self._update_title()
         self.result_added.emit(index)
 
@@ -350,6 +449,10 @@ class MainWindow(ProjectActions, QMainWindow):
     def show_input(self, row: int) -> None:
         if not (0 <= row < len(self.project.inputs)):
             return
+        # An input was chosen to run an engine on: Run must not stay behind the Avatar tab.
+        self._bring_engine_forward()
+        entry = self.project.inputs[row]
+        self.show_notes(list(getattr(entry.obj, "notes", []) or []), entry.label)
         self.ensure_views()
         try:
             tab = display.show_input(self, self.project.inputs[row].obj)
@@ -365,6 +468,7 @@ class MainWindow(ProjectActions, QMainWindow):
             return
         self.ensure_views()
         entry = self.project.results[row]
+        self.show_notes(list(entry.result.notes or []), entry.label)
         try:
             tab = display.show_result(self, entry.result, f"result{row}")
         except Exception as e:
@@ -373,6 +477,7 @@ class MainWindow(ProjectActions, QMainWindow):
             return
         if tab is not None:
             self.tabs.setCurrentIndex(tab)
+        QTimer.singleShot(0, self._fit_avatar_dock)  # once the panel's new layout is in place
         if entry.thumbnail is None and tab == display.TAB_3D:  # a mesh, points: the view
             entry.thumbnail = display.view_thumbnail(self)
             self.inputs_panel.set_result_thumbnail(row, entry.thumbnail)

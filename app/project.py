@@ -170,27 +170,34 @@ class Project:
 
     # -- saving ------------------------------------------------------------------------
     def save(self, path: str | os.PathLike, remember: bool = True) -> Path:
-        """Write the project file and its results folder as one transaction."""
+        """Write the project file and its results folder as one transaction.
+
+        Safe to call from a worker thread while the UI goes on (File > Save runs it through
+        :meth:`app.jobs.JobRunner.call`): what is written is the project as it was when the
+        save began, and a change made meanwhile keeps the project marked as changed."""
         from engines.io.files import WriteSet
 
+        revision = self.revision
+        inputs, results = list(self.inputs), list(self.results)
+        engine, params = self.engine, {k: dict(v) for k, v in self.params.items()}
         path = Path(path)
         if path.suffix != SUFFIX and not path.name.endswith(".json"):
             path = path.with_name(path.name + SUFFIX)
         rdir = results_dir(path)
         doc = {
             "format": FORMAT, "version": VERSION, "saved": time.time(),
-            "engine": self.engine, "params": self.params,
+            "engine": engine, "params": params,
             "inputs": [
                 {"kind": e.kind, "paths": [str(p) for p in e.paths],
                  "relative_paths": [_relative(p, path.parent) for p in e.paths],
                  "label": e.label, "focus_distances": e.focus_distances}
-                for e in self.inputs
+                for e in inputs
             ],
             "results": [],
         }
         keep = set()
         with WriteSet() as ws:
-            for i, r in enumerate(self.results, 1):
+            for i, r in enumerate(results, 1):
                 name = f"result_{i:03d}.npz"
                 arrays: dict[str, np.ndarray] = {}
                 tree = encode(_with_copied_videos(r.result, rdir, i, ws), arrays, "r", rdir)
@@ -206,7 +213,8 @@ class Project:
                 if old.name not in keep:
                     old.unlink()
         if remember:
-            self.path, self.dirty = path, False
+            self.path = path
+            self.dirty = self.revision != revision  # changed while it was being written
         return path
 
     @classmethod

@@ -39,8 +39,12 @@ class ProjectActions:
                                                   f"Capture Studio project (*{SUFFIX})")
             if not path:
                 return None
+        project = self.project
         try:
-            saved = self.project.save(path)
+            # Written by a pool thread while the window keeps repainting (issue 15: a 72 MB
+            # save froze it for 5.8 s); the call returns once the file is complete.
+            saved = self.runner.call(lambda progress, cancel: project.save(path),
+                                     f"Save {Path(path).name}", "save")
         except (OSError, TypeError, EngineError) as e:
             self.error("Save failed", f"Could not save the project to {path}: {e}")
             return None
@@ -90,6 +94,11 @@ class ProjectActions:
             project.path, project.dirty = None, True
         else:
             self.settings.add_recent(project.path)
+        self.show_notes(None)
+        if recovered and project.results:
+            # Where the session left off: its last result on screen, not an empty view until
+            # one is clicked (issue 15). Results need no inputs to be drawn.
+            self.inputs_panel.results.setCurrentRow(len(project.results) - 1)
 
         def work(progress, cancel):
             out = []

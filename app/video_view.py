@@ -5,7 +5,9 @@ PySide6-Essentials has no QtMultimedia, so frames are decoded with OpenCV (throu
 frame rate. Decoding frame by frame also gives exact stepping: the slider and the step
 buttons show precisely frame N. Frames are read lazily, one per tick, and a small window
 of recent frames is cached, so stepping back and forth is instant and long videos never
-load into memory. Slider drags are coalesced (only the latest position is decoded).
+load into memory. Slider drags are coalesced (only the latest position is decoded); a
+click on the timeline goes to the frame under the pointer (Qt's default is a page of 10
+frames towards it). Side by side, each pane has a caption: the source video, the result.
 """
 from __future__ import annotations
 
@@ -137,6 +139,42 @@ class _FrameLabel(QtWidgets.QLabel):
         self._rescale()
 
 
+class _Timeline(QtWidgets.QSlider):
+    """The frame slider: a click on the groove goes to the frame under the pointer, and the
+    handle is then dragged from there (not a page step towards the click)."""
+
+    def __init__(self):
+        super().__init__(QtCore.Qt.Horizontal)
+
+    def value_at(self, x: float) -> int:
+        """The value at widget x (pixels), by the style's own geometry of groove and handle."""
+        opt = QtWidgets.QStyleOptionSlider()
+        self.initStyleOption(opt)
+        style = self.style()
+        groove = style.subControlRect(QtWidgets.QStyle.CC_Slider, opt, QtWidgets.QStyle.SC_SliderGroove, self)
+        handle = style.subControlRect(QtWidgets.QStyle.CC_Slider, opt, QtWidgets.QStyle.SC_SliderHandle, self)
+        span = max(groove.width() - handle.width(), 1)
+        pos = int(round(x - groove.x() - handle.width() / 2))
+        return QtWidgets.QStyle.sliderValueFromPosition(self.minimum(), self.maximum(), pos, span, opt.upsideDown)
+
+    def mousePressEvent(self, event: QtGui.QMouseEvent) -> None:
+        if event.button() == QtCore.Qt.LeftButton and self.isEnabled():
+            opt = QtWidgets.QStyleOptionSlider()
+            self.initStyleOption(opt)
+            handle = self.style().subControlRect(QtWidgets.QStyle.CC_Slider, opt,
+                                                 QtWidgets.QStyle.SC_SliderHandle, self)
+            if not handle.contains(event.position().toPoint()):
+                self.setValue(self.value_at(event.position().x()))
+        super().mousePressEvent(event)  # on the handle now: a drag can follow
+
+
+def _caption(text: str) -> QtWidgets.QLabel:
+    label = QtWidgets.QLabel(text)
+    label.setAlignment(QtCore.Qt.AlignCenter)
+    label.setStyleSheet("font-weight: bold")
+    return label
+
+
 class VideoView(QtWidgets.QWidget):
     """Play/pause, exact frame slider and stepping, frame counter, optional source side by side."""
 
@@ -153,10 +191,23 @@ class VideoView(QtWidgets.QWidget):
 
         self.view = _FrameLabel("Result")
         self.source_view = _FrameLabel("Source video")
-        self.source_view.hide()
+        # Captions, shown side by side only (one video alone needs none).
+        self.caption = _caption("Result")
+        self.source_caption = _caption("Source")
+        self.caption.hide()
+        self.source_pane = QtWidgets.QWidget()
+        sp = QtWidgets.QVBoxLayout(self.source_pane)
+        sp.setContentsMargins(0, 0, 0, 0)
+        sp.addWidget(self.source_caption)
+        sp.addWidget(self.source_view, 1)
+        self.source_pane.hide()
+        result_pane = QtWidgets.QVBoxLayout()
+        result_pane.setContentsMargins(0, 0, 0, 0)
+        result_pane.addWidget(self.caption)
+        result_pane.addWidget(self.view, 1)
         frames = QtWidgets.QHBoxLayout()
-        frames.addWidget(self.source_view, 1)
-        frames.addWidget(self.view, 1)
+        frames.addWidget(self.source_pane, 1)
+        frames.addLayout(result_pane, 1)
 
         self.play_button = QtWidgets.QPushButton("Play")
         self.play_button.setCheckable(True)
@@ -167,7 +218,8 @@ class VideoView(QtWidgets.QWidget):
         fwd = QtWidgets.QToolButton(text="▶")
         fwd.setToolTip("Next frame")
         fwd.clicked.connect(lambda: self.step(1))
-        self.slider = QtWidgets.QSlider(QtCore.Qt.Horizontal)
+        self.slider = _Timeline()
+        self.slider.setToolTip("Click or drag to go to a frame")
         self.slider.setSingleStep(1)
         self.slider.setPageStep(10)
         self.slider.valueChanged.connect(self._on_slider)
@@ -179,13 +231,14 @@ class VideoView(QtWidgets.QWidget):
         controls = QtWidgets.QHBoxLayout()
         for w in (self.play_button, back, fwd):
             controls.addWidget(w)
-        controls.addWidget(self.slider, 1)
         controls.addWidget(self.counter)
+        controls.addStretch(1)
         controls.addWidget(self.side_by_side)
 
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addLayout(frames, 1)
+        lay.addWidget(self.slider)  # the timeline across the whole width, as in a player
         lay.addLayout(controls)
 
         self.timer = QtCore.QTimer(self)
@@ -228,7 +281,8 @@ class VideoView(QtWidgets.QWidget):
         self.side_by_side.setEnabled(self.source is not None)
         if self.source is None:
             self.side_by_side.setChecked(False)
-        self.source_view.setVisible(self.source is not None and self.side_by_side.isChecked())
+        self._set_captions(obj, source)
+        self._show_panes()
         self.timer.setInterval(max(1, round(1000.0 / self.video.fps)))
         self.slider.blockSignals(True)
         self.slider.setRange(0, self.video.frame_count - 1)
@@ -328,8 +382,26 @@ class VideoView(QtWidgets.QWidget):
             value, self._pending = self._pending, None
             self.seek(value)
 
+    def _set_captions(self, obj, source) -> None:
+        """"Source: <file>" and "Result: <name>" (the file's name when it has one)."""
+        name = getattr(obj, "name", "") or ""
+        path = getattr(obj, "path", None) if not isinstance(obj, (str, os.PathLike)) else obj
+        if isinstance(obj, VideoResult) and name and name != "video":
+            result = name
+        else:
+            result = Path(path).name if path is not None else (name or "video")
+        self.caption.setText(f"Result: {result}")
+        self.source_caption.setText(f"Source: {Path(source).name}" if source is not None else "Source")
+        self.caption.setToolTip(str(path) if path is not None else result)
+        self.source_caption.setToolTip(str(source) if source is not None else "")
+
+    def _show_panes(self) -> None:
+        both = self.source is not None and self.side_by_side.isChecked()
+        self.source_pane.setVisible(both)
+        self.caption.setVisible(both)
+
     def _on_side_by_side(self, on: bool) -> None:
-        self.source_view.setVisible(on and self.source is not None)
+        self._show_panes()
         if on and self.source is not None and self.video is not None:
             self._show_source_frame()
 

@@ -25,8 +25,15 @@ signed volume) is rewound as a whole for display. Normals go to VTK as point nor
 lighting, so whatever faces the camera is lit, open surfaces included.
 
 Performance: :meth:`Viewport.update_points` writes into the existing VTK points array and
-recomputes normals with a cached sparse vertex-face matrix; no actor is re-created.
-``benchmarks/viewport.py`` measures the redraw time.
+recomputes normals with a cached sparse vertex-face matrix; no actor is re-created. While
+the view moves (a mouse drag or wheel on it, or a stream of ``update_points`` from a
+slider) heavy parts are drawn by lighter stand-ins (:mod:`app.lod`): full detail returns
+when the motion stops. ``benchmarks/viewport.py`` measures orbit frames and slider steps.
+
+Depth maps are drawn as a surface from the photo's own camera, which is then the view
+"Reset" returns to; pixels below the confidence slider's threshold are hidden (or faded).
+Other results are framed by their main part (:attr:`Viewport.frame_key`), so camera
+frusta or stray points beside a reconstruction do not shrink it in the view.
 """
 from __future__ import annotations
 
@@ -58,10 +65,57 @@ from app.renderers import (  # noqa: F401  (re-exported: tests and benchmarks us
     RENDERERS,
     renderer_for,
 )
+from app.lod import lod_map
+from app.renderers import CONFIDENCE_DEFAULT, depth_colours, depth_faces_shown
 from engines.types import Avatar, DepthMap, Image, Mesh, PointCloud, Strands
+MOTION_REST_MS = 300
+"""Full detail returns this long after the last wheel step or slider update."""
 
 
 # ----------------------------------------------------------------------------- widget
+class _Interactor(QtInteractor):
+    """pyvistaqt's interactor, rendering a frame only when the scene changed.
+
+    pyvistaqt's ``paintGL`` renders the scene again on every paint, and every VTK render
+    (a camera move from the mouse, ``plotter.render()``) schedules such a paint: each frame
+    was rendered twice (20 renders for 10 mouse moves: half of every orbit frame under a
+    software GL), and every paint Qt makes for its own reasons (a dock or panel changing
+    size beside the view, a notes panel appearing) rendered the scene once more (60-170 ms
+    stalls while a job streamed progress, benchmarks/ui_block.py). Here a paint renders
+    only when the scene's stamp (modification times of the camera, renderer, actors,
+    their properties, mappers and data, and the window size) differs from that of the
+    last frame; otherwise it shows (blits) the last frame. :meth:`Viewport.request_paint`
+    forces the next paint to render.
+    """
+
+    stamp = None
+    """The scene stamp of the last rendered frame (None: render at the next paint)."""
+
+    def scene_stamp(self) -> tuple:
+        ren = self.renderer
+        parts = [ren.GetMTime(), ren.GetActiveCamera().GetMTime(), tuple(self.render_window.GetSize())]
+        actors = ren.GetActors()
+        actors.InitTraversal()
+        for _ in range(actors.GetNumberOfItems()):
+            a = actors.GetNextActor()
+            m = a.GetMapper()
+            data = m.GetInput() if m is not None else None
+            tex = a.GetTexture()
+            parts += [a.GetMTime(), a.GetProperty().GetMTime(), m.GetMTime() if m is not None else 0,
+                      data.GetMTime() if data is not None else 0, tex.GetMTime() if tex is not None else 0]
+        return tuple(parts)
+
+    def paintGL(self):  # noqa: N802 (Qt naming)
+        if getattr(self, "_in_paint", False) or self.stamp is None or self.stamp != self.scene_stamp():
+            super().paintGL()
+            return
+        self._in_paint = True  # pyvistaqt's paintGL then blits the last frame without rendering
+        try:
+            super().paintGL()
+        finally:
+            self._in_paint = False
+
+
 class Viewport(QtWidgets.QWidget):
     """3D view of results with a small toolbar (views, wireframe, screenshot, background)."""
 
@@ -75,12 +129,25 @@ class Viewport(QtWidgets.QWidget):
         self.strand_tubes = False
         self.wireframe = False
         self.software_gl = False
+        self.confidence_threshold = CONFIDENCE_DEFAULT
+        self.fade_low_confidence = False
+        self.frame_key: str | None = None
+        """The drawn object that "Reset" frames (the main item of a result); None: everything."""
+        self.lod_enabled = True
+        self.interacting = False
         self._photo: tuple | None = None  # (camera arguments, camera pose) of the last photo camera
+        self._stale_normals: set[str] = set()
+        self._rest_timer = QtCore.QTimer(self)
+        self._rest_timer.setSingleShot(True)
+        self._rest_timer.setInterval(MOTION_REST_MS)
+        self._rest_timer.timeout.connect(lambda: self.set_interacting(False))
         self.toolbar = QtWidgets.QToolBar(self)
         # auto_update off: pyvistaqt would otherwise redraw 5 times a second forever, which on
         # a software GL costs a core; every change here renders explicitly.
-        self.plotter = QtInteractor(self, auto_update=False)
-        self.plotter.set_background((0.16, 0.17, 0.19), top=(0.36, 0.38, 0.42))
+        self.plotter = _Interactor(self, auto_update=False)
+        self.plotter.render_window.AddObserver("EndEvent", self._rendered)
+        self._gradient = ((0.16, 0.17, 0.19), (0.36, 0.38, 0.42))
+        self.plotter.set_background(self._gradient[0], top=self._gradient[1])
         self._gl_checked = False
         self._setup_lights()
         lay = QtWidgets.QVBoxLayout(self)
@@ -89,6 +156,51 @@ class Viewport(QtWidgets.QWidget):
         lay.addWidget(self.toolbar)
         lay.addWidget(self.plotter.interactor, 1)
         self._build_toolbar()
+        self.plotter.installEventFilter(self)
+        QtCore.QTimer.singleShot(0, self._warm_up)
+
+    def _rendered(self, *_args) -> None:
+        self._frame_shown = self.plotter.isVisible() and self.plotter.width() > 1
+        self.plotter.stamp = self.plotter.scene_stamp()
+
+    def request_paint(self) -> None:
+        """Have the scene rendered by the next paint (once), after changes made without a
+        render; renders now when the widget is not visible."""
+        widget = self.plotter
+        if widget.isVisible():
+            widget.stamp = None
+            widget.update()
+        else:
+            widget.render()
+
+    def _warm_up(self) -> None:
+        """Draw one frame with a tiny part of every kind (lit coloured and textured
+        triangles, points, lines), so that the OpenGL shaders for them are compiled now,
+        while nothing waits, and not when the first result is shown (0.3-0.7 s each under
+        a software GL)."""
+        if self._items or not self.plotter.isVisible():
+            return
+        try:
+            tri = np.array([[0, 0, 0], [1e-4, 0, 0], [0, 1e-4, 0]], np.float32)
+            parts = [
+                self.show(Mesh(tri, [[0, 1, 2]], vertex_colors=np.full((3, 3), 128, np.uint8)), "_warm/rgb", render=False),
+                self.show(Mesh(tri, [[0, 1, 2]], uv=np.zeros((3, 2), np.float32),
+                               texture=np.full((4, 4, 3), 128, np.uint8)), "_warm/tex", render=False),
+                self.show(PointCloud(tri, np.full((3, 3), 128, np.uint8)), "_warm/pts", render=False),
+                self.show(Strands(tri[None]), "_warm/lines", render=False),
+            ]
+            cam = self.plotter.camera
+            pose = cam.GetPosition(), cam.GetFocalPoint(), cam.GetViewUp()
+            self.plotter.render()
+            for k in parts:
+                if k:
+                    self.remove(k, render=False)
+            cam.SetPosition(*pose[0]), cam.SetFocalPoint(*pose[1]), cam.SetViewUp(*pose[2])
+            self.plotter.render()
+        except Exception:  # a warm-up must never cost the view
+            import logging
+
+            logging.getLogger("app.viewport").debug("shader warm-up failed", exc_info=True)
 
     def _setup_lights(self) -> None:
         """A headlight (whatever faces the camera is lit) plus a weak fill from the upper left."""
@@ -111,6 +223,11 @@ class Viewport(QtWidgets.QWidget):
         self.software_gl = any(s in caps.lower() for s in ("llvmpipe", "softpipe", "swrast", "swiftshader"))
         if self.software_gl:
             self.plotter.render_window.SetMultiSamples(0)
+            # The gradient background costs ~7 ms a frame there (a quarter of the orbit
+            # frame budget): the same colours as a flat mix.
+            if self._gradient:
+                self.plotter.set_background(tuple(0.5 * (a + b) for a, b in zip(*self._gradient)))
+                self._gradient = None
             # Wide GL lines cost about twice as much as 1 px ones there (hair: 40 vs 100 ms a frame).
             self.line_width = min(self.line_width, 1.0)
 
@@ -118,7 +235,8 @@ class Viewport(QtWidgets.QWidget):
     def _build_toolbar(self) -> None:
         tb = self.toolbar
         tb.setIconSize(QtCore.QSize(16, 16))
-        tb.addAction("Reset", self.reset_camera).setToolTip("Fit everything in view")
+        tb.addAction("Reset", self.reset_camera).setToolTip(
+            "Back to the photo's camera for a depth map; otherwise frame the result")
         for name in ("front", "left", "right", "top", "three-quarter"):
             tb.addAction(name.capitalize(), lambda n=name: self.set_view(n)).setToolTip(f"Look from the {name}")
         tb.addSeparator()
@@ -138,6 +256,19 @@ class Viewport(QtWidgets.QWidget):
         self.point_size_box.setValue(int(self.point_size))
         self.point_size_box.valueChanged.connect(self.set_point_size)
         tb.addWidget(self.point_size_box)
+        tb.addSeparator()
+        self.confidence_label = QtWidgets.QLabel(" Confidence ")
+        self.confidence_slider = QtWidgets.QSlider(QtCore.Qt.Horizontal)
+        self.confidence_slider.setRange(0, 100)
+        self.confidence_slider.setValue(int(round(100 * self.confidence_threshold)))
+        self.confidence_slider.setMaximumWidth(120)
+        self.confidence_slider.setToolTip("Depth maps: hide the pixels whose confidence is below this")
+        self.confidence_slider.valueChanged.connect(lambda v: self.set_confidence_threshold(v / 100.0))
+        self.fade_box = QtWidgets.QCheckBox("Fade")
+        self.fade_box.setToolTip("Depth maps: show the pixels below the confidence threshold dimmed instead of hiding them")
+        self.fade_box.toggled.connect(self.set_fade_low_confidence)
+        self._confidence_actions = [tb.addWidget(w) for w in (self.confidence_label, self.confidence_slider, self.fade_box)]
+        self._update_confidence_controls()
 
     def _save_screenshot_dialog(self) -> None:
         path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save screenshot", "view.png", "PNG image (*.png)")
@@ -150,33 +281,37 @@ class Viewport(QtWidgets.QWidget):
             self.set_background(color.getRgbF()[:3])
 
     # -- content
-    def show(self, obj=None, key: str | None = None) -> str | None:  # type: ignore[override]
+    def show(self, obj=None, key: str | None = None, render: bool = True) -> str | None:  # type: ignore[override]
         """Draw ``obj`` under ``key`` (replacing what was there) and return the key.
 
         Called with no object it behaves as ``QWidget.show``. Returns None for objects
-        that are not drawn in 3D (images) or that have no renderer.
+        that are not drawn in 3D (images) or that have no renderer. ``render=False``
+        leaves the camera and the frame to the caller (several parts, one render).
         """
         if obj is None:
             super().show()
             return None
-        render = renderer_for(obj)
-        if render is None or render is draw_nothing:
+        if renderer_for(obj) in (None, draw_nothing):
             return None
         self._tune_for_gl()
         if key is None:
             self._counter += 1
             key = f"{getattr(obj, 'name', type(obj).__name__)}#{self._counter}"
-        self.remove(key)
+        self.remove(key, render=False)
         first = not self._items
-        parts = render(self, obj, key)
+        parts = renderer_for(obj)(self, obj, key)
         if not parts:
             return None
         self._groups[key] = parts
         if self.wireframe:
-            self.set_wireframe(True)
-        if first:
-            self.reset_camera()
-        self.plotter.render()
+            self.set_wireframe(True, render=False)
+        if self.interacting:
+            self._use_lod(parts, True)
+        self._update_confidence_controls()
+        if render:
+            if first:
+                self.reset_camera()
+            self.plotter.render()
         return key
 
     def keys(self) -> list[str]:
@@ -202,36 +337,55 @@ class Viewport(QtWidgets.QWidget):
         arr = item.poly.points
         if pts.shape != arr.shape:
             raise ValueError(f"{key}: expected {arr.shape[0]} points, got {pts.shape[0]}")
+        if deferred:
+            # a stream of updates (a slider drag, live tracking): heavy parts, this one
+            # included, are drawn by their stand-ins until it rests
+            self._moving()
         arr[:] = pts
         item.poly.GetPoints().Modified()
+        light = item.lod is not None and item.lod[0].GetVisibility()
         if item.normals is not None:
-            item.poly.point_data["Normals"][:] = item.normals(pts)
-            item.poly.GetPointData().GetNormals().Modified()
+            if light:  # the full part is hidden: its normals are made when it is shown again
+                self._stale_normals.add(key)
+            else:
+                item.poly.point_data["Normals"][:] = item.normals(pts)
+                item.poly.GetPointData().GetNormals().Modified()
         item.poly.Modified()
-        widget = self.plotter
-        if deferred and widget.isVisible() and hasattr(widget, "update"):
-            widget.update()
+        if light:
+            item.lod[2].update(item.lod[1], item.poly)
+        if deferred:
+            self.request_paint()
         else:
             self.plotter.render()
 
-    def remove(self, key: str) -> None:
+    def remove(self, key: str, render: bool = True) -> None:
         """Remove a drawn object (all parts of a group such as an avatar) or a single part."""
         for part in self._groups.pop(key, [key]):
             item = self._items.pop(part, None)
             if item is not None:
-                self.plotter.remove_actor(item.actor, render=False)
+                self._remove_item(item)
         for group, parts in list(self._groups.items()):
             if key in parts:
                 parts.remove(key)
                 if not parts:
                     del self._groups[group]
-        self.plotter.render()
+        self._update_confidence_controls()
+        if render:
+            self.plotter.render()
 
-    def clear(self) -> None:
+    def _remove_item(self, item: _Item) -> None:
+        self.plotter.remove_actor(item.actor, render=False)
+        if item.lod is not None:
+            self.plotter.remove_actor(item.lod[0], render=False)
+
+    def clear(self, render: bool = True) -> None:
         for part in list(self._items):
-            self.plotter.remove_actor(self._items.pop(part).actor, render=False)
+            self._remove_item(self._items.pop(part))
         self._groups.clear()
-        self.plotter.render()
+        self.frame_key = None
+        self._update_confidence_controls()
+        if render:
+            self.plotter.render()
 
     # -- camera
     def _reset_projection(self) -> None:
@@ -242,29 +396,79 @@ class Viewport(QtWidgets.QWidget):
         if hasattr(cam, "SetUseExplicitAspectRatio"):
             cam.SetUseExplicitAspectRatio(False)
 
-    def reset_camera(self) -> None:
-        """Look at everything from the front."""
-        self.set_view("front")
+    def home_camera(self) -> tuple | None:
+        """(K, R, t, size) of the photo camera a drawn part was seen from (a depth map), or None."""
+        order = ([self.frame_key] if self.frame_key in self._groups else []) + list(self._groups)
+        for group in order:
+            for part in self._groups.get(group, []):
+                item = self._items.get(part)
+                if item is not None and item.camera is not None:
+                    return item.camera
+        return None
 
-    def set_view(self, name: str) -> None:
-        """One of ``front, back, left, right, top, three-quarter`` (see the module docstring)."""
+    def reset_camera(self, render: bool = True) -> None:
+        """The photo's own camera for a depth map; otherwise the front view framing the
+        main part (:attr:`frame_key`), or everything."""
+        home = self.home_camera()
+        if home is not None:
+            self.set_camera_from_photo(*home, render=render)
+        else:
+            self.set_view("front", render=render)
+
+    def framed_bounds(self) -> np.ndarray | None:
+        """(lo, hi) corners to frame: the main part's points, without the farthest 0.5 %
+        on each axis (stray points), or every drawn part; None when nothing is drawn."""
+        parts = self._groups.get(self.frame_key) if self.frame_key else None
+        parts = parts or list(self._items)
+        pts = [np.asarray(self._items[p].poly.points) for p in parts
+               if p in self._items and self._items[p].poly.n_points and not p.startswith("_warm/")]
+        if not pts:
+            return None
+        allp = np.concatenate(pts)
+        if len(allp) > 2000:
+            step = max(1, len(allp) // 200_000)
+            lo, hi = np.percentile(allp[::step], [0.5, 99.5], axis=0)
+        else:
+            lo, hi = allp.min(0), allp.max(0)
+        return np.stack([lo, hi]).astype(float)
+
+    def set_view(self, name: str, render: bool = True) -> None:
+        """One of ``front, back, left, right, top, three-quarter`` (see the module docstring),
+        the framed part (:meth:`framed_bounds`) filling the view."""
         if name not in VIEW_DIRECTIONS:
             raise ValueError(f"unknown view {name!r}; choose from {', '.join(VIEW_DIRECTIONS)}")
         direction, up = VIEW_DIRECTIONS[name]
         self._reset_projection()
-        bounds = self.plotter.renderer.ComputeVisiblePropBounds()
-        if bounds[0] > bounds[1]:
-            bounds = (-1, 1, -1, 1, -1, 1)
-        center = np.array([(bounds[0] + bounds[1]) / 2, (bounds[2] + bounds[3]) / 2, (bounds[4] + bounds[5]) / 2])
-        d = np.asarray(direction, float) / np.linalg.norm(direction)
-        cam = self.plotter.camera
-        cam.SetFocalPoint(*center)
-        cam.SetPosition(*(center + d))
-        cam.SetViewUp(*up)
-        self.plotter.renderer.ResetCamera(bounds)
-        self.plotter.render()
+        box = self.framed_bounds()
+        if box is None:
+            box = np.array([[-1.0, -1, -1], [1, 1, 1]])
+        self._fit(box, np.asarray(direction, float), np.asarray(up, float))
+        if render:
+            self.plotter.render()
 
-    def set_camera_from_photo(self, K, R, t, image_size) -> None:
+    def _fit(self, box: np.ndarray, direction: np.ndarray, up: np.ndarray, margin: float = 0.92) -> None:
+        """Look along ``-direction`` at the box's centre from the distance at which all
+        eight corners fit the window (``margin`` of its height and width)."""
+        lo, hi = box
+        center = (lo + hi) / 2
+        d = direction / np.linalg.norm(direction)
+        u = up - np.dot(up, d) * d
+        u /= np.linalg.norm(u)
+        r = np.cross(-d, u)
+        corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]) - center
+        x, y, z = corners @ r, corners @ u, corners @ d
+        cam = self.plotter.camera
+        W, H = (max(1, v) for v in self.plotter.render_window.GetSize())
+        tv = np.tan(np.radians(cam.GetViewAngle()) / 2) * margin
+        th = tv * W / H
+        size = max(float(np.linalg.norm(hi - lo)), 1e-9)
+        dist = float(max(np.max(z + np.abs(y) / tv), np.max(z + np.abs(x) / th), z.max() + 1e-3 * size))
+        cam.SetFocalPoint(*center)
+        cam.SetPosition(*(center + d * dist))
+        cam.SetViewUp(*u)
+        self.plotter.renderer.ResetCameraClippingRange()
+
+    def set_camera_from_photo(self, K, R, t, image_size, render: bool = True) -> None:
         """Match the VTK camera to a pinhole photo camera (OpenCV convention, see module doc).
 
         The photo is fitted into the current window (letterboxed when the aspect ratios
@@ -298,7 +502,8 @@ class Viewport(QtWidgets.QWidget):
             cam.SetUseExplicitAspectRatio(True)
         self.plotter.renderer.ResetCameraClippingRange()
         self._photo = ((K, R, t, image_size), self._camera_pose())
-        self.plotter.render()
+        if render:
+            self.plotter.render()
 
     def _camera_pose(self) -> tuple:
         cam = self.plotter.camera
@@ -311,18 +516,156 @@ class Viewport(QtWidgets.QWidget):
             QtCore.QTimer.singleShot(0, lambda: self._photo and self.set_camera_from_photo(*self._photo[0]))
 
     # -- appearance
-    def set_wireframe(self, on: bool) -> None:
+    def set_wireframe(self, on: bool, render: bool = True) -> None:
         """Draw meshes as edges (points and strands keep their style)."""
         self.wireframe = bool(on)
         for item in self._items.values():
             if item.normals is not None:
-                item.actor.prop.style = "wireframe" if on else "surface"
+                for actor in (item.actor,) + ((item.lod[0],) if item.lod is not None else ()):
+                    actor.prop.style = "wireframe" if on else "surface"
         if self.wireframe_action.isChecked() != self.wireframe:
             self.wireframe_action.setChecked(self.wireframe)
-        self.plotter.render()
+        if render:
+            self.plotter.render()
+
+    # -- depth confidence
+    def _update_confidence_controls(self) -> None:
+        on = any(item.depth is not None and item.depth.has_confidence for item in self._items.values())
+        for a in getattr(self, "_confidence_actions", []):
+            a.setVisible(on)
+
+    def set_confidence_threshold(self, threshold: float) -> None:
+        """Hide (or fade) the depth pixels whose confidence is below ``threshold`` (0..1)."""
+        self.confidence_threshold = float(min(max(threshold, 0.0), 1.0))
+        v = int(round(100 * self.confidence_threshold))
+        if self.confidence_slider.value() != v:
+            self.confidence_slider.blockSignals(True)
+            self.confidence_slider.setValue(v)
+            self.confidence_slider.blockSignals(False)
+        self._apply_confidence()
+
+    def set_fade_low_confidence(self, on: bool) -> None:
+        """Show the depth pixels below the threshold dimmed instead of hiding them."""
+        self.fade_low_confidence = bool(on)
+        if self.fade_box.isChecked() != self.fade_low_confidence:
+            self.fade_box.setChecked(self.fade_low_confidence)
+        self._apply_confidence()
+
+    def _apply_confidence(self) -> None:
+        thr, fade = self.confidence_threshold, self.fade_low_confidence
+        changed = False
+        for item in self._items.values():
+            arr = item.depth
+            if arr is None or not arr.has_confidence or item.poly.n_lines or item.normals is None:
+                continue
+            item.poly.regular_faces = depth_faces_shown(arr, thr, fade)
+            item.poly.point_data["RGB"][:] = depth_colours(arr, thr, fade)
+            item.poly.Modified()
+            if item.lod is not None:  # made again from the faces now shown when next needed
+                self.plotter.remove_actor(item.lod[0], render=False)
+                item.lod = None
+            changed = True
+        if changed:
+            self.plotter.render()
+
+    def shown_faces(self, key: str) -> np.ndarray:
+        """The triangles of a drawn part as VTK has them now (F x 3)."""
+        return np.asarray(self._items[key].poly.regular_faces)
+
+    # -- level of detail while the view moves
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt naming)
+        t = event.type()
+        if obj is self.plotter:
+            if t == QtCore.QEvent.MouseButtonPress:
+                self.set_interacting(True)
+            elif t == QtCore.QEvent.MouseButtonRelease:
+                # after VTK's own release handling (its last frame is drawn light, then full)
+                QtCore.QTimer.singleShot(0, lambda: self.set_interacting(False))
+            elif t == QtCore.QEvent.Wheel:
+                self._moving()
+        return super().eventFilter(obj, event)
+
+    def _moving(self) -> None:
+        """A discrete motion (wheel step, slider update): light parts until it rests."""
+        if not self.interacting:
+            self.set_interacting(True, render=False)
+        self._rest_timer.start()
+
+    def set_interacting(self, on: bool, render: bool = True) -> None:
+        """While ``on``, heavy parts are drawn by their stand-ins (:mod:`app.lod`); turning
+        it off brings full detail back with one render."""
+        on = bool(on) and self.lod_enabled
+        if on == self.interacting:
+            return
+        self.interacting = on
+        if not on:
+            self._rest_timer.stop()
+        swapped = self._use_lod(list(self._items), on)
+        if render and swapped and not on:
+            self.plotter.render()
+
+    def _use_lod(self, keys, on: bool) -> bool:
+        """Show each part's stand-in (``on``) or the part itself; True if any swapped."""
+        swapped = False
+        for k in keys:
+            item = self._items.get(k)
+            if item is None:
+                continue
+            if on:
+                shape = (item.poly.n_points, item.poly.n_cells)
+                if item.lod is not None and item.lod[3] != shape:  # redrawn in place (a hairstyle switch)
+                    self.plotter.remove_actor(item.lod[0], render=False)
+                    item.lod = None
+                if item.lod is None:
+                    item.lod = self._make_lod(item)
+                if item.lod is None:
+                    continue
+                actor, poly, rule, _shape = item.lod
+                rule.update(poly, item.poly)
+                actor.SetVisibility(True)
+                item.actor.SetVisibility(False)
+                swapped = True
+            elif item.lod is not None and not item.actor.GetVisibility():
+                if k in self._stale_normals and item.normals is not None:
+                    item.poly.point_data["Normals"][:] = item.normals(np.asarray(item.poly.points))
+                    item.poly.GetPointData().GetNormals().Modified()
+                    item.poly.Modified()
+                self._stale_normals.discard(k)
+                item.lod[0].SetVisibility(False)
+                item.actor.SetVisibility(True)
+                swapped = True
+        return swapped
+
+    def _make_lod(self, item: _Item):
+        """(actor, poly, rule, shape of the part) of a part's stand-in, hidden; None for a
+        part light enough to draw as it is."""
+        rule = lod_map(item)
+        if rule is None:
+            return None
+        poly = rule.make_poly(item.poly)
+        prop = item.actor.prop
+        kw: dict = dict(show_scalar_bar=False, reset_camera=False, render=False, lighting=prop.lighting)
+        if "RGB" in poly.point_data:
+            kw.update(scalars="RGB", rgb=True)
+        else:
+            kw["color"] = prop.color
+        if rule.kind == "points":
+            kw.update(style="points", point_size=prop.point_size)
+        elif rule.kind == "strands":
+            kw.update(line_width=prop.line_width, ambient=prop.ambient, diffuse=prop.diffuse)
+        else:
+            kw.update(ambient=prop.ambient, diffuse=prop.diffuse, specular=prop.specular,
+                      style="wireframe" if self.wireframe else "surface")
+        actor = self.plotter.add_mesh(poly, **kw)
+        if rule.kind == "mesh":
+            actor.prop.interpolation = "gouraud"
+            actor.prop.backface_culling = False
+        actor.SetVisibility(False)
+        return actor, poly, rule, (item.poly.n_points, item.poly.n_cells)
 
     def set_background(self, color) -> None:
         """A solid background colour (name, hex string or RGB in 0..1)."""
+        self._gradient = None
         self.plotter.set_background(color)
         self.plotter.render()
 
@@ -346,6 +689,26 @@ class Viewport(QtWidgets.QWidget):
                 item.actor.prop.render_lines_as_tubes = self.strand_tubes
                 item.actor.prop.line_width = self.line_width
         self.plotter.render()
+
+    def last_frame(self) -> np.ndarray:
+        """The frame rendered last, as H x W x 3 uint8 RGB, without rendering again (a
+        thumbnail right after a result was drawn). A frame rendered while the view was
+        hidden (another tab in front) may be stale: then it renders, as :meth:`screenshot`."""
+        if not getattr(self, "_frame_shown", False) or not self.plotter.isVisible():
+            return self.screenshot()
+        from vtkmodules.vtkRenderingCore import vtkWindowToImageFilter
+        from vtkmodules.util.numpy_support import vtk_to_numpy
+
+        f = vtkWindowToImageFilter()
+        f.SetInput(self.plotter.render_window)
+        f.ShouldRerenderOff()
+        f.ReadFrontBufferOff()
+        f.SetInputBufferTypeToRGB()
+        f.Update()
+        img = f.GetOutput()
+        w, h, _ = img.GetDimensions()
+        arr = vtk_to_numpy(img.GetPointData().GetScalars()).reshape(h, w, -1)[::-1, :, :3]
+        return np.ascontiguousarray(arr)
 
     def screenshot(self, path: str | Path | None = None) -> np.ndarray:
         """The current view as H x W x 3 uint8 RGB; also written as PNG when ``path`` is given."""

@@ -8,7 +8,10 @@
 Per style (on the avatar built from the first portrait): generate time (cold, nothing
 cached), fit time (head already analysed), apply time for a cached style (what a click in
 the picker costs in the engine), strand and point counts; with ``--gui`` the time from
-the click to the rendered viewport for a cached style. Per portrait: the best style's
+the click to the rendered viewport for a cached style; how the fitted hair sits (issue 15,
+measured by ``tests/hair_shape.py`` on the mesh itself): points in front of the face plane
+between brows and chin (target 0) and the farthest point from the skin (short cuts: target
+< 3 cm, no brim). Per portrait: the best style's
 hair-mask IoU and the top three. Targets (issue 4): generate+fit < 300 ms per style,
 best IoU >= 0.6 on frontal portraits.
 """
@@ -54,7 +57,9 @@ def style_table(avatar) -> list[dict]:
     t0 = time.perf_counter()
     hf = head_fit(avatar.mesh, avatar.scalp, avatar.camera)
     rows = [{"style": "(head analysis, once per head)", "gen_ms": 0, "fit_ms": (time.perf_counter() - t0) * 1e3,
-             "apply_ms": 0, "cpu_ms": 0, "strands": 0, "points": 0}]
+             "apply_ms": 0, "cpu_ms": 0, "strands": 0, "points": 0, "face_pts": 0, "skin_cm": 0.0}]
+    from tests.hair_shape import in_front_of_face, skin_distance
+
     apply_hair(avatar, "buzz_cut", "#5a3a22")  # warm-up: imports, scalp texture mask (once per head)
     for s in list_styles():
         r = get_recipe(s)
@@ -65,7 +70,7 @@ def style_table(avatar) -> list[dict]:
         t0 = time.perf_counter()
         canon = gen.generate(r)
         t1 = time.perf_counter()
-        pts, keep = fit_strands(canon, hf)
+        pts, keep = fit_strands(canon, hf, standoff=r.standoff)
         t2 = time.perf_counter()
         cpu = (time.process_time() - c0) * 1e3
         fit_style(avatar, s)  # fill the fitted-strand cache
@@ -74,7 +79,9 @@ def style_table(avatar) -> list[dict]:
         t4 = time.perf_counter()
         rows.append({"style": s, "gen_ms": (t1 - t0) * 1e3, "fit_ms": (t2 - t1) * 1e3, "apply_ms": (t4 - t3) * 1e3,
                      "cpu_ms": cpu,
-                     "strands": int(keep.sum()), "points": int(pts.shape[1])})
+                     "strands": int(keep.sum()), "points": int(pts.shape[1]),
+                     "face_pts": int(in_front_of_face(avatar.mesh, pts[keep]).sum()),
+                     "skin_cm": float(skin_distance(avatar.mesh, pts[keep]).max() * 100)})
     return rows
 
 
@@ -239,12 +246,13 @@ def main(argv=None) -> int:
     gui = gui_latency(av, [r["style"] for r in rows[1:]]) if a.gui else {}
     print(f"\nPer style (avatar from {paths[0].name}, {len(av.mesh.vertices)} vertices)")
     print(f"{'style':32s} {'gen ms':>7s} {'fit ms':>7s} {'gen+fit':>8s} {'cpu ms':>7s} {'apply ms':>9s} "
-          f"{'gui ms':>7s} {'hair-only ms':>12s} {'strands':>8s} {'pts/strand':>10s}")
+          f"{'gui ms':>7s} {'hair-only ms':>12s} {'strands':>8s} {'pts/strand':>10s} {'face pts':>8s} {'skin cm':>7s}")
     for r in rows:
         g = gui.get(r["style"], (None, None, None))
         f = lambda x, w: (f"%{w}.0f" % x) if x is not None else " " * (w - 1) + "-"  # noqa: E731
         print(f"{r['style']:32s} {r['gen_ms']:7.0f} {r['fit_ms']:7.0f} {r['gen_ms'] + r['fit_ms']:8.0f} "
-              f"{r['cpu_ms']:7.0f} {r['apply_ms']:9.0f} {f(g[0], 7)} {f(g[1], 12)} {r['strands']:8d} {r['points']:10d}")
+              f"{r['cpu_ms']:7.0f} {r['apply_ms']:9.0f} {f(g[0], 7)} {f(g[1], 12)} {r['strands']:8d} {r['points']:10d}"
+              f" {r['face_pts']:8d} {r['skin_cm']:7.1f}")
     per = [r["gen_ms"] + r["fit_ms"] for r in rows[1:]]
     cpu = [r["cpu_ms"] for r in rows[1:]]
     print(f"gen+fit wall: median {np.median(per):.0f} ms, max {max(per):.0f} ms; process CPU: median "

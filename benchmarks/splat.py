@@ -176,6 +176,10 @@ def run_scene(tag, inputs, budget, hold_out, truth=None, shots=None, baselines=T
         if shots:
             save_shots(Path(shots), tag, hv, ev["renders"], pts if baselines else None,
                        mesh_imgs if baselines else None)
+            if baselines:
+                from engines import io
+
+                io.export(mesh, Path(shots) / f"{tag}_mesh.glb")
     elif shots:
         from engines.splat.render import render_splat
 

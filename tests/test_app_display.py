@@ -22,9 +22,11 @@ def _depth():
 def test_most_finished_geometry_is_drawn():
     pc = PointCloud(np.zeros((3, 3)))
     hair = Strands(np.zeros((2, 4, 3)))
-    assert [i for i, _ in display.geometry_to_draw([_depth(), pc, box_mesh()])] == [2]
-    assert [i for i, _ in display.geometry_to_draw([_depth(), pc])] == [1]
+    # a depth result is drawn as its depth map (a surface that knows each pixel's confidence)
+    assert [i for i, _ in display.geometry_to_draw([_depth(), pc, box_mesh()])] == [0]
+    assert [i for i, _ in display.geometry_to_draw([_depth(), pc])] == [0]
     assert [i for i, _ in display.geometry_to_draw([_depth()])] == [0]
+    assert [i for i, _ in display.geometry_to_draw([pc, _depth()])] == [0]
     avatar = Avatar(box_mesh())
     assert [i for i, _ in display.geometry_to_draw([avatar, hair, pc])] == [0, 1]
     assert display.geometry_to_draw([Image(np.zeros((2, 2, 3), np.uint8))]) == []

@@ -93,10 +93,24 @@ def test_reset_and_presets(setup):
 
 def test_view_buttons_and_photo_camera(setup, qtbot):
     panel, vp, avatar = setup
-    qtbot.mouseClick(panel.view_buttons["left"], Qt.LeftButton)
-    cam = vp.plotter.camera
-    d = np.asarray(cam.position) - np.asarray(cam.focal_point)
-    assert d[0] < -0.9 * np.linalg.norm(d)  # looking from -x
+    # "Left" is the avatar's own left profile (issue 15: it showed the right cheek). Which
+    # eye is the subject's left: the one on the photo's right-hand side (a portrait faces
+    # the camera); the Left view's camera is on that eye's side of the head.
+    m = avatar.mesh
+    eyes = m.vertices[np.unique(m.faces[m.face_groups["eyes"]])]
+    mid = eyes[:, 0].mean()
+    centres = [eyes[eyes[:, 0] < mid].mean(0), eyes[eyes[:, 0] >= mid].mean(0)]
+    K, R, t = (np.asarray(avatar.camera[k], float) for k in ("K", "R", "t"))
+    u = [(K @ (R @ c + t))[0] / (K @ (R @ c + t))[2] for c in centres]
+    subject_left = centres[int(np.argmax(u))]
+    for side, eye in (("left", subject_left), ("right", centres[int(np.argmin(u))])):
+        qtbot.mouseClick(panel.view_buttons[side], Qt.LeftButton)
+        cam = vp.plotter.camera
+        d = np.asarray(cam.position) - np.asarray(cam.focal_point)
+        assert abs(d[0]) > 0.9 * np.linalg.norm(d), side  # a profile
+        assert np.sign(d[0]) == np.sign(eye[0] - mid), side  # from that eye's side
+        other = centres[0] if eye is centres[1] else centres[1]
+        assert np.linalg.norm(np.asarray(cam.position) - eye) < np.linalg.norm(np.asarray(cam.position) - other)
     qtbot.mouseClick(panel.view_buttons["photo"], Qt.LeftButton)
     R, t = np.asarray(avatar.camera["R"]), np.asarray(avatar.camera["t"])
     assert np.allclose(vp.plotter.camera.position, -R.T @ t, atol=1e-6)

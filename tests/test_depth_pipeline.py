@@ -329,3 +329,18 @@ def test_exposure_changes_between_frames_are_equalised(motorcycle, motorcycle_re
     assert any("exposure" in n for n in on.notes)
     assert not any("exposure" in n for n in motorcycle_result.notes)
     assert on.metrics["exposure_spread"] == pytest.approx(0.12, abs=0.03)
+
+
+def test_notes_say_how_much_of_the_depth_is_confident(motorcycle_result):
+    r = motorcycle_result
+    frac = r.metrics["confident_fraction"]
+    note = next(n for n in r.notes if "of the pixels are confident" in n)
+    assert note.startswith(f"{frac * 100:.0f} %")
+
+
+def test_the_mesh_has_no_triangle_seen_edge_on(motorcycle_result):
+    from engines.depth.surface import edge_on
+    from engines.types import Mesh
+
+    mesh = next(i for i in motorcycle_result.items if isinstance(i, Mesh))
+    assert not edge_on(mesh.vertices, mesh.faces, 84.0).any()

@@ -155,3 +155,31 @@ def test_auto_matches_the_portrait_hair(avatar):
     rgb = np.array([int(m["color"][i:i + 2], 16) for i in (1, 3, 5)])
     assert rgb.max() < 170 and rgb[0] >= rgb[2]  # brown-blond, not grey or blue
     assert a.params["hair_color"] == m["color"]
+
+
+def test_no_style_crosses_the_face_and_short_cuts_lie_on_the_head(avatar):
+    """Issue 15: in profile long styles crossed in front of the face (8,000-17,000 points of
+    long straight, long wavy, shoulder straight and curly in front of the face plane between
+    brows and chin), and short crop / side part stuck out sideways like a brim (4.8-5.8 cm
+    off the skin)."""
+    from tests.hair_shape import (
+        SHORT_CUT_REACH,
+        face_frame,
+        in_front_of_face,
+        is_short_cut,
+        skin_distance,
+    )
+
+    m = avatar.mesh
+    f = face_frame(m)
+    # The frame is the face's: the eyes stand in front of the plane, the chin well below them.
+    assert f["eye"][2] > f["plane"] + 0.01 and 0.08 < f["eye"][1] - f["chin"] < 0.16, f
+    styles = [s for s in list_styles() if not recipes()[s].is_bald]
+    assert len(styles) == 16  # 17 with bald
+    for s in styles:
+        pts = fit_style(avatar, s).points
+        front = in_front_of_face(m, pts)
+        assert front.sum() == 0, (s, int(front.sum()), pts.reshape(-1, 3)[front][:3])
+        if is_short_cut(recipes()[s]):
+            d = skin_distance(m, pts)
+            assert d.max() < SHORT_CUT_REACH, (s, float(d.max()))

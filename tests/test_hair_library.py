@@ -96,6 +96,26 @@ def test_styles_look_like_their_names(fitted):
     assert len(forehead) > 500 and 0.015 < forehead[:, 1].min() < 0.05
 
 
+def test_no_style_crosses_the_face_and_short_cuts_lie_on_the_head(avatar, fitted):
+    """Issue 15 on the canonical head: no strand in front of the face plane between brows
+    and chin (long styles crossed it in profile), and short cuts stay close to the skin
+    (short crop and side part stuck out 4.0-5.3 cm, like a brim)."""
+    from tests.hair_shape import (
+        SHORT_CUT_REACH,
+        in_front_of_face,
+        is_short_cut,
+        skin_distance,
+    )
+
+    assert len(fitted) == 16 and {"short_crop", "side_part", "pixie", "buzz_cut"} <= {
+        s for s in fitted if is_short_cut(recipes()[s])}
+    for s, st in fitted.items():
+        front = in_front_of_face(avatar.mesh, st.points)
+        assert front.sum() == 0, (s, int(front.sum()))
+        if is_short_cut(recipes()[s]):
+            assert skin_distance(avatar.mesh, st.points).max() < SHORT_CUT_REACH, s
+
+
 def test_unknown_style_bad_color_and_auto_without_photo_are_refused(avatar):
     with pytest.raises(EngineError, match="Unknown hairstyle 'beehive'"):
         apply_hair(avatar, "beehive", "#000000")

@@ -26,8 +26,27 @@ def test_grid_lists_none_auto_and_every_style_with_a_thumbnail(panel):
     for i in range(panel.grid.count()):
         it = panel.grid.item(i)
         assert it.text()
-        if it.data(0x0100) not in ("auto",):
-            assert not it.icon().isNull(), it.text()
+        assert not it.icon().isNull(), it.text()  # "Auto (photo)" too (issue 15)
+
+
+def test_auto_tile_thumbnail_is_its_own_picture():
+    """The Auto tile shows a portrait card and a head with a matched-hair silhouette in
+    the accent colour: neither blank nor a copy of another tile."""
+    import cv2
+
+    from engines.hair.recipe import styles_dir
+    from engines.hair.thumbs import AUTO_ACCENT, THUMB_SIZE
+
+    thumbs = styles_dir() / "thumbs"
+    auto = cv2.imread(str(thumbs / "auto.png"))[..., ::-1].astype(int)
+    assert auto.shape == (THUMB_SIZE, 2 * THUMB_SIZE, 3)
+    head = auto[:, THUMB_SIZE:]
+    assert AUTO_ACCENT[2] - AUTO_ACCENT[0] > 100  # a blue: no hair or skin colour
+    accent = head[..., 2] - head[..., 0] > 60
+    assert 0.03 < accent.mean() < 0.5  # the matched silhouette laid over the head
+    for other in ("bald", *[s for s in list_styles() if s != "bald"]):
+        o = cv2.imread(str(thumbs / f"{other}.png"))[..., ::-1].astype(int)
+        assert np.abs(o - auto).mean() > 10, other
 
 
 def test_clicking_a_style_emits_and_dresses_the_avatar(panel, qtbot):

@@ -59,6 +59,23 @@ def test_depth_shows_value_under_cursor(view):
     assert view.value_at(-3, 5) is None
 
 
+def test_readout_follows_the_shown_result(view):
+    """Issue 15: after switching results the readout still said the previous one's depth."""
+    a = np.full((40, 60), 1.25, np.float32)
+    b = np.full((40, 60), 3.5, np.float32)
+    view.show_depth(DepthMap(a))
+    view.canvas.zoom(4.0)
+    view.canvas.centerOn(30, 20)
+    assert "depth 1.250 m" in hover(view, 30.5, 20.5)
+    view.show_depth(DepthMap(b))  # the other result, the pointer not moved
+    text = view.cursor_label.text()
+    assert "1.250" not in text and (text.strip() == "" or "depth 3.500 m" in text)
+    view.canvas.centerOn(30, 20)
+    assert "depth 3.500 m" in hover(view, 30.5, 20.5)
+    view.show_image(np.zeros((40, 60, 3), np.uint8))  # an image next: no depth left over
+    assert "depth" not in view.cursor_label.text()
+
+
 def test_depth_colours_and_colour_bar_in_metres(view):
     depth = np.tile(np.linspace(1.0, 3.0, 101, dtype=np.float32), (20, 1))
     depth[0, 0] = np.nan

@@ -129,9 +129,45 @@ def test_side_by_side_with_source(view, mp4):
     assert view.source_index(11) == 11
     assert np.abs(mean_colour(view.current_source_frame) - frame_colour(11)).max() < 8
     assert np.array_equal(view.current_frame, frames[11])
+    # each pane says what it shows (issue 15: two unlabelled videos side by side)
+    assert view.source_caption.isVisible() and view.caption.isVisible()
+    assert view.source_caption.text() == f"Source: {mp4.name}"
+    assert view.caption.text().startswith("Result")
+    assert view.source_caption.geometry().center().x() < view.caption.geometry().center().x()  # left, right
+    view.side_by_side.setChecked(False)
+    assert not view.caption.isVisible() and not view.source_caption.isVisible()
+    view.side_by_side.setChecked(True)
     # a result without source disables the option
     view.show_video(VideoResult(fps=FPS, frames=frames))
     assert not view.side_by_side.isEnabled() and not view.source_view.isVisible()
+    assert not view.caption.isVisible()
+
+
+def test_clicking_the_timeline_goes_to_the_frame_under_the_pointer(view, qtbot):
+    """Issue 15: a click jumped 10 frames (a page step) towards the pointer."""
+    from PySide6 import QtCore, QtWidgets
+
+    view.show_video(VideoResult(fps=FPS, frames=make_frames()))
+    sl = view.slider
+    opt = QtWidgets.QStyleOptionSlider()
+    sl.initStyleOption(opt)
+    groove = sl.style().subControlRect(QtWidgets.QStyle.CC_Slider, opt, QtWidgets.QStyle.SC_SliderGroove, sl)
+    handle = sl.style().subControlRect(QtWidgets.QStyle.CC_Slider, opt, QtWidgets.QStyle.SC_SliderHandle, sl)
+    usable = groove.width() - handle.width()
+    assert usable > 4 * N  # room for a click per frame
+    for frame in (19, 3, 23, 12):
+        x = groove.x() + handle.width() / 2 + usable * frame / (N - 1)
+        qtbot.mouseClick(sl, QtCore.Qt.LeftButton, pos=QtCore.QPoint(round(x), sl.height() // 2))
+        qtbot.waitUntil(lambda: view._pending is None)
+        assert abs(view.index - frame) <= 1, (frame, view.index)
+        assert np.abs(mean_colour(view.current_frame) - frame_colour(view.index)).max() < 8
+    # a click on the handle itself leaves the frame where it is
+    view.seek(12)
+    sl.initStyleOption(opt)
+    handle = sl.style().subControlRect(QtWidgets.QStyle.CC_Slider, opt, QtWidgets.QStyle.SC_SliderHandle, sl)
+    qtbot.mouseClick(sl, QtCore.Qt.LeftButton, pos=handle.center())
+    qtbot.wait(30)
+    assert view.index == 12
 
 
 def test_frame_source_reads_and_caches_file_frames(mp4):

@@ -126,9 +126,15 @@ def warm_up_async() -> threading.Thread:
 
 
 def emotion_to_expression(emotions: dict[str, float]) -> np.ndarray:
-    """Blendshape weights (K,) for emotion intensities in 0..1 (missing names = 0)."""
-    import torch
+    """Blendshape weights (K,) for emotion intensities in 0..1 (missing names = 0).
 
-    e = torch.tensor([[float(np.clip(emotions.get(k, 0.0), 0.0, 1.0)) for k in EMOTIONS]])
-    with torch.no_grad():
-        return emotion_module()(e)[0].numpy()
+    The same linear map and clamp as :func:`emotion_module`, in numpy: the app's sliders
+    call this on every tick, and importing torch into the application's process holds the
+    GIL for 1-3 s (a frozen window; issue 15). tests/test_app_freezes.py checks the two agree."""
+    e = np.array([float(np.clip(emotions.get(k, 0.0), 0.0, 1.0)) for k in EMOTIONS], np.float32)
+    return np.clip(_emfacs() @ e, 0.0, 1.0).astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def _emfacs() -> np.ndarray:
+    return emfacs_matrix()

@@ -24,6 +24,32 @@ LOW_CONFIDENCE_FRACTION = 0.02
 """Below this fraction of confident pixels the stack is reported as textureless."""
 
 
+def confidence_note(fraction: float, threshold: float) -> str:
+    """The sentence that tells the user how much of the depth was measured."""
+    return (f"{fraction * 100:.0f} % of the pixels are confident (confidence of at least {threshold:g}): "
+            "their depth was measured from focus; the rest is the prior's estimate between them. "
+            "The 3D view hides the pixels below its confidence slider.")
+
+
+def _without_edge_on(mesh: Mesh, max_slope_deg: float) -> Mesh:
+    """The mesh without the triangles seen edge-on from its camera (they bridge depth
+    jumps; :mod:`engines.depth.surface`) and without the vertices left unused."""
+    from engines.depth.surface import edge_on
+
+    keep = ~edge_on(mesh.vertices, mesh.faces, max_slope_deg)
+    if keep.all() or not keep.any():
+        return mesh
+    faces = mesh.faces[keep]
+    used = np.zeros(len(mesh.vertices), bool)
+    used[faces.ravel()] = True
+    remap = np.cumsum(used) - 1
+    out = Mesh(mesh.vertices[used], remap[faces],
+               uv=mesh.uv[used] if mesh.uv is not None else None, texture=mesh.texture,
+               vertex_colors=mesh.vertex_colors[used] if mesh.vertex_colors is not None else None, name=mesh.name)
+    out.compute_normals()
+    return out
+
+
 class DepthFromFocusEngine(Engine):
     """Metric depth, confidence, all-in-focus image and a 3D point cloud from a focal stack."""
 
@@ -77,6 +103,10 @@ class DepthFromFocusEngine(Engine):
         fov_deg: float = Field(60.0, gt=1.0, lt=179.0,
                                description="Horizontal field of view used when the stack has no intrinsics or EXIF focal length")
         max_depth_jump: float = Field(0.05, gt=0.0, le=1.0, description="Mesh: drop triangles whose depths differ by more than this fraction")
+        max_slope_deg: float = Field(
+            84.0, ge=45.0, le=90.0,
+            description="Mesh: drop triangles seen from the camera more nearly edge-on than this (degrees): "
+                        "they bridge depth jumps (90 = keep them)")
         make_mesh: bool = Field(True, description="Also build a mesh from the depth grid")
         max_megapixels: float = Field(
             2.0, ge=0.01, le=200.0,
@@ -153,6 +183,8 @@ class DepthFromFocusEngine(Engine):
             result.notes.append(
                 f"Low confidence: only {frac * 100:.1f} % of the pixels show enough texture to measure focus "
                 "(a textureless or blurred stack). The depth is mostly the prior's shape and should not be trusted as metric.")
+        else:
+            result.notes.append(confidence_note(frac, params.min_confidence))
         weights = measurement_weights(conf)
         cancel.raise_if_set()
 
@@ -204,7 +236,7 @@ class DepthFromFocusEngine(Engine):
         result.items = [dm, cloud]
         if params.make_mesh:
             with result.stage("mesh"):
-                mesh = self._mesh(dm, params.max_depth_jump, result.notes)
+                mesh = self._mesh(dm, params.max_depth_jump, result.notes, params.max_slope_deg)
             if mesh is not None:
                 result.items.append(mesh)
                 result.by_extension.update({".glb": mesh, ".obj": mesh})
@@ -319,11 +351,14 @@ class DepthFromFocusEngine(Engine):
         return clean.to_points(stride)
 
     @staticmethod
-    def _mesh(dm: DepthMap, max_jump: float, notes: list[str]):
+    def _mesh(dm: DepthMap, max_jump: float, notes: list[str], max_slope_deg: float = 90.0):
         try:
             from engines.io.depth import depth_to_mesh
         except ImportError:
             notes.append("No mesh: the depth-to-mesh writer is not available in this build.")
             return None
         stride = max(1, int(np.ceil(np.sqrt(dm.depth.size / 0.5e6))))
-        return depth_to_mesh(dm, max_depth_jump=max_jump, stride=stride)
+        mesh = depth_to_mesh(dm, max_depth_jump=max_jump, stride=stride)
+        if max_slope_deg < 90.0:
+            mesh = _without_edge_on(mesh, max_slope_deg)
+        return mesh

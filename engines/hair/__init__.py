@@ -93,7 +93,7 @@ def fit_style(avatar: Avatar, style: str, color="dark brown", seed: int = 0) -> 
     with _lock:
         pts = _fitted.get(key)
     if pts is None:
-        pts, keep = fit_strands(generate(r), hf)
+        pts, keep = fit_strands(generate(r), hf, standoff=r.standoff)
         pts = pts[keep]
         pts.setflags(write=False)
         with _lock:

@@ -7,7 +7,10 @@ direction that starts tangent to the scalp (combed away from the parting, the cr
 backwards), bends under gravity (a discrete elastic rod reduced to a bending length, as in
 the "follow-the-leader" integration of Mueller et al., "Fast Simulation of Inextensible
 Hair and Fur", VRIPHYS 2012) and is pushed out of a thickened head shell, which gives the
-hair its volume. Clumping pulls strands towards guide strands and curls/waves are a
+hair its volume. Strands that would fall over the face are steered to its sides and,
+beside it, back behind a face plane just behind the outer eye corners (in profile the hair
+frames the face); a short cut's ``standoff`` holds its strands close to the head (stiff
+side hair otherwise sticks out like a brim). Clumping pulls strands towards guide strands and curls/waves are a
 helical or planar offset in each strand's moving frame (Ward et al., "A Survey on Hair
 Modeling", IEEE TVCG 2007, sections 3-4). Ponytails, buns and braids route every strand
 to a tie point over the scalp and then follow a parametric tail.
@@ -88,6 +91,54 @@ def _sample_roots(r: Recipe, rng: np.random.Generator) -> np.ndarray:
 FACE_HALF_WIDTH = 0.064
 FACE_TOP = 0.048
 BROW_Y = 0.024
+FACE_PLANE_Z = 0.045
+"""Hair beside the face stays behind this plane (z, m), just behind the outer eye corners:
+in profile the eyes, cheekbones, nose and mouth stay visible and the hair frames the face
+from its sides instead of hanging across it."""
+CHIN_Y = -0.105
+"""Bottom of the face (m below the ear plane): lower down, hair may fall forward onto the chest."""
+NECK_TOP = -0.04
+
+
+def face_plane_z(y: np.ndarray) -> np.ndarray:
+    """Frontmost z hair may reach at height ``y`` (not counting a fringe): the face plane from
+    the chin to the brows, then rising over the temples and the forehead (temple roots keep
+    their place, strands ease back instead of kinking, and nothing juts far out over the
+    forehead); no limit below the chin."""
+    y = np.asarray(y)
+    lim = FACE_PLANE_Z + 1.5 * np.clip(y - BROW_Y, 0.0, None)
+    return np.where(y > CHIN_Y, lim, np.inf)
+
+
+def _behind_face(p: np.ndarray, shell: np.ndarray, fb: np.ndarray, side: np.ndarray | None) -> None:
+    """Move points in front of the face plane back onto it (in place), then sideways (x only,
+    so they stay behind the plane) out of the grown head ellipsoid and the neck."""
+    zmax = face_plane_z(p[..., 1])
+    over = np.nonzero(fb & (p[..., 2] > zmax))
+    if len(over[0]) == 0:
+        return
+    q = p[over]  # the few points concerned (fancy indexing: a copy)
+    q[:, 2] = zmax[over]
+    sh = np.broadcast_to(shell, zmax.shape)[over]
+    # The side a point is on (beside the face it is clear; in doubt, where the strand grew).
+    ref = q[:, 0] if side is None else np.where(np.abs(q[:, 0]) > 0.01, q[:, 0], side[over])
+    sx = np.where(ref >= 0, 1.0, -1.0)
+    rmin = 1.0 + sh / 0.09
+    need = rmin ** 2 - (q[:, 1] / HEAD_RADII[1]) ** 2 - (q[:, 2] / HEAD_RADII[2]) ** 2
+    xmin = HEAD_RADII[0] * np.sqrt(np.maximum(need, 0.0))
+    xn = np.sqrt(np.maximum((NECK_RADIUS + sh) ** 2 - (q[:, 2] - NECK_Z) ** 2, 0.0))
+    xmin = np.where(q[:, 1] < NECK_TOP, np.maximum(xmin, xn), xmin)
+    q[:, 0] = np.where(np.abs(q[:, 0]) < xmin, sx * xmin, q[:, 0])
+    p[over] = q
+
+
+def _hold(p: np.ndarray, reach: np.ndarray) -> np.ndarray:
+    """Pull points above the neck that stand more than ``reach`` metres off the head ellipsoid
+    back to that distance (a short cut lies on the head: no brim of stiff side hair)."""
+    rad = _norm(p / HEAD_RADII)[..., None]
+    rmax = 1.0 + reach[..., None] / 0.09
+    far = (rad > rmax) & (p[..., 1:2] > NECK_TOP)
+    return np.where(far, p * (rmax / np.maximum(rad, 1e-9)), p)
 
 
 def _push_out(p: np.ndarray, shell: np.ndarray, face: np.ndarray | None = None,
@@ -103,7 +154,7 @@ def _push_out(p: np.ndarray, shell: np.ndarray, face: np.ndarray | None = None,
     rad = _norm(p / HEAD_RADII)[..., None]
     rmin = 1.0 + shell[..., None] / 0.09
     p = np.where(rad < rmin, p * (rmin / np.maximum(rad, 1e-9)), p)
-    neck = p[..., 1] < -0.04
+    neck = p[..., 1] < NECK_TOP
     d = np.sqrt(p[..., 0] ** 2 + (p[..., 2] - NECK_Z) ** 2)
     rn = NECK_RADIUS + shell
     inside = neck & (d < rn)
@@ -111,6 +162,8 @@ def _push_out(p: np.ndarray, shell: np.ndarray, face: np.ndarray | None = None,
         s = rn[inside] / np.maximum(d[inside], 1e-9)
         p[inside, 0] *= s
         p[inside, 2] = NECK_Z + (p[inside, 2] - NECK_Z) * s
+    if face is not None:
+        _behind_face(p, shell, fb, side)
     return p
 
 
@@ -168,9 +221,19 @@ def _march(r: Recipe, roots: np.ndarray, n: np.ndarray, d0: np.ndarray, length: 
             sx = np.where(prev[:, 0] >= 0, 1.0, -1.0)
             push = zone * sx * 3.0 * (1.0 - np.abs(prev[:, 0]) / (FACE_HALF_WIDTH + 0.02))
             d = _unit(d + push[:, None] * np.array([1.0, 0.0, 0.0]))
+        # ... and, once beside it, back behind the face plane before passing the cheeks (seen
+        # in profile, the hair frames the face instead of hanging in front of it).
+        ahead = face_plane_z(prev[:, 1] - 0.02) - 0.015
+        back = face & (arc > 0.02) & (prev[:, 2] > ahead) & (d[:, 1] < -0.3) \
+            & (np.abs(prev[:, 0]) > FACE_HALF_WIDTH - 0.015)
+        if back.any():
+            pull = back * 3.0 * np.clip((prev[:, 2] - ahead) / 0.015, 0.0, 1.0)
+            d = _unit(d - pull[:, None] * np.array([0.0, 0.0, 1.0]))
         p = pts[:, k - 1] + d * h
         arc += h[:, 0]
         shell = layer * np.minimum(1.0, arc / 0.03)
+        if r.standoff > 0:
+            p = _hold(p, np.full(S, r.standoff, np.float32))
         p = _push_out(p, shell, face & (arc > 0.02))  # roots at the temples stay put
         d = _unit(p - pts[:, k - 1])
         pts[:, k] = p
@@ -335,6 +398,8 @@ def generate(r: Recipe) -> np.ndarray:
         face = np.broadcast_to(~fr[:, None], pts.shape[:2])
     arc = np.concatenate([np.zeros((len(pts), 1)),
                           np.cumsum(np.linalg.norm(np.diff(pts, axis=1), axis=2), axis=1)], 1)
+    if r.standoff > 0 and r.gather.kind == "none":
+        pts = _hold(pts, np.full(pts.shape[:2], r.standoff))
     pts = _push_out(pts, np.full(pts.shape[:2], 0.002), face & (arc > 0.02), side)
     out = pts.astype(np.float32)
     out.setflags(write=False)

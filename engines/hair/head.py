@@ -30,6 +30,11 @@ the skin, so they drape over the shoulders ("follow the leader", Mueller, Kim an
 Chentanez, VRIPHYS 2012). A strand that still cannot get out is cut where it enters (its
 remaining points spread over its last segment), and so is hair that would go on down the
 body below the bottom rim of a bust (the avatar ends there; hair hanging free goes on).
+Before that, the rules the generator follows on the canonical head are kept on this one:
+a short cut's points stay within its ``standoff`` of the skin (pulled in along the distance
+gradient), nothing but a fringe lies in front of the face plane between brows and chin
+(beside the face, points go back onto the plane and sideways out of the cheek), and a
+fringe that the hairline stretch lowered over the eyes is cut above the brows again.
 """
 from __future__ import annotations
 
@@ -40,7 +45,14 @@ from functools import lru_cache
 
 import numpy as np
 
-from engines.hair.generate import DEFAULT_HAIRLINE, HEAD_RADII, direction_angles, hairline_at
+from engines.hair.generate import (
+    BROW_Y,
+    DEFAULT_HAIRLINE,
+    HEAD_RADII,
+    direction_angles,
+    face_plane_z,
+    hairline_at,
+)
 from engines.types import Mesh
 
 SKIN_MARGIN = 0.0025
@@ -525,8 +537,66 @@ def _drape(hf: HeadFit, strands: np.ndarray, start: np.ndarray) -> tuple[np.ndar
     return out.transpose(1, 0, 2)[inv], dist.T[inv]
 
 
-def fit_strands(canon: np.ndarray, hf: HeadFit, iterations: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """Fit canonical strands (S x P x 3) to a head; returns world strands and the kept mask."""
+def _clear_face(hf: HeadFit, world: np.ndarray, iterations: int) -> np.ndarray:
+    """Keep the face clear on this head (in place), as the generator does on the canonical one:
+    a point in front of the face plane (head frame, :func:`engines.hair.generate.face_plane_z`)
+    is moved back onto it and then sideways out of the skin, and a fringe that the hairline
+    stretch lowered over the eyes is cut above the brows again. Roots stay. Returns the
+    indices (into the flattened points) of what moved."""
+    S, P, _ = world.shape
+    c = hf.to_canonical(world.reshape(-1, 3)).reshape(S, P, 3)
+    zmax = face_plane_z(c[..., 1])
+    zmax[:, 0] = np.inf
+    over = c[..., 2] > zmax
+    if not over.any():
+        return np.zeros(0, np.int64)
+    # Over the face (where the canonical face itself stands well in front of the plane) a
+    # point can only be a fringe: it is cut above the brows. Beside the face it goes back.
+    q = 1.0 - (c[..., 0] / HEAD_RADII[0]) ** 2 - (c[..., 1] / HEAD_RADII[1]) ** 2
+    across = over & (HEAD_RADII[2] * np.sqrt(np.maximum(q, 0.0)) > zmax + 0.01)
+    cut = across & (c[..., 1] < BROW_Y + 0.004)
+    rows = np.nonzero(cut.any(1))[0]
+    cut_pts = (rows[:, None] * P + np.arange(P)[None, :]).ravel()
+    if len(rows):
+        world[rows] = _shorten(world[rows], np.maximum(np.argmax(cut[rows], axis=1), 2))
+        c[rows] = hf.to_canonical(world[rows].reshape(-1, 3)).reshape(len(rows), P, 3)
+        over[rows] = c[rows, :, 2] > zmax[rows]
+    side = over & ~across
+    c[..., 2] = np.where(side, zmax, c[..., 2])
+    moved = np.nonzero(side.reshape(-1))[0]
+    flat = world.reshape(-1, 3)
+    flat[moved] = hf.to_world(c.reshape(-1, 3)[moved])
+    # Beside the face: out of the cheek along the head's x axis only (staying behind the plane).
+    ix = np.nonzero(side.reshape(-1))[0]
+    sx = np.sign(c.reshape(-1, 3)[ix, 0])[:, None] * hf.axes[:, 0][None, :]
+    for _ in range(2 * iterations):
+        if len(ix) == 0:
+            break
+        d = hf.sdf(flat[ix])
+        short = d < SKIN_MARGIN
+        ix, sx, d = ix[short], sx[short], d[short]
+        flat[ix] += (SKIN_MARGIN - d + 0.001)[:, None] * sx
+    return np.union1d(cut_pts, moved)
+
+
+def _hold(hf: HeadFit, world: np.ndarray, standoff: float, d: np.ndarray) -> np.ndarray:
+    """Pull points that stand more than ``standoff`` metres off the skin back to it, along the
+    distance gradient (in place): a short cut lies on the head, it has no brim. ``d``: the
+    points' distances now. Returns the indices (flattened) of the points moved."""
+    flat = world.reshape(-1, 3)
+    far = np.nonzero(d.reshape(-1) > standoff)[0]
+    if len(far):
+        dd, g = hf.sdf(flat[far], with_grad=True)
+        flat[far] -= (dd - standoff)[:, None] * g
+    return far
+
+
+def fit_strands(canon: np.ndarray, hf: HeadFit, iterations: int = 3,
+                standoff: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Fit canonical strands (S x P x 3) to a head; returns world strands and the kept mask.
+
+    ``standoff`` (m, 0 = none): the farthest a point may stand off the skin (a recipe's
+    ``standoff``, for short cuts)."""
     S, P, _ = canon.shape
     if S == 0:
         return canon.astype(np.float32), np.zeros(0, bool)
@@ -586,7 +656,12 @@ def fit_strands(canon: np.ndarray, hf: HeadFit, iterations: int = 3) -> tuple[np
         touch = d0[rows] < SKIN_MARGIN + 0.005
         touch[:, 0] = False
         world[rows], dist[rows] = _drape(hf, sub, np.argmax(touch, axis=1))
-    # 4. Whatever still cannot get out is cut where it enters the skin, and hair that would
+    # 4. Short cuts lie on this head, and the face stays clear on it.
+    moved = _hold(hf, world, standoff, dist) if standoff > 0 else np.zeros(0, np.int64)
+    moved = np.union1d(moved, _clear_face(hf, world, iterations))
+    if len(moved):
+        dist.reshape(-1)[moved] = hf.sdf(flat[moved])
+    # 5. Whatever still cannot get out is cut where it enters the skin, and hair that would
     #    go on down the body under the bust's bottom rim ends at the rim.
     end = dist < 0.5 * SKIN_MARGIN
     low = np.nonzero(flat @ hf.axes[:, 1] < hf.rim_top)[0]

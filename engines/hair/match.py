@@ -66,7 +66,7 @@ def style_silhouettes(avatar: Avatar, cam: dict, styles: list[str] | None = None
             out[s] = np.zeros(depth.shape, bool)
             continue
         hf = head_fit(avatar.mesh, avatar.scalp, avatar.camera)
-        pts, keep = fit_strands(generate(recipes()[s])[::3], hf)
+        pts, keep = fit_strands(generate(recipes()[s])[::3], hf, standoff=recipes()[s].standoff)
         out[s] = hair_mask(pts[keep], cam, depth, thickness=3)
     return out
 

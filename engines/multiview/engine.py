@@ -29,24 +29,88 @@ def _sub(progress, lo: float, hi: float):
     return lambda f, msg="": progress(lo + (hi - lo) * min(max(f, 0.0), 1.0), msg)
 
 
-def level_scene(model) -> None:
-    """Move the SfM frame so that the cameras' mean 'up' is +Y and the points are centred
-    (SfM's frame is arbitrary; this makes the viewport's front/top views meaningful)."""
-    cams = model.cameras
-    up = -cams.R[:, 1, :].mean(0)
-    up /= np.linalg.norm(up) + 1e-12
-    y = np.array([0.0, 1.0, 0.0])
-    v, c = np.cross(up, y), float(up @ y)
+def _rotation_to(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The smallest rotation taking unit vector ``a`` to unit vector ``b``."""
+    v, c = np.cross(a, b), float(a @ b)
     if np.linalg.norm(v) < 1e-9:
-        Q = np.eye(3) if c > 0 else np.diag([1.0, -1.0, -1.0])
-    else:
-        vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
-        Q = np.eye(3) + vx + vx @ vx / (1 + c)
+        return np.eye(3) if c > 0 else np.diag([1.0, -1.0, -1.0])
+    vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    return np.eye(3) + vx + vx @ vx / (1 + c)
+
+
+def ground_normal(points: np.ndarray, up: np.ndarray, max_angle_deg: float = 30.0,
+                  min_share: float = 0.2, seed: int = 0) -> np.ndarray | None:
+    """The normal (on the side of ``up``) of a dominant plane of the points lying within
+    ``max_angle_deg`` of ``up``: a floor or table the object stands on. RANSAC on three-point
+    planes, inliers within 1 % of the points' extent; None when no such plane holds at least
+    ``min_share`` of the points."""
+    pts = np.asarray(points, np.float64)
+    if len(pts) < 50:
+        return None
+    rng = np.random.default_rng(seed)
+    lo, hi = np.percentile(pts, [2, 98], axis=0)
+    tol = 0.01 * float(np.linalg.norm(hi - lo))
+    sample = pts[rng.choice(len(pts), min(len(pts), 5000), replace=False)]
+    best, best_n = 0, None
+    cos_max = np.cos(np.radians(max_angle_deg))
+    for _ in range(300):
+        a, b, c = sample[rng.choice(len(sample), 3, replace=False)]
+        n = np.cross(b - a, c - a)
+        norm = np.linalg.norm(n)
+        if norm < 1e-12:
+            continue
+        n /= norm
+        if abs(float(n @ up)) < cos_max:
+            continue
+        count = int((np.abs((sample - a) @ n) < tol).sum())
+        if count > best:
+            best, best_n = count, (n if n @ up > 0 else -n, a)
+    if best_n is None or best < min_share * len(sample):
+        return None
+    n, a = best_n
+    inl = sample[np.abs((sample - a) @ n) < tol]  # refit: least squares on the inliers
+    _, _, vt = np.linalg.svd(inl - inl.mean(0), full_matrices=False)
+    n = vt[2] if vt[2] @ up > 0 else -vt[2]
+    return n / np.linalg.norm(n)
+
+
+def level_scene(model, up: str = "cameras", face_cameras: bool = False) -> str:
+    """Move the SfM frame (arbitrary) so that the scene's up is +Y and the points are
+    centred, which makes the viewport's front/top views meaningful.
+
+    ``up``: ``cameras`` (the cameras' mean up: people hold cameras level), ``ground`` (the
+    normal of the plane the object stands on, when one is found near the cameras' up; else
+    the cameras'), or ``auto`` (same as ground). ``face_cameras`` also turns the scene about
+    +Y so that +Z (the viewport's "front") points towards the cameras: their mean position
+    when they stand on one side (photos of a facade), else the first camera's. Returns
+    which up was used (``cameras`` or ``ground``).
+    """
+    cams = model.cameras
+    cam_up = -cams.R[:, 1, :].mean(0)
+    cam_up /= np.linalg.norm(cam_up) + 1e-12
+    used = "cameras"
+    upv = cam_up
+    if up in ("ground", "auto") and len(model.points) >= 50:
+        g = ground_normal(model.points, cam_up)
+        if g is not None:
+            upv, used = g, "ground"
+    Q = _rotation_to(upv, np.array([0.0, 1.0, 0.0]))
     centre = np.median(model.points, 0) if len(model.points) >= 10 else cams.centers.mean(0)
+    if face_cameras:
+        rel = (cams.centers - centre) @ Q.T
+        flat = rel[:, [0, 2]]
+        mean = flat.mean(0)
+        spread = np.linalg.norm(flat, axis=1).mean() + 1e-12
+        towards = mean if np.linalg.norm(mean) > 0.3 * spread else flat[0]
+        if np.linalg.norm(towards) > 1e-9:
+            ang = np.arctan2(towards[0], towards[1])  # angle of the direction from +Z about +Y
+            c, s = np.cos(-ang), np.sin(-ang)
+            Q = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]]) @ Q
     model.points = (model.points - centre) @ Q.T
     new_t = cams.t + np.einsum("nij,j->ni", cams.R, centre)
     cams.R = np.einsum("nij,kj->nik", cams.R, Q)
     cams.t = new_t
+    return used
 
 
 class MultiViewEngine(Engine):
@@ -82,6 +146,15 @@ class MultiViewEngine(Engine):
         silhouette: Literal["background", "person"] = Field(
             "background", description="Voxels: masks by difference to a plain background, or person segmentation")
         hull_resolution: int = Field(128, ge=16, le=512, description="Voxels along the longest side of the hull")
+        up: Literal["auto", "cameras", "ground"] = Field(
+            "auto", description="Which way is up: the cameras' mean up, the ground plane the object stands on, "
+                                "or auto (the ground plane when one is found near the cameras' up)")
+        keep_fragments: bool = Field(
+            False, description="Keep surface pieces and points floating apart from the main object "
+                               "(by default those farther than fragment_distance from it are removed)")
+        fragment_distance: float = Field(
+            0.1, ge=0.0, le=10.0, description="Pieces farther than this fraction of the main object's size "
+                                              "from it are fragments")
 
     def run(self, inputs, params, progress, cancel: CancelToken) -> Result:
         from engines.multiview import frames, sfm
@@ -127,7 +200,9 @@ class MultiViewEngine(Engine):
             raise EngineError(
                 f"Only {model.registered} of {model.total_images} images could be placed. "
                 + (model.notes[-1] if model.notes else "") )
-        level_scene(model)
+        used_up = level_scene(model, p.up, face_cameras=True)
+        result.notes.append("Up is the normal of the ground plane the object stands on." if used_up == "ground"
+                            else "Up is the cameras' mean up direction.")
         cams = model.cameras
         scale = model.scene_scale()
         result.metrics.update(
@@ -199,8 +274,17 @@ class MultiViewEngine(Engine):
             frames = [(m.depth, m.rgb, m.K, np.vstack([np.hstack([m.R, m.t[:, None]]), [0, 0, 0, 1]])) for m in maps]
             vol = fusion.tsdf_fuse(frames, voxel, max_depth=far * 1.01, cancel=cancel)
             target = p.target_triangles if p.stages == "mesh" else 0
-            mesh, points = fusion.surface_from_volume(vol, p.surface if p.stages == "mesh" else "tsdf", target)
-        result.metrics.update(voxel_size=round(voxel, 6), dense_points=int(len(points.points)))
+            stats: dict = {}
+            mesh, points = fusion.surface_from_volume(vol, p.surface if p.stages == "mesh" else "tsdf", target,
+                                                      keep_fragments=p.keep_fragments,
+                                                      fragment_distance=p.fragment_distance, stats=stats)
+        result.metrics.update(voxel_size=round(voxel, 6), dense_points=int(len(points.points)),
+                              fragments_removed=stats.get("fragments", 0),
+                              fragment_points_removed=stats.get("fragment_points", 0))
+        if stats.get("fragments") or stats.get("fragment_points"):
+            result.notes.append(f"Removed {stats.get('fragments', 0)} surface piece(s) and "
+                                f"{stats.get('fragment_points', 0)} point(s) floating apart from the main object "
+                                "(keep_fragments keeps them).")
         cancel.raise_if_set()
         if p.stages == "points":
             result.items = [points, frusta, sparse]

@@ -5,8 +5,11 @@
   coloured point cloud is read from the same volume.
 * Screened Poisson reconstruction (Kazhdan & Hoppe, ToG 2013) from the fused points,
   trimmed where the octree density is low (the usual fix for Poisson's "balloons").
-* Cleanup removes small connected components; quadric decimation (Garland & Heckbert
-  1997) meets a target triangle count.
+* Cleanup removes small connected components, and (unless asked to keep them) pieces
+  floating apart from the main object: a component whose nearest vertex is farther from
+  the largest component than ``fragment_distance`` of the largest's size, with the fused
+  points that far from the kept surface (stray depth, the background seen past the
+  object); quadric decimation (Garland & Heckbert 1997) meets a target triangle count.
 
 The texture atlas is baked in :mod:`.texture`.
 """
@@ -95,18 +98,53 @@ def poisson(pcd, depth: int = 8, trim_quantile: float = 0.05):
     return mesh
 
 
-def cleanup(m, min_fraction: float = 0.02, min_triangles: int = 30):
-    """Drop connected components smaller than ``min_fraction`` of the largest."""
+def cleanup(m, min_fraction: float = 0.02, min_triangles: int = 30, fragment_distance: float | None = None,
+            stats: dict | None = None):
+    """Drop connected components smaller than ``min_fraction`` of the largest and, with a
+    ``fragment_distance``, those farther than it (a fraction of the largest component's
+    bounding-box diagonal) from the largest."""
     if len(m.triangles) == 0:
         return m
     m.remove_duplicated_vertices()
     m.remove_degenerate_triangles()
     ids, counts, _ = m.cluster_connected_triangles()
     ids, counts = np.asarray(ids), np.asarray(counts)
-    small = counts < max(min_triangles, min_fraction * counts.max())
-    m.remove_triangles_by_mask(small[ids])
+    drop = counts < max(min_triangles, min_fraction * counts.max())
+    if fragment_distance is not None and len(counts) > 1:
+        drop |= _far_components(np.asarray(m.vertices), np.asarray(m.triangles), ids, counts, fragment_distance)
+    if stats is not None:
+        stats["fragments"] = int(drop.sum())
+    m.remove_triangles_by_mask(drop[ids])
     m.remove_unreferenced_vertices()
     return m
+
+
+def _far_components(vertices, triangles, ids, counts, fraction: float) -> np.ndarray:
+    """Per component: its nearest vertex is farther than ``fraction`` of the largest
+    component's diagonal from the largest component."""
+    from scipy.spatial import cKDTree
+
+    main = int(np.argmax(counts))
+    main_v = np.unique(triangles[ids == main])
+    lo, hi = vertices[main_v].min(0), vertices[main_v].max(0)
+    limit = fraction * float(np.linalg.norm(hi - lo))
+    tree = cKDTree(vertices[main_v])
+    far = np.zeros(len(counts), bool)
+    for c in np.flatnonzero(np.arange(len(counts)) != main):
+        v = np.unique(triangles[ids == c])
+        d, _ = tree.query(vertices[v[:: max(1, len(v) // 200)]], distance_upper_bound=limit)
+        far[c] = bool(np.all(np.isinf(d)))
+    return far
+
+
+def points_near(points: np.ndarray, surface_vertices: np.ndarray, limit: float) -> np.ndarray:
+    """Boolean per point: within ``limit`` of a surface vertex."""
+    from scipy.spatial import cKDTree
+
+    if len(surface_vertices) == 0 or len(points) == 0:
+        return np.ones(len(points), bool)
+    d, _ = cKDTree(surface_vertices).query(points, distance_upper_bound=limit)
+    return np.isfinite(d)
 
 
 def decimate(m, target_triangles: int):
@@ -152,7 +190,12 @@ def fuse_depth_maps(depth_maps: list[DepthMap], poses: list[np.ndarray], voxel: 
     return surface_from_volume(vol, surface, target_triangles)
 
 
-def surface_from_volume(vol, surface: str = "tsdf", target_triangles: int = 0) -> tuple[Mesh, PointCloud]:
+def surface_from_volume(vol, surface: str = "tsdf", target_triangles: int = 0, keep_fragments: bool = True,
+                        fragment_distance: float = 0.1, stats: dict | None = None) -> tuple[Mesh, PointCloud]:
+    """Mesh and fused points of a TSDF volume. With ``keep_fragments`` False, surface pieces
+    and points farther than ``fragment_distance`` (of the main object's size) from the main
+    object are removed; ``stats`` receives ``fragments`` and ``fragment_points`` removed."""
+    stats = {} if stats is None else stats
     pcd = vol.extract_point_cloud()
     if len(pcd.points) == 0:
         raise EngineError("Fusion produced no surface: the depth maps do not agree with each other. "
@@ -167,8 +210,17 @@ def surface_from_volume(vol, surface: str = "tsdf", target_triangles: int = 0) -
             m.vertex_colors = _o3d().utility.Vector3dVector(np.asarray(pcd.colors)[nn])
     else:
         m = vol.extract_triangle_mesh()
-    m = decimate(cleanup(m), target_triangles)
+    m = decimate(cleanup(m, fragment_distance=None if keep_fragments else fragment_distance, stats=stats),
+                 target_triangles)
     mesh = to_mesh(m, "reconstruction")
     if len(mesh.faces) == 0:
         raise EngineError("Meshing produced no triangles: try surface=tsdf or a larger voxel size.")
-    return mesh, to_points(pcd)
+    points = to_points(pcd)
+    if not keep_fragments and len(points.points):
+        lo, hi = mesh.vertices.min(0), mesh.vertices.max(0)
+        near = points_near(points.points, mesh.vertices, fragment_distance * float(np.linalg.norm(hi - lo)))
+        stats["fragment_points"] = int((~near).sum())
+        if not near.all():
+            points = PointCloud(points.points[near], None if points.colors is None else points.colors[near],
+                                None if points.normals is None else points.normals[near], name=points.name)
+    return mesh, points

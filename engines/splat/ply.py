@@ -132,9 +132,12 @@ def read_splat_ply(path: str | os.PathLike) -> Splat:
 
 
 def read_ply_any(path: str | os.PathLike):
-    """The ``.ply`` reader: a Gaussian splat when the file is one, else a mesh or points."""
+    """The ``.ply`` reader: a Gaussian splat when the file is one (with the cameras of a
+    cameras.json beside it written for it), else a mesh or points."""
     if is_splat_ply(path):
-        return read_splat_ply(path)
+        splat = read_splat_ply(path)
+        splat.cameras = sidecar_cameras(Path(path))
+        return splat
     from engines.io.mesh import read_ply
 
     return read_ply(path)
@@ -179,6 +182,14 @@ def cameras_from_json(entries: list[dict]) -> list[dict]:
         cams.append(dict(name=e["img_name"], K=K, R=R, t=-R @ pos, width=w, height=h,
                          held_out=bool(e.get("held_out", False))))
     return cams
+
+
+def sidecar_cameras(path: Path) -> list[dict]:
+    """The cameras from a ``cameras*.json`` beside ``path`` whose entries name it, else []."""
+    for cand in sorted(path.parent.glob("cameras*.json")):
+        if _own_cameras(path, cand):
+            return cameras_from_json(json.loads(cand.read_text()))
+    return []
 
 
 def _own_cameras(path: Path, sidecar: Path) -> bool:

@@ -127,7 +127,7 @@ def write_splat_bundle(splat: Splat, path: str | os.PathLike) -> list[Path]:
         if splat.cameras:
             z.writestr("cameras.json", json.dumps(cameras_json(splat, f"{path.stem}.ply"), indent=1))
             for cam in splat.cameras:
-                img = render_splat(splat, [camera_view(cam)])[0]
+                img = render_splat(splat, [camera_view(cam, min(max(int(cam["width"]), int(cam["height"])), 1280))])[0]
                 buf = _io.BytesIO()
                 PILImage.fromarray(img).save(buf, format="PNG")
                 z.writestr(f"renders/{Path(str(cam['name'])).stem}.png", buf.getvalue())
