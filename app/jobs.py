@@ -41,9 +41,10 @@ log = logging.getLogger("app.jobs")
 
 # At most this many progress signals per second per job (plus the last report): an
 # engine may report in a tight loop, every signal costs the UI thread a slot call, and
-# every repaint of a window holding the OpenGL 3D view costs a composition (tens of ms
-# with software GL).
-PROGRESS_HZ = 10.0
+# every repaint of a window holding the OpenGL 3D view costs a composition of the whole
+# window (25-35 ms with software GL on 2 busy cores, benchmarks/viewport.py's empty
+# scene): 5 a second keep a progress bar moving and the window free.
+PROGRESS_HZ = 5.0
 
 _NOTHING = object()
 JobFn = Callable[[Callable[[float, str], None], CancelToken], Any]

@@ -290,21 +290,19 @@ def test_bake_is_deterministic(astronaut):
     assert again.seen_fraction == a["res"].seen_fraction
 
 
-def test_warm_bake_time(astronaut):
+def test_warm_bake_is_deterministic_and_reports_its_stages(astronaut):
+    """Speed is measured in benchmarks/avatar.py (no wall-clock limits here): a warm bake
+    repeats the first exactly and reports seconds per stage."""
     from engines.avatar.bake import ATLAS_SIZE, bake_texture, warm_up
 
     a = astronaut
     warm_up(ATLAS_SIZE)
-    bake_texture(a["V"], a["K"], a["R"], a["t"], a["photo"], a["lm"].xy)
-    best = min(_timed(lambda: bake_texture(a["V"], a["K"], a["R"], a["t"], a["photo"], a["lm"].xy))
-               for _ in range(2))
-    assert best < 1.0  # about 0.2-0.3 s on 2 idle cores; generous for a shared machine
-
-
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+    first = bake_texture(a["V"], a["K"], a["R"], a["t"], a["photo"], a["lm"].xy)
+    again = bake_texture(a["V"], a["K"], a["R"], a["t"], a["photo"], a["lm"].xy)
+    assert np.array_equal(first.texture, again.texture)
+    assert {"skin mask", "colour field solve (wait)", "blend", "procedural", "total"} <= set(again.timings)
+    assert all(v >= 0 for v in again.timings.values())
+    assert again.timings["total"] >= max(v for k, v in again.timings.items() if k != "total")
 
 
 def test_iris_colour_override_and_cancel(astronaut):
