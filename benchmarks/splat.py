@@ -54,18 +54,11 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
 
 
-def subset_cameras(cams, names):
-    from engines.multiview.sfm import Cameras
-
-    idx = [cams.names.index(n) for n in names]
-    return Cameras([cams.names[i] for i in idx], cams.K[idx], cams.R[idx], cams.t[idx], [cams.sizes[i] for i in idx],
-                   None if cams.k1 is None else cams.k1[idx])
-
-
 def mesh_baseline(scene, train_names, views):
     """Textured mesh from the training photos only, rendered (pyvista) at ``views``."""
     from engines.multiview import dense, fusion, texture
     from engines.multiview.engine import MultiViewEngine
+    from engines.splat.engine import subset_cameras
 
     model = scene.model
     cams = subset_cameras(model.cameras, train_names)

@@ -28,7 +28,7 @@ def test_cli_trains_and_writes_ply_and_cameras(photos, tmp_path, capsys):
 
     paths, scene = photos
     out = tmp_path / "scene.ply"
-    sets = ["steps=150", "time_budget_s=0", "resolution=96", "hold_out_every=8", "sh_degree=1", "max_image_size=240"]
+    sets = ["steps=300", "time_budget_s=0", "resolution=96", "hold_out_every=8", "sh_degree=1", "max_image_size=240"]
     code = main(["run", "splat", "--input", str(paths[0].parent), "--out", str(out), "--json"]
                 + [x for s in sets for x in ("--set", s)])
     captured = capsys.readouterr()
@@ -37,9 +37,9 @@ def test_cli_trains_and_writes_ply_and_cameras(photos, tmp_path, capsys):
     assert code == 0, summary
     m = summary["metrics"]
     assert m["registered"] == 16 and m["held_out_images"] == 2 and m["train_images"] == 14
-    assert m["steps"] == 150 and m["resolution"] == [96, 72] and m["sh_degree"] == 1
-    assert m["train_psnr"] > m["initial_psnr"] + 4.0, m
-    assert m["heldout_psnr"] > 17.0 and 0 < m["heldout_ssim"] <= 1, m
+    assert m["steps"] == 300 and m["resolution"] == [96, 72] and m["sh_degree"] == 1
+    assert m["train_psnr"] > m["initial_psnr"] + 4.5, m  # about +5.8 dB seen
+    assert m["heldout_psnr"] > 17.5 and 0 < m["heldout_ssim"] <= 1, m  # 18.2 to 18.6 dB seen
     assert set(m["heldout_per_image"]) == {"view_000.png", "view_008.png"}
     assert [p.rsplit("/", 1)[-1] for p in summary["outputs"]] == ["scene.ply", "cameras.json"]
     splat = io.read(out)

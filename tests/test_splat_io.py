@@ -128,3 +128,13 @@ def test_turntable_and_bundle(tmp_path):
         names = set(z.namelist())
     assert {"share.ply", "cameras.json", "renders/IMG_00.png", "renders/IMG_02.png"} <= names
     assert ".mp4" in io.writer_extensions(s) and ".zip" in io.writer_extensions(s)
+
+
+def test_a_splat_declaring_more_than_the_limit_is_refused_before_reading(tmp_path, monkeypatch):
+    from engines.io import limits
+
+    io.export(random_splat(n=10, cameras=False), tmp_path / "s.ply")
+    data = (tmp_path / "s.ply").read_bytes().replace(b"element vertex 10", b"element vertex 90000000")
+    (tmp_path / "big.ply").write_bytes(data)
+    with pytest.raises(limits.FileTooLarge):
+        io.read(tmp_path / "big.ply")

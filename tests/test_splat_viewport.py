@@ -98,3 +98,13 @@ def test_matches_the_rasteriser_from_a_photo_camera(vp):
     a, b = shot.mean(2).ravel(), ref.mean(2).ravel()
     assert np.corrcoef(a, b)[0, 1] > 0.9
     assert np.abs(shot - ref).mean() < 20
+
+
+def test_a_splat_result_draws_the_splat_and_cameras_not_the_start_points():
+    from app.display import geometry_to_draw
+    from engines.types import Mesh, PointCloud
+
+    s = splat([[0, 0, 0]], [[0.1] * 3], [[1, 0, 0, 0]], [[1, 0, 0]])
+    cloud = PointCloud(np.zeros((5, 3)), name="initial points")
+    frusta = Mesh(np.eye(3), [[0, 1, 2]], name="cameras")
+    assert [i for i, _ in geometry_to_draw([s, cloud, frusta])] == [0, 2]

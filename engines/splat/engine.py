@@ -219,8 +219,10 @@ def scene_points(scene: PreparedScene, p, progress, cancel, result: Result) -> P
 
         progress(0.0, "Dense depth maps for the starting points")
         with result.stage("dense"):
-            raw = {v.name: v.rgb for v in scene.views}  # compute_depth_maps undistorts them itself
-            maps = dense.compute_depth_maps(raw, model.cameras, model.points, 400, 64,
+            # training photos only: a held-out photo must not shape the start either
+            names = [n for n in model.cameras.names if n not in scene.held_out]
+            raw = {v.name: v.rgb for v in scene.views if v.name in names}  # undistorted in there
+            maps = dense.compute_depth_maps(raw, subset_cameras(model.cameras, names), model.points, 400, 64,
                                             progress=progress, cancel=cancel)
             cancel.raise_if_set()
             far = max((float(np.nanmax(m.depth)) for m in maps if np.isfinite(m.depth).any()), default=0.0)
@@ -237,6 +239,15 @@ def scene_points(scene: PreparedScene, p, progress, cancel, result: Result) -> P
         raise EngineError("Structure from motion found too few 3D points to start from; "
                           "take photos with more texture and overlap.")
     return cloud
+
+
+def subset_cameras(cams, names):
+    """The :class:`engines.multiview.sfm.Cameras` of ``names``, in that order."""
+    from engines.multiview.sfm import Cameras
+
+    idx = [cams.names.index(n) for n in names]
+    return Cameras([cams.names[i] for i in idx], cams.K[idx], cams.R[idx], cams.t[idx], [cams.sizes[i] for i in idx],
+                   None if cams.k1 is None else cams.k1[idx])
 
 
 def training_views(scene: PreparedScene, long_side: int, names=None):

@@ -107,6 +107,10 @@ def read_splat_ply(path: str | os.PathLike) -> Splat:
             raise EngineError(f"{path.name}: an ASCII splat PLY is not supported; save it as binary.")
         end = "<" if fmt == "binary_little_endian" else ">"
         dtype = np.dtype([(p, end + _PLY_TYPES.get(t, "f4")) for p, t in props])
+        from engines.io import limits
+
+        # what the header declares, checked before reading (1 GiB by default: ~4M Gaussians)
+        limits.check_bytes(dtype.itemsize * n, path, "the Gaussian splat")
         data = f.read(dtype.itemsize * n)
     if len(data) < dtype.itemsize * n:
         raise EngineError(f"{path.name}: the file is shorter than its header says ({n} Gaussians); it may be cut off.")
@@ -188,16 +192,22 @@ def sidecar_cameras(path: Path) -> list[dict]:
     """The cameras from a ``cameras*.json`` beside ``path`` whose entries name it, else []."""
     for cand in sorted(path.parent.glob("cameras*.json")):
         if _own_cameras(path, cand):
-            return cameras_from_json(json.loads(cand.read_text()))
+            try:
+                return cameras_from_json(json.loads(cand.read_text()))
+            except (KeyError, TypeError, ValueError):
+                return []  # a damaged sidecar: the splat itself is still good
     return []
 
 
 def _own_cameras(path: Path, sidecar: Path) -> bool:
     """Whether an existing cameras.json was written with the splat at ``path``."""
+    from engines.io import limits
+
     try:
-        entries = json.loads(sidecar.read_text())
-        return bool(entries) and all(isinstance(e, dict) and e.get("splat") == path.name for e in entries)
-    except (OSError, ValueError):
+        entries = json.loads(limits.read_json_text(sidecar, "the cameras"))
+        return isinstance(entries, list) and bool(entries) and all(
+            isinstance(e, dict) and e.get("splat") == path.name for e in entries)
+    except (OSError, ValueError, EngineError):
         return False
 
 
