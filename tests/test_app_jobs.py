@@ -138,6 +138,7 @@ def test_bad_parameter_is_refused_before_running():
 def test_shutdown_cancels_and_waits(qtbot, runner):
     params = make_params(FakeEngine, {"steps": 100000, "delay": 0.001})
     jobs = [runner.run_engine(FakeEngine, [_img()], params) for _ in range(3)]
-    assert runner.shutdown(30000)
+    # generous: on a loaded 2-core machine the engine worker process answers the cancel late
+    assert runner.shutdown(120000)
     qtbot.waitUntil(lambda: all(j.state == "cancelled" for j in jobs), timeout=60000)
     assert runner.active() == []
