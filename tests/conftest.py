@@ -52,6 +52,35 @@ def require_viewport_display() -> None:
     pytest.importorskip("pyvista")
 
 
+def shown_viewport(qapp, size=(420, 360)):
+    """A shown Viewport for a module-scoped fixture: ``yield from shown_viewport(qapp)``."""
+    from app.viewport import Viewport
+
+    view = Viewport()
+    view.resize(*size)
+    view.show()
+    qapp.processEvents()
+    yield view
+    view.close()
+    view.deleteLater()
+    qapp.processEvents()
+
+
+def window_with_views(qtbot, size=(1200, 800)):
+    """A main window with its 3D/2D/video views built (no samples, no recovery), shown."""
+    from app.main_window import MainWindow
+    from app.settings import Settings
+
+    w = MainWindow(Settings(), samples=False, recovery=False, views=True)
+    qtbot.addWidget(w)
+    w.confirm_close = False
+    w.resize(*size)
+    with qtbot.waitExposed(w, timeout=60000):
+        w.show()
+    w.ensure_views()
+    return w
+
+
 @pytest.fixture
 def window(qtbot):
     """A main window without samples, recovery or the 3D/2D/video views (fast to build)."""

@@ -34,17 +34,10 @@ def perform(qtbot, avatar, monkeypatch):
     from engines.avatar.engine import AvatarEngine
     from engines.puppet import camera
 
-    from app.main_window import MainWindow
-    from app.settings import Settings
+    from tests.conftest import window_with_views
 
     monkeypatch.setattr(camera, "list_cameras", lambda max_index=4: [])  # no webcam on a test machine
-    w = MainWindow(Settings(), samples=False, recovery=False, views=True)
-    qtbot.addWidget(w)
-    w.confirm_close = False
-    w.resize(1200, 800)
-    with qtbot.waitExposed(w, timeout=60000):
-        w.show()
-    w.ensure_views()
+    w = window_with_views(qtbot)
     if w.viewport is None:
         pytest.skip("app.viewport is not available")
     w._add_result(Result(items=[avatar]), AvatarEngine, {}, None)

@@ -51,20 +51,12 @@ def test_face_index_picks_another_face(group):
 
 @pytest.mark.gui
 def test_avatar_panel_offers_the_faces_and_makes_the_chosen_one(qtbot, group):
-    from tests.conftest import require_viewport_display
+    from tests.conftest import require_viewport_display, window_with_views
 
     require_viewport_display()
-    from app.main_window import MainWindow
-    from app.settings import Settings
     from engines.avatar.engine import AvatarEngine
 
-    w = MainWindow(Settings(), samples=False, recovery=False, views=True)
-    qtbot.addWidget(w)
-    w.confirm_close = False
-    w.resize(1200, 800)
-    with qtbot.waitExposed(w, timeout=60000):
-        w.show()
-    w.ensure_views()
+    w = window_with_views(qtbot)
     try:
         w.import_paths([str(DATA / "group1.jpg")])
         qtbot.waitUntil(lambda: len(w.project.inputs) == 1, timeout=20000)

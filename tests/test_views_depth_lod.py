@@ -23,16 +23,9 @@ K = np.array([[300.0, 0, (W - 1) / 2], [0, 300.0, (H - 1) / 2], [0, 0, 1]])
 
 @pytest.fixture(scope="module")
 def vp(qapp):
-    from app.viewport import Viewport
+    from tests.conftest import shown_viewport
 
-    view = Viewport()
-    view.resize(480, 400)
-    view.show()
-    qapp.processEvents()
-    yield view
-    view.close()
-    view.deleteLater()
-    qapp.processEvents()
+    yield from shown_viewport(qapp, (480, 400))
 
 
 @pytest.fixture(autouse=True)

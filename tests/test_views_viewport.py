@@ -23,16 +23,9 @@ pytestmark = pytest.mark.gui
 
 @pytest.fixture(scope="module")
 def vp(qapp):
-    from app.viewport import Viewport
+    from tests.conftest import shown_viewport
 
-    view = Viewport()
-    view.resize(420, 360)
-    view.show()
-    qapp.processEvents()
-    yield view
-    view.close()
-    view.deleteLater()
-    qapp.processEvents()
+    yield from shown_viewport(qapp, (420, 360))
 
 
 @pytest.fixture(autouse=True)

@@ -201,16 +201,13 @@ def _measure(mask: np.ndarray, rgb: np.ndarray, lm: np.ndarray, skin=None, face_
     out["color"] = to_hex(med)
     if face_px > 0:
         out["hair_fraction"] = round(float(mask.sum() / face_px), 4)
-    if skin is not None:
-        # CIE76 colour difference of the hair's median from the cheeks' mean (OpenCV's 8-bit
-        # Lab: L scaled by 255/100, a and b offset by 128)
-        lab = cv2.cvtColor(np.clip(med, 0, 255).astype(np.uint8).reshape(1, 1, 3), cv2.COLOR_RGB2LAB)
-        d = (lab.reshape(3).astype(np.float64) - skin[0]) * [100.0 / 255.0, 1.0, 1.0]
-        out["skin_delta_e"] = round(float(np.linalg.norm(d)), 2)
-    if background is not None:
-        lab = cv2.cvtColor(np.clip(med, 0, 255).astype(np.uint8).reshape(1, 1, 3), cv2.COLOR_RGB2LAB)
-        d = (lab.reshape(3).astype(np.float64) - background[0]) * [100.0 / 255.0, 1.0, 1.0]
-        out["background_delta_e"] = round(float(np.linalg.norm(d)), 2)
+    # CIE76 colour difference of the hair's median from the cheeks' and the surroundings'
+    # mean colours (OpenCV's 8-bit Lab: L scaled by 255/100, a and b offset by 128)
+    lab = cv2.cvtColor(np.clip(med, 0, 255).astype(np.uint8).reshape(1, 1, 3), cv2.COLOR_RGB2LAB)
+    lab = lab.reshape(3).astype(np.float64)
+    for key, model in (("skin_delta_e", skin), ("background_delta_e", background)):
+        if model is not None:
+            out[key] = round(float(np.linalg.norm((lab - model[0]) * [100.0 / 255.0, 1.0, 1.0])), 2)
     rows = np.nonzero(mask.sum(1) >= max(2, 0.03 * face_w))[0]
     out["length_below_chin"] = round(float(max(0.0, (rows.max() - chin[1]) / face_h)), 3)
     cols = np.nonzero(mask.any(0))[0]
