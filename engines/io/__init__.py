@@ -46,13 +46,9 @@ WRITERS: dict[str, list[tuple[str, str]]] = {
         ("DepthMap", "engines.io.depth:write_depth_mesh_obj"),
     ],
     ".ply": [
-        ("Splat", "engines.splat.ply:write_splat_ply"),
         ("Mesh", "engines.io.mesh:write_ply"),
         ("PointCloud", "engines.io.mesh:write_points_ply"),
         ("DepthMap", "engines.io.depth:write_depth_ply"),
-    ],
-    ".zip": [
-        ("Splat", "engines.splat.render:write_splat_bundle"),
     ],
     ".png": [
         ("DepthMap", "engines.io.depth:write_depth_png16"),
@@ -61,10 +57,6 @@ WRITERS: dict[str, list[tuple[str, str]]] = {
     ".npy": [("DepthMap", "engines.io.depth:write_depth_npy")],
     ".mp4": [
         ("VideoResult", "engines.io.video:write_video_result"),
-        ("Splat", "engines.splat.render:write_turntable_mp4"),
-    ],
-    ".json": [
-        ("Splat", "engines.splat.ply:write_cameras_json"),
     ],
     ".jpg": [("Image", "engines.io.images:write_image")],
 }
@@ -73,7 +65,7 @@ WRITERS: dict[str, list[tuple[str, str]]] = {
 READERS: dict[str, str] = {
     ".obj": "engines.io.mesh:read_mesh",
     ".glb": "engines.io.mesh:read_mesh",
-    ".ply": "engines.splat.ply:read_ply_any",  # a 3DGS splat, else mesh / points
+    ".ply": "engines.io.mesh:read_ply",
     ".npy": "engines.io.depth:read_depth_npy",
 }
 

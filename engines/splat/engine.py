@@ -82,6 +82,13 @@ class SplatEngine(Engine):
                    ".mp4, or a .zip with renders from every photo's camera.")
     accepts = (ImageSet, VideoClip)
     produces = (Splat, PointCloud, Mesh)
+    writers = {
+        ".ply": [("Splat", "engines.splat.ply:write_splat_ply")],  # + cameras.json beside it
+        ".json": [("Splat", "engines.splat.ply:write_cameras_json")],
+        ".mp4": [("Splat", "engines.splat.render:write_turntable_mp4")],
+        ".zip": [("Splat", "engines.splat.render:write_splat_bundle")],  # ply, cameras.json, renders/
+    }
+    readers = {".ply": "engines.splat.ply:read_ply_any"}  # a 3DGS splat, else the mesh / points reader
 
     class Params(BaseModel):
         time_budget_s: float = Field(300.0, ge=0, le=86400, description="Seconds for the whole run (cameras "
@@ -287,10 +294,17 @@ def train_scene(scene: PreparedScene, cloud: PointCloud, p, long_side: int, budg
     from engines.splat.train import TrainConfig, train
 
     tviews = training_views(scene, long_side)
-    progress(0.0, f"Training {len(cloud.points):,} Gaussians on {len(tviews)} photos "
-                  f"at {tviews[0].view.width}x{tviews[0].view.height}")
     raster.set_threads()
-    g = Gaussians.from_points(cloud.points, cloud.colors, max_sh_degree=p.sh_degree)
+    pts, cols = cloud.points, cloud.colors
+    # More starting Gaussians than twice a photo's pixels only slow the steps down (a dense
+    # cloud from 400 px depth maps can have 50k points for 96 x 72 training images)
+    most = min(p.max_gaussians, 2 * tviews[0].view.width * tviews[0].view.height)
+    if len(pts) > most:
+        keep = np.sort(np.random.default_rng(p.seed).choice(len(pts), most, replace=False))
+        pts, cols = pts[keep], None if cols is None else cols[keep]
+    g = Gaussians.from_points(pts, cols, max_sh_degree=p.sh_degree)
+    progress(0.0, f"Training {len(g):,} Gaussians on {len(tviews)} photos "
+                  f"at {tviews[0].view.width}x{tviews[0].view.height}")
     cfg = TrainConfig(steps=p.steps, time_budget_s=budget_s, sh_degree=p.sh_degree,
                       max_gaussians=p.max_gaussians, grad_threshold=p.densify_grad_threshold,
                       background=_background(p), seed=p.seed)
