@@ -109,8 +109,13 @@ def cmd_batch(args, parse_sets) -> int:
 
     try:
         old_term = signal.signal(signal.SIGTERM, on_term)
+        # Ctrl-C stops the batch even when a library loaded earlier in this process put
+        # its own SIGINT handler in place; a shell that ignores SIGINT (nohup) is obeyed.
+        old_int = signal.getsignal(signal.SIGINT)
+        if old_int is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
     except ValueError:  # not the main thread
-        old_term = None
+        old_term = old_int = None
     try:
         options = BatchOptions(
             out=Path(args.out), inputs=args.inputs, manifest=Path(args.manifest) if args.manifest else None,
@@ -128,6 +133,8 @@ def cmd_batch(args, parse_sets) -> int:
     finally:
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
+        if old_int is not None and old_int is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, old_int)
     if args.json:
         print(json.dumps(summary.as_json(), default=str))
     else:
