@@ -8,6 +8,7 @@ The comparison shows the photo beside the avatar rendered from the photo's own c
 (the engine's rasteriser, so the 3D view is not disturbed); it refreshes a quarter of a
 second after the sliders come to rest.
 """
+
 from __future__ import annotations
 
 import logging
@@ -124,8 +125,10 @@ class AvatarPanel(QtWidgets.QWidget):
         # Perform: a webcam or a video drives the face (a dock of its own, opened from here).
         self.perform_button = QtWidgets.QPushButton("Perform…")
         self.perform_button.setObjectName("perform_open")
-        self.perform_button.setToolTip("Perform: a webcam or a video file drives the avatar's face and head "
-                                       "live; record takes and export them as animated GLB or MP4")
+        self.perform_button.setToolTip(
+            "Perform: a webcam or a video file drives the avatar's face and head "
+            "live; record takes and export them as animated GLB or MP4"
+        )
         self.perform_button.clicked.connect(self.open_perform)
         row.addWidget(self.reset_button)
         row.addWidget(self.photographed_button)
@@ -136,10 +139,12 @@ class AvatarPanel(QtWidgets.QWidget):
         vrow = QtWidgets.QHBoxLayout()
         vrow.addWidget(QtWidgets.QLabel("View"))
         self.view_buttons: dict[str, QtWidgets.QPushButton] = {}
-        for name, text, tip in (("front", "Front", "The face from the front"),
-                                ("left", "Left", "The avatar's own left side (its left cheek and ear)"),
-                                ("right", "Right", "The avatar's own right side (its right cheek and ear)"),
-                                ("photo", "Photo camera", "Match the camera that took the photo")):
+        for name, text, tip in (
+            ("front", "Front", "The face from the front"),
+            ("left", "Left", "The avatar's own left side (its left cheek and ear)"),
+            ("right", "Right", "The avatar's own right side (its right cheek and ear)"),
+            ("photo", "Photo camera", "Match the camera that took the photo"),
+        ):
             b = QtWidgets.QPushButton(text)
             b.setToolTip(tip)
             b.clicked.connect(lambda _=False, n=name: self.set_view(n))
@@ -198,8 +203,10 @@ class AvatarPanel(QtWidgets.QWidget):
         for emo in EMOTIONS:
             avatar.emotions.setdefault(emo, 0.0)
         self._set_sliders(avatar.emotions, apply=False)
-        self.title.setText(f"Avatar: {avatar.name} ({len(avatar.mesh.vertices):,} vertices, "
-                           f"{len(self.deformer.names)} ARKit blendshapes)")
+        self.title.setText(
+            f"Avatar: {avatar.name} ({len(avatar.mesh.vertices):,} vertices, "
+            f"{len(self.deformer.names)} ARKit blendshapes)"
+        )
         from engines.avatar.engine import AS_PHOTOGRAPHED
 
         self.photographed_button.setEnabled(bool(avatar.presets.get(AS_PHOTOGRAPHED)))
@@ -230,7 +237,7 @@ class AvatarPanel(QtWidgets.QWidget):
         side = 40 if len(faces) <= 7 else 28  # a dozen faces still fit the dock's width
         for i, (x0, y0, x1, y1) in enumerate(faces[:12]):
             m = 0.25 * max(x1 - x0, y1 - y0)
-            crop = avatar.photo[max(0, int(y0 - m)):min(h, int(y1 + m)), max(0, int(x0 - m)):min(w, int(x1 + m))]
+            crop = avatar.photo[max(0, int(y0 - m)) : min(h, int(y1 + m)), max(0, int(x0 - m)) : min(w, int(x1 + m))]
             b = QtWidgets.QToolButton()
             b.setObjectName(f"face_{i}")
             b.setCheckable(True)
@@ -338,8 +345,9 @@ class AvatarPanel(QtWidgets.QWidget):
                 scroll.setFrameShape(QtWidgets.QFrame.NoFrame)
                 scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
                 scroll.setWidget(self.perform_panel)
-                scroll.setMinimumWidth(self.perform_panel.minimumSizeHint().width()
-                                       + scroll.verticalScrollBar().sizeHint().width())
+                scroll.setMinimumWidth(
+                    self.perform_panel.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width()
+                )
                 docks["Perform"] = w._dock("Perform", scroll, Qt.RightDockWidgetArea)
                 if "Avatar" in docks:
                     w.tabifyDockWidget(docks["Avatar"], docks["Perform"])
@@ -413,9 +421,14 @@ class AvatarPanel(QtWidgets.QWidget):
             if gen == self._compare_generation and avatar is self.avatar:  # not overtaken
                 self._show_comparison(value[0], value[2])
 
-        runner.submit(lambda progress, cancel: render_from_photo_camera(avatar, verts, max_side=1024),
-                      "Comparison render", "preview", on_done=done, on_error=self._comparison_failed,
-                      meta={"quiet": True})
+        runner.submit(
+            lambda progress, cancel: render_from_photo_camera(avatar, verts, max_side=1024),
+            "Comparison render",
+            "preview",
+            on_done=done,
+            on_error=self._comparison_failed,
+            meta={"quiet": True},
+        )
 
     def _comparison_failed(self, message: str, details: str) -> None:
         log.error("comparison render: %s\n%s", message, details)

@@ -15,6 +15,7 @@ on stderr), 130 cancelled (Ctrl-C; nothing half-written is left), 1 a bug (its t
 goes to the log file, not the terminal). ``--out`` may replace an existing file of that
 name; an input file is never replaced.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,7 @@ def engine_help(engine) -> str:
     lines = [
         f"{engine.name}: {engine.title}",
         (engine.description or (engine.__doc__ or "").strip().split("\n")[0]),
-        f"accepts: {', '.join(t.__name__ for t in engine.accepts)}"
-        f" ({engine.min_inputs}-{engine.max_inputs} inputs)",
+        f"accepts: {', '.join(t.__name__ for t in engine.accepts)} ({engine.min_inputs}-{engine.max_inputs} inputs)",
         f"produces: {', '.join(t.__name__ for t in engine.produces)}",
         "",
         "parameters (--set name=value):" if fields else "parameters: none",
@@ -68,18 +68,28 @@ def cmd_engines(args) -> int:
 
     found = registry.engines()
     if args.json:
-        print(json.dumps([
-            {"name": e.name, "title": e.title,
-             "accepts": [t.__name__ for t in e.accepts], "produces": [t.__name__ for t in e.produces]}
-            for e in found.values()
-        ]))
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": e.name,
+                        "title": e.title,
+                        "accepts": [t.__name__ for t in e.accepts],
+                        "produces": [t.__name__ for t in e.produces],
+                    }
+                    for e in found.values()
+                ]
+            )
+        )
         return EXIT_OK
     if not found:
         print("No engines registered.")
     for e in sorted(found.values(), key=lambda e: e.name):
         print(f"{e.name:18s} {e.title}")
-        print(f"{'':18s} accepts: {', '.join(t.__name__ for t in e.accepts)};"
-              f" produces: {', '.join(t.__name__ for t in e.produces)}")
+        print(
+            f"{'':18s} accepts: {', '.join(t.__name__ for t in e.accepts)};"
+            f" produces: {', '.join(t.__name__ for t in e.produces)}"
+        )
     for p in registry.problems:
         print(f"(skipped plug-in) {p}", file=sys.stderr)
     return EXIT_OK
@@ -110,10 +120,12 @@ def _jsonable(v):
 
 
 EXIT_CANCELLED = 130  # 128 + SIGINT, as shells report a Ctrl-C
-OUT_NOTE = ("--out PATH: the output file; its extension picks the format. An existing file of that name is\n"
-            "replaced, only once the run has succeeded. An input file is never replaced (giving one as --out\n"
-            "is refused), and files written beside the output (an OBJ's .mtl and texture, e.g.\n"
-            "portrait_texture.png) take names that replace nothing else.")
+OUT_NOTE = (
+    "--out PATH: the output file; its extension picks the format. An existing file of that name is\n"
+    "replaced, only once the run has succeeded. An input file is never replaced (giving one as --out\n"
+    "is refused), and files written beside the output (an OBJ's .mtl and texture, e.g.\n"
+    "portrait_texture.png) take names that replace nothing else."
+)
 
 
 def cmd_run(args) -> int:
@@ -186,7 +198,9 @@ def _log_traceback(what: str) -> Path | None:
         path = settings.log_file()
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8") as f:
-            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} ERROR capture_studio.cli: {what}\n{traceback.format_exc()}\n")
+            f.write(
+                f"{time.strftime('%Y-%m-%d %H:%M:%S')} ERROR capture_studio.cli: {what}\n{traceback.format_exc()}\n"
+            )
         return path
     except OSError:
         return None
@@ -203,8 +217,11 @@ _OUT_HINTS = {
 def _output_failed(e, out: str) -> int:
     _log_traceback(f"writing {out} failed")
     part = f" (writing {e.path.name})" if Path(e.path).name != Path(out).name else ""
-    print(f"error: cannot write --out {out}{part}: {e.reason}. Nothing was written; "
-          f"{_OUT_HINTS.get(e.kind, 'give --out another path')}.", file=sys.stderr)
+    print(
+        f"error: cannot write --out {out}{part}: {e.reason}. Nothing was written; "
+        f"{_OUT_HINTS.get(e.kind, 'give --out another path')}.",
+        file=sys.stderr,
+    )
     return EXIT_BAD_INPUT
 
 
@@ -222,10 +239,12 @@ def _run(args) -> int:
 
     t_start = time.perf_counter()
     if not args.engine:
-        print("usage: main.py run ENGINE --input PATH [--input PATH ...] --out PATH "
-              "[--set name=value ...] [--json] [--quiet]\n"
-              "       main.py run ENGINE --help   (the engine's parameters)\n"
-              "Engines: see 'main.py engines'.\n" + OUT_NOTE)
+        print(
+            "usage: main.py run ENGINE --input PATH [--input PATH ...] --out PATH "
+            "[--set name=value ...] [--json] [--quiet]\n"
+            "       main.py run ENGINE --help   (the engine's parameters)\n"
+            "Engines: see 'main.py engines'.\n" + OUT_NOTE
+        )
         return EXIT_OK if args.help else EXIT_BAD_INPUT
     try:
         engine_cls = registry.get(args.engine)
@@ -250,12 +269,15 @@ def _run(args) -> int:
         fits = io.type_extensions(engine_cls.produces)
         if engine_cls.produces and ext not in fits:  # refused now, not after the whole run
             kinds = ", ".join(t.__name__ for t in engine_cls.produces)
-            raise EngineError(f"{engine_cls.name} makes {kinds}, which a {ext} file cannot hold: "
-                              f"give --out one of {', '.join(fits)}.")
+            raise EngineError(
+                f"{engine_cls.name} makes {kinds}, which a {ext} file cannot hold: give --out one of {', '.join(fits)}."
+            )
         io.protect(io.input_files([Path(p) for p in args.input]))
         if io.is_protected(out):
-            raise EngineError(f"--out {out} is one of the inputs; Capture Studio never replaces an input. "
-                              "Give --out another file name.")
+            raise EngineError(
+                f"--out {out} is one of the inputs; Capture Studio never replaces an input. "
+                "Give --out another file name."
+            )
         io.check_output(out)
         t0 = time.perf_counter()
         inputs = [io.load_input(p, prefer=engine_cls.accepts) for p in args.input]
@@ -301,8 +323,10 @@ def _run(args) -> int:
         summary = {
             "engine": engine_cls.name,
             "outputs": [str(p) for p in written],
-            "timings": {**{k: round(v, 4) for k, v in result.timings.items()},
-                        **{f"cli_{k}": round(v, 4) for k, v in timings.items()}},
+            "timings": {
+                **{k: round(v, 4) for k, v in result.timings.items()},
+                **{f"cli_{k}": round(v, 4) for k, v in timings.items()},
+            },
             "metrics": {k: _jsonable(v) for k, v in result.metrics.items()},
             "notes": result.notes,
             "params": params.model_dump(mode="json"),
@@ -319,34 +343,49 @@ def _run(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="capture-studio",
-        description="Capture Studio: photos, focal stacks and videos to 3D. "
-        "With no command, starts the desktop app.",
+        description="Capture Studio: photos, focal stacks and videos to 3D. With no command, starts the desktop app.",
     )
     p.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default), ERROR")
     sub = p.add_subparsers(dest="command")
     pe = sub.add_parser("engines", help="list the registered engines")
     pe.add_argument("--json", action="store_true", help="machine-readable list")
     pr = sub.add_parser(
-        "run", add_help=False,
+        "run",
+        add_help=False,
         help="run an engine headless: run ENGINE --input PATH --out PATH [--set k=v] [--json]",
     )
     pr.add_argument("engine", nargs="?", help="engine name (see 'engines')")
-    pr.add_argument("--input", "-i", action="append", default=[], metavar="PATH",
-                    help="input file or folder; repeat for several inputs")
-    pr.add_argument("--out", "-o", metavar="PATH",
-                    help="output file; its extension picks the format. An existing file of this name is "
-                    "replaced (only when the run succeeds); an input file never is, and files written "
-                    "beside it (an OBJ's .mtl and texture) take names that replace nothing else")
-    pr.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                    help="engine parameter (see run ENGINE --help)")
+    pr.add_argument(
+        "--input",
+        "-i",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="input file or folder; repeat for several inputs",
+    )
+    pr.add_argument(
+        "--out",
+        "-o",
+        metavar="PATH",
+        help="output file; its extension picks the format. An existing file of this name is "
+        "replaced (only when the run succeeds); an input file never is, and files written "
+        "beside it (an OBJ's .mtl and texture) take names that replace nothing else",
+    )
+    pr.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="engine parameter (see run ENGINE --help)"
+    )
     pr.add_argument("--json", action="store_true", help="print a one-line JSON summary")
     pr.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     pr.add_argument("--help", "-h", action="store_true", help="show the engine's parameters")
     from engines.batch.command import add_arguments as add_batch_arguments
 
-    add_batch_arguments(sub.add_parser(
-        "batch", help="run an engine over many inputs, locally or on a Ray cluster: "
-        "batch ENGINE --inputs 'photos/*.jpg' --out DIR [--set k=v] [--workers N | --cluster ADDRESS]"))
+    add_batch_arguments(
+        sub.add_parser(
+            "batch",
+            help="run an engine over many inputs, locally or on a Ray cluster: "
+            "batch ENGINE --inputs 'photos/*.jpg' --out DIR [--set k=v] [--workers N | --cluster ADDRESS]",
+        )
+    )
     pa = sub.add_parser("app", help="start the desktop app (the default)")
     pa.add_argument("files", nargs="*", help="files to import at start")
     return p
@@ -356,8 +395,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     if args.command == "engines":
         return cmd_engines(args)
     if args.command == "run":

@@ -10,6 +10,7 @@ of drawing it (display arrays, level-of-detail stand-ins, its thumbnail) was don
 :func:`prepare_result` in the worker thread that made it, so the UI thread only wraps
 finished arrays (issue 15: 0.5-2.6 s stalls when results were converted on the UI thread).
 """
+
 from __future__ import annotations
 
 import logging
@@ -25,8 +26,7 @@ def create_views(window) -> None:
     window.image_view = _make_view(window, TAB_2D, "app.image_view", "ImageView")
     window.video_view = _make_view(window, TAB_VIDEO, "app.video_view", "VideoView")
     if QGuiApplication.platformName() in ("offscreen", "minimal"):
-        _set_tab(window, TAB_3D, window._notice(
-            "The 3D view needs a display (this session runs without one)."))
+        _set_tab(window, TAB_3D, window._notice("The 3D view needs a display (this session runs without one)."))
     else:
         window.viewport = _make_view(window, TAB_3D, "app.viewport", "Viewport")
         runner = getattr(window, "runner", None)
@@ -133,13 +133,15 @@ def show_avatar(window, avatar, key: str) -> None:
         scroll.setFrameShape(QFrame.NoFrame)
         scroll.setWidget(window.avatar_panel)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(window.avatar_panel.minimumSizeHint().width()
-                               + scroll.verticalScrollBar().sizeHint().width())
+        scroll.setMinimumWidth(
+            window.avatar_panel.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width()
+        )
         window.docks["Avatar"] = window._dock("Avatar", scroll, Qt.RightDockWidgetArea)
         # A tab beside the Engine dock, taller than the Jobs dock below it.
         window.tabifyDockWidget(window.docks["Engine"], window.docks["Avatar"])
-        window.resizeDocks([window.docks["Avatar"], window.docks["Jobs"]],
-                           [max(window.height() - 260, 300), 160], Qt.Vertical)
+        window.resizeDocks(
+            [window.docks["Avatar"], window.docks["Jobs"]], [max(window.height() - 260, 300), 160], Qt.Vertical
+        )
     window.docks["Avatar"].show()
     window.docks["Avatar"].raise_()
     window.avatar_panel.set_avatar(avatar, key)
@@ -193,15 +195,15 @@ def geometry_to_draw(items: list) -> list[tuple[int, object]]:
         # A take alone is drawn as its avatar; beside the avatar itself it is not drawn twice.
         drawable += (Take,)
     if items and isinstance(items[0], PointCloud):
-        return [(n, i) for n, i in enumerate(items)
-                if isinstance(i, drawable) and not isinstance(i, DepthMap)
-                and (n == 0 or not isinstance(i, PointCloud))]
-    has_surface = any(isinstance(i, (Mesh, Avatar)) or (isinstance(i, Take) and i.avatar is not None)
-                      for i in items)
+        return [
+            (n, i)
+            for n, i in enumerate(items)
+            if isinstance(i, drawable) and not isinstance(i, DepthMap) and (n == 0 or not isinstance(i, PointCloud))
+        ]
+    has_surface = any(isinstance(i, (Mesh, Avatar)) or (isinstance(i, Take) and i.avatar is not None) for i in items)
     has_points = any(isinstance(i, PointCloud) for i in items)
     skip = (PointCloud, DepthMap) if has_surface else (DepthMap,) if has_points else ()
-    return [(n, i) for n, i in enumerate(items)
-            if isinstance(i, drawable) and not isinstance(i, skip)]
+    return [(n, i) for n, i in enumerate(items) if isinstance(i, drawable) and not isinstance(i, skip)]
 
 
 def show_result(window, result, prefix: str) -> int | None:
@@ -264,7 +266,7 @@ def view_thumbnail(window, size: int = 192):
     h, w = rgb.shape[:2]
     side = min(h, w)  # the centre square: the view is framed on the result
     y, x = (h - side) // 2, (w - side) // 2
-    return _shrink(rgb[y:y + side, x:x + side], size)
+    return _shrink(rgb[y : y + side, x : x + side], size)
 
 
 def hide_avatar_controls(window) -> None:

@@ -10,6 +10,7 @@ their icons); :class:`engines.api.Colour` -> preset list, colour swatch and pick
 anything else -> line edit validated by pydantic. The field's ``description`` is the
 tooltip.
 """
+
 from __future__ import annotations
 
 import enum
@@ -20,8 +21,20 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-    QLineEdit, QPushButton, QScrollArea, QSpinBox, QToolButton, QVBoxLayout, QWidget,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
 )
 
 from engines.api import Choices, Colour, EngineError, field_marker, make_params
@@ -191,8 +204,7 @@ class ParamsForm(QWidget):
         elif colour is not None:
             w, kind = _ColourEdit(colour, tip), "colour"
         elif origin is typing.Literal or (isinstance(ann, type) and issubclass(ann, enum.Enum)):
-            choices = (list(typing.get_args(ann)) if origin is typing.Literal
-                       else [m.value for m in ann])
+            choices = list(typing.get_args(ann)) if origin is typing.Literal else [m.value for m in ann]
             w = QComboBox()
             if optional:
                 w.addItem("(none)", None)
@@ -205,8 +217,7 @@ class ParamsForm(QWidget):
             lo, hi = _bounds(field)
             if ann is int:
                 w = QSpinBox()
-                w.setRange(int(lo if lo is not None else -2**31 + 1),
-                           int(hi if hi is not None else 2**31 - 1))
+                w.setRange(int(lo if lo is not None else -(2**31) + 1), int(hi if hi is not None else 2**31 - 1))
                 kind = "int"
             else:
                 w = QDoubleSpinBox()
@@ -355,9 +366,11 @@ class EnginePanel(QWidget):
         self._remember()
         self.engines = dict(engines)
         keep = self.current
-        names = [n for n, e in sorted(engines.items(), key=lambda kv: kv[1].title or kv[0])
-                 if inputs is None or (all(isinstance(o, e.accepts) for o in inputs)
-                                       and len(inputs) <= e.max_inputs)]
+        names = [
+            n
+            for n, e in sorted(engines.items(), key=lambda kv: kv[1].title or kv[0])
+            if inputs is None or (all(isinstance(o, e.accepts) for o in inputs) and len(inputs) <= e.max_inputs)
+        ]
         self.combo.blockSignals(True)
         self.combo.clear()
         for n in names:
@@ -369,8 +382,10 @@ class EnginePanel(QWidget):
             self.about.setText("No engines are installed.")
         elif not names:
             kinds = ", ".join(sorted({type(o).__name__ for o in inputs or []}))
-            self.about.setText(f"No engine takes this selection ({kinds}). Select one input, "
-                               f"or inputs an engine takes together (e.g. a video and a garment photo).")
+            self.about.setText(
+                f"No engine takes this selection ({kinds}). Select one input, "
+                f"or inputs an engine takes together (e.g. a video and a garment photo)."
+            )
         self._build_form()
 
     def select(self, name: str) -> bool:
@@ -415,9 +430,14 @@ class EnginePanel(QWidget):
             if key in self.form.widgets and self.form.widgets[key][0] == "path":
                 edit = self.form.widgets[key][1].edit
                 base = self.form.engine_cls.Params.model_fields[key].description or ""
-                edit.setToolTip(f"{base}\nLeft empty: " + (
-                    f"the model chosen in Settings ({path})" if path
-                    else "none chosen yet (Settings > ONNX depth model)"))
+                edit.setToolTip(
+                    f"{base}\nLeft empty: "
+                    + (
+                        f"the model chosen in Settings ({path})"
+                        if path
+                        else "none chosen yet (Settings > ONNX depth model)"
+                    )
+                )
 
     def _update_enabled(self) -> None:
         self.run_button.setEnabled(self.form is not None)

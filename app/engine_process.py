@@ -19,6 +19,7 @@ code) fails the job with a sentence instead of taking the application with it.
 
 Qt-free: the job runner (:mod:`app.jobs`) calls :func:`call` from its pool threads.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -30,7 +31,7 @@ import queue
 import threading
 import time
 import traceback
-from typing import Any, Callable
+from typing import Callable
 
 from engines.api import CancelToken, Cancelled
 
@@ -78,8 +79,9 @@ def runs_in_process(fn) -> bool:
     a module's top level (or nested in a top-level class), not in ``__main__``."""
     module = getattr(fn, "__module__", None)
     qual = getattr(fn, "__qualname__", "")
-    return bool(module) and module not in ("__main__", "__mp_main__") and "<locals>" not in qual \
-        and "<lambda>" not in qual
+    return (
+        bool(module) and module not in ("__main__", "__mp_main__") and "<locals>" not in qual and "<lambda>" not in qual
+    )
 
 
 # ----------------------------------------------------------------------------- the wire
@@ -114,8 +116,9 @@ class EngineProcess:
     def __init__(self) -> None:
         cmd_recv, self._cmd = _CTX.Pipe(duplex=False)
         self._evt, evt_send = _CTX.Pipe(duplex=False)
-        self.proc = _CTX.Process(target=_child_main, args=(cmd_recv, evt_send, NICE),
-                                 name="capture-studio-engine", daemon=True)
+        self.proc = _CTX.Process(
+            target=_child_main, args=(cmd_recv, evt_send, NICE), name="capture-studio-engine", daemon=True
+        )
         self.proc.start()
         _register_exit_hook()
         cmd_recv.close()
@@ -161,6 +164,11 @@ class EngineProcess:
             if kind == b"P":
                 fraction, message = pickle.loads(body)
                 progress(fraction, message)
+            elif kind == b"V":
+                show = getattr(progress, "preview", None)
+                if show is not None:
+                    rgb, message = pickle.loads(body)
+                    show(rgb, message)
             elif kind == b"D":
                 try:
                     return _recv_obj(self._evt, body)
@@ -187,8 +195,10 @@ class EngineProcess:
         code = self.proc.exitcode
         self.close()
         how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-        return ProcessDied(f"the engine's worker process stopped unexpectedly ({how}); "
-                           "the application is unaffected, and the next run starts a new one")
+        return ProcessDied(
+            f"the engine's worker process stopped unexpectedly ({how}); "
+            "the application is unaffected, and the next run starts a new one"
+        )
 
     def close(self, kill: bool = False, timeout: float = 5.0) -> None:
         with _lock:
@@ -209,8 +219,12 @@ class EngineProcess:
                 pass
 
 
-def call(fn: Callable, args: tuple = (), progress: Callable[[float, str], None] | None = None,
-         cancel: CancelToken | None = None):
+def call(
+    fn: Callable,
+    args: tuple = (),
+    progress: Callable[[float, str], None] | None = None,
+    cancel: CancelToken | None = None,
+):
     """Run ``fn(*args, progress=progress, cancel=cancel)`` in an idle worker process (a new
     one when none is idle) and return its value; blocks the calling (pool) thread."""
     progress = progress or (lambda f, m="": None)
@@ -346,11 +360,18 @@ def _child_main(cmd, evt, nice: int) -> None:
 
         def progress(fraction: float, message: str = "") -> None:
             now = time.monotonic()
-            if fraction < 1.0 and now - last[0] < 1.0 / PROGRESS_HZ:
-                pending[0] = (float(fraction), str(message))
+            if fraction < 1.0 and now - last[0] < 1.0 / PROGRESS_HZ:  # noqa: B023
+                pending[0] = (float(fraction), str(message))  # noqa: B023
                 return
-            last[0], pending[0] = now, None
+            last[0], pending[0] = now, None  # noqa: B023
             send(b"P", (float(fraction), str(message)))
+
+        def preview(rgb, message: str = "") -> None:
+            import numpy as np
+
+            send(b"V", (np.ascontiguousarray(rgb, dtype=np.uint8), str(message)))
+
+        progress.preview = preview
 
         try:
             if isinstance(payload, BaseException):

@@ -28,6 +28,7 @@ segments the hair in the
 avatar's photo (a classical colour model, no learned hair model is available offline)
 and shows the three best-matching styles with their silhouette IoU.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -105,8 +106,10 @@ class HairPanel(QtWidgets.QWidget):
 
         thumbs = styles_dir() / "thumbs"
         self.grid.clear()
-        for key, label, tip in [(NONE_ITEM, "None", "No hair (bald head)"),
-                                (AUTO_ITEM, "Auto (photo)", "Match the hair in the avatar's photo")]:
+        for key, label, tip in [
+            (NONE_ITEM, "None", "No hair (bald head)"),
+            (AUTO_ITEM, "Auto (photo)", "Match the hair in the avatar's photo"),
+        ]:
             it = QtWidgets.QListWidgetItem(label)
             it.setData(QtCore.Qt.UserRole, key)
             it.setToolTip(tip)
@@ -223,10 +226,13 @@ class HairPanel(QtWidgets.QWidget):
         color = "auto" if style == AUTO_ITEM else self._color
         if self._runner is not None and not is_cached(avatar, style):
             self.match_label.setText("Matching the photo's hair…" if style == AUTO_ITEM else "Fitting the hairstyle…")
-            self._runner.submit(lambda progress, cancel: apply_hair(avatar, style, color),
-                                f"Hair: {style}", "hair",
-                                on_done=lambda new: self._applied(seq, style, new),
-                                on_error=lambda msg, details: self._failed(seq, msg))
+            self._runner.submit(
+                lambda progress, cancel: apply_hair(avatar, style, color),
+                f"Hair: {style}",
+                "hair",
+                on_done=lambda new: self._applied(seq, style, new),
+                on_error=lambda msg, details: self._failed(seq, msg),
+            )
             return
         from engines.api import EngineError
 
@@ -268,9 +274,12 @@ class HairPanel(QtWidgets.QWidget):
 
         av = self._avatar
         same_skin = new.mesh.texture is av.mesh.texture and new.mesh.vertex_colors is av.mesh.vertex_colors
-        same_shape = (new.mesh.vertices.shape == av.mesh.vertices.shape and new.mesh.faces.shape == av.mesh.faces.shape
-                      and np.array_equal(new.mesh.vertices, av.mesh.vertices)
-                      and np.array_equal(new.mesh.faces, av.mesh.faces))
+        same_shape = (
+            new.mesh.vertices.shape == av.mesh.vertices.shape
+            and new.mesh.faces.shape == av.mesh.faces.shape
+            and np.array_equal(new.mesh.vertices, av.mesh.vertices)
+            and np.array_equal(new.mesh.faces, av.mesh.faces)
+        )
         av.hair, av.mesh, av.params = new.hair, new.mesh, new.params
         vp = getattr(self._main_window, "viewport", None)
         if vp is None:

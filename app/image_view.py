@@ -7,6 +7,7 @@ percentile of the valid depths, so a few outliers do not wash the map out; unkno
 depth (NaN or <= 0) is drawn dark grey. Near is drawn with the high end of the map
 (turbo: red), far with the low end (turbo: dark blue); the colour bar shows the mapping.
 """
+
 from __future__ import annotations
 
 import math
@@ -284,7 +285,11 @@ class ImageView(QtWidgets.QWidget):
         """Depth (metres) or, in confidence mode, confidence at image position (x, y); None outside."""
         if self.depth is None:
             return None
-        field = self.depth.confidence if self.mode == "confidence" and self.depth.confidence is not None else self.depth.depth
+        field = (
+            self.depth.confidence
+            if self.mode == "confidence" and self.depth.confidence is not None
+            else self.depth.depth
+        )
         col, row = int(math.floor(x)), int(math.floor(y))
         if not (0 <= row < field.shape[0] and 0 <= col < field.shape[1]):
             return None

@@ -4,6 +4,7 @@ bundled samples (double-click one to import it).
 :func:`thumbnail_of` is plain numpy and runs in the import job's worker thread; only the
 conversion to a QPixmap happens on the UI thread.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +13,19 @@ import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractItemView, QDialog, QDialogButtonBox, QDoubleSpinBox, QLabel, QListWidget,
-    QListWidgetItem, QMenu, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMenu,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
 )
 
 THUMB = 96
@@ -28,8 +40,11 @@ def _shrink(rgb: np.ndarray, size: int) -> np.ndarray:
         from PIL import Image as PILImage
 
         k = size / max(h, w)
-        a = np.asarray(PILImage.fromarray(np.ascontiguousarray(a)).resize(
-            (max(1, round(w * k)), max(1, round(h * k))), PILImage.BILINEAR))
+        a = np.asarray(
+            PILImage.fromarray(np.ascontiguousarray(a)).resize(
+                (max(1, round(w * k)), max(1, round(h * k))), PILImage.BILINEAR
+            )
+        )
     return np.ascontiguousarray(a[:, :, :3])
 
 
@@ -113,12 +128,12 @@ def image_set_mosaic(paths, size: int, most: int = 4) -> np.ndarray:
         # cover the square cell: crop the centre of the photo
         h, w = t.shape[:2]
         side = min(h, w)
-        t = t[(h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side]
+        t = t[(h - side) // 2 : (h - side) // 2 + side, (w - side) // 2 : (w - side) // 2 + side]
         t = _shrink(t, cell) if side > cell else t
         t = _fit(t, cell)
         r, c = divmod(i, cols)
         y, x = r * (cell + gap), c * (cell + gap)
-        out[y:y + cell, x:x + cell] = t
+        out[y : y + cell, x : x + cell] = t
     return out
 
 
@@ -190,8 +205,7 @@ def describe(obj) -> str:
 class _List(QListWidget):
     def __init__(self, icons: bool, multi: bool = False) -> None:
         super().__init__()
-        self.setSelectionMode(QAbstractItemView.ExtendedSelection if multi
-                              else QAbstractItemView.SingleSelection)
+        self.setSelectionMode(QAbstractItemView.ExtendedSelection if multi else QAbstractItemView.SingleSelection)
         self.setWordWrap(True)
         self.setTextElideMode(Qt.ElideRight)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
@@ -211,8 +225,10 @@ class InputsPanel(QWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.inputs = _List(icons=True, multi=True)
-        self.inputs.setToolTip("Imported inputs. Drop files or folders on the window to add more; "
-                               "Ctrl+click to select several for engines that take more than one.")
+        self.inputs.setToolTip(
+            "Imported inputs. Drop files or folders on the window to add more; "
+            "Ctrl+click to select several for engines that take more than one."
+        )
         self.results = _List(icons=True)
         self.results.setToolTip("Results of engine runs; select one to show it, File > Export to save it.")
         self.samples = _List(icons=False)
@@ -247,15 +263,13 @@ class InputsPanel(QWidget):
         menu.exec(lst.mapToGlobal(pos))
 
     # -- filling -----------------------------------------------------------------------
-    def add_input(self, label: str, detail: str, thumb: np.ndarray | None,
-                  notes: list[str] | None = None) -> int:
+    def add_input(self, label: str, detail: str, thumb: np.ndarray | None, notes: list[str] | None = None) -> int:
         item = QListWidgetItem(QIcon(to_pixmap(thumb)), f"{label}\n{detail}" + ("\n(see notes)" if notes else ""))
         item.setToolTip("\n".join([detail, *(notes or [])]))
         self.inputs.addItem(item)
         return self.inputs.count() - 1
 
-    def add_result(self, label: str, detail: str, thumb: np.ndarray | None,
-                   notes: list[str] | None = None) -> int:
+    def add_result(self, label: str, detail: str, thumb: np.ndarray | None, notes: list[str] | None = None) -> int:
         item = QListWidgetItem(QIcon(to_pixmap(thumb, 48)), f"{label}\n{detail}")
         item.setToolTip("\n".join([detail, *(notes or [])]))  # notes outlast the status bar
         self.results.addItem(item)
@@ -329,9 +343,13 @@ class FocusDistanceDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         lay = QVBoxLayout(self)
-        lay.addWidget(QLabel("These photos carry no focus distances (no focus.json, no "
-                             "<i>name_&lt;metres&gt;.jpg</i> names, no EXIF). Enter the distance "
-                             "each one was focused at:"))
+        lay.addWidget(
+            QLabel(
+                "These photos carry no focus distances (no focus.json, no "
+                "<i>name_&lt;metres&gt;.jpg</i> names, no EXIF). Enter the distance "
+                "each one was focused at:"
+            )
+        )
         lay.addWidget(self.table)
         lay.addWidget(buttons)
         self.resize(420, min(600, 140 + 70 * n))

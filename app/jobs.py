@@ -23,6 +23,7 @@ Signals (all carry the job id first):
 failed / cancelled arrives per job. A job cancelled while it was finishing is reported
 as cancelled and its value dropped, so a cancelled job never leaves a result.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -45,6 +46,8 @@ log = logging.getLogger("app.jobs")
 # window (25-35 ms with software GL on 2 busy cores, benchmarks/viewport.py's empty
 # scene): 5 a second keep a progress bar moving and the window free.
 PROGRESS_HZ = 5.0
+# At most one preview image a second per job reaches the UI.
+PREVIEW_INTERVAL_S = 1.0
 
 _NOTHING = object()
 JobFn = Callable[[Callable[[float, str], None], CancelToken], Any]
@@ -69,6 +72,7 @@ class _WorkerSignals(QObject):
     finished = Signal(int, object)
     failed = Signal(int, str, str)
     cancelled = Signal(int)
+    preview = Signal(int, object, str)
 
 
 class _Worker(QRunnable):
@@ -78,6 +82,25 @@ class _Worker(QRunnable):
         self.job, self.fn, self.signals = job, fn, signals
         self._last_emit = 0.0
         self._pending: tuple[float, str] | None = None
+        self._last_preview = 0.0
+
+    def _preview(self, rgb, message: str = "") -> None:
+        """An engine's picture of its work so far (a splat's render): at most one a second."""
+        now = time.monotonic()
+        if now - self._last_preview < PREVIEW_INTERVAL_S:
+            return
+        self._last_preview = now
+        self.signals.preview.emit(self.job.id, rgb, str(message))
+
+    def _reporter(self):
+        """The ``progress`` callable handed to the job, with a ``preview`` attribute (the
+        engines' optional way to send an image, see engines/splat/engine.py)."""
+
+        def progress(fraction: float, message: str = "") -> None:
+            self._progress(fraction, message)
+
+        progress.preview = self._preview
+        return progress
 
     def _progress(self, fraction: float, message: str = "") -> None:
         now = time.monotonic()
@@ -104,7 +127,7 @@ class _Worker(QRunnable):
         sig.started.emit(job.id)
         try:
             try:
-                value = self.fn(self._progress, job.token)
+                value = self.fn(self._reporter(), job.token)
             finally:
                 self._flush()
         except Cancelled:
@@ -151,9 +174,11 @@ class JobRunner(QObject):
     failed = Signal(int, str, str)
     cancelled = Signal(int)
     added = Signal(int)
+    preview = Signal(int, object, str)  # job id, RGB uint8 array (H, W, 3), caption
 
-    def __init__(self, parent: QObject | None = None, max_threads: int = 2,
-                 engine_processes: bool | None = None) -> None:
+    def __init__(
+        self, parent: QObject | None = None, max_threads: int = 2, engine_processes: bool | None = None
+    ) -> None:
         super().__init__(parent)
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(max_threads)
@@ -168,8 +193,9 @@ class JobRunner(QObject):
         geometry; :func:`app.display.prepare_result`). Errors in it are logged, not fatal."""
 
     # -- submitting --------------------------------------------------------------------
-    def submit(self, fn: JobFn, title: str, kind: str = "task", on_done=None,
-               on_error=None, meta: dict | None = None) -> Job:
+    def submit(
+        self, fn: JobFn, title: str, kind: str = "task", on_done=None, on_error=None, meta: dict | None = None
+    ) -> Job:
         """Run ``fn(progress, cancel)`` in the pool and return its :class:`Job`.
 
         ``on_done(value)`` / ``on_error(message, details)`` are called on the UI thread.
@@ -181,6 +207,7 @@ class JobRunner(QObject):
         sig.finished.connect(self._on_finished)
         sig.failed.connect(self._on_failed)
         sig.cancelled.connect(self._on_cancelled)
+        sig.preview.connect(self._on_preview)
         self.jobs[job.id] = job
         self._signals[job.id] = sig
         self._callbacks[job.id] = (on_done, on_error)
@@ -188,8 +215,9 @@ class JobRunner(QObject):
         self.pool.start(_Worker(job, fn, sig))
         return job
 
-    def run_engine(self, engine_cls: type, inputs: list, params, on_done=None,
-                   on_error=None, meta: dict | None = None) -> Job:
+    def run_engine(
+        self, engine_cls: type, inputs: list, params, on_done=None, on_error=None, meta: dict | None = None
+    ) -> Job:
         """Run an engine; the value delivered by ``finished`` is its Result."""
 
         in_process = self.engine_processes and engine_process.runs_in_process(engine_cls)
@@ -199,8 +227,9 @@ class JobRunner(QObject):
             result = _NOTHING
             if in_process:
                 try:
-                    result = engine_process.call(engine_process.run_engine, (engine_cls, inputs, params),
-                                                 progress, cancel)
+                    result = engine_process.call(
+                        engine_process.run_engine, (engine_cls, inputs, params), progress, cancel
+                    )
                 except engine_process.NotSendable as e:  # e.g. an input holding an open file
                     log.info("%s runs in this process: %s", engine_cls.name, e)
             if result is _NOTHING:
@@ -213,16 +242,25 @@ class JobRunner(QObject):
                     log.warning("preparing %s's result for display failed", engine_cls.name, exc_info=True)
             return result
 
-        return self.submit(work, engine_cls.title or engine_cls.name, "engine", on_done,
-                           on_error, meta={"engine": engine_cls.name, "process": in_process, **(meta or {})})
+        return self.submit(
+            work,
+            engine_cls.title or engine_cls.name,
+            "engine",
+            on_done,
+            on_error,
+            meta={"engine": engine_cls.name, "process": in_process, **(meta or {})},
+        )
 
     def warm_up(self, fn: Callable[[], Any], title: str, kind: str = "warm-up") -> Job:
         """Run ``fn()`` where engines run (a worker process, when they run in one), so the
         models it loads are ready for the first engine job and this process stays light."""
         if self.engine_processes and engine_process.runs_in_process(fn):
-            return self.submit(lambda progress, cancel: engine_process.call(engine_process.call_plain, (fn,),
-                                                                            progress, cancel), title, kind,
-                               meta={"process": True})
+            return self.submit(
+                lambda progress, cancel: engine_process.call(engine_process.call_plain, (fn,), progress, cancel),
+                title,
+                kind,
+                meta={"process": True},
+            )
         return self.submit(lambda progress, cancel: fn(), title, kind, meta={"process": False})
 
     def call(self, fn: JobFn, title: str, kind: str = "task", meta: dict | None = None):
@@ -241,8 +279,14 @@ class JobRunner(QObject):
             box["error"] = (message, details)
             loop.quit()
 
-        job = self.submit(lambda progress, cancel: _Captured.run(fn, progress, cancel), title, kind,
-                          on_done=done, on_error=failed, meta={"uncancellable": True, **(meta or {})})
+        job = self.submit(
+            lambda progress, cancel: _Captured.run(fn, progress, cancel),
+            title,
+            kind,
+            on_done=done,
+            on_error=failed,
+            meta={"uncancellable": True, **(meta or {})},
+        )
         cancelled = lambda jid: loop.quit() if jid == job.id else None  # noqa: E731
         self.cancelled.connect(cancelled)
         try:
@@ -297,6 +341,11 @@ class JobRunner(QObject):
             return
         job.fraction, job.message = fraction, message
         self.progress.emit(jid, fraction, message)
+
+    def _on_preview(self, jid: int, rgb, message: str) -> None:
+        job = self.jobs[jid]
+        if job.state == "running":
+            self.preview.emit(jid, rgb, message)
 
     def _finish(self, jid: int, state: str) -> tuple:
         job = self.jobs[jid]

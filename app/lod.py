@@ -17,7 +17,8 @@ stand-ins that are made once, in the worker thread that made the result):
 
 The stand-in geometry is numpy (made off the UI thread, in :func:`app.renderers.prepare`);
 only its PolyData and actor are made on the UI thread, at the first motion.
-"""
+"""  # noqa: E501
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,8 +37,11 @@ def texture_colours(uv: np.ndarray, texture: np.ndarray) -> np.ndarray:
     if tex.ndim == 2:
         tex = np.repeat(tex[:, :, None], 3, 2)
     if tex.dtype != np.uint8:
-        tex = (tex >> 8).astype(np.uint8) if tex.dtype == np.uint16 else \
-            np.clip(tex * (255.0 if tex.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+        tex = (
+            (tex >> 8).astype(np.uint8)
+            if tex.dtype == np.uint16
+            else np.clip(tex * (255.0 if tex.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+        )
     h, w = tex.shape[:2]
     u = np.clip(np.nan_to_num(uv[:, 0]), 0, 1)
     v = np.clip(np.nan_to_num(uv[:, 1]), 0, 1)
@@ -132,8 +136,12 @@ class MeshRule:
         rgb = None
         if "RGB" in full.point_data:
             rgb = np.asarray(full.point_data["RGB"])[:, :3]
-        elif source is not None and getattr(source, "uv", None) is not None and \
-                getattr(source, "texture", None) is not None and len(source.uv) == full.n_points:
+        elif (
+            source is not None
+            and getattr(source, "uv", None) is not None
+            and getattr(source, "texture", None) is not None
+            and len(source.uv) == full.n_points
+        ):
             rgb = texture_colours(source.uv, source.texture)
         if rgb is not None:
             poly.point_data["RGB"] = np.clip(cluster_mean(rgb, self.cluster, self.n), 0, 255).astype(np.uint8)

@@ -7,6 +7,7 @@ open3d and mediapipe load afterwards or when first used. Set
 heavy modules loaded by then, and quit (``=views`` also times loading the 2D, video
 and 3D views); ``benchmarks/startup.py`` uses it.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,8 +34,9 @@ def run_app(files: list[str]) -> int:
 
     probe_mode = os.environ.get("CAPTURE_STUDIO_STARTUP_PROBE", "")
     probe = probe_mode in ("1", "views")
-    window = MainWindow(samples=not probe, recovery=not probe,
-                        views=not probe or probe_mode == "views", warm_up=not probe)
+    window = MainWindow(
+        samples=not probe, recovery=not probe, views=not probe or probe_mode == "views", warm_up=not probe
+    )
     window.show()
     if probe:
         app.processEvents()  # the first paint
@@ -47,8 +49,7 @@ def run_app(files: list[str]) -> int:
             if probe_mode == "views":
                 window.ensure_views()
                 app.processEvents()
-                print(f"views {time.time():.6f} 3d={'yes' if window.viewport is not None else 'no'}",
-                      flush=True)
+                print(f"views {time.time():.6f} 3d={'yes' if window.viewport is not None else 'no'}", flush=True)
             window.confirm_close = False
             window.close()
             app.quit()

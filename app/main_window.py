@@ -9,6 +9,7 @@ test or script may drive (``import_paths``, ``run_engine``, ``save_project``...)
 plain methods; dialogs go through ``QMessageBox``/``QFileDialog`` static functions so
 tests can replace them.
 """
+
 from __future__ import annotations
 
 import logging
@@ -48,9 +49,16 @@ FRAME_ALLOWANCE = (16, 40)
 :data:`PREFERRED_SIZE` (the frame is not known before the window is shown)."""
 STATUS_CHARS = 110
 """Longer status messages are cut here, the whole text going to the notes under the view."""
-EXT_NAMES = {".glb": "glTF binary", ".obj": "Wavefront OBJ", ".ply": "PLY", ".zip": "Avatar bundle",
-             ".png": "PNG (depth: 16-bit mm)", ".npy": "NumPy (float32 m)", ".mp4": "MP4 (H.264)",
-             ".jpg": "JPEG"}
+EXT_NAMES = {
+    ".glb": "glTF binary",
+    ".obj": "Wavefront OBJ",
+    ".ply": "PLY",
+    ".zip": "Avatar bundle",
+    ".png": "PNG (depth: 16-bit mm)",
+    ".npy": "NumPy (float32 m)",
+    ".mp4": "MP4 (H.264)",
+    ".jpg": "JPEG",
+}
 
 
 class MainWindow(ProjectActions, QMainWindow):
@@ -60,8 +68,14 @@ class MainWindow(ProjectActions, QMainWindow):
     project_loaded = Signal()
     views_ready = Signal()
 
-    def __init__(self, settings: settings_mod.Settings | None = None, samples: bool = True,
-                 recovery: bool = True, views: bool = True, warm_up: bool = False) -> None:
+    def __init__(
+        self,
+        settings: settings_mod.Settings | None = None,
+        samples: bool = True,
+        recovery: bool = True,
+        views: bool = True,
+        warm_up: bool = False,
+    ) -> None:
         super().__init__()
         self.settings = settings or settings_mod.Settings()
         self.project = Project()
@@ -96,9 +110,11 @@ class MainWindow(ProjectActions, QMainWindow):
         self.engine_panel = EnginePanel()
         self.jobs_panel = JobsPanel(self.runner)
         self.docks = {}
-        for name, w, area in (("Inputs", self.inputs_panel, Qt.LeftDockWidgetArea),
-                              ("Engine", self.engine_panel, Qt.RightDockWidgetArea),
-                              ("Jobs", self.jobs_panel, Qt.RightDockWidgetArea)):
+        for name, w, area in (
+            ("Inputs", self.inputs_panel, Qt.LeftDockWidgetArea),
+            ("Engine", self.engine_panel, Qt.RightDockWidgetArea),
+            ("Jobs", self.jobs_panel, Qt.RightDockWidgetArea),
+        ):
             self.docks[name] = self._dock(name, w, area)
         self.resizeDocks([self.docks["Inputs"], self.docks["Engine"]], [260, 340], Qt.Horizontal)
         self.fit_to_screen()
@@ -142,8 +158,10 @@ class MainWindow(ProjectActions, QMainWindow):
         if area.height() < h + FRAME_ALLOWANCE[1]:
             h = area.height() - FRAME_ALLOWANCE[1]
         self.resize(w, h)
-        self.move(area.x() + max(0, (area.width() - w - FRAME_ALLOWANCE[0]) // 2),
-                  area.y() + max(0, (area.height() - h - FRAME_ALLOWANCE[1]) // 2))
+        self.move(
+            area.x() + max(0, (area.width() - w - FRAME_ALLOWANCE[0]) // 2),
+            area.y() + max(0, (area.height() - h - FRAME_ALLOWANCE[1]) // 2),
+        )
 
     def show_notes(self, notes: list[str] | None, title: str = "") -> None:
         """Put the notes of what the views show under them (hidden when there are none)."""
@@ -163,7 +181,7 @@ class MainWindow(ProjectActions, QMainWindow):
         """A status message for notes: cut to :data:`STATUS_CHARS`, saying where the rest is."""
         text = " ".join(notes) if notes else fallback
         if len(text) > STATUS_CHARS:
-            text = text[:STATUS_CHARS - 30].rstrip() + "… (full notes under the view)"
+            text = text[: STATUS_CHARS - 30].rstrip() + "… (full notes under the view)"
         self.status(text, ms)
 
     def _bring_engine_forward(self) -> None:
@@ -258,8 +276,11 @@ class MainWindow(ProjectActions, QMainWindow):
         self._sample_jobs.discard(jid)
         samples = set(self.inputs_panel.sample_paths())
         own = [i for i, e in enumerate(self.project.inputs) if any(p not in samples for p in e.paths)]
-        portrait = [i for i, e in enumerate(self.project.inputs)
-                    if e.kind == "Image" and "portrait" in Path(e.paths[0]).stem.lower()]
+        portrait = [
+            i
+            for i, e in enumerate(self.project.inputs)
+            if e.kind == "Image" and "portrait" in Path(e.paths[0]).stem.lower()
+        ]
         rows = own[-1:] or portrait
         if not self._sample_jobs and rows:
             self.inputs_panel.inputs.setCurrentRow(rows[0], QItemSelectionModel.ClearAndSelect)
@@ -300,8 +321,7 @@ class MainWindow(ProjectActions, QMainWindow):
         self.setWindowTitle(f"Capture Studio - {name}{' *' if self.project.dirty else ''}")
 
     # -- import --------------------------------------------------------------------------
-    def import_paths(self, paths, kind: str | None = None, distances: list[float] | None = None,
-                     quiet: bool = False):
+    def import_paths(self, paths, kind: str | None = None, distances: list[float] | None = None, quiet: bool = False):
         """Load files/folders as one input in the background; returns the Job.
 
         ``kind`` "FocalStack"/"ImageSet" says how to read several images; ``distances``
@@ -318,10 +338,14 @@ class MainWindow(ProjectActions, QMainWindow):
             progress(0.8, "Making a thumbnail")
             return obj, thumbnail_of(obj)
 
-        return self.runner.submit(work, f"Import {label}", "import",
-                                  on_done=lambda v: self._imported(entry, *v),
-                                  on_error=lambda m, d: self._import_error(entry, m, d),
-                                  meta={"quiet": True} if quiet else None)
+        return self.runner.submit(
+            work,
+            f"Import {label}",
+            "import",
+            on_done=lambda v: self._imported(entry, *v),
+            on_error=lambda m, d: self._import_error(entry, m, d),
+            meta={"quiet": True} if quiet else None,
+        )
 
     def _imported(self, entry: InputEntry, obj, thumb) -> None:
         entry.kind, entry.obj, entry.thumbnail = type(obj).__name__, obj, thumb
@@ -392,9 +416,11 @@ class MainWindow(ProjectActions, QMainWindow):
             if not rows:
                 raise EngineError("Select an input in the Inputs panel first (import one with File > Import).")
             if len(rows) < cls.min_inputs:
-                raise EngineError(f"{cls.title} needs {cls.min_inputs} inputs "
-                                  f"({', '.join(t.__name__ for t in cls.accepts)}): select them "
-                                  f"together with Ctrl+click in the Inputs panel.")
+                raise EngineError(
+                    f"{cls.title} needs {cls.min_inputs} inputs "
+                    f"({', '.join(t.__name__ for t in cls.accepts)}): select them "
+                    f"together with Ctrl+click in the Inputs panel."
+                )
             params = self.engine_panel.params()
             inputs = [self.project.inputs[r].obj for r in rows]
             cls.check_inputs(inputs)
@@ -403,9 +429,12 @@ class MainWindow(ProjectActions, QMainWindow):
             return None
         values = params.model_dump(mode="json")
         return self.runner.run_engine(
-            cls, inputs, params,
+            cls,
+            inputs,
+            params,
             on_done=lambda result: self._add_result(result, cls, values, rows[0]),
-            on_error=lambda m, d: self.error(f"{cls.title} failed", m, d))
+            on_error=lambda m, d: self.error(f"{cls.title} failed", m, d),
+        )
 
     def remake_result(self, main_item, **changes):
         """Run the engine of the result whose main item is ``main_item`` again, on the same
@@ -417,8 +446,10 @@ class MainWindow(ProjectActions, QMainWindow):
         entry = next((e for e in self.project.results if e.result.main is main_item), None)
         try:
             if entry is None or entry.input is None or not (0 <= entry.input < len(self.project.inputs)):
-                raise EngineError("The input this result was made from is no longer in the Inputs panel; "
-                                  "import it again and run the engine from the Engine panel.")
+                raise EngineError(
+                    "The input this result was made from is no longer in the Inputs panel; "
+                    "import it again and run the engine from the Engine panel."
+                )
             cls = registry.get(entry.engine)
             params = make_params(cls, {**entry.params, **changes})
             inputs = [self.project.inputs[entry.input].obj]
@@ -428,9 +459,12 @@ class MainWindow(ProjectActions, QMainWindow):
         values = params.model_dump(mode="json")
         row = entry.input
         return self.runner.run_engine(
-            cls, inputs, params,
+            cls,
+            inputs,
+            params,
             on_done=lambda result: self._add_result(result, cls, values, row),
-            on_error=lambda m, d: self.error(f"{cls.title} failed", m, d))
+            on_error=lambda m, d: self.error(f"{cls.title} failed", m, d),
+        )
 
     def _add_result(self, result, cls, values: dict, input_row: int | None) -> None:
         n = sum(1 for r in self.project.results if r.engine == cls.name) + 1
@@ -513,8 +547,12 @@ class MainWindow(ProjectActions, QMainWindow):
     def closeEvent(self, event) -> None:
         if self.confirm_close and self.project.dirty and not self.project.empty:
             answer = QMessageBox.question(
-                self, "Save changes?", "Save the project before closing?",
-                QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, QMessageBox.Save)
+                self,
+                "Save changes?",
+                "Save the project before closing?",
+                QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel,
+                QMessageBox.Save,
+            )
             if answer == QMessageBox.Cancel or (answer == QMessageBox.Save and not self.save_project()):
                 event.ignore()
                 return

@@ -3,6 +3,7 @@
 Kept apart from :mod:`app.main_window` so that the window holds the state and the
 actions a test can drive, and this module holds the menu wiring and file dialogs.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,24 +23,49 @@ def build(w) -> None:
 
     bar = w.menuBar()
     f = bar.addMenu("&File")
-    w._act(f, "Import &image...", lambda: import_dialog(w, "image"), "Ctrl+I",
-           "Import a photo (PNG, JPEG, TIFF, WebP, BMP)")
-    w._act(f, "Import &focal stack (files)...", lambda: import_dialog(w, "stack_files"),
-           tip="Import photos of one scene focused at different distances")
-    w._act(f, "Import focal stack (&folder)...", lambda: import_dialog(w, "stack_folder"),
-           tip="Import a folder of focus-bracketed photos (focus.json or *_<metres>.jpg names)")
-    w._act(f, "Import &video...", lambda: import_dialog(w, "video"),
-           tip="Import a video (MP4, AVI, MOV, MKV)")
-    w._act(f, "Import image &set (folder)...", lambda: import_dialog(w, "set"),
-           tip="Import a folder of photos of one scene from many viewpoints")
-    w.synth_action = w._act(f, "New focal stack from &RGB-D...", lambda: new_focal_stack(w),
-                            tip="Render a thin-lens focal stack from a photo and its depth map")
+    w._act(
+        f,
+        "Import &image...",
+        lambda: import_dialog(w, "image"),
+        "Ctrl+I",
+        "Import a photo (PNG, JPEG, TIFF, WebP, BMP)",
+    )
+    w._act(
+        f,
+        "Import &focal stack (files)...",
+        lambda: import_dialog(w, "stack_files"),
+        tip="Import photos of one scene focused at different distances",
+    )
+    w._act(
+        f,
+        "Import focal stack (&folder)...",
+        lambda: import_dialog(w, "stack_folder"),
+        tip="Import a folder of focus-bracketed photos (focus.json or *_<metres>.jpg names)",
+    )
+    w._act(f, "Import &video...", lambda: import_dialog(w, "video"), tip="Import a video (MP4, AVI, MOV, MKV)")
+    w._act(
+        f,
+        "Import image &set (folder)...",
+        lambda: import_dialog(w, "set"),
+        tip="Import a folder of photos of one scene from many viewpoints",
+    )
+    w.synth_action = w._act(
+        f,
+        "New focal stack from &RGB-D...",
+        lambda: new_focal_stack(w),
+        tip="Render a thin-lens focal stack from a photo and its depth map",
+    )
     f.addSeparator()
     w._act(f, "&Open project...", lambda: open_dialog(w), "Ctrl+O")
     w._act(f, "&Save project", lambda: w.save_project(), "Ctrl+S")
     w._act(f, "Save project &as...", lambda: save_as_dialog(w, SUFFIX), "Ctrl+Shift+S")
-    w._act(f, "&Export selected result...", lambda: export_dialog(w), "Ctrl+E",
-           "Write the selected result as OBJ, GLB, PLY, PNG, NPY or MP4")
+    w._act(
+        f,
+        "&Export selected result...",
+        lambda: export_dialog(w),
+        "Ctrl+E",
+        "Write the selected result as OBJ, GLB, PLY, PNG, NPY or MP4",
+    )
     w.recent_menu = f.addMenu("Recent &files")
     w.recent_menu.aboutToShow.connect(lambda: fill_recent(w))
     f.addSeparator()
@@ -51,8 +77,7 @@ def build(w) -> None:
     for d in ("front", "back", "left", "right", "top"):
         w._act(views, d.capitalize(), lambda _c=False, d=d: _viewport(w, "set_view", d))
     w._act(v, "&Screenshot...", lambda: screenshot_dialog(w), "Ctrl+P", "Save the 3D view as a PNG")
-    w.wire_action = w._act(v, "&Wireframe", lambda on: _viewport(w, "set_wireframe", bool(on)),
-                           "W", checkable=True)
+    w.wire_action = w._act(v, "&Wireframe", lambda on: _viewport(w, "set_wireframe", bool(on)), "W", checkable=True)
     w._act(v, "&Background colour...", lambda: background_dialog(w))
     w._act(v, "&Point size...", lambda: point_size_dialog(w))
     v.addSeparator()
@@ -60,8 +85,12 @@ def build(w) -> None:
         v.addAction(dock.toggleViewAction())
 
     s = bar.addMenu("&Settings")
-    w.onnx_action = w._act(s, "ONNX depth model...", lambda: onnx_dialog(w),
-                           tip="A Depth Anything V2 / MiDaS ONNX file for the depth engine's 'onnx' prior")
+    w.onnx_action = w._act(
+        s,
+        "ONNX depth model...",
+        lambda: onnx_dialog(w),
+        tip="A Depth Anything V2 / MiDaS ONNX file for the depth engine's 'onnx' prior",
+    )
     w._act(s, "Clear ONNX depth model", lambda: set_onnx(w, ""))
     h = bar.addMenu("&Help")
     w._act(h, "&About Capture Studio", lambda: about(w))
@@ -106,8 +135,11 @@ def new_focal_stack(w) -> None:
     if not rgb_path:
         return
     depth_path, _ = QFileDialog.getOpenFileName(
-        w, "Depth map for it (NPY in metres or 16-bit PNG in millimetres)", str(Path(rgb_path).parent),
-        "Depth (*.npy *.png)")
+        w,
+        "Depth map for it (NPY in metres or 16-bit PNG in millimetres)",
+        str(Path(rgb_path).parent),
+        "Depth (*.npy *.png)",
+    )
     if not depth_path:
         return
     frames, ok = QInputDialog.getInt(w, "Focal stack", "Number of frames:", 10, 2, 50)
@@ -124,9 +156,11 @@ def new_focal_stack(w) -> None:
         rgb = read_image(rgb_path).rgb8()
         depth = _read_depth(Path(depth_path))
         if depth.shape != rgb.shape[:2]:
-            raise EngineError(f"{Path(depth_path).name} is {depth.shape[1]}x{depth.shape[0]} but "
-                              f"{Path(rgb_path).name} is {rgb.shape[1]}x{rgb.shape[0]}: use a depth map "
-                              f"of the same size as the photo.")
+            raise EngineError(
+                f"{Path(depth_path).name} is {depth.shape[1]}x{depth.shape[0]} but "
+                f"{Path(rgb_path).name} is {rgb.shape[1]}x{rgb.shape[0]}: use a depth map "
+                f"of the same size as the photo."
+            )
         ok = np.isfinite(depth) & (depth > 0)
         if ok.sum() < 16:
             raise EngineError(f"{Path(depth_path).name} holds no valid depth (all zero or NaN).")
@@ -142,9 +176,13 @@ def new_focal_stack(w) -> None:
         synth.write_focal_stack(stack, out)
         return out
 
-    w.runner.submit(work, "New focal stack", "synth",
-                    on_done=lambda folder: w.import_paths([folder], "FocalStack"),
-                    on_error=lambda m, d: w.error("Focal stack failed", m, d))
+    w.runner.submit(
+        work,
+        "New focal stack",
+        "synth",
+        on_done=lambda folder: w.import_paths([folder], "FocalStack"),
+        on_error=lambda m, d: w.error("Focal stack failed", m, d),
+    )
 
 
 def _read_depth(path: Path) -> np.ndarray:
@@ -166,15 +204,15 @@ def _read_depth(path: Path) -> np.ndarray:
 def open_dialog(w) -> None:
     from app.project import SUFFIX
 
-    path, _ = QFileDialog.getOpenFileName(w, "Open project", w.settings.last_dir,
-                                          f"Capture Studio project (*{SUFFIX})")
+    path, _ = QFileDialog.getOpenFileName(w, "Open project", w.settings.last_dir, f"Capture Studio project (*{SUFFIX})")
     if path:
         w.open_project(path)
 
 
 def save_as_dialog(w, suffix: str) -> None:
-    path, _ = QFileDialog.getSaveFileName(w, "Save project as", w.settings.last_dir,
-                                          f"Capture Studio project (*{suffix})")
+    path, _ = QFileDialog.getSaveFileName(
+        w, "Save project as", w.settings.last_dir, f"Capture Studio project (*{suffix})"
+    )
     if path:
         w.save_project(path)
 
@@ -204,13 +242,19 @@ def export_dialog(w, path: str | None = None):
     target = Path(path)
     if target.suffix.lower() not in exts:
         # Appending an extension would write "x.ply.glb" where the user asked for x.ply.
-        w.error("Cannot export", f"{entry.label} cannot be written as {target.suffix or 'a file with no extension'}"
-                f" ({target.name}). Choose one of: {', '.join(exts)}.")
+        w.error(
+            "Cannot export",
+            f"{entry.label} cannot be written as {target.suffix or 'a file with no extension'}"
+            f" ({target.name}). Choose one of: {', '.join(exts)}.",
+        )
         return None
-    return w.runner.submit(lambda progress, cancel: io.export(entry.result, target),
-                           f"Export {target.name}", "export",
-                           on_done=lambda written: w.status("Exported " + ", ".join(p.name for p in written)),
-                           on_error=lambda m, d: w.error("Export failed", m, d))
+    return w.runner.submit(
+        lambda progress, cancel: io.export(entry.result, target),
+        f"Export {target.name}",
+        "export",
+        on_done=lambda written: w.status("Exported " + ", ".join(p.name for p in written)),
+        on_error=lambda m, d: w.error("Export failed", m, d),
+    )
 
 
 def fill_recent(w) -> None:
@@ -221,8 +265,7 @@ def fill_recent(w) -> None:
     recent = w.settings.recent_files
     for p in recent:
         act = menu.addAction(p)
-        act.triggered.connect(lambda _c=False, p=p: w.open_project(p) if p.endswith(SUFFIX)
-                              else w.import_paths([p]))
+        act.triggered.connect(lambda _c=False, p=p: w.open_project(p) if p.endswith(SUFFIX) else w.import_paths([p]))
     if not recent:
         menu.addAction("(none)").setEnabled(False)
     menu.addSeparator()
@@ -258,8 +301,9 @@ def point_size_dialog(w) -> None:
 
 # -- settings, help ----------------------------------------------------------------------------
 def onnx_dialog(w) -> None:
-    path, _ = QFileDialog.getOpenFileName(w, "ONNX monocular depth model", w.settings.onnx_model_path
-                                          or w.settings.last_dir, "ONNX model (*.onnx)")
+    path, _ = QFileDialog.getOpenFileName(
+        w, "ONNX monocular depth model", w.settings.onnx_model_path or w.settings.last_dir, "ONNX model (*.onnx)"
+    )
     if path:
         set_onnx(w, path)
 
@@ -276,16 +320,21 @@ def about_text() -> str:
 
     rows = []
     for e in sorted(registry.engines().values(), key=lambda e: e.name):
-        rows.append(f"<li><b>{e.title or e.name}</b> (<code>{e.name}</code>): accepts "
-                    f"{', '.join(t.__name__ for t in e.accepts)}; produces "
-                    f"{', '.join(t.__name__ for t in e.produces)}</li>")
+        rows.append(
+            f"<li><b>{e.title or e.name}</b> (<code>{e.name}</code>): accepts "
+            f"{', '.join(t.__name__ for t in e.accepts)}; produces "
+            f"{', '.join(t.__name__ for t in e.produces)}</li>"
+        )
     skipped = "".join(f"<li>{p}</li>" for p in registry.problems)
     from app import settings
 
-    return ("<h3>Capture Studio</h3><p>Photos, focal stacks and videos to 3D, offline.</p>"
-            f"<p><b>Engines</b></p><ul>{''.join(rows) or '<li>none</li>'}</ul>"
-            + (f"<p><b>Skipped plug-ins</b></p><ul>{skipped}</ul>" if skipped else "")
-            + f"<p>Log file: {settings.log_file()}</p>" + third_party_text())
+    return (
+        "<h3>Capture Studio</h3><p>Photos, focal stacks and videos to 3D, offline.</p>"
+        f"<p><b>Engines</b></p><ul>{''.join(rows) or '<li>none</li>'}</ul>"
+        + (f"<p><b>Skipped plug-ins</b></p><ul>{skipped}</ul>" if skipped else "")
+        + f"<p>Log file: {settings.log_file()}</p>"
+        + third_party_text()
+    )
 
 
 def third_party_text() -> str:
@@ -294,15 +343,19 @@ def third_party_text() -> str:
     from importlib import resources
 
     parts = ["<p><b>Models shipped with Capture Studio</b></p>"]
-    for title, pkg, rel in (("ICT Face Model Light (USC Institute for Creative Technologies), MIT licence",
-                             "engines.avatar", ("data", "ict", "LICENSE")),
-                            ("MediaPipe Face Landmarker (Google), Apache License 2.0",
-                             "engines.face", ("data", "LICENSE"))):
+    for title, pkg, rel in (
+        (
+            "ICT Face Model Light (USC Institute for Creative Technologies), MIT licence",
+            "engines.avatar",
+            ("data", "ict", "LICENSE"),
+        ),
+        ("MediaPipe Face Landmarker (Google), Apache License 2.0", "engines.face", ("data", "LICENSE")),
+    ):
         try:
             text = resources.files(pkg).joinpath(*rel).read_text()
         except (OSError, ModuleNotFoundError):
             continue
-        first = "\n".join(text.strip().splitlines()[:24 if "MIT" in title else 12])
+        first = "\n".join(text.strip().splitlines()[: 24 if "MIT" in title else 12])
         parts.append(f"<p><i>{html.escape(title)}</i></p><pre style='font-size:8pt'>{html.escape(first)}</pre>")
     return "".join(parts)
 

@@ -25,6 +25,7 @@ new coordinates). Threads and hand-offs:
 Hair and extra parts (eyes, teeth) have no skin in the viewport: they follow the head by
 the ``Head`` joint's rigid transform (``actor.user_matrix``), as the GLB binds them.
 """
+
 from __future__ import annotations
 
 import logging
@@ -172,8 +173,9 @@ def open_source(spec: SourceSpec):
     return _VideoFileSource(spec.path, spec.loop)
 
 
-def preview_image(frame: np.ndarray | None, landmarks: np.ndarray | None,
-                  size: tuple[int, int] = (PREVIEW_W, PREVIEW_H)) -> np.ndarray | None:
+def preview_image(
+    frame: np.ndarray | None, landmarks: np.ndarray | None, size: tuple[int, int] = (PREVIEW_W, PREVIEW_H)
+) -> np.ndarray | None:
     """The frame scaled to fit ``size`` with the tracked landmarks drawn (green dots)."""
     if frame is None:
         return None
@@ -182,8 +184,9 @@ def preview_image(frame: np.ndarray | None, landmarks: np.ndarray | None,
     cv2 = cv2_module()
     h, w = frame.shape[:2]
     s = min(size[0] / w, size[1] / h)
-    out = cv2.resize(frame, (max(1, round(w * s)), max(1, round(h * s))),
-                     interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    out = cv2.resize(
+        frame, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    )
     if landmarks is not None and len(landmarks):
         pts = np.round((np.asarray(landmarks)[:, :2] + 0.5) * s - 0.5).astype(np.int32)
         oh, ow = out.shape[:2]
@@ -205,8 +208,9 @@ class _Signals(QtCore.QObject):
     opened = QtCore.Signal(str)
 
 
-def track_loop(spec: SourceSpec, avatar, commands: "queue.SimpleQueue", sig: _Signals, progress, cancel,
-               options=None) -> dict:
+def track_loop(
+    spec: SourceSpec, avatar, commands: "queue.SimpleQueue", sig: _Signals, progress, cancel, options=None
+) -> dict:
     """The tracking job (runs on a JobRunner pool thread): source -> LiveSession -> packets."""
     from engines.puppet import LiveSession, TrackOptions
 
@@ -248,8 +252,9 @@ def track_loop(spec: SourceSpec, avatar, commands: "queue.SimpleQueue", sig: _Si
             stamps.append(time.perf_counter())
             fps = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 and stamps[-1] > stamps[0] else 0.0
             rec = len(session._recording) if session.recording else 0
-            pkt = Packet(pose, preview_image(frame, pose.landmarks), t_read, fps, session.frames,
-                         session.missed, src.late, rec)
+            pkt = Packet(
+                pose, preview_image(frame, pose.landmarks), t_read, fps, session.frames, session.missed, src.late, rec
+            )
             sig.packet.emit(pkt)
             if stamps[-1] - reported > 1.0:  # the Jobs panel's line once a second (a repaint each)
                 reported = stamps[-1]
@@ -361,8 +366,9 @@ class PerformPanel(QtWidgets.QWidget):
         self.start_button.setToolTip("Start tracking: the avatar follows the source live")
         self.start_button.clicked.connect(self.toggle_tracking)
         self.calibrate_button = QtWidgets.QPushButton("Neutral calibration")
-        self.calibrate_button.setToolTip("Hold a relaxed face, looking ahead, and press: the last second "
-                                         "becomes the rest face and head pose")
+        self.calibrate_button.setToolTip(
+            "Hold a relaxed face, looking ahead, and press: the last second becomes the rest face and head pose"
+        )
         self.calibrate_button.clicked.connect(self.calibrate)
         row.addWidget(self.loop_box)
         row.addStretch(1)
@@ -395,8 +401,9 @@ class PerformPanel(QtWidgets.QWidget):
         self.play_button.setToolTip("Play the recorded take on the avatar (live tracking is paused on screen)")
         self.play_button.toggled.connect(self._play_toggled)
         self.export_button = QtWidgets.QPushButton("Export…")
-        self.export_button.setToolTip("Write the take: an animated GLB (morph weights and head/eye rotations) "
-                                      "or an MP4 of the render")
+        self.export_button.setToolTip(
+            "Write the take: an animated GLB (morph weights and head/eye rotations) or an MP4 of the render"
+        )
         self.export_button.clicked.connect(lambda: self.export())
         row.addWidget(self.record_button)
         row.addWidget(self.play_button)
@@ -487,9 +494,13 @@ class PerformPanel(QtWidgets.QWidget):
         self.refresh_button.setEnabled(False)
         self.no_camera.hide()
         self._set_state("Looking for cameras…")
-        self.runner.submit(lambda progress, cancel: camera.list_cameras(), "Look for cameras", "task",
-                           on_done=self._cameras_found,
-                           on_error=lambda m, d: self._cameras_found([], m))
+        self.runner.submit(
+            lambda progress, cancel: camera.list_cameras(),
+            "Look for cameras",
+            "task",
+            on_done=self._cameras_found,
+            on_error=lambda m, d: self._cameras_found([], m),
+        )
 
     def _cameras_found(self, cams, error: str = "") -> None:
         self.cameras = list(cams)
@@ -504,8 +515,10 @@ class PerformPanel(QtWidgets.QWidget):
         if keep is not None and keep.path is not None:
             self.source_combo.setCurrentIndex(self.source_combo.count() - 1)
         if not self.cameras:
-            self.no_camera.setText("No camera was found. Connect a webcam and press Refresh, or perform "
-                                   "from a video file: press “Video file…”." + (f" ({error})" if error else ""))
+            self.no_camera.setText(
+                "No camera was found. Connect a webcam and press Refresh, or perform "
+                "from a video file: press “Video file…”." + (f" ({error})" if error else "")
+            )
             self.no_camera.show()
             self._set_state("No camera: choose a video file.")
         else:
@@ -572,9 +585,13 @@ class PerformPanel(QtWidgets.QWidget):
         self._apply_times.clear()
         self._set_state(f"Opening {spec.label}…")
         self._tracked_avatar = avatar
-        self.job = self.runner.submit(lambda progress, cancel: track_loop(spec, avatar, commands, sig, progress, cancel),
-                                      f"Perform ({spec.label})", "perform", on_done=self._tracking_ended,
-                                      on_error=self._tracking_failed)
+        self.job = self.runner.submit(
+            lambda progress, cancel: track_loop(spec, avatar, commands, sig, progress, cancel),
+            f"Perform ({spec.label})",
+            "perform",
+            on_done=self._tracking_ended,
+            on_error=self._tracking_failed,
+        )
         self.runner.cancelled.connect(self._maybe_cancelled)
         self._update_buttons()
 
@@ -649,8 +666,9 @@ class PerformPanel(QtWidgets.QWidget):
         if pkt.preview is not None:
             pm = _to_pixmap(pkt.preview)
             if pm.width() < self.preview.width() - 8 and pm.height() < self.preview.height() - 8:
-                pm = pm.scaled(self.preview.width() - 4, self.preview.height() - 4, Qt.KeepAspectRatio,
-                               Qt.SmoothTransformation)
+                pm = pm.scaled(
+                    self.preview.width() - 4, self.preview.height() - 4, Qt.KeepAspectRatio, Qt.SmoothTransformation
+                )
             self.preview.setPixmap(pm)
         self.last_latency_ms = (time.perf_counter() - pkt.t_read) * 1000
         now = time.perf_counter()
@@ -667,7 +685,8 @@ class PerformPanel(QtWidgets.QWidget):
             f"Tracking {pkt.fps:.1f} fps · display {disp:.0f} fps · {t.get('total', 0):.0f} ms a frame · "
             f"latency {self.last_latency_ms:.0f} ms\nMissed {missed} of {pkt.frames + pkt.late} frames "
             f"(no face {pkt.missed}, tracker late {pkt.late}){rec}"
-            + ("" if pose.tracked else " · no face: holding the last pose"))
+            + ("" if pose.tracked else " · no face: holding the last pose")
+        )
 
     def _head_matrix(self, R: np.ndarray) -> np.ndarray | None:
         avatar = self.avatar
@@ -713,8 +732,10 @@ class PerformPanel(QtWidgets.QWidget):
     # -- takes -------------------------------------------------------------------------------
     def _on_take(self, take) -> None:
         self.set_take(take)
-        self._message(f"Take {take.name}: {len(take)} frames, {take.duration:.2f} s"
-                      + (f", {take.missed} missed (pose held)" if take.missed else ""))
+        self._message(
+            f"Take {take.name}: {len(take)} frames, {take.duration:.2f} s"
+            + (f", {take.missed} missed (pose held)" if take.missed else "")
+        )
         self.take_recorded.emit(take)
         self._add_to_results(take)
 
@@ -833,8 +854,7 @@ class PerformPanel(QtWidgets.QWidget):
                 self._apply_times.popleft()
             if now - self._stats_at >= 0.25:
                 self._stats_at = now
-                self.stats.setText(f"Playing back: frame {i + 1} of {len(t)} · display "
-                                   f"{len(self._apply_times)} fps\n ")
+                self.stats.setText(f"Playing back: frame {i + 1} of {len(t)} · display {len(self._apply_times)} fps\n ")
         if pos >= t[-1]:
             self.play_button.setChecked(False)
 
@@ -875,20 +895,29 @@ class PerformPanel(QtWidgets.QWidget):
                 settings.last_dir = str(Path(path).parent)
         target = Path(path)
         if target.suffix.lower() not in EXPORT_FILTERS:
-            self._error("Cannot export", f"A take is written as {' or '.join(EXPORT_FILTERS)}, not "
-                        f"{target.suffix or 'a file with no extension'} ({target.name}).")
+            self._error(
+                "Cannot export",
+                f"A take is written as {' or '.join(EXPORT_FILTERS)}, not "
+                f"{target.suffix or 'a file with no extension'} ({target.name}).",
+            )
             return None
         if target.resolve() in self._input_paths():
-            self._error("Cannot export", f"{target.name} is an input of this take: choose another name, "
-                        "the input is never overwritten.")
+            self._error(
+                "Cannot export",
+                f"{target.name} is an input of this take: choose another name, the input is never overwritten.",
+            )
             return None
         take = self.take
         from engines import io
 
         self._set_state(f"Exporting {target.name}…")
-        return self.runner.submit(lambda progress, cancel: io.export(take, target), f"Export {target.name}", "export",
-                                  on_done=lambda written: self._message("Exported " + ", ".join(p.name for p in written)),
-                                  on_error=lambda m, d: self._error("Export failed", m))
+        return self.runner.submit(
+            lambda progress, cancel: io.export(take, target),
+            f"Export {target.name}",
+            "export",
+            on_done=lambda written: self._message("Exported " + ", ".join(p.name for p in written)),
+            on_error=lambda m, d: self._error("Export failed", m),
+        )
 
     # -- life --------------------------------------------------------------------------------
     def avatar_changed(self) -> None:

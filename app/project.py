@@ -37,6 +37,7 @@ Autosave writes the same format to ``settings.autosave_path()``; :func:`remove_p
 removes a project file with its results folder, :func:`set_aside` renames both out of the
 way (a damaged autosave).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -122,8 +123,10 @@ def _damaged(path: Path, e: ValidationError) -> EngineError:
     first = errs[0]
     where = "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in first["loc"]).lstrip(".") or "the file"
     more = f" (and {len(errs) - 1} more problem{'s' if len(errs) > 2 else ''})" if len(errs) > 1 else ""
-    return EngineError(f"{path.name} is damaged and cannot be opened: {where}: {first['msg'].lower()}{more}. "
-                       "Open a backup copy of the project, or import the inputs again.")
+    return EngineError(
+        f"{path.name} is damaged and cannot be opened: {where}: {first['msg'].lower()}{more}. "
+        "Open a backup copy of the project, or import the inputs again."
+    )
 
 
 class Project:
@@ -185,12 +188,19 @@ class Project:
             path = path.with_name(path.name + SUFFIX)
         rdir = results_dir(path)
         doc = {
-            "format": FORMAT, "version": VERSION, "saved": time.time(),
-            "engine": engine, "params": params,
+            "format": FORMAT,
+            "version": VERSION,
+            "saved": time.time(),
+            "engine": engine,
+            "params": params,
             "inputs": [
-                {"kind": e.kind, "paths": [str(p) for p in e.paths],
-                 "relative_paths": [_relative(p, path.parent) for p in e.paths],
-                 "label": e.label, "focus_distances": e.focus_distances}
+                {
+                    "kind": e.kind,
+                    "paths": [str(p) for p in e.paths],
+                    "relative_paths": [_relative(p, path.parent) for p in e.paths],
+                    "label": e.label,
+                    "focus_distances": e.focus_distances,
+                }
                 for e in inputs
             ],
             "results": [],
@@ -203,10 +213,17 @@ class Project:
                 tree = encode(_with_copied_videos(r.result, rdir, i, ws), arrays, "r", rdir)
                 np.savez_compressed(ws.add(rdir / name), **arrays)
                 keep.add(name)
-                doc["results"].append({
-                    "engine": r.engine, "params": r.params, "label": r.label, "input": r.input,
-                    "created": r.created, "file": f"{rdir.name}/{name}", "tree": tree,
-                })
+                doc["results"].append(
+                    {
+                        "engine": r.engine,
+                        "params": r.params,
+                        "label": r.label,
+                        "input": r.input,
+                        "created": r.created,
+                        "file": f"{rdir.name}/{name}",
+                        "tree": tree,
+                    }
+                )
             ws.add(path, main=True).write_text(json.dumps(doc, indent=1, default=_json_default), encoding="utf-8")
         if rdir.is_dir():
             for old in rdir.glob("result_*.npz"):
@@ -259,17 +276,25 @@ class Project:
             what = f"result {n}" + (f" ({r.label})" if r.label else "")
             try:
                 f = _result_file(path, r.file, what)
-                arrays = limits.load_npz(f, f, limits.Budget(f, min(limits.current().max_bytes,
-                                                                     budget.limit - budget.used)))
+                arrays = limits.load_npz(
+                    f, f, limits.Budget(f, min(limits.current().max_bytes, budget.limit - budget.used))
+                )
                 budget.take(sum(a.nbytes for a in arrays.values()))
                 result = _decode_result(r.tree, arrays, f.parent, path, what)
             except EngineError as e:
                 msg = str(e)
                 p.problems.append(msg if msg.startswith(f"{path.name}:") else f"{path.name}: {what}: {msg}")
                 continue
-            p.results.append(ResultEntry(result, r.engine, r.params, r.label,
-                                         r.input if r.input is not None and 0 <= r.input < len(p.inputs) else None,
-                                         r.created if r.created is not None else time.time()))
+            p.results.append(
+                ResultEntry(
+                    result,
+                    r.engine,
+                    r.params,
+                    r.label,
+                    r.input if r.input is not None and 0 <= r.input < len(p.inputs) else None,
+                    r.created if r.created is not None else time.time(),
+                )
+            )
         p.path, p.dirty = path, False
         return p
 
@@ -298,15 +323,19 @@ def _result_file(project: Path, file: str, what: str) -> Path:
     folder named after the project file as it is now (the project was renamed)."""
     rel = PurePosixPath(file.replace("\\", "/"))
     if rel.is_absolute() or ".." in rel.parts or not rel.parts or rel.suffix != ".npz":
-        raise EngineError(f"{project.name}: {what} points at {file}, which is not a results file in the project's "
-                          "folder; it was left out.")
+        raise EngineError(
+            f"{project.name}: {what} points at {file}, which is not a results file in the project's "
+            "folder; it was left out."
+        )
     here = results_dir(project)
     for cand in (project.parent / rel, here / rel.name):
         if cand.is_file():
             return cand
     looked = here.name if rel.parent.name in ("", here.name) else f"{here.name} and {rel.parent}"
-    raise EngineError(f"{project.name}: {what} is missing: {rel.name} is not in {looked} next to the project file. "
-                      f"Keep the results folder beside the project file, named {here.name}.")
+    raise EngineError(
+        f"{project.name}: {what} is missing: {rel.name} is not in {looked} next to the project file. "
+        f"Keep the results folder beside the project file, named {here.name}."
+    )
 
 
 def _decode_result(tree, arrays, base: Path, project: Path, what: str) -> Result:
@@ -340,10 +369,10 @@ def set_aside(path: str | os.PathLike) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     ext = next((x for x in (SUFFIX, ".json") if path.name.endswith(x)), "")
     stem = path.name[: len(path.name) - len(ext)]
-    k, new = 1, path.with_name(f"{stem}.damaged-{stamp}{path.name[len(stem):]}")
+    k, new = 1, path.with_name(f"{stem}.damaged-{stamp}{path.name[len(stem) :]}")
     while new.exists() or results_dir(new).exists():
         k += 1
-        new = path.with_name(f"{stem}.damaged-{stamp}-{k}{path.name[len(stem):]}")
+        new = path.with_name(f"{stem}.damaged-{stamp}-{k}{path.name[len(stem) :]}")
     rdir = results_dir(path)
     os.replace(path, new)
     if rdir.is_dir():
@@ -393,8 +422,7 @@ def _with_copied_videos(result: Result, rdir: Path, index: int, ws=None) -> Resu
 def _types() -> dict[str, type]:
     import engines.types as t
 
-    out = {c.__name__: c for c in vars(t).values()
-           if isinstance(c, type) and dataclasses.is_dataclass(c)}
+    out = {c.__name__: c for c in vars(t).values() if isinstance(c, type) and dataclasses.is_dataclass(c)}
     out["Result"] = Result
     return out
 
@@ -415,15 +443,19 @@ def encode(obj, arrays: dict, key: str, base: Path | None = None):
             return {"__path__": obj.name, "relative": True}
         return {"__path__": str(obj)}
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {"__type__": type(obj).__name__,
-                "fields": {f.name: encode(getattr(obj, f.name), arrays, f"{key}.{f.name}", base)
-                           for f in dataclasses.fields(obj)}}
+        return {
+            "__type__": type(obj).__name__,
+            "fields": {
+                f.name: encode(getattr(obj, f.name), arrays, f"{key}.{f.name}", base) for f in dataclasses.fields(obj)
+            },
+        }
     if isinstance(obj, dict):
-        return {"__dict__": [[str(k), encode(v, arrays, f"{key}[{k}]", base)]
-                             for k, v in obj.items()]}
+        return {"__dict__": [[str(k), encode(v, arrays, f"{key}[{k}]", base)] for k, v in obj.items()]}
     if isinstance(obj, (list, tuple)):
-        return {"__list__": [encode(v, arrays, f"{key}[{i}]", base) for i, v in enumerate(obj)],
-                "tuple": isinstance(obj, tuple)}
+        return {
+            "__list__": [encode(v, arrays, f"{key}[{i}]", base) for i, v in enumerate(obj)],
+            "tuple": isinstance(obj, tuple),
+        }
     raise TypeError(f"cannot save a {type(obj).__name__} ({key}) in a project")
 
 
@@ -471,8 +503,9 @@ def load_entry(entry: InputEntry):
         raise EngineError(f"{entry.label or 'An input'}: not enough memory to read it again.") from None
     except Exception as e:
         log.info("re-reading input %r failed", entry.label, exc_info=True)
-        raise EngineError(f"{entry.label or 'An input'} could not be read again ({type(e).__name__}: {e}). "
-                          "Import it again.") from None
+        raise EngineError(
+            f"{entry.label or 'An input'} could not be read again ({type(e).__name__}: {e}). Import it again."
+        ) from None
 
 
 def _load_entry(entry: InputEntry):

@@ -5,6 +5,7 @@ type is adding one function and one entry. The frame and shading conventions are
 in :mod:`app.viewport`, which owns the widget; this module holds the drawing rules and the
 geometry helpers they need (vertex normals, inside-out detection, strand shading).
 """
+
 from __future__ import annotations
 
 import weakref
@@ -107,6 +108,7 @@ def _rgb8(colors: np.ndarray) -> np.ndarray:
 def texture_rows(pixels: np.ndarray) -> tuple[np.ndarray, int, int]:
     """(texels bottom row first, as VTK reads them: (w*h) x C uint8, width, height) of a
     texture picture whose numpy row 0 is its top (v = 1); cached, made ahead by :func:`prepare`."""
+
     def make():
         arr = np.asarray(pixels)
         img = arr if arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[2] in (3, 4) else Image(arr).rgb8()
@@ -299,8 +301,16 @@ def depth_surface(depth: DepthMap) -> DepthArrays:
             rgb = _rgb8(px if px.dtype != np.uint16 else (px >> 8).astype(np.uint8))
         face_conf = surf.confidence[surf.faces].min(1) if len(surf.faces) else np.zeros(0, np.float32)
         solver = VertexNormals(surf.faces, len(surf.vertices))
-        return DepthArrays(surf.vertices, surf.faces, face_conf, surf.confidence, rgb, solver,
-                           solver(surf.vertices), depth.confidence is not None)
+        return DepthArrays(
+            surf.vertices,
+            surf.faces,
+            face_conf,
+            surf.confidence,
+            rgb,
+            solver,
+            solver(surf.vertices),
+            depth.confidence is not None,
+        )
 
     return _cached(depth, "surface", make)
 
@@ -333,8 +343,9 @@ def draw_depth(view: "Viewport", depth: DepthMap, key: str) -> list[str]:
     thr, fade = view.confidence_threshold, view.fade_low_confidence
     if len(arr.faces) == 0:  # no neighbours at similar depth: points
         keep = arr.vertex_confidence >= thr if arr.has_confidence and not fade else slice(None)
-        keys = draw_points(view, PointCloud(arr.vertices[keep], None if arr.rgb is None else arr.rgb[keep],
-                                            name=depth.name), key)
+        keys = draw_points(
+            view, PointCloud(arr.vertices[keep], None if arr.rgb is None else arr.rgb[keep], name=depth.name), key
+        )
         if keys:
             view._items[key].camera = camera
         return keys
@@ -342,8 +353,18 @@ def draw_depth(view: "Viewport", depth: DepthMap, key: str) -> list[str]:
     poly.point_data["Normals"] = arr.point_normals
     poly.point_data.active_normals_name = "Normals"
     poly.point_data["RGB"] = depth_colours(arr, thr, fade)
-    actor = view.plotter.add_mesh(poly, scalars="RGB", rgb=True, show_scalar_bar=False, reset_camera=False, render=False,
-                                  name=key, ambient=0.45, diffuse=0.55, specular=0.0)
+    actor = view.plotter.add_mesh(
+        poly,
+        scalars="RGB",
+        rgb=True,
+        show_scalar_bar=False,
+        reset_camera=False,
+        render=False,
+        name=key,
+        ambient=0.45,
+        diffuse=0.55,
+        specular=0.0,
+    )
     actor.prop.interpolation = "gouraud"
     actor.prop.backface_culling = False
     view._items[key] = _Item(actor, poly, arr.normals, depth=arr, camera=camera, source=depth)
@@ -387,8 +408,16 @@ def strand_arrays(strands: Strands, limit: int | None = None) -> tuple[np.ndarra
     lines = np.empty((s, p + 1), np.int64)
     lines[:, 0] = p
     lines[:, 1:] = np.arange(s * p, dtype=np.int64).reshape(s, p)
-    cols = strand_colors(Strands(pts, None if strands.colors is None else np.asarray(strands.colors)[sel]
-                                 if len(strands.colors) == len(strands.points) else strands.colors))
+    cols = strand_colors(
+        Strands(
+            pts,
+            None
+            if strands.colors is None
+            else np.asarray(strands.colors)[sel]
+            if len(strands.colors) == len(strands.points)
+            else strands.colors,
+        )
+    )
     return np.ascontiguousarray(pts.reshape(-1, 3), np.float32), lines.ravel(), cols
 
 
@@ -402,9 +431,18 @@ def draw_strands(view: "Viewport", strands: Strands, key: str) -> list[str]:
     poly = pv.PolyData(points.copy(), lines=lines)
     poly.point_data["RGB"] = cols
     actor = view.plotter.add_mesh(
-        poly, scalars="RGB", rgb=True, show_scalar_bar=False, reset_camera=False, render=False, name=key,
-        line_width=view.line_width, render_lines_as_tubes=view.strand_tubes,
-        ambient=0.3, diffuse=0.7, specular=0.2,
+        poly,
+        scalars="RGB",
+        rgb=True,
+        show_scalar_bar=False,
+        reset_camera=False,
+        render=False,
+        name=key,
+        line_width=view.line_width,
+        render_lines_as_tubes=view.strand_tubes,
+        ambient=0.3,
+        diffuse=0.7,
+        specular=0.2,
     )
     view._items[key] = _Item(actor, poly, source=strands)
     return [key]
@@ -415,8 +453,12 @@ def replace_strands(view: "Viewport", key: str, strands: Strands | None) -> str 
     points, lines and colours are swapped in place and one frame is rendered. Falls back to
     drawing afresh when nothing suitable is drawn there; ``None`` or no strands removes it."""
     item = view._items.get(key)
-    if strands is None or np.asarray(strands.points).ndim != 3 or len(strands.points) == 0 \
-            or strands.points.shape[1] < 2:
+    if (
+        strands is None
+        or np.asarray(strands.points).ndim != 3
+        or len(strands.points) == 0
+        or strands.points.shape[1] < 2
+    ):
         if key in view._items or key in view._groups:
             view.remove(key)
         return None
@@ -458,8 +500,12 @@ def replace_skin(view: "Viewport", key: str, mesh: Mesh) -> bool:
     textured = mesh.uv is not None and mesh.texture is not None and len(mesh.uv) == len(mesh.vertices)
     if textured and item.actor.texture is not None:
         item.actor.texture = _texture(mesh.texture, mipmap=not view.software_gl)
-    elif not textured and mesh.vertex_colors is not None and "RGB" in item.poly.point_data \
-            and len(mesh.vertex_colors) == item.poly.n_points:
+    elif (
+        not textured
+        and mesh.vertex_colors is not None
+        and "RGB" in item.poly.point_data
+        and len(mesh.vertex_colors) == item.poly.n_points
+    ):
         item.poly.point_data["RGB"][:] = _rgb8(mesh.vertex_colors)
         item.poly.Modified()
     else:

@@ -9,6 +9,7 @@ reported at start-up, and start-up goes on.
 A mix-in for :class:`app.main_window.MainWindow` (it uses the window's project, runner,
 panels, settings and message helpers); the file format itself is in :mod:`app.project`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -35,16 +36,16 @@ class ProjectActions:
         if path is None:
             path = self.project.path
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Save project", self.settings.last_dir,
-                                                  f"Capture Studio project (*{SUFFIX})")
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Save project", self.settings.last_dir, f"Capture Studio project (*{SUFFIX})"
+            )
             if not path:
                 return None
         project = self.project
         try:
             # Written by a pool thread while the window keeps repainting (issue 15: a 72 MB
             # save froze it for 5.8 s); the call returns once the file is complete.
-            saved = self.runner.call(lambda progress, cancel: project.save(path),
-                                     f"Save {Path(path).name}", "save")
+            saved = self.runner.call(lambda progress, cancel: project.save(path), f"Save {Path(path).name}", "save")
         except (OSError, TypeError, EngineError) as e:
             self.error("Save failed", f"Could not save the project to {path}: {e}")
             return None
@@ -95,9 +96,10 @@ class ProjectActions:
         else:
             self.settings.add_recent(project.path)
         self.show_notes(None)
-        if recovered and project.results:
+        if project.results:
             # Where the session left off: its last result on screen, not an empty view until
-            # one is clicked (issue 15). Results need no inputs to be drawn.
+            # one is clicked (issue 15), for an opened project as for a recovered one.
+            # Results need no inputs to be drawn.
             self.inputs_panel.results.setCurrentRow(len(project.results) - 1)
 
         def work(progress, cancel):
@@ -120,20 +122,30 @@ class ProjectActions:
                 if err is None:
                     e.obj, e.thumbnail = obj, thumb
                     self.project.inputs.append(e)
-                    self.inputs_panel.add_input(e.label, describe(obj), thumb,
-                                                list(getattr(obj, "notes", []) or []))
+                    self.inputs_panel.add_input(e.label, describe(obj), thumb, list(getattr(obj, "notes", []) or []))
             if missing:
-                self.error("Some inputs could not be re-read",
-                           "The results are kept; these inputs are missing:\n" + "\n".join(missing))
+                self.error(
+                    "Some inputs could not be re-read",
+                    "The results are kept; these inputs are missing:\n" + "\n".join(missing),
+                )
             if problems:
-                self.error("Some results could not be opened",
-                           "The rest of the project is open; these results are left out:\n" + "\n".join(problems))
+                self.error(
+                    "Some results could not be opened",
+                    "The rest of the project is open; these results are left out:\n" + "\n".join(problems),
+                )
+            if not self.project.results and self.project.inputs and self.inputs_panel.inputs.currentRow() < 0:
+                self.inputs_panel.inputs.setCurrentRow(0)  # nothing to show otherwise
             self.project.dirty = recovered
             self._update_title()
             self.project_loaded.emit()
 
-        self.runner.submit(work, f"Open {Path(path).name}", "project", on_done=done,
-                           on_error=lambda m, d: self.error("Open failed", m, d))
+        self.runner.submit(
+            work,
+            f"Open {Path(path).name}",
+            "project",
+            on_done=done,
+            on_error=lambda m, d: self.error("Open failed", m, d),
+        )
         self._update_title()
         return True
 
@@ -149,10 +161,14 @@ class ProjectActions:
         def done(path):
             self._autosaved_revision = revision
 
-        job = self.runner.submit(lambda progress, cancel: project.save(target, remember=False),
-                                 "Autosave", "autosave", on_done=done,
-                                 on_error=lambda m, d: log.warning("autosave failed: %s\n%s", m, d),
-                                 meta={"quiet": True})
+        job = self.runner.submit(
+            lambda progress, cancel: project.save(target, remember=False),
+            "Autosave",
+            "autosave",
+            on_done=done,
+            on_error=lambda m, d: log.warning("autosave failed: %s\n%s", m, d),
+            meta={"quiet": True},
+        )
         return job
 
     def offer_recovery(self) -> bool:
@@ -174,9 +190,12 @@ class ProjectActions:
                 self._set_aside_autosave(path, str(e))
                 return False
             answer = QMessageBox.question(
-                self, "Recover session?",
+                self,
+                "Recover session?",
                 f"Capture Studio did not close cleanly. Recover the session autosaved at {when}?",
-                QMessageBox.Yes | QMessageBox.No, QMessageBox.Yes)
+                QMessageBox.Yes | QMessageBox.No,
+                QMessageBox.Yes,
+            )
             if answer == QMessageBox.Yes:
                 return self._adopt_project(project, path, recovered=True)
             remove_project_files(path)
@@ -193,5 +212,7 @@ class ProjectActions:
             remove_project_files(path)
             where = "It could not be kept, so it was removed."
         log.warning("damaged autosave %s: %s", path, reason)
-        self.error("Autosave could not be recovered",
-                   f"The session autosaved before Capture Studio last closed cannot be recovered: {reason} {where}")
+        self.error(
+            "Autosave could not be recovered",
+            f"The session autosaved before Capture Studio last closed cannot be recovered: {reason} {where}",
+        )

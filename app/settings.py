@@ -9,6 +9,7 @@ Stored keys: recent files, the ONNX depth model chosen for the depth engine's ``
 prior, the last folder used in file dialogs, and the time of the last clean exit (used
 to decide whether an autosave is a crash leftover worth recovering).
 """
+
 from __future__ import annotations
 
 import json

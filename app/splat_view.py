@@ -10,6 +10,7 @@ translucent geometry is drawn without depth writes and in array order, so the po
 re-sorted by depth along the view direction whenever the camera has moved before a render
 (an argsort, ~10 ms for 100k splats). Splats fainter than 1/255 are left out.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -33,8 +34,13 @@ def splat_arrays(splat: Splat) -> dict[str, np.ndarray]:
         keep = keep[np.argsort(-op[keep])[:MAX_SHOWN_SPLATS]]
     q = splat.rotations[keep].astype(np.float32)
     q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
-    return dict(points=splat.positions[keep].astype(np.float32), scale=splat.scales[keep].astype(np.float32),
-                rotation=q, opacity=op[keep].astype(np.float32), RGB=splat.base_colors()[keep])
+    return dict(
+        points=splat.positions[keep].astype(np.float32),
+        scale=splat.scales[keep].astype(np.float32),
+        rotation=q,
+        opacity=op[keep].astype(np.float32),
+        RGB=splat.base_colors()[keep],
+    )
 
 
 def back_to_front(points: np.ndarray, camera_position, focal_point) -> np.ndarray:
@@ -46,7 +52,9 @@ def back_to_front(points: np.ndarray, camera_position, focal_point) -> np.ndarra
 
 def draw_splat(view: "Viewport", splat: Splat, key: str) -> list[str]:
     """Oriented, depth-sorted Gaussians (see the module docstring)."""
-    import vtk
+    # The two classes from their own modules: ``import vtk`` loads every VTK module, 0.9-2 s
+    # on the UI thread the first time a splat is drawn (issue 15).
+    from vtkmodules.vtkRenderingCore import vtkActor, vtkPointGaussianMapper
 
     from app.renderers import _Item
 
@@ -56,7 +64,7 @@ def draw_splat(view: "Viewport", splat: Splat, key: str) -> list[str]:
     poly = pv.PolyData(arrays["points"].copy())
     for name in ("scale", "rotation", "opacity", "RGB"):
         poly.point_data[name] = arrays[name]
-    mapper = vtk.vtkPointGaussianMapper()
+    mapper = vtkPointGaussianMapper()
     mapper.SetInputData(poly)
     mapper.SetAnisotropic(True)
     mapper.SetScaleArray("scale")
@@ -68,7 +76,7 @@ def draw_splat(view: "Viewport", splat: Splat, key: str) -> list[str]:
     mapper.SelectColorArray("RGB")
     mapper.SetColorModeToDirectScalars()
     mapper.ScalarVisibilityOn()
-    actor = vtk.vtkActor()
+    actor = vtkActor()
     actor.SetMapper(mapper)
     actor.GetProperty().SetLighting(False)
     view.plotter.add_actor(actor, name=key, reset_camera=False)

@@ -9,6 +9,7 @@ load into memory. Slider drags are coalesced (only the latest position is decode
 click on the timeline goes to the frame under the pointer (Qt's default is a page of 10
 frames towards it). Side by side, each pane has a caption: the source video, the result.
 """
+
 from __future__ import annotations
 
 import os
@@ -161,8 +162,9 @@ class _Timeline(QtWidgets.QSlider):
         if event.button() == QtCore.Qt.LeftButton and self.isEnabled():
             opt = QtWidgets.QStyleOptionSlider()
             self.initStyleOption(opt)
-            handle = self.style().subControlRect(QtWidgets.QStyle.CC_Slider, opt,
-                                                 QtWidgets.QStyle.SC_SliderHandle, self)
+            handle = self.style().subControlRect(
+                QtWidgets.QStyle.CC_Slider, opt, QtWidgets.QStyle.SC_SliderHandle, self
+            )
             if not handle.contains(event.position().toPoint()):
                 self.setValue(self.value_at(event.position().x()))
         super().mousePressEvent(event)  # on the handle now: a drag can follow
@@ -383,7 +385,7 @@ class VideoView(QtWidgets.QWidget):
             self.seek(value)
 
     def _set_captions(self, obj, source) -> None:
-        """"Source: <file>" and "Result: <name>" (the file's name when it has one)."""
+        """ "Source: <file>" and "Result: <name>" (the file's name when it has one)."""
         name = getattr(obj, "name", "") or ""
         path = getattr(obj, "path", None) if not isinstance(obj, (str, os.PathLike)) else obj
         if isinstance(obj, VideoResult) and name and name != "video":

@@ -35,6 +35,7 @@ Depth maps are drawn as a surface from the photo's own camera, which is then the
 Other results are framed by their main part (:attr:`Viewport.frame_key`), so camera
 frusta or stray points beside a reconstruction do not shrink it in the view.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -67,7 +68,8 @@ from app.renderers import (  # noqa: F401  (re-exported: tests and benchmarks us
 )
 from app.lod import lod_map
 from app.renderers import CONFIDENCE_DEFAULT, depth_colours, depth_faces_shown
-from engines.types import Avatar, DepthMap, Image, Mesh, PointCloud, Strands
+from engines.types import Mesh, PointCloud, Strands
+
 MOTION_REST_MS = 300
 """Full detail returns this long after the last wheel step or slider update."""
 
@@ -101,8 +103,13 @@ class _Interactor(QtInteractor):
             m = a.GetMapper()
             data = m.GetInput() if m is not None else None
             tex = a.GetTexture()
-            parts += [a.GetMTime(), a.GetProperty().GetMTime(), m.GetMTime() if m is not None else 0,
-                      data.GetMTime() if data is not None else 0, tex.GetMTime() if tex is not None else 0]
+            parts += [
+                a.GetMTime(),
+                a.GetProperty().GetMTime(),
+                m.GetMTime() if m is not None else 0,
+                data.GetMTime() if data is not None else 0,
+                tex.GetMTime() if tex is not None else 0,
+            ]
         return tuple(parts)
 
     def paintGL(self):  # noqa: N802 (Qt naming)
@@ -183,9 +190,14 @@ class Viewport(QtWidgets.QWidget):
         try:
             tri = np.array([[0, 0, 0], [1e-4, 0, 0], [0, 1e-4, 0]], np.float32)
             parts = [
-                self.show(Mesh(tri, [[0, 1, 2]], vertex_colors=np.full((3, 3), 128, np.uint8)), "_warm/rgb", render=False),
-                self.show(Mesh(tri, [[0, 1, 2]], uv=np.zeros((3, 2), np.float32),
-                               texture=np.full((4, 4, 3), 128, np.uint8)), "_warm/tex", render=False),
+                self.show(
+                    Mesh(tri, [[0, 1, 2]], vertex_colors=np.full((3, 3), 128, np.uint8)), "_warm/rgb", render=False
+                ),
+                self.show(
+                    Mesh(tri, [[0, 1, 2]], uv=np.zeros((3, 2), np.float32), texture=np.full((4, 4, 3), 128, np.uint8)),
+                    "_warm/tex",
+                    render=False,
+                ),
                 self.show(PointCloud(tri, np.full((3, 3), 128, np.uint8)), "_warm/pts", render=False),
                 self.show(Strands(tri[None]), "_warm/lines", render=False),
             ]
@@ -207,7 +219,9 @@ class Viewport(QtWidgets.QWidget):
         ren = self.plotter.renderer
         ren.remove_all_lights()
         ren.add_light(pv.Light(light_type="headlight", intensity=0.85))
-        ren.add_light(pv.Light(position=(-1.0, 1.0, 0.8), focal_point=(0, 0, 0), light_type="camera light", intensity=0.3))
+        ren.add_light(
+            pv.Light(position=(-1.0, 1.0, 0.8), focal_point=(0, 0, 0), light_type="camera light", intensity=0.3)
+        )
         ren.SetTwoSidedLighting(True)
 
     def _tune_for_gl(self) -> None:
@@ -236,9 +250,20 @@ class Viewport(QtWidgets.QWidget):
         tb = self.toolbar
         tb.setIconSize(QtCore.QSize(16, 16))
         tb.addAction("Reset", self.reset_camera).setToolTip(
-            "Back to the photo's camera for a depth map; otherwise frame the result")
-        for name in ("front", "left", "right", "top", "three-quarter"):
-            tb.addAction(name.capitalize(), lambda n=name: self.set_view(n)).setToolTip(f"Look from the {name}")
+            "Back to the photo's camera for a depth map; otherwise frame the result"
+        )
+        # Left/Right side are the subject's own sides, as an artist names a profile (issue 15:
+        # "Left" showed the subject's right cheek): a subject facing the viewer has its left
+        # side towards +x, the view that set_view calls "right".
+        for label, view, tip in (
+            ("Front", "front", "Look at the front"),
+            ("Left side", "right", "The subject's own left side (on your right when it faces you)"),
+            ("Right side", "left", "The subject's own right side (on your left when it faces you)"),
+            ("Back", "back", "Look at the back"),
+            ("Top", "top", "Look down from above"),
+            ("Three-quarter", "three-quarter", "Front and the subject's left side"),
+        ):
+            tb.addAction(label, lambda n=view: self.set_view(n)).setToolTip(tip)
         tb.addSeparator()
         self.wireframe_action = tb.addAction("Wireframe")
         self.wireframe_action.setCheckable(True)
@@ -265,9 +290,13 @@ class Viewport(QtWidgets.QWidget):
         self.confidence_slider.setToolTip("Depth maps: hide the pixels whose confidence is below this")
         self.confidence_slider.valueChanged.connect(lambda v: self.set_confidence_threshold(v / 100.0))
         self.fade_box = QtWidgets.QCheckBox("Fade")
-        self.fade_box.setToolTip("Depth maps: show the pixels below the confidence threshold dimmed instead of hiding them")
+        self.fade_box.setToolTip(
+            "Depth maps: show the pixels below the confidence threshold dimmed instead of hiding them"
+        )
         self.fade_box.toggled.connect(self.set_fade_low_confidence)
-        self._confidence_actions = [tb.addWidget(w) for w in (self.confidence_label, self.confidence_slider, self.fade_box)]
+        self._confidence_actions = [
+            tb.addWidget(w) for w in (self.confidence_label, self.confidence_slider, self.fade_box)
+        ]
         self._update_confidence_controls()
 
     def _save_screenshot_dialog(self) -> None:
@@ -420,8 +449,11 @@ class Viewport(QtWidgets.QWidget):
         on each axis (stray points), or every drawn part; None when nothing is drawn."""
         parts = self._groups.get(self.frame_key) if self.frame_key else None
         parts = parts or list(self._items)
-        pts = [np.asarray(self._items[p].poly.points) for p in parts
-               if p in self._items and self._items[p].poly.n_points and not p.startswith("_warm/")]
+        pts = [
+            np.asarray(self._items[p].poly.points)
+            for p in parts
+            if p in self._items and self._items[p].poly.n_points and not p.startswith("_warm/")
+        ]
         if not pts:
             return None
         allp = np.concatenate(pts)
@@ -654,8 +686,12 @@ class Viewport(QtWidgets.QWidget):
         elif rule.kind == "strands":
             kw.update(line_width=prop.line_width, ambient=prop.ambient, diffuse=prop.diffuse)
         else:
-            kw.update(ambient=prop.ambient, diffuse=prop.diffuse, specular=prop.specular,
-                      style="wireframe" if self.wireframe else "surface")
+            kw.update(
+                ambient=prop.ambient,
+                diffuse=prop.diffuse,
+                specular=prop.specular,
+                style="wireframe" if self.wireframe else "surface",
+            )
         actor = self.plotter.add_mesh(poly, **kw)
         if rule.kind == "mesh":
             actor.prop.interpolation = "gouraud"

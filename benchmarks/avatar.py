@@ -25,6 +25,7 @@ dlib is a benchmark-only dependency, installed outside the venv (see benchmarks/
     .venv/bin/python -m pip install --no-deps --target .bench-deps \\
         dlib-bin==20.0.1.post1 face_recognition_models==0.3.0
 """
+
 from __future__ import annotations
 
 import os
@@ -97,8 +98,12 @@ def identity_figures(av, tag: str) -> dict:
 
     d = Deformer(av)
     preset = (getattr(av, "presets", None) or {}).get("As photographed", {})
-    views = {"front": (d.vertices({}, expression=preset), 0.0), "yaw-30": (d.vertices({}, expression=preset), -30.0),
-             "yaw+30": (d.vertices({}, expression=preset), 30.0), "rest": (d.vertices({}, expression={}), 0.0)}
+    views = {
+        "front": (d.vertices({}, expression=preset), 0.0),
+        "yaw-30": (d.vertices({}, expression=preset), -30.0),
+        "yaw+30": (d.vertices({}, expression=preset), 30.0),
+        "rest": (d.vertices({}, expression={}), 0.0),
+    }
     RENDERS.mkdir(parents=True, exist_ok=True)
     renders, masks, scale = {}, {}, 1.0
     for k, (v, yaw) in views.items():
@@ -155,29 +160,44 @@ def bench(name: str, long_side: int | None, first: bool) -> dict:
         dt.append(time.perf_counter() - t0)
     # quality figures as the engine reports them (one more run, untimed)
     try:
-        q = dict(eng.run([img], params.model_copy(update={"measure_quality": True}), no_progress, CancelToken()).metrics)
+        q = dict(
+            eng.run([img], params.model_copy(update={"measure_quality": True}), no_progress, CancelToken()).metrics
+        )
     except Exception as e:  # noqa: BLE001 - the benchmark keeps going without them
         print(f"{name}: measure_quality failed: {type(e).__name__}: {e}", file=sys.stderr)
         q = {}
     det = lambda k: "-" if k not in q else ("yes" if q[k] else "NO")  # noqa: E731
     tag = Path(name).stem + (f"_{long_side}" if long_side else "")
     return {
-        "photo": f"{name} {img.size[0]}x{img.size[1]}", "first_s": cold if first else None,
-        "warm_s": float(np.median(warm)), "cpu_s": float(np.median(cpu)), "stages": {k: round(v, 3) for k, v in res.timings.items()},
-        "deform_ms": float(np.median(dt) * 1000), "frame_ms": frame_time(av, d),
-        "reproj_pct": res.metrics.get("reprojection_error_pct_iod"), "redetect_pct": q.get("redetect_error_pct_iod"),
-        "psnr": q.get("psnr_face_db"), "ssim": q.get("ssim_face"),
+        "photo": f"{name} {img.size[0]}x{img.size[1]}",
+        "first_s": cold if first else None,
+        "warm_s": float(np.median(warm)),
+        "cpu_s": float(np.median(cpu)),
+        "stages": {k: round(v, 3) for k, v in res.timings.items()},
+        "deform_ms": float(np.median(dt) * 1000),
+        "frame_ms": frame_time(av, d),
+        "reproj_pct": res.metrics.get("reprojection_error_pct_iod"),
+        "redetect_pct": q.get("redetect_error_pct_iod"),
+        "psnr": q.get("psnr_face_db"),
+        "ssim": q.get("ssim_face"),
         "yaw30": f"{det('detected_yaw-30')}/{det('detected_yaw+30')}",
-        "verts": res.metrics.get("vertices"), "tag": tag, **identity_figures(av, tag),
+        "verts": res.metrics.get("vertices"),
+        "tag": tag,
+        **identity_figures(av, tag),
     }
 
 
 def main(argv: list[str]) -> None:
     import identity
 
-    cases = [(a, None) for a in argv] or [("astronaut.png", None), ("grace_hopper.jpg", None), ("group1.jpg", None),
-                                          ("resources/samples/portrait.png", None),
-                                          ("grace_hopper.jpg", 1024), ("astronaut.png", 1024)]
+    cases = [(a, None) for a in argv] or [
+        ("astronaut.png", None),
+        ("grace_hopper.jpg", None),
+        ("group1.jpg", None),
+        ("resources/samples/portrait.png", None),
+        ("grace_hopper.jpg", 1024),
+        ("astronaut.png", 1024),
+    ]
     missing = identity.available()
     if missing:
         print(f"identity columns skipped: {missing}", file=sys.stderr)
@@ -191,18 +211,53 @@ def main(argv: list[str]) -> None:
             return "no face (photo)"
         return f"{r[f'id_{k}']:.3f}" if r[f"id_{k}_face"] else "no face"
 
-    head = ["photo", "first s", "warm s", "warm CPU s", "deform ms", "frame ms", "reproj %IOD", "redetect %IOD", "PSNR dB",
-            "SSIM", "±30° det", "ID rest", "ID front", "ID -30°", "ID +30°"]
+    head = [
+        "photo",
+        "first s",
+        "warm s",
+        "warm CPU s",
+        "deform ms",
+        "frame ms",
+        "reproj %IOD",
+        "redetect %IOD",
+        "PSNR dB",
+        "SSIM",
+        "±30° det",
+        "ID rest",
+        "ID front",
+        "ID -30°",
+        "ID +30°",
+    ]
     print(f"cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}")
-    print(f"identity: dlib ResNet face descriptor distance photo vs render (< {identity.SAME_PERSON} = same person); "
-          f"targets: front <= {ID_FRONT:.2f}, ±30° <= {ID_YAW:.2f}; front/±30° with the 'As photographed' expression, "
-          "rest = neutral face, all from the photo's camera on grey")
+    print(
+        f"identity: dlib ResNet face descriptor distance photo vs render (< {identity.SAME_PERSON} = same person); "
+        f"targets: front <= {ID_FRONT:.2f}, ±30° <= {ID_YAW:.2f}; front/±30° with the 'As photographed' expression, "
+        "rest = neutral face, all from the photo's camera on grey"
+    )
     print(" | ".join(head))
     print(" | ".join("---" for _ in head))
     for r in rows:
-        print(" | ".join([r["photo"], fmt(r["first_s"]), fmt(r["warm_s"]), fmt(r["cpu_s"]), fmt(r["deform_ms"]), fmt(r["frame_ms"], "{:.1f}"),
-                          fmt(r["reproj_pct"], "{:.3f}"), fmt(r["redetect_pct"]), fmt(r["psnr"]), fmt(r["ssim"], "{:.3f}"),
-                          r["yaw30"], idf(r, "rest"), idf(r, "front"), idf(r, "yaw-30"), idf(r, "yaw+30")]))
+        print(
+            " | ".join(
+                [
+                    r["photo"],
+                    fmt(r["first_s"]),
+                    fmt(r["warm_s"]),
+                    fmt(r["cpu_s"]),
+                    fmt(r["deform_ms"]),
+                    fmt(r["frame_ms"], "{:.1f}"),
+                    fmt(r["reproj_pct"], "{:.3f}"),
+                    fmt(r["redetect_pct"]),
+                    fmt(r["psnr"]),
+                    fmt(r["ssim"], "{:.3f}"),
+                    r["yaw30"],
+                    idf(r, "rest"),
+                    idf(r, "front"),
+                    idf(r, "yaw-30"),
+                    idf(r, "yaw+30"),
+                ]
+            )
+        )
     print()
     if not missing:
         ok = lambda v, t: v is not None and v <= t  # noqa: E731
@@ -211,8 +266,10 @@ def main(argv: list[str]) -> None:
         print(f"identity targets met: front {front}/{len(rows)}, ±30° {yaw}/{len(rows)}")
     for r in rows:
         print(r["photo"], "stages (s):", r["stages"])
-    print(f"renders saved to {RENDERS}/: <photo>_photo.png, _front.png, _yaw-30.png, _yaw+30.png, _rest.png "
-          f"({', '.join(r['tag'] for r in rows)})")
+    print(
+        f"renders saved to {RENDERS}/: <photo>_photo.png, _front.png, _yaw-30.png, _yaw+30.png, _rest.png "
+        f"({', '.join(r['tag'] for r in rows)})"
+    )
 
 
 if __name__ == "__main__":

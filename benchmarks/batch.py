@@ -15,6 +15,7 @@ figures move with its load (printed).
 
 ``.venv/bin/python benchmarks/batch.py [--items 12] [--no-ray]``
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,7 +51,7 @@ def warm_seconds(folder: Path) -> float:
 
     eng = registry.get("avatar")
     params = make_params(eng, PARAMS)
-    files = sorted(folder.iterdir())[:len(PORTRAITS) + 1]
+    files = sorted(folder.iterdir())[: len(PORTRAITS) + 1]
     out = folder.parent / "warm"
     out.mkdir()
     times = []
@@ -78,9 +79,21 @@ def start_cluster(cpus: int):
 
     tmp = Path(tempfile.mkdtemp(prefix="cs-ray-bench-"))
     port = _free_port()
-    node = _start_node([_ray_cli(), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-                        f"--num-cpus={cpus}", "--object-store-memory=200000000", "--include-dashboard=false",
-                        "--disable-usage-stats", f"--temp-dir={tmp / 'r'}"], tmp / "head.log")
+    node = _start_node(
+        [
+            _ray_cli(),
+            "start",
+            "--head",
+            "--node-ip-address=127.0.0.1",
+            f"--port={port}",
+            f"--num-cpus={cpus}",
+            "--object-store-memory=200000000",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+            f"--temp-dir={tmp / 'r'}",
+        ],
+        tmp / "head.log",
+    )
     _wait_started(node, tmp / "head.log")
     return node, f"127.0.0.1:{port}", tmp
 
@@ -119,17 +132,23 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     load = os.getloadavg()[1] if hasattr(os, "getloadavg") else float("nan")  # over the last 5 minutes
-    print(f"\nbatch benchmark: {a.items} portraits -> avatar (texture {PARAMS['texture_size']}), "
-          f"{os.cpu_count()} cores, load average {load:.1f}; engine warm in-process {warm:.2f} s/item")
-    print(f"{'backend':8s} {'slots':>5s} {'items/min':>10s} {'speed-up':>9s} {'item s':>7s} "
-          f"{'overhead s/item':>16s} {'wall s':>7s} {'connect s':>10s}")
+    print(
+        f"\nbatch benchmark: {a.items} portraits -> avatar (texture {PARAMS['texture_size']}), "
+        f"{os.cpu_count()} cores, load average {load:.1f}; engine warm in-process {warm:.2f} s/item"
+    )
+    print(
+        f"{'backend':8s} {'slots':>5s} {'items/min':>10s} {'speed-up':>9s} {'item s':>7s} "
+        f"{'overhead s/item':>16s} {'wall s':>7s} {'connect s':>10s}"
+    )
     base = {}
     for backend, n, r, connect in rows:
         ipm = r["items"] / r["wall"] * 60
         base.setdefault(backend, ipm)
         overhead = r["wall"] * r["slots"] / r["items"] - r["item_s"]
-        print(f"{backend:8s} {n:5d} {ipm:10.1f} {ipm / base[backend]:8.2f}x {r['item_s']:7.2f} "
-              f"{overhead:16.2f} {r['wall']:7.1f} {'' if connect is None else f'{connect:.1f}':>10s}")
+        print(
+            f"{backend:8s} {n:5d} {ipm:10.1f} {ipm / base[backend]:8.2f}x {r['item_s']:7.2f} "
+            f"{overhead:16.2f} {r['wall']:7.1f} {'' if connect is None else f'{connect:.1f}':>10s}"
+        )
     return 0
 
 

@@ -36,6 +36,7 @@ stage: edge-aware window and Gaussian sub-frame fit), "fused" (the whole pipelin
 default parameters). Metrics as in HybridDepth:
 AbsRel, RMSE and MSE (metres), delta_k = fraction with max(p/g, g/p) < 1.25^k.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,8 +69,14 @@ def metrics(pred, gt) -> dict:
     p, g = pred[ok].astype(np.float64), gt[ok].astype(np.float64)
     r = np.maximum(p / g, g / p)
     mse = float(np.mean((p - g) ** 2))
-    return {"AbsRel": float(np.mean(np.abs(p - g) / g)), "RMSE": mse ** 0.5, "MSE": mse,
-            "d1": float(np.mean(r < 1.25)), "d2": float(np.mean(r < 1.25 ** 2)), "d3": float(np.mean(r < 1.25 ** 3))}
+    return {
+        "AbsRel": float(np.mean(np.abs(p - g) / g)),
+        "RMSE": mse**0.5,
+        "MSE": mse,
+        "d1": float(np.mean(r < 1.25)),
+        "d2": float(np.mean(r < 1.25**2)),
+        "d3": float(np.mean(r < 1.25**3)),
+    }
 
 
 def motorcycle_right(width: int):
@@ -123,16 +130,27 @@ def held_out_scenes(count: int, first_seed: int = 100):
 
 def quality(width: int, frame_counts=(5, 10), scene_iter=None) -> list[dict]:
     rows = []
-    for name, (rgb, depth, K) in (scene_iter if scene_iter is not None else scenes(width)):
+    for name, (rgb, depth, K) in scene_iter if scene_iter is not None else scenes(width):
         for n in frame_counts:
             st = stack_for(rgb, depth, K, n, seed=n)
             al = align_stack(st.frames, 0)
             d = DepthFromFocusEngine.Params()
             plain = depth_from_focus(st.frames, st.focus_distances, d.operator, d.window, "none", warp=al.warp)
             res = run_engine(st)
-            dff = depth_from_focus(st.frames, st.focus_distances, d.operator, d.window, d.interpolation, warp=al.warp,
-                                   edge_aware=d.edge_aware_window)
-            for method, pred in (("DFF argmax", plain.depth_argmax), ("DFF+interp", dff.depth), ("fused", res.main.depth)):
+            dff = depth_from_focus(
+                st.frames,
+                st.focus_distances,
+                d.operator,
+                d.window,
+                d.interpolation,
+                warp=al.warp,
+                edge_aware=d.edge_aware_window,
+            )
+            for method, pred in (
+                ("DFF argmax", plain.depth_argmax),
+                ("DFF+interp", dff.depth),
+                ("fused", res.main.depth),
+            ):
                 rows.append({"scene": name, "frames": n, "method": method, **metrics(pred, depth)})
     return rows
 
@@ -143,44 +161,60 @@ def summary(rows: list[dict]) -> str:
     methods = ["DFF argmax", "DFF+interp", "fused"]
     for m in methods:
         sel = [r for r in rows if r["method"] == m]
-        out.append(f"  {m:11s} mean AbsRel {np.mean([r['AbsRel'] for r in sel]):.4f}, mean RMSE "
-                   f"{np.mean([r['RMSE'] for r in sel]):.4f}, mean d1 {np.mean([r['d1'] for r in sel]):.4f}")
+        out.append(
+            f"  {m:11s} mean AbsRel {np.mean([r['AbsRel'] for r in sel]):.4f}, mean RMSE "
+            f"{np.mean([r['RMSE'] for r in sel]):.4f}, mean d1 {np.mean([r['d1'] for r in sel]):.4f}"
+        )
     fused = [r for r in rows if r["method"] == "fused"]
 
     def other(r, m):
         return next(a for a in rows if a["scene"] == r["scene"] and a["frames"] == r["frames"] and a["method"] == m)
+
     better = sum(r["AbsRel"] <= other(r, "DFF+interp")["AbsRel"] for r in fused)
     red = [1 - r["RMSE"] / other(r, "DFF argmax")["RMSE"] for r in fused]
-    out.append(f"  fused AbsRel <= DFF+interp in {better} of {len(fused)} stacks; RMSE reduction vs DFF argmax: "
-               f"mean {100 * np.mean(red):.1f} %, min {100 * np.min(red):.1f} %, >= 30 % in {sum(x >= 0.3 for x in red)}")
+    out.append(
+        f"  fused AbsRel <= DFF+interp in {better} of {len(fused)} stacks; RMSE reduction vs DFF argmax: "
+        f"mean {100 * np.mean(red):.1f} %, min {100 * np.min(red):.1f} %, >= 30 % in {sum(x >= 0.3 for x in red)}"
+    )
     return "\n".join(out)
 
 
 def calibration_table(count: int) -> str:
     """Depth-from-focus log-depth error by confidence on random scenes (seeds 200...)."""
-    bins = np.array([0, .1, .2, .3, .4, .5, .6, .7, .8, .9, 1.0001])
+    bins = np.array([0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0001])
     sq, n, med = np.zeros(10), np.zeros(10), [[] for _ in range(10)]
     d = DepthFromFocusEngine.Params()
     for _, (rgb, depth, K) in held_out_scenes(count, 200):
         for frames in (5, 10):
             st = stack_for(rgb, depth, K, frames, seed=frames)
             al = align_stack(st.frames, 0)
-            dff = depth_from_focus(st.frames, st.focus_distances, d.operator, d.window, d.interpolation, warp=al.warp,
-                                   edge_aware=d.edge_aware_window)
+            dff = depth_from_focus(
+                st.frames,
+                st.focus_distances,
+                d.operator,
+                d.window,
+                d.interpolation,
+                warp=al.warp,
+                edge_aware=d.edge_aware_window,
+            )
             e = np.log(dff.depth / depth).ravel()
             b = np.clip(np.digitize(dff.confidence.ravel(), bins) - 1, 0, 9)
             np.add.at(sq, b, e * e)
             np.add.at(n, b, 1)
             for i in range(10):
                 med[i].append(np.abs(e[b == i]))
-    lines = ["| confidence | pixels | RMS log error | median abs log error | 1/RMS^2 (rel.) | c^2 at bin centre |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| confidence | pixels | RMS log error | median abs log error | 1/RMS^2 (rel.) | c^2 at bin centre |",
+        "|---|---|---|---|---|---|",
+    ]
     rms = np.sqrt(sq / np.maximum(n, 1))
     for i in range(10):
         c = 0.5 * (bins[i] + min(bins[i + 1], 1.0))
-        lines.append(f"| {bins[i]:.1f}-{min(bins[i + 1], 1.0):.1f} | {int(n[i])} | {rms[i]:.4f} | "
-                     f"{np.median(np.concatenate(med[i])) if n[i] else float('nan'):.4f} | "
-                     f"{(rms[-1] / rms[i]) ** 2 if n[i] else float('nan'):.3f} | {c * c:.3f} |")
+        lines.append(
+            f"| {bins[i]:.1f}-{min(bins[i + 1], 1.0):.1f} | {int(n[i])} | {rms[i]:.4f} | "
+            f"{np.median(np.concatenate(med[i])) if n[i] else float('nan'):.4f} | "
+            f"{(rms[-1] / rms[i]) ** 2 if n[i] else float('nan'):.3f} | {c * c:.3f} |"
+        )
     return "\n".join(lines)
 
 
@@ -200,8 +234,14 @@ def timing(stack: FocalStack, repeats: int = 3) -> dict:
         c0, t0 = time.process_time(), time.perf_counter()
         res = run_engine(stack)
         total, cpu = time.perf_counter() - t0, time.process_time() - c0
-        runs.append({**res.timings, "total": total, "total without mesh": total - res.timings.get("mesh", 0.0),
-                     "process CPU time": cpu})
+        runs.append(
+            {
+                **res.timings,
+                "total": total,
+                "total without mesh": total - res.timings.get("mesh", 0.0),
+                "process CPU time": cpu,
+            }
+        )
     return {k: min(r[k] for r in runs) for k in runs[0]}
 
 
@@ -230,8 +270,11 @@ def exposure_table(width: int, amplitude: float = 0.15, seed: int = 7) -> list[d
         gains = 1.0 + amplitude * rng.uniform(-1.0, 1.0, len(st.frames))
         frames = [np.clip(f.astype(np.float32) * g, 0, 255).astype(np.uint8) for f, g in zip(st.frames, gains)]
         jittered = FocalStack(frames, st.focus_distances)
-        for label, stack, exposure in (("no gain change", st, True), ("gains, not equalised", jittered, False),
-                                       ("gains, equalised", jittered, True)):
+        for label, stack, exposure in (
+            ("no gain change", st, True),
+            ("gains, not equalised", jittered, False),
+            ("gains, equalised", jittered, True),
+        ):
             m = metrics(run_engine(stack, exposure=exposure).main.depth, depth)
             rows.append({"scene": name, "stack": label, **m})
     return rows
@@ -242,8 +285,10 @@ def timing_stacks(with_12mp: bool):
 
     rgb, depth, K = next(scenes(567))[1]
     crop = slice(7, 7 + 552)
-    rgb, depth = cv2.resize(rgb, (567, 383), interpolation=cv2.INTER_AREA)[:, crop], \
-        cv2.resize(depth, (567, 383), interpolation=cv2.INTER_NEAREST)[:, crop]
+    rgb, depth = (
+        cv2.resize(rgb, (567, 383), interpolation=cv2.INTER_AREA)[:, crop],
+        cv2.resize(depth, (567, 383), interpolation=cv2.INTER_NEAREST)[:, crop],
+    )
     K = K.copy()
     K[1, 1] = K[0, 0]
     K[0, 2], K[1, 2] = 275.5, 191.0
@@ -256,7 +301,9 @@ def timing_stacks(with_12mp: bool):
         big = []
         for f in st.frames:
             up = cv2.resize(f, (4000, 3000), interpolation=cv2.INTER_CUBIC).astype(np.float32)
-            big.append(np.clip(up + 255 * NOISE * rng.standard_normal(up.shape, dtype=np.float32), 0, 255).astype(np.uint8))
+            big.append(
+                np.clip(up + 255 * NOISE * rng.standard_normal(up.shape, dtype=np.float32), 0, 255).astype(np.uint8)
+            )
         yield "4000x3000 (12 MP)", FocalStack(big, st.focus_distances)
 
 
@@ -274,27 +321,40 @@ def main() -> int:
     ap.add_argument("--no-12mp", action="store_true", help="skip the 12 MP timing")
     ap.add_argument("--no-operators", action="store_true", help="skip the operator comparison")
     ap.add_argument("--held-out", type=int, default=8, help="random procedural scenes to validate on (0 = none)")
-    ap.add_argument("--calibration", type=int, default=0,
-                    help="also print the confidence-vs-error table on this many further random scenes")
+    ap.add_argument(
+        "--calibration",
+        type=int,
+        default=0,
+        help="also print the confidence-vs-error table on this many further random scenes",
+    )
     args = ap.parse_args()
 
-    print(f"## Quality ({args.width} px wide, noise {NOISE}, breathing {BREATHING * 100:g} %, {F_MM:g} mm f/{F_NUMBER:g})\n")
+    print(
+        f"## Quality ({args.width} px wide, noise {NOISE}, breathing {BREATHING * 100:g} %, {F_MM:g} mm f/{F_NUMBER:g})\n"  # noqa: E501
+    )
     rows = quality(args.width)
     print(table(rows, ["scene", "frames", "method", "AbsRel", "RMSE", "MSE", "d1", "d2", "d3"]))
     print("RMSE reduction, fused vs DFF argmax:")
     for r in rows:
         if r["method"] == "fused":
-            arg = next(a for a in rows if a["scene"] == r["scene"] and a["frames"] == r["frames"]
-                       and a["method"] == "DFF argmax")
+            arg = next(
+                a
+                for a in rows
+                if a["scene"] == r["scene"] and a["frames"] == r["frames"] and a["method"] == "DFF argmax"
+            )
             print(f"  {r['scene']:18s} {r['frames']:2d} frames: {100 * (1 - r['RMSE'] / arg['RMSE']):5.1f} %")
     print(summary(rows))
     if args.held_out:
-        print(f"\n## Held-out random procedural scenes ({args.held_out} scenes, 320x224, seeds 100-{99 + args.held_out})\n")
+        print(
+            f"\n## Held-out random procedural scenes ({args.held_out} scenes, 320x224, seeds 100-{99 + args.held_out})\n"  # noqa: E501
+        )
         held = quality(320, scene_iter=held_out_scenes(args.held_out))
         print(table(held, ["scene", "frames", "method", "AbsRel", "RMSE", "MSE", "d1", "d2", "d3"]))
         print(summary(held))
     if args.calibration:
-        print(f"\n## Depth-from-focus error by confidence ({args.calibration} random scenes, seeds 200..., 5 and 10 frames)\n")
+        print(
+            f"\n## Depth-from-focus error by confidence ({args.calibration} random scenes, seeds 200..., 5 and 10 frames)\n"  # noqa: E501
+        )
         print(calibration_table(args.calibration))
     print("\n## Exposure jitter (10 frames, each frame's gain random within +-15 %, fused)\n")
     print(table(exposure_table(args.width), ["scene", "stack", "AbsRel", "RMSE", "d1"]))
@@ -304,13 +364,17 @@ def main() -> int:
 
     import os
 
-    print(f"\n## Runtime per stage (seconds, best of 3 at 552x383, one run at 12 MP; 10 frames; "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})\n")
+    print(
+        f"\n## Runtime per stage (seconds, best of 3 at 552x383, one run at 12 MP; 10 frames; "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})\n"
+    )
     for label, st in timing_stacks(not args.no_12mp):
         t = timing(st, 3 if "552" in label else 1)
         print(f"{label}: " + ", ".join(f"{k} {v:.3f}" for k, v in t.items()))
-    print(f"\nglobal fit alone (Huber IRLS, 552x383, best of 30): {fit_time((383, 552)) * 1000:.2f} ms;"
-          f" 12 MP: {fit_time((3000, 4000), 5) * 1000:.2f} ms")
+    print(
+        f"\nglobal fit alone (Huber IRLS, 552x383, best of 30): {fit_time((383, 552)) * 1000:.2f} ms;"
+        f" 12 MP: {fit_time((3000, 4000), 5) * 1000:.2f} ms"
+    )
     return 0
 
 

@@ -15,6 +15,7 @@ between brows and chin (target 0) and the farthest point from the skin (short cu
 hair-mask IoU and the top three. Targets (issue 4): generate+fit < 300 ms per style,
 best IoU >= 0.6 on frontal portraits.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,9 @@ def make_avatar(path: Path):
     from engines.avatar.engine import AvatarEngine
     from engines.io import load_input
 
-    res = AvatarEngine().run([load_input([path])], make_params(AvatarEngine, {"texture_size": 2048}),
-                             lambda *a: None, CancelToken())
+    res = AvatarEngine().run(
+        [load_input([path])], make_params(AvatarEngine, {"texture_size": 2048}), lambda *a: None, CancelToken()
+    )
     return res.main
 
 
@@ -56,8 +58,19 @@ def style_table(avatar) -> list[dict]:
 
     t0 = time.perf_counter()
     hf = head_fit(avatar.mesh, avatar.scalp, avatar.camera)
-    rows = [{"style": "(head analysis, once per head)", "gen_ms": 0, "fit_ms": (time.perf_counter() - t0) * 1e3,
-             "apply_ms": 0, "cpu_ms": 0, "strands": 0, "points": 0, "face_pts": 0, "skin_cm": 0.0}]
+    rows = [
+        {
+            "style": "(head analysis, once per head)",
+            "gen_ms": 0,
+            "fit_ms": (time.perf_counter() - t0) * 1e3,
+            "apply_ms": 0,
+            "cpu_ms": 0,
+            "strands": 0,
+            "points": 0,
+            "face_pts": 0,
+            "skin_cm": 0.0,
+        }
+    ]
     from tests.hair_shape import in_front_of_face, skin_distance
 
     apply_hair(avatar, "buzz_cut", "#5a3a22")  # warm-up: imports, scalp texture mask (once per head)
@@ -77,11 +90,19 @@ def style_table(avatar) -> list[dict]:
         t3 = time.perf_counter()
         apply_hair(avatar, s, "#5a3a22")
         t4 = time.perf_counter()
-        rows.append({"style": s, "gen_ms": (t1 - t0) * 1e3, "fit_ms": (t2 - t1) * 1e3, "apply_ms": (t4 - t3) * 1e3,
-                     "cpu_ms": cpu,
-                     "strands": int(keep.sum()), "points": int(pts.shape[1]),
-                     "face_pts": int(in_front_of_face(avatar.mesh, pts[keep]).sum()),
-                     "skin_cm": float(skin_distance(avatar.mesh, pts[keep]).max() * 100)})
+        rows.append(
+            {
+                "style": s,
+                "gen_ms": (t1 - t0) * 1e3,
+                "fit_ms": (t2 - t1) * 1e3,
+                "apply_ms": (t4 - t3) * 1e3,
+                "cpu_ms": cpu,
+                "strands": int(keep.sum()),
+                "points": int(pts.shape[1]),
+                "face_pts": int(in_front_of_face(avatar.mesh, pts[keep]).sum()),
+                "skin_cm": float(skin_distance(avatar.mesh, pts[keep]).max() * 100),
+            }
+        )
     return rows
 
 
@@ -148,10 +169,19 @@ def portrait_rows(paths: list[Path], shots: Path | None) -> list[dict]:
         t = time.perf_counter()
         m = match_photo(av, av.photo, keep_silhouettes=True)
         dt = time.perf_counter() - t
-        rows.append({"photo": p.name, "best": m.best, "iou": m.scores[m.best],
-                     "top3": ", ".join(f"{s} {i:.2f}" for s, i in m.top(3)), "s": dt,
-                     "length": m.measurements.get("length_below_chin"), "volume": m.measurements.get("volume"),
-                     "fringe": m.measurements.get("fringe"), "color": m.measurements.get("color")})
+        rows.append(
+            {
+                "photo": p.name,
+                "best": m.best,
+                "iou": m.scores[m.best],
+                "top3": ", ".join(f"{s} {i:.2f}" for s, i in m.top(3)),
+                "s": dt,
+                "length": m.measurements.get("length_below_chin"),
+                "volume": m.measurements.get("volume"),
+                "fringe": m.measurements.get("fringe"),
+                "color": m.measurements.get("color"),
+            }
+        )
         if shots is not None:
             save_match_shot(av, m, shots / f"hair_match_{p.stem}.png")
     return rows
@@ -168,9 +198,14 @@ def save_match_shot(av, m, out: Path) -> None:
     a = apply_hair(av, m.best, m.measurements.get("color", "#3b2619"))
     cam = scaled_camera(av.camera, 384)
     w, h = cam["image_size"]
-    img = render(a.hair.points if a.hair is not None else np.zeros((0, 16, 3)),
-                 a.hair.colors if a.hair is not None else None, cam, a.mesh.vertices, a.mesh.faces,
-                 vertex_colors=vertex_colors_from_texture(a.mesh))
+    img = render(
+        a.hair.points if a.hair is not None else np.zeros((0, 16, 3)),
+        a.hair.colors if a.hair is not None else None,
+        cam,
+        a.mesh.vertices,
+        a.mesh.faces,
+        vertex_colors=vertex_colors_from_texture(a.mesh),
+    )
     photo = cv2.resize(av.photo, (w, h), interpolation=cv2.INTER_AREA)
     ov = np.zeros((h, w, 3), np.uint8)
     ov[..., 1] = cv2.resize(m.mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) * 255
@@ -197,15 +232,16 @@ def save_styles_shot(av, styles: list[str], out: Path) -> None:
         vc = vertex_colors_from_texture(a.mesh)
         row = []
         for v in ("front", "three_quarter"):
-            img = render(a.hair.points, a.hair.colors, view_camera(b, v, 300), a.mesh.vertices, a.mesh.faces,
-                         vertex_colors=vc)
+            img = render(
+                a.hair.points, a.hair.colors, view_camera(b, v, 300), a.mesh.vertices, a.mesh.faces, vertex_colors=vc
+            )
             cv2.putText(img, s, (6, 18), 0, 0.55, (255, 255, 255), 1)
             row.append(img)
         tiles.append(np.concatenate(row, 1))
     cols = 2
     while len(tiles) % cols:
         tiles.append(np.zeros_like(tiles[0]))
-    grid = np.concatenate([np.concatenate(tiles[i:i + cols], 1) for i in range(0, len(tiles), cols)], 0)
+    grid = np.concatenate([np.concatenate(tiles[i : i + cols], 1) for i in range(0, len(tiles), cols)], 0)
     out.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(out), grid[..., ::-1])
 
@@ -233,8 +269,9 @@ def main(argv=None) -> int:
         from engines.hair import list_styles
 
         gui = gui_latency(av, [s for s in list_styles() if s != "bald"])
-        print(f"\nGUI switch latency, cached styles (avatar from {paths[0].name}; at most "
-              f"{_max_shown()} strands drawn)")
+        print(
+            f"\nGUI switch latency, cached styles (avatar from {paths[0].name}; at most {_max_shown()} strands drawn)"
+        )
         print(f"{'style':18s} {'switch ms':>9s} {'full redraw ms':>14s} {'orbit frame ms':>14s}")
         for s, (a1, a2, a3) in gui.items():
             print(f"{s:18s} {a1:9.0f} {a2:14.0f} {a3:14.0f}")
@@ -245,32 +282,45 @@ def main(argv=None) -> int:
     rows = style_table(av)
     gui = gui_latency(av, [r["style"] for r in rows[1:]]) if a.gui else {}
     print(f"\nPer style (avatar from {paths[0].name}, {len(av.mesh.vertices)} vertices)")
-    print(f"{'style':32s} {'gen ms':>7s} {'fit ms':>7s} {'gen+fit':>8s} {'cpu ms':>7s} {'apply ms':>9s} "
-          f"{'gui ms':>7s} {'hair-only ms':>12s} {'strands':>8s} {'pts/strand':>10s} {'face pts':>8s} {'skin cm':>7s}")
+    print(
+        f"{'style':32s} {'gen ms':>7s} {'fit ms':>7s} {'gen+fit':>8s} {'cpu ms':>7s} {'apply ms':>9s} "
+        f"{'gui ms':>7s} {'hair-only ms':>12s} {'strands':>8s} {'pts/strand':>10s} {'face pts':>8s} {'skin cm':>7s}"
+    )
     for r in rows:
         g = gui.get(r["style"], (None, None, None))
         f = lambda x, w: (f"%{w}.0f" % x) if x is not None else " " * (w - 1) + "-"  # noqa: E731
-        print(f"{r['style']:32s} {r['gen_ms']:7.0f} {r['fit_ms']:7.0f} {r['gen_ms'] + r['fit_ms']:8.0f} "
-              f"{r['cpu_ms']:7.0f} {r['apply_ms']:9.0f} {f(g[0], 7)} {f(g[1], 12)} {r['strands']:8d} {r['points']:10d}"
-              f" {r['face_pts']:8d} {r['skin_cm']:7.1f}")
+        print(
+            f"{r['style']:32s} {r['gen_ms']:7.0f} {r['fit_ms']:7.0f} {r['gen_ms'] + r['fit_ms']:8.0f} "
+            f"{r['cpu_ms']:7.0f} {r['apply_ms']:9.0f} {f(g[0], 7)} {f(g[1], 12)} {r['strands']:8d} {r['points']:10d}"
+            f" {r['face_pts']:8d} {r['skin_cm']:7.1f}"
+        )
     per = [r["gen_ms"] + r["fit_ms"] for r in rows[1:]]
     cpu = [r["cpu_ms"] for r in rows[1:]]
-    print(f"gen+fit wall: median {np.median(per):.0f} ms, max {max(per):.0f} ms; process CPU: median "
-          f"{np.median(cpu):.0f} ms, max {max(cpu):.0f} ms (target < 300 ms)")
+    print(
+        f"gen+fit wall: median {np.median(per):.0f} ms, max {max(per):.0f} ms; process CPU: median "
+        f"{np.median(cpu):.0f} ms, max {max(cpu):.0f} ms (target < 300 ms)"
+    )
     if gui:
-        print("gui ms: click in the picker -> apply_hair -> hair actor reused in place -> rendered frame;"
-              " hair-only ms here: the whole avatar redrawn instead (head texture re-uploaded)")
+        print(
+            "gui ms: click in the picker -> apply_hair -> hair actor reused in place -> rendered frame;"
+            " hair-only ms here: the whole avatar redrawn instead (head texture re-uploaded)"
+        )
     if a.shots is not None:
-        save_styles_shot(av, ["long_straight", "bob", "bangs", "curly", "afro", "ponytail", "short_crop", "mohawk"],
-                         a.shots / "hair_styles_on_avatar.png")
+        save_styles_shot(
+            av,
+            ["long_straight", "bob", "bangs", "curly", "afro", "ponytail", "short_crop", "mohawk"],
+            a.shots / "hair_styles_on_avatar.png",
+        )
     prow = portrait_rows(paths, a.shots)
     print("\nPer portrait")
     print(f"{'photo':20s} {'best':18s} {'IoU':>5s} {'match s':>8s}  top 3 / measured length, volume, fringe, colour")
     for r in prow:
         print(f"{r['photo']:20s} {r['best']:18s} {r['iou']:5.2f} {r['s']:8.1f}  {r['top3']}")
         if "length" in r:
-            print(f"{'':20s} {'':18s} {'':5s} {'':8s}  length {r['length']}, volume {r['volume']}, "
-                  f"fringe {r['fringe']}, colour {r['color']}")
+            print(
+                f"{'':20s} {'':18s} {'':5s} {'':8s}  length {r['length']}, volume {r['volume']}, "
+                f"fringe {r['fringe']}, colour {r['color']}"
+            )
     return 0
 
 

@@ -15,6 +15,7 @@ table gives the resident peak above the subprocess's import baseline
 
 Run: ``.venv/bin/python benchmarks/hostile_files.py [--keep DIR]`` (about 30 s to make the files).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,10 +54,22 @@ def make(folder: Path) -> None:
             np.lib.format.write_array_header_2_0(head, {"descr": "<f4", "fortran_order": False, "shape": (n,)})
             fh.write(head.getvalue())
             _zeros_into(fh, n * 4)
-    tree = {"__type__": "Result", "fields": {"items": {"__list__": [
-        {"__type__": "DepthMap", "fields": {"depth": {"__array__": "d"}}}], "tuple": False}}}
-    (folder / "big.capstudio").write_text(json.dumps({"format": "capture-studio-project", "version": 1, "inputs": [],
-                                                       "results": [{"file": "big.results/result_001.npz", "tree": tree}]}))
+    tree = {
+        "__type__": "Result",
+        "fields": {
+            "items": {"__list__": [{"__type__": "DepthMap", "fields": {"depth": {"__array__": "d"}}}], "tuple": False}
+        },
+    }
+    (folder / "big.capstudio").write_text(
+        json.dumps(
+            {
+                "format": "capture-studio-project",
+                "version": 1,
+                "inputs": [],
+                "results": [{"file": "big.results/result_001.npz", "tree": tree}],
+            }
+        )
+    )
 
     def chunk(t, d):
         return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
@@ -114,8 +127,13 @@ def main() -> None:
     print("files: " + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in sorted(sizes.items())))
     print(f"{'case':46s} {'peak RSS':>10s} {'time':>7s}  outcome")
     for name, code in CASES.items():
-        r = subprocess.run([sys.executable, "-c", PROGRAM.format(code=code), str(folder)], cwd=ROOT,
-                           capture_output=True, text=True, timeout=600)
+        r = subprocess.run(
+            [sys.executable, "-c", PROGRAM.format(code=code), str(folder)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         line = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else f"nan\tnan\tcrashed: {r.stderr[-90:]}"
         mb, sec, end = line.split("\t", 2)
         print(f"{name:46s} {float(mb):7.0f} MB {float(sec):6.1f}s  {end}")

@@ -11,6 +11,7 @@ Benchmark-only dependencies, installed outside the project's venv::
     .venv/bin/python -m pip install --no-deps --target .bench-deps \\
         dlib-bin==20.0.1.post1 face_recognition_models==0.3.0
 """
+
 from __future__ import annotations
 
 import sys
@@ -21,8 +22,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPS = ROOT / ".bench-deps"
-INSTALL = (f"{sys.executable} -m pip install --no-deps --target {DEPS} "
-           "dlib-bin==20.0.1.post1 face_recognition_models==0.3.0")
+INSTALL = (
+    f"{sys.executable} -m pip install --no-deps --target {DEPS} dlib-bin==20.0.1.post1 face_recognition_models==0.3.0"
+)
 SAME_PERSON = 0.6  # dlib's threshold
 
 
@@ -48,9 +50,13 @@ def _dlib():
     except ImportError as e:
         raise MissingDeps(f"dlib is not installed ({e}); install the benchmark deps with:\n  {INSTALL}") from e
     d = _models_dir()
-    return (dlib, dlib.get_frontal_face_detector(),
-            dlib.shape_predictor(str(d / "shape_predictor_68_face_landmarks.dat")),
-            dlib.face_recognition_model_v1(str(d / "dlib_face_recognition_resnet_model_v1.dat")), d)
+    return (
+        dlib,
+        dlib.get_frontal_face_detector(),
+        dlib.shape_predictor(str(d / "shape_predictor_68_face_landmarks.dat")),
+        dlib.face_recognition_model_v1(str(d / "dlib_face_recognition_resnet_model_v1.dat")),
+        d,
+    )
 
 
 @lru_cache(maxsize=1)
@@ -92,7 +98,7 @@ def detect(rgb: np.ndarray, box=None):
     return max(rects, key=lambda r: r.width() * r.height())
 
 
-import os
+import os  # noqa: E402
 
 SINGLE = os.environ.get("IDENTITY_SINGLE_BOX") == "1"
 """``IDENTITY_SINGLE_BOX=1``: the earlier measurement (one detector box, no jitter), for
@@ -132,8 +138,10 @@ def descriptor(rgb: np.ndarray, box=None) -> np.ndarray | None:
     r = detect(img, box)
     if r is None:
         return None
-    ds = [np.asarray(rec.compute_face_descriptor(img, sp(img, c), num_jitters=JITTERS), np.float64)
-          for c in ([r] if SINGLE else _candidates(img, r))]
+    ds = [
+        np.asarray(rec.compute_face_descriptor(img, sp(img, c), num_jitters=JITTERS), np.float64)
+        for c in ([r] if SINGLE else _candidates(img, r))
+    ]
     return np.mean(ds, 0)
 
 

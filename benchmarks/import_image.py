@@ -11,6 +11,7 @@ then times, each the best of N runs:
 
 Run: ``.venv/bin/python benchmarks/import_image.py [--runs 5]``
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,7 +75,11 @@ def main() -> None:
     print(f"24-megapixel JPEG (6000x4000, {size_mb:.1f} MB), best/median of {args.runs} runs; target < 1 s")
     print(f"{'step':32s} {'best s':>8s} {'median s':>9s}  target")
     for name, best, med in rows:
-        ok = "ok" if name.startswith("make_thumbnail") and med < 1.0 else ("-" if not name.startswith("make_") else "MISSED")
+        ok = (
+            "ok"
+            if name.startswith("make_thumbnail") and med < 1.0
+            else ("-" if not name.startswith("make_") else "MISSED")
+        )
         print(f"{name:32s} {best:8.3f} {med:9.3f}  {ok}")
     print(f"thumbnail shape: {thumb.shape}")
 

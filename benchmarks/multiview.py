@@ -15,6 +15,7 @@ the bunny's underside is in no photo), and seconds per stage, plus the process C
 Run under a display (pyvista renders): ``xvfb-run -a .venv/bin/python benchmarks/multiview.py
 [--views 30] [--size 800] [--scenes bunny,sagrada] [--shots /tmp/shots]``
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,12 +65,18 @@ def bunny(views: int, size: int, workdir: Path, shots: Path | None):
     qv = ev.chamfer_fscore(pred, gt_pts[seen], 0.01 * size_gt)
     if shots:
         screenshots(r, shots, "bunny")
-    return dict(scene=f"bunny {views}x{w}px", registered=f"{r.metrics['registered']}/{r.metrics['total_images']}",
-                cam_err=f"{100 * err.max() / size_gt:.2f}% max, {100 * err.mean() / size_gt:.2f}% mean",
-                reproj=r.metrics["mean_reprojection_error"], chamfer=f"{100 * q['chamfer'] / size_gt:.2f}%",
-                fscore=f"{q['fscore']:.3f} / {qv['fscore']:.3f}", total=total, cpu=r.metrics["cpu_seconds"],
-                timings=r.timings,
-                tris=len(m.faces))
+    return dict(
+        scene=f"bunny {views}x{w}px",
+        registered=f"{r.metrics['registered']}/{r.metrics['total_images']}",
+        cam_err=f"{100 * err.max() / size_gt:.2f}% max, {100 * err.mean() / size_gt:.2f}% mean",
+        reproj=r.metrics["mean_reprojection_error"],
+        chamfer=f"{100 * q['chamfer'] / size_gt:.2f}%",
+        fscore=f"{q['fscore']:.3f} / {qv['fscore']:.3f}",
+        total=total,
+        cpu=r.metrics["cpu_seconds"],
+        timings=r.timings,
+        tris=len(m.faces),
+    )
 
 
 def sagrada(workdir: Path, shots: Path | None):
@@ -77,10 +84,18 @@ def sagrada(workdir: Path, shots: Path | None):
     r, total = run_engine(paths, max_image_size=800, texture_size=2048, target_triangles=50000)
     if shots:
         screenshots(r, shots, "sagrada")
-    return dict(scene="sagrada 4x718px", registered=f"{r.metrics['registered']}/{r.metrics['total_images']}",
-                cam_err="n/a (no ground truth)", reproj=r.metrics["mean_reprojection_error"], chamfer="n/a",
-                fscore="n/a", total=total, cpu=r.metrics["cpu_seconds"], timings=r.timings,
-                tris=len(r.items[0].faces))
+    return dict(
+        scene="sagrada 4x718px",
+        registered=f"{r.metrics['registered']}/{r.metrics['total_images']}",
+        cam_err="n/a (no ground truth)",
+        reproj=r.metrics["mean_reprojection_error"],
+        chamfer="n/a",
+        fscore="n/a",
+        total=total,
+        cpu=r.metrics["cpu_seconds"],
+        timings=r.timings,
+        tris=len(r.items[0].faces),
+    )
 
 
 def screenshots(result, folder: Path, tag: str) -> None:
@@ -147,17 +162,24 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for s in args.scenes.split(","):
-            rows.append(bunny(args.views, args.size, Path(tmp), args.shots) if s == "bunny"
-                        else sagrada(Path(tmp), args.shots))
+            rows.append(
+                bunny(args.views, args.size, Path(tmp), args.shots) if s == "bunny" else sagrada(Path(tmp), args.shots)
+            )
     stages = ["frames", "sfm", "depth", "fusion", "texture"]
-    head = f"{'scene':18s} {'reg':>6s} {'camera error':>22s} {'reproj px':>9s} {'chamfer':>8s} {'F@1% all/seen':>13s} {'tris':>6s} " \
-           + " ".join(f"{s:>7s}" for s in stages) + f" {'total s':>8s} {'cpu s':>6s}"
+    head = (
+        f"{'scene':18s} {'reg':>6s} {'camera error':>22s} {'reproj px':>9s} {'chamfer':>8s} {'F@1% all/seen':>13s} {'tris':>6s} "  # noqa: E501
+        + " ".join(f"{s:>7s}" for s in stages)
+        + f" {'total s':>8s} {'cpu s':>6s}"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
-        print(f"{r['scene']:18s} {r['registered']:>6s} {r['cam_err']:>22s} {r['reproj']:>9.3f} {r['chamfer']:>8s} "
-              f"{str(r['fscore']):>13s} {r['tris']:>6d} "
-              + " ".join(f"{r['timings'].get(s, 0.0):7.1f}" for s in stages) + f" {r['total']:8.1f} {r['cpu']:6.1f}")
+        print(
+            f"{r['scene']:18s} {r['registered']:>6s} {r['cam_err']:>22s} {r['reproj']:>9.3f} {r['chamfer']:>8s} "
+            f"{str(r['fscore']):>13s} {r['tris']:>6d} "
+            + " ".join(f"{r['timings'].get(s, 0.0):7.1f}" for s in stages)
+            + f" {r['total']:8.1f} {r['cpu']:6.1f}"
+        )
 
 
 if __name__ == "__main__":

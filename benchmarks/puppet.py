@@ -15,6 +15,7 @@
    weights (max over the 52 and mean) and of yaw/pitch/roll, with and without smoothing.
 The last line is the figures as JSON.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,7 +39,7 @@ def letterbox(frame: np.ndarray, size=(640, 480)) -> np.ndarray:
     img = cv2.resize(frame, (round(frame.shape[1] * s), round(frame.shape[0] * s)), interpolation=cv2.INTER_CUBIC)
     out = np.zeros((h, w, 3), np.uint8)
     y0, x0 = (h - img.shape[0]) // 2, (w - img.shape[1]) // 2
-    out[y0:y0 + img.shape[0], x0:x0 + img.shape[1]] = img
+    out[y0 : y0 + img.shape[0], x0 : x0 + img.shape[1]] = img
     return out
 
 
@@ -61,10 +62,16 @@ def speed(avatar, frames: int, **options) -> dict:
             for k, v in pose.timings.items():
                 stages.setdefault(k, []).append(v)
     lat = np.array(lat)
-    return {"frames": len(lat), "tracked": int(tracked), "fps": float(1000 / lat.mean()), "latency_ms_mean": float(lat.mean()),
-            "latency_ms_p50": float(np.median(lat)), "latency_ms_p95": float(np.percentile(lat, 95)),
-            "latency_ms_max": float(lat.max()),
-            "stage_ms": {k: float(np.mean(v)) for k, v in stages.items() if k != "total"}}
+    return {
+        "frames": len(lat),
+        "tracked": int(tracked),
+        "fps": float(1000 / lat.mean()),
+        "latency_ms_mean": float(lat.mean()),
+        "latency_ms_p50": float(np.median(lat)),
+        "latency_ms_p95": float(np.percentile(lat, 95)),
+        "latency_ms_max": float(lat.max()),
+        "stage_ms": {k: float(np.mean(v)) for k, v in stages.items() if k != "total"},
+    }
 
 
 def known_truth(**params) -> dict:
@@ -81,8 +88,13 @@ def known_truth(**params) -> dict:
     corr = {n: float(np.corrcoef(take.weight(n), truth["weights"][n])[0, 1]) for n in CURVE_NAMES}
     ypr = np.array([yaw_pitch_roll(R) for R in matrix_from_quat(take.head_rotation)])
     err = np.abs(ypr[:, :2] - np.c_[truth["yaw"], truth["pitch"]])
-    return {"correlation": corr, "yaw_max_deg": float(err[:, 0].max()), "pitch_max_deg": float(err[:, 1].max()),
-            "yaw_rms_deg": float(np.sqrt((err[:, 0] ** 2).mean())), "pitch_rms_deg": float(np.sqrt((err[:, 1] ** 2).mean()))}
+    return {
+        "correlation": corr,
+        "yaw_max_deg": float(err[:, 0].max()),
+        "pitch_max_deg": float(err[:, 1].max()),
+        "yaw_rms_deg": float(np.sqrt((err[:, 0] ** 2).mean())),
+        "pitch_rms_deg": float(np.sqrt((err[:, 1] ** 2).mean())),
+    }
 
 
 def jitter(avatar, **params) -> dict:
@@ -103,10 +115,15 @@ def jitter(avatar, **params) -> dict:
         L = [lm.track(f) for f in clip.frames()]
     xy = np.array([x.xy for x in L])
     mouth = np.linalg.norm(xy[:, 13] - xy[:, 14], axis=1) / np.linalg.norm(xy[:, 468] - xy[:, 473], axis=1)
-    return {"weight_jitter_max": float(d.max()), "weight_jitter_max_name": take.names[int(d.argmax())],
-            "weight_jitter_mean": float(d.mean()), "head_jitter_deg": [float(x) for x in h],
-            "jaw_mouth_correlation": float(np.corrcoef(take.weight("jawOpen"), mouth)[0, 1]),
-            "tracked": int(take.tracked.sum()), "frames": len(take)}
+    return {
+        "weight_jitter_max": float(d.max()),
+        "weight_jitter_max_name": take.names[int(d.argmax())],
+        "weight_jitter_mean": float(d.mean()),
+        "head_jitter_deg": [float(x) for x in h],
+        "jaw_mouth_correlation": float(np.corrcoef(take.weight("jawOpen"), mouth)[0, 1]),
+        "tracked": int(take.tracked.sum()),
+        "frames": len(take),
+    }
 
 
 def main(argv=None) -> int:
@@ -119,30 +136,47 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     av = avatar("astronaut.png")
     out = {"avatar_s": time.perf_counter() - t0}
-    out["speed"] = {"default": speed(av, args.frames), "raw scores": speed(av, args.frames, solver="raw"),
-                    "video-mode landmarks": speed(av, args.frames, landmarker="video")}
-    out["known_truth"] = {"default": known_truth(), "no smoothing": known_truth(smoothing=False),
-                          "raw scores": known_truth(solver="raw"), "video-mode landmarks": known_truth(landmarker="video")}
+    out["speed"] = {
+        "default": speed(av, args.frames),
+        "raw scores": speed(av, args.frames, solver="raw"),
+        "video-mode landmarks": speed(av, args.frames, landmarker="video"),
+    }
+    out["known_truth"] = {
+        "default": known_truth(),
+        "no smoothing": known_truth(smoothing=False),
+        "raw scores": known_truth(solver="raw"),
+        "video-mode landmarks": known_truth(landmarker="video"),
+    }
     out["jitter"] = {"smoothed": jitter(av), "unsmoothed": jitter(av, smoothing=False)}
     if not args.json:
-        print("Speed at 640x480 (carphone_120 upscaled; landmarks + solve + filter + 28k-vertex mesh update, no display)")
+        print(
+            "Speed at 640x480 (carphone_120 upscaled; landmarks + solve + filter + 28k-vertex mesh update, no display)"
+        )
         print(f"{'':22s} {'fps':>6s} {'mean ms':>8s} {'p50':>6s} {'p95':>6s} {'max':>6s}  per stage (ms)")
         for k, s in out["speed"].items():
             st = ", ".join(f"{a} {b:.1f}" for a, b in s["stage_ms"].items())
-            print(f"{k:22s} {s['fps']:6.1f} {s['latency_ms_mean']:8.1f} {s['latency_ms_p50']:6.1f} "
-                  f"{s['latency_ms_p95']:6.1f} {s['latency_ms_max']:6.1f}  {st}  ({s['tracked']}/{s['frames']} tracked)")
+            print(
+                f"{k:22s} {s['fps']:6.1f} {s['latency_ms_mean']:8.1f} {s['latency_ms_p50']:6.1f} "
+                f"{s['latency_ms_p95']:6.1f} {s['latency_ms_max']:6.1f}  {st}  ({s['tracked']}/{s['frames']} tracked)"
+            )
         print("\nKnown truth (astronaut avatar, 60 frames 320x320): correlation with the true curves; head error (deg)")
         names = list(out["known_truth"]["default"]["correlation"])
         print(f"{'':22s} " + " ".join(f"{n[:14]:>14s}" for n in names) + "   yaw max/rms  pitch max/rms")
         for k, r in out["known_truth"].items():
-            print(f"{k:22s} " + " ".join(f"{r['correlation'][n]:14.3f}" for n in names)
-                  + f"   {r['yaw_max_deg']:4.2f}/{r['yaw_rms_deg']:4.2f}    {r['pitch_max_deg']:4.2f}/{r['pitch_rms_deg']:4.2f}")
+            print(
+                f"{k:22s} "
+                + " ".join(f"{r['correlation'][n]:14.3f}" for n in names)
+                + f"   {r['yaw_max_deg']:4.2f}/{r['yaw_rms_deg']:4.2f}    {r['pitch_max_deg']:4.2f}/{r['pitch_rms_deg']:4.2f}"  # noqa: E501
+            )
         print("\nReal video (carphone_120, 22 px between the eyes): jitter on the still stretch (frames 0-17)")
         for k, r in out["jitter"].items():
-            print(f"{k:12s} weights: max {r['weight_jitter_max']:.4f}/frame ({r['weight_jitter_max_name']}), "
-                  f"mean {r['weight_jitter_mean']:.4f}; head yaw/pitch/roll "
-                  + "/".join(f"{x:.2f}" for x in r["head_jitter_deg"]) + " deg/frame; "
-                  f"jawOpen vs lip gap r = {r['jaw_mouth_correlation']:.3f}; tracked {r['tracked']}/{r['frames']}")
+            print(
+                f"{k:12s} weights: max {r['weight_jitter_max']:.4f}/frame ({r['weight_jitter_max_name']}), "
+                f"mean {r['weight_jitter_mean']:.4f}; head yaw/pitch/roll "
+                + "/".join(f"{x:.2f}" for x in r["head_jitter_deg"])
+                + " deg/frame; "
+                f"jawOpen vs lip gap r = {r['jaw_mouth_correlation']:.3f}; tracked {r['tracked']}/{r['frames']}"
+            )
     print(json.dumps(out))
     return 0
 

@@ -25,6 +25,7 @@ Run under a display (pyvista renders the scenes and the mesh baseline)::
     xvfb-run -a .venv/bin/python benchmarks/splat.py [--scenes bunny,sagrada,video]
         [--budget 300] [--views 40] [--shots /tmp/splat-shots]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,7 +52,7 @@ def params(**kw):
 
 
 def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
 def mesh_baseline(scene, train_names, views):
@@ -150,9 +151,16 @@ def run_scene(tag, inputs, budget, hold_out, truth=None, shots=None, baselines=T
             print(f"  [{tag}] {f * 100:4.0f}% {m}", file=sys.stderr)
 
     splat, rep, tviews = se.train_scene(scene, cloud, p, res, budget_left, progress, CancelToken())
-    row.update(res=f"{tviews[0].view.width}x{tviews[0].view.height}", train_views=len(tviews), steps=rep.steps,
-               ms_step=1000 * rep.seconds_per_step, train_s=rep.seconds, gaussians=len(splat),
-               train_psnr=rep.train_psnr, total_s=time.perf_counter() - t0)
+    row.update(
+        res=f"{tviews[0].view.width}x{tviews[0].view.height}",
+        train_views=len(tviews),
+        steps=rep.steps,
+        ms_step=1000 * rep.seconds_per_step,
+        train_s=rep.seconds,
+        gaussians=len(splat),
+        train_psnr=rep.train_psnr,
+        total_s=time.perf_counter() - t0,
+    )
     if scene.held_out:
         ev = se.evaluate_held_out(splat, scene, res, p)
         row.update(psnr=ev["psnr"], ssim=ev["ssim"])
@@ -167,8 +175,9 @@ def run_scene(tag, inputs, budget, hold_out, truth=None, shots=None, baselines=T
             row["mesh_ssim"] = float(np.mean([ssim_np(a, h.image) for a, h in zip(mesh_imgs, hv)]))
             row["mesh_s"] = mesh_s
         if shots:
-            save_shots(Path(shots), tag, hv, ev["renders"], pts if baselines else None,
-                       mesh_imgs if baselines else None)
+            save_shots(
+                Path(shots), tag, hv, ev["renders"], pts if baselines else None, mesh_imgs if baselines else None
+            )
             if baselines:
                 from engines import io
 
@@ -191,8 +200,11 @@ def save_shots(folder, tag, views, renders, pts, mesh):
 
     folder.mkdir(parents=True, exist_ok=True)
     for k, (v, r) in enumerate(zip(views, renders)):
-        tiles = [(v.image * 255).astype(np.uint8), r] + ([pts[k]] if pts is not None else []) \
+        tiles = (
+            [(v.image * 255).astype(np.uint8), r]
+            + ([pts[k]] if pts is not None else [])
             + ([mesh[k]] if mesh is not None else [])
+        )
         PILImage.fromarray(np.concatenate(tiles, 1)).save(folder / f"{tag}_{k:02d}_{v.name.split('.')[0]}.png")
 
 
@@ -234,9 +246,26 @@ def main() -> None:
             raise SystemExit(f"unknown scene {tag}")
         rows.append(row)
         print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}), file=sys.stderr)
-    cols = ["scene", "registered", "cam_err_pct", "res", "train_views", "steps", "ms_step", "train_s", "total_s",
-            "gaussians", "train_psnr", "psnr", "ssim", "mesh_psnr", "mesh_ssim", "points_psnr", "points_ssim",
-            "peak_rss_gb"]
+    cols = [
+        "scene",
+        "registered",
+        "cam_err_pct",
+        "res",
+        "train_views",
+        "steps",
+        "ms_step",
+        "train_s",
+        "total_s",
+        "gaussians",
+        "train_psnr",
+        "psnr",
+        "ssim",
+        "mesh_psnr",
+        "mesh_ssim",
+        "points_psnr",
+        "points_ssim",
+        "peak_rss_gb",
+    ]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for r in rows:

@@ -6,6 +6,7 @@ video of the same scene.
 
 Cameras follow OpenCV (x_cam = R x + t; x right, y down, z forward), +Y up.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,8 +34,15 @@ def floor_texture(size: int = 512) -> np.ndarray:
     return np.clip(255 * (0.15 + 0.85 * g[:, :, None]) * tint, 0, 255).astype(np.uint8)
 
 
-def orbit_cameras(n: int, size: tuple[int, int], radius: float, center, fov_deg: float = 45.0,
-                  elevations=(18.0, 38.0), phase: float = 0.0):
+def orbit_cameras(
+    n: int,
+    size: tuple[int, int],
+    radius: float,
+    center,
+    fov_deg: float = 45.0,
+    elevations=(18.0, 38.0),
+    phase: float = 0.0,
+):
     from tests.test_multiview_scenes import orbit_cameras as rings
 
     K, R, t = rings(n, size, radius, fov_deg, center, elevations)
@@ -88,8 +96,7 @@ def bunny_on_floor(views: int = 40, size=(400, 300), distance: float = 1.6, subd
         images.append(np.asarray(pl.screenshot(return_img=True))[:, :, :3].copy())
     pl.close()
     names = [f"view_{i:03d}.png" for i in range(views)]
-    return dict(images=images, K=K, R=R, t=t, size=size, center=center, extent=extent, names=names,
-                vertices=v, faces=f)
+    return dict(images=images, K=K, R=R, t=t, size=size, center=center, extent=extent, names=names, vertices=v, faces=f)
 
 
 def write_images(scene, folder: Path) -> list[Path]:

@@ -3,6 +3,7 @@ new viewpoint, and the textured mesh from that same new viewpoint, side by side.
 
     xvfb-run -a .venv/bin/python benchmarks/splat_screenshots.py SCENE.ply MESH.glb OUT.png [--camera N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,13 +51,15 @@ def main() -> None:
     vp.show()
     app.processEvents()
     vp.set_background((0, 0, 0))
-    for obj, (K, R_, t, size) in ((splat, (v_in.K, v_in.R, v_in.t, (v_in.width, v_in.height))),
-                                  (splat, (new.K, R, -R @ C, (new.width, new.height))),
-                                  (mesh, (new.K, R, -R @ C, (new.width, new.height)))):
+    for obj, (K, R_, t, size) in (
+        (splat, (v_in.K, v_in.R, v_in.t, (v_in.width, v_in.height))),
+        (splat, (new.K, R, -R @ C, (new.width, new.height))),
+        (mesh, (new.K, R, -R @ C, (new.width, new.height))),
+    ):
         vp.clear()
         vp.show(obj)
         vp.set_camera_from_photo(K, R_, t, size)
-        shots.append(vp.screenshot()[:v_in.height, :v_in.width])
+        shots.append(vp.screenshot()[: v_in.height, : v_in.width])
     from PIL import Image as PILImage
 
     PILImage.fromarray(np.concatenate(shots, 1)).save(a.out)

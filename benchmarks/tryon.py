@@ -38,6 +38,7 @@ resources/samples), with the striped sample garment:
 
 Saves a 2 x 5 frame grid (temporal off above, on below) per video in --shots.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,9 +69,11 @@ def run_engine(path: Path, garment: Image, keep: list | None = None, **values):
     params = make_params(TryOnEngine, values)
     write = VideoWriter.write
     if keep is not None:
+
         def keeping(self, frame):
             keep.append(np.array(frame))
             return write(self, frame)
+
         VideoWriter.write = keeping
     try:
         t0, c0 = time.perf_counter(), time.process_time()
@@ -86,8 +89,18 @@ def decode_bilinear_chroma(path: Path, size: tuple[int, int]) -> list:
 
     import imageio_ffmpeg
 
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", str(path), "-vf",
-           "scale=flags=bilinear+full_chroma_int+accurate_rnd,format=rgb24", "-f", "rawvideo", "-"]
+    cmd = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-loglevel",
+        "error",
+        "-i",
+        str(path),
+        "-vf",
+        "scale=flags=bilinear+full_chroma_int+accurate_rnd,format=rgb24",
+        "-f",
+        "rawvideo",
+        "-",
+    ]
     raw = subprocess.run(cmd, capture_output=True, check=True).stdout
     w, h = size
     return list(np.frombuffer(raw, np.uint8).reshape(-1, h, w, 3))
@@ -134,7 +147,7 @@ def source_flows(src: list) -> list:
         back, fwd = deep.calc(b, a, None), deep.calc(a, b, None)
         fwd_at = warp_by_flow(fwd, back)
         err = ((back + fwd_at) ** 2).sum(-1)
-        tol = 0.01 * ((back ** 2).sum(-1) + (fwd_at ** 2).sum(-1)) + 0.5
+        tol = 0.01 * ((back**2).sum(-1) + (fwd_at**2).sum(-1)) + 0.5
         flows.append((back, (err <= tol).astype(np.float32)))
     return flows
 
@@ -189,8 +202,9 @@ def ssim_outside(src: list, out: list, region: list) -> float:
 
     vals = []
     for s, o, r in zip(src, out, region):
-        _, m = structural_similarity(cv2.cvtColor(s, cv2.COLOR_RGB2GRAY), cv2.cvtColor(o, cv2.COLOR_RGB2GRAY),
-                                     data_range=255, full=True)
+        _, m = structural_similarity(
+            cv2.cvtColor(s, cv2.COLOR_RGB2GRAY), cv2.cvtColor(o, cv2.COLOR_RGB2GRAY), data_range=255, full=True
+        )
         keep = cv2.dilate(r.astype(np.uint8), np.ones((9, 9), np.uint8)) == 0
         vals.append(m[keep].mean())
     return float(np.mean(vals))
@@ -219,7 +233,7 @@ def grid_image(top: list, bottom: list, region: list, scale: float = 1.0) -> np.
                 cx, cy = int(xs.mean()), int(ys.mean())
                 x0 = int(np.clip(cx - side // 2, 0, w - side))
                 y0 = int(np.clip(cy - side // 2, 0, h - side))
-                f = cv2.resize(f[y0:y0 + side, x0:x0 + side], (256, 256), interpolation=cv2.INTER_CUBIC)
+                f = cv2.resize(f[y0 : y0 + side, x0 : x0 + side], (256, 256), interpolation=cv2.INTER_CUBIC)
             elif small:
                 f = cv2.resize(f[:side, :side], (256, 256), interpolation=cv2.INTER_CUBIC)
             tiles.append(np.pad(f, ((2, 2), (2, 2), (0, 0)), constant_values=255))
@@ -294,33 +308,86 @@ def main() -> int:
             people = res["on"][0].metrics["frames_with_person"]
             inner = {m: res[m][0].metrics["temporal_warping_error"] for m in outs}
             inner_jit = {m: res[m][0].metrics["edge_jitter_px"] for m in outs}
-            table.append((video.name, f"{clip.width}x{clip.height}", n, people, res["on"][1], res["on"][2],
-                          n / secs640, n / cpu640, twe["off"], twe["on"], twe["on"] / twe["off"],
-                          twe_y["off"], twe_y["on"], twe_y["on"] / twe_y["off"], twe_src,
-                          twe_pre["off"], twe_pre["on"], twe_pre["on"] / twe_pre["off"],
-                          twe_bl["off"], twe_bl["on"], twe_bl["on"] / twe_bl["off"],
-                          inner["off"], inner["on"], jit["off"], jit["on"], hem_sd["off"], hem_sd["on"],
-                          inner_jit["off"], inner_jit["on"], ssim))
+            table.append(
+                (
+                    video.name,
+                    f"{clip.width}x{clip.height}",
+                    n,
+                    people,
+                    res["on"][1],
+                    res["on"][2],
+                    n / secs640,
+                    n / cpu640,
+                    twe["off"],
+                    twe["on"],
+                    twe["on"] / twe["off"],
+                    twe_y["off"],
+                    twe_y["on"],
+                    twe_y["on"] / twe_y["off"],
+                    twe_src,
+                    twe_pre["off"],
+                    twe_pre["on"],
+                    twe_pre["on"] / twe_pre["off"],
+                    twe_bl["off"],
+                    twe_bl["on"],
+                    twe_bl["on"] / twe_bl["off"],
+                    inner["off"],
+                    inner["on"],
+                    jit["off"],
+                    jit["on"],
+                    hem_sd["off"],
+                    hem_sd["on"],
+                    inner_jit["off"],
+                    inner_jit["on"],
+                    ssim,
+                )
+            )
             scale = 2.0 if max(clip.width, clip.height) < 400 else 1.0
             shot = args.shots / ("tryon_grid.png" if video == videos[0] else f"tryon_grid_{video.stem}.png")
             PILImage.fromarray(grid_image(outs["off"], outs["on"], region, scale)).save(shot)
             PILImage.fromarray(grid_image(src, outs["on"], region, scale)).save(
-                args.shots / f"tryon_source_vs_ours_{video.stem}.png")
+                args.shots / f"tryon_source_vs_ours_{video.stem}.png"
+            )
             print(f"saved {shot}", file=sys.stderr)
 
     load = os.getloadavg()[0]
-    print(f"\nVideo try-on (striped garment; temporal off = per-frame baseline; {os.cpu_count()} cores, "
-          f"load average {load:.1f}: wall-clock fps is shared with other work, 'per CPU-s' is frames "
-          "per second of this process's CPU time)\n")
-    head = ("video", "size", "frames", "with person", "fps src", "fps src per CPU-s", "fps 640x480",
-            "fps 640x480 per CPU-s",
-            "TWE off", "TWE on", "on/off", "luma TWE off", "luma TWE on", "luma on/off", "TWE source",
-            "pre-enc TWE off", "pre-enc TWE on", "pre-enc on/off",
-            "bilin-chroma TWE off", "bilin-chroma TWE on", "bilin-chroma on/off",
-            "layer TWE off", "layer TWE on",
-            "hem jitter off px", "hem jitter on px", "hem std off px", "hem std on px",
-            "layer edge jitter off px", "layer edge jitter on px",
-            "SSIM non-garment")
+    print(
+        f"\nVideo try-on (striped garment; temporal off = per-frame baseline; {os.cpu_count()} cores, "
+        f"load average {load:.1f}: wall-clock fps is shared with other work, 'per CPU-s' is frames "
+        "per second of this process's CPU time)\n"
+    )
+    head = (
+        "video",
+        "size",
+        "frames",
+        "with person",
+        "fps src",
+        "fps src per CPU-s",
+        "fps 640x480",
+        "fps 640x480 per CPU-s",
+        "TWE off",
+        "TWE on",
+        "on/off",
+        "luma TWE off",
+        "luma TWE on",
+        "luma on/off",
+        "TWE source",
+        "pre-enc TWE off",
+        "pre-enc TWE on",
+        "pre-enc on/off",
+        "bilin-chroma TWE off",
+        "bilin-chroma TWE on",
+        "bilin-chroma on/off",
+        "layer TWE off",
+        "layer TWE on",
+        "hem jitter off px",
+        "hem jitter on px",
+        "hem std off px",
+        "hem std on px",
+        "layer edge jitter off px",
+        "layer edge jitter on px",
+        "SSIM non-garment",
+    )
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for row in table:

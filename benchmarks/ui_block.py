@@ -28,6 +28,7 @@ UI thread's and the busiest worker's frames for the longest stalls of each case.
     xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python benchmarks/ui_block.py \
         [--cases depth,multiview,save] [--seconds 10] [--tab 3D|2D|Video] [--no-views] [--verbose]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -109,19 +110,23 @@ def case_plan(name: str, work: Path, seconds: float):
     if name == "depth":
         return [([SAMPLES / "focal_stack"], "FocalStack")], "depth-from-focus", {}
     if name == "multiview":
-        return ([(bunny_views(work / "bunny"), "ImageSet")], "multiview",
-                {"dense_image_size": 240, "depth_planes": 48, "texture_size": 1024})
+        return (
+            [(bunny_views(work / "bunny"), "ImageSet")],
+            "multiview",
+            {"dense_image_size": 240, "depth_planes": 48, "texture_size": 1024},
+        )
     if name == "avatar":
         return [([SAMPLES / "portrait.png"], None)], "avatar", {}
     if name == "tryon":
-        return ([([SAMPLES / "person.mp4"], None), ([SAMPLES / "garment.png"], None)], "tryon",
-                {"max_frames": 12})
+        return ([([SAMPLES / "person.mp4"], None), ([SAMPLES / "garment.png"], None)], "tryon", {"max_frames": 12})
     if name == "puppet":
-        return ([([DATA / "carphone_30.mp4"], None), ([SAMPLES / "portrait.png"], None)], "puppet",
-                {"max_frames": 30})
+        return ([([DATA / "carphone_30.mp4"], None), ([SAMPLES / "portrait.png"], None)], "puppet", {"max_frames": 30})
     if name == "splat":
-        return ([(bunny_views(work / "bunny"), "ImageSet")], "splat",
-                {"time_budget_s": 20.0, "steps": 300, "resolution": 160})
+        return (
+            [(bunny_views(work / "bunny"), "ImageSet")],
+            "splat",
+            {"time_budget_s": 20.0, "steps": 300, "resolution": 160},
+        )
     raise ValueError(name)
 
 
@@ -203,11 +208,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cases", default=",".join(ALL_CASES), help=f"comma separated, from {', '.join(ALL_CASES)}")
     ap.add_argument("--seconds", type=float, default=10.0, help="busy case: how long the job works")
-    ap.add_argument("--tab", choices=["3D", "2D", "Video"], default="3D",
-                    help="the central tab shown while a job runs")
-    ap.add_argument("--no-views", action="store_true",
-                    help="leave out the 2D/video/3D views (they need a display for VTK)")
-    ap.add_argument("--why", type=float, default=TARGET_MS, help="record where the threads were for stalls over this (ms)")
+    ap.add_argument("--tab", choices=["3D", "2D", "Video"], default="3D", help="the central tab shown while a job runs")
+    ap.add_argument(
+        "--no-views", action="store_true", help="leave out the 2D/video/3D views (they need a display for VTK)"
+    )
+    ap.add_argument(
+        "--why", type=float, default=TARGET_MS, help="record where the threads were for stalls over this (ms)"
+    )
     ap.add_argument("--save-mb", type=float, default=72.0, help="save case: size of the project on disk (MB), about")
     ap.add_argument("--verbose", action="store_true", help="print where the threads were during the longest stalls")
     ap.add_argument("--frames", type=int, default=4, help="--verbose: frames shown per thread")
@@ -222,7 +229,7 @@ def main() -> None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ.pop("QT_QPA_PLATFORM_PLUGIN_PATH", None)
     import numpy as np
-    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtCore import QEventLoop
     from PySide6.QtWidgets import QApplication
 
     import app  # noqa: F401  (PySide6 emit work-around)
@@ -247,8 +254,10 @@ def main() -> None:
         rw = w.viewport.plotter.render_window
         began = [0.0]
         rw.AddObserver("StartEvent", lambda *a: began.__setitem__(0, time.perf_counter()))
-        rw.AddObserver("EndEvent", lambda *a: renders.setdefault(heart.phase or "-", []).append(
-            (time.perf_counter() - began[0]) * 1e3))
+        rw.AddObserver(
+            "EndEvent",
+            lambda *a: renders.setdefault(heart.phase or "-", []).append((time.perf_counter() - began[0]) * 1e3),
+        )
     rows = []
 
     def import_all(plan_inputs) -> list[int]:
@@ -293,7 +302,7 @@ def main() -> None:
         wait_loop(300)
         done = QEventLoop()
         ended = []
-        fin = lambda *a: (ended.append(a), done.quit())  # noqa: E731
+        fin = lambda *a: (ended.append(a), done.quit())  # noqa: B023, E731
         w.runner.finished.connect(fin)
         w.runner.failed.connect(fin)
         w.runner.cancelled.connect(fin)
@@ -333,8 +342,12 @@ def main() -> None:
             # random (incompressible) depth + confidence + image: 12 bytes a pixel on disk
             side = int(np.sqrt(need * 1e6 / 12.0))
             rng = np.random.default_rng(0)
-            dm = DepthMap(rng.random((side, side), np.float32) + 1, rng.random((side, side), np.float32),
-                          image=rng.integers(0, 255, (side, side, 4), np.uint8)[:, :, :3].copy(), name="ballast")
+            dm = DepthMap(
+                rng.random((side, side), np.float32) + 1,
+                rng.random((side, side), np.float32),
+                image=rng.integers(0, 255, (side, side, 4), np.uint8)[:, :, :3].copy(),
+                name="ballast",
+            )
             w.project.add_result(ResultEntry(Result(items=[dm]), "busy-benchmark", {}, "ballast"))
         wait_loop(300)
         heart.start("save")
@@ -343,35 +356,48 @@ def main() -> None:
         wall = time.perf_counter() - t0
         wait_loop(500)
         heart.stop()
-        size = (target.stat().st_size + sum(f.stat().st_size for f in (work / "bench.results").glob("*"))) / 1e6 \
-            if saved else 0.0
+        size = (
+            (target.stat().st_size + sum(f.stat().st_size for f in (work / "bench.results").glob("*"))) / 1e6
+            if saved
+            else 0.0
+        )
         rows.append(("save", f"{'saved' if saved else 'FAILED'} {size:.0f} MB", wall, heart.gaps["save"], "save", []))
 
     w.close()
     stacks = heart.stacks()
 
-    print(f"UI event-loop stalls (heartbeat {HEARTBEAT_MS} ms, platform "
-          f"{'xcb' if os.environ.get('DISPLAY') else 'offscreen'}, views {'on' if views else 'off'}, "
-          f"{args.tab} tab shown, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})")
-    hdr = (f"{'case':<10}| {'state':<22}| {'wall s':>7} | {'median ms':>9} | {'p99 ms':>7} | {'longest ms':>10} | "
-           f"{'> 100 ms':>8} | {'result drawn ms':>15}")
+    print(
+        f"UI event-loop stalls (heartbeat {HEARTBEAT_MS} ms, platform "
+        f"{'xcb' if os.environ.get('DISPLAY') else 'offscreen'}, views {'on' if views else 'off'}, "
+        f"{args.tab} tab shown, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})"
+    )
+    hdr = (
+        f"{'case':<10}| {'state':<22}| {'wall s':>7} | {'median ms':>9} | {'p99 ms':>7} | {'longest ms':>10} | "
+        f"{'> 100 ms':>8} | {'result drawn ms':>15}"
+    )
     print(hdr)
     print("-" * len(hdr))
     worst = 0.0
-    for name, state, wall, gaps, phase, after in rows:
+    for name, state, wall, gaps, phase, after in rows:  # noqa: B007
         if gaps is None:
             print(f"{name:<10}| {state:<22}|")
             continue
         stall = [max(0.0, g - HEARTBEAT_MS) for g in gaps] or [0.0]
         after_stall = max([max(0.0, g - HEARTBEAT_MS) for g in after] or [0.0])
         worst = max(worst, max(stall), after_stall)
-        print(f"{name:<10}| {state[:22]:<22}| {wall:>7.1f} | {statistics.median(gaps or [0]):>9.1f} | "
-              f"{np.percentile(gaps or [0], 99):>7.1f} | {max(stall):>10.1f} | "
-              f"{sum(1 for s in stall if s > TARGET_MS):>8} | {after_stall if after else float('nan'):>15.1f}")
-    print(f"longest stall over all cases: {worst:.1f} ms (target < {TARGET_MS:g} ms: "
-          f"{'met' if worst < TARGET_MS else 'NOT met'})")
-    print("stall = heartbeat gap minus the 5 ms interval; 'result drawn': the 2 s after the job ended "
-          "(result conversion to VTK, render, thumbnail)")
+        print(
+            f"{name:<10}| {state[:22]:<22}| {wall:>7.1f} | {statistics.median(gaps or [0]):>9.1f} | "
+            f"{np.percentile(gaps or [0], 99):>7.1f} | {max(stall):>10.1f} | "
+            f"{sum(1 for s in stall if s > TARGET_MS):>8} | {after_stall if after else float('nan'):>15.1f}"
+        )
+    print(
+        f"longest stall over all cases: {worst:.1f} ms (target < {TARGET_MS:g} ms: "
+        f"{'met' if worst < TARGET_MS else 'NOT met'})"
+    )
+    print(
+        "stall = heartbeat gap minus the 5 ms interval; 'result drawn': the 2 s after the job ended "
+        "(result conversion to VTK, render, thumbnail)"
+    )
     if args.verbose:
         for phase, r in renders.items():
             if phase != "-":
@@ -379,7 +405,9 @@ def main() -> None:
         for phase, idx in heart.why.items():
             gaps = heart.gaps[phase]
             longs = sorted([g for g in gaps if g >= args.why + 1.0], reverse=True)
-            print(f"\n{phase}: {len(idx)} stall(s) over {args.why:g} ms; longest {', '.join(f'{g:.0f}' for g in longs[:5])} ms")
+            print(
+                f"\n{phase}: {len(idx)} stall(s) over {args.why:g} ms; longest {', '.join(f'{g:.0f}' for g in longs[:5])} ms"  # noqa: E501
+            )
             seen = set()
             for k in idx:
                 if k < len(stacks):

@@ -22,6 +22,7 @@ Run under a display, e.g.::
 The avatar is made from resources/samples/portrait.png by the avatar engine (about 5 s);
 ``--skip-avatar`` leaves those rows out.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -104,9 +105,14 @@ def orbit(app, vp, frames: int, lod: bool) -> tuple[float, float, int]:
     cx, cy = widget.width() // 2 - 150, widget.height() // 2
 
     def mouse(kind, x, buttons):
-        ev = QtGui.QMouseEvent(kind, QtCore.QPointF(x, cy), QtCore.QPointF(x, cy),
-                               QtCore.Qt.LeftButton if kind != QtCore.QEvent.MouseMove else QtCore.Qt.NoButton,
-                               buttons, QtCore.Qt.NoModifier)
+        ev = QtGui.QMouseEvent(
+            kind,
+            QtCore.QPointF(x, cy),
+            QtCore.QPointF(x, cy),
+            QtCore.Qt.LeftButton if kind != QtCore.QEvent.MouseMove else QtCore.Qt.NoButton,
+            buttons,
+            QtCore.Qt.NoModifier,
+        )
         QtWidgets.QApplication.sendEvent(widget, ev)
 
     from PySide6 import QtWidgets
@@ -184,13 +190,13 @@ def main() -> None:
     def prepare(obj):  # what the worker thread does for a new result (newer builds)
         if hasattr(renderers, "prepare"):
             renderers.prepare(obj)
+
     from engines.types import Avatar, Mesh, PointCloud
 
     scenes = {}
     if not args.skip_avatar:
         haired = make_avatar("long_straight")
-        bald = Avatar(haired.mesh, dict(haired.emotions), haired.camera, None, list(haired.extra_meshes),
-                      name="bald")
+        bald = Avatar(haired.mesh, dict(haired.emotions), haired.camera, None, list(haired.extra_meshes), name="bald")
         scenes["avatar, bald head"] = bald
         scenes["avatar, long hair"] = haired
     scenes["depth surface (sample stack)"] = make_depth()
@@ -222,17 +228,24 @@ def main() -> None:
         light_cpu = list(CPU_MS.values())[-1] if not np.isnan(light[0]) else float("nan")
         orbit_rows.append((name, full + (full_cpu,), light + (light_cpu,)))
         if isinstance(obj, Avatar) and obj.hair is not None:
-            slider_rows.append((name, slider_steps(app, vp, obj, key, args.frames, lod=False),
-                                slider_steps(app, vp, obj, key, args.frames, lod=True)))
+            slider_rows.append(
+                (
+                    name,
+                    slider_steps(app, vp, obj, key, args.frames, lod=False),
+                    slider_steps(app, vp, obj, key, args.frames, lod=True),
+                )
+            )
 
     # the former benchmark: update_points on an animated 30k-vertex mesh
     v2, f2, uv2 = uv_sphere(200, 150)
     cols = ((v2 * 0.5 + 0.5) * 255).astype(np.uint8)
     offset = (0.15 * np.sin(3 * v2[:, [1]]) * v2).astype(np.float32)
     upd_rows = []
-    for name, obj in {"textured mesh": Mesh(v2, f2, uv=uv2, texture=tex),
-                      "vertex-coloured mesh": Mesh(v2, f2, vertex_colors=cols),
-                      "point cloud": PointCloud(v2, cols)}.items():
+    for name, obj in {
+        "textured mesh": Mesh(v2, f2, uv=uv2, texture=tex),
+        "vertex-coloured mesh": Mesh(v2, f2, vertex_colors=cols),
+        "point cloud": PointCloud(v2, cols),
+    }.items():
         prepare(obj)
         vp.clear()
         key = vp.show(obj, "bench")
@@ -251,24 +264,37 @@ def main() -> None:
                 solver(pts)
                 normals.append((time.perf_counter() - t1) * 1e3)
             app.processEvents()
-        upd_rows.append((name, len(base), float(np.median(times)), float(np.percentile(times, 95)),
-                         float(np.mean(normals)) if normals else 0.0))
+        upd_rows.append(
+            (
+                name,
+                len(base),
+                float(np.median(times)),
+                float(np.percentile(times, 95)),
+                float(np.mean(normals)) if normals else 0.0,
+            )
+        )
     size = rw.GetSize()
     gl = [ln.strip() for ln in rw.ReportCapabilities().splitlines() if "renderer string" in ln]
     vp.close()
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"Viewport speed, window {size[0]}x{size[1]}, {args.frames} frames a case, {os.cpu_count()} CPUs, "
-          f"load average {load:.1f}, software GL: {vp.software_gl}")
+    print(
+        f"Viewport speed, window {size[0]}x{size[1]}, {args.frames} frames a case, {os.cpu_count()} CPUs, "
+        f"load average {load:.1f}, software GL: {vp.software_gl}"
+    )
     print(*gl, sep="\n")
     print(f"\norbit (target {ORBIT_FPS:g} fps)")
-    hdr = (f"{'scene':<30}{'full: tris':>11}{'ms':>7}{'CPU ms':>7}{'fps':>6}{'LOD: tris':>11}{'ms':>7}{'p95':>7}"
-           f"{'CPU ms':>7}{'fps':>6}")
+    hdr = (
+        f"{'scene':<30}{'full: tris':>11}{'ms':>7}{'CPU ms':>7}{'fps':>6}{'LOD: tris':>11}{'ms':>7}{'p95':>7}"
+        f"{'CPU ms':>7}{'fps':>6}"
+    )
     print(hdr)
     print("-" * len(hdr))
-    for name, (fm, fp, ft, fc), (lm, lp, lt, lc) in orbit_rows:
-        print(f"{name:<30}{ft:>11}{fm:>7.1f}{fc:>7.1f}{1000 / fm:>6.1f}{lt:>11}{lm:>7.1f}{lp:>7.1f}{lc:>7.1f}"
-              f"{1000 / lm:>6.1f}")
+    for name, (fm, fp, ft, fc), (lm, lp, lt, lc) in orbit_rows:  # noqa: B007
+        print(
+            f"{name:<30}{ft:>11}{fm:>7.1f}{fc:>7.1f}{1000 / fm:>6.1f}{lt:>11}{lm:>7.1f}{lp:>7.1f}{lc:>7.1f}"
+            f"{1000 / lm:>6.1f}"
+        )
     if slider_rows:
         print(f"\nemotion slider step: deform + update_points(deferred) + paint (target < {SLIDER_MS:g} ms)")
         hdr = f"{'scene':<30}{'full ms':>9}{'p95':>7}{'LOD ms':>9}{'p95':>7}"

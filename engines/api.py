@@ -21,6 +21,7 @@ The GUI builds its parameter form from ``Params`` and the CLI builds ``--set`` o
 from it: one description, two front ends (nerfstudio's dataclass configs do the same).
 Errors a user can fix are :class:`EngineError` with a sentence the user can act on.
 """
+
 from __future__ import annotations
 
 import abc
@@ -144,16 +145,11 @@ class Engine(abc.ABC):
         """Raise EngineError if the inputs do not fit ``accepts``/``min_inputs``/``max_inputs``."""
         names = ", ".join(t.__name__ for t in cls.accepts)
         if not (cls.min_inputs <= len(inputs) <= cls.max_inputs):
-            want = (
-                f"{cls.min_inputs}" if cls.min_inputs == cls.max_inputs
-                else f"{cls.min_inputs} to {cls.max_inputs}"
-            )
+            want = f"{cls.min_inputs}" if cls.min_inputs == cls.max_inputs else f"{cls.min_inputs} to {cls.max_inputs}"
             raise EngineError(f"{cls.title} needs {want} input(s) ({names}); got {len(inputs)}.")
         for i in inputs:
             if not isinstance(i, cls.accepts):
-                raise EngineError(
-                    f"{cls.title} cannot use a {type(i).__name__}; it accepts {names}."
-                )
+                raise EngineError(f"{cls.title} cannot use a {type(i).__name__}; it accepts {names}.")
 
 
 def _choice_key(v: str) -> str:

@@ -11,6 +11,7 @@ variable ``CAPTURE_STUDIO_ENGINES`` (like nerfstudio's ``NERFSTUDIO_METHOD_CONFI
 comma-separated list of ``path/to/file.py`` (every engine class defined in it),
 ``path/to/file.py:ClassName`` or ``package.module:ClassName``. See docs/plugins.md.
 """
+
 from __future__ import annotations
 
 import logging
@@ -41,8 +42,15 @@ problems: list[str] = []
 """Why plug-ins were skipped, for the log and the About box."""
 
 
-FRONT_END_ATTRIBUTES = {"name": str, "title": str, "description": str, "accepts": tuple, "produces": tuple,
-                        "min_inputs": int, "max_inputs": int}
+FRONT_END_ATTRIBUTES = {
+    "name": str,
+    "title": str,
+    "description": str,
+    "accepts": tuple,
+    "produces": tuple,
+    "min_inputs": int,
+    "max_inputs": int,
+}
 """What the CLI, the Engine panel and the About box read of every engine class."""
 
 
@@ -62,14 +70,18 @@ def engine_problem(obj) -> str | None:
     for attr, kind in FRONT_END_ATTRIBUTES.items():
         value = getattr(obj, attr, None)
         if not isinstance(value, kind):
-            return (f"{obj.__name__}.{attr} is missing or not {kind.__name__} "
-                    "(subclass engines.api.Engine to get every attribute the front ends read)")
+            return (
+                f"{obj.__name__}.{attr} is missing or not {kind.__name__} "
+                "(subclass engines.api.Engine to get every attribute the front ends read)"
+            )
     if not obj.name:
         return f"{obj.__name__}.name is empty"
     version = getattr(obj, "api_version", API_VERSION)
     if version != API_VERSION:
-        return (f"{obj.__name__} was written for engine API version {version}; this Capture Studio "
-                f"has version {API_VERSION} (update the plug-in)")
+        return (
+            f"{obj.__name__} was written for engine API version {version}; this Capture Studio "
+            f"has version {API_VERSION} (update the plug-in)"
+        )
     return None
 
 
@@ -103,8 +115,11 @@ def _load_file(path: str, attr: str | None):
     spec.loader.exec_module(module)
     if attr:
         return [getattr(module, attr)]
-    found = [o for o in vars(module).values()
-             if isinstance(o, type) and o.__module__ == mod_name and o is not Engine and is_engine(o)]
+    found = [
+        o
+        for o in vars(module).values()
+        if isinstance(o, type) and o.__module__ == mod_name and o is not Engine and is_engine(o)
+    ]
     if not found:
         raise LookupError(f"{p} defines no engine class")
     return found
@@ -202,9 +217,7 @@ def get(name: str) -> type:
     try:
         return engines()[name]
     except KeyError:
-        raise EngineError(
-            f"No engine called '{name}'. Available: {', '.join(sorted(engines())) or 'none'}."
-        ) from None
+        raise EngineError(f"No engine called '{name}'. Available: {', '.join(sorted(engines())) or 'none'}.") from None
 
 
 def for_input(obj) -> list[type]:

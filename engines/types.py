@@ -13,12 +13,13 @@ Conventions
   coordinates are pixel-centre based (integer = the centre of a pixel).
 * Meshes use counter-clockwise triangles seen from outside (outward normals).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 
@@ -83,8 +84,9 @@ class Camera(Mapping):
         return cls(K=d["K"], R=d.get("R", np.eye(3)), t=d.get("t", np.zeros(3)), width=w, height=h)
 
     @classmethod
-    def look_at(cls, eye, target, up=(0.0, 1.0, 0.0), focal_px: float = 1000.0,
-                width: int = 1000, height: int = 1000) -> "Camera":
+    def look_at(
+        cls, eye, target, up=(0.0, 1.0, 0.0), focal_px: float = 1000.0, width: int = 1000, height: int = 1000
+    ) -> "Camera":
         """A camera at ``eye`` looking at ``target`` with ``up`` (world, y up) pointing up in
         the image; the principal point at the image centre."""
         eye, target = np.asarray(eye, np.float64), np.asarray(target, np.float64)
@@ -148,8 +150,14 @@ class Camera(Mapping):
         K = self.K.copy()
         K[:2, :2] *= s
         K[:2, 2] = (K[:2, 2] + 0.5) * s - 0.5
-        return Camera(K=K, R=self.R.copy(), t=self.t.copy(), width=max(1, round(self.width * s)),
-                      height=max(1, round(self.height * s)), name=self.name)
+        return Camera(
+            K=K,
+            R=self.R.copy(),
+            t=self.t.copy(),
+            width=max(1, round(self.width * s)),
+            height=max(1, round(self.height * s)),
+            name=self.name,
+        )
 
 
 # ----------------------------------------------------------------------------- inputs

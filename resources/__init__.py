@@ -3,6 +3,7 @@
 Read through :mod:`importlib.resources` so they work from a checkout and from an
 installed build alike.
 """
+
 from __future__ import annotations
 
 from importlib.resources import files

@@ -10,6 +10,7 @@
 * ``fake_engine`` registers :class:`FakeEngine` through ``engines.registry.register``
   and unregisters it afterwards; ``register_engines`` does the same for any classes.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,14 +41,14 @@ def require_viewport_display() -> None:
     """Skip the calling test module unless the VTK viewport can run: it needs an X display
     and Qt's xcb platform (pyvistaqt segfaults under ``offscreen``). Call at module level."""
     if not os.environ.get("DISPLAY"):
-        pytest.skip("the 3D viewport needs an X display: run the tests under xvfb-run -a",
-                    allow_module_level=True)
+        pytest.skip("the 3D viewport needs an X display: run the tests under xvfb-run -a", allow_module_level=True)
     if os.environ.get("QT_QPA_PLATFORM", "xcb") != "xcb":
         from PySide6 import QtWidgets
 
         if QtWidgets.QApplication.instance() is not None:
-            pytest.skip("a Qt application with a non-xcb platform exists; the viewport needs xcb",
-                        allow_module_level=True)
+            pytest.skip(
+                "a Qt application with a non-xcb platform exists; the viewport needs xcb", allow_module_level=True
+            )
     os.environ["QT_QPA_PLATFORM"] = "xcb"
     pytest.importorskip("pyvista")
 
@@ -99,8 +100,22 @@ def window(qtbot):
 def box_mesh(size: float = 1.0) -> Mesh:
     """A closed axis-aligned cube of edge ``size`` centred on the origin."""
     v = (np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], np.float32) - 0.5) * size
-    f = np.array([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1],
-                  [2, 3, 7], [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]])
+    f = np.array(
+        [
+            [0, 1, 3],
+            [0, 3, 2],
+            [4, 6, 7],
+            [4, 7, 5],
+            [0, 4, 5],
+            [0, 5, 1],
+            [2, 3, 7],
+            [2, 7, 6],
+            [0, 2, 6],
+            [0, 6, 4],
+            [1, 5, 7],
+            [1, 7, 3],
+        ]
+    )
     return Mesh(v, f, vertex_colors=np.full((8, 3), 200, np.uint8), name="box")
 
 
@@ -217,17 +232,23 @@ def dialogs(monkeypatch):
         def fn(parent, title, text, *a, **k):
             d.calls.append((kind, str(title), str(text)))
             return answer(kind, default)
+
         return staticmethod(fn)
 
-    for kind, default in (("warning", QMessageBox.Ok), ("critical", QMessageBox.Ok),
-                          ("information", QMessageBox.Ok), ("question", QMessageBox.No),
-                          ("about", None)):
+    for kind, default in (
+        ("warning", QMessageBox.Ok),
+        ("critical", QMessageBox.Ok),
+        ("information", QMessageBox.Ok),
+        ("question", QMessageBox.No),
+        ("about", None),
+    ):
         monkeypatch.setattr(QMessageBox, kind, message(kind, default))
 
     def file_dialog(kind, default):
         def fn(*a, **k):
             d.calls.append((kind, str(a[1] if len(a) > 1 else k.get("caption", "")), ""))
             return answer(kind, default)
+
         return staticmethod(fn)
 
     monkeypatch.setattr(QFileDialog, "getOpenFileName", file_dialog("getOpenFileName", ("", "")))

@@ -17,6 +17,7 @@ The Node packages are pinned in ``tests/js/package.json`` / ``package-lock.json`
 with ``npm ci`` into ``tests/js/node_modules`` (``./studio.sh test`` does it; so does the first
 call here when it is missing or older than the lock file).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,8 +34,7 @@ _STAMP = JS / "node_modules" / ".capture-studio-lock"
 JOINT_NAMES = ("Neck", "Head", "Jaw", "LeftEye", "RightEye")
 """The synthetic rig's joints. Not ``head``: three.js gives every object a unique name, so a joint
 named like a mesh part would come back as ``head_1`` (see test_gltf_clients)."""
-_ARKIT_SUBSET = ["jawOpen", "eyeBlinkLeft", "eyeBlinkRight", "eyeLookInLeft", "tongueOut", "browInnerUp",
-                 "cheekPuff"]
+_ARKIT_SUBSET = ["jawOpen", "eyeBlinkLeft", "eyeBlinkRight", "eyeLookInLeft", "tongueOut", "browInnerUp", "cheekPuff"]
 
 
 def _lock_hash() -> str:
@@ -50,8 +50,13 @@ def clients_missing() -> str | None:
         return None
     if shutil.which("npm") is None:
         return "npm is not installed, so tests/js/node_modules (gltf-validator, three) cannot be installed"
-    r = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=JS,
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=JS,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if r.returncode != 0:
         return f"npm ci in tests/js failed: {r.stderr.strip()[-500:]}"
     _STAMP.write_text(want + "\n")
@@ -70,8 +75,13 @@ def _node(script: str, path: str | os.PathLike, timeout: float = 120, args: tupl
     why = clients_missing()
     if why:
         raise RuntimeError(why)
-    r = subprocess.run(["node", str(JS / script), str(Path(path).resolve()), *map(str, args)], cwd=JS,
-                       capture_output=True, text=True, timeout=timeout)
+    r = subprocess.run(
+        ["node", str(JS / script), str(Path(path).resolve()), *map(str, args)],
+        cwd=JS,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if r.returncode != 0:
         raise RuntimeError(f"node {script} failed on {Path(path).name}:\n{r.stderr[-3000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -142,8 +152,11 @@ def synthetic_rig(name: str = "avatar"):
         off += len(v)
     v, f, uv, owner = np.vstack(verts), np.vstack(faces), np.vstack(uvs), np.array(owner)
     n = len(v)
-    skel = Skeleton(list(JOINT_NAMES), [-1, 0, 1, 1, 1],
-                    [[0, 1.45, 0], [0, 1.55, 0], [0, 1.57, 0.02], [0.035, 1.63, 0.07], [-0.035, 1.63, 0.07]])
+    skel = Skeleton(
+        list(JOINT_NAMES),
+        [-1, 0, 1, 1, 1],
+        [[0, 1.45, 0], [0, 1.55, 0], [0, 1.57, 0.02], [0.035, 1.63, 0.07], [-0.035, 1.63, 0.07]],
+    )
     joints = np.zeros((n, 4), np.int64)
     weights = np.zeros((n, 4), np.float32)
     head = owner == "head"
@@ -169,7 +182,8 @@ def synthetic_rig(name: str = "avatar"):
     tex[..., 0] = np.linspace(80, 240, 64, dtype=np.uint8)[None]
     tex[..., 1] = np.linspace(60, 180, 32, dtype=np.uint8)[:, None]
     tex[..., 2] = 120
-    m = Mesh(v, f, uv=uv, texture=tex, morph_targets=targets, name=name, face_groups=groups,
-             joints=joints, weights=weights)
+    m = Mesh(
+        v, f, uv=uv, texture=tex, morph_targets=targets, name=name, face_groups=groups, joints=joints, weights=weights
+    )
     m.compute_normals()
     return m, skel

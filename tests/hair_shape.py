@@ -8,6 +8,7 @@ itself, independently of the fitter's own head frame and distance grid:
 
 Heads follow the engines.types convention (y up, z out of the face, metres).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -76,5 +77,6 @@ def skin_distance(mesh, points: np.ndarray) -> np.ndarray:
 def is_short_cut(recipe) -> bool:
     """Short at the sides and loose (no tail, no mohawk crest): buzz cut, short crop, side
     part, pixie."""
-    return (recipe.length.side <= 0.05 and recipe.gather.kind == "none" and recipe.mohawk.width == 0
-            and not recipe.is_bald)
+    return (
+        recipe.length.side <= 0.05 and recipe.gather.kind == "none" and recipe.mohawk.width == 0 and not recipe.is_bald
+    )

@@ -6,6 +6,7 @@ test session), so the test modules do not each rebuild them.
   truth_curves` (60 frames, 320 x 320) and writes it as an H.264 MP4, returning the frames,
   the truth and the clip.
 """
+
 from __future__ import annotations
 
 import tempfile

@@ -1,4 +1,5 @@
 """Which view shows what: the type-to-view table and the 2D/video views in the window."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -68,8 +69,9 @@ def test_depth_result_goes_to_the_2d_view(qtbot, window, fake_engine):
 
 
 def test_a_broken_view_costs_only_a_status_message(qtbot, window, monkeypatch):
-    window.project.add_result(__import__("app.project", fromlist=["ResultEntry"]).ResultEntry(
-        Result(items=[_depth()]), "fake", {}, "Depth"))
+    window.project.add_result(
+        __import__("app.project", fromlist=["ResultEntry"]).ResultEntry(Result(items=[_depth()]), "fake", {}, "Depth")
+    )
 
     def broken(*a, **k):
         raise RuntimeError("view exploded")

@@ -1,4 +1,5 @@
 """The parameter form generated from an engine's pydantic Params."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -3,6 +3,7 @@ process, saving runs in a pool thread while the event loop goes on, results arri
 their display arrays and thumbnail made off the UI thread, the sliders' emotion map needs
 no torch in the application's process. Stall lengths are measured by benchmarks/ui_block.py;
 these tests check the structure that keeps them short."""
+
 from __future__ import annotations
 
 import os
@@ -37,6 +38,25 @@ class PidEngine(Engine):
             os._exit(3)
         progress(0.5, "half way")
         return Result(items=[box_mesh()], metrics={"pid": os.getpid(), "thread": threading.get_ident()})
+
+
+class PreviewEngine(Engine):
+    """Sends one preview image of its work (as the splat engine does while training)."""
+
+    name = "preview-test"
+    title = "Preview engine"
+    accepts = (Image,)
+    produces = (Mesh,)
+
+    class Params(BaseModel):
+        width: int = Field(400, ge=1, description="Width of the preview image")
+
+    def run(self, inputs, params, progress, cancel):
+        show = getattr(progress, "preview", None)
+        if show is not None:
+            ramp = np.linspace(0, 255, params.width).astype(np.uint8)
+            show(np.dstack([np.tile(ramp, (50, 1))] * 3), "Step 7")
+        return Result(items=[box_mesh()], metrics={"pid": os.getpid()})
 
 
 def _img():
@@ -187,3 +207,32 @@ def test_an_image_sets_thumbnail_shows_several_of_its_photos(tmp_path):
     assert len(seen) == 4
     assert tuple(int(v > 128) for v in quads[0]) == (1, 0, 0)  # the first photo first
     assert tuple(int(v > 128) for v in quads[3]) == (1, 1, 1)  # the last photo last
+
+
+@pytest.mark.parametrize("processes", [True, False])
+def test_an_engines_preview_reaches_the_jobs_panel(qtbot, qapp, processes):
+    """An engine's preview image (the splat's render while it trains, issue 13) arrives on
+    the UI thread from a worker process or a thread, and the job's row shows it."""
+    from app.jobs import JobRunner
+    from app.jobs_panel import PREVIEW_WIDTH, JobsPanel
+
+    r = JobRunner(engine_processes=processes)
+    panel = JobsPanel(r)
+    qtbot.addWidget(panel)
+    seen = []
+    r.preview.connect(lambda j, rgb, m: seen.append((j, rgb, m)))
+    try:
+        with qtbot.waitSignal(r.finished, timeout=120000) as blocker:
+            job = r.run_engine(PreviewEngine, [_img()], make_params(PreviewEngine, {"width": 400}))
+        assert job.meta["process"] is processes
+        assert (blocker.args[1].metrics["pid"] != os.getpid()) is processes
+        qtbot.waitUntil(lambda: bool(seen), timeout=10000)
+        jid, rgb, caption = seen[0]
+        assert jid == job.id and caption == "Step 7"
+        assert rgb.shape == (50, 400, 3) and rgb[0, 0, 0] == 0 and rgb[0, -1, 0] == 255
+        pix = panel.rows[job.id].preview.pixmap()
+        assert not pix.isNull() and pix.width() == PREVIEW_WIDTH  # scaled down to the row
+        shown = pix.toImage()
+        assert shown.pixelColor(2, 25).red() < 20 and shown.pixelColor(PREVIEW_WIDTH - 3, 25).red() > 235
+    finally:
+        r.shutdown(10000)

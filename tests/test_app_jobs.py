@@ -1,4 +1,5 @@
 """JobRunner: progress, results, cancellation, errors, throttling, waiting on quit."""
+
 from __future__ import annotations
 
 import threading

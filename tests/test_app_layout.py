@@ -3,6 +3,7 @@
 screen; the Avatar dock never keeps Run hidden once another input is chosen; the hair
 colour row is reachable without scrolling anything; sample imports are not listed as
 jobs; long notes go under the view; a recovered session shows its last result."""
+
 from __future__ import annotations
 
 import os
@@ -54,8 +55,7 @@ def _on_screen(w: MainWindow, widget: QWidget, area: QRect) -> bool:
     """Shown, not covered by a dock tab or clipped away, and inside the window and screen."""
     r = _global_rect(widget)
     win = QRect(w.mapToGlobal(QPoint(0, 0)), w.size())
-    return (widget.isVisible() and not widget.visibleRegion().isEmpty()
-            and win.contains(r) and area.contains(win))
+    return widget.isVisible() and not widget.visibleRegion().isEmpty() and win.contains(r) and area.contains(win)
 
 
 def _scrolling_ancestors(widget: QWidget) -> list[QAbstractScrollArea]:
@@ -110,8 +110,11 @@ def test_window_fits_the_screen_and_keeps_run_reachable(qtbot, studio_home, dial
         # A group photo's avatar adds the row of faces to pick from: it still fits.
         group = avatar_result.items[0]
         group.photo = np.full((240, 320, 3), 128, np.uint8)
-        group.params = {**group.params, "faces": [[20 + 60 * i, 40, 70 + 60 * i, 100] for i in range(5)],
-                        "face_index": 0}
+        group.params = {
+            **group.params,
+            "faces": [[20 + 60 * i, 40, 70 + 60 * i, 100] for i in range(5)],
+            "face_index": 0,
+        }
         w._add_result(Result(items=[group]), FakeEngine, {}, 0)
         qtbot.wait(20)
         av.sections.setCurrentIndex(0)
@@ -156,8 +159,9 @@ def test_sample_imports_are_not_listed_as_jobs(qtbot, studio_home, dialogs):
     w.confirm_close = False
     w.show()
     try:
-        qtbot.waitUntil(lambda: len(w.project.inputs) == len(resources.samples()) and not w.runner.active(),
-                        timeout=60000)
+        qtbot.waitUntil(
+            lambda: len(w.project.inputs) == len(resources.samples()) and not w.runner.active(), timeout=60000
+        )
         assert w.jobs_panel.rows == {} and w.jobs_panel.empty.isVisible()
         with qtbot.waitSignal(w.input_added, timeout=60000):
             job = w.import_paths([DATA / "astronaut.png"])  # the user's own imports are listed
@@ -167,10 +171,13 @@ def test_sample_imports_are_not_listed_as_jobs(qtbot, studio_home, dialogs):
 
 
 def test_long_notes_go_under_the_view_in_full(qtbot, window):
-    long = ("Only 7 % of the pixels are confident (threshold 0.50): the rest are hidden in the 3D view; "
-            "lower the confidence slider to see them, or take more photos with the focus spread wider.")
-    window._add_result(Result(items=[box_mesh()], notes=[long, "Scale from the EXIF focal length."]),
-                       FakeEngine, {}, None)
+    long = (
+        "Only 7 % of the pixels are confident (threshold 0.50): the rest are hidden in the 3D view; "
+        "lower the confidence slider to see them, or take more photos with the focus spread wider."
+    )
+    window._add_result(
+        Result(items=[box_mesh()], notes=[long, "Scale from the EXIF focal length."]), FakeEngine, {}, None
+    )
     msg = window.statusBar().currentMessage()
     assert len(msg) <= STATUS_CHARS and msg.endswith("(full notes under the view)")
     notes = window.notes_label
@@ -209,3 +216,21 @@ def test_recovered_session_shows_its_last_result(qtbot, window, dialogs):
         w2.close()
         w2.runner.shutdown(5000)
         assert not settings_mod.autosave_path().exists()
+
+
+def test_opened_project_shows_its_last_result(qtbot, window, tmp_path):
+    """File > Open: the project's last result is on screen without a click (issue 15)."""
+    from app.project import Project
+
+    p = Project()
+    p.add_result(ResultEntry(Result(items=[box_mesh(0.5)], notes=["first"]), "fake", {}, "Box"))
+    p.add_result(ResultEntry(Result(items=[box_mesh(0.7)], notes=["the last one"]), "fake", {}, "Box 2"))
+    path = p.save(tmp_path / "two boxes")
+    shown = []
+    window.inputs_panel.result_selected.connect(shown.append)
+    with qtbot.waitSignal(window.project_loaded, timeout=60000):
+        assert window.open_project(path)
+    assert len(window.project.results) == 2
+    assert window.inputs_panel.results.currentRow() == 1 and shown == [1]
+    assert window.selected_result() is window.project.results[1]
+    assert "the last one" in window.notes_label.text()

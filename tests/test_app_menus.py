@@ -1,5 +1,6 @@
 """Menu actions: File > New focal stack from RGB-D, Recent files, drag-and-drop, View
 actions without a 3D view, Settings > ONNX model, Help > About."""
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,6 @@ from PySide6.QtGui import QDropEvent
 from pydantic import BaseModel, Field
 
 from app import menus
-from app.main_window import MainWindow
 from app.settings import Settings
 
 from tests.conftest import DATA, FakeEngine
@@ -30,7 +30,6 @@ class DepthLike(FakeEngine):
         onnx_model: str = Field("", description="ONNX file")
 
 
-
 def test_new_focal_stack_from_rgbd(qtbot, window, dialogs, tmp_path):
     pytest.importorskip("engines.depth.synth")
     from PIL import Image as PILImage
@@ -42,8 +41,7 @@ def test_new_focal_stack_from_rgbd(qtbot, window, dialogs, tmp_path):
     depth[:, 28:] = 0.8
     np.save(tmp_path / "scene_depth.npy", depth)
     out = tmp_path / "stack"
-    dialogs.answers["getOpenFileName"] = [(str(tmp_path / "scene.png"), ""),
-                                          (str(tmp_path / "scene_depth.npy"), "")]
+    dialogs.answers["getOpenFileName"] = [(str(tmp_path / "scene.png"), ""), (str(tmp_path / "scene_depth.npy"), "")]
     dialogs.answers["getInt"] = (3, True)
     dialogs.answers["getExistingDirectory"] = str(out)
     with qtbot.waitSignal(window.input_added, timeout=60000):
@@ -114,5 +112,5 @@ def test_about_box_lists_engines_and_skipped_plugins(window, dialogs, fake_engin
 
     monkeypatch.setattr(registry, "problems", ["broken-plugin: No module named 'nowhere'"])
     menus.about(window)
-    (_kind, title, text), = dialogs.of("about")
+    ((_kind, title, text),) = dialogs.of("about")
     assert "Fake engine" in text and "broken-plugin" in text and "Skipped plug-ins" in text

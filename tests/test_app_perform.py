@@ -1,5 +1,6 @@
 """Perform mode (under xvfb-run): a video drives the avatar's head live, a take is recorded,
 scrubbed and exported as an animated GLB; with no camera the panel says so and offers a file."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,5 +1,6 @@
 """Project files: lossless result encoding, save/open round trip through the window,
 autosave and crash recovery, settings."""
+
 from __future__ import annotations
 
 import json
@@ -22,22 +23,34 @@ from tests.conftest import DATA, box_mesh
 pytestmark = pytest.mark.gui
 
 
-
 def _rich_result() -> Result:
     rng = np.random.default_rng(1)
     mesh = box_mesh(0.3)
     mesh.uv = rng.random((8, 2)).astype(np.float32)
     mesh.texture = rng.integers(0, 255, (4, 4, 3), dtype=np.uint8)
     mesh.morph_targets = {"happiness": rng.random((8, 3)).astype(np.float32)}
-    avatar = Avatar(mesh, emotions={"happiness": 0.25}, camera={"K": np.eye(3), "image_size": (64, 48)},
-                    hair=Strands(rng.random((3, 5, 3)), np.zeros((3, 3), np.uint8)),
-                    extra_meshes=[box_mesh(0.1)], scalp=np.arange(4), params={"detail": 2})
-    depth = DepthMap(rng.random((6, 7)).astype(np.float32), confidence=np.ones((6, 7)),
-                     intrinsics=np.eye(3) * 5, image=np.zeros((6, 7, 3), np.uint8))
+    avatar = Avatar(
+        mesh,
+        emotions={"happiness": 0.25},
+        camera={"K": np.eye(3), "image_size": (64, 48)},
+        hair=Strands(rng.random((3, 5, 3)), np.zeros((3, 3), np.uint8)),
+        extra_meshes=[box_mesh(0.1)],
+        scalp=np.arange(4),
+        params={"detail": 2},
+    )
+    depth = DepthMap(
+        rng.random((6, 7)).astype(np.float32),
+        confidence=np.ones((6, 7)),
+        intrinsics=np.eye(3) * 5,
+        image=np.zeros((6, 7, 3), np.uint8),
+    )
     depth.depth[0, 0] = np.nan
-    return Result(items=[avatar, depth, PointCloud(rng.random((5, 3)))],
-                  metrics={"rmse": np.float32(0.125), "n": 3}, timings={"fit": 0.5},
-                  notes=["a note"])
+    return Result(
+        items=[avatar, depth, PointCloud(rng.random((5, 3)))],
+        metrics={"rmse": np.float32(0.125), "n": 3},
+        timings={"fit": 0.5},
+        notes=["a note"],
+    )
 
 
 def _same(a, b) -> None:
@@ -102,10 +115,13 @@ def test_video_result_file_is_copied_into_the_results_folder(tmp_path):
     assert path.parent == tmp_path / "v.results" and path.read_bytes().startswith(b"not really")
 
 
-@pytest.mark.parametrize("content, message", [
-    ("{not json", "not valid JSON"),
-    ('{"format": "something-else"}', "not a Capture Studio project"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "not valid JSON"),
+        ('{"format": "something-else"}', "not a Capture Studio project"),
+    ],
+)
 def test_bad_project_files_are_refused_with_a_message(tmp_path, content, message):
     f = tmp_path / "bad.capstudio"
     f.write_text(content)

@@ -1,6 +1,7 @@
 """PySide6 6.12.0 drops a reference to ``None`` per void call and to ``True`` per
 ``emit`` on CPython 3.11; importing ``app`` must make that harmless
 (see app._pin_singletons)."""
+
 from __future__ import annotations
 
 import os
@@ -37,7 +38,6 @@ def test_many_emits_do_not_abort_the_interpreter():
         """
     )
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.startswith("ok")

@@ -1,4 +1,5 @@
 """Regressions found by driving the app as a user would (QA pass on the shell)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -49,6 +50,7 @@ def test_point_cloud_result_is_drawn_with_its_camera_frusta():
 
 
 # -- window-level regressions ---------------------------------------------------------------
+
 
 def _window(qtbot, views: bool) -> MainWindow:
     w = MainWindow(Settings(), samples=False, recovery=False, views=views)
@@ -206,11 +208,13 @@ def test_first_start_leaves_the_portrait_selected_for_run(qtbot, studio_home, di
     w.confirm_close = False
     w.show()
     try:
-        qtbot.waitUntil(lambda: len(w.project.inputs) == len(resources.samples())
-                        and not w.runner.active(), timeout=60000)
+        qtbot.waitUntil(
+            lambda: len(w.project.inputs) == len(resources.samples()) and not w.runner.active(), timeout=60000
+        )
         qtbot.wait(50)
-        assert [w.project.inputs[r].paths[0] for r in w.selected_inputs()] == \
-            [str(p) for p in resources.samples() if p.name == "portrait.png"]
+        assert [w.project.inputs[r].paths[0] for r in w.selected_inputs()] == [
+            str(p) for p in resources.samples() if p.name == "portrait.png"
+        ]
         from engines import registry
 
         if "avatar" in registry.engines():
@@ -252,8 +256,9 @@ def test_first_start_keeps_a_file_given_on_the_command_line_selected(qtbot, stud
     w.show()
     w.import_dropped([str(DATA / "astronaut.png")])  # what app.main does with argv files
     try:
-        qtbot.waitUntil(lambda: len(w.project.inputs) == len(resources.samples()) + 1
-                        and not w.runner.active(), timeout=60000)
+        qtbot.waitUntil(
+            lambda: len(w.project.inputs) == len(resources.samples()) + 1 and not w.runner.active(), timeout=60000
+        )
         qtbot.wait(50)
         assert [w.project.inputs[r].paths[0] for r in w.selected_inputs()] == [str(DATA / "astronaut.png")]
     finally:

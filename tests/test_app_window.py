@@ -1,5 +1,6 @@
 """The main window: opens, imports into Inputs, runs an engine with progress to a result,
 cancels, reports engine errors and bad files, and keeps working afterwards."""
+
 from __future__ import annotations
 
 import shutil
@@ -15,7 +16,6 @@ from engines.types import DepthMap, Image, Mesh
 from tests.conftest import DATA
 
 pytestmark = pytest.mark.gui
-
 
 
 def _import(qtbot, w, paths, kind=None):
@@ -85,7 +85,8 @@ def test_cancel_leaves_no_result(qtbot, window, fake_engine):
     assert blocker.signal_triggered, (
         f"no cancelled signal: state={job.state} token={job.token.is_set()} "
         f"button={row.cancel_button.isEnabled()} fraction={job.fraction} message={job.message!r} "
-        f"threads={window.runner.pool.activeThreadCount()}")
+        f"threads={window.runner.pool.activeThreadCount()}"
+    )
     assert window.runner.wait(30000)
     qtbot.wait(50)
     assert window.project.results == []
@@ -115,7 +116,7 @@ def test_crashing_engine_shows_dialog_and_logs(qtbot, window, fake_engine, dialo
 
     settings.setup_logging()
     _run_fake_to_failure(qtbot, window, "crash")
-    (_kind, _title, text), = dialogs.of("critical")
+    ((_kind, _title, text),) = dialogs.of("critical")
     assert "ZeroDivisionError" in text and str(settings.log_file()) in text
     import logging
 
@@ -158,6 +159,7 @@ def test_engine_list_follows_the_selected_input(qtbot, window, register_engines,
         name = "video-only"
         title = "Video only"
         from engines.types import VideoClip
+
         accepts = (VideoClip,)
 
     register_engines(VideoOnly)
@@ -275,7 +277,7 @@ def test_result_is_drawn_in_the_3d_view(qtbot, fake_engine, studio_home):
     assert any(k.startswith(f"result{index}/") for k in w.viewport.keys())
     shot = w.viewport.screenshot()
     h, wd = shot.shape[:2]
-    centre = shot[h // 2 - 5: h // 2 + 5, wd // 2 - 5: wd // 2 + 5].reshape(-1, 3).astype(int)
+    centre = shot[h // 2 - 5 : h // 2 + 5, wd // 2 - 5 : wd // 2 + 5].reshape(-1, 3).astype(int)
     corner = shot[:10, :10].reshape(-1, 3).astype(int)
     # The grey box (vertex colour 200) covers the centre; the corner is background.
     assert np.abs(centre.mean(0) - corner.mean(0)).max() > 20

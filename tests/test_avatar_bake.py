@@ -4,6 +4,7 @@ The head comes from the avatar fitter (engines.avatar.fit) on the detected landm
 that is not available, from a PnP pose of the neutral head on the 68 landmark
 correspondences, which is enough to check the bake's own behaviour.
 """
+
 from __future__ import annotations
 
 import time
@@ -56,8 +57,13 @@ def _fitted_head(photo: np.ndarray):
     V = m.neutral * 0.01
     f = 1.4 * max(w, h)
     K = np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1.0]])
-    _, rvec, tvec = cv2.solvePnP(V[m.landmarks68[17:]].astype(np.float64), lm.xy[np.asarray(MEDIAPIPE_68)[17:]],
-                                  K, None, flags=cv2.SOLVEPNP_SQPNP)
+    _, rvec, tvec = cv2.solvePnP(
+        V[m.landmarks68[17:]].astype(np.float64),
+        lm.xy[np.asarray(MEDIAPIPE_68)[17:]],
+        K,
+        None,
+        flags=cv2.SOLVEPNP_SQPNP,
+    )
     return V.astype(np.float32), K, cv2.Rodrigues(rvec)[0], tvec.ravel(), lm
 
 
@@ -130,9 +136,9 @@ def test_cheek_texels_match_the_photo(astronaut):
     for centre in patch_centres(lm.xy)[:4]:  # the four cheek patches
         v, lay = _face_render_vertex_at(centre, astronaut["V"], astronaut["K"], astronaut["R"], astronaut["t"])
         r, c = _texel(lay.uv[v], SIZE)
-        baked = tex[max(r - 3, 0): r + 4, max(c - 3, 0): c + 4].reshape(-1, 3).mean(0)
+        baked = tex[max(r - 3, 0) : r + 4, max(c - 3, 0) : c + 4].reshape(-1, 3).mean(0)
         x, y = np.round(centre).astype(int)
-        seen = photo[y - 2: y + 3, x - 2: x + 3].reshape(-1, 3).mean(0)
+        seen = photo[y - 2 : y + 3, x - 2 : x + 3].reshape(-1, 3).mean(0)
         assert _delta_e(baked, seen) < 8.0, (centre, baked, seen)
 
 
@@ -144,7 +150,7 @@ def test_eyes_have_a_coloured_iris_and_a_dark_pupil(astronaut):
     c0, r0, w, h = tile_rect("sclera", SIZE)
     cuv, rr, pp = eye_calibration().maps["sclera"]
     cx, cy = c0 + cuv[0] * w, r0 + (1 - cuv[1]) * h
-    scl = tex[r0:r0 + h, c0:c0 + w]
+    scl = tex[r0 : r0 + h, c0 : c0 + w]
     # sclera: light, a bit warm (red >= blue), at 2.2 iris radii from the cornea centre
     r_far = np.interp(2.2, pp, rr) * w
     yy, xx = np.mgrid[0:h, 0:w]
@@ -157,7 +163,7 @@ def test_eyes_have_a_coloured_iris_and_a_dark_pupil(astronaut):
     # iris mid-radius darker than the sclera, the pupil darker still, and the iris coloured
     r_iris = np.interp(0.65, pp, rr) * w * 0.8
     iris = scl[np.abs(np.hypot(xx + c0 - cx, yy + r0 - cy) - r_iris) < 1.5]
-    pupil = tex[int(round(cy)) - 1: int(round(cy)) + 2, int(round(cx)) - 1: int(round(cx)) + 2]
+    pupil = tex[int(round(cy)) - 1 : int(round(cy)) + 2, int(round(cx)) - 1 : int(round(cx)) + 2]
     assert lum(iris) < 0.7 * lum(white)
     assert lum(pupil) < 0.5 * lum(iris)
     mean_iris = iris.reshape(-1, 3).mean(0)
@@ -186,7 +192,7 @@ def test_render_from_the_photo_camera_shows_iris_and_pupil(astronaut):
     for centre, contour in ((468, EYE_IMAGE_LEFT), (473, EYE_IMAGE_RIGHT)):
         x, y = np.round((lm[centre] - [x0, y0] + 0.5) * s - 0.5).astype(int)
         assert mask[y, x]
-        assert gray[y - 2:y + 3, x - 2:x + 3].mean() < 70  # pupil
+        assert gray[y - 2 : y + 3, x - 2 : x + 3].mean() < 70  # pupil
         poly = np.zeros(gray.shape, np.uint8)
         cv2.fillPoly(poly, [np.round((lm[list(contour)] - [x0, y0] + 0.5) * s - 0.5).astype(np.int32)], 1)
         inside = gray[poly > 0]
@@ -240,7 +246,7 @@ def test_colours_meet_across_the_face_back_seam(astronaut):
         out = []
         for v in vs:
             r, c = _texel(lay.uv[v], SIZE)
-            out.append(tex[max(r - 1, 0):r + 2, max(c - 1, 0):c + 2].reshape(-1, 3).mean(0))
+            out.append(tex[max(r - 1, 0) : r + 2, max(c - 1, 0) : c + 2].reshape(-1, 3).mean(0))
         return np.array(out)
 
     fi = {s: v for v, s in zip(face_v, lay.src[face_v])}
@@ -261,7 +267,7 @@ def test_no_hard_seam_at_the_border_of_the_seen_face(astronaut):
     res = astronaut["res"]
     tm = texel_maps(SIZE)["face"]
     c0, r0, w, h = tile_rect("face", SIZE)
-    face = res.texture[r0:r0 + h, c0:c0 + w]
+    face = res.texture[r0 : r0 + h, c0 : c0 + w]
     gray = cv2.cvtColor(face, cv2.COLOR_RGB2GRAY).astype(np.float32)
     gray = cv2.resize(gray, (tm.cols, tm.rows), interpolation=cv2.INTER_AREA)  # per geometry texel
     g = np.hypot(cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)) / 8
@@ -314,8 +320,9 @@ def test_iris_colour_override_and_cancel(astronaut):
     assert res.texture.shape == (512, 512, 3)
     assert res.iris_rgb[2] > res.iris_rgb[0] and not res.iris_measured
     seen = []
-    bake_texture(a["V"], a["K"], a["R"], a["t"], a["photo"], a["lm"].xy, size=512,
-                 progress=lambda f, m="": seen.append(f))
+    bake_texture(
+        a["V"], a["K"], a["R"], a["t"], a["photo"], a["lm"].xy, size=512, progress=lambda f, m="": seen.append(f)
+    )
     assert seen and seen[-1] == 1.0 and all(b >= x for x, b in zip(seen, seen[1:]))
     tok = CancelToken()
     tok.set()
@@ -342,17 +349,17 @@ def test_skin_mask_rejects_a_coloured_collar_background_and_hair():
     img[oval > 0] = photo[oval > 0]
     chin_y = int(lm[152, 1]) + 4
     collar = np.zeros_like(oval)
-    collar[chin_y:chin_y + 60, int(lm[:, 0].min()) - 20:int(lm[:, 0].max()) + 20] = 1
-    collar &= (oval == 0)
+    collar[chin_y : chin_y + 60, int(lm[:, 0].min()) - 20 : int(lm[:, 0].max()) + 20] = 1
+    collar &= oval == 0
     img[collar > 0] = (235, 90, 40)
     m = skin_mask(img, lm).mask
-    cheeks = [m[int(y) - 2:int(y) + 3, int(x) - 2:int(x) + 3].mean() for x, y in patch_centres(lm)[:4]]
+    cheeks = [m[int(y) - 2 : int(y) + 3, int(x) - 2 : int(x) + 3].mean() for x, y in patch_centres(lm)[:4]]
     assert min(cheeks) > 0.8
     assert m[collar > 0].mean() < 0.05
     assert m[(oval == 0) & (collar == 0)].mean() < 0.02
     # the real photo: the hair band above the forehead is rejected, the cheeks kept
     real = skin_mask(photo, lm).mask
-    hair = [real[int(y) - 2:int(y) + 3, int(x) - 2:int(x) + 3].mean() for x, y in hair_band_centres(lm)[1:3]]
+    hair = [real[int(y) - 2 : int(y) + 3, int(x) - 2 : int(x) + 3].mean() for x, y in hair_band_centres(lm)[1:3]]
     assert max(hair) < 0.2
     assert min(real[int(y), int(x)] for x, y in patch_centres(lm)[:4]) > 0.8
 
@@ -394,7 +401,7 @@ def test_small_face_still_gives_a_smooth_face():
     res = bake_texture(V, K, R, t, photo, lm.xy, size=SIZE)
     assert res.seen_fraction > 0.3
     c0, r0, w, h = tile_rect("face", SIZE)
-    face = res.texture[r0:r0 + h, c0:c0 + w].astype(np.float32)
+    face = res.texture[r0 : r0 + h, c0 : c0 + w].astype(np.float32)
     seen = cv2.resize(res.photo_weight, (w, h)) > 0.9
     gray = face @ [0.299, 0.587, 0.114]
     # blockiness: no strong second differences on a regular lattice (8 x 8 JPEG blocks,
@@ -404,8 +411,8 @@ def test_small_face_still_gives_a_smooth_face():
     x, y = patch_centres(lm.xy)[0]
     v, lay = _face_render_vertex_at((x, y), V, K, R, t)
     r, c = _texel(lay.uv[v], SIZE)
-    baked = res.texture[r - 2:r + 3, c - 2:c + 3].reshape(-1, 3).mean(0)
-    ref = photo[int(y) - 1:int(y) + 2, int(x) - 1:int(x) + 2].reshape(-1, 3).mean(0)
+    baked = res.texture[r - 2 : r + 3, c - 2 : c + 3].reshape(-1, 3).mean(0)
+    ref = photo[int(y) - 1 : int(y) + 2, int(x) - 1 : int(x) + 2].reshape(-1, 3).mean(0)
     assert _delta_e(baked, ref) < 12
 
 
@@ -429,8 +436,9 @@ def test_far_cheek_of_a_turned_face_comes_from_the_mirror(astronaut):
     Rc = np.diag([1.0, -1.0, -1.0]) @ Ry
     tc = -Rc @ c + np.array([0, 0, 0.6])
     Kc = np.array([[1400.0, 0, 256], [0, 1400.0, 256], [0, 0, 1]])
-    img, _ = render_textured(V[lay.src], lay.faces, lay.uv, a["res"].texture, Kc, Rc, tc, (512, 512),
-                             background=(90, 120, 160))
+    img, _ = render_textured(
+        V[lay.src], lay.faces, lay.uv, a["res"].texture, Kc, Rc, tc, (512, 512), background=(90, 120, 160)
+    )
     lm_xy, _ = project(Kc, Rc, tc, landmark_points(V).astype(np.float64))
     turned = bake_texture(V, Kc, Rc, tc, img, lm_xy, size=SIZE)
     tm = texel_maps(SIZE)["face"]
@@ -438,8 +446,8 @@ def test_far_cheek_of_a_turned_face_comes_from_the_mirror(astronaut):
     for centre in patch_centres(a["lm"].xy)[:2]:  # the two inner cheek patches, both sides
         v, _ = _face_render_vertex_at(centre, V, a["K"], a["R"], a["t"])
         r, col = _texel(lay.uv[v], SIZE)
-        before = a["res"].texture[r - 3:r + 4, col - 3:col + 4].reshape(-1, 3).mean(0)
-        after = turned.texture[r - 3:r + 4, col - 3:col + 4].reshape(-1, 3).mean(0)
+        before = a["res"].texture[r - 3 : r + 4, col - 3 : col + 4].reshape(-1, 3).mean(0)
+        after = turned.texture[r - 3 : r + 4, col - 3 : col + 4].reshape(-1, 3).mean(0)
         assert _delta_e(before, after) < 10, (before, after)
         gr = min(int((r - r0 + 0.5) * tm.rows / h), tm.rows - 1)
         gc = min(int((col - c0 + 0.5) * tm.cols / w), tm.cols - 1)
@@ -482,8 +490,10 @@ def test_sclera_measured_on_a_painted_eye():
 
     img = np.full((200, 300, 3), (170, 120, 100), np.uint8)
     xy = np.zeros((478, 2))
-    for idx, cx, iris_c, ring in ((EYE_IMAGE_LEFT, 100, 468, (469, 470, 471, 472)),
-                                  (EYE_IMAGE_RIGHT, 200, 473, (474, 475, 476, 477))):
+    for idx, cx, iris_c, ring in (
+        (EYE_IMAGE_LEFT, 100, 468, (469, 470, 471, 472)),
+        (EYE_IMAGE_RIGHT, 200, 473, (474, 475, 476, 477)),
+    ):
         ang = np.linspace(0, 2 * np.pi, len(idx), endpoint=False)
         xy[list(idx)] = np.c_[cx + 30 * np.cos(ang), 100 + 12 * np.sin(ang)]
         xy[iris_c] = (cx, 100)

@@ -5,6 +5,7 @@ dlib inner 51 points within 0.03 mm of ICT's landmarks68 (jaw contour up to 23 m
 view-dependent silhouette, ICT puts it further back on the head), mirror pairs within
 0.09 mm, and the canonical face 2.5 mm RMS from the mapped points after a similarity.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -83,7 +84,7 @@ def test_irises_on_the_right_eyes(m, pts):
     vi, _ = corr.landmark_map()
     for c, part, mat in ((468, "iris_right", "M_IrisRight"), (473, "iris_left", "M_IrisLeft")):
         a, b = m.parts[part]
-        assert ((vi[c:c + 5] >= a) & (vi[c:c + 5] < b)).all()
+        assert ((vi[c : c + 5] >= a) & (vi[c : c + 5] < b)).all()
         tris = tri_set(m, mat)
         assert all(tuple(sorted(vi[j])) in tris for j in range(c + 1, c + 5))
     assert (pts[468:473, 0] < -2).all() and (pts[473:478, 0] > 2).all()
@@ -92,11 +93,12 @@ def test_irises_on_the_right_eyes(m, pts):
         # the pupil centre is the front-most part of the iris
         a, b = m.parts["iris_right" if c == 468 else "iris_left"]
         assert centre[2] > m.neutral[a:b, 2].max() - 0.1
-        d = pts[c + 1:c + 5, :2] - centre[:2]
+        d = pts[c + 1 : c + 5, :2] - centre[:2]
         np.testing.assert_allclose(np.linalg.norm(d, axis=1), 0.585, atol=0.02)
         # image right (+x), top (+y), image left (-x), bottom (-y)
-        np.testing.assert_allclose(d / np.linalg.norm(d, axis=1, keepdims=True),
-                                   [[1, 0], [0, 1], [-1, 0], [0, -1]], atol=0.05)
+        np.testing.assert_allclose(
+            d / np.linalg.norm(d, axis=1, keepdims=True), [[1, 0], [0, 1], [-1, 0], [0, -1]], atol=0.05
+        )
 
 
 def test_left_right_symmetric(pts, mp_mirror):
@@ -138,8 +140,10 @@ def test_closed_lips_and_open_eyes(m, pts):
         lid_gap = pts[top, 1] - pts[bottom, 1]
         assert 0.9 * ict_open < lid_gap < 1.5 * ict_open, (lid_gap, ict_open)
     # lids apart along the eye, away from the corners
-    for upper, lower in (([161, 160, 159, 158, 157], [163, 144, 145, 153, 154]),
-                         ([388, 387, 386, 385, 384], [390, 373, 374, 380, 381])):
+    for upper, lower in (
+        ([161, 160, 159, 158, 157], [163, 144, 145, 153, 154]),
+        ([388, 387, 386, 385, 384], [390, 373, 374, 380, 381]),
+    ):
         assert (pts[upper, 1] > pts[lower, 1] + 0.3).all()
 
 
@@ -153,8 +157,9 @@ def test_points_and_basis(m, pts):
     assert basis.shape == (3, 478, 3)
     w = np.array([0.5, -1.0, 2.0], np.float32)
     head = V + np.tensordot(w, modes, 1)
-    np.testing.assert_allclose(corr.landmark_points(head), corr.landmark_points(V) + np.tensordot(w, basis, 1),
-                               atol=1e-4)
+    np.testing.assert_allclose(
+        corr.landmark_points(head), corr.landmark_points(V) + np.tensordot(w, basis, 1), atol=1e-4
+    )
     with pytest.raises(ValueError):
         corr.landmark_basis(V)
 

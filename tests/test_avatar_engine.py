@@ -1,4 +1,5 @@
 """Avatar engine: geometry, scale, expressions, emotions and bad input, on real portraits."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -132,7 +133,9 @@ def _delta(avatar, **emotions):
 def test_zero_emotions_give_the_neutral_mesh_exactly(avatar):
     from engines.avatar.engine import Deformer
 
-    v = Deformer(avatar).vertices({e: 0.0 for e in ("happiness", "anger", "sadness", "fear", "contempt", "surprise")}, {})
+    v = Deformer(avatar).vertices(
+        {e: 0.0 for e in ("happiness", "anger", "sadness", "fear", "contempt", "surprise")}, {}
+    )
     assert np.array_equal(v, avatar.mesh.vertices)
 
 
@@ -251,7 +254,7 @@ def test_huge_photo_is_reduced_with_a_note():
 
     face = np.asarray(PILImage.open(DATA / "grace_hopper.jpg").convert("RGB"))
     big = np.full((8000, 12000, 3), 200, np.uint8)
-    big[2000:2000 + 3000, 4000:4000 + 2560] = cv2.resize(face, (2560, 3000))
+    big[2000 : 2000 + 3000, 4000 : 4000 + 2560] = cv2.resize(face, (2560, 3000))
     res = _run(Image(big))
     assert any("reduced" in n for n in res.notes)
     assert max(res.main.photo.shape[:2]) <= 4096

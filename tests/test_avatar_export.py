@@ -1,5 +1,6 @@
 """Avatar export: GLB morph targets and texture (read back with pygltflib), OBJ of the current
 expression, the .zip bundle round trip, path traversal in bundles, and the CLI."""
+
 from __future__ import annotations
 
 import json
@@ -56,9 +57,15 @@ def read_glb(path):
         sp = acc.sparse
         if sp is not None:  # sparse morph targets (glTF 2.0 3.6.2.3): rows replaced in zeros
             it = np.uint16 if sp.indices.componentType == 5123 else np.uint32
-            idx = np.frombuffer(blob, it, sp.count, g.bufferViews[sp.indices.bufferView].byteOffset + (sp.indices.byteOffset or 0))
-            out[idx] = np.frombuffer(blob, np.float32, sp.count * comps,
-                                     g.bufferViews[sp.values.bufferView].byteOffset + (sp.values.byteOffset or 0)).reshape(-1, comps)
+            idx = np.frombuffer(
+                blob, it, sp.count, g.bufferViews[sp.indices.bufferView].byteOffset + (sp.indices.byteOffset or 0)
+            )
+            out[idx] = np.frombuffer(
+                blob,
+                np.float32,
+                sp.count * comps,
+                g.bufferViews[sp.values.bufferView].byteOffset + (sp.values.byteOffset or 0),
+            ).reshape(-1, comps)
         return out
 
     out = {}
@@ -109,8 +116,13 @@ def test_obj_is_the_current_expression(avatar, tmp_path):
 
     files = write_avatar_obj(avatar, tmp_path / "now.obj")
     assert {p.suffix for p in files} == {".obj", ".mtl", ".png"}
-    v = np.array([[float(x) for x in ln.split()[1:4]] for ln in (tmp_path / "now.obj").read_text().splitlines()
-                  if ln.startswith("v ")])
+    v = np.array(
+        [
+            [float(x) for x in ln.split()[1:4]]
+            for ln in (tmp_path / "now.obj").read_text().splitlines()
+            if ln.startswith("v ")
+        ]
+    )
     expected = Deformer(avatar).vertices(avatar.emotions)
     assert len(v) == len(expected)
     assert np.abs(v - expected).max() < 2e-6
@@ -169,9 +181,27 @@ def test_not_a_bundle(tmp_path):
 
 def test_cli_writes_glb_and_reports_json(tmp_path):
     out = tmp_path / "cli.glb"
-    r = subprocess.run([sys.executable, "main.py", "run", "avatar", "--input", str(DATA / "astronaut.png"),
-                        "--out", str(out), "--set", "happiness=0.8", "--set", "measure_quality=true", "--json"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "main.py",
+            "run",
+            "avatar",
+            "--input",
+            str(DATA / "astronaut.png"),
+            "--out",
+            str(out),
+            "--set",
+            "happiness=0.8",
+            "--set",
+            "measure_quality=true",
+            "--json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     rep = json.loads(r.stdout.strip().splitlines()[-1])
     text = json.dumps(rep)
@@ -182,8 +212,22 @@ def test_cli_writes_glb_and_reports_json(tmp_path):
 
 
 def test_cli_no_face_exits_2(tmp_path):
-    r = subprocess.run([sys.executable, "main.py", "run", "avatar", "--input", str(DATA / "resized_IMG_2889.jpg"),
-                        "--out", str(tmp_path / "x.glb")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "main.py",
+            "run",
+            "avatar",
+            "--input",
+            str(DATA / "resized_IMG_2889.jpg"),
+            "--out",
+            str(tmp_path / "x.glb"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 2 and "No face found" in r.stderr
     assert not (tmp_path / "x.glb").exists()
 

@@ -1,6 +1,7 @@
 """Avatar export of a rigged, grouped head (synthetic, no photo or model needed): the GLB's
 skeleton, parts and default weights, hair following the head joint, and the bundle giving
 back the head as one Mesh with its groups, skin and skeleton."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,12 +16,19 @@ def _avatar(emotions=None) -> Avatar:
     m, skel = synthetic_rig(name="head")
     m.morph_targets["happiness"] = 0.5 * m.morph_targets["jawOpen"] + m.morph_targets["browInnerUp"]
     top = m.vertices[m.vertices[:, 1] > 1.68][:20]
-    hair = Strands(top[:, None, :] + np.linspace(0, 0.04, 5)[None, :, None] * [0, 1, 0.2],
-                   np.full((len(top), 3), 70, np.uint8))
-    return Avatar(mesh=m, skeleton=skel, emotions=emotions or {"happiness": 0.0}, hair=hair,
-                  expression={"jawOpen": 0.2, "eyeBlinkLeft": 0.5, "notATarget": 1.0},
-                  presets={"As photographed": {"jawOpen": 0.2}}, scalp=np.arange(10),
-                  camera={"K": np.eye(3), "R": np.eye(3), "t": np.zeros(3), "image_size": (64, 64)})
+    hair = Strands(
+        top[:, None, :] + np.linspace(0, 0.04, 5)[None, :, None] * [0, 1, 0.2], np.full((len(top), 3), 70, np.uint8)
+    )
+    return Avatar(
+        mesh=m,
+        skeleton=skel,
+        emotions=emotions or {"happiness": 0.0},
+        hair=hair,
+        expression={"jawOpen": 0.2, "eyeBlinkLeft": 0.5, "notATarget": 1.0},
+        presets={"As photographed": {"jawOpen": 0.2}},
+        scalp=np.arange(10),
+        camera={"K": np.eye(3), "R": np.eye(3), "t": np.zeros(3), "image_size": (64, 64)},
+    )
 
 
 def test_current_morph_weights_are_expression_plus_emotions():

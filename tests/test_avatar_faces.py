@@ -1,5 +1,6 @@
 """Group photos: every face is found, the user picks which one becomes the avatar
 (``face_index`` on the CLI, face buttons in the Avatar panel)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,7 +39,9 @@ def test_face_index_picks_another_face(group):
     assert any("face_index" in n for n in first.notes)
     third = eng.run([group], make_params(AvatarEngine, {"face_index": 2}), no_progress, CancelToken())
     assert third.main.params["face_index"] == 2 and third.main.params["faces"] == faces
-    assert _inside(third.main.params["face_box"], faces[2]) and not _inside(third.main.params["face_box"], faces[0], 0.0)
+    assert _inside(third.main.params["face_box"], faces[2]) and not _inside(
+        third.main.params["face_box"], faces[0], 0.0
+    )
     # the camera looks at another place of the photo: the fitted heads differ in position
     assert np.linalg.norm(np.subtract(first.main.camera["t"], third.main.camera["t"])) > 0.05
     # a face this small (about 25 px between the eyes) is made, with a note saying so

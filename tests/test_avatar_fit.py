@@ -3,6 +3,7 @@
 The landmarks are the model's own correspondence points projected by a known pinhole,
 with pixel noise and a few gross outliers (what a landmark detector does on a turned face).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,13 @@ import pytest
 
 from engines.avatar.arkit import ARKIT_NAMES
 
-TRUE_EXPRESSION = {"jawOpen": 0.45, "mouthSmileLeft": 0.7, "mouthSmileRight": 0.65, "browInnerUp": 0.5,
-                   "eyeBlinkLeft": 0.35}
+TRUE_EXPRESSION = {
+    "jawOpen": 0.45,
+    "mouthSmileLeft": 0.7,
+    "mouthSmileRight": 0.65,
+    "browInnerUp": 0.5,
+    "eyeBlinkLeft": 0.35,
+}
 
 
 def _rot(deg_xyz):
@@ -106,7 +112,10 @@ def test_fit_is_robust_to_outlier_landmarks():
     case = _case(5, 20.0, TRUE_EXPRESSION, outliers=25)
     fit = fit_head(case["xy"], (640, 480), z=case["z"], scores=case["scores"])
     err = _face_error_mm(fit, case)
-    assert err.mean() < 0.8 * _face_error_mm(__import__("engines.avatar.ict", fromlist=["x"]).load_model().neutral, case).mean()
+    assert (
+        err.mean()
+        < 0.8 * _face_error_mm(__import__("engines.avatar.ict", fromlist=["x"]).load_model().neutral, case).mean()
+    )
     assert abs(fit.expression[ARKIT_NAMES.index("jawOpen")] - 0.45) < 0.15
     # the outliers end with low robust weights
     assert np.median(fit.weights) > 3 * np.sort(fit.weights)[12]
@@ -122,7 +131,7 @@ def test_closed_eyes_are_expression_not_identity():
     assert fit.expression[ARKIT_NAMES.index("eyeBlinkLeft")] > 0.8
     L = landmark_points(identity_vertices(fit.identity))
     L0 = landmark_points(case["V0"])
-    gap = lambda P: np.linalg.norm(P[159] - P[145]) + np.linalg.norm(P[386] - P[374])  # lid to lid, both eyes
+    gap = lambda P: np.linalg.norm(P[159] - P[145]) + np.linalg.norm(P[386] - P[374])  # lid to lid, both eyes  # noqa: E731
     assert gap(L) > 0.8 * gap(L0)
 
 
@@ -174,8 +183,9 @@ def test_fit_on_renders_of_the_model(textured_avatar, yaw):
     t = np.array([0.0, 0.02, 0.55])
     f, size = 1200.0, (480, 560)
     K = np.array([[f, 0, 239.5], [0, f, 279.5], [0, 0, 1.0]])
-    img, mask = render_textured(V[lay.src].astype(np.float64), av.mesh.faces, av.mesh.uv, av.mesh.texture, K, R, t,
-                                size, (120, 125, 130))
+    img, mask = render_textured(
+        V[lay.src].astype(np.float64), av.mesh.faces, av.mesh.uv, av.mesh.texture, K, R, t, size, (120, 125, 130)
+    )
     lm = detect_landmarks(img, "the render")
     fit = fit_head(lm.xy, size, z=lm.z, scores=lm.blendshapes)
     case = {"V0": V0}

@@ -1,7 +1,7 @@
 """Avatar panel with a real viewport (under xvfb-run): sliders deform the drawn head in place."""
+
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np

@@ -1,5 +1,6 @@
 """End to end through an independent detector: render the avatar from the photo camera and
 run MediaPipe on the render (numpy rasteriser, so no display is needed)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -82,10 +83,15 @@ def test_blink_closes_the_eye_without_a_hole(run):
     cam = av.camera
     L = _model_landmarks(av, v)
     assert abs(L[159, 1] - L[145, 1]) < 0.003 and abs(L[386, 1] - L[374, 1]) < 0.003  # lids meet
-    p, _ = project(np.asarray(cam["K"]), cam["R"], cam["t"], _model_landmarks(av, av.mesh.vertices)[[468, 473]].astype(float))
+    p, _ = project(
+        np.asarray(cam["K"]), cam["R"], cam["t"], _model_landmarks(av, av.mesh.vertices)[[468, 473]].astype(float)
+    )
     for x, y in np.round(p).astype(int):
         assert mask[y, x] and tuple(img[y, x]) != BACKGROUND
-        lid, eye = img[y - 1:y + 2, x - 1:x + 2].reshape(-1, 3).mean(0), open_img[y - 1:y + 2, x - 1:x + 2].reshape(-1, 3).mean(0)
+        lid, eye = (
+            img[y - 1 : y + 2, x - 1 : x + 2].reshape(-1, 3).mean(0),
+            open_img[y - 1 : y + 2, x - 1 : x + 2].reshape(-1, 3).mean(0),
+        )
         assert lid.mean() > eye.mean() + 25  # skin over the dark iris
 
 

@@ -4,6 +4,7 @@ every try, and Ctrl-C. (The Ray cluster runs in test_batch_ray.py.)
 
 The worker processes are spawned: they import the test engine below by its module path,
 as a Ray worker would import a plug-in's."""
+
 from __future__ import annotations
 
 import csv
@@ -126,8 +127,19 @@ def test_avatar_batch_over_portraits_with_a_damaged_file(tmp_path, capsys):
         shutil.copy(DATA / name, src / name)
     (src / "damaged.jpg").write_bytes((DATA / "grace_hopper.jpg").read_bytes()[:5000])  # cut short
     out = tmp_path / "results"
-    argv = ["batch", "avatar", "--inputs", str(src / "*"), "--out", str(out),
-            "--set", "texture_size=1024", "--workers", "2", "--json"]
+    argv = [
+        "batch",
+        "avatar",
+        "--inputs",
+        str(src / "*"),
+        "--out",
+        str(out),
+        "--set",
+        "texture_size=1024",
+        "--workers",
+        "2",
+        "--json",
+    ]
 
     assert cli.main(argv) == 2  # some items failed
     s = _json_line(capsys.readouterr().out)
@@ -142,7 +154,11 @@ def test_avatar_batch_over_portraits_with_a_damaged_file(tmp_path, capsys):
     assert not (out / "damaged.glb").exists()
     rows = summary_rows(out)
     assert {k: r["status"] for k, r in rows.items()} == {
-        "astronaut": "done", "grace_hopper": "done", "group1": "done", "damaged": "failed"}
+        "astronaut": "done",
+        "grace_hopper": "done",
+        "group1": "done",
+        "damaged": "failed",
+    }
     assert int(rows["group1"]["metric.faces_found"]) >= 2 and int(rows["astronaut"]["metric.faces_found"]) == 1
     assert all(float(rows[k]["seconds"]) > 0 and float(rows[k]["run_s"]) > 0 for k in ("astronaut", "group1"))
     assert "truncated" in rows["damaged"]["message"]
@@ -174,19 +190,25 @@ def test_inputs_are_paired_by_name_and_a_single_file_serves_every_item(tmp_path)
     (tmp_path / "garment.png").write_bytes(b"x")
     got = batch_items.from_patterns([str(clips / "*.mp4"), str(avatars / "*.glb")])
     assert [(i.id, [p.name for p in i.inputs], i.problem is None) for i in got] == [
-        ("anna", ["anna.mp4", "anna.glb"], True), ("ben", ["ben.mp4", "ben.glb"], True),
-        ("cleo", ["cleo.mp4"], False)]
+        ("anna", ["anna.mp4", "anna.glb"], True),
+        ("ben", ["ben.mp4", "ben.glb"], True),
+        ("cleo", ["cleo.mp4"], False),
+    ]
     assert "no input named 'cleo'" in got[2].problem
     got = batch_items.from_patterns([str(clips), str(tmp_path / "garment.png")])
-    assert [[p.name for p in i.inputs] for i in got] == [["anna.mp4", "garment.png"], ["ben.mp4", "garment.png"],
-                                                         ["cleo.mp4", "garment.png"]]
+    assert [[p.name for p in i.inputs] for i in got] == [
+        ["anna.mp4", "garment.png"],
+        ["ben.mp4", "garment.png"],
+        ["cleo.mp4", "garment.png"],
+    ]
     # Same names in two folders: distinct, stable ids. The output folder is never an input.
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir(), (tmp_path / "a" / "out").mkdir()
     (tmp_path / "a" / "x.png").write_bytes(b"1"), (tmp_path / "b" / "x.png").write_bytes(b"2")
     got = batch_items.from_patterns([str(tmp_path / "[ab]" / "*")], exclude=tmp_path / "a" / "out")
     assert len(got) == 2 and len({i.id for i in got}) == 2 and all(i.id.startswith("x-") for i in got)
-    assert [i.id for i in batch_items.from_patterns([str(tmp_path / "[ab]" / "*")], exclude=tmp_path / "a" / "out")] \
-        == [i.id for i in got]
+    assert [
+        i.id for i in batch_items.from_patterns([str(tmp_path / "[ab]" / "*")], exclude=tmp_path / "a" / "out")
+    ] == [i.id for i in got]
     with pytest.raises(EngineError, match="No inputs match"):
         batch_items.from_patterns([str(tmp_path / "*.nothing")])
 
@@ -200,7 +222,9 @@ def test_manifest_rows_are_items(tmp_path):
     m.write_text("id,input,input2\nfirst,in/one.mp4,shirt.png\n,in/two.mp4,shirt.png\n,,\n")
     got = batch_items.from_manifest(m)
     assert [(i.id, [p.relative_to(tmp_path).as_posix() for p in i.inputs]) for i in got] == [
-        ("first", ["in/one.mp4", "shirt.png"]), ("two", ["in/two.mp4", "shirt.png"])]
+        ("first", ["in/one.mp4", "shirt.png"]),
+        ("two", ["in/two.mp4", "shirt.png"]),
+    ]
     m.write_text("path\nx.png\n")
     with pytest.raises(EngineError, match="'input' column"):
         batch_items.from_manifest(m)
@@ -252,8 +276,7 @@ def test_worker_killed_mid_item_is_retried_and_the_batch_completes(killable, tmp
     ctl = control(tmp_path, "hold")
     out = tmp_path / "out"
     done: dict = {}
-    opts = BatchOptions(out=out, inputs=[str(src / "*.png")], params={"control": str(ctl)},
-                        format=".npy", workers=2)
+    opts = BatchOptions(out=out, inputs=[str(src / "*.png")], params={"control": str(ctl)}, format=".npy", workers=2)
     t = threading.Thread(target=lambda: done.update(summary=run_batch(killable, opts)))
     t.start()
     os.kill(wait_for_start(ctl), signal.SIGKILL)  # the worker dies while it runs 'victim'
@@ -271,8 +294,17 @@ def test_item_that_kills_every_worker_fails_alone(killable, tmp_path):
     src = photos(tmp_path / "in", ["a", "b", "victim", "z"])
     ctl = control(tmp_path, "crash", hold=False)
     out = tmp_path / "out"
-    s = run_batch(killable, BatchOptions(out=out, inputs=[str(src / "*.png")], params={"control": str(ctl)},
-                                         format=".npy", workers=2, worker_retries=1))
+    s = run_batch(
+        killable,
+        BatchOptions(
+            out=out,
+            inputs=[str(src / "*.png")],
+            params={"control": str(ctl)},
+            format=".npy",
+            workers=2,
+            worker_retries=1,
+        ),
+    )
     assert (s.done, s.failed) == (3, 1)
     assert s.failures[0]["item"] == "victim" and s.failures[0]["kind"] == "worker"
     assert "died" in s.failures[0]["message"]
@@ -290,8 +322,21 @@ def test_ctrl_c_stops_the_batch_and_the_same_command_resumes(killable, tmp_path,
     src = photos(tmp_path / "in", ["a", "b", "victim", "z"])
     ctl = control(tmp_path, "hold-always")
     out = tmp_path / "out"
-    argv = ["batch", killable.name, "--inputs", str(src / "*.png"), "--out", str(out), "--format", ".npy",
-            "--set", f"control={ctl}", "--workers", "1", "--json"]
+    argv = [
+        "batch",
+        killable.name,
+        "--inputs",
+        str(src / "*.png"),
+        "--out",
+        str(out),
+        "--format",
+        ".npy",
+        "--set",
+        f"control={ctl}",
+        "--workers",
+        "1",
+        "--json",
+    ]
 
     def press_ctrl_c():
         wait_for_start(ctl)
@@ -302,10 +347,19 @@ def test_ctrl_c_stops_the_batch_and_the_same_command_resumes(killable, tmp_path,
     s = _json_line(capsys.readouterr().out)
     assert s["interrupted"] and (s["done"], s["not_run"]) == (2, 2)
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
-        "a.npy", "b.npy", "batch.log", "records", "summary.csv"]
+        "a.npy",
+        "b.npy",
+        "batch.log",
+        "records",
+        "summary.csv",
+    ]
     assert sorted(records(out)) == ["a", "b"] and leftovers(out) == []
     assert {k: r["status"] for k, r in summary_rows(out).items()} == {
-        "a": "done", "b": "done", "victim": "pending", "z": "pending"}
+        "a": "done",
+        "b": "done",
+        "victim": "pending",
+        "z": "pending",
+    }
 
     (ctl / "hold").unlink()
     assert cli.main(argv) == 0

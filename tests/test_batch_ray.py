@@ -2,6 +2,7 @@
 worker node (``ray start``), real portraits through the avatar engine with a damaged file,
 one Ray worker killed mid-item. Ray comes with the test extra (see pyproject.toml), so
 this runs wherever the suite runs; the cluster is stopped whatever happens."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,10 @@ def _ray_cli() -> str:
     try:
         import ray  # noqa: F401
     except ImportError:
-        pytest.fail("Ray is not installed: the test set-up installs it (pip install -e '.[test]', "
-                    "whose test extra includes the cluster extra).")
+        pytest.fail(
+            "Ray is not installed: the test set-up installs it (pip install -e '.[test]', "
+            "whose test extra includes the cluster extra)."
+        )
     exe = Path(sys.executable).with_name("ray")
     return str(exe) if exe.exists() else "ray"
 
@@ -69,22 +72,36 @@ def ray_cluster(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ray")
     temp_dir = Path(f"/tmp/cs-ray-{os.getpid()}")  # short: Ray's socket paths must fit in 107 bytes
     gcs, client = _free_port(), _free_port()
-    common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--object-store-memory=150000000",
-              "--disable-usage-stats"]
+    common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--object-store-memory=150000000", "--disable-usage-stats"]
     nodes = []
     try:
-        nodes.append(_start_node(
-            [ray, "start", "--head", f"--port={gcs}", f"--ray-client-server-port={client}",
-             "--include-dashboard=false", f"--dashboard-port={_free_port()}",
-             f"--dashboard-agent-listen-port={_free_port()}", f"--temp-dir={temp_dir}", *common], tmp / "head.log"))
+        nodes.append(
+            _start_node(
+                [
+                    ray,
+                    "start",
+                    "--head",
+                    f"--port={gcs}",
+                    f"--ray-client-server-port={client}",
+                    "--include-dashboard=false",
+                    f"--dashboard-port={_free_port()}",
+                    f"--dashboard-agent-listen-port={_free_port()}",
+                    f"--temp-dir={temp_dir}",
+                    *common,
+                ],
+                tmp / "head.log",
+            )
+        )
         # The second node starts at once too: it waits for the head's GCS to come up.
-        nodes.append(_start_node(
-            [ray, "start", f"--address=127.0.0.1:{gcs}", f"--dashboard-agent-listen-port={_free_port()}", *common],
-            tmp / "worker.log"))
+        nodes.append(
+            _start_node(
+                [ray, "start", f"--address=127.0.0.1:{gcs}", f"--dashboard-agent-listen-port={_free_port()}", *common],
+                tmp / "worker.log",
+            )
+        )
         for p, log in zip(nodes, ("head.log", "worker.log")):
             _wait_started(p, tmp / log)
-        yield {"client": f"ray://127.0.0.1:{client}", "gcs": f"127.0.0.1:{gcs}",
-               "groups": {p.pid for p in nodes}}
+        yield {"client": f"ray://127.0.0.1:{client}", "gcs": f"127.0.0.1:{gcs}", "groups": {p.pid for p in nodes}}
     finally:
         for p in reversed(nodes):
             _stop_node(p)
@@ -131,8 +148,21 @@ def test_batch_on_a_ray_cluster_survives_a_killed_worker(ray_cluster, tmp_path):
         shutil.copy(DATA / name, src / name)
     (src / "damaged.jpg").write_bytes((DATA / "grace_hopper.jpg").read_bytes()[:5000])
     out = tmp_path / "results"
-    base = [sys.executable, "main.py", "batch", "avatar", "--inputs", str(src / "*"), "--out", str(out),
-            "--set", "texture_size=1024", "--cpus-per-task", "1", "--json"]
+    base = [
+        sys.executable,
+        "main.py",
+        "batch",
+        "avatar",
+        "--inputs",
+        str(src / "*"),
+        "--out",
+        str(out),
+        "--set",
+        "texture_size=1024",
+        "--cpus-per-task",
+        "1",
+        "--json",
+    ]
     cmd = base + ["--cluster", ray_cluster["client"]]
     env = {**os.environ, "PYTHONNOUSERSITE": "1"}
     env.pop("RAY_ADDRESS", None)
@@ -164,7 +194,13 @@ def test_batch_on_a_ray_cluster_survives_a_killed_worker(ray_cluster, tmp_path):
         assert sum(len(m.vertices) for m in meshes) > 10000
 
     # Again, as a driver on a node (the GCS address): only the failed item runs again.
-    again = subprocess.run(base + ["--cluster", ray_cluster["gcs"], "--retry-failed"], cwd=ROOT, env=env,
-                           capture_output=True, text=True, timeout=600)
+    again = subprocess.run(
+        base + ["--cluster", ray_cluster["gcs"], "--retry-failed"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     s = json.loads(again.stdout.strip().splitlines()[-1])
     assert again.returncode == 2 and (s["ran"], s["skipped"], s["done"], s["failed"]) == (1, 3, 3, 1)

@@ -1,5 +1,6 @@
 """engines.types.Camera: one pinhole camera for every engine (project, unproject, look-at,
 scaling, the mapping files use)."""
+
 from __future__ import annotations
 
 import json

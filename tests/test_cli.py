@@ -1,4 +1,5 @@
 """The command line: engines list, run with --set/--json, exit codes, --help from Params."""
+
 import json
 import subprocess
 import sys
@@ -87,8 +88,9 @@ def test_engine_help_lists_params(plane_engine, capsys):
 
 
 def test_engines_command_subprocess():
-    out = subprocess.run([sys.executable, "main.py", "engines", "--json"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "main.py", "engines", "--json"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     listed = {e["name"]: e for e in json.loads(out.stdout)}
     # the built-in engines that exist in this checkout are all listed with their types

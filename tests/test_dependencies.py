@@ -1,5 +1,6 @@
 """pyproject.toml keeps compatible ranges (a plug-in may live beside the app), and
 constraints.txt the exact tested set that studio.sh installs; the two agree."""
+
 from __future__ import annotations
 
 import tomllib
@@ -24,7 +25,7 @@ def _constraints() -> dict[str, str]:
 def _requirements() -> list[Requirement]:
     doc = tomllib.loads((ROOT / "pyproject.toml").read_text())
     reqs = [Requirement(r) for r in doc["project"]["dependencies"]]
-    for extra, items in doc["project"]["optional-dependencies"].items():
+    for _extra, items in doc["project"]["optional-dependencies"].items():
         reqs += [Requirement(r) for r in items if not r.startswith("capture-studio")]
     return reqs
 

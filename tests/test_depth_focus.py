@@ -1,4 +1,5 @@
 """Focus measures, sub-frame interpolation and confidence (engines/depth/focus.py)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -220,8 +221,10 @@ def test_occlusion_asymmetry_keeps_distrusting_a_lent_near_peak():
     """Edge bleed (far pixels beside a strongly textured near half take its peak, their own
     far peak second) is still caught with the one-sided test: their confidence stays as low."""
     st, depth, fd = _edge_bleed_stack()
-    res = {asym: depth_from_focus(st.frames, fd, "tenengrad", 7, "lorentzian", edge_aware=True,
-                                  occlusion_asymmetry=asym) for asym in (False, True)}
+    res = {
+        asym: depth_from_focus(st.frames, fd, "tenengrad", 7, "lorentzian", edge_aware=True, occlusion_asymmetry=asym)
+        for asym in (False, True)
+    }
     err = np.abs(np.log(res[False].depth / depth))
     bleed = np.zeros_like(err, bool)
     bleed[:, 70:80] = (err[:, 70:80] > np.log(1.25)) & (res[False].depth[:, 70:80] < depth[:, 70:80])

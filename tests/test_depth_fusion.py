@@ -1,4 +1,5 @@
 """Global scale-and-shift fit and local scale refinement (engines/depth/fusion.py)."""
+
 from __future__ import annotations
 
 import numpy as np

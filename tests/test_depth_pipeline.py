@@ -1,6 +1,7 @@
 """The depth-from-focus engine end to end on synthetic stacks from real RGB-D scenes
 (Middlebury 2014 Motorcycle and Middlebury 2006 Aloe, real ground truth) and a procedural
 plane scene, with sensor noise and focus breathing; and the bad inputs a user can give it."""
+
 from __future__ import annotations
 
 import subprocess
@@ -33,8 +34,11 @@ def errors(pred, gt):
     ok = np.isfinite(gt) & np.isfinite(pred)
     p, g = pred[ok], gt[ok]
     ratio = np.maximum(p / g, g / p)
-    return {"absrel": float(np.mean(np.abs(p - g) / g)), "rmse": float(np.sqrt(np.mean((p - g) ** 2))),
-            "delta1": float(np.mean(ratio < 1.25))}
+    return {
+        "absrel": float(np.mean(np.abs(p - g) / g)),
+        "rmse": float(np.sqrt(np.mean((p - g) ** 2))),
+        "delta1": float(np.mean(ratio < 1.25)),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +49,17 @@ def motorcycle():
     disp = np.load(DATA / "motorcycle_disp.npz")["arr_0"]
     rgb, depth, K = rgbd_from_disparity(rgb, disp, FOCAL_PX, BASELINE_M, DOFFS_PX, width=370)
     # A 100 mm f/2 lens on a sensor sized so that the focal length in pixels is the calibration's.
-    stack = make_focal_stack(rgb, depth, 1 / np.linspace(1 / 2.0, 1 / 5.2, 8), 100.0, 2.0, 100.0 * 370 / K[0, 0],
-                             noise_sigma=0.01, breathing=0.01, seed=3)
+    stack = make_focal_stack(
+        rgb,
+        depth,
+        1 / np.linspace(1 / 2.0, 1 / 5.2, 8),
+        100.0,
+        2.0,
+        100.0 * 370 / K[0, 0],
+        noise_sigma=0.01,
+        breathing=0.01,
+        seed=3,
+    )
     return stack, depth, K
 
 
@@ -81,8 +94,17 @@ def test_second_real_scene_aloe():
     disp = np.load(DATA / "aloe_disp.npz")["arr_0"]
     rgb, gt, K = rgbd_from_disparity(rgb, disp, ALOE_FOCAL_PX, ALOE_BASELINE_M, ALOE_DOFFS_PX, width=320)
     lo, hi = np.nanpercentile(gt, [0.5, 99.5])
-    stack = make_focal_stack(rgb, gt, 1 / np.linspace(1 / (0.97 * lo), 1 / (1.03 * hi), 6), 100.0, 2.0,
-                             100.0 * 320 / K[0, 0], noise_sigma=0.01, breathing=0.01, seed=5)
+    stack = make_focal_stack(
+        rgb,
+        gt,
+        1 / np.linspace(1 / (0.97 * lo), 1 / (1.03 * hi), 6),
+        100.0,
+        2.0,
+        100.0 * 320 / K[0, 0],
+        noise_sigma=0.01,
+        breathing=0.01,
+        seed=5,
+    )
     res = run(stack)
     plain = depth_from_focus(stack.frames, stack.focus_distances, "tenengrad", 9, "none")
     e_fused, e_arg = errors(res.main.depth, gt), errors(plain.depth_argmax, gt)
@@ -131,8 +153,17 @@ def test_alignment_undoes_focus_breathing(motorcycle):
 
 def test_plane_scene_depth_within_bounds():
     rgb, depth, K = plane_scene(240, 160, seed=5)
-    st = make_focal_stack(rgb, depth, 1 / np.linspace(1 / 1.8, 1 / 5.0, 8), 200.0, 2.0, 200.0 * 240 / K[0, 0],
-                          noise_sigma=0.01, breathing=0.01, seed=4)
+    st = make_focal_stack(
+        rgb,
+        depth,
+        1 / np.linspace(1 / 1.8, 1 / 5.0, 8),
+        200.0,
+        2.0,
+        200.0 * 240 / K[0, 0],
+        noise_sigma=0.01,
+        breathing=0.01,
+        seed=4,
+    )
     res = run(st)
     e = errors(res.main.depth, depth)
     plain = errors(depth_from_focus(st.frames, st.focus_distances, "tenengrad", 9, "none").depth_argmax, depth)
@@ -143,10 +174,11 @@ def test_plane_scene_depth_within_bounds():
 def test_other_operators_and_options_run(motorcycle):
     stack, gt, K = motorcycle
     small = FocalStack(stack.frames[::2], stack.focus_distances[::2], stack.intrinsics)
-    for values in ({"operator": "modified-laplacian", "interpolation": "parabolic", "robust_fit": "ransac"},
-                   {"operator": "graylevel-variance", "edge_aware_window": False, "robust_fit": "none"},
-                   {"operator": "sum-modified-laplacian", "local_refinement": False, "make_mesh": False,
-                    "reference_frame": 2}):
+    for values in (
+        {"operator": "modified-laplacian", "interpolation": "parabolic", "robust_fit": "ransac"},
+        {"operator": "graylevel-variance", "edge_aware_window": False, "robust_fit": "none"},
+        {"operator": "sum-modified-laplacian", "local_refinement": False, "make_mesh": False, "reference_frame": 2},
+    ):
         res = run(small, **values)
         assert errors(res.main.depth, gt)["absrel"] < 0.15, values
     assert res.first(Mesh) is None
@@ -257,9 +289,24 @@ def test_cancel_stops_the_run(motorcycle):
 def test_cli_on_the_bundled_sample(tmp_path):
     out = tmp_path / "depth.npy"
     sample = ROOT / "resources" / "samples" / "focal_stack"
-    proc = subprocess.run([sys.executable, "main.py", "run", "depth-from-focus", "--input", str(sample),
-                           "--out", str(out), "--set", "make_mesh=false"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "main.py",
+            "run",
+            "depth-from-focus",
+            "--input",
+            str(sample),
+            "--out",
+            str(out),
+            "--set",
+            "make_mesh=false",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     d = np.load(out)
     assert d.shape == (250, 370) and d.dtype == np.float32
@@ -302,11 +349,14 @@ def test_fused_not_worse_than_depth_from_focus_on_random_plane_scenes(seed):
 
     rgb, depth, K = random_plane_scene(200, 140, seed)
     fd = 1 / np.linspace(1 / (0.97 * depth.min()), 1 / (1.03 * depth.max()), 6)
-    stack = make_focal_stack(rgb, depth, fd, 100.0, 2.0, 100.0 * 200 / K[0, 0], noise_sigma=0.01,
-                             breathing=0.01, seed=1)
+    stack = make_focal_stack(
+        rgb, depth, fd, 100.0, 2.0, 100.0 * 200 / K[0, 0], noise_sigma=0.01, breathing=0.01, seed=1
+    )
     fused = errors(run(stack).main.depth, depth)
     default = DepthFromFocusEngine.Params()
-    dff = errors(depth_from_focus(stack.frames, fd, default.operator, default.window, default.interpolation).depth, depth)
+    dff = errors(
+        depth_from_focus(stack.frames, fd, default.operator, default.window, default.interpolation).depth, depth
+    )
     argmax = errors(depth_from_focus(stack.frames, fd, "tenengrad", 7, "none").depth_argmax, depth)
     assert fused["absrel"] <= dff["absrel"]
     assert fused["rmse"] < 0.8 * argmax["rmse"]

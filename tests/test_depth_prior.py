@@ -4,6 +4,7 @@ The ONNX tests build tiny models with onnx.helper: they return the red channel o
 (normalised) input, and the test scenes encode inverse depth (or depth) in red, so the
 model is an exact relative-depth oracle whose scale and shift the fusion must recover.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,8 +24,10 @@ def _red_channel_model(path, fixed: tuple[int, int] | None = None, channels_out:
     out_dims = ["N", channels_out, *(fixed or ("H", "W"))]
     x = helper.make_tensor_value_info("image", TensorProto.FLOAT, dims)
     y = helper.make_tensor_value_info("depth", TensorProto.FLOAT, out_dims)
-    consts = [helper.make_tensor(n, TensorProto.INT64, [1], [v])
-              for n, v in (("starts", 0), ("ends", channels_out), ("axes", 1))]
+    consts = [
+        helper.make_tensor(n, TensorProto.INT64, [1], [v])
+        for n, v in (("starts", 0), ("ends", channels_out), ("axes", 1))
+    ]
     node = helper.make_node("Slice", ["image", "starts", "ends", "axes"], ["depth"])
     graph = helper.make_graph([node], "red", [x], [y], initializer=consts)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
@@ -62,10 +65,21 @@ def test_onnx_prior_output_reaches_image_size(tmp_path, fixed):
 def test_onnx_prior_flows_through_the_engine(tmp_path, encode):
     model = _red_channel_model(tmp_path / "oracle.onnx")
     rgb, depth, K, (vmin, vmax) = _encoded_scene(encode)
-    st = make_focal_stack(rgb, depth, 1 / np.linspace(1 / 1.8, 1 / 5.0, 6), 200.0, 2.0, 200.0 * rgb.shape[1] / K[0, 0],
-                          noise_sigma=0.005, breathing=0.0, seed=1)
-    params = make_params(DepthFromFocusEngine, {"prior": "onnx", "onnx_model": str(model), "onnx_output": encode,
-                                                "local_refinement": False, "align": False})
+    st = make_focal_stack(
+        rgb,
+        depth,
+        1 / np.linspace(1 / 1.8, 1 / 5.0, 6),
+        200.0,
+        2.0,
+        200.0 * rgb.shape[1] / K[0, 0],
+        noise_sigma=0.005,
+        breathing=0.0,
+        seed=1,
+    )
+    params = make_params(
+        DepthFromFocusEngine,
+        {"prior": "onnx", "onnx_model": str(model), "onnx_output": encode, "local_refinement": False, "align": False},
+    )
     res = DepthFromFocusEngine().run([st], params, no_progress, CancelToken())
     assert any("oracle.onnx" in n for n in res.notes) and "oracle.onnx" in res.metrics["prior"]
     # The model returns (red/255 - 0.485)/0.229 with red = 30 + 200 (v - vmin)/(vmax - vmin):
@@ -116,7 +130,7 @@ def _same_colour_step(h=80, w=120, band=(58, 62)):
     truth = np.where(np.arange(w)[None, :] < 60, 0.5, 0.25).repeat(h, 0).astype(np.float32)
     measured = (truth + 0.01 * rng.standard_normal((h, w))).astype(np.float32)
     conf = np.ones((h, w), np.float32)
-    conf[:, band[0]:band[1]] = 0.0
+    conf[:, band[0] : band[1]] = 0.0
     return image, truth, measured, conf
 
 

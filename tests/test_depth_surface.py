@@ -1,5 +1,6 @@
 """Depth maps as surfaces that do not bridge depth jumps, and the notes that say how much
 of the depth was measured (issue 15 item 2)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,7 +18,7 @@ def test_no_triangle_spans_an_occluding_edge_far_away():
     """A hill 400 m away in front of mountains at 420 m: a 5 % jump limit lets the 20 m
     step through (the spiky fan), the edge-on test cuts it."""
     d = np.full((H, W), 400.0, np.float32)
-    d[:, W // 2:] = 420.0
+    d[:, W // 2 :] = 420.0
     s = depth_surface(DepthMap(d, intrinsics=K))
     z = -s.vertices[s.faces][:, :, 2]
     assert len(s.faces) > 0.9 * 2 * (H - 1) * (W - 2)  # both sides are kept...
@@ -47,7 +48,7 @@ def test_the_engine_mesh_loses_its_edge_on_triangles():
     from engines.io.depth import depth_to_mesh
 
     d = np.full((H, W), 400.0, np.float32)
-    d[:, W // 2:] = 420.0
+    d[:, W // 2 :] = 420.0
     mesh = depth_to_mesh(DepthMap(d, intrinsics=K), max_depth_jump=0.2)  # today's jump test lets it through
     assert edge_on(mesh.vertices, mesh.faces).any()
     cut = _without_edge_on(mesh, 84.0)

@@ -1,4 +1,5 @@
 """Thin-lens focal-stack synthesiser (engines/depth/synth.py)."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,16 @@ import numpy as np
 import pytest
 
 from engines.depth.focus import focus_measure, to_gray
-from engines.depth.synth import (breathing_scales, circle_of_confusion_px, disc_kernel, make_focal_stack,
-                                 plane_scene, render_defocus, rgbd_from_disparity, write_focal_stack)
+from engines.depth.synth import (
+    breathing_scales,
+    circle_of_confusion_px,
+    disc_kernel,
+    make_focal_stack,
+    plane_scene,
+    render_defocus,
+    rgbd_from_disparity,
+    write_focal_stack,
+)
 
 
 def test_circle_of_confusion_matches_thin_lens():
@@ -25,7 +34,7 @@ def test_disc_kernel_is_normalised_with_the_right_spread(c):
     assert k.sum() == pytest.approx(1.0, abs=1e-5)
     n = k.shape[0] // 2
     assert k.shape[0] == k.shape[1] == 2 * n + 1 and np.allclose(k, k.T) and np.allclose(k, k[::-1])
-    y, x = np.mgrid[-n:n + 1, -n:n + 1]
+    y, x = np.mgrid[-n : n + 1, -n : n + 1]
     sigma = np.sqrt((k * x * x).sum())
     if c < 1:
         assert k[n, n] > 0.99  # a blur disc well inside one pixel leaves the pixel alone

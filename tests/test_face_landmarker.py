@@ -7,6 +7,7 @@ Face Landmarker and the legacy face mesh 1.4 % (astronaut), 2.3 % (grace_hopper)
 0.90/0.90, jawOpen 0.02; grace_hopper smiles 0.01; carphone frames 0-19 all tracked, jawOpen
 0.014-0.043.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,8 +19,15 @@ import pytest
 
 from engines.api import EngineError
 from engines.face import (
-    ARKIT_BLENDSHAPES, LEFT_IRIS, N_LANDMARKS, RIGHT_IRIS, SCORED_BLENDSHAPES, FaceLandmarks,
-    FaceTracker, arkit_weights, detect_landmarks,
+    ARKIT_BLENDSHAPES,
+    LEFT_IRIS,
+    N_LANDMARKS,
+    RIGHT_IRIS,
+    SCORED_BLENDSHAPES,
+    FaceLandmarks,
+    FaceTracker,
+    arkit_weights,
+    detect_landmarks,
 )
 from engines.face import detect as face_detect
 from engines.face import landmarker
@@ -180,7 +188,16 @@ def test_avatar_landmarks_is_a_compatibility_layer():
 
     import engines.face as face
 
-    for name in ("detect_landmarks", "FaceLandmarks", "LEFT_IRIS", "RIGHT_IRIS", "LEFT_IRIS_RING",
-                 "RIGHT_IRIS_RING", "MIN_FACE_PX", "MAX_SIDE", "warm_up"):
+    for name in (
+        "detect_landmarks",
+        "FaceLandmarks",
+        "LEFT_IRIS",
+        "RIGHT_IRIS",
+        "LEFT_IRIS_RING",
+        "RIGHT_IRIS_RING",
+        "MIN_FACE_PX",
+        "MAX_SIDE",
+        "warm_up",
+    ):
         assert getattr(old, name) is getattr(face, name)
     assert face_detect.detect_landmarks is detect_landmarks

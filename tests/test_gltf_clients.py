@@ -4,6 +4,7 @@ A skinned, grouped (head/eyes/teeth/tongue/eyelashes), morph-targeted (ARKit nam
 dense), textured GLB from our writer must validate with zero errors and zero warnings, and
 three.js must see every part as a SkinnedMesh with the full ARKit dictionary and the joints as
 bones. Skipped only when node/npm are missing (tests/gltf_clients.py installs tests/js)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,8 +12,7 @@ import pytest
 
 from engines.io.gltf import write_glb
 from engines.types import Mesh, Skeleton
-from tests.gltf_clients import (JOINT_NAMES, clients_missing, issues, synthetic_rig, three_summary,
-                                validate_glb)
+from tests.gltf_clients import JOINT_NAMES, clients_missing, issues, synthetic_rig, three_summary, validate_glb
 
 _WHY = clients_missing()
 pytestmark = pytest.mark.skipif(_WHY is not None, reason=str(_WHY))
@@ -74,7 +74,9 @@ def test_three_sees_skinned_parts_with_arkit_dictionaries_and_bones(rig_glb):
         x = meshes[part]
         assert x["isSkinnedMesh"] and x["bones"] == list(JOINT_NAMES)
         assert x["morphTargetDictionary"] == {k: i for i, k in enumerate(names)}
-        assert x["morphTargetInfluences"] == pytest.approx([{"jawOpen": 0.4, "eyeBlinkLeft": 1.0}.get(k, 0.0) for k in names])
+        assert x["morphTargetInfluences"] == pytest.approx(
+            [{"jawOpen": 0.4, "eyeBlinkLeft": 1.0}.get(k, 0.0) for k in names]
+        )
         assert x["morphAttributes"] == {"position": len(names)}
         assert {"skinIndex", "skinWeight", "uv", "normal", "position"} <= set(x["attributes"])
         assert x["hasMap"] and x["mapSize"] == [64, 32]

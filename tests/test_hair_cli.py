@@ -1,6 +1,7 @@
 """The avatar command line with hair: ``--set hairstyle=auto --json`` reports the chosen
 style, its IoU and the top three; ``hair_color`` is ``auto`` by default (measured from the
 photo) and an explicit ``#rrggbb`` is kept."""
+
 from __future__ import annotations
 
 import json
@@ -61,7 +62,17 @@ def test_auto_colour_without_a_photo_is_a_dark_brown():
 
 
 def test_bad_colour_is_an_error_naming_the_value(capsys, tmp_path):
-    args = ["run", "avatar", "--input", str(DATA / "astronaut.png"), "--out", str(tmp_path / "a.glb"),
-            "--set", "hairstyle=bob", "--set", "hair_color=#12zz33"]
+    args = [
+        "run",
+        "avatar",
+        "--input",
+        str(DATA / "astronaut.png"),
+        "--out",
+        str(tmp_path / "a.glb"),
+        "--set",
+        "hairstyle=bob",
+        "--set",
+        "hair_color=#12zz33",
+    ]
     assert main.main(args) == 2
     assert "#12zz33" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """Hair in exported files: every strand becomes one ribbon card in GLB and OBJ (node/group
 ``hair``), and the bundle keeps the complete strands (``hair.npz``) beside them."""
+
 from __future__ import annotations
 
 import zipfile
@@ -59,8 +60,12 @@ def test_bundle_keeps_complete_strands_and_hair_meshes(dressed, tmp_path):
     write_avatar_bundle(dressed, out)
     with zipfile.ZipFile(out) as z:
         names = set(z.namelist())
-        assert {"avatar.glb", "avatar.obj", "hair.npz", "texture.png" if dressed.mesh.texture is not None
-                else "avatar.json"} <= names
+        assert {
+            "avatar.glb",
+            "avatar.obj",
+            "hair.npz",
+            "texture.png" if dressed.mesh.texture is not None else "avatar.json",
+        } <= names
         info = {i.filename: i for i in z.infolist()}
         assert info["avatar.obj"].compress_type == zipfile.ZIP_DEFLATED
         assert info["hair.npz"].compress_type == zipfile.ZIP_STORED  # already compressed

@@ -2,6 +2,7 @@
 no strand point inside the head, not even with a raised brow; roots on the scalp; the
 scalp texture darkened under the hair; hair follows the head's size; GLB export keeps
 a ``hair`` node."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -66,7 +67,7 @@ def test_every_style_fits_with_no_point_inside_the_head(avatar):
     inside = _inside(m.vertices, _skin(m), np.concatenate([p for _, p in pts]))
     start = 0
     for s, p in pts:
-        bad = inside[start: start + len(p)]
+        bad = inside[start : start + len(p)]
         start += len(p)
         assert bad.sum() == 0, (s, int(bad.sum()), p[bad][:3])
 
@@ -137,8 +138,9 @@ def test_export_keeps_a_hair_node_and_group(avatar, tmp_path):
     names = [n.name for n in GLTF2().load(str(out)).nodes]
     assert "hair" in names
     export(a, tmp_path / "with_hair.obj")
-    objects = [ln.split()[1] for ln in (tmp_path / "with_hair.obj").read_text().splitlines()
-               if ln.startswith(("o ", "g "))]
+    objects = [
+        ln.split()[1] for ln in (tmp_path / "with_hair.obj").read_text().splitlines() if ln.startswith(("o ", "g "))
+    ]
     assert "hair" in objects and "head" in objects
 
 
@@ -152,7 +154,7 @@ def test_auto_matches_the_portrait_hair(avatar):
     assert recipes()[top[0]["style"]].length.back < 0.15 or recipes()[top[0]["style"]].gather.kind != "none"
     m = a.params["hair_photo"]
     assert m["length_below_chin"] < 0.2 and 1.0 < m["volume"] < 2.5
-    rgb = np.array([int(m["color"][i:i + 2], 16) for i in (1, 3, 5)])
+    rgb = np.array([int(m["color"][i : i + 2], 16) for i in (1, 3, 5)])
     assert rgb.max() < 170 and rgb[0] >= rgb[2]  # brown-blond, not grey or blue
     assert a.params["hair_color"] == m["color"]
 

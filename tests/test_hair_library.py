@@ -1,5 +1,6 @@
 """The hairstyle library on the canonical head: every style generates, is distinct from
 every other one and looks like its name; bad recipes and names are refused clearly."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,24 @@ from engines.hair.head import canonical_avatar
 from engines.hair.match import iou, scaled_camera, style_silhouettes
 from engines.hair.recipe import get_recipe, load_recipe_file, recipes, styles_dir
 
-EXPECTED = {"buzz_cut", "short_crop", "pixie", "side_part", "slicked_back", "bob", "shoulder_straight",
-            "long_straight", "long_wavy", "curly", "afro", "ponytail", "bun", "braid", "bangs", "mohawk"}
+EXPECTED = {
+    "buzz_cut",
+    "short_crop",
+    "pixie",
+    "side_part",
+    "slicked_back",
+    "bob",
+    "shoulder_straight",
+    "long_straight",
+    "long_wavy",
+    "curly",
+    "afro",
+    "ponytail",
+    "bun",
+    "braid",
+    "bangs",
+    "mohawk",
+}
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +125,8 @@ def test_no_style_crosses_the_face_and_short_cuts_lie_on_the_head(avatar, fitted
     )
 
     assert len(fitted) == 16 and {"short_crop", "side_part", "pixie", "buzz_cut"} <= {
-        s for s in fitted if is_short_cut(recipes()[s])}
+        s for s in fitted if is_short_cut(recipes()[s])
+    }
     for s, st in fitted.items():
         front = in_front_of_face(avatar.mesh, st.points)
         assert front.sum() == 0, (s, int(front.sum()))
@@ -141,8 +159,15 @@ def test_a_new_style_is_one_json_file(tmp_path, avatar):
     from engines.hair.head import fit_strands, head_fit
 
     p = tmp_path / "chin_curls.json"
-    p.write_text(json.dumps({"label": "Chin curls", "length": {"front": 0.1, "side": 0.12, "back": 0.12},
-                             "curl": {"kind": "helix", "radius": 0.01, "frequency": 30}}))
+    p.write_text(
+        json.dumps(
+            {
+                "label": "Chin curls",
+                "length": {"front": 0.1, "side": 0.12, "back": 0.12},
+                "curl": {"kind": "helix", "radius": 0.01, "frequency": 30},
+            }
+        )
+    )
     r = load_recipe_file(p)
     assert r.name == "chin_curls" and r.label == "Chin curls" and r.strands == 6000
     pts, keep = fit_strands(generate(r), head_fit(avatar.mesh, avatar.scalp, avatar.camera))

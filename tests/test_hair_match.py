@@ -1,4 +1,5 @@
 """Hair from the photo: segmentation of real portraits and silhouette matching."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -123,5 +124,5 @@ def test_auto_colour_falls_back_when_the_hair_is_skin_or_scarce():
     color, source = _photo_color(av, img, "bob", {})
     # The same photo segmented again: the same colour, give or take one level (MediaPipe's
     # landmarks vary by a fraction of a pixel between runs in one process).
-    rgb = lambda c: np.array([int(c[i:i + 2], 16) for i in (1, 3, 5)])  # noqa: E731
+    rgb = lambda c: np.array([int(c[i : i + 2], 16) for i in (1, 3, 5)])  # noqa: E731
     assert source == "photo" and np.abs(rgb(color) - rgb(real["color"])).max() <= 2, (color, real["color"])

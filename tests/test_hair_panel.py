@@ -1,4 +1,5 @@
 """The hairstyle picker (widget only, runs offscreen)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -80,9 +81,17 @@ def test_auto_without_a_photo_reports_instead_of_crashing(panel, qtbot):
 
 def test_set_avatar_selects_its_style_and_shows_matches(panel):
     av = canonical_avatar()
-    av.params.update({"hairstyle": "afro", "hair_color": "#123456",
-                      "hair_match": [{"style": "afro", "iou": 0.71}, {"style": "curly", "iou": 0.6},
-                                     {"style": "bob", "iou": 0.5}]})
+    av.params.update(
+        {
+            "hairstyle": "afro",
+            "hair_color": "#123456",
+            "hair_match": [
+                {"style": "afro", "iou": 0.71},
+                {"style": "curly", "iou": 0.6},
+                {"style": "bob", "iou": 0.5},
+            ],
+        }
+    )
     panel.set_avatar(av)
     assert panel.style == "afro" and panel.color == "#123456"
     assert panel.grid.currentItem().data(0x0100) == "afro"

@@ -1,8 +1,8 @@
 """The picker embedded as the Avatar panel does it (``set_avatar(avatar, key)``), drawing
 into a real viewport: run under ``xvfb-run -a`` (skipped without an X display)."""
+
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest

@@ -1,5 +1,6 @@
 """engines/ must run without Qt: import every engines module with PySide6, pyvista and
 app made unimportable (napari proves its model headless the same way)."""
+
 import subprocess
 import sys
 import textwrap

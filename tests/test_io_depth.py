@@ -1,4 +1,5 @@
 """Depth files (16-bit mm PNG, NPY, PLY) and depth-to-mesh, on the Middlebury motorcycle."""
+
 from pathlib import Path
 
 import numpy as np

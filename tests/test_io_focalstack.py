@@ -1,4 +1,5 @@
 """Focal stack import: distances from focus.json / file names / EXIF, checks on bad stacks."""
+
 import json
 from pathlib import Path
 
@@ -74,8 +75,12 @@ def test_exif_subject_distance_and_intrinsics(tmp_path):
 
 
 def test_intrinsics_from_focal_plane_resolution():
-    exif = {"FocalLength": 5.0, "FocalPlaneXResolution": 2540.0, "FocalPlaneResolutionUnit": 2.0,
-            "PixelXDimension": 4000.0}
+    exif = {
+        "FocalLength": 5.0,
+        "FocalPlaneXResolution": 2540.0,
+        "FocalPlaneResolutionUnit": 2.0,
+        "PixelXDimension": 4000.0,
+    }
     K = intrinsics_from_exif(exif, (1000, 750))  # loaded at quarter size
     assert K[0, 0] == pytest.approx(5.0 * 100.0 / 4)  # 2540 px/inch = 100 px/mm
     assert intrinsics_from_exif({}, (10, 10)) is None
@@ -140,8 +145,9 @@ def test_reads_what_the_depth_synthesiser_writes(tmp_path):
     names = ["frame_00_0.500.png", "frame_01_1.000.png", "frame_02_2.000.png"]
     _save(tmp_path, names, frames)
     K = [[60.0, 0, 23.5], [0, 60.0, 15.5], [0, 0, 1]]
-    (tmp_path / "focus.json").write_text(json.dumps(
-        {"files": names[::-1], "focus_distances": [2.0, 1.0, 0.5], "intrinsics": K, "units": "m"}))
+    (tmp_path / "focus.json").write_text(
+        json.dumps({"files": names[::-1], "focus_distances": [2.0, 1.0, 0.5], "intrinsics": K, "units": "m"})
+    )
     fs = read_focal_stack(tmp_path)
     np.testing.assert_allclose(fs.focus_distances, [0.5, 1.0, 2.0])
     np.testing.assert_allclose(fs.intrinsics, K)
@@ -149,13 +155,17 @@ def test_reads_what_the_depth_synthesiser_writes(tmp_path):
 
 
 def _xmp(distance: str, element: bool = False) -> bytes:
-    value = (f"<aux:ApproximateFocusDistance>{distance}</aux:ApproximateFocusDistance>" if element
-             else "")
+    value = f"<aux:ApproximateFocusDistance>{distance}</aux:ApproximateFocusDistance>" if element else ""
     attr = "" if element else f' aux:ApproximateFocusDistance="{distance}"'
-    return (b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
-            b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description '
-            b'xmlns:aux="http://ns.adobe.com/exif/1.0/aux/"' + attr.encode() + b'>' + value.encode()
-            + b'</rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="w"?>')
+    return (
+        b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
+        b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description '
+        b'xmlns:aux="http://ns.adobe.com/exif/1.0/aux/"'
+        + attr.encode()
+        + b">"
+        + value.encode()
+        + b'</rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="w"?>'
+    )
 
 
 def test_xmp_approximate_focus_distance(tmp_path):

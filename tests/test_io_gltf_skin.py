@@ -2,6 +2,7 @@
 
 Read back with our reader and inspected with pygltflib; the real clients (Khronos validator,
 three.js, Blender) are in test_gltf_clients.py and benchmarks/avatar_blender.py."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -70,8 +71,9 @@ def test_mostly_zero_targets_are_sparse_with_sorted_indices(rig):
     assert look.sparse is not None and 1 < look.sparse.count < look.count
     blob = g.binary_blob()
     bv = g.bufferViews[look.sparse.indices.bufferView]
-    idx = np.frombuffer(blob, np.uint16 if look.sparse.indices.componentType == 5123 else np.uint32,
-                        look.sparse.count, bv.byteOffset)
+    idx = np.frombuffer(
+        blob, np.uint16 if look.sparse.indices.componentType == 5123 else np.uint32, look.sparse.count, bv.byteOffset
+    )
     assert (np.diff(idx.astype(np.int64)) > 0).all()
     jaw = _target_accessor(g, teeth, names.index("jawOpen"))  # the lower teeth all move: dense
     assert jaw.sparse is None and jaw.bufferView is not None
@@ -125,8 +127,13 @@ def test_skin_weights_normalised_and_joints_kept(rig):
 def test_unnormalised_and_empty_weights_are_fixed(tmp_path):
     v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], np.float32)
     skel = Skeleton(["root", "tip"], [-1, 0], [[0, 0, 0], [0, 1, 0]])
-    m = Mesh(v, [[0, 1, 2]], joints=[[1, 0, 0, 0], [0, 1, 0, 0], [1, 1, 0, 0]],
-             weights=[[2, 0, 0, 0], [0.3, 0.3, 0, 0], [0, 0, 0, 0]], name="tri")
+    m = Mesh(
+        v,
+        [[0, 1, 2]],
+        joints=[[1, 0, 0, 0], [0, 1, 0, 0], [1, 1, 0, 0]],
+        weights=[[2, 0, 0, 0], [0.3, 0.3, 0, 0], [0, 0, 0, 0]],
+        name="tri",
+    )
     write_glb([m], tmp_path / "t.glb", skeleton=skel)
     b = read_glb(tmp_path / "t.glb")[0]
     np.testing.assert_allclose(b.weights, [[1, 0, 0, 0], [0.5, 0.5, 0, 0], [1, 0, 0, 0]], atol=1e-7)

@@ -1,4 +1,5 @@
 """Image reading/writing: orientation, bit depth, alpha, EXIF, huge and broken files."""
+
 import os
 from pathlib import Path
 
@@ -45,9 +46,9 @@ def test_exif_tags_as_numbers(tmp_path):
     exif[0x010F] = "Acme"
     exif[0x0110] = "Cam 1"
     sub = exif.get_ifd(0x8769)
-    sub[0x920A] = 4.25          # FocalLength mm
-    sub[0xA405] = 26            # FocalLengthIn35mmFilm
-    sub[0x9206] = 0.85          # SubjectDistance m
+    sub[0x920A] = 4.25  # FocalLength mm
+    sub[0xA405] = 26  # FocalLengthIn35mmFilm
+    sub[0x9206] = 0.85  # SubjectDistance m
     im.save(tmp_path / "e.jpg", exif=exif)
     got = read_image(tmp_path / "e.jpg").exif
     assert got["Make"] == "Acme" and got["Model"] == "Cam 1"

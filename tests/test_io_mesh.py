@@ -1,4 +1,5 @@
 """Mesh/point files: GLB (texture, morph targets), OBJ (+MTL+PNG), PLY, hair tubes."""
+
 from pathlib import Path
 
 import numpy as np
@@ -20,14 +21,16 @@ def _quad_grid(n=4, name="head"):
     f = np.concatenate([np.stack([a, b, d], 1), np.stack([a, d, c], 1)])
     uv = v[:, :2].copy()
     tex = np.zeros((8, 16, 3), np.uint8)
-    tex[:4] = [255, 0, 0]      # top half red: v near 1
-    tex[4:] = [0, 0, 255]      # bottom half blue: v near 0
+    tex[:4] = [255, 0, 0]  # top half red: v near 1
+    tex[4:] = [0, 0, 255]  # bottom half blue: v near 0
     tex[0, 0] = [0, 255, 0]
     m = Mesh(v, f, uv=uv, texture=tex, name=name)
     m.compute_normals()
     rng = np.random.default_rng(0)
-    m.morph_targets = {"smile": rng.normal(0, 0.01, (n * n, 3)).astype(np.float32),
-                       "blink": rng.normal(0, 0.01, (n * n, 3)).astype(np.float32)}
+    m.morph_targets = {
+        "smile": rng.normal(0, 0.01, (n * n, 3)).astype(np.float32),
+        "blink": rng.normal(0, 0.01, (n * n, 3)).astype(np.float32),
+    }
     return m
 
 
@@ -75,7 +78,7 @@ def test_glb_json_layout_matches_gltf_conventions(tmp_path):
     # glTF stores V flipped: vertex 0 has OBJ-style v=0, so its glTF v is 1
     acc = g.accessors[mesh.primitives[0].attributes.TEXCOORD_0]
     bv = g.bufferViews[acc.bufferView]
-    uv = np.frombuffer(g.binary_blob()[bv.byteOffset:bv.byteOffset + bv.byteLength], np.float32).reshape(-1, 2)
+    uv = np.frombuffer(g.binary_blob()[bv.byteOffset : bv.byteOffset + bv.byteLength], np.float32).reshape(-1, 2)
     assert uv[0, 1] == pytest.approx(1.0)
     # trimesh (a different reader) agrees on the geometry
     import trimesh
@@ -111,12 +114,19 @@ def test_obj_two_textures_and_foreign_obj(tmp_path):
     ra, rb = read_mesh(tmp_path / "x.obj")
     assert np.array_equal(rb.texture, b.texture) and np.array_equal(ra.texture, a.texture)
     # A hand-written OBJ with a quad, negative indices and separate uv indices
-    (tmp_path / "q.obj").write_text("v 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nvt 0 0\nvt 1 1\n"
-                                    "f -4/1 -3/1 -2/2 -1/2\n")
+    (tmp_path / "q.obj").write_text("v 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nvt 0 0\nvt 1 1\nf -4/1 -3/1 -2/2 -1/2\n")
     q = read_mesh(tmp_path / "q.obj")
     assert len(q.faces) == 2 and len(q.vertices) == 4
-    area = 0.5 * np.linalg.norm(np.cross(q.vertices[q.faces[:, 1]] - q.vertices[q.faces[:, 0]],
-                                         q.vertices[q.faces[:, 2]] - q.vertices[q.faces[:, 0]]), axis=1).sum()
+    area = (
+        0.5
+        * np.linalg.norm(
+            np.cross(
+                q.vertices[q.faces[:, 1]] - q.vertices[q.faces[:, 0]],
+                q.vertices[q.faces[:, 2]] - q.vertices[q.faces[:, 0]],
+            ),
+            axis=1,
+        ).sum()
+    )
     assert area == pytest.approx(1.0)
 
 
@@ -154,7 +164,7 @@ def test_real_ascii_ply_scan():
 
 def test_strands_to_mesh_tubes():
     t = np.linspace(0, 1, 8)
-    s1 = np.stack([np.zeros(8), -0.1 * t, np.zeros(8)], 1)                  # straight down
+    s1 = np.stack([np.zeros(8), -0.1 * t, np.zeros(8)], 1)  # straight down
     s2 = np.stack([0.05 * np.cos(3 * t), 0.05 * np.sin(3 * t), 0.1 * t], 1)  # curl
     strands = Strands(np.stack([s1, s2]), np.array([[200, 150, 50], [20, 20, 20]], np.uint8))
     m = strands_to_mesh(strands, radius=0.001, sides=4, taper=1.0)
@@ -175,8 +185,10 @@ def test_strands_to_mesh_tubes():
 
 def test_bad_mesh_files(tmp_path):
     (tmp_path / "bad.glb").write_bytes(b"glTF\x02\x00\x00\x00garbage")
-    (tmp_path / "bad.ply").write_text("ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\n"
-                                      "property float y\nproperty float z\nend_header\n0 0 0\n1 1\n")
+    (tmp_path / "bad.ply").write_text(
+        "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\n"
+        "property float y\nproperty float z\nend_header\n0 0 0\n1 1\n"
+    )
     (tmp_path / "empty.obj").write_text("# nothing\n")
     (tmp_path / "bad.obj").write_text("v 0 0 0\nv 1 0 0\nf 1 2 9\n")
     for name in ("bad.glb", "bad.ply", "empty.obj", "bad.obj", "missing.obj"):

@@ -1,4 +1,5 @@
 """Video reading (lazy, RGB, verified frame counts) and atomic H.264 MP4 writing."""
+
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,8 @@ def _frames(n=10, w=64, h=48):
     out = []
     for i in range(n):
         f = np.zeros((h, w, 3), np.uint8)
-        f[:, :, 0] = 40 + 15 * i      # red ramps up over time
-        f[:, : w // 2, 2] = 200       # blue left half
+        f[:, :, 0] = 40 + 15 * i  # red ramps up over time
+        f[:, : w // 2, 2] = 200  # blue left half
         out.append(f)
     return out
 
@@ -157,8 +158,19 @@ def test_other_containers(tmp_path, ext):
     import imageio_ffmpeg
 
     out = tmp_path / f"clip{ext}"
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", str(DATA / "carphone_30.mp4"),
-                    "-c", "copy", str(out)], check=True)
+    subprocess.run(
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-loglevel",
+            "error",
+            "-i",
+            str(DATA / "carphone_30.mp4"),
+            "-c",
+            "copy",
+            str(out),
+        ],
+        check=True,
+    )
     clip = load_input(out)
     assert clip.frame_count == 30 and (clip.width, clip.height) == (176, 144)
     assert np.array_equal(clip.frame(12), read_frame(DATA / "carphone_30.mp4", 12))
@@ -190,8 +202,22 @@ def test_phone_display_rotation_is_applied(tmp_path):
 
     src = Path(__file__).parent / "data" / "carphone_30.mp4"
     rotated = tmp_path / "portrait.mp4"
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-display_rotation", "90",
-                    "-i", str(src), "-c", "copy", str(rotated)], check=True)
+    subprocess.run(
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-loglevel",
+            "error",
+            "-y",
+            "-display_rotation",
+            "90",
+            "-i",
+            str(src),
+            "-c",
+            "copy",
+            str(rotated),
+        ],
+        check=True,
+    )
     clip = open_video(rotated)
     assert (clip.width, clip.height, clip.frame_count) == (144, 176, 30)
     upright = next(iter(iter_frames(rotated)))

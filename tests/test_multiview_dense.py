@@ -1,5 +1,6 @@
 """Plane-sweep depth, consistency filtering, TSDF/Poisson fusion and texture baking with
 known cameras (engines/multiview/dense.py, fusion.py, texture.py)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,8 +30,9 @@ def gt_depth(scene, K, R, t, size):
 
     w, h = size
     sc = o3d.t.geometry.RaycastingScene()
-    sc.add_triangles(o3d.core.Tensor(scene["vertices"].astype(np.float32)),
-                     o3d.core.Tensor(scene["faces"].astype(np.uint32)))
+    sc.add_triangles(
+        o3d.core.Tensor(scene["vertices"].astype(np.float32)), o3d.core.Tensor(scene["faces"].astype(np.uint32))
+    )
     ys, xs = np.mgrid[0:h, 0:w]
     d = np.stack([(xs - K[0, 2]) / K[0, 0], (ys - K[1, 2]) / K[1, 1], np.ones((h, w))], -1) @ R
     C = -R.T @ t
@@ -72,8 +74,10 @@ def test_consistency_filter_rejects_disagreeing_depth(depth_maps):
     good = dense.consistency_mask(5, maps, nb)
     valid = np.isfinite(maps[5].depth)
     assert good[valid].mean() > 0.9  # already filtered once: nearly all pass again
-    wrong = [dense.ViewDepth(m.name, m.depth * (1.05 if i == 5 else 1.0), m.score, m.K, m.R, m.t, m.rgb)
-             for i, m in enumerate(maps)]
+    wrong = [
+        dense.ViewDepth(m.name, m.depth * (1.05 if i == 5 else 1.0), m.score, m.K, m.R, m.t, m.rgb)
+        for i, m in enumerate(maps)
+    ]
     bad = dense.consistency_mask(5, wrong, nb)
     assert bad[valid].mean() < 0.1
 
@@ -106,8 +110,11 @@ def test_poisson_and_decimation(scene):
     dms, poses = _depth_results(scene, range(0, 24, 3))
     mesh, _ = fusion.fuse_depth_maps(dms, poses, voxel=0.008, surface="poisson", target_triangles=3000)
     assert 1000 < len(mesh.faces) <= 3000
-    q = ev.chamfer_fscore(ev.sample_surface(mesh.vertices, mesh.faces, 20000),
-                          ev.sample_surface(scene["vertices"], scene["faces"], 20000), 0.01 * scene["scene_size"])
+    q = ev.chamfer_fscore(
+        ev.sample_surface(mesh.vertices, mesh.faces, 20000),
+        ev.sample_surface(scene["vertices"], scene["faces"], 20000),
+        0.01 * scene["scene_size"],
+    )
     assert q["chamfer"] < 0.015 * scene["scene_size"]
 
 
@@ -157,12 +164,12 @@ def test_photo_gains_level_a_darker_photo(scene):
 
 def test_drop_rims_cuts_silhouettes_not_small_holes():
     keep = np.zeros((100, 100), bool)
-    keep[20:80, 20:80] = True   # an object against an empty background
-    keep[50, 50] = False         # a one-pixel hole inside it
+    keep[20:80, 20:80] = True  # an object against an empty background
+    keep[50, 50] = False  # a one-pixel hole inside it
     out = dense._drop_rims(keep, rim=3)
     assert not out[20:23, 40].any() and out[24, 40]  # 3 px eaten at the silhouette
-    assert not out[49, 50] and out[48, 50]           # 1 px around the small hole
-    assert out[30:70, 30:70].sum() == 40 * 40 - 9    # interior otherwise untouched
+    assert not out[49, 50] and out[48, 50]  # 1 px around the small hole
+    assert out[30:70, 30:70].sum() == 40 * 40 - 9  # interior otherwise untouched
 
 
 def test_fusion_and_texture_stop_on_cancel(scene):

@@ -1,4 +1,5 @@
 """The multiview engine end to end on a synthetic photo set with known cameras and shape."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -119,8 +120,9 @@ def test_cancel_during_dense_stage_stops_inside_it(scene, monkeypatch):
 
 def test_known_intrinsics_are_kept(scene):
     K = scene["K"][0]
-    p = make_params(MultiViewEngine, dict(stages="cameras", max_image_size=320, focal_px=K[0, 0],
-                                          cx=K[0, 2], cy=K[1, 2]))
+    p = make_params(
+        MultiViewEngine, dict(stages="cameras", max_image_size=320, focal_px=K[0, 0], cx=K[0, 2], cy=K[1, 2])
+    )
     r = MultiViewEngine().run([ImageSet(scene["paths"][:12])], p, lambda f, m="": None, CancelToken())
     assert r.metrics["registered"] == 12
     assert r.metrics["focal_px"] == pytest.approx(K[0, 0], abs=0.01)

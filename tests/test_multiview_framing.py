@@ -2,6 +2,7 @@
 (issue 15 item 3): the up direction from the cameras or the ground plane, the scene turned
 so the viewport's front looks from where the photos were taken, floating fragments removed
 unless asked to keep them."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace

@@ -1,4 +1,5 @@
 """Visual hull by space carving (engines/multiview/hull.py) with known cameras."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -51,7 +52,7 @@ def test_hull_mesh_is_closed_and_outward(carved):
     v = m.vertices.astype(np.float64)[m.faces]
     vol = np.einsum("ij,ij->i", v[:, 0], np.cross(v[:, 1], v[:, 2])).sum() / 6
     assert vol > 0
-    assert abs(vol / (occ.sum() * vox ** 3) - 1) < 0.2
+    assert abs(vol / (occ.sum() * vox**3) - 1) < 0.2
 
 
 def test_no_foreground_is_an_error():

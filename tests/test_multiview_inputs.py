@@ -1,4 +1,5 @@
 """Inputs to the multiview engine: bad photo sets, mixed resolutions, orbit videos, the CLI."""
+
 from __future__ import annotations
 
 import json
@@ -64,8 +65,11 @@ def _orbit_video(path: Path, n: int, still: bool = False):
     K, R, t = orbit_cameras(n, (320, 240), 1.3, elevations=(30.0,))
     if still:
         K, R, t = K[:1].repeat(n, 0), R[:1].repeat(n, 0), t[:1].repeat(n, 0)
-    imgs = render_views(v, f, K[: n // 2 + 1], R[: n // 2 + 1], t[: n // 2 + 1], (320, 240)) if not still \
+    imgs = (
+        render_views(v, f, K[: n // 2 + 1], R[: n // 2 + 1], t[: n // 2 + 1], (320, 240))
+        if not still
         else render_views(v, f, K[:1], R[:1], t[:1], (320, 240)) * n
+    )
     w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (320, 240))
     for k, im in enumerate(imgs):
         bgr = cv2.cvtColor(im, cv2.COLOR_RGB2BGR)
@@ -99,9 +103,27 @@ def test_cli_sagrada_points_json(tmp_path):
     for p in SAGRADA:
         shutil.copy(p, tmp_path / p.name)
     out = tmp_path / "out" / "points.ply"
-    proc = subprocess.run([sys.executable, "main.py", "run", "multiview", "--input", str(tmp_path),
-                           "--out", str(out), "--set", "stages=points", "--set", "max_image_size=718", "--json"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "main.py",
+            "run",
+            "multiview",
+            "--input",
+            str(tmp_path),
+            "--out",
+            str(out),
+            "--set",
+            "stages=points",
+            "--set",
+            "max_image_size=718",
+            "--json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     m = summary["metrics"]

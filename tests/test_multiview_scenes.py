@@ -6,6 +6,7 @@ procedural high-frequency texture so that SIFT features match and stereo has tex
 Cameras orbit the object on two rings; poses are returned in the OpenCV convention
 (x_cam = R x_world + t; x right, y down, z forward).
 """
+
 from __future__ import annotations
 
 import os
@@ -40,8 +41,9 @@ def solid_texture(p: np.ndarray, scale: float, seed: int = 3) -> np.ndarray:
     return np.clip(128 + 90 * np.tanh(out), 0, 255).astype(np.uint8)
 
 
-def orbit_cameras(n: int, size: tuple[int, int], radius: float, fov_deg: float = 40.0,
-                  center=(0.0, 0.0, 0.0), elevations=(20.0, 40.0)):
+def orbit_cameras(
+    n: int, size: tuple[int, int], radius: float, fov_deg: float = 40.0, center=(0.0, 0.0, 0.0), elevations=(20.0, 40.0)
+):
     """K, R (n,3,3), t (n,3) for n cameras on rings around ``center`` (y up)."""
     w, h = size
     f = 0.5 * h / np.tan(np.radians(fov_deg) / 2)
@@ -101,8 +103,9 @@ def bunny_scene(n: int = 24, size=(320, 240), radius: float = 1.3):
     v, f = load_mesh()
     K, R, t = orbit_cameras(n, size, radius)
     imgs = render_views(v, f, K, R, t, size)
-    return dict(images=imgs, K=K, R=R, t=t, vertices=v, faces=f,
-                scene_size=float(np.linalg.norm(np.ptp(v, axis=0))), size=size)
+    return dict(
+        images=imgs, K=K, R=R, t=t, vertices=v, faces=f, scene_size=float(np.linalg.norm(np.ptp(v, axis=0))), size=size
+    )
 
 
 def write_scene(scene, folder: Path) -> list[Path]:

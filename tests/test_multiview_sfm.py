@@ -1,4 +1,5 @@
 """Structure from motion (engines/multiview/sfm.py, frames.py) on real and synthetic photos."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -47,14 +48,15 @@ def test_sagrada_all_four_register(tmp_path, capfd):
     size = MultiViewEngine._frustum_size(model.cameras.centers, scale)
     assert 0.05 - 1e-9 <= size / scale <= 0.08 + 1e-9  # the clip bounds, up to rounding
     frusta = sfm.frusta_mesh(model.cameras, size)
-    depth = [np.linalg.norm(frusta.vertices[5 * i + 1:5 * i + 5].mean(0) - frusta.vertices[5 * i]) for i in range(4)]
+    depth = [np.linalg.norm(frusta.vertices[5 * i + 1 : 5 * i + 5].mean(0) - frusta.vertices[5 * i]) for i in range(4)]
     assert np.all(np.array(depth) >= 0.05 * scale)
 
 
 def test_frustum_size_follows_the_scene_and_the_camera_gaps():
     size = MultiViewEngine._frustum_size
-    ring = lambda n, r: np.stack([r * np.cos(a := np.linspace(0, 2 * np.pi, n, endpoint=False)),
-                                  r * np.sin(a), np.zeros(n)], 1)
+    ring = lambda n, r: np.stack(  # noqa: E731
+        [r * np.cos(a := np.linspace(0, 2 * np.pi, n, endpoint=False)), r * np.sin(a), np.zeros(n)], 1
+    )
     # 40 cameras on a ring of radius 3 around a scene 2 across: gap 0.47 -> 0.6 gap = 0.28
     s = size(ring(40, 3.0), 2.0)
     assert 0.05 * 2.0 <= s <= 0.08 * 2.0 and s < 0.5 * 0.47
@@ -92,8 +94,12 @@ def test_exif_focal_trusted_only_when_consistent():
     f, _ = frames.exif_focal_px({"FocalLengthIn35mmFilm": 36}, 800, 600, (4000, 3000))
     assert f == pytest.approx(800)
     # focal-plane resolution of the original on a resized file: ignored
-    exif = {"FocalLength": 19.0, "FocalPlaneXResolution": 5728.18, "FocalPlaneResolutionUnit": 2,
-            "PixelXDimension": 718}
+    exif = {
+        "FocalLength": 19.0,
+        "FocalPlaneXResolution": 5728.18,
+        "FocalPlaneResolutionUnit": 2,
+        "PixelXDimension": 718,
+    }
     assert frames.exif_focal_px(exif, 718, 480, (718, 480))[0] is None
     exif["PixelXDimension"] = 5184
     assert frames.exif_focal_px(exif, 718, 480, (718, 480))[0] is None
@@ -106,8 +112,15 @@ def test_duplicates_are_dropped():
     rng = np.random.default_rng(0)
     a = rng.integers(0, 255, (120, 160, 3), np.uint8)
     b = rng.integers(0, 255, (120, 160, 3), np.uint8)
-    views = [frames.View(n, im, "", (160, 120)) for n, im in
-             (("a.png", a), ("b.png", b), ("a2.png", a.copy()), ("b2.png", np.clip(b.astype(int) + 1, 0, 255).astype(np.uint8)))]
+    views = [
+        frames.View(n, im, "", (160, 120))
+        for n, im in (
+            ("a.png", a),
+            ("b.png", b),
+            ("a2.png", a.copy()),
+            ("b2.png", np.clip(b.astype(int) + 1, 0, 255).astype(np.uint8)),
+        )
+    ]
     kept, notes = frames.drop_duplicates(views)
     assert [v.name for v in kept] == ["a.png", "b.png"]
     assert "a2.png (same as a.png)" in notes[0] and "b2.png" in notes[0]

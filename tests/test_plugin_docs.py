@@ -1,6 +1,7 @@
 """docs/plugins.md is true: its example engine, taken from the file, loads through
 $CAPTURE_STUDIO_ENGINES and runs through the real CLI; the API version and broken
 development engines are reported, not fatal."""
+
 from __future__ import annotations
 
 import json
@@ -45,13 +46,33 @@ def test_the_documented_engine_runs_through_the_cli(tmp_path):
     PILImage.fromarray(img).save(photo)
     out = tmp_path / "relief.ply"
     env = dict(os.environ, CAPTURE_STUDIO_ENGINES=str(src))
-    listed = subprocess.run([sys.executable, "main.py", "engines"], capture_output=True, text=True, env=env,
-                            cwd=ROOT, timeout=300)
+    listed = subprocess.run(
+        [sys.executable, "main.py", "engines"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300
+    )
     assert listed.returncode == 0, listed.stderr[-2000:]
     assert "relief" in listed.stdout and "Relief from brightness" in listed.stdout
-    run = subprocess.run([sys.executable, "main.py", "run", "relief", "--input", str(photo), "--out", str(out),
-                          "--set", "height_mm=30", "--set", "step_px=4", "--json"],
-                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "main.py",
+            "run",
+            "relief",
+            "--input",
+            str(photo),
+            "--out",
+            str(out),
+            "--set",
+            "height_mm=30",
+            "--set",
+            "step_px=4",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     report = json.loads(run.stdout.strip().splitlines()[-1])
     assert report["metrics"]["vertices"] == 30 * 40
@@ -65,9 +86,25 @@ def test_the_documented_engine_runs_through_the_cli(tmp_path):
     assert np.allclose(left[:, 2], 0.0, atol=1e-6) and np.allclose(right[:, 2], 0.030, atol=1e-6)
     assert abs(np.ptp(v[:, 0]) - 0.100) < 1e-6  # width_mm=100
     # a bad value is refused before the run, naming the parameter
-    bad = subprocess.run([sys.executable, "main.py", "run", "relief", "--input", str(photo), "--out",
-                          str(tmp_path / "x.ply"), "--set", "step_px=0"],
-                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "main.py",
+            "run",
+            "relief",
+            "--input",
+            str(photo),
+            "--out",
+            str(tmp_path / "x.ply"),
+            "--set",
+            "step_px=0",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert bad.returncode == 2 and "step_px" in bad.stderr and not (tmp_path / "x.ply").exists()
 
 
@@ -77,8 +114,7 @@ def test_development_engines_from_the_environment(tmp_path, monkeypatch, clean_r
     broken.write_text("raise RuntimeError('half-written plug-in')\n")
     empty = tmp_path / "empty.py"
     empty.write_text("X = 1\n")
-    monkeypatch.setenv(registry.ENV, ",".join([f"{src}:ReliefEngine", str(broken), str(empty),
-                                               "no_such_module:Thing"]))
+    monkeypatch.setenv(registry.ENV, ",".join([f"{src}:ReliefEngine", str(broken), str(empty), "no_such_module:Thing"]))
     found = registry.engines()
     assert "relief" in found and found["relief"].title == "Relief from brightness"
     assert "avatar" in found  # the built-ins are still there

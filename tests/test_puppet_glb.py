@@ -2,6 +2,7 @@
 warnings) and three.js AnimationMixer (the clip lasts as long as the take, and a morph
 influence and the Head bone's rotation at sampled times are the take's). Also glTF animations
 on the synthetic rig from our writer, and its refusals."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -4,6 +4,7 @@ them back (correlation >= 0.9 for jawOpen, both blinks, both smiles and browInne
 pitch within 3 degrees at every frame), and the take must drive a second avatar (grace_hopper)
 to the same curves. Also: the solver is exact on exact landmarks, and it beats the
 landmarker's raw scores on this clip (why the solver is the default)."""
+
 from __future__ import annotations
 
 import numpy as np

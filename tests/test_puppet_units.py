@@ -1,6 +1,7 @@
 """Small parts of the puppet, without MediaPipe: the One Euro filter, rotations, neutral
 calibration, retargeting onto a rig that is not an ICT avatar, the Take type, the engine's
 input and parameter checks."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,15 @@ from engines.api import EngineError
 from engines.avatar.arkit import ARKIT_NAMES
 from engines.puppet.filter import OneEuroFilter
 from engines.puppet.retarget import Retargeter, Skinner, apply_neutral, estimate_neutral, eye_rotations
-from engines.puppet.rotation import (from_yaw_pitch_roll, matrix_from_quat, mean_rotation, quat_from_matrix,
-                                     rotvec_from_matrix, matrix_from_rotvec, yaw_pitch_roll)
+from engines.puppet.rotation import (
+    from_yaw_pitch_roll,
+    matrix_from_quat,
+    mean_rotation,
+    quat_from_matrix,
+    rotvec_from_matrix,
+    matrix_from_rotvec,
+    yaw_pitch_roll,
+)
 from engines.types import RESULT_TYPES, Avatar, Take
 
 
@@ -108,9 +116,15 @@ def test_retarget_onto_a_rig_that_is_not_an_ict_avatar():
 
 def test_take_type():
     T = 4
-    t = Take(fps=25.0, times=np.arange(T) / 25, names=ARKIT_NAMES, weights=np.zeros((T, 52)),
-             head_rotation=np.tile([0, 0, 0, 1.0], (T, 1)), eye_rotation=np.tile([0, 0, 0, 1.0], (T, 2, 1)),
-             tracked=[True, False, True, True])
+    t = Take(
+        fps=25.0,
+        times=np.arange(T) / 25,
+        names=ARKIT_NAMES,
+        weights=np.zeros((T, 52)),
+        head_rotation=np.tile([0, 0, 0, 1.0], (T, 1)),
+        eye_rotation=np.tile([0, 0, 0, 1.0], (T, 2, 1)),
+        tracked=[True, False, True, True],
+    )
     assert Take in RESULT_TYPES and len(t) == 4 and t.missed == 1 and t.duration == pytest.approx(0.12)
     assert t.weight("jawOpen").shape == (4,) and t.weights.dtype == np.float32
     from engines.io import writer_extensions
@@ -129,7 +143,9 @@ def test_engine_checks_inputs_and_parameters():
         PuppetEngine.check_inputs([Image(np.zeros((8, 8, 3), np.uint8))])
     clip = VideoClip(path=__import__("pathlib").Path("x.mp4"), frame_count=10, fps=30, width=8, height=8)
     with pytest.raises(EngineError, match="one video"):
-        PuppetEngine().run([clip, clip], PuppetEngine.Params(), lambda *a: None, __import__("engines.api").api.CancelToken())
+        PuppetEngine().run(
+            [clip, clip], PuppetEngine.Params(), lambda *a: None, __import__("engines.api").api.CancelToken()
+        )
     assert PuppetEngine._calibration_range("0:5", 30, 10) == (0, 5)
     assert PuppetEngine._calibration_range("first_second", 30, 100) == (0, 30)
     assert PuppetEngine._calibration_range("none", 30, 100) is None

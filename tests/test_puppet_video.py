@@ -1,6 +1,7 @@
 """The puppet on real video (tests/data/carphone_120.mp4: 120 frames, 176 x 144, a man talking
 in a car, 22 px between the eyes), a missed frame, cancel, the live session API, avatar files as
 inputs and the command line."""
+
 from __future__ import annotations
 
 import json
@@ -41,7 +42,7 @@ def _mouth_opening(clip) -> np.ndarray:
 
     with FrameLandmarker() as lm:
         L = [lm.track(f) for f in clip.frames()]
-    xy = np.array([l.xy for l in L])
+    xy = np.array([l.xy for l in L])  # noqa: E741
     return np.linalg.norm(xy[:, 13] - xy[:, 14], axis=1) / np.linalg.norm(xy[:, 468] - xy[:, 473], axis=1)
 
 
@@ -78,7 +79,7 @@ def test_smoothing_reduces_jitter_without_lagging_the_jaw(carphone):
     assert jit(take) < 0.8 * jit(raw)
     # the filtered jaw stays on the raw one: the best lag is 0 frames
     a, b = take.weight("jawOpen"), raw.weight("jawOpen")
-    lags = {k: np.corrcoef(a[k:], b[:len(b) - k])[0, 1] for k in range(3)}
+    lags = {k: np.corrcoef(a[k:], b[: len(b) - k])[0, 1] for k in range(3)}
     assert max(lags, key=lags.get) == 0
 
 
@@ -210,8 +211,24 @@ def test_command_line_glb_mp4_and_json(tmp_path, capsys):
     doc = json.loads((tmp_path / "take.json").read_text())
     assert doc["names"] == list(ARKIT_NAMES) and len(doc["weights"]) == 30 and len(doc["head_rotation"][0]) == 4
     # a portrait as the second input makes the avatar first
-    assert main(["run", "puppet", "--input", str(DATA / "carphone_30.mp4"), "--input", str(DATA / "astronaut.png"),
-                 "--out", str(tmp_path / "t2.json"), "--quiet", "--set", "max_frames=5"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "puppet",
+                "--input",
+                str(DATA / "carphone_30.mp4"),
+                "--input",
+                str(DATA / "astronaut.png"),
+                "--out",
+                str(tmp_path / "t2.json"),
+                "--quiet",
+                "--set",
+                "max_frames=5",
+            ]
+        )
+        == 0
+    )
     assert len(json.loads((tmp_path / "t2.json").read_text())["times"]) == 5
 
 

@@ -1,4 +1,5 @@
 """Engine registry: entry points, run-time registration, broken plug-ins skipped."""
+
 import logging
 from importlib.metadata import EntryPoint
 
@@ -132,12 +133,14 @@ def test_plugins_through_a_real_entry_point(tmp_path, monkeypatch, caplog):
         "class Bare:\n"
         "    name = 'demo-bare'\n    accepts = (Image,)\n"
         "    class Params(BaseModel):\n        pass\n"
-        "    def run(self, inputs, params, progress, cancel):\n        return None\n")
+        "    def run(self, inputs, params, progress, cancel):\n        return None\n"
+    )
     dist = tmp_path / "cs_plugin_demo-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: cs-plugin-demo\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text(
-        "[capture_studio.engines]\ndemo-good = cs_plugin_demo:Good\ndemo-bare = cs_plugin_demo:Bare\n")
+        "[capture_studio.engines]\ndemo-good = cs_plugin_demo:Good\ndemo-bare = cs_plugin_demo:Bare\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     with caplog.at_level(logging.WARNING):
         found = registry.engines()
@@ -147,8 +150,14 @@ def test_plugins_through_a_real_entry_point(tmp_path, monkeypatch, caplog):
     import os
 
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
-    out = subprocess.run([sys.executable, "main.py", "engines"], capture_output=True, text=True, env=env,
-                         cwd=__import__("pathlib").Path(__file__).resolve().parents[1], timeout=120)
+    out = subprocess.run(
+        [sys.executable, "main.py", "engines"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=__import__("pathlib").Path(__file__).resolve().parents[1],
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "demo-good" in out.stdout and "avatar" in out.stdout
 

@@ -7,6 +7,7 @@ inflates a thousand times under a lowered limit (``CAPTURE_STUDIO_MAX_FILE_MB``)
 asserted with tracemalloc (NumPy reports its allocations to it) and, for the decoders that
 do not (PIL, OpenCV, zlib), with the peak RSS of a subprocess (``resource.getrusage``).
 """
+
 from __future__ import annotations
 
 import io as _io
@@ -43,11 +44,23 @@ def _project(folder: Path, npz_bytes: bytes | None = None, arrays: dict | None =
         np.savez_compressed(rdir / "result_001.npz", **arrays)
     else:
         (rdir / "result_001.npz").write_bytes(npz_bytes)
-    tree = {"__type__": "Result", "fields": {"items": {"__list__": [
-        {"__type__": "DepthMap", "fields": {"depth": {"__array__": "d"}}}], "tuple": False}}}
+    tree = {
+        "__type__": "Result",
+        "fields": {
+            "items": {"__list__": [{"__type__": "DepthMap", "fields": {"depth": {"__array__": "d"}}}], "tuple": False}
+        },
+    }
     p = folder / "big.capstudio"
-    p.write_text(json.dumps({"format": "capture-studio-project", "version": 1, "inputs": [],
-                             "results": [{"file": "big.results/result_001.npz", "tree": tree, "label": "Depth"}]}))
+    p.write_text(
+        json.dumps(
+            {
+                "format": "capture-studio-project",
+                "version": 1,
+                "inputs": [],
+                "results": [{"file": "big.results/result_001.npz", "tree": tree, "label": "Depth"}],
+            }
+        )
+    )
     return p
 
 
@@ -127,8 +140,12 @@ def _png_header_only(w: int, h: int, bits: int, colour: int) -> bytes:
         return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
 
     rows = zlib.compress(b"\0" * (1 + w * 8) * 2)  # two rows of pixels; the rest never comes
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, bits, colour, 0, 0, 0))
-            + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, bits, colour, 0, 0, 0))
+        + chunk(b"IDAT", rows)
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize("reader", ["read_image", "make_thumbnail"])
@@ -193,10 +210,15 @@ def test_glb_accessor_declaring_millions_of_vertices_is_refused(tmp_path, monkey
     from engines.io.gltf import read_glb
 
     monkeypatch.setenv("CAPTURE_STUDIO_MAX_FILE_MB", "8")
-    doc = {"asset": {"version": "2.0"}, "scene": 0, "scenes": [{"nodes": [0]}], "nodes": [{"mesh": 0}],
-           "meshes": [{"primitives": [{"attributes": {"POSITION": 0}}]}],
-           # no bufferView: "all zeros", as a sparse base; 3 million VEC3 = 36 MB, from a 300-byte file
-           "accessors": [{"componentType": 5126, "count": 3_000_000, "type": "VEC3"}]}
+    doc = {
+        "asset": {"version": "2.0"},
+        "scene": 0,
+        "scenes": [{"nodes": [0]}],
+        "nodes": [{"mesh": 0}],
+        "meshes": [{"primitives": [{"attributes": {"POSITION": 0}}]}],
+        # no bufferView: "all zeros", as a sparse base; 3 million VEC3 = 36 MB, from a 300-byte file
+        "accessors": [{"componentType": 5126, "count": 3_000_000, "type": "VEC3"}],
+    }
     f = tmp_path / "huge.glb"
     f.write_bytes(_glb(doc))
     err, peak = _peak_during(lambda: read_glb(f))
@@ -210,11 +232,16 @@ def test_gltf_buffer_outside_its_folder_is_refused(tmp_path):
     (tmp_path / "secret.bin").write_bytes(np.zeros(9, np.float32).tobytes())
     folder = tmp_path / "model"
     folder.mkdir()
-    doc = {"asset": {"version": "2.0"}, "scene": 0, "scenes": [{"nodes": [0]}], "nodes": [{"mesh": 0}],
-           "meshes": [{"primitives": [{"attributes": {"POSITION": 0}}]}],
-           "buffers": [{"uri": "../secret.bin", "byteLength": 36}],
-           "bufferViews": [{"buffer": 0, "byteLength": 36}],
-           "accessors": [{"bufferView": 0, "componentType": 5126, "count": 3, "type": "VEC3"}]}
+    doc = {
+        "asset": {"version": "2.0"},
+        "scene": 0,
+        "scenes": [{"nodes": [0]}],
+        "nodes": [{"mesh": 0}],
+        "meshes": [{"primitives": [{"attributes": {"POSITION": 0}}]}],
+        "buffers": [{"uri": "../secret.bin", "byteLength": 36}],
+        "bufferViews": [{"buffer": 0, "byteLength": 36}],
+        "accessors": [{"bufferView": 0, "componentType": 5126, "count": 3, "type": "VEC3"}],
+    }
     (folder / "m.gltf").write_text(json.dumps(doc))
     with pytest.raises(EngineError, match="outside its own folder"):
         read_glb(folder / "m.gltf")
@@ -259,8 +286,14 @@ print(json.dumps(out))
     import os
 
     env = dict(os.environ, CAPTURE_STUDIO_MAX_FILE_MB="16")
-    r = subprocess.run([sys.executable, "-c", script, str(png), str(project), str(bundle)], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", script, str(png), str(project), str(bundle)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     for name, (grown_mb, msg) in out.items():

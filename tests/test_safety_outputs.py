@@ -4,6 +4,7 @@ output failures and Ctrl-C are an exit code and a sentence, stale temporaries ar
 
 Every test makes its own small files; faults (full disk, no permission) are injected.
 """
+
 from __future__ import annotations
 
 import errno
@@ -106,8 +107,13 @@ def test_existing_sidecar_names_are_not_replaced_but_own_sidecars_are(tmp_path):
     # Exporting over the same OBJ again replaces its own sidecars, and nothing else.
     again = io.export(_textured(), tmp_path / "head.obj")
     assert [p.name for p in again] == [p.name for p in first]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["head.mtl", "head.obj", "head_2.mtl",
-                                                          "head_texture.png", "head_texture_2.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "head.mtl",
+        "head.obj",
+        "head_2.mtl",
+        "head_texture.png",
+        "head_texture_2.png",
+    ]
 
 
 def test_cli_refuses_an_input_as_out_before_running(plane, tmp_path, capsys):
@@ -241,9 +247,11 @@ def test_a_failed_rename_undoes_the_whole_set(tmp_path):
 
 
 def test_temporaries_left_by_a_killed_export_are_swept_by_the_next(tmp_path):
-    script = ("import os, signal, sys\nfrom engines.io import atomic_path\n"
-              "cm = atomic_path(sys.argv[1]); tmp = cm.__enter__(); tmp.write_bytes(b'half')\n"
-              "os.kill(os.getpid(), signal.SIGKILL)\n")
+    script = (
+        "import os, signal, sys\nfrom engines.io import atomic_path\n"
+        "cm = atomic_path(sys.argv[1]); tmp = cm.__enter__(); tmp.write_bytes(b'half')\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
     r = subprocess.run([sys.executable, "-c", script, str(tmp_path / "depth.npy")], cwd=ROOT, timeout=120)
     assert r.returncode == -signal.SIGKILL
     assert len(_hidden(tmp_path)) == 1  # the kill left its temporary behind
@@ -267,8 +275,9 @@ def test_live_and_foreign_hidden_files_are_not_swept(tmp_path):
 # -- 7. Ctrl-C: "Cancelled.", exit 130, no partial output ----------------------------------
 def test_ctrl_c_during_the_run(plane, tmp_path, capsys):
     photo = _photo(tmp_path / "photo.png")
-    rc, _o, err = _run(capsys, PlaneDepth.name, "-i", str(photo), "-o", str(tmp_path / "d.obj"),
-                       "--set", "interrupt=true")
+    rc, _o, err = _run(
+        capsys, PlaneDepth.name, "-i", str(photo), "-o", str(tmp_path / "d.obj"), "--set", "interrupt=true"
+    )
     assert rc == 130
     assert err.strip().splitlines()[-1] == "Cancelled." and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
@@ -306,10 +315,17 @@ def test_native_stderr_chatter_goes_to_the_log(tmp_path):
         "    os.write(2, b'INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\\n')\n"
         "    return run(self, *a)\n"
         "PlaneDepth.run = chatty\nregistry.register(PlaneDepth)\n"
-        "sys.exit(cli.main(['run', PlaneDepth.name, '-i', sys.argv[1], '-o', sys.argv[2]]))\n")
+        "sys.exit(cli.main(['run', PlaneDepth.name, '-i', sys.argv[1], '-o', sys.argv[2]]))\n"
+    )
     env = dict(os.environ, CAPTURE_STUDIO_HOME=str(tmp_path / "home"))
-    r = subprocess.run([sys.executable, "-c", script, str(photo), str(tmp_path / "d.npy")], cwd=ROOT,
-                       capture_output=True, text=True, timeout=300, env=env)
+    r = subprocess.run(
+        [sys.executable, "-c", script, str(photo), str(tmp_path / "d.npy")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     assert "XNNPACK" not in r.stderr
     assert r.stdout.strip() == str(tmp_path / "d.npy")
@@ -321,8 +337,11 @@ def test_tryon_run_folders_are_removed_at_exit_and_after_a_crash(monkeypatch, tm
     from engines.tryon import engine as tryon
 
     monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
-    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                              text=True, timeout=60).stdout)
+    dead = int(
+        subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, timeout=60
+        ).stdout
+    )
     root = tmp_path / "capture-studio" / "tryon"
     crashed = root / f"run-{dead}-abc"
     crashed.mkdir(parents=True)

@@ -2,6 +2,7 @@
 EngineError with a sentence, a damaged autosave is set aside and start-up goes on, the bundle
 reader and load_entry raise nothing raw, a moved or renamed project opens, one missing
 result does not sink the rest, a clean exit leaves no autosave behind."""
+
 from __future__ import annotations
 
 import json
@@ -28,18 +29,21 @@ GOOD_TREE = '{"__type__": "Result", "fields": {"items": {"__list__": [], "tuple"
 
 
 # -- 3. damaged project JSON ---------------------------------------------------------------
-@pytest.mark.parametrize("body, where", [
-    ('"inputs": [{"paths": ["a.png"]}]', "inputs[0].kind"),                       # missing key
-    ('"inputs": [{"kind": "Image", "paths": "a.png"}]', "inputs[0].paths"),      # wrong type
-    ('"inputs": {"kind": "Image", "paths": ["a.png"]}', "inputs"),               # wrong nesting
-    ('"inputs": [{"kind": "Image", "paths": [["a.png"]]}]', "inputs[0].paths[0]"),
-    ('"results": [{"tree": {}}]', "results[0].file"),
-    ('"results": [{"file": 3, "tree": {}}]', "results[0].file"),
-    ('"results": [{"file": "x.results/result_001.npz", "tree": "oops"}]', "results[0].tree"),
-    ('"params": [1, 2]', "params"),
-    ('"params": {"depth": 5}', "params.depth"),
-    ('"engine": {"name": "depth"}', "engine"),
-])
+@pytest.mark.parametrize(
+    "body, where",
+    [
+        ('"inputs": [{"paths": ["a.png"]}]', "inputs[0].kind"),  # missing key
+        ('"inputs": [{"kind": "Image", "paths": "a.png"}]', "inputs[0].paths"),  # wrong type
+        ('"inputs": {"kind": "Image", "paths": ["a.png"]}', "inputs"),  # wrong nesting
+        ('"inputs": [{"kind": "Image", "paths": [["a.png"]]}]', "inputs[0].paths[0]"),
+        ('"results": [{"tree": {}}]', "results[0].file"),
+        ('"results": [{"file": 3, "tree": {}}]', "results[0].file"),
+        ('"results": [{"file": "x.results/result_001.npz", "tree": "oops"}]', "results[0].tree"),
+        ('"params": [1, 2]', "params"),
+        ('"params": {"depth": 5}', "params.depth"),
+        ('"engine": {"name": "depth"}', "engine"),
+    ],
+)
 def test_damaged_project_json_is_an_engine_error_naming_the_field(tmp_path, body, where):
     f = tmp_path / "bad.capstudio"
     f.write_text("{" + HEAD + ", " + body + "}")
@@ -98,8 +102,11 @@ def test_damaged_autosave_is_set_aside_and_start_up_goes_on(qtbot, dialogs):
 
 
 def test_load_entry_raises_only_engine_errors(tmp_path):
-    for entry in (InputEntry("Image", [None], "odd"), InputEntry("FocalStack", [str(tmp_path)], "stack", [1.0, "x"]),
-                  InputEntry("Image", [], "empty")):
+    for entry in (
+        InputEntry("Image", [None], "odd"),
+        InputEntry("FocalStack", [str(tmp_path)], "stack", [1.0, "x"]),
+        InputEntry("Image", [], "empty"),
+    ):
         with pytest.raises(EngineError):
             load_entry(entry)
 
@@ -119,15 +126,18 @@ def _bundle(tmp_path: Path, meta: bytes, extra: dict | None = None) -> Path:
     return f
 
 
-@pytest.mark.parametrize("meta, extra", [
-    (b"[1, 2]", None),                                          # not an object
-    (b'{"emotions": {"happiness": "lots"}}', None),            # wrong type inside
-    (b'{"camera": [1, 2]}', None),                              # wrong nesting
-    (b"\xff\xfe not utf-8", None),
-    (b"{}", {"rig.npz": b"not an npz"}),
-    (b"{}", {"hair.npz": b"PK\x03\x04 broken"}),
-    (b"{}", {"photo.jpg": b"\xff\xd8\xff\xe0 truncated"}),
-])
+@pytest.mark.parametrize(
+    "meta, extra",
+    [
+        (b"[1, 2]", None),  # not an object
+        (b'{"emotions": {"happiness": "lots"}}', None),  # wrong type inside
+        (b'{"camera": [1, 2]}', None),  # wrong nesting
+        (b"\xff\xfe not utf-8", None),
+        (b"{}", {"rig.npz": b"not an npz"}),
+        (b"{}", {"hair.npz": b"PK\x03\x04 broken"}),
+        (b"{}", {"photo.jpg": b"\xff\xd8\xff\xe0 truncated"}),
+    ],
+)
 def test_damaged_bundle_is_an_engine_error(tmp_path, meta, extra):
     from engines import io
 
@@ -194,8 +204,9 @@ def test_window_lists_results_that_could_not_be_opened(qtbot, window, dialogs, t
     with qtbot.waitSignal(window.project_loaded, timeout=60000):
         assert window.open_project(saved)
     assert len(window.project.results) == 1 and window.inputs_panel.results.count() == 1
-    assert any(t == "Some results could not be opened" and "result 2 (Depth)" in m
-               for _k, t, m in dialogs.of("warning"))
+    assert any(
+        t == "Some results could not be opened" and "result 2 (Depth)" in m for _k, t, m in dialogs.of("warning")
+    )
 
 
 # -- 8. a clean exit leaves no autosave behind ------------------------------------------------

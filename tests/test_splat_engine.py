@@ -1,5 +1,6 @@
 """The splat engine end to end, through the CLI: rendered photos of a scanned mesh on a
 textured floor -> SfM cameras -> a trained splat -> scene.ply + cameras.json."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,10 @@ def test_cli_trains_and_writes_ply_and_cameras(photos, tmp_path, capsys):
     paths, scene = photos
     out = tmp_path / "scene.ply"
     sets = ["steps=250", "time_budget_s=0", "resolution=96", "hold_out_every=8", "sh_degree=1", "max_image_size=240"]
-    code = main(["run", "splat", "--input", str(paths[0].parent), "--out", str(out), "--json"]
-                + [x for s in sets for x in ("--set", s)])
+    code = main(
+        ["run", "splat", "--input", str(paths[0].parent), "--out", str(out), "--json"]
+        + [x for s in sets for x in ("--set", s)]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     summary = json.loads(captured.out.strip().splitlines()[-1])
@@ -72,8 +75,14 @@ def test_dense_start_uses_no_held_out_photo(monkeypatch):
 
     names = [f"p{i}.png" for i in range(9)]
     n = len(names)
-    cams = Cameras(names, np.repeat(np.eye(3)[None], n, 0), np.repeat(np.eye(3)[None], n, 0),
-                   np.zeros((n, 3)), [(8, 8)] * n, np.zeros(n))
+    cams = Cameras(
+        names,
+        np.repeat(np.eye(3)[None], n, 0),
+        np.repeat(np.eye(3)[None], n, 0),
+        np.zeros((n, 3)),
+        [(8, 8)] * n,
+        np.zeros(n),
+    )
     rng = np.random.default_rng(0)
     model = SparseModel(cams, rng.normal(size=(50, 3)), np.zeros((50, 3), np.uint8), n, 0.5)
     views = [Photo(nm, np.zeros((8, 8, 3), np.uint8), nm, (8, 8)) for nm in names]

@@ -1,5 +1,6 @@
 """Splat files: the 3DGS PLY (exact layout, round trip), cameras.json as the reference code
 writes it, the turntable MP4 and the share bundle."""
+
 from __future__ import annotations
 
 import json
@@ -22,10 +23,25 @@ def random_splat(n=50, degree=3, seed=0, cameras=True) -> Splat:
         for i in range(3):
             a = 0.4 * i
             R = np.array([[np.cos(a), 0, -np.sin(a)], [0, 1, 0], [np.sin(a), 0, np.cos(a)]])
-            cams.append(dict(name=f"IMG_{i:02d}.jpg", K=np.array([[500.0, 0, 319.5], [0, 500.0, 239.5], [0, 0, 1]]),
-                             R=R, t=np.array([0.1 * i, 0.0, 3.0]), width=640, height=480, held_out=i == 0))
-    return Splat(rng.normal(size=(n, 3)), rng.normal(-3, 0.5, (n, 3)), q / np.linalg.norm(q, axis=1, keepdims=True),
-                 rng.normal(size=n), rng.normal(size=(n, k, 3)), cameras=cams)
+            cams.append(
+                dict(
+                    name=f"IMG_{i:02d}.jpg",
+                    K=np.array([[500.0, 0, 319.5], [0, 500.0, 239.5], [0, 0, 1]]),
+                    R=R,
+                    t=np.array([0.1 * i, 0.0, 3.0]),
+                    width=640,
+                    height=480,
+                    held_out=i == 0,
+                )
+            )
+    return Splat(
+        rng.normal(size=(n, 3)),
+        rng.normal(-3, 0.5, (n, 3)),
+        q / np.linalg.norm(q, axis=1, keepdims=True),
+        rng.normal(size=n),
+        rng.normal(size=(n, k, 3)),
+        cameras=cams,
+    )
 
 
 def test_ply_layout_is_the_reference_one(tmp_path):
@@ -37,13 +53,18 @@ def test_ply_layout_is_the_reference_one(tmp_path):
     assert lines[:3] == ["ply", "format binary_little_endian 1.0", lines[2]] and "element vertex 7" in lines
     props = [ln.split()[2] for ln in lines if ln.startswith("property")]
     assert all(ln.split()[1] == "float" for ln in lines if ln.startswith("property"))
-    want = (["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"] + [f"f_rest_{i}" for i in range(45)]
-            + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"])
+    want = (
+        ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
+        + [f"f_rest_{i}" for i in range(45)]
+        + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+    )
     assert props == want
     v = np.frombuffer(body, dtype=np.dtype([(p, "<f4") for p in props]))
     assert len(v) == 7
     # f_rest is channel-major: all 15 red coefficients, then green, then blue
-    assert v["f_rest_0"][2] == s.sh[2, 1, 0] and v["f_rest_15"][2] == s.sh[2, 1, 1] and v["f_rest_44"][2] == s.sh[2, 15, 2]
+    assert (
+        v["f_rest_0"][2] == s.sh[2, 1, 0] and v["f_rest_15"][2] == s.sh[2, 1, 1] and v["f_rest_44"][2] == s.sh[2, 15, 2]
+    )
     assert v["rot_0"][3] == s.rotations[3, 0] and v["opacity"][4] == s.opacity_logits[4]
     assert v["scale_2"][5] == s.log_scales[5, 2] and v["nx"].max() == 0
 

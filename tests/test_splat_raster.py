@@ -1,5 +1,6 @@
 """The numba tile rasteriser against a pure-torch reference that evaluates every Gaussian at
 every pixel and gets its gradients from autograd: same images, same gradients."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +11,7 @@ pytest.importorskip("numba")
 
 from engines.splat import raster  # noqa: E402
 from engines.splat.model import Gaussians  # noqa: E402
-from engines.splat.project import View, project, render  # noqa: E402
+from engines.splat.project import View, render  # noqa: E402
 
 
 def reference_rasterize(means2d, conics, colors, opacities, depths, radii, width, height, background):
@@ -94,8 +95,13 @@ def test_opaque_pixels_stop_and_keep_background_out():
     """Many opaque layers: compositing stops at T < 1e-4, so the background barely shows."""
     rng = np.random.default_rng(1)
     n = 30
-    g = Gaussians.from_points(np.c_[rng.normal(0, 0.01, (n, 2)), np.linspace(-0.5, 0.5, n)], None,
-                              max_sh_degree=0, opacity=0.95, dtype=torch.float32)
+    g = Gaussians.from_points(
+        np.c_[rng.normal(0, 0.01, (n, 2)), np.linspace(-0.5, 0.5, n)],
+        None,
+        max_sh_degree=0,
+        opacity=0.95,
+        dtype=torch.float32,
+    )
     with torch.no_grad():
         g.log_scales[:] = np.log(0.5)
     view = View(np.array([[40.0, 0, 15.5], [0, 40.0, 15.5], [0, 0, 1]]), np.eye(3), np.array([0, 0, 3.0]), 32, 32)

@@ -1,6 +1,7 @@
 """Training on a tiny synthetic scene (ground-truth Gaussians rendered from known cameras):
 PSNR rises, density control clones/splits/prunes, cancel stops between steps, and held-out
 views improve too (the splat generalises, it does not just memorise)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,8 +36,9 @@ def orbit(n, size, radius=3.0):
 
 def synthetic_scene(n_gauss=600, n_views=10, size=(64, 48), seed=0):
     rng = np.random.default_rng(seed)
-    gt = Gaussians.from_points(rng.uniform(-0.7, 0.7, (n_gauss, 3)), rng.integers(0, 255, (n_gauss, 3)),
-                               max_sh_degree=0, opacity=0.8)
+    gt = Gaussians.from_points(
+        rng.uniform(-0.7, 0.7, (n_gauss, 3)), rng.integers(0, 255, (n_gauss, 3)), max_sh_degree=0, opacity=0.8
+    )
     with torch.no_grad():
         gt.log_scales[:] = torch.tensor(np.log(0.06) + rng.normal(0, 0.3, (n_gauss, 3)), dtype=torch.float32)
         gt.quats[:] = torch.tensor(rng.normal(size=(n_gauss, 4)), dtype=torch.float32)
@@ -62,8 +64,9 @@ def test_training_raises_psnr_on_seen_and_held_out_views():
     before_train, before_held = mean_psnr(g, train_views), mean_psnr(g, held)
     n0 = len(g)
     seen = []
-    rep = train(g, train_views, TrainConfig(steps=240, sh_degree=1, densify_min_gap=8),
-                progress=lambda f, m="": seen.append(f))
+    rep = train(
+        g, train_views, TrainConfig(steps=240, sh_degree=1, densify_min_gap=8), progress=lambda f, m="": seen.append(f)
+    )
     after_train, after_held = mean_psnr(g, train_views), mean_psnr(g, held)
     assert rep.steps == 240 and rep.stopped_by == "steps"
     assert after_train > before_train + 5.0, (before_train, after_train)
@@ -79,8 +82,12 @@ def test_time_budget_runs_the_whole_schedule():
     gt, views = synthetic_scene(n_gauss=200, n_views=6, size=(48, 32))
     g = start_from(gt)
     seen = []
-    rep = train(g, views, TrainConfig(steps=100000, time_budget_s=1.5, sh_degree=0, densify_min_gap=3),
-                progress=lambda f, m="": seen.append(f))
+    rep = train(
+        g,
+        views,
+        TrainConfig(steps=100000, time_budget_s=1.5, sh_degree=0, densify_min_gap=3),
+        progress=lambda f, m="": seen.append(f),
+    )
     assert rep.stopped_by == "time" and 0 < rep.steps < 100000
     assert rep.densify_rounds >= 1
 
@@ -112,8 +119,9 @@ def test_split_and_clone_follow_the_paper():
     stats.reset(3)
     stats.grad_sum[:] = torch.tensor([1.0, 1.0, 0.0])
     stats.count[:] = 1
-    rep = densify_and_prune(g, opt, stats, grad_threshold=0.5, extent=1.0, percent_dense=0.01,
-                            generator=torch.Generator().manual_seed(0))
+    rep = densify_and_prune(
+        g, opt, stats, grad_threshold=0.5, extent=1.0, percent_dense=0.01, generator=torch.Generator().manual_seed(0)
+    )
     assert (rep.cloned, rep.split) == (1, 1)
     # kept: the small one, its clone, the untouched big one, and two halves of the split one
     assert len(g) == 5 and opt.m["means"].shape[0] == 5
@@ -139,7 +147,9 @@ def test_scene_extent_from_cameras():
     c = np.array([tv.view.center for tv in views])
     assert scene_extent(views) == pytest.approx(1.1 * np.linalg.norm(c - c.mean(0), axis=1).max())
     # photos from nearly one spot, of a scene 10 units away: a quarter of that distance
-    near = [TrainView(View(tv.view.K, np.eye(3), np.array([0.001 * i, 0, 0]), 4, 4), tv.image)
-            for i, tv in enumerate(views[:4])]
+    near = [
+        TrainView(View(tv.view.K, np.eye(3), np.array([0.001 * i, 0, 0]), 4, 4), tv.image)
+        for i, tv in enumerate(views[:4])
+    ]
     pts = np.random.default_rng(0).normal([0, 0, 10.0], 0.5, (500, 3))
     assert scene_extent(near, pts) == pytest.approx(2.5, rel=0.05)

@@ -1,5 +1,6 @@
 """The viewport draws a Splat as oriented, depth-sorted Gaussians (pixels of real renders
 under Xvfb), matching the training rasteriser from a photo's camera."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +10,7 @@ from tests.conftest import require_viewport_display
 
 require_viewport_display()
 
-from engines.splat.project import View, rgb_to_sh0  # noqa: E402
+from engines.splat.project import rgb_to_sh0  # noqa: E402
 from engines.types import Splat  # noqa: E402
 
 pytestmark = pytest.mark.gui
@@ -49,8 +50,9 @@ def spread(mask):
 
 def test_orientation_and_colour(vp):
     c45 = np.cos(np.pi / 4)
-    s = splat([[-0.8, 0, 0], [0.8, 0, 0]], [[0.3, 0.03, 0.03]] * 2, [[1, 0, 0, 0], [c45, 0, 0, c45]],
-              [[1, 0, 0], [0, 1, 0]])
+    s = splat(
+        [[-0.8, 0, 0], [0.8, 0, 0]], [[0.3, 0.03, 0.03]] * 2, [[1, 0, 0, 0], [c45, 0, 0, c45]], [[1, 0, 0], [0, 1, 0]]
+    )
     vp.clear()
     vp.set_background((0, 0, 0))
     vp.show(s)
@@ -88,8 +90,14 @@ def test_matches_the_rasteriser_from_a_photo_camera(vp):
     n = 400
     q = rng.normal(size=(n, 4))
     cam = front_camera()
-    s = splat(rng.uniform(-1, 1, (n, 3)) * [1.2, 0.9, 0.5], rng.uniform(0.02, 0.12, (n, 3)), q,
-              rng.uniform(0, 1, (n, 3)), opacity=1.0, cameras=[cam])
+    s = splat(
+        rng.uniform(-1, 1, (n, 3)) * [1.2, 0.9, 0.5],
+        rng.uniform(0.02, 0.12, (n, 3)),
+        q,
+        rng.uniform(0, 1, (n, 3)),
+        opacity=1.0,
+        cameras=[cam],
+    )
     vp.clear()
     vp.show(s)
     vp.set_camera_from_photo(cam["K"], cam["R"], cam["t"], (cam["width"], cam["height"]))

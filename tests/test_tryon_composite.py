@@ -1,4 +1,5 @@
 """Compositing the garment (engines/tryon/composite.py) on synthetic people."""
+
 import numpy as np
 
 from engines.tryon import person as P

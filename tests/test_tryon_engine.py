@@ -1,4 +1,5 @@
 """Video try-on engine end to end on a real video (carphone, 30 frames, 176x144)."""
+
 import json
 import subprocess
 import sys
@@ -154,7 +155,7 @@ def _noise_frames(n, size=(176, 144), seed=0):
 
     rng = np.random.default_rng(seed)
     base = cv2.GaussianBlur(rng.integers(0, 255, (size[1] * 2, size[0] * 2, 3)).astype(np.uint8), (0, 0), 3)
-    return [np.ascontiguousarray(base[i * 4: i * 4 + size[1], i * 3: i * 3 + size[0]]) for i in range(n)]
+    return [np.ascontiguousarray(base[i * 4 : i * 4 + size[1], i * 3 : i * 3 + size[0]]) for i in range(n)]
 
 
 def test_video_without_a_person_is_a_user_error(tmp_path, monkeypatch):
@@ -272,9 +273,28 @@ def test_cli_reports_fps_and_temporal_figures(tmp_path):
     PILImage.fromarray(make_sample_garment(120, 130)).save(garment)
     out = tmp_path / "tryon.mp4"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "main.py"), "run", "tryon", "--input", str(VIDEO), "--input", str(garment),
-         "--out", str(out), "--set", "temporal=off", "--set", "max_frames=5", "--json"],
-        capture_output=True, text=True, cwd=ROOT, timeout=120)
+        [
+            sys.executable,
+            str(ROOT / "main.py"),
+            "run",
+            "tryon",
+            "--input",
+            str(VIDEO),
+            "--input",
+            str(garment),
+            "--out",
+            str(out),
+            "--set",
+            "temporal=off",
+            "--set",
+            "max_frames=5",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["metrics"]["fps"] > 0
@@ -288,14 +308,20 @@ def _onnx_generator(path: Path, input_names=("frame", "warped_garment", "warped_
     import onnx
     from onnx import TensorProto, helper
 
-    ins = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, c, "h", "w"])
-           for n, c in zip(input_names, (3, 3, 1, 1))]
-    outs = [helper.make_tensor_value_info("rgb", TensorProto.FLOAT, [1, 3, "h", "w"]),
-            helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, 1, "h", "w"])]
-    nodes = [helper.make_node("Identity", [input_names[1]], ["rgb"]),
-             helper.make_node("Mul", [input_names[2], input_names[3]], ["mask"])]
-    model = helper.make_model(helper.make_graph(nodes, "tryon_generator", ins, outs),
-                              opset_imports=[helper.make_opsetid("", 13)])
+    ins = [
+        helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, c, "h", "w"]) for n, c in zip(input_names, (3, 3, 1, 1))
+    ]
+    outs = [
+        helper.make_tensor_value_info("rgb", TensorProto.FLOAT, [1, 3, "h", "w"]),
+        helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, 1, "h", "w"]),
+    ]
+    nodes = [
+        helper.make_node("Identity", [input_names[1]], ["rgb"]),
+        helper.make_node("Mul", [input_names[2], input_names[3]], ["mask"]),
+    ]
+    model = helper.make_model(
+        helper.make_graph(nodes, "tryon_generator", ins, outs), opset_imports=[helper.make_opsetid("", 13)]
+    )
     model.ir_version = 8
     onnx.save(model, str(path))
     return path
@@ -323,8 +349,19 @@ def test_a_sleeveless_top_is_put_on_the_torso(source, shoulders):
 
     w, h = 150, 170
     img = np.full((h, w, 3), 250, np.uint8)
-    tank = [(0.36, 0.02), (0.5, 0.2), (0.64, 0.02), (0.70, 0.02), (0.72, 0.2), (0.80, 0.32), (0.82, 0.95),
-            (0.18, 0.95), (0.20, 0.32), (0.28, 0.2), (0.30, 0.02)]
+    tank = [
+        (0.36, 0.02),
+        (0.5, 0.2),
+        (0.64, 0.02),
+        (0.70, 0.02),
+        (0.72, 0.2),
+        (0.80, 0.32),
+        (0.82, 0.95),
+        (0.18, 0.95),
+        (0.20, 0.32),
+        (0.28, 0.2),
+        (0.30, 0.02),
+    ]
     cv2.fillPoly(img, [(np.array(tank) * [w - 1, h - 1]).round().astype(np.int32)], (40, 190, 60))
     r = run(open_video(VIDEO), Image(img, path=Path("tank.png")), max_frames=10)
     frames = list(iter_frames(r.main.path))
@@ -335,7 +372,7 @@ def test_a_sleeveless_top_is_put_on_the_torso(source, shoulders):
         green = is_green(frames[i])
         assert green[torso_region(sl, sr)].mean() > 0.85, i
         lo, hi = int(min(sl[0], sr[0]) - 0.3 * sw), int(max(sl[0], sr[0]) + 0.3 * sw)
-        outside = np.concatenate([green[:, :max(lo, 0)].ravel(), green[:, hi:].ravel()])
+        outside = np.concatenate([green[:, : max(lo, 0)].ravel(), green[:, hi:].ravel()])
         assert outside.mean() < 0.02, i
 
 
@@ -362,7 +399,7 @@ def test_a_person_lying_on_their_side_is_dressed_head_up(tmp_path, source):
         ys, xs = np.nonzero(green)
         assert len(xs) > 0.1 * green.size, i
         # Nothing green on the face: a disc around the nose of 0.3 shoulder widths.
-        yy, xx = np.mgrid[0:green.shape[0], 0:green.shape[1]]
+        yy, xx = np.mgrid[0 : green.shape[0], 0 : green.shape[1]]
         face = (xx - nose[0]) ** 2 + (yy - nose[1]) ** 2 < (0.3 * sw) ** 2
         assert green[face].mean() < 0.05, (i, green[face].mean())
         # The garment lies beyond the shoulders, away from the head.

@@ -1,10 +1,16 @@
 """Garment mask, landmarks and parts (engines/tryon/garment.py)."""
+
 import numpy as np
 import pytest
 
 from engines.api import EngineError
 from engines.tryon.garment import (
-    TSHIRT_OUTLINE, garment_landmarks, garment_mask, garment_tilt, make_sample_garment, prepare_garment,
+    TSHIRT_OUTLINE,
+    garment_landmarks,
+    garment_mask,
+    garment_tilt,
+    make_sample_garment,
+    prepare_garment,
 )
 
 W, H = 240, 260
@@ -79,10 +85,30 @@ def test_large_photo_is_downscaled_and_landmarks_scale_with_it():
 
 # A tank top (deep V neck, armholes curving in above the armpits, flared hem) and a
 # vest-like sleeveless top whose armholes run almost straight up to wide straps.
-TANK = [(0.36, 0.02), (0.5, 0.2), (0.64, 0.02), (0.70, 0.02), (0.72, 0.2), (0.80, 0.32), (0.82, 0.95),
-        (0.18, 0.95), (0.20, 0.32), (0.28, 0.2), (0.30, 0.02)]
-VEST = [(0.33, 0.04), (0.5, 0.16), (0.67, 0.04), (0.72, 0.05), (0.74, 0.3), (0.78, 0.95), (0.22, 0.95),
-        (0.26, 0.3), (0.28, 0.05)]
+TANK = [
+    (0.36, 0.02),
+    (0.5, 0.2),
+    (0.64, 0.02),
+    (0.70, 0.02),
+    (0.72, 0.2),
+    (0.80, 0.32),
+    (0.82, 0.95),
+    (0.18, 0.95),
+    (0.20, 0.32),
+    (0.28, 0.2),
+    (0.30, 0.02),
+]
+VEST = [
+    (0.33, 0.04),
+    (0.5, 0.16),
+    (0.67, 0.04),
+    (0.72, 0.05),
+    (0.74, 0.3),
+    (0.78, 0.95),
+    (0.22, 0.95),
+    (0.26, 0.3),
+    (0.28, 0.05),
+]
 
 
 def _outline_photo(outline, w=300, h=340, colour=(40, 110, 60)):
@@ -161,12 +187,52 @@ def test_an_upright_or_asymmetric_garment_is_not_turned():
     assert garment_tilt(m) is None
 
 
-HOODIE = [(0.36, 0.10), (0.40, 0.0), (0.60, 0.0), (0.64, 0.10), (0.78, 0.14), (0.99, 0.80), (0.90, 0.83),
-          (0.76, 0.38), (0.77, 0.95), (0.23, 0.95), (0.24, 0.38), (0.10, 0.83), (0.01, 0.80), (0.22, 0.14)]
-DRESS = [(0.38, 0.03), (0.5, 0.08), (0.62, 0.03), (0.74, 0.05), (0.86, 0.16), (0.80, 0.22), (0.70, 0.18),
-         (0.68, 0.40), (0.90, 0.98), (0.10, 0.98), (0.32, 0.40), (0.30, 0.18), (0.20, 0.22), (0.14, 0.16), (0.26, 0.05)]
-RAGLAN = [(0.38, 0.02), (0.5, 0.09), (0.62, 0.02), (0.99, 0.75), (0.90, 0.79), (0.76, 0.40), (0.77, 0.97),
-          (0.23, 0.97), (0.24, 0.40), (0.10, 0.79), (0.01, 0.75)]
+HOODIE = [
+    (0.36, 0.10),
+    (0.40, 0.0),
+    (0.60, 0.0),
+    (0.64, 0.10),
+    (0.78, 0.14),
+    (0.99, 0.80),
+    (0.90, 0.83),
+    (0.76, 0.38),
+    (0.77, 0.95),
+    (0.23, 0.95),
+    (0.24, 0.38),
+    (0.10, 0.83),
+    (0.01, 0.80),
+    (0.22, 0.14),
+]
+DRESS = [
+    (0.38, 0.03),
+    (0.5, 0.08),
+    (0.62, 0.03),
+    (0.74, 0.05),
+    (0.86, 0.16),
+    (0.80, 0.22),
+    (0.70, 0.18),
+    (0.68, 0.40),
+    (0.90, 0.98),
+    (0.10, 0.98),
+    (0.32, 0.40),
+    (0.30, 0.18),
+    (0.20, 0.22),
+    (0.14, 0.16),
+    (0.26, 0.05),
+]
+RAGLAN = [
+    (0.38, 0.02),
+    (0.5, 0.09),
+    (0.62, 0.02),
+    (0.99, 0.75),
+    (0.90, 0.79),
+    (0.76, 0.40),
+    (0.77, 0.97),
+    (0.23, 0.97),
+    (0.24, 0.40),
+    (0.10, 0.79),
+    (0.01, 0.75),
+]
 
 
 def test_a_hood_is_left_out_and_a_crew_neckline_takes_its_place():
@@ -176,8 +242,8 @@ def test_a_hood_is_left_out_and_a_crew_neckline_takes_its_place():
     assert any("hood" in n for n in g.notes)
     # Nothing of the garment is left above the shoulders in the middle, and the neckline
     # is a real opening: wide and dipping, between the shoulders.
-    mid = g.mask[:, int(lm["neck_left"][0]) + 2:int(lm["neck_right"][0]) - 1]
-    assert mid[:int(min(lm["shoulder_left"][1], lm["shoulder_right"][1]) - 0.05 * h)].max() < 0.5
+    mid = g.mask[:, int(lm["neck_left"][0]) + 2 : int(lm["neck_right"][0]) - 1]
+    assert mid[: int(min(lm["shoulder_left"][1], lm["shoulder_right"][1]) - 0.05 * h)].max() < 0.5
     assert lm["neck_right"][0] - lm["neck_left"][0] > 0.2 * (lm["shoulder_right"][0] - lm["shoulder_left"][0])
     assert lm["neck_centre"][1] > max(lm["neck_left"][1], lm["neck_right"][1]) + 0.02 * h
 

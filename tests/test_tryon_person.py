@@ -1,4 +1,5 @@
 """Person tracking (engines/tryon/person.py) and the temporal module (temporal.py)."""
+
 from pathlib import Path
 
 import numpy as np
@@ -63,8 +64,10 @@ def _moving_scene(n=8, shift=(2, 1)):
 
     rng = np.random.default_rng(5)
     tex = cv2.GaussianBlur(rng.integers(0, 255, (160, 200)).astype(np.uint8), (0, 0), 2)
-    return [np.ascontiguousarray(tex[20 + i * shift[1]: 120 + i * shift[1], 20 + i * shift[0]: 140 + i * shift[0]])
-            for i in range(n)]
+    return [
+        np.ascontiguousarray(tex[20 + i * shift[1] : 120 + i * shift[1], 20 + i * shift[0] : 140 + i * shift[0]])
+        for i in range(n)
+    ]
 
 
 def test_flow_warps_the_previous_frame_onto_the_current_one():
@@ -143,10 +146,15 @@ def test_a_detection_away_from_the_track_is_tentative_for_one_frame():
 
     tr = PersonTracker(10.0)
     try:
-        script = [(60, 120), (70, 120), (80, 121),  # a walker, ~1/4 torso a frame
-                  (250, 110), (252, 110),            # somebody else: tentative, then confirmed
-                  None,                              # lost
-                  (254, 111)]                        # back where last seen: at once
+        script = [
+            (60, 120),
+            (70, 120),
+            (80, 121),  # a walker, ~1/4 torso a frame
+            (250, 110),
+            (252, 110),  # somebody else: tentative, then confirmed
+            None,  # lost
+            (254, 111),
+        ]  # back where last seen: at once
         got = []
         for where in script:
             tr._detect = lambda rgb, where=where: None if where is None else _fake_person(*where)

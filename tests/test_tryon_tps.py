@@ -1,16 +1,27 @@
 """Regularised thin-plate-spline warp (engines/tryon/tps.py)."""
+
 import numpy as np
 import pytest
 
 from engines.tryon import tps as T
 from engines.tryon.garment import make_sample_garment, prepare_garment
 
-NAMES = ["shoulder_left", "shoulder_right", "neck_left", "neck_right", "neck_centre",
-         "armpit_left", "armpit_right", "hem_left", "hem_right"]
+NAMES = [
+    "shoulder_left",
+    "shoulder_right",
+    "neck_left",
+    "neck_right",
+    "neck_centre",
+    "armpit_left",
+    "armpit_right",
+    "hem_left",
+    "hem_right",
+]
 # Body points the engine produced for frame 10 of carphone (shoulders slanted, hips below
 # the frame): a real, non-affine set of targets.
-BODY = np.array([[39, 120], [151, 90], [67, 104], [118, 90], [98, 113],
-                 [64, 168], [153, 144], [92, 278], [184, 254]], float)
+BODY = np.array(
+    [[39, 120], [151, 90], [67, 104], [118, 90], [98, 113], [64, 168], [153, 144], [92, 278], [184, 254]], float
+)
 
 
 def garment(pattern="checker"):
@@ -78,8 +89,9 @@ def _cell_area_spread(warp: "T.GarmentWarp", torso: np.ndarray, period: int) -> 
     cell[torso < 0.5] = 0
     mx, my, _ = warp.backward_maps((700, 500), stride=1)
     warped = cv2.remap(cell, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    inside = [c for c in np.unique(cell) if c and (torso[cell == c] > 0.5).all()
-              and (cell == c).sum() == period * period]
+    inside = [
+        c for c in np.unique(cell) if c and (torso[cell == c] > 0.5).all() and (cell == c).sum() == period * period
+    ]
     areas = np.array([(warped == c).sum() for c in inside], float)
     assert len(areas) >= 20 and areas.min() > 0
     return float(areas.std() / areas.mean())
@@ -88,8 +100,10 @@ def _cell_area_spread(warp: "T.GarmentWarp", torso: np.ndarray, period: int) -> 
 def test_regularised_warp_keeps_checker_cells_more_even():
     g = garment()
     gp = np.array([g.landmarks[k] for k in NAMES])
-    cv = {s: _cell_area_spread(T.fit_warp(gp, BODY * 2.0, g.parts["torso"], 5, s), g.parts["torso"], 12)
-          for s in (0.0, 1.0)}
+    cv = {
+        s: _cell_area_spread(T.fit_warp(gp, BODY * 2.0, g.parts["torso"], 5, s), g.parts["torso"], 12)
+        for s in (0.0, 1.0)
+    }
     assert cv[1.0] < 0.7 * cv[0.0]
 
 
@@ -99,7 +113,7 @@ def test_backward_maps_invert_the_forward_warp():
     w = T.fit_warp(gp, BODY, g.parts["torso"], 5, 1.0)
     mx, my, (x0, y0) = w.backward_maps((300, 220), stride=4)
     fw = w.forward(np.stack([mx.ravel(), my.ravel()], 1)).reshape(mx.shape + (2,))
-    yy, xx = np.mgrid[0:mx.shape[0], 0:mx.shape[1]]
+    yy, xx = np.mgrid[0 : mx.shape[0], 0 : mx.shape[1]]
     err = np.hypot(fw[..., 0] - xx - x0, fw[..., 1] - yy - y0)
     assert np.median(err) < 0.3
 

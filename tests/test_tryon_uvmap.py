@@ -1,4 +1,5 @@
 """Garment texture coordinates carried by the flow (engines/tryon/uvmap.py)."""
+
 import numpy as np
 import pytest
 
@@ -102,10 +103,12 @@ def test_prefiltered_texture_stops_stripes_crawling_under_subpixel_motion(garmen
     X, Y = np.meshgrid(np.arange(120, dtype=np.float32), np.arange(120, dtype=np.float32))
     errs, contrast = {}, {}
     for name, tex in (("sharp", garment.rgb), ("prefiltered", prefiltered(garment.rgb, 0.6))):
-        a, ma = render_maps(garment, fitted_maps(garment, T.GarmentWarp(src, src @ A[:, :2].T + A[:, 2], 5),
-                                                 [], (120, 120)), tex)
-        b, mb = render_maps(garment, fitted_maps(garment, T.GarmentWarp(src, src @ A[:, :2].T + A[:, 2] + d, 5),
-                                                 [], (120, 120)), tex)
+        a, ma = render_maps(
+            garment, fitted_maps(garment, T.GarmentWarp(src, src @ A[:, :2].T + A[:, 2], 5), [], (120, 120)), tex
+        )
+        b, mb = render_maps(
+            garment, fitted_maps(garment, T.GarmentWarp(src, src @ A[:, :2].T + A[:, 2] + d, 5), [], (120, 120)), tex
+        )
         moved = cv2.remap(a, X - np.float32(d[0]), Y - np.float32(d[1]), cv2.INTER_LINEAR)
         inside = cv2.erode((np.minimum(ma, mb) > 0.99).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
         errs[name] = float(np.abs(b - moved)[inside].mean())

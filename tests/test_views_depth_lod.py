@@ -2,6 +2,7 @@
 results framed by their main part, level of detail while the view moves, one render a
 frame (issue 15 items 2, 3 and 7). Real renders under Xvfb (Mesa); no timing here:
 benchmarks/viewport.py measures frame times."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -45,10 +46,10 @@ def two_colour_wall(confident_left: bool = False) -> DepthMap:
     depth = np.full((H, W), 2.0, np.float32)
     img = np.zeros((H, W, 3), np.uint8)
     img[:, : W // 2] = (230, 20, 20)
-    img[:, W // 2:] = (20, 20, 230)
+    img[:, W // 2 :] = (20, 20, 230)
     conf = np.ones((H, W), np.float32)
     if confident_left:
-        conf[:, W // 2:] = 0.1
+        conf[:, W // 2 :] = 0.1
     return DepthMap(depth, conf, K, image=img, name="wall")
 
 
@@ -100,7 +101,7 @@ def test_the_confidence_controls_show_only_with_a_depth_map(vp):
 
 def test_a_depth_surface_has_no_triangle_across_a_depth_jump(vp):
     depth = np.full((H, W), 2.0, np.float32)
-    depth[:, W // 2:] = 6.0  # a wall behind, seen past an edge
+    depth[:, W // 2 :] = 6.0  # a wall behind, seen past an edge
     key = vp.show(DepthMap(depth, np.ones_like(depth), K), "d")
     pts = np.asarray(vp.polydata(key).points)
     tri = pts[vp.shown_faces(key)]

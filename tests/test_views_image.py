@@ -1,4 +1,5 @@
 """ImageView: depth colouring, colour bar range, value under the cursor, layer toggles."""
+
 from __future__ import annotations
 
 import os
@@ -33,8 +34,9 @@ def hover(view: ImageView, x: float, y: float) -> str:
     """Send a real mouse-move event over image position (x, y); return the cursor label."""
     vp = view.canvas.viewport()
     pos = QtCore.QPointF(view.canvas.mapFromScene(QtCore.QPointF(x, y)))
-    ev = QtGui.QMouseEvent(QtCore.QEvent.MouseMove, pos, vp.mapToGlobal(pos), QtCore.Qt.NoButton,
-                           QtCore.Qt.NoButton, QtCore.Qt.NoModifier)
+    ev = QtGui.QMouseEvent(
+        QtCore.QEvent.MouseMove, pos, vp.mapToGlobal(pos), QtCore.Qt.NoButton, QtCore.Qt.NoButton, QtCore.Qt.NoModifier
+    )
     QtWidgets.QApplication.sendEvent(vp, ev)
     return view.cursor_label.text()
 
@@ -163,9 +165,17 @@ def test_2d_views_import_no_heavy_modules():
     import subprocess
     import sys
 
-    code = ("import sys, app.image_view, app.video_view; "
-            "print(sorted(m for m in ('cv2', 'matplotlib', 'pyvista', 'vtk', 'torch') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                         cwd=Path(__file__).resolve().parents[1], env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    code = (
+        "import sys, app.image_view, app.video_view; "
+        "print(sorted(m for m in ('cv2', 'matplotlib', 'pyvista', 'vtk', 'torch') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

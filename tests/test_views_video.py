@@ -1,4 +1,5 @@
 """VideoView: exact frame stepping, playback on the timer, side by side with the source."""
+
 from __future__ import annotations
 
 import os

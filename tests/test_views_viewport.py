@@ -3,9 +3,9 @@
 Run with ``xvfb-run -a``; pyvistaqt's QtInteractor needs the xcb platform (it crashes
 with ``offscreen``), so this module selects xcb and skips when there is no X display.
 """
+
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
@@ -371,10 +371,25 @@ def test_toolbar_actions(vp, dialogs, tmp_path):
     from PySide6.QtGui import QColor
 
     actions = {a.text(): a for a in vp.toolbar.actions() if a.text()}
-    assert {"Reset", "Front", "Left", "Right", "Top", "Wireframe", "Hair tubes", "Screenshot…", "Background…"} <= set(actions)
+    assert {
+        "Reset",
+        "Front",
+        "Left side",
+        "Right side",
+        "Back",
+        "Top",
+        "Wireframe",
+        "Hair tubes",
+        "Screenshot…",
+    } <= set(actions)
     vp.show(sphere_mesh(), "ball")
-    actions["Left"].trigger()
-    assert vp.plotter.camera.GetPosition()[0] < vp.plotter.camera.GetFocalPoint()[0]
+    # A subject facing the viewer (+z) has its own left side towards +x.
+    actions["Left side"].trigger()
+    assert vp.plotter.camera.GetPosition()[0] > vp.plotter.camera.GetFocalPoint()[0] + 0.5
+    actions["Right side"].trigger()
+    assert vp.plotter.camera.GetPosition()[0] < vp.plotter.camera.GetFocalPoint()[0] - 0.5
+    actions["Back"].trigger()
+    assert vp.plotter.camera.GetPosition()[2] < vp.plotter.camera.GetFocalPoint()[2] - 0.5
     actions["Wireframe"].trigger()
     assert vp.wireframe and vp.actor("ball").prop.style.lower() == "wireframe"
     actions["Wireframe"].trigger()

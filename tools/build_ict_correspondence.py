@@ -46,6 +46,7 @@ subject's left eye, +x); the rings are the points of the iris front a radius of 
 front, in MediaPipe's ring order: image right, top, image left, bottom (checked on the face
 mesh's output for a real photo: 469 / 474 are at +x in the image, 470 / 475 above).
 """
+
 from __future__ import annotations
 
 import sys
@@ -73,14 +74,74 @@ OUT = ROOT / "engines" / "avatar" / "data" / "ict" / "mediapipe_to_ict.npz"
 # relative place along the contour that the dlib point has, checked against ICT's
 # landmarks68 after the similarity alignment (residuals printed by this script).
 MEDIAPIPE_68 = [
-    127, 234, 93, 132, 58, 136, 150, 176, 152, 400, 379, 365, 288, 361, 323, 454, 356,
-    70, 63, 105, 66, 107, 336, 296, 334, 293, 300,
-    168, 197, 5, 4,
-    98, 97, 2, 326, 327,
-    33, 160, 158, 133, 153, 144,
-    362, 385, 387, 263, 373, 380,
-    61, 39, 37, 0, 267, 269, 291, 321, 314, 17, 84, 91,
-    78, 81, 13, 311, 308, 402, 14, 178,
+    127,
+    234,
+    93,
+    132,
+    58,
+    136,
+    150,
+    176,
+    152,
+    400,
+    379,
+    365,
+    288,
+    361,
+    323,
+    454,
+    356,
+    70,
+    63,
+    105,
+    66,
+    107,
+    336,
+    296,
+    334,
+    293,
+    300,
+    168,
+    197,
+    5,
+    4,
+    98,
+    97,
+    2,
+    326,
+    327,
+    33,
+    160,
+    158,
+    133,
+    153,
+    144,
+    362,
+    385,
+    387,
+    263,
+    373,
+    380,
+    61,
+    39,
+    37,
+    0,
+    267,
+    269,
+    291,
+    321,
+    314,
+    17,
+    84,
+    91,
+    78,
+    81,
+    13,
+    311,
+    308,
+    402,
+    14,
+    178,
 ]
 JAW = np.arange(17)
 
@@ -109,7 +170,7 @@ def umeyama(src: np.ndarray, dst: np.ndarray):
     D = np.eye(3)
     D[2, 2] = np.sign(np.linalg.det(U @ Vt))
     R = U @ D @ Vt
-    s = (S * np.diag(D)).sum() / ((s0 ** 2).sum() / len(src))
+    s = (S * np.diag(D)).sum() / ((s0**2).sum() / len(src))
     return s, R, md - s * R @ ms
 
 
@@ -321,7 +382,7 @@ def build(verbose: bool = True) -> dict:
         G = G_ring[kind] if kind else G_plain
         idx = [i for i, c in enumerate(contour) if c in anchors]
         for a, b in zip(idx, idx[1:]):
-            seg = contour[a:b + 1]
+            seg = contour[a : b + 1]
             path = ring_path(G, int(lm[anchors[seg[0]]]), int(lm[anchors[seg[-1]]]))
             arc = np.concatenate([[0], np.cumsum(np.linalg.norm(np.diff(A0[seg], axis=0), axis=1))])
             for j, f in zip(seg, arc / arc[-1]):
@@ -351,8 +412,7 @@ def build(verbose: bool = True) -> dict:
     for loop in loops:
         border_v[loop] = True
     border_tris = border_v[Fface].any(1)
-    P = nicp(A0, topo.faces, surf, border_tris, lm_idx, lm_pos, lm_w,
-             stiffness=[50.0, 20.0, 10.0, 5.0, 3.0, 2.0])
+    P = nicp(A0, topo.faces, surf, border_tris, lm_idx, lm_pos, lm_w, stiffness=[50.0, 20.0, 10.0, 5.0, 3.0, 2.0])
     for j in curve_pts:
         P[j] = curve_xyz(j)
 
@@ -431,32 +491,54 @@ def build(verbose: bool = True) -> dict:
         np.set_printoptions(precision=1, suppress=True, linewidth=120)
         print(f"similarity: scale {s:.4f}")
         print("68-point residuals after similarity (mm):\n", res_sim)
-        print(f"  inner 51: mean {res_sim[inner].mean():.2f} max {res_sim[inner].max():.2f}; "
-              f"jaw: mean {res_sim[JAW].mean():.1f} max {res_sim[JAW].max():.1f}")
+        print(
+            f"  inner 51: mean {res_sim[inner].mean():.2f} max {res_sim[inner].max():.2f}; "
+            f"jaw: mean {res_sim[JAW].mean():.1f} max {res_sim[JAW].max():.1f}"
+        )
         print("68-point residuals of the final map (mm):\n", res)
-        print(f"  inner 51: mean {res[inner].mean():.2f} max {res[inner].max():.2f}; "
-              f"jaw: mean {res[JAW].mean():.1f} max {res[JAW].max():.1f}")
+        print(
+            f"  inner 51: mean {res[inner].mean():.2f} max {res[inner].max():.2f}; "
+            f"jaw: mean {res[JAW].mean():.1f} max {res[JAW].max():.1f}"
+        )
         print(f"symmetry error (mm): max {sym_err.max():.3f} mean {sym_err.mean():.3f}")
         print(f"canonical vs map after similarity: RMS {rms:.2f} mm")
         print(f"registered mesh to projected points: RMS {reg_rms:.3f} mm")
-        for a, b, name in ((13, 14, "inner lip mid"), (82, 87, "inner lip"), (159, 145, "right eye"), (386, 374, "left eye")):
+        for a, b, name in (
+            (13, 14, "inner lip mid"),
+            (82, 87, "inner lip"),
+            (159, 145, "right eye"),
+            (386, 374, "left eye"),
+        ):
             print(f"  gap {name} {a}-{b}: {10 * (mapped[a, 1] - mapped[b, 1]):.2f} mm")
-        print(f"  ICT eye opening (lm 37/38 - 41/40): {10 * (L68[[37, 38], 1].mean() - L68[[41, 40], 1].mean()):.2f} mm")
+        print(
+            f"  ICT eye opening (lm 37/38 - 41/40): {10 * (L68[[37, 38], 1].mean() - L68[[41, 40], 1].mean()):.2f} mm"
+        )
         print("iris centres", mapped[468], mapped[473])
-    return dict(vertices=verts.astype(np.int32), barycentric=bary.astype(np.float32),
-                landmarks68_mediapipe=mp68.astype(np.int32), stats=stats)
+    return dict(
+        vertices=verts.astype(np.int32),
+        barycentric=bary.astype(np.float32),
+        landmarks68_mediapipe=mp68.astype(np.int32),
+        stats=stats,
+    )
 
 
-METHOD = ("Umeyama similarity on 51 dlib-68 points, optimal-step non-rigid ICP (Amberg et al. 2007) "
-          "of the MediaPipe canonical face onto ICT M_Face with dlib and eyelid/lip contour landmark "
-          "terms, closest-point barycentrics, mirror-symmetrised; irises on the ICT iris front "
-          "(centre = pupil, ring at 0.585 cm: right, top, left, bottom). tools/build_ict_correspondence.py")
+METHOD = (
+    "Umeyama similarity on 51 dlib-68 points, optimal-step non-rigid ICP (Amberg et al. 2007) "
+    "of the MediaPipe canonical face onto ICT M_Face with dlib and eyelid/lip contour landmark "
+    "terms, closest-point barycentrics, mirror-symmetrised; irises on the ICT iris front "
+    "(centre = pupil, ring at 0.585 cm: right, top, left, bottom). tools/build_ict_correspondence.py"
+)
 
 
 def main() -> None:
     r = build()
-    np.savez_compressed(OUT, vertices=r["vertices"], barycentric=r["barycentric"],
-                        landmarks68_mediapipe=r["landmarks68_mediapipe"], method=np.array(METHOD))
+    np.savez_compressed(
+        OUT,
+        vertices=r["vertices"],
+        barycentric=r["barycentric"],
+        landmarks68_mediapipe=r["landmarks68_mediapipe"],
+        method=np.array(METHOD),
+    )
     print(f"wrote {OUT.relative_to(ROOT)} ({OUT.stat().st_size} bytes)")
 
 

@@ -25,6 +25,7 @@ which landmarks it calibrated and the mean residual before and after.
 
     .venv/bin/python tools/calibrate_ict_correspondence.py
 """
+
 from __future__ import annotations
 
 import sys
@@ -85,7 +86,9 @@ def main() -> None:
     F = m.triangles[np.isin(m.triangle_material, mats)]
     K = np.array([[FOCAL, 0, (SIZE[0] - 1) / 2], [0, FOCAL, (SIZE[1] - 1) / 2], [0, 0, 1.0]])
     rng = np.random.default_rng(0)
-    identities = [np.zeros(100, np.float32)] + [(rng.normal(0, 1, 100) * 0.7).astype(np.float32) for _ in range(N_IDENTITIES)]
+    identities = [np.zeros(100, np.float32)] + [
+        (rng.normal(0, 1, 100) * 0.7).astype(np.float32) for _ in range(N_IDENTITIES)
+    ]
     lights = [np.array([0.3, -0.4, 1.0]), np.array([-0.35, -0.3, 1.0])]
     lights = [li / np.linalg.norm(li) for li in lights]
     neutral = m.neutral.astype(np.float64)
@@ -144,8 +147,10 @@ def main() -> None:
     print(f"calibrated {len(done)} landmarks; moved by median {np.median(moved):.2f} mm, max {moved.max():.2f} mm")
     d["vertices"], d["barycentric"] = verts.astype(np.int32), bary.astype(np.float32)
     d["calibrated"] = np.isin(np.arange(478), done)
-    d["method"] = np.array(str(d["method"]).split(" | ")[0] + " | calibrated on shaded renders of the ICT model "
-                           f"(tools/calibrate_ict_correspondence.py; {len(before)} renders)")
+    d["method"] = np.array(
+        str(d["method"]).split(" | ")[0] + " | calibrated on shaded renders of the ICT model "
+        f"(tools/calibrate_ict_correspondence.py; {len(before)} renders)"
+    )
     np.savez(OUT, **d)
 
 

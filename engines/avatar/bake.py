@@ -46,6 +46,7 @@ bicubically before sampling, huge ones blurred and shrunk). The colour field is 
 (SuperLU) in a worker thread while the photo lookups run. About 0.2 s warm at 2048 on two
 cores; the per-layout caches (:func:`warm_up`) take about 0.4 s once.
 """
+
 from __future__ import annotations
 
 import threading
@@ -104,8 +105,13 @@ PUPIL_FRACTION = 0.38
 """Pupil radius / iris radius."""
 
 PART_FACE, PART_HEAD, PART_MOUTH, PART_EYE_SOCKET, PART_OTHER = 0, 1, 2, 3, 4
-_TILES = {"face": ("M_Face",), "back": ("M_BackHead",), "gums": ("M_GumsTongue",),
-          "teeth": ("M_Teeth",), "lashes": ("M_EyeLashes",)}
+_TILES = {
+    "face": ("M_Face",),
+    "back": ("M_BackHead",),
+    "gums": ("M_GumsTongue",),
+    "teeth": ("M_Teeth",),
+    "lashes": ("M_EyeLashes",),
+}
 
 
 @dataclass
@@ -134,6 +140,7 @@ class BakeResult:
 
 # ---------------------------------------------------------------------------------------
 # layout: tiles and texel maps (cached per atlas size)
+
 
 def tile_rect(name: str, size: int) -> tuple[int, int, int, int]:
     """(col0, row0, cols, rows) of a tile (``face``, ``back``, ``gums``, ``teeth``, ``lashes``,
@@ -172,8 +179,13 @@ class TileMap:
 def _part_codes(n: int) -> np.ndarray:
     m = load_model()
     code = np.full(n, PART_OTHER, np.int8)
-    for name, c in (("face", PART_FACE), ("head_and_neck", PART_HEAD), ("mouth_socket", PART_MOUTH),
-                    ("eye_socket_left", PART_EYE_SOCKET), ("eye_socket_right", PART_EYE_SOCKET)):
+    for name, c in (
+        ("face", PART_FACE),
+        ("head_and_neck", PART_HEAD),
+        ("mouth_socket", PART_MOUTH),
+        ("eye_socket_left", PART_EYE_SOCKET),
+        ("eye_socket_right", PART_EYE_SOCKET),
+    ):
         a, b = m.parts[name]
         code[a:b] = c
     return code
@@ -190,8 +202,7 @@ def _tile_map(name: str, cols: int, rows: int) -> TileMap:
     u0, v0, w, h, _ = ATLAS[_TILES[name][0]]
     uv = lay.uv.astype(np.float64)
     xy = np.column_stack([(uv[:, 0] - u0) / w * cols - 0.5, (1.0 - (uv[:, 1] - v0) / h) * rows - 0.5])
-    r = rasterize(xy, np.ones(len(uv)), lay.faces[faces_i], (cols, rows), cull_back=False,
-                  max_candidates=200_000_000)
+    r = rasterize(xy, np.ones(len(uv)), lay.faces[faces_i], (cols, rows), cull_back=False, max_candidates=200_000_000)
     idx = np.flatnonzero(r.tri.ravel() >= 0)
     tri = faces_i[r.tri.ravel()[idx]]
     bary = r.bary.reshape(-1, 3)[idx].astype(np.float32)
@@ -278,6 +289,7 @@ def texel_maps(size: int = ATLAS_SIZE) -> dict[str, TileMap]:
 # ---------------------------------------------------------------------------------------
 # the mesh: skin triangles, colour-field operator, procedural vertex colours (cached)
 
+
 def _smoothstep(x, a, b):
     t = np.clip((np.asarray(x, np.float32) - a) / (b - a), 0.0, 1.0)
     return t * t * (3.0 - 2.0 * t)
@@ -343,9 +355,10 @@ def _mesh() -> _Mesh:
 # ---------------------------------------------------------------------------------------
 # eyes: where the iris lies in the sclera and iris maps
 
+
 def _sphere_fit(P: np.ndarray) -> tuple[np.ndarray, float]:
     A = np.c_[2 * P, np.ones(len(P))]
-    x = np.linalg.lstsq(A, (P ** 2).sum(1), rcond=None)[0]
+    x = np.linalg.lstsq(A, (P**2).sum(1), rcond=None)[0]
     return x[:3], float(np.sqrt(x[3] + x[:3] @ x[:3]))
 
 
@@ -492,8 +505,14 @@ def _iris_size_ratio(lm: np.ndarray) -> float:
 def _ict_eye_width_cm() -> float:
     m = load_model()
     l68 = m.landmarks68
-    return float(np.mean([np.linalg.norm(m.neutral[l68[36]] - m.neutral[l68[39]]),
-                          np.linalg.norm(m.neutral[l68[42]] - m.neutral[l68[45]])]))
+    return float(
+        np.mean(
+            [
+                np.linalg.norm(m.neutral[l68[36]] - m.neutral[l68[39]]),
+                np.linalg.norm(m.neutral[l68[42]] - m.neutral[l68[45]]),
+            ]
+        )
+    )
 
 
 @lru_cache(maxsize=4)
@@ -503,7 +522,7 @@ def _eye_geometry(size: int):
         _, _, c, r = tile_rect(key, size)
         g = min(1.0, EYE_TILE_PX / c)  # procedural: computed smaller, resized to the atlas
         rho, rad, ang = _radial_rho(key, max(8, round(c * g)), max(8, round(r * g)))
-        streak = (0.09 * np.sin(37 * ang + 1.3) + 0.06 * np.sin(61 * ang + 0.4) + 0.05 * np.sin(89 * ang + 2.1))
+        streak = 0.09 * np.sin(37 * ang + 1.3) + 0.06 * np.sin(61 * ang + 0.4) + 0.05 * np.sin(89 * ang + 2.1)
         out[key] = (rho, rad, streak.astype(np.float32))
     return out
 
@@ -514,7 +533,7 @@ def _iris_pattern(rho, streak, iris_rgb) -> np.ndarray:
     ring and the pupil."""
     iris = np.asarray(iris_rgb, np.float32)
     t = np.clip((rho - PUPIL_FRACTION) / (1 - PUPIL_FRACTION), 0, 1)
-    shade = 1.0 + streak * (0.5 + t) + 0.18 * np.exp(-((t - 0.2) / 0.12) ** 2) - 0.45 * _smoothstep(t, 0.72, 1.0)
+    shade = 1.0 + streak * (0.5 + t) + 0.18 * np.exp(-(((t - 0.2) / 0.12) ** 2)) - 0.45 * _smoothstep(t, 0.72, 1.0)
     col = iris[None, None, :] * shade[..., None]
     pupil = _smoothstep(rho, PUPIL_FRACTION - 0.04, PUPIL_FRACTION + 0.03)[..., None]
     return PUPIL_RGB * (1 - pupil) + col * pupil
@@ -600,10 +619,13 @@ def _lash_map(size: int):
     slot = np.full(tm.rows * tm.cols, -1, np.int64)
     slot[tm.idx] = np.arange(len(tm.idx))
     a, b = m.parts["eyelashes_left"][0], m.parts["eyelashes_right"][1]
-    d, nn = cKDTree(m.neutral[:m.parts["face"][1]]).query(m.neutral[a:b])
+    d, nn = cKDTree(m.neutral[: m.parts["face"][1]]).query(m.neutral[a:b])
     # lower lashes: rooted below their eye's centre
-    eye_y = np.where(m.neutral[a:b, 0] > 0, m.neutral[slice(*m.parts["eyeball_left"]), 1].mean(),
-                     m.neutral[slice(*m.parts["eyeball_right"]), 1].mean())
+    eye_y = np.where(
+        m.neutral[a:b, 0] > 0,
+        m.neutral[slice(*m.parts["eyeball_left"]), 1].mean(),
+        m.neutral[slice(*m.parts["eyeball_right"]), 1].mean(),
+    )
     lower = m.neutral[nn, 1] < eye_y
     # the atlas position (face tile) of the skin under each lash vertex
     lay = render_layout()
@@ -635,6 +657,7 @@ def _lash_tile(size: int, tex: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------
 # static procedural tiles: teeth, gums and tongue, lashes (cached per size)
 
+
 def push_pull(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """Fill where ``weight`` (0-1) is low from the weighted values around (a pull-push
     pyramid, Gortler et al. 1996): returns the filled values (H x W x C float32)."""
@@ -649,19 +672,29 @@ def push_pull(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
         vw, ww = levels[-1]
         h, wd = ww.shape
         size = (max(1, (wd + 1) // 2), max(1, (h + 1) // 2))
-        vw2 = np.stack([cv2.resize(np.ascontiguousarray(vw[..., c]), size, interpolation=cv2.INTER_AREA)
-                        for c in range(vw.shape[2])], -1)
+        vw2 = np.stack(
+            [
+                cv2.resize(np.ascontiguousarray(vw[..., c]), size, interpolation=cv2.INTER_AREA)
+                for c in range(vw.shape[2])
+            ],
+            -1,
+        )
         levels.append((vw2, cv2.resize(ww, size, interpolation=cv2.INTER_AREA)))
     vw, ww = levels[-1]
     cur = vw / np.maximum(ww[..., None], 1e-8)
     if not (ww > 1e-8).any():
         cur[:] = 0
     else:
-        cur[ww <= 1e-8] = (vw.reshape(-1, vw.shape[2]).sum(0) / ww.sum())
+        cur[ww <= 1e-8] = vw.reshape(-1, vw.shape[2]).sum(0) / ww.sum()
     for vw, ww in reversed(levels[:-1]):
         h, wd = ww.shape
-        up = np.stack([cv2.resize(np.ascontiguousarray(cur[..., c]), (wd, h), interpolation=cv2.INTER_LINEAR)
-                       for c in range(cur.shape[2])], -1)
+        up = np.stack(
+            [
+                cv2.resize(np.ascontiguousarray(cur[..., c]), (wd, h), interpolation=cv2.INTER_LINEAR)
+                for c in range(cur.shape[2])
+            ],
+            -1,
+        )
         a = np.clip(ww, 0, 1)[..., None]
         own = vw / np.maximum(ww[..., None], 1e-8)
         cur = own * a + up * (1 - a)
@@ -704,9 +737,11 @@ def _static_tiles(size: int) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------------------------------
 # the photo: frames (crops at a scale) and samplers
 
+
 @dataclass
 class _Frame:
     """A resampled crop of the photo: frame pixel = (photo pixel - (x0, y0) + 0.5) * s - 0.5."""
+
     x0: int
     y0: int
     s: float
@@ -722,7 +757,7 @@ class _Frame:
 
         x1 = min(photo.shape[1], self.x0 + int(np.ceil(self.w / self.s)) + 1)
         y1 = min(photo.shape[0], self.y0 + int(np.ceil(self.h / self.s)) + 1)
-        crop = np.ascontiguousarray(photo[self.y0:y1, self.x0:x1])
+        crop = np.ascontiguousarray(photo[self.y0 : y1, self.x0 : x1])
         M = np.float32([[self.s, 0, 0.5 * self.s - 0.5], [0, self.s, 0.5 * self.s - 0.5]])
         if self.s < 1.0:  # anti-alias before shrinking
             crop = cv2.GaussianBlur(crop, (0, 0), 0.45 / self.s)
@@ -750,6 +785,7 @@ def _sample(img: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------
 # the bake
+
 
 @lru_cache(maxsize=4)
 def _interpolators(size: int):
@@ -803,8 +839,18 @@ def _gate(w_m, w_d):
     return _smoothstep(w_m - w_d, *MIRROR_GATE)
 
 
-def bake_texture(vertices_model: np.ndarray, K, R, t, photo: np.ndarray, landmarks_xy: np.ndarray,
-                 size: int = ATLAS_SIZE, iris_rgb=None, progress=None, cancel=None) -> BakeResult:
+def bake_texture(
+    vertices_model: np.ndarray,
+    K,
+    R,
+    t,
+    photo: np.ndarray,
+    landmarks_xy: np.ndarray,
+    size: int = ATLAS_SIZE,
+    iris_rgb=None,
+    progress=None,
+    cancel=None,
+) -> BakeResult:
     """Bake ``photo`` into the atlas of :func:`engines.avatar.ict.render_layout` for the
     fitted head ``vertices_model`` (N x 3 ICT vertices, head frame, metres) seen through
     ``x = K (R X + t)``; ``landmarks_xy`` are the 478 MediaPipe landmarks in photo pixels
@@ -887,8 +933,9 @@ def bake_texture(vertices_model: np.ndarray, K, R, t, photo: np.ndarray, landmar
         iris, measured = skinmod.iris_colour(crop, fc.of(lm), IRIS_FALLBACK_RGB)
     else:
         iris, measured = np.asarray(iris_rgb, np.float32), False
-    sclera = sclera_for_photo(skinmod.sclera_colour(crop, fc.of(lm)), skin_rgb,
-                              skinmod.eye_opening_lightness(crop, fc.of(lm)), iris)
+    sclera = sclera_for_photo(
+        skinmod.sclera_colour(crop, fc.of(lm)), skin_rgb, skinmod.eye_opening_lightness(crop, fc.of(lm)), iris
+    )
     stage("skin mask", 0.25)
 
     # ---- z-buffer of the skin from the photo camera
@@ -922,8 +969,8 @@ def bake_texture(vertices_model: np.ndarray, K, R, t, photo: np.ndarray, landmar
     cm = _sample(blur, fm.of(xyvm))
     wsum = wd + (1 - wd) * wm
     obs = (wd[:, None] * cd + ((1 - wd) * wm)[:, None] * cm) / np.maximum(wsum, 1e-6)[:, None]
-    lam = SMOOTH_M ** 2
-    mu = np.where(skin_v, lam / DECAY_M ** 2, lam / SOCKET_M ** 2).astype(np.float64)
+    lam = SMOOTH_M**2
+    mu = np.where(skin_v, lam / DECAY_M**2, lam / SOCKET_M**2).astype(np.float64)
     # the tone the unseen skin relaxes to: between the measured (cheek and forehead) skin tone
     # and the mean colour the photo gave all the seen skin (which carries its shading), so the
     # fill continues the face's own colour
@@ -1004,15 +1051,17 @@ def bake_texture(vertices_model: np.ndarray, K, R, t, photo: np.ndarray, landmar
         wts = up(np.stack([wfd, wfm, np.zeros_like(wfd)], -1))
         qd = up(q[..., 0:2])
         col_d = cv2.remap(crop, qd[..., 0], qd[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        m_d = cv2.remap(mask, qd[..., 0] * k_m + o_m, qd[..., 1] * k_m + o_m, cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_CONSTANT)
+        m_d = cv2.remap(
+            mask, qd[..., 0] * k_m + o_m, qd[..., 1] * k_m + o_m, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+        )
         w_d = np.ascontiguousarray(np.clip(wts[..., 0] * m_d, 0, 1))
         col_m = w_m = None
         if use_mirror:
             qm = up(q[..., 2:4])
             col_m = cv2.remap(crop, qm[..., 0], qm[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            m_m = cv2.remap(mask, qm[..., 0] * k_m + o_m, qm[..., 1] * k_m + o_m, cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_CONSTANT)
+            m_m = cv2.remap(
+                mask, qm[..., 0] * k_m + o_m, qm[..., 1] * k_m + o_m, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+            )
             w_m = np.ascontiguousarray(np.clip(wts[..., 1] * m_m, 0, 1))
         pending.append((name, sl, grid, pad, up, col_d, w_d, col_m, w_m, (ac, ar), (dc, dr)))
     stage("photo lookups", 0.75)
@@ -1035,7 +1084,7 @@ def bake_texture(vertices_model: np.ndarray, K, R, t, photo: np.ndarray, landmar
         if (dc, dr) != (ac, ar):
             out = cv2.resize(out, (ac, ar), interpolation=cv2.INTER_CUBIC)
         c0, r0, _, _ = tile_rect(name, size)
-        tex[r0:r0 + ar, c0:c0 + ac] = out
+        tex[r0 : r0 + ar, c0 : c0 + ac] = out
     stage("blend", 0.9)
 
     # ---- procedural tiles
@@ -1043,13 +1092,21 @@ def bake_texture(vertices_model: np.ndarray, K, R, t, photo: np.ndarray, landmar
     tiles = {**_static_tiles(size), **eye_tiles(size, iris, iris_px, sclera), "lashes": _lash_tile(size, tex)}
     for name, img in tiles.items():
         c0, r0, c, r = tile_rect(name, size)
-        tex[r0:r0 + r, c0:c0 + c] = img
+        tex[r0 : r0 + r, c0 : c0 + c] = img
     stage("procedural", 1.0)
     timings["total"] = time.perf_counter() - t_all
-    return BakeResult(texture=tex, seen_fraction=seen_fraction, skin_rgb=skin_rgb,
-                      iris_rgb=_iris_for_texture(iris), mask_coverage=mask_coverage, fill_rgb=fill_rgb,
-                      iris_measured=bool(measured),
-                      photo_weight=photo_weight, timings=timings, sclera_rgb=sclera)
+    return BakeResult(
+        texture=tex,
+        seen_fraction=seen_fraction,
+        skin_rgb=skin_rgb,
+        iris_rgb=_iris_for_texture(iris),
+        mask_coverage=mask_coverage,
+        fill_rgb=fill_rgb,
+        iris_measured=bool(measured),
+        photo_weight=photo_weight,
+        timings=timings,
+        sclera_rgb=sclera,
+    )
 
 
 def warm_up(size: int = ATLAS_SIZE) -> None:

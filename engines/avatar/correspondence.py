@@ -18,6 +18,7 @@ the ICT pupil centres and the iris rings lie on the ICT iris front 5.85 mm from 
 centre, in MediaPipe's ring order (image right, top, image left, bottom). 468-472 is
 the image-left eye (the subject's right, ICT -x), 473-477 the subject's left eye (+x).
 """
+
 from __future__ import annotations
 
 from functools import lru_cache

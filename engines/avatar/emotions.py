@@ -33,6 +33,7 @@ as itself whatever expression the photo had.
 Emotions combine additively (several sliders at once) and each blendshape weight is
 clamped to [0, 1], so mixing never over-drives a muscle.
 """
+
 from __future__ import annotations
 
 import threading
@@ -45,18 +46,56 @@ from engines.avatar.arkit import ARKIT_NAMES as SHAPE_NAMES
 EMOTIONS = ("happiness", "anger", "sadness", "fear", "contempt", "surprise")
 
 EMFACS: dict[str, dict[str, float]] = {
-    "happiness": {"cheekSquintLeft": 0.8, "cheekSquintRight": 0.8, "mouthSmileLeft": 1.0, "mouthSmileRight": 1.0,
-                  "eyeSquintLeft": 0.3, "eyeSquintRight": 0.3},
-    "sadness": {"browInnerUp": 1.0, "browDownLeft": 0.4, "browDownRight": 0.4,
-                "mouthFrownLeft": 1.0, "mouthFrownRight": 1.0, "mouthShrugLower": 0.3},
-    "surprise": {"browInnerUp": 1.0, "browOuterUpLeft": 1.0, "browOuterUpRight": 1.0,
-                 "eyeWideLeft": 0.7, "eyeWideRight": 0.7, "jawOpen": 0.5},
-    "fear": {"browInnerUp": 1.0, "browOuterUpLeft": 0.6, "browOuterUpRight": 0.6, "browDownLeft": 0.35,
-             "browDownRight": 0.35, "eyeWideLeft": 1.0, "eyeWideRight": 1.0, "eyeSquintLeft": 0.2,
-             "eyeSquintRight": 0.2, "mouthStretchLeft": 0.8, "mouthStretchRight": 0.8, "jawOpen": 0.25},
-    "anger": {"browDownLeft": 1.0, "browDownRight": 1.0, "eyeWideLeft": 0.3, "eyeWideRight": 0.3,
-              "eyeSquintLeft": 0.6, "eyeSquintRight": 0.6, "mouthPressLeft": 0.8, "mouthPressRight": 0.8,
-              "mouthRollLower": 0.3, "mouthRollUpper": 0.3},
+    "happiness": {
+        "cheekSquintLeft": 0.8,
+        "cheekSquintRight": 0.8,
+        "mouthSmileLeft": 1.0,
+        "mouthSmileRight": 1.0,
+        "eyeSquintLeft": 0.3,
+        "eyeSquintRight": 0.3,
+    },
+    "sadness": {
+        "browInnerUp": 1.0,
+        "browDownLeft": 0.4,
+        "browDownRight": 0.4,
+        "mouthFrownLeft": 1.0,
+        "mouthFrownRight": 1.0,
+        "mouthShrugLower": 0.3,
+    },
+    "surprise": {
+        "browInnerUp": 1.0,
+        "browOuterUpLeft": 1.0,
+        "browOuterUpRight": 1.0,
+        "eyeWideLeft": 0.7,
+        "eyeWideRight": 0.7,
+        "jawOpen": 0.5,
+    },
+    "fear": {
+        "browInnerUp": 1.0,
+        "browOuterUpLeft": 0.6,
+        "browOuterUpRight": 0.6,
+        "browDownLeft": 0.35,
+        "browDownRight": 0.35,
+        "eyeWideLeft": 1.0,
+        "eyeWideRight": 1.0,
+        "eyeSquintLeft": 0.2,
+        "eyeSquintRight": 0.2,
+        "mouthStretchLeft": 0.8,
+        "mouthStretchRight": 0.8,
+        "jawOpen": 0.25,
+    },
+    "anger": {
+        "browDownLeft": 1.0,
+        "browDownRight": 1.0,
+        "eyeWideLeft": 0.3,
+        "eyeWideRight": 0.3,
+        "eyeSquintLeft": 0.6,
+        "eyeSquintRight": 0.6,
+        "mouthPressLeft": 0.8,
+        "mouthPressRight": 0.8,
+        "mouthRollLower": 0.3,
+        "mouthRollUpper": 0.3,
+    },
     "contempt": {"mouthSmileRight": 0.5, "mouthDimpleRight": 1.0},
 }
 PRESETS: dict[str, dict[str, float]] = {
@@ -113,6 +152,7 @@ def warm_up_async() -> threading.Thread:
     """
     with _warm_lock:
         if not _warm:
+
             def work():
                 try:
                     emotion_module()

@@ -8,6 +8,7 @@ per emotion (EMFACS, :mod:`.emotions`), and the skeleton (:mod:`.rig`). The rest
 the person's neutral face; the photo's own expression is the preset "As photographed".
 The head model is the ICT Face Model (USC ICT, MIT licence, :mod:`.ict`).
 """
+
 from __future__ import annotations
 
 from typing import Annotated, Literal
@@ -37,8 +38,11 @@ class Deformer:
         m = avatar.mesh
         self.names = [n for n in ARKIT_NAMES if n in m.morph_targets]
         self.neutral = m.vertices.astype(np.float32).ravel()
-        self.basis = (np.stack([m.morph_targets[n].ravel() for n in self.names]).astype(np.float32) if self.names
-                      else np.zeros((0, self.neutral.size), np.float32))  # a head without a basis stays neutral
+        self.basis = (
+            np.stack([m.morph_targets[n].ravel() for n in self.names]).astype(np.float32)
+            if self.names
+            else np.zeros((0, self.neutral.size), np.float32)
+        )  # a head without a basis stays neutral
         self.n = len(m.vertices)
         self.avatar = avatar
 
@@ -158,16 +162,22 @@ def fit_notes(fit, iod_px: float, source: str) -> list[str]:
     notes = []
     err = float(fit.rms_px / max(iod_px, 1e-6) * 100)
     if err > POOR_FIT_PCT:
-        notes.append(f"The head model fits the face in {source} poorly (landmark error {err:.1f} % of the "
-                     "eye distance; photos give 2-5 %): is it a drawing, a cartoon or a mask? The avatar is a "
-                     "human head and may not look like it; a photo of a real face works best.")
+        notes.append(
+            f"The head model fits the face in {source} poorly (landmark error {err:.1f} % of the "
+            "eye distance; photos give 2-5 %): is it a drawing, a cartoon or a mask? The avatar is a "
+            "human head and may not look like it; a photo of a real face works best."
+        )
     if abs(fit.yaw_deg) > TURNED_DEG:
-        notes.append(f"The face in {source} is turned {abs(fit.yaw_deg):.0f} degrees: the far side of the "
-                     "head is filled in by mirroring and looks less like the person; a more frontal photo "
-                     "gives a better avatar.")
+        notes.append(
+            f"The face in {source} is turned {abs(fit.yaw_deg):.0f} degrees: the far side of the "
+            "head is filled in by mirroring and looks less like the person; a more frontal photo "
+            "gives a better avatar."
+        )
     if iod_px < SMALL_IOD_PX:
-        notes.append(f"The face in {source} is small ({iod_px:.0f} px between the eyes): the texture is "
-                     "soft and fine features are lost; a closer or higher-resolution photo gives more detail.")
+        notes.append(
+            f"The face in {source} is small ({iod_px:.0f} px between the eyes): the texture is "
+            "soft and fine features are lost; a closer or higher-resolution photo gives more detail."
+        )
     return notes
 
 
@@ -176,9 +186,11 @@ class AvatarEngine(Engine):
 
     name = "avatar"
     title = "Make avatar"
-    description = ("One portrait photo to a full 3D head: the ICT statistical head model fitted to the face "
-                   "(pose, focal, identity, expression), the photo baked into its texture, the person's neutral "
-                   "face at rest, 52 ARKit blendshapes, six emotion sliders and a neck/head/jaw/eye rig.")
+    description = (
+        "One portrait photo to a full 3D head: the ICT statistical head model fitted to the face "
+        "(pose, focal, identity, expression), the photo baked into its texture, the person's neutral "
+        "face at rest, 52 ARKit blendshapes, six emotion sliders and a neck/head/jaw/eye rig."
+    )
     accepts = (Image,)
     produces = (Avatar,)
     writers = {
@@ -187,14 +199,19 @@ class AvatarEngine(Engine):
         ".zip": [("Avatar", "engines.avatar.export:write_avatar_bundle")],
     }
     readers = {".zip": "engines.avatar.export:read_avatar_bundle"}
-    input_readers = {"Avatar": {".glb": "engines.avatar.reader:read_avatar", ".zip": "engines.avatar.reader:read_avatar"}}
+    input_readers = {
+        "Avatar": {".glb": "engines.avatar.reader:read_avatar", ".zip": "engines.avatar.reader:read_avatar"}
+    }
 
     class Params(BaseModel):
         ipd_mm: float = Field(63.0, ge=50.0, le=80.0, description="Interpupillary distance (sets the metric scale), mm")
-        focal_from_exif: bool = Field(True, description="Use the photo's 35 mm-equivalent focal length when EXIF has one")
+        focal_from_exif: bool = Field(
+            True, description="Use the photo's 35 mm-equivalent focal length when EXIF has one"
+        )
         texture_size: Literal[1024, 2048, 4096] = Field(2048, description="Texture atlas size in pixels")
         expression: Literal["neutral", "as_photographed"] = Field(
-            "neutral", description="Start from the neutral face, or from the photo's own expression")
+            "neutral", description="Start from the neutral face, or from the photo's own expression"
+        )
         happiness: float = Field(0.0, ge=0.0, le=1.0, description="Initial happiness (0..1)")
         anger: float = Field(0.0, ge=0.0, le=1.0, description="Initial anger (0..1)")
         sadness: float = Field(0.0, ge=0.0, le=1.0, description="Initial sadness (0..1)")
@@ -202,13 +219,24 @@ class AvatarEngine(Engine):
         contempt: float = Field(0.0, ge=0.0, le=1.0, description="Initial contempt (0..1)")
         surprise: float = Field(0.0, ge=0.0, le=1.0, description="Initial surprise (0..1)")
         hairstyle: Annotated[str, Choices(hairstyle_choices, icon=hairstyle_icon)] = Field(
-            "none", description="Hairstyle from the hair library ('none' for a bald head, 'auto' to match the photo)")
-        hair_color: Annotated[str, Colour(hair_colour_presets)] = Field("auto", description="Hair colour as #rrggbb or a preset name; 'auto' = measured "
-                                                    "from the photo's hair (a dark brown when none can be measured)")
-        face_index: int = Field(0, ge=0, le=99, description="Which face when the photo shows several: "
-                                                             "0 = the largest, 1 = the next largest, ...")
-        measure_quality: bool = Field(False, description="Also render from the photo camera and report PSNR, SSIM, "
-                                                         "landmark re-detection and +-30 degree detection (about 1 s more)")
+            "none", description="Hairstyle from the hair library ('none' for a bald head, 'auto' to match the photo)"
+        )
+        hair_color: Annotated[str, Colour(hair_colour_presets)] = Field(
+            "auto",
+            description="Hair colour as #rrggbb or a preset name; 'auto' = measured "
+            "from the photo's hair (a dark brown when none can be measured)",
+        )
+        face_index: int = Field(
+            0,
+            ge=0,
+            le=99,
+            description="Which face when the photo shows several: 0 = the largest, 1 = the next largest, ...",
+        )
+        measure_quality: bool = Field(
+            False,
+            description="Also render from the photo camera and report PSNR, SSIM, "
+            "landmark re-detection and +-30 degree detection (about 1 s more)",
+        )
 
     def run(self, inputs, params, progress, cancel: CancelToken) -> Result:
         import cv2
@@ -261,8 +289,10 @@ class AvatarEngine(Engine):
                 focal = float(f35) / 36.0 * max(w, h)
             fit = fit_head(lm.xy, (w, h), z=lm.z, scores=scores, options=FitOptions(focal_px=focal))
             if abs(fit.yaw_deg) > 60:
-                raise EngineError(f"The face in {source} is turned {abs(fit.yaw_deg):.0f} degrees away from the camera; "
-                                  "the avatar needs a photo within about 60 degrees of frontal.")
+                raise EngineError(
+                    f"The face in {source} is turned {abs(fit.yaw_deg):.0f} degrees away from the camera; "
+                    "the avatar needs a photo within about 60 degrees of frontal."
+                )
             res.notes += fit_notes(fit, lm.iod_px, source)
             V_cm = seal_lips(identity_vertices(fit.identity), basis)
             L = landmark_points(V_cm)
@@ -293,23 +323,45 @@ class AvatarEngine(Engine):
                 targets[emo] = np.tensordot(ew[j], B, axes=1).astype(np.float32)
             skeleton, joints, weights = build_rig(model, V_cm, scale)
         groups = {g: layout.group_faces(g) for g in GROUPS}
-        mesh = Mesh(V[src], layout.faces, uv=layout.uv, texture=baked.texture, morph_targets=targets, name="head",
-                    face_groups=groups, joints=joints[src], weights=weights[src])
+        mesh = Mesh(
+            V[src],
+            layout.faces,
+            uv=layout.uv,
+            texture=baked.texture,
+            morph_targets=targets,
+            name="head",
+            face_groups=groups,
+            joints=joints[src],
+            weights=weights[src],
+        )
         mesh.compute_normals()
         emotions = {e: float(getattr(params, e)) for e in EMOTIONS}
         cam = {"K": fit.K, "R": R, "t": t, "image_size": (w, h)}
-        avatar = Avatar(mesh=mesh, emotions=emotions, camera=cam, scalp=scalp_vertices(model, V_cm, layout),
-                        photo=photo, skeleton=skeleton, presets={AS_PHOTOGRAPHED: photographed},
-                        expression=dict(photographed) if params.expression == "as_photographed" else {},
-                        params={"ipd_mm": params.ipd_mm, "focal_px": float(fit.K[0, 0]), "yaw_deg": fit.yaw_deg,
-                                "source": str(img.path) if img.path else None, "hairstyle": params.hairstyle,
-                                "hair_color": params.hair_color, "shape_names": list(ARKIT_NAMES),
-                                "identity": [round(float(x), 4) for x in fit.identity],
-                                "head_model": "ICT Face Model Light (USC ICT, MIT)",
-                                "face_box": [float(x) for x in (*lm.xy.min(0), *lm.xy.max(0))],
-                                "face_index": int(lm.face_index),
-                                "faces": [list(map(int, b)) for b in lm.faces]},
-                        name=(img.path.stem if img.path is not None else "avatar"))
+        avatar = Avatar(
+            mesh=mesh,
+            emotions=emotions,
+            camera=cam,
+            scalp=scalp_vertices(model, V_cm, layout),
+            photo=photo,
+            skeleton=skeleton,
+            presets={AS_PHOTOGRAPHED: photographed},
+            expression=dict(photographed) if params.expression == "as_photographed" else {},
+            params={
+                "ipd_mm": params.ipd_mm,
+                "focal_px": float(fit.K[0, 0]),
+                "yaw_deg": fit.yaw_deg,
+                "source": str(img.path) if img.path else None,
+                "hairstyle": params.hairstyle,
+                "hair_color": params.hair_color,
+                "shape_names": list(ARKIT_NAMES),
+                "identity": [round(float(x), 4) for x in fit.identity],
+                "head_model": "ICT Face Model Light (USC ICT, MIT)",
+                "face_box": [float(x) for x in (*lm.xy.min(0), *lm.xy.max(0))],
+                "face_index": int(lm.face_index),
+                "faces": [list(map(int, b)) for b in lm.faces],
+            },
+            name=(img.path.stem if img.path is not None else "avatar"),
+        )
         if params.hairstyle != "none":
             with res.stage("hair"):
                 try:
@@ -319,18 +371,31 @@ class AvatarEngine(Engine):
                 else:
                     avatar = apply_hair(avatar, params.hairstyle, params.hair_color, photo)
         if scores is None:
-            res.notes.append("The photo's expression was measured from landmarks only (the blendshape "
-                             "model found no face on the crop).")
+            res.notes.append(
+                "The photo's expression was measured from landmarks only (the blendshape "
+                "model found no face on the crop)."
+            )
         iod = lm.iod_px
-        res.metrics.update({
-            "faces_found": lm.faces_found, "landmarks": int(len(lm.xy)),
-            "reprojection_error_pct_iod": float(fit.rms_px / iod * 100), "fit_rms_px": fit.rms_px,
-            "focal_px": float(fit.K[0, 0]), "yaw_deg": fit.yaw_deg,
-            "vertices": int(len(mesh.vertices)), "triangles": int(len(mesh.faces)), "texture_px": int(baked.texture.shape[0]),
-            "face_texels_seen": float(baked.seen_fraction), "interocular_px": iod,
-            "morph_targets": len(targets), "joints": len(skeleton.names),
-            "photo_expression": {k: round(v, 3) for k, v in sorted(photographed.items(), key=lambda kv: -kv[1])[:8]},
-        })
+        res.metrics.update(
+            {
+                "faces_found": lm.faces_found,
+                "landmarks": int(len(lm.xy)),
+                "reprojection_error_pct_iod": float(fit.rms_px / iod * 100),
+                "fit_rms_px": fit.rms_px,
+                "focal_px": float(fit.K[0, 0]),
+                "yaw_deg": fit.yaw_deg,
+                "vertices": int(len(mesh.vertices)),
+                "triangles": int(len(mesh.faces)),
+                "texture_px": int(baked.texture.shape[0]),
+                "face_texels_seen": float(baked.seen_fraction),
+                "interocular_px": iod,
+                "morph_targets": len(targets),
+                "joints": len(skeleton.names),
+                "photo_expression": {
+                    k: round(v, 3) for k, v in sorted(photographed.items(), key=lambda kv: -kv[1])[:8]
+                },
+            }
+        )
         for k in ("hairstyle", "hair_color", "hair_color_source", "hair_strands", "hair_match", "hair_photo"):
             if k in avatar.params and (k == "hairstyle" or params.hairstyle != "none"):
                 res.metrics[k] = avatar.params[k]

@@ -19,6 +19,7 @@
   (:mod:`engines.io.limits`) before inflating anything; any damage inside is an
   :class:`~engines.api.EngineError` naming the bundle.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -38,8 +39,17 @@ from engines.api import EngineError
 from engines.io import atomic_path
 from engines.types import Avatar, Mesh, Skeleton, Strands
 
-BUNDLE_MEMBERS = ("avatar.glb", "avatar.obj", "avatar.mtl", "avatar_texture.png", "texture.png", "avatar.json",
-                  "hair.npz", "photo.jpg", "rig.npz")
+BUNDLE_MEMBERS = (
+    "avatar.glb",
+    "avatar.obj",
+    "avatar.mtl",
+    "avatar_texture.png",
+    "texture.png",
+    "avatar.json",
+    "hair.npz",
+    "photo.jpg",
+    "rig.npz",
+)
 
 
 def _hair_mesh(avatar: Avatar) -> list[Mesh]:
@@ -102,8 +112,14 @@ def write_avatar_obj(avatar: Avatar, path) -> list[Path]:
     from engines.io.mesh import write_obj
 
     head = avatar.mesh
-    now = Mesh(current_vertices(avatar), head.faces, uv=head.uv, texture=head.texture, name=head.name,
-               face_groups=head.face_groups)
+    now = Mesh(
+        current_vertices(avatar),
+        head.faces,
+        uv=head.uv,
+        texture=head.texture,
+        name=head.name,
+        face_groups=head.face_groups,
+    )
     now.compute_normals()
     return write_obj([now, *avatar.extra_meshes, *_hair_mesh(avatar)], path)
 
@@ -122,12 +138,16 @@ def _jsonable(x):
 
 def avatar_json(avatar: Avatar) -> dict:
     return {
-        "format": "capture-studio-avatar", "version": 1, "name": avatar.name,
-        "emotions": _jsonable(avatar.emotions), "params": _jsonable(avatar.params),
+        "format": "capture-studio-avatar",
+        "version": 1,
+        "name": avatar.name,
+        "emotions": _jsonable(avatar.emotions),
+        "params": _jsonable(avatar.params),
         "camera": _jsonable(avatar.camera),
         "scalp": _jsonable(avatar.scalp) if avatar.scalp is not None else None,
         "morph_targets": list(avatar.mesh.morph_targets),
-        "expression": _jsonable(avatar.expression), "presets": _jsonable(avatar.presets),
+        "expression": _jsonable(avatar.expression),
+        "presets": _jsonable(avatar.presets),
     }
 
 
@@ -138,17 +158,25 @@ def _rig_arrays(avatar: Avatar) -> dict[str, np.ndarray]:
 
     m = avatar.mesh
     parts = _parts(m)
-    out = {"part_names": np.array([p for p, _ in parts]), "n_vertices": np.array(len(m.vertices)),
-           "mesh_name": np.array(m.name), "group_names": np.array([k for k, v in m.face_groups.items() if len(v)], dtype=str)}
+    out = {
+        "part_names": np.array([p for p, _ in parts]),
+        "n_vertices": np.array(len(m.vertices)),
+        "mesh_name": np.array(m.name),
+        "group_names": np.array([k for k, v in m.face_groups.items() if len(v)], dtype=str),
+    }
     for i, (_, fi) in enumerate(parts):
         out[f"faces_{i}"] = fi.astype(np.int32)
         out[f"vertices_{i}"] = np.unique(m.faces[fi]).astype(np.int32)
     # vertices no face uses are not in the GLB: keep them here
     loose = np.setdiff1d(np.arange(len(m.vertices)), m.faces.ravel()).astype(np.int32)
     if len(loose):
-        out.update(loose_ids=loose, loose_vertices=m.vertices[loose],
-                   loose_targets=np.stack([m.morph_targets[k][loose] for k in m.morph_targets]) if m.morph_targets
-                   else np.zeros((0, len(loose), 3), np.float32))
+        out.update(
+            loose_ids=loose,
+            loose_vertices=m.vertices[loose],
+            loose_targets=np.stack([m.morph_targets[k][loose] for k in m.morph_targets])
+            if m.morph_targets
+            else np.zeros((0, len(loose), 3), np.float32),
+        )
         for k in ("normals", "uv", "joints", "weights"):
             if getattr(m, k) is not None:
                 out[f"loose_{k}"] = getattr(m, k)[loose]
@@ -165,9 +193,9 @@ def _head_from_parts(meshes: list[Mesh], rig) -> tuple[Mesh | None, list[Mesh], 
         skel = Skeleton([str(x) for x in rig["joint_names"]], rig["joint_parents"], rig["joint_positions"])
     names = [str(x) for x in rig["part_names"]]
     name, grouped = str(rig["mesh_name"]), {str(x) for x in rig["group_names"]}
-    if len(meshes) < len(names) or [m.name for m in meshes[:len(names)]] != names:
+    if len(meshes) < len(names) or [m.name for m in meshes[: len(names)]] != names:
         return None, meshes, skel
-    parts, rest = meshes[:len(names)], meshes[len(names):]
+    parts, rest = meshes[: len(names)], meshes[len(names) :]
     n = int(rig["n_vertices"])
     nf = sum(len(rig[f"faces_{i}"]) for i in range(len(names)))
     first = parts[0]
@@ -193,8 +221,19 @@ def _head_from_parts(meshes: list[Mesh], rig) -> tuple[Mesh | None, list[Mesh], 
                 targets[k][keep] = p.morph_targets[k]
         if names[i] in grouped:
             groups[names[i]] = fi
-    head = Mesh(V, faces, gather("normals", 3), gather("uv", 2), first.texture, None, targets, name=name,
-                face_groups=groups, joints=gather("joints", 4, np.int64), weights=gather("weights", 4))
+    head = Mesh(
+        V,
+        faces,
+        gather("normals", 3),
+        gather("uv", 2),
+        first.texture,
+        None,
+        targets,
+        name=name,
+        face_groups=groups,
+        joints=gather("joints", 4, np.int64),
+        weights=gather("weights", 4),
+    )
     if "loose_ids" in rig:
         ids = rig["loose_ids"].astype(np.int64)
         head.vertices[ids] = rig["loose_vertices"]
@@ -226,8 +265,11 @@ def write_avatar_bundle(avatar: Avatar, path) -> list[Path]:
             np.savez_compressed(d / "rig.npz", **_rig_arrays(avatar))
             files.append(d / "rig.npz")
         if avatar.hair is not None:
-            np.savez_compressed(d / "hair.npz", points=avatar.hair.points,
-                                colors=avatar.hair.colors if avatar.hair.colors is not None else np.zeros((0, 3), np.uint8))
+            np.savez_compressed(
+                d / "hair.npz",
+                points=avatar.hair.points,
+                colors=avatar.hair.colors if avatar.hair.colors is not None else np.zeros((0, 3), np.uint8),
+            )
             files.append(d / "hair.npz")
         with atomic_path(path) as tmp:
             with zipfile.ZipFile(tmp, "w") as z:
@@ -235,8 +277,12 @@ def write_avatar_bundle(avatar: Avatar, path) -> list[Path]:
                     # PNG, JPEG and npz are compressed already: store them. Deflate the rest at
                     # level 1: about as small as level 6 on mesh text, several times faster.
                     packed = Path(f).suffix.lower() in (".png", ".jpg", ".npz")
-                    z.write(f, arcname=Path(f).name, compress_type=zipfile.ZIP_STORED if packed else zipfile.ZIP_DEFLATED,
-                            compresslevel=None if packed else 1)
+                    z.write(
+                        f,
+                        arcname=Path(f).name,
+                        compress_type=zipfile.ZIP_STORED if packed else zipfile.ZIP_DEFLATED,
+                        compresslevel=None if packed else 1,
+                    )
     return [path]
 
 
@@ -260,13 +306,17 @@ def read_avatar_bundle(path) -> Avatar:
     except FileNotFoundError:
         raise EngineError(f"{path}: no such file. Check the path or choose the file again.") from None
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-        raise EngineError(f"{path.name} is not a readable avatar bundle ({e}); export the avatar again as .zip.") from None
+        raise EngineError(
+            f"{path.name} is not a readable avatar bundle ({e}); export the avatar again as .zip."
+        ) from None
     with z:
         names = z.namelist()
         bad = [n for n in names if not _safe_member(n)]
         if bad:
-            raise EngineError(f"{path.name} contains unsafe file names ({', '.join(bad[:3])}) that point outside "
-                              "the bundle; it was not opened. Only open bundles from sources you trust.")
+            raise EngineError(
+                f"{path.name} contains unsafe file names ({', '.join(bad[:3])}) that point outside "
+                "the bundle; it was not opened. Only open bundles from sources you trust."
+            )
         if "avatar.glb" not in names or "avatar.json" not in names:
             raise EngineError(f"{path.name} is not an avatar bundle (avatar.glb or avatar.json is missing).")
         try:
@@ -277,8 +327,9 @@ def read_avatar_bundle(path) -> Avatar:
             raise EngineError(f"{path.name}: there is not enough memory to open this avatar bundle.") from None
         except Exception as e:  # hostile or damaged content: say so, keep the details in the log
             logging.getLogger(__name__).info("damaged avatar bundle %s", path, exc_info=True)
-            raise EngineError(f"{path.name}: the avatar bundle is damaged ({type(e).__name__}: {e}); "
-                              "export the avatar again as .zip.") from None
+            raise EngineError(
+                f"{path.name}: the avatar bundle is damaged ({type(e).__name__}: {e}); export the avatar again as .zip."
+            ) from None
 
 
 def _read_bundle(z: zipfile.ZipFile, path: Path) -> Avatar:
@@ -287,11 +338,15 @@ def _read_bundle(z: zipfile.ZipFile, path: Path) -> Avatar:
 
     infos = {i.filename: i for i in limits.check_zip(z, path)}
     if infos["avatar.json"].file_size > limits.current().max_json_bytes:
-        raise limits.FileTooLarge(f"{path.name}: its avatar.json is {limits.size_text(infos['avatar.json'].file_size)}, "
-                                  "far more than an avatar description; the bundle is damaged.")
+        raise limits.FileTooLarge(
+            f"{path.name}: its avatar.json is {limits.size_text(infos['avatar.json'].file_size)}, "
+            "far more than an avatar description; the bundle is damaged."
+        )
     meta = json.loads(limits.read_member(z, infos["avatar.json"], path).decode("utf-8"))
     if not isinstance(meta, dict):
-        raise EngineError(f"{path.name}: its avatar.json is not an avatar description; export the avatar again as .zip.")
+        raise EngineError(
+            f"{path.name}: its avatar.json is not an avatar description; export the avatar again as .zip."
+        )
     with tempfile.TemporaryDirectory() as tmpdir:
         glb = os.path.join(tmpdir, "avatar.glb")
         with open(glb, "wb") as fh:
@@ -299,8 +354,9 @@ def _read_bundle(z: zipfile.ZipFile, path: Path) -> Avatar:
         meshes = read_mesh(glb)
     photo = None
     if "photo.jpg" in infos:
-        im = limits.open_image_bytes(limits.read_member(z, infos["photo.jpg"], path), f"{path.name}: photo.jpg",
-                                     "the photo")
+        im = limits.open_image_bytes(
+            limits.read_member(z, infos["photo.jpg"], path), f"{path.name}: photo.jpg", "the photo"
+        )
         photo = np.asarray(im.convert("RGB"))
     rig = None
     if "rig.npz" in infos:
@@ -316,11 +372,22 @@ def _read_bundle(z: zipfile.ZipFile, path: Path) -> Avatar:
     if head is None:
         head = next((m for m in meshes if m.morph_targets), meshes[0])
     extras = [m for m in meshes if m is not head and m.name != "hair"]
-    cam = {k: (np.asarray(v) if k in ("K", "R", "t") else tuple(v) if k == "image_size" else v)
-           for k, v in (meta.get("camera") or {}).items()}
+    cam = {
+        k: (np.asarray(v) if k in ("K", "R", "t") else tuple(v) if k == "image_size" else v)
+        for k, v in (meta.get("camera") or {}).items()
+    }
     scalp = np.asarray(meta["scalp"], np.int64) if meta.get("scalp") is not None else None
-    return Avatar(mesh=head, emotions={k: float(v) for k, v in (meta.get("emotions") or {}).items()}, camera=cam,
-                  hair=hair, extra_meshes=extras, scalp=scalp, photo=photo, params=dict(meta.get("params") or {}),
-                  name=str(meta.get("name") or path.stem), skeleton=skeleton,
-                  expression={k: float(v) for k, v in (meta.get("expression") or {}).items()},
-                  presets={k: {n: float(x) for n, x in v.items()} for k, v in (meta.get("presets") or {}).items()})
+    return Avatar(
+        mesh=head,
+        emotions={k: float(v) for k, v in (meta.get("emotions") or {}).items()},
+        camera=cam,
+        hair=hair,
+        extra_meshes=extras,
+        scalp=scalp,
+        photo=photo,
+        params=dict(meta.get("params") or {}),
+        name=str(meta.get("name") or path.stem),
+        skeleton=skeleton,
+        expression={k: float(v) for k, v in (meta.get("expression") or {}).items()},
+        presets={k: {n: float(x) for n, x in v.items()} for k, v in (meta.get("presets") or {}).items()},
+    )

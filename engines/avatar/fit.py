@@ -25,6 +25,7 @@ projection by each landmark's depth makes the residual linear in ``(a, e)`` (the
 direct-linear-transform trick), solved with the expression bounds by a small active-set
 least squares.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -202,8 +203,13 @@ def _bounded_lsq(A: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray, r
     return np.clip(x, lo, hi)
 
 
-def fit_head(xy: np.ndarray, image_size: tuple[int, int], z: np.ndarray | None = None,
-             scores: dict[str, float] | None = None, options: FitOptions | None = None) -> HeadFit:
+def fit_head(
+    xy: np.ndarray,
+    image_size: tuple[int, int],
+    z: np.ndarray | None = None,
+    scores: dict[str, float] | None = None,
+    options: FitOptions | None = None,
+) -> HeadFit:
     """Fit pose, focal, identity and expression to 478 landmarks (photo pixels)."""
     import cv2
 
@@ -237,7 +243,7 @@ def fit_head(xy: np.ndarray, image_size: tuple[int, int], z: np.ndarray | None =
         R, t = np.diag([1.0, -1.0, -1.0]), np.array([0.0, 0.0, 60.0])
     w = base_w.copy()
     history = []
-    for it in range(opt.iterations):
+    for _it in range(opt.iterations):
         R, t, f = _pose_step(X, xy, w, R, t, f, c, opt.focal_px is not None, f0, opt)
         # -- coefficients, pose fixed: linear rows (f R0 + (c - u) R2) . X / Zc
         Xc = X @ R.T + t
@@ -279,7 +285,7 @@ def fit_head(xy: np.ndarray, image_size: tuple[int, int], z: np.ndarray | None =
         r = np.linalg.norm(p - xy, axis=1)
         delta = opt.huber_iod * iod
         w = base_w * np.where(r <= delta, 1.0, delta / np.maximum(r, 1e-9))
-        history.append(float(np.sqrt(np.mean(r ** 2))))
+        history.append(float(np.sqrt(np.mean(r**2))))
     R, t, f = _pose_step(X, xy, w, R, t, f, c, opt.focal_px is not None, f0, opt)
     p, _ = _project(X, R, t, f, c)
     rms = float(np.sqrt(np.mean(np.sum((p - xy) ** 2, 1))))
@@ -287,8 +293,17 @@ def fit_head(xy: np.ndarray, image_size: tuple[int, int], z: np.ndarray | None =
     for k, n in enumerate(FIT_EXPRESSIONS):
         full_e[ARKIT_NAMES.index(n)] = e[k]
     K = np.array([[f, 0, c[0]], [0, f, c[1]], [0, 0, 1.0]])
-    return HeadFit(identity=a.astype(np.float32), expression=full_e.astype(np.float32), R=R, t=t, K=K,
-                   image_size=(int(w_img), int(h_img)), rms_px=rms, weights=w, history=history)
+    return HeadFit(
+        identity=a.astype(np.float32),
+        expression=full_e.astype(np.float32),
+        R=R,
+        t=t,
+        K=K,
+        image_size=(int(w_img), int(h_img)),
+        rms_px=rms,
+        weights=w,
+        history=history,
+    )
 
 
 def identity_vertices(identity: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ This module gives:
   the model's UDIM-style tiles (face, back of head, gums and tongue, teeth, eyeball maps,
   eyelashes) repacked into one square atlas, so one texture covers the whole head.
 """
+
 from __future__ import annotations
 
 import threading
@@ -27,8 +28,17 @@ import numpy as np
 
 CM_TO_M = 0.01
 
-KEPT_MATERIALS = ("M_Face", "M_BackHead", "M_GumsTongue", "M_Teeth", "M_ScleraLeft", "M_IrisLeft",
-                  "M_ScleraRight", "M_IrisRight", "M_EyeLashes")
+KEPT_MATERIALS = (
+    "M_Face",
+    "M_BackHead",
+    "M_GumsTongue",
+    "M_Teeth",
+    "M_ScleraLeft",
+    "M_IrisLeft",
+    "M_ScleraRight",
+    "M_IrisRight",
+    "M_EyeLashes",
+)
 """Materials drawn and exported; lacrimal fluid, eye blend and eye occlusion are left out."""
 
 ATLAS: dict[str, tuple[float, float, float, float, int]] = {
@@ -116,12 +126,19 @@ def _load() -> IctModel:
         dist, mirror = cKDTree(neutral).query(neutral * np.float32([-1, 1, 1]))
         mirror[dist > 0.01] = np.flatnonzero(dist > 0.01)  # no mirror partner: itself
         return IctModel(
-            neutral=neutral, identity=d["identity"].astype(np.float32),
+            neutral=neutral,
+            identity=d["identity"].astype(np.float32),
             expressions=d["expressions"].astype(np.float32),
             expression_names=[str(n) for n in d["expression_names"]],
-            triangles=tri.astype(np.int64), triangles_uv=tri_uv.astype(np.int64), triangle_material=tri_mat.astype(np.int64),
-            uv=d["uv"].astype(np.float32), materials=[str(m) for m in d["materials"]], parts=parts,
-            landmarks68=d["landmarks68"].astype(np.int64), mirror=mirror.astype(np.int64))
+            triangles=tri.astype(np.int64),
+            triangles_uv=tri_uv.astype(np.int64),
+            triangle_material=tri_mat.astype(np.int64),
+            uv=d["uv"].astype(np.float32),
+            materials=[str(m) for m in d["materials"]],
+            parts=parts,
+            landmarks68=d["landmarks68"].astype(np.int64),
+            mirror=mirror.astype(np.int64),
+        )
 
 
 def load_model() -> IctModel:
@@ -169,6 +186,13 @@ def render_layout() -> RenderLayout:
         local = np.clip(uv[s] - [off, 0.0], 0.0, 1.0)
         uv[s] = [u0, v0] + local * [w, h]
     groups = list(GROUPS)
-    gidx = np.array([next(i for i, g in enumerate(groups) if KEPT_MATERIALS[k] in GROUPS[g]) for k in range(len(KEPT_MATERIALS))])
-    return RenderLayout(src=src.astype(np.int64), uv=uv.astype(np.float32), faces=inv.reshape(-1, 3).astype(np.int64),
-                        face_material=kept_mat, group=gidx[mat])
+    gidx = np.array(
+        [next(i for i, g in enumerate(groups) if KEPT_MATERIALS[k] in GROUPS[g]) for k in range(len(KEPT_MATERIALS))]
+    )
+    return RenderLayout(
+        src=src.astype(np.int64),
+        uv=uv.astype(np.float32),
+        faces=inv.reshape(-1, 3).astype(np.int64),
+        face_material=kept_mat,
+        group=gidx[mat],
+    )

@@ -7,8 +7,19 @@ et al. 2022, "Blendshapes GHUM") on a crop of the largest face, with the legacy 
 ``from engines.avatar.landmarks import detect_landmarks, FaceLandmarks, LEFT_IRIS`` keep
 working; new code should import from :mod:`engines.face`.
 """
+
 from engines.face import (  # noqa: F401
-    ARKIT_BLENDSHAPES, LEFT_IRIS, LEFT_IRIS_RING, MAX_SIDE, MIN_FACE_PX, RIGHT_IRIS,
-    RIGHT_IRIS_RING, SCORED_BLENDSHAPES, FaceLandmarks, FaceTracker, arkit_weights,
-    detect_landmarks, warm_up,
+    ARKIT_BLENDSHAPES,
+    LEFT_IRIS,
+    LEFT_IRIS_RING,
+    MAX_SIDE,
+    MIN_FACE_PX,
+    RIGHT_IRIS,
+    RIGHT_IRIS_RING,
+    SCORED_BLENDSHAPES,
+    FaceLandmarks,
+    FaceTracker,
+    arkit_weights,
+    detect_landmarks,
+    warm_up,
 )

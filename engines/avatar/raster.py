@@ -7,6 +7,7 @@ Every triangle's bounding box is expanded into candidate pixels at once, tested 
 functions, and the nearest candidate per pixel wins (a sort on depth, then a unique on the
 pixel index). Attributes are interpolated perspective-correctly (barycentrics over depth).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,8 +37,14 @@ def project(K: np.ndarray, R: np.ndarray, t: np.ndarray, X: np.ndarray) -> tuple
     return Camera(K=K, R=R, t=t).project(X)
 
 
-def rasterize(xy: np.ndarray, z: np.ndarray, faces: np.ndarray, size: tuple[int, int],
-              cull_back: bool = True, max_candidates: int = 30_000_000) -> Raster:
+def rasterize(
+    xy: np.ndarray,
+    z: np.ndarray,
+    faces: np.ndarray,
+    size: tuple[int, int],
+    cull_back: bool = True,
+    max_candidates: int = 30_000_000,
+) -> Raster:
     """Rasterise triangles given pixel positions (integer = pixel centre) and depths."""
     w, h = size
     f = faces[(z[faces] > 1e-6).all(1)]
@@ -97,12 +104,21 @@ def interpolate(r: Raster, faces: np.ndarray, values: np.ndarray) -> np.ndarray:
     out = np.zeros(r.tri.shape + (values.shape[1],), np.float32)
     f = faces[r.tri[m]]
     b = r.bary[m]
-    out[m] = (values[f[:, 0]] * b[:, 0:1] + values[f[:, 1]] * b[:, 1:2] + values[f[:, 2]] * b[:, 2:3])
+    out[m] = values[f[:, 0]] * b[:, 0:1] + values[f[:, 1]] * b[:, 1:2] + values[f[:, 2]] * b[:, 2:3]
     return out
 
 
-def render_textured(V: np.ndarray, faces: np.ndarray, uv: np.ndarray, texture: np.ndarray,
-                    K, R, t, size: tuple[int, int], background=(255, 255, 255)) -> tuple[np.ndarray, np.ndarray]:
+def render_textured(
+    V: np.ndarray,
+    faces: np.ndarray,
+    uv: np.ndarray,
+    texture: np.ndarray,
+    K,
+    R,
+    t,
+    size: tuple[int, int],
+    background=(255, 255, 255),
+) -> tuple[np.ndarray, np.ndarray]:
     """Unlit textured render (texture colours as they are) -> (H x W x 3 uint8, mask)."""
     import cv2
 
@@ -112,7 +128,12 @@ def render_textured(V: np.ndarray, faces: np.ndarray, uv: np.ndarray, texture: n
     st = interpolate(r, faces, uv.astype(np.float32))
     mx = st[..., 0] * tw - 0.5
     my = (1.0 - st[..., 1]) * th - 0.5
-    img = cv2.remap(np.ascontiguousarray(texture[..., :3]), mx.astype(np.float32), my.astype(np.float32),
-                    cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    img = cv2.remap(
+        np.ascontiguousarray(texture[..., :3]),
+        mx.astype(np.float32),
+        my.astype(np.float32),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
     img[~r.mask] = background
     return img, r.mask

@@ -9,6 +9,7 @@
   model's render layout (vertex order included), so the puppet can use the avatar's own
   landmarks; any other GLB with ARKit-named morph targets still works as a retarget target.
 """
+
 from __future__ import annotations
 
 import os
@@ -91,8 +92,19 @@ def _join_ict(parts: list[Mesh]) -> Mesh | None:
                 targets[k][keep] = p.morph_targets[k]
         groups[g] = fi
     skinned = all(by[g].joints is not None for g in names)
-    return Mesh(V, lay.faces, normals, uv, first.texture, None, targets, name="head", face_groups=groups,
-                joints=joints if skinned else None, weights=weights if skinned else None)
+    return Mesh(
+        V,
+        lay.faces,
+        normals,
+        uv,
+        first.texture,
+        None,
+        targets,
+        name="head",
+        face_groups=groups,
+        joints=joints if skinned else None,
+        weights=weights if skinned else None,
+    )
 
 
 def _join_any(parts: list[Mesh]) -> Mesh:
@@ -115,9 +127,17 @@ def _join_any(parts: list[Mesh]) -> Mesh:
     if all(p.joints is not None for p in parts):
         joints = np.vstack([p.joints for p in parts])
         weights = np.vstack([p.weights for p in parts])
-    return Mesh(np.vstack(V), np.vstack(F), uv=uv if same_tex else None, texture=tex if same_tex else None,
-                morph_targets={k: np.vstack(v) for k, v in targets.items()}, name="head", face_groups=groups,
-                joints=joints, weights=weights)
+    return Mesh(
+        np.vstack(V),
+        np.vstack(F),
+        uv=uv if same_tex else None,
+        texture=tex if same_tex else None,
+        morph_targets={k: np.vstack(v) for k, v in targets.items()},
+        name="head",
+        face_groups=groups,
+        joints=joints,
+        weights=weights,
+    )
 
 
 def read_avatar_glb(path: str | os.PathLike) -> Avatar:
@@ -128,8 +148,10 @@ def read_avatar_glb(path: str | os.PathLike) -> Avatar:
     meshes = read_glb(path)
     morphed = [m for m in meshes if m.morph_targets]
     if not morphed:
-        raise EngineError(f"{path.name} has no morph targets, so nothing could drive its face; use an avatar "
-                          "exported by Capture Studio (or any GLB with ARKit-named blendshapes).")
+        raise EngineError(
+            f"{path.name} has no morph targets, so nothing could drive its face; use an avatar "
+            "exported by Capture Studio (or any GLB with ARKit-named blendshapes)."
+        )
     names = list(morphed[0].morph_targets)
     parts = [m for m in morphed if list(m.morph_targets) == names]
     rest = [m for m in meshes if not any(m is p for p in parts)]
@@ -143,8 +165,13 @@ def read_avatar_glb(path: str | os.PathLike) -> Avatar:
     if skeleton is None:
         head.joints = head.weights = None
     head.compute_normals()
-    return Avatar(mesh=head, skeleton=skeleton, extra_meshes=[m for m in rest if m.name != "hair"],
-                  name=path.stem, params={"source": str(path)})
+    return Avatar(
+        mesh=head,
+        skeleton=skeleton,
+        extra_meshes=[m for m in rest if m.name != "hair"],
+        name=path.stem,
+        params={"source": str(path)},
+    )
 
 
 def read_avatar(path: str | os.PathLike) -> Avatar:

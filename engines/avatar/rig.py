@@ -16,6 +16,7 @@ Joint positions come from the fitted head itself:
 Joints start with identity rotations (their axes are the head's axes), so an inverse bind
 matrix is a translation. Linear blend skinning, at most two joints per vertex.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -113,13 +114,14 @@ def skinning_matrices(skeleton: Skeleton, rotations: dict[str, np.ndarray]) -> n
     return out
 
 
-def pose_vertices(V: np.ndarray, skeleton: Skeleton, joints: np.ndarray, weights: np.ndarray,
-                  rotations: dict[str, np.ndarray]) -> np.ndarray:
+def pose_vertices(
+    V: np.ndarray, skeleton: Skeleton, joints: np.ndarray, weights: np.ndarray, rotations: dict[str, np.ndarray]
+) -> np.ndarray:
     """Linear blend skinning: vertices with joints turned by local rotations (3x3, by name)."""
     skin = skinning_matrices(skeleton, rotations)
     Vh = np.c_[V, np.ones(len(V))]
     out = np.zeros((len(V), 3))
     for k in range(4):
         M = skin[joints[:, k]]
-        out += weights[:, k:k + 1] * np.einsum("nij,nj->ni", M, Vh)[:, :3]
+        out += weights[:, k : k + 1] * np.einsum("nij,nj->ni", M, Vh)[:, :3]
     return out.astype(np.float32)

@@ -29,6 +29,7 @@ the eyes); coordinates are pixel-centre (integer = centre of a pixel). Heavy imp
 inside the functions. Known limit: glasses frames of a skin-like colour (tortoiseshell,
 amber) pass the colour test, and dark frames lying on the brows are kept with the brows.
 """
+
 from __future__ import annotations
 
 import threading
@@ -44,16 +45,55 @@ LIPS_INNER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 3
 BROW_IMAGE_LEFT = (70, 63, 105, 66, 107, 55, 65, 52, 53, 46)
 BROW_IMAGE_RIGHT = (300, 293, 334, 296, 336, 285, 295, 282, 283, 276)
 NOSE_BOTTOM = (64, 98, 97, 2, 326, 327, 294, 278, 344, 440, 275, 4, 45, 220, 115, 48)
-FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
-             152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
+FACE_OVAL = (
+    10,
+    338,
+    297,
+    332,
+    284,
+    251,
+    389,
+    356,
+    454,
+    323,
+    361,
+    288,
+    397,
+    365,
+    379,
+    378,
+    400,
+    377,
+    152,
+    148,
+    176,
+    149,
+    150,
+    136,
+    172,
+    58,
+    132,
+    93,
+    234,
+    127,
+    162,
+    21,
+    54,
+    103,
+    67,
+    109,
+)
 LEFT_IRIS, RIGHT_IRIS = 468, 473
 
 # skin sample patches: (landmark a, landmark b, fraction from a to b); radius from the IOD
 _PATCHES = (
-    (145, 61, 0.45), (374, 291, 0.45),      # cheeks: lower lid centre -> mouth corner
-    (118, 207, 0.35), (347, 427, 0.35),     # outer cheeks
-    (105, 10, 0.40), (334, 10, 0.40),       # forehead above the brows
-    (9, 10, 0.45),                          # mid forehead
+    (145, 61, 0.45),
+    (374, 291, 0.45),  # cheeks: lower lid centre -> mouth corner
+    (118, 207, 0.35),
+    (347, 427, 0.35),  # outer cheeks
+    (105, 10, 0.40),
+    (334, 10, 0.40),  # forehead above the brows
+    (9, 10, 0.45),  # mid forehead
 )
 
 L_FLOOR, AB_FLOOR = 8.0, 4.0
@@ -126,8 +166,9 @@ def person_mask(rgb: np.ndarray, max_side: int = 512) -> np.ndarray:
 
     h, w = rgb.shape[:2]
     s = min(1.0, max_side / max(h, w))
-    small = rgb if s == 1.0 else cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))),
-                                            interpolation=cv2.INTER_AREA)
+    small = (
+        rgb if s == 1.0 else cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    )
     with _lock:
         res = _segmenter().process(np.ascontiguousarray(small[..., :3]))
     m = res.segmentation_mask
@@ -149,8 +190,8 @@ def _disc_samples(rgb, centres, r, person=None) -> tuple[np.ndarray, np.ndarray]
     """RGB samples (uint8, S x 3) inside discs of radius r, and each sample's disc index."""
     h, w = rgb.shape[:2]
     k = int(np.ceil(r))
-    yy, xx = np.mgrid[-k:k + 1, -k:k + 1]
-    disc = (xx ** 2 + yy ** 2) <= r * r
+    yy, xx = np.mgrid[-k : k + 1, -k : k + 1]
+    disc = (xx**2 + yy**2) <= r * r
     out, lab = [], []
     for i, (cx, cy) in enumerate(centres):
         px = int(np.round(cx)) + xx[disc]
@@ -203,17 +244,17 @@ def fit_skin_colour(rgb: np.ndarray, xy: np.ndarray, person: np.ndarray | None =
         # generic skin: wide model around a mid skin tone
         base = np.array([[[196, 150, 128]]], np.uint8)
         mean = _to_lab(base)[0, 0]
-        cov = np.diag([25.0 ** 2, 10.0 ** 2, 10.0 ** 2])
+        cov = np.diag([25.0**2, 10.0**2, 10.0**2])
         return SkinColour(mean, cov, base[0, 0].astype(np.float32), len(samples), fallback=True)
     X = lab_all.astype(np.float64)
     mu, cov, keep = _robust_gaussian(X, which < 4, np.array([L_FLOOR, AB_FLOOR, AB_FLOOR]))
     # chroma: the (a, b) covariance with its axes floored; lightness: its own floored spread
     ab = cov[1:, 1:]
     ev, evec = np.linalg.eigh(ab)
-    ab = (evec * np.maximum(ev, AB_FLOOR ** 2)) @ evec.T
+    ab = (evec * np.maximum(ev, AB_FLOOR**2)) @ evec.T
     sd_l = max(float(np.sqrt(max(cov[0, 0], 0.0))), L_FLOOR)
     cov_t = np.zeros((3, 3))
-    cov_t[0, 0] = sd_l ** 2
+    cov_t[0, 0] = sd_l**2
     cov_t[1:, 1:] = ab
     tone = samples[keep].astype(np.float32).mean(0)
     return SkinColour(mu.astype(np.float32), cov_t, tone, int(keep.sum()))
@@ -235,6 +276,7 @@ def colour_distance(rgb: np.ndarray, colour: SkinColour) -> np.ndarray:
 @dataclass
 class HairColour:
     """Colour model of what surrounds the face above it (hair, a hat), for a contrast test."""
+
     mean_lab: np.ndarray
     cov_lab: np.ndarray
     n_samples: int
@@ -250,14 +292,21 @@ def hair_band_centres(xy: np.ndarray) -> np.ndarray:
     up /= max(np.linalg.norm(up), 1e-9)
     side = xy[RIGHT_IRIS] - xy[LEFT_IRIS]
     side /= max(np.linalg.norm(side), 1e-9)
-    c = [xy[10] + up * 0.35 * iod, xy[10] + up * 0.6 * iod, xy[10] + up * 0.9 * iod,
-         xy[10] + up * 0.45 * iod - side * 0.5 * iod, xy[10] + up * 0.45 * iod + side * 0.5 * iod,
-         xy[54] + up * 0.3 * iod - side * 0.15 * iod, xy[284] + up * 0.3 * iod + side * 0.15 * iod]
+    c = [
+        xy[10] + up * 0.35 * iod,
+        xy[10] + up * 0.6 * iod,
+        xy[10] + up * 0.9 * iod,
+        xy[10] + up * 0.45 * iod - side * 0.5 * iod,
+        xy[10] + up * 0.45 * iod + side * 0.5 * iod,
+        xy[54] + up * 0.3 * iod - side * 0.15 * iod,
+        xy[284] + up * 0.3 * iod + side * 0.15 * iod,
+    ]
     return np.array(c)
 
 
-def fit_hair_colour(rgb: np.ndarray, xy: np.ndarray, skin: SkinColour,
-                    person: np.ndarray | None = None) -> HairColour | None:
+def fit_hair_colour(
+    rgb: np.ndarray, xy: np.ndarray, skin: SkinColour, person: np.ndarray | None = None
+) -> HairColour | None:
     """Colour model of the non-skin pixels in the band above the forehead (None if too few)."""
     iod = max(iod_px(xy), 4.0)
     samples, _ = _disc_samples(rgb, hair_band_centres(xy), max(1.5, 0.12 * iod), person)
@@ -294,8 +343,13 @@ def hair_distance(rgb: np.ndarray, hair: HairColour) -> np.ndarray:
     return np.einsum("ij,jk,ik->i", lab, ic, lab, optimize=True).reshape(rgb.shape[:2]).astype(np.float32)
 
 
-def colour_probability(rgb: np.ndarray, colour: SkinColour, inside: np.ndarray | None = None,
-                       hair: HairColour | None = None, hair_zone: np.ndarray | None = None) -> np.ndarray:
+def colour_probability(
+    rgb: np.ndarray,
+    colour: SkinColour,
+    inside: np.ndarray | None = None,
+    hair: HairColour | None = None,
+    hair_zone: np.ndarray | None = None,
+) -> np.ndarray:
     """Soft skin-colour membership (H x W float32); ``inside`` (soft face-oval mask) selects
     the lenient thresholds :data:`D2_FACE` there and :data:`D2_OUTSIDE` elsewhere. With a
     distinct ``hair`` model, pixels nearer to it than to the skin are rejected too (a
@@ -363,10 +417,17 @@ def landmark_regions(shape: tuple[int, int], xy: np.ndarray) -> tuple[np.ndarray
     return forced_in, out
 
 
-def skin_mask(rgb: np.ndarray, xy: np.ndarray, use_segmentation: bool = True,
-              person: np.ndarray | None = None, blur_iod: float = 1 / 60,
-              use_hair_model: bool = True, close_iod: float = 0.03, soften_iod: float = 0.04,
-              erode_px: int = 1) -> SkinMask:
+def skin_mask(
+    rgb: np.ndarray,
+    xy: np.ndarray,
+    use_segmentation: bool = True,
+    person: np.ndarray | None = None,
+    blur_iod: float = 1 / 60,
+    use_hair_model: bool = True,
+    close_iod: float = 0.03,
+    soften_iod: float = 0.04,
+    erode_px: int = 1,
+) -> SkinMask:
     """The soft skin mask of an RGB image (uint8) whose face has the 478 landmarks ``xy``.
 
     ``person`` may be given (a person probability already computed on this image);
@@ -389,8 +450,13 @@ def skin_mask(rgb: np.ndarray, xy: np.ndarray, use_segmentation: bool = True,
     colour = fit_skin_colour(rgb, xy, person)
     hair = fit_hair_colour(rgb, xy, colour, person) if use_hair_model else None
     oval = _fill((h, w), (FACE_OVAL,), xy)
-    p = colour_probability(rgb, colour, cv2.GaussianBlur(oval, (0, 0), max(0.5, 0.05 * iod)), hair,
-                           forehead_zone((h, w), xy) if hair is not None and hair.distinct else None)
+    p = colour_probability(
+        rgb,
+        colour,
+        cv2.GaussianBlur(oval, (0, 0), max(0.5, 0.05 * iod)),
+        hair,
+        forehead_zone((h, w), xy) if hair is not None and hair.distinct else None,
+    )
     if person is not None:
         p = p * _smoothstep(person, 0.3, 0.7).astype(np.float32)
     # skin outside the face oval must be connected to the face's skin (a gold badge on a hat,
@@ -403,8 +469,9 @@ def skin_mask(rgb: np.ndarray, xy: np.ndarray, use_segmentation: bool = True,
     # close small rejected specks (pores, glints) and soften the edges inwards, so a texel's
     # photo weight fades smoothly where the skin ends
     k = max(1, int(round(close_iod * iod)))
-    p = cv2.morphologyEx(p.astype(np.float32), cv2.MORPH_CLOSE,
-                         cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)))
+    p = cv2.morphologyEx(
+        p.astype(np.float32), cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
+    )
     if erode_px > 0:
         p = cv2.erode(p, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * erode_px + 1, 2 * erode_px + 1)))
     if soften_iod > 0:

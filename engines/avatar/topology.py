@@ -12,6 +12,7 @@ Subdivision is midpoint (1 to 4 split) with the edge midpoints lifted onto the c
 PN-triangle edge curve (Vlachos et al., "Curved PN Triangles", I3D 2001), so landmark
 vertices stay exactly where MediaPipe put them and the surface between them is smooth.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict, deque
@@ -43,8 +44,9 @@ class FaceTopology:
 
 
 def load_canonical() -> np.ndarray:
-    rows = [ln.split()[1:4] for ln in (DATA / "canonical_face_model.obj").read_text().splitlines()
-            if ln.startswith("v ")]
+    rows = [
+        ln.split()[1:4] for ln in (DATA / "canonical_face_model.obj").read_text().splitlines() if ln.startswith("v ")
+    ]
     return np.asarray(rows, np.float64) / 100.0
 
 
@@ -164,9 +166,9 @@ def subdivide(faces: np.ndarray, n_verts: int) -> Subdivision:
     inv = inv.reshape(3, -1).T + n_verts  # midpoint index of edge (0,1), (1,2), (2,0)
     a, b, c = faces[:, 0], faces[:, 1], faces[:, 2]
     ab, bc, ca = inv[:, 0], inv[:, 1], inv[:, 2]
-    new = np.concatenate([
-        np.stack([a, ab, ca], 1), np.stack([ab, b, bc], 1),
-        np.stack([ca, bc, c], 1), np.stack([ab, bc, ca], 1)])
+    new = np.concatenate(
+        [np.stack([a, ab, ca], 1), np.stack([ab, b, bc], 1), np.stack([ca, bc, c], 1), np.stack([ab, bc, ca], 1)]
+    )
     return Subdivision(new, uniq, n_verts)
 
 

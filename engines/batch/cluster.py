@@ -12,6 +12,7 @@ Addresses: ``ray://HOST:10001`` (Ray Client, from any machine that can reach the
 installed on every node, and the inputs and the output folder at the same path on every
 node (a shared folder); see the README.
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,8 +23,10 @@ from engines.api import EngineError
 from engines.batch.pool import Finished
 
 LOST_RAY = "The Ray worker running this item was lost {n} time(s) ({why})."
-INSTALL = ("--cluster needs Ray: install the cluster extra (pip install -e '.[cluster]', "
-           "which pins ray[client]==2.60.0) into the same environment on every node.")
+INSTALL = (
+    "--cluster needs Ray: install the cluster extra (pip install -e '.[cluster]', "
+    "which pins ray[client]==2.60.0) into the same environment on every node."
+)
 
 
 def _import_ray():
@@ -40,8 +43,9 @@ class RayCluster:
         self.ray = ray
         self.address = address or os.environ.get("RAY_ADDRESS")
         if not self.address:
-            raise EngineError("--cluster needs an address (ray://HOST:10001, HOST:6379 or auto), "
-                              "or RAY_ADDRESS set to one.")
+            raise EngineError(
+                "--cluster needs an address (ray://HOST:10001, HOST:6379 or auto), or RAY_ADDRESS set to one."
+            )
         self.cpus_per_task = float(cpus_per_task)
         self.worker_retries = max(0, int(worker_retries))
         self._owned = False
@@ -56,9 +60,11 @@ class RayCluster:
                 except Exception as e:
                     if attempt + 1 < tries:
                         continue
-                    raise EngineError(f"Cannot connect to the Ray cluster at {self.address}: {e}. Check that it "
-                                      "is running ('ray status' on the head node) and that this machine can "
-                                      "reach it.") from None
+                    raise EngineError(
+                        f"Cannot connect to the Ray cluster at {self.address}: {e}. Check that it "
+                        "is running ('ray status' on the head node) and that this machine can "
+                        "reach it."
+                    ) from None
             self._owned = True
 
     def describe(self) -> dict:

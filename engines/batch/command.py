@@ -10,6 +10,7 @@ message on stderr, the items in ``summary.csv``), 130 interrupted (rerun to resu
 :mod:`app.cli` adds the sub-command; this module stays free of Qt like the rest of
 :mod:`engines.batch`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,27 +24,61 @@ EXIT_OK, EXIT_ITEMS_FAILED, EXIT_INTERRUPTED = 0, 2, 130
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("engine", help="engine name (see 'engines'; its parameters: run ENGINE --help)")
-    p.add_argument("--inputs", "-i", action="append", default=[], metavar="PATTERN",
-                   help="inputs: a glob ('portraits/*.jpg', '**' for sub-folders), a folder or a file; "
-                        "repeat once per engine input, later ones paired with the first by file name "
-                        "(a single file is used for every item)")
-    p.add_argument("--manifest", metavar="CSV",
-                   help="instead of --inputs: a CSV with columns input[,input2...][,id], one row per item")
-    p.add_argument("--out", "-o", required=True, metavar="DIR",
-                   help="output folder: <item><format> per item, records/, summary.csv, batch.log")
+    p.add_argument(
+        "--inputs",
+        "-i",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="inputs: a glob ('portraits/*.jpg', '**' for sub-folders), a folder or a file; "
+        "repeat once per engine input, later ones paired with the first by file name "
+        "(a single file is used for every item)",
+    )
+    p.add_argument(
+        "--manifest",
+        metavar="CSV",
+        help="instead of --inputs: a CSV with columns input[,input2...][,id], one row per item",
+    )
+    p.add_argument(
+        "--out",
+        "-o",
+        required=True,
+        metavar="DIR",
+        help="output folder: <item><format> per item, records/, summary.csv, batch.log",
+    )
     p.add_argument("--format", metavar="EXT", help="output format, e.g. .glb (default: the engine's first)")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="engine parameter, the same for every item (see run ENGINE --help)")
-    p.add_argument("--workers", "-j", type=int, metavar="N",
-                   help="local worker processes (default: the number of cores)")
-    p.add_argument("--cluster", nargs="?", const="", metavar="ADDRESS",
-                   help="run as Ray tasks on a cluster: ray://HOST:10001, HOST:6379 or auto; "
-                        "with no address, RAY_ADDRESS (needs the 'cluster' extra)")
-    p.add_argument("--cpus-per-task", type=float, metavar="N",
-                   help="CPUs per item: Ray's num_cpus on a cluster (default 1); threads per worker locally")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="engine parameter, the same for every item (see run ENGINE --help)",
+    )
+    p.add_argument(
+        "--workers", "-j", type=int, metavar="N", help="local worker processes (default: the number of cores)"
+    )
+    p.add_argument(
+        "--cluster",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="run as Ray tasks on a cluster: ray://HOST:10001, HOST:6379 or auto; "
+        "with no address, RAY_ADDRESS (needs the 'cluster' extra)",
+    )
+    p.add_argument(
+        "--cpus-per-task",
+        type=float,
+        metavar="N",
+        help="CPUs per item: Ray's num_cpus on a cluster (default 1); threads per worker locally",
+    )
     p.add_argument("--retry-failed", action="store_true", help="run again the items that failed last time")
-    p.add_argument("--worker-retries", type=int, default=1, metavar="N",
-                   help="times an item is retried when its worker dies (default 1)")
+    p.add_argument(
+        "--worker-retries",
+        type=int,
+        default=1,
+        metavar="N",
+        help="times an item is retried when its worker dies (default 1)",
+    )
     p.add_argument("--json", action="store_true", help="print a one-line JSON summary on stdout")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
 
@@ -77,9 +112,11 @@ class TerminalProgress:
         eta = (self.to_run - self.ended) / (rate / 60) if rate else None
         width = 24
         fill = int(width * self.ended / max(self.to_run, 1))
-        return (f"[{'#' * fill}{'.' * (width - fill)}] {self.ended}/{self.to_run}"
-                f"  {self.failed} failed  {rate:.1f} items/min"
-                f"  ETA {_clock(eta) if eta is not None else '--'}  ({_clock(el)})")
+        return (
+            f"[{'#' * fill}{'.' * (width - fill)}] {self.ended}/{self.to_run}"
+            f"  {self.failed} failed  {rate:.1f} items/min"
+            f"  ETA {_clock(eta) if eta is not None else '--'}  ({_clock(el)})"
+        )
 
     def item(self, row: dict) -> None:
         self.ended += 1
@@ -89,8 +126,7 @@ class TerminalProgress:
         if self.tty:
             if row["status"] != "done":
                 print(f"\r\x1b[Kfailed {row['item']}: {row['message']}", file=self.stream)
-            print(f"\r\x1b[K{self.line()}", end="" if self.ended < self.to_run else "\n",
-                  file=self.stream, flush=True)
+            print(f"\r\x1b[K{self.line()}", end="" if self.ended < self.to_run else "\n", file=self.stream, flush=True)
         else:
             what = "done" if row["status"] == "done" else f"failed: {row['message']}"
             print(f"{self.line()}  {row['item']} {what}", file=self.stream, flush=True)
@@ -118,9 +154,17 @@ def cmd_batch(args, parse_sets) -> int:
         old_term = old_int = None
     try:
         options = BatchOptions(
-            out=Path(args.out), inputs=args.inputs, manifest=Path(args.manifest) if args.manifest else None,
-            params=parse_sets(args.set), format=args.format, workers=args.workers, cluster=args.cluster,
-            cpus_per_task=args.cpus_per_task, retry_failed=args.retry_failed, worker_retries=args.worker_retries)
+            out=Path(args.out),
+            inputs=args.inputs,
+            manifest=Path(args.manifest) if args.manifest else None,
+            params=parse_sets(args.set),
+            format=args.format,
+            workers=args.workers,
+            cluster=args.cluster,
+            cpus_per_task=args.cpus_per_task,
+            retry_failed=args.retry_failed,
+            worker_retries=args.worker_retries,
+        )
         if args.workers is not None and args.workers < 1:
             raise EngineError("--workers must be 1 or more.")
         summary = run_batch(args.engine, options, TerminalProgress(quiet=args.quiet or args.json))
@@ -139,9 +183,12 @@ def cmd_batch(args, parse_sets) -> int:
         print(json.dumps(summary.as_json(), default=str))
     else:
         ipm = f", {summary.items_per_minute} items/min" if summary.items_per_minute else ""
-        print(f"{summary.engine}: {summary.done} done, {summary.failed} failed, {summary.not_run} not run "
-              f"of {summary.total} ({summary.ran} ran, {summary.skipped} skipped{ipm}, "
-              f"{summary.seconds:.1f} s). Summary: {summary.summary_csv}", file=sys.stderr)
+        print(
+            f"{summary.engine}: {summary.done} done, {summary.failed} failed, {summary.not_run} not run "
+            f"of {summary.total} ({summary.ran} ran, {summary.skipped} skipped{ipm}, "
+            f"{summary.seconds:.1f} s). Summary: {summary.summary_csv}",
+            file=sys.stderr,
+        )
         for f in summary.failures[:20]:
             print(f"  failed {f['item']}: {f['message']}", file=sys.stderr)
         if len(summary.failures) > 20:

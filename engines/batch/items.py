@@ -8,6 +8,7 @@ videos), or from a CSV manifest with one row per item. An item that cannot be fo
 partner of that name, a file that is gone) keeps a ``problem`` sentence: the batch records
 it as failed and runs the others.
 """
+
 from __future__ import annotations
 
 import csv
@@ -103,8 +104,10 @@ def from_patterns(patterns: list[str], exclude: Path | None = None) -> list[Item
         for p in paths:
             k = name_key(p)
             if k in by_key:
-                raise EngineError(f"Two inputs named '{k}' match '{pat}' ({by_key[k]} and {p}): "
-                                  "inputs are paired by name, so names must be unique; use a --manifest.")
+                raise EngineError(
+                    f"Two inputs named '{k}' match '{pat}' ({by_key[k]} and {p}): "
+                    "inputs are paired by name, so names must be unique; use a --manifest."
+                )
             by_key[k] = p
         partners.append(by_key)
     pairs = []
@@ -137,8 +140,10 @@ def from_manifest(path: str | os.PathLike) -> list[Item]:
         raise EngineError(f"Cannot read the manifest {path}: {e.strerror or e}.") from None
     cols = [c for c in header if c and re.fullmatch(r"input\d*", c.strip().lower())]
     if not cols:
-        raise EngineError(f"The manifest {path.name} needs a header row with an 'input' column "
-                          "(and 'input2'... for engines with more inputs, optionally 'id').")
+        raise EngineError(
+            f"The manifest {path.name} needs a header row with an 'input' column "
+            "(and 'input2'... for engines with more inputs, optionally 'id')."
+        )
     id_col = next((c for c in header if c and c.strip().lower() == "id"), None)
     base = path.parent
     pairs, seen = [], set()
@@ -182,8 +187,13 @@ def describe_input(path: Path, known: dict | None = None) -> dict:
     if path.is_dir():
         return {"path": str(path), "sha256": hash_input(path)}
     st = path.stat()
-    if (known and known.get("path") == str(path) and known.get("bytes") == st.st_size
-            and known.get("mtime_ns") == st.st_mtime_ns and known.get("sha256")):
+    if (
+        known
+        and known.get("path") == str(path)
+        and known.get("bytes") == st.st_size
+        and known.get("mtime_ns") == st.st_mtime_ns
+        and known.get("sha256")
+    ):
         digest = known["sha256"]
     else:
         digest = hash_input(path)

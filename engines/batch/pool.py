@@ -11,6 +11,7 @@ Workers are started with ``spawn`` (nothing inherited: the same conditions as a 
 worker, and safe from a process that has threads, such as the GUI), at most one task
 per worker is in flight, so "in flight" means "running".
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -34,13 +35,16 @@ class Finished:
     attempts: int = 1
 
 
-LOST_LOCAL = ("The worker process running this item died (killed, or out of memory) "
-              "{n} time(s); the other items were not affected.")
+LOST_LOCAL = (
+    "The worker process running this item died (killed, or out of memory) "
+    "{n} time(s); the other items were not affected."
+)
 
 
 class LocalPool:
-    def __init__(self, workers: int, initializer: Callable | None = None, initargs: tuple = (),
-                 worker_retries: int = 1) -> None:
+    def __init__(
+        self, workers: int, initializer: Callable | None = None, initargs: tuple = (), worker_retries: int = 1
+    ) -> None:
         self.workers = max(1, int(workers))
         self.initializer, self.initargs = initializer, initargs
         self.worker_retries = max(0, int(worker_retries))
@@ -49,8 +53,12 @@ class LocalPool:
 
     def _new_executor(self) -> ProcessPoolExecutor:
         self.pool_starts += 1
-        return ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=self.initializer, initargs=self.initargs)
+        return ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=self.initializer,
+            initargs=self.initargs,
+        )
 
     def run(self, fn: Callable, tasks: Iterable) -> Iterator[Finished]:
         """Yield a :class:`Finished` per task, in the order they end. Closing the iterator

@@ -7,6 +7,7 @@ skips an item whose record is current (same engine, parameters, format and input
 and done with every output still there. Records are written atomically, after the
 outputs, so a record that says ``done`` always describes complete files.
 """
+
 from __future__ import annotations
 
 import csv
@@ -19,8 +20,21 @@ RECORDS = "records"
 SUMMARY = "summary.csv"
 LOG = "batch.log"
 
-BASE_COLUMNS = ["item", "status", "this_run", "attempts", "seconds", "load_s", "run_s", "export_s",
-                "error_kind", "message", "outputs", "inputs", "host"]
+BASE_COLUMNS = [
+    "item",
+    "status",
+    "this_run",
+    "attempts",
+    "seconds",
+    "load_s",
+    "run_s",
+    "export_s",
+    "error_kind",
+    "message",
+    "outputs",
+    "inputs",
+    "host",
+]
 
 
 def record_path(out: Path, item_id: str) -> Path:
@@ -54,9 +68,12 @@ def is_current(record: dict | None, engine: str, params: dict, fmt: str, hashes:
     """Whether a record was made by this engine, parameters and format from these inputs."""
     if not record:
         return False
-    return (record.get("engine") == engine and record.get("params") == params
-            and record.get("format") == fmt
-            and [i.get("sha256") for i in record.get("inputs", [])] == hashes)
+    return (
+        record.get("engine") == engine
+        and record.get("params") == params
+        and record.get("format") == fmt
+        and [i.get("sha256") for i in record.get("inputs", [])] == hashes
+    )
 
 
 def outputs_present(record: dict, out: Path) -> bool:
@@ -89,11 +106,19 @@ def summary_row(item_id: str, record: dict | None, this_run: str) -> dict:
     r = record or {}
     t = r.get("timings") or {}
     row = {
-        "item": item_id, "status": r.get("status", "pending"), "this_run": this_run,
-        "attempts": r.get("attempts"), "seconds": t.get("total"), "load_s": t.get("load"),
-        "run_s": t.get("run"), "export_s": t.get("export"), "error_kind": r.get("error_kind"),
-        "message": r.get("message"), "outputs": ";".join(o["name"] for o in r.get("outputs") or []),
-        "inputs": ";".join(i["path"] for i in r.get("inputs") or []), "host": r.get("host"),
+        "item": item_id,
+        "status": r.get("status", "pending"),
+        "this_run": this_run,
+        "attempts": r.get("attempts"),
+        "seconds": t.get("total"),
+        "load_s": t.get("load"),
+        "run_s": t.get("run"),
+        "export_s": t.get("export"),
+        "error_kind": r.get("error_kind"),
+        "message": r.get("message"),
+        "outputs": ";".join(o["name"] for o in r.get("outputs") or []),
+        "inputs": ";".join(i["path"] for i in r.get("inputs") or []),
+        "host": r.get("host"),
     }
     for k, v in (r.get("metrics") or {}).items():
         row[f"metric.{k}"] = v
@@ -107,8 +132,11 @@ def write_summary(out: Path, rows: list[dict]) -> Path:
     extra: list[str] = []
     for row in rows:
         extra += [k for k in row if k not in BASE_COLUMNS and k not in extra]
-    cols = BASE_COLUMNS + sorted(c for c in extra if c.startswith("metric.")) + sorted(
-        c for c in extra if not c.startswith("metric."))
+    cols = (
+        BASE_COLUMNS
+        + sorted(c for c in extra if c.startswith("metric."))
+        + sorted(c for c in extra if not c.startswith("metric."))
+    )
     buf = _io.StringIO()
     w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
     w.writeheader()

@@ -5,6 +5,7 @@ The driver (this process) is the only writer of records and of the summary; work
 only their item's outputs. An interrupt (Ctrl-C) stops the workers, writes the summary of
 what ended and leaves every finished item recorded: the same command resumes.
 """
+
 from __future__ import annotations
 
 import os
@@ -60,11 +61,29 @@ class BatchSummary:
     rows: list[dict] = field(default_factory=list)
 
     def as_json(self) -> dict:
-        d = {k: getattr(self, k) for k in ("engine", "backend", "workers", "format", "total", "done", "failed",
-                                           "ran", "skipped", "not_run", "interrupted", "items_per_minute")}
-        d.update(out=str(self.out), seconds=round(self.seconds, 3),
-                 summary_csv=str(self.summary_csv) if self.summary_csv else None,
-                 failures=self.failures)
+        d = {
+            k: getattr(self, k)
+            for k in (
+                "engine",
+                "backend",
+                "workers",
+                "format",
+                "total",
+                "done",
+                "failed",
+                "ran",
+                "skipped",
+                "not_run",
+                "interrupted",
+                "items_per_minute",
+            )
+        }
+        d.update(
+            out=str(self.out),
+            seconds=round(self.seconds, 3),
+            summary_csv=str(self.summary_csv) if self.summary_csv else None,
+            failures=self.failures,
+        )
         if self.cluster:
             d["cluster"] = self.cluster
         return d
@@ -121,8 +140,9 @@ class _Lock:
         except OSError:
             self.f.close()
             self.f = None
-            raise EngineError(f"Another batch is writing to {self.path.parent}; wait for it to end "
-                              "or choose another --out.") from None
+            raise EngineError(
+                f"Another batch is writing to {self.path.parent}; wait for it to end or choose another --out."
+            ) from None
         return self
 
     def __exit__(self, *exc):
@@ -132,8 +152,16 @@ class _Lock:
 
 
 def _failed_record(base: dict, message: str, kind: str, attempts: int = 0) -> dict:
-    return {**base, "status": "failed", "error_kind": kind, "message": message, "attempts": attempts,
-            "outputs": [], "timings": {}, "finished": time.time()}
+    return {
+        **base,
+        "status": "failed",
+        "error_kind": kind,
+        "message": message,
+        "attempts": attempts,
+        "outputs": [],
+        "timings": {},
+        "finished": time.time(),
+    }
 
 
 def run_batch(engine, options: BatchOptions, progress: BatchProgress | None = None) -> BatchSummary:
@@ -161,10 +189,15 @@ def run_batch(engine, options: BatchOptions, progress: BatchProgress | None = No
     n_in = {len(i.inputs) for i in plan if i.problem is None}
     for n in n_in:
         if not engine_cls.min_inputs <= n <= engine_cls.max_inputs:
-            want = (str(engine_cls.min_inputs) if engine_cls.min_inputs == engine_cls.max_inputs
-                    else f"{engine_cls.min_inputs} to {engine_cls.max_inputs}")
-            raise EngineError(f"{engine_cls.title} takes {want} input(s) per item; the batch gives {n} "
-                              f"(repeat --inputs once per input, or use a manifest).")
+            want = (
+                str(engine_cls.min_inputs)
+                if engine_cls.min_inputs == engine_cls.max_inputs
+                else f"{engine_cls.min_inputs} to {engine_cls.max_inputs}"
+            )
+            raise EngineError(
+                f"{engine_cls.title} takes {want} input(s) per item; the batch gives {n} "
+                f"(repeat --inputs once per input, or use a manifest)."
+            )
     if options.cluster is None:
         backend, workers = "local", max(1, int(options.workers or default_workers()))
     else:
@@ -188,8 +221,10 @@ def run_batch(engine, options: BatchOptions, progress: BatchProgress | None = No
             inputs = []
             if problem is None:
                 try:
-                    inputs = [_items.describe_input(p, known) for p, known in
-                              zip(item.inputs, (old or {}).get("inputs") or [None] * len(item.inputs))]
+                    inputs = [
+                        _items.describe_input(p, known)
+                        for p, known in zip(item.inputs, (old or {}).get("inputs") or [None] * len(item.inputs))
+                    ]
                 except OSError as e:
                     problem = f"{e.filename or item.inputs[0]}: {e.strerror or 'cannot be read'}."
             b["inputs"] = inputs or [{"path": str(p), "sha256": None} for p in item.inputs]
@@ -213,8 +248,18 @@ def run_batch(engine, options: BatchOptions, progress: BatchProgress | None = No
 
         # -- run ---------------------------------------------------------------------------
         ref = engine_ref(engine_cls)
-        tasks = [{"item": i.id, "engine": engine_cls.name, "engine_ref": ref, "params": params,
-                  "inputs": [str(p) for p in i.inputs], "out": str(out), "format": fmt} for i in todo]
+        tasks = [
+            {
+                "item": i.id,
+                "engine": engine_cls.name,
+                "engine_ref": ref,
+                "params": params,
+                "inputs": [str(p) for p in i.inputs],
+                "out": str(out),
+                "format": fmt,
+            }
+            for i in todo
+        ]
         t_run = time.perf_counter()
         runner = stream = None
         try:
@@ -224,14 +269,19 @@ def run_batch(engine, options: BatchOptions, progress: BatchProgress | None = No
 
                     workers = summary.workers = min(workers, len(tasks))
                     threads = options.cpus_per_task or max(1, default_workers() // workers)
-                    runner = LocalPool(workers, init_local_worker, (int(threads), str(out / rec.LOG)),
-                                       worker_retries=options.worker_retries)
+                    runner = LocalPool(
+                        workers,
+                        init_local_worker,
+                        (int(threads), str(out / rec.LOG)),
+                        worker_retries=options.worker_retries,
+                    )
                     stream = runner.run(process_item, tasks)
                 else:
                     from engines.batch.cluster import RayCluster
 
-                    runner = RayCluster(options.cluster or None, options.cpus_per_task or 1.0,
-                                        worker_retries=options.worker_retries)
+                    runner = RayCluster(
+                        options.cluster or None, options.cpus_per_task or 1.0, worker_retries=options.worker_retries
+                    )
                     summary.cluster = runner.describe()
                     summary.workers = runner.slots()
                     stream = runner.run(process_item, tasks, name=lambda t: f"batch:{t['item']}")
@@ -242,8 +292,9 @@ def run_batch(engine, options: BatchOptions, progress: BatchProgress | None = No
                         outcome = dict(fin.value)
                         r = {**base[iid], **outcome, "attempts": fin.attempts}
                     else:
-                        r = _failed_record(base[iid], fin.lost or fin.error or "lost",
-                                           "worker" if fin.lost else "error", fin.attempts)
+                        r = _failed_record(
+                            base[iid], fin.lost or fin.error or "lost", "worker" if fin.lost else "error", fin.attempts
+                        )
                     rec.write_record(out, r)
                     final[iid], this_run[iid] = r, "ran"
                     summary.ran += 1

@@ -10,6 +10,7 @@ leaves hidden and the next write sweeps away).
 Inputs and outputs go by path, not by value: every worker must see the same files at the
 same paths (one machine, or a folder shared by every node of a cluster).
 """
+
 from __future__ import annotations
 
 import os
@@ -51,8 +52,14 @@ def load_engine(name: str, ref: str | None = None) -> type:
     return cls
 
 
-def run_to_file(engine_cls: type, input_paths, params, out: Path,
-                progress: Progress = no_progress, cancel: CancelToken | None = None):
+def run_to_file(
+    engine_cls: type,
+    input_paths,
+    params,
+    out: Path,
+    progress: Progress = no_progress,
+    cancel: CancelToken | None = None,
+):
     """Load the inputs, run the engine, export its result to ``out``: ``main.py run``'s path.
 
     Returns ``(result, written_paths, timings)`` with ``load``/``run``/``export`` seconds.
@@ -111,17 +118,22 @@ def process_item(task: dict) -> dict:
         params = make_params(engine_cls, task["params"])
         missing = [p for p in task["inputs"] if not os.path.exists(p)]
         if missing:
-            raise EngineError(f"{missing[0]}: no such file or folder on {host}. Every worker needs the "
-                              "inputs at the same path (on a cluster: a folder shared by all nodes).")
+            raise EngineError(
+                f"{missing[0]}: no such file or folder on {host}. Every worker needs the "
+                "inputs at the same path (on a cluster: a folder shared by all nodes)."
+            )
         if not out_dir.is_dir():
-            raise EngineError(f"The output folder {out_dir} does not exist on {host}. On a cluster every "
-                              "node needs the output folder at the same path (a shared folder).")
+            raise EngineError(
+                f"The output folder {out_dir} does not exist on {host}. On a cluster every "
+                "node needs the output folder at the same path (a shared folder)."
+            )
         target = out_dir / f"{task['item']}{task['format']}"
         result, written, timings = run_to_file(engine_cls, task["inputs"], params, target)
         outcome.update(
             status="done",
             outputs=[{"name": os.path.relpath(p, out_dir), "bytes": os.path.getsize(p)} for p in written],
-            metrics=jsonable(result.metrics), notes=list(result.notes),
+            metrics=jsonable(result.metrics),
+            notes=list(result.notes),
             stage_timings={k: round(float(v), 4) for k, v in result.timings.items()},
         )
     except EngineError as e:
@@ -131,8 +143,9 @@ def process_item(task: dict) -> dict:
         outcome.update(status="failed", error_kind="cancelled", message="Cancelled.")
         timings = {}
     except Exception as e:  # a bug in an engine: the item fails, the batch goes on
-        outcome.update(status="failed", error_kind="error", message=f"{type(e).__name__}: {e}",
-                       traceback=traceback.format_exc())
+        outcome.update(
+            status="failed", error_kind="error", message=f"{type(e).__name__}: {e}", traceback=traceback.format_exc()
+        )
         timings = {}
     timings["total"] = time.perf_counter() - t_start
     outcome["timings"] = {k: round(v, 4) for k, v in timings.items()}

@@ -8,6 +8,7 @@ on a reduced copy, and the transforms are chained to the reference, as focus-sta
 tools do (neighbours differ least in blur). The residual misalignment is then measured
 independently by phase correlation (Kuglin and Hines 1975) between aligned neighbours.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -32,8 +33,14 @@ class Alignment:
         """The same alignment for images ``factor`` times the size of the aligned ones."""
         S = np.diag([1.0 / factor, 1.0 / factor, 1.0])
         Sinv = np.diag([factor, factor, 1.0])
-        return Alignment([Sinv @ M @ S for M in self.warps], list(self.correlation), self.residual_px * factor,
-                         self.max_correction_px * factor, self.skipped, list(self.notes))
+        return Alignment(
+            [Sinv @ M @ S for M in self.warps],
+            list(self.correlation),
+            self.residual_px * factor,
+            self.max_correction_px * factor,
+            self.skipped,
+            list(self.notes),
+        )
 
     def warp(self, image: np.ndarray, index: int, cubic: bool = False) -> np.ndarray:
         """An image in frame ``index``'s grid (the frame, or its focus measure) resampled into
@@ -72,9 +79,14 @@ def _displacement(M: np.ndarray, w: int, h: int) -> float:
     return float(np.abs((M @ corners)[:2] - corners[:2]).max())
 
 
-def align_stack(frames: list[np.ndarray], reference: int = 0, max_side: int = 256,
-                min_correlation: float = 0.6, names: list[str] | None = None,
-                texture_floor: float = 0.004) -> Alignment:
+def align_stack(
+    frames: list[np.ndarray],
+    reference: int = 0,
+    max_side: int = 256,
+    min_correlation: float = 0.6,
+    names: list[str] | None = None,
+    texture_floor: float = 0.004,
+) -> Alignment:
     """Estimate the warps that bring every frame onto ``frames[reference]``.
 
     Raises EngineError naming the frame when a neighbour pair cannot be registered (ECC
@@ -91,8 +103,14 @@ def align_stack(frames: list[np.ndarray], reference: int = 0, max_side: int = 25
     small = [_small_gray(f, scale) for f in frames]
     eye = [np.eye(3) for _ in range(n)]
     if max(texture_level(g) for g in small) < texture_floor:
-        return Alignment(eye, [1.0] * n, 0.0, 0.0, skipped=True,
-                         notes=["The frames show almost no texture, so they were not aligned."])
+        return Alignment(
+            eye,
+            [1.0] * n,
+            0.0,
+            0.0,
+            skipped=True,
+            notes=["The frames show almost no texture, so they were not aligned."],
+        )
     S = np.diag([scale, scale, 1.0])
     Sinv = np.diag([1.0 / scale, 1.0 / scale, 1.0])
     warps_small = [np.eye(3) for _ in range(n)]
@@ -130,9 +148,17 @@ def align_stack(frames: list[np.ndarray], reference: int = 0, max_side: int = 25
     hs, ws = small[0].shape
     for i in range(n):
         M = warps_small[i]
-        aligned.append(small[i] if i == reference else cv2.warpAffine(
-            small[i], M[:2].astype(np.float32), (ws, hs), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-            borderMode=cv2.BORDER_REPLICATE))
+        aligned.append(
+            small[i]
+            if i == reference
+            else cv2.warpAffine(
+                small[i],
+                M[:2].astype(np.float32),
+                (ws, hs),
+                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                borderMode=cv2.BORDER_REPLICATE,
+            )
+        )
     win = cv2.createHanningWindow((ws, hs), cv2.CV_32F)
     resid = 0.0
     for i in range(n - 1):

@@ -99,6 +99,7 @@ fused AbsRel without / with equalisation (no gain change) was: motorcycle-left 0
 planes 0.029 / 0.011 (0.011). With no gain change the results are unchanged (real-scene
 and held-out means within 0.0002).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -122,8 +123,9 @@ def to_gray(frame: np.ndarray) -> np.ndarray:
     return f
 
 
-def focus_measure(gray: np.ndarray, operator: Operator = "modified-laplacian", window: int = 9,
-                  edge_aware: bool = False) -> np.ndarray:
+def focus_measure(
+    gray: np.ndarray, operator: Operator = "modified-laplacian", window: int = 9, edge_aware: bool = False
+) -> np.ndarray:
     """Per-pixel focus measure of one float32 grey image (higher = sharper).
 
     With ``edge_aware`` the per-pixel responses are averaged over the window with a guided
@@ -240,11 +242,19 @@ def _curve(y: np.ndarray, interpolation: str) -> np.ndarray:
     return y
 
 
-def depth_from_focus(frames: Iterable[np.ndarray], focus_distances, operator: Operator = "modified-laplacian",
-                     window: int = 9, interpolation: Interpolation = "gaussian",
-                     sigma: float | None = None, warp=None, edge_aware: bool = False,
-                     consensus: bool = False, occlusion_asymmetry: bool = False,
-                     exposure: bool = False) -> FocusResult:
+def depth_from_focus(
+    frames: Iterable[np.ndarray],
+    focus_distances,
+    operator: Operator = "modified-laplacian",
+    window: int = 9,
+    interpolation: Interpolation = "gaussian",
+    sigma: float | None = None,
+    warp=None,
+    edge_aware: bool = False,
+    consensus: bool = False,
+    occlusion_asymmetry: bool = False,
+    exposure: bool = False,
+) -> FocusResult:
     """Fold frames (RGB or grey, nearest focus first) into depth, confidence and AIF.
 
     ``frames`` may be a generator (each frame is used once). ``sigma`` is the sensor-noise
@@ -278,6 +288,7 @@ def depth_from_focus(frames: Iterable[np.ndarray], focus_distances, operator: Op
         np.copyto(peak2, second, where=up2)
         np.copyto(peak1_idx, np.int16(k), where=top)
         np.copyto(peak1, v, where=top)
+
     ref_level = None
     gains = []
     for k, frame in enumerate(frames):
@@ -287,7 +298,7 @@ def depth_from_focus(frames: Iterable[np.ndarray], focus_distances, operator: Op
             # wins the argmax unfairly. Defocus blur keeps the mean, so the ratio of the
             # central 80 % means is the exposure ratio to the first frame.
             h, w = g.shape
-            level = float(g[h // 10: h - h // 10, w // 10: w - w // 10].mean())
+            level = float(g[h // 10 : h - h // 10, w // 10 : w - w // 10].mean())
             ref_level = level if ref_level is None else ref_level
             gain = ref_level / max(level, 1e-6)
             gains.append(gain)
@@ -357,8 +368,10 @@ def depth_from_focus(frames: Iterable[np.ndarray], focus_distances, operator: Op
         # At the first and last frame, fit the same curve through the end frame and its two
         # neighbours on the inside; the peak is kept between the end frame and the next one,
         # since a one-sided fit extrapolates badly when frames are far apart.
-        for end, (a, b, c), (ya, yb) in ((0, (0, 1, 2), (next_of_best, next2_of_best)),
-                                          (n - 1, (n - 1, n - 2, n - 3), (prev_of_best, prev2_of_best))):
+        for end, (a, b, c), (ya, yb) in (
+            (0, (0, 1, 2), (next_of_best, next2_of_best)),
+            (n - 1, (n - 1, n - 2, n - 3), (prev_of_best, prev2_of_best)),
+        ):
             sel = (idx == end) & np.isfinite(ya) & np.isfinite(yb)
             y = [best[sel], ya[sel], yb[sel]]
             y = [_curve(v, interpolation) for v in y]
@@ -378,7 +391,7 @@ def depth_from_focus(frames: Iterable[np.ndarray], focus_distances, operator: Op
     ratio2 = np.clip((peak2 - fmin) / np.maximum(contrast, 1e-12), 0.0, 1.0)
     if occlusion_asymmetry:
         ratio2 = np.where(peak2_idx > idx, ratio2, 0.0)
-    unimodal = 1.0 - ratio2 ** 2
+    unimodal = 1.0 - ratio2**2
     conf = significance * prominence * unimodal
     if consensus and n >= 3:
         # Scale consensus: where the 3 x 3 window's sharpest frame is two or more frames from

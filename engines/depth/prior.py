@@ -23,6 +23,7 @@ rest filled by a first colour-guided pass, median-filtered so that isolated nois
 do not become edges), scaled so that one frame's spacing in dioptres is ``gain`` grey levels.
 Propagation then stops at a discontinuity that either the colour or the focus sees.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -54,8 +55,9 @@ class EdgeAwareSmoother:
             guide = np.clip(guide, 0, 255).astype(np.uint8)
         self._fgs = cv2.ximgproc.createFastGlobalSmootherFilter(guide, float(lam), float(sigma_color))
 
-    def __call__(self, values: np.ndarray, weights: np.ndarray, fallback: float | np.ndarray | None = None,
-                 eps: float = 1e-4) -> np.ndarray:
+    def __call__(
+        self, values: np.ndarray, weights: np.ndarray, fallback: float | np.ndarray | None = None, eps: float = 1e-4
+    ) -> np.ndarray:
         """Normalised edge-aware smoothing of ``values`` with per-pixel ``weights``.
 
         Where the smoothed weight is below ``eps`` (no evidence reaches), ``fallback`` (a
@@ -97,9 +99,17 @@ def joint_guide(image_rgb: np.ndarray, dioptre: np.ndarray, focus_dioptres, gain
     return np.clip(np.round(guide), 0, 255).astype(np.uint8)
 
 
-def joint_smoother(image_rgb: np.ndarray, dioptre: np.ndarray, weights: np.ndarray, confident: np.ndarray,
-                   focus_dioptres, lam: float, sigma_color: float = 8.0, gain: float = 16.0,
-                   first: "EdgeAwareSmoother | None" = None) -> tuple[EdgeAwareSmoother, np.ndarray]:
+def joint_smoother(
+    image_rgb: np.ndarray,
+    dioptre: np.ndarray,
+    weights: np.ndarray,
+    confident: np.ndarray,
+    focus_dioptres,
+    lam: float,
+    sigma_color: float = 8.0,
+    gain: float = 16.0,
+    first: "EdgeAwareSmoother | None" = None,
+) -> tuple[EdgeAwareSmoother, np.ndarray]:
     """The smoother of the fusion and its guide: jointly guided by colour and depth from focus.
 
     A first, colour-guided pass (``first``, built here when None) fills the pixels that are
@@ -160,8 +170,14 @@ def check_model_path(model_path) -> Path:
     return path
 
 
-def onnx_prior(image_rgb: np.ndarray, model_path, output: PriorOutput = "inverse-depth",
-               input_size: int = 518, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)) -> Prior:
+def onnx_prior(
+    image_rgb: np.ndarray,
+    model_path,
+    output: PriorOutput = "inverse-depth",
+    input_size: int = 518,
+    mean=(0.485, 0.456, 0.406),
+    std=(0.229, 0.224, 0.225),
+) -> Prior:
     """Run a monocular depth ONNX model on ``image_rgb`` and return its output at image size.
 
     The model takes one N x 3 x H x W float32 tensor (ImageNet-normalised RGB); fixed input

@@ -18,6 +18,7 @@ the scene. A triangle is cut when
 The display frame is the viewport's: x right, y up, z towards the viewer, camera at the
 origin looking down -z (:meth:`engines.types.DepthMap.to_points`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,8 +31,9 @@ MAX_SLOPE_DEG = 84.0
 """Default for cutting triangles seen nearly edge-on (see the module docstring)."""
 
 
-def edge_on(vertices: np.ndarray, faces: np.ndarray, max_slope_deg: float = MAX_SLOPE_DEG,
-            eye=(0.0, 0.0, 0.0)) -> np.ndarray:
+def edge_on(
+    vertices: np.ndarray, faces: np.ndarray, max_slope_deg: float = MAX_SLOPE_DEG, eye=(0.0, 0.0, 0.0)
+) -> np.ndarray:
     """Boolean per face: seen from ``eye`` more nearly edge-on than ``max_slope_deg``."""
     v = np.asarray(vertices, np.float64)
     f = np.asarray(faces, np.int64)
@@ -41,7 +43,8 @@ def edge_on(vertices: np.ndarray, faces: np.ndarray, max_slope_deg: float = MAX_
     n = np.cross(b - a, c - a)
     ray = (a + b + c) / 3.0 - np.asarray(eye, np.float64)
     cos = np.abs(np.einsum("ij,ij->i", n, ray)) / np.maximum(
-        np.linalg.norm(n, axis=1) * np.linalg.norm(ray, axis=1), 1e-30)
+        np.linalg.norm(n, axis=1) * np.linalg.norm(ray, axis=1), 1e-30
+    )
     return cos < np.cos(np.radians(max_slope_deg))
 
 
@@ -57,8 +60,9 @@ class DepthSurface:
     stride: int
 
 
-def depth_surface(dm: DepthMap, stride: int = 1, max_jump: float = 0.05,
-                  max_slope_deg: float = MAX_SLOPE_DEG) -> DepthSurface:
+def depth_surface(
+    dm: DepthMap, stride: int = 1, max_jump: float = 0.05, max_slope_deg: float = MAX_SLOPE_DEG
+) -> DepthSurface:
     """Every ``stride``-th pixel of ``dm`` as a vertex, two triangles per grid cell, none
     across a depth jump (see the module docstring)."""
     stride = max(1, int(stride))

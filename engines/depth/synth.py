@@ -23,6 +23,7 @@ intrinsics from the lens and sensor), ``write_focal_stack`` writes it as JPEG/PN
 with a ``focus.json`` sidecar, and ``plane_scene`` builds a procedural RGB-D scene of
 textured planes with exactly known depth for tests and the benchmark.
 """
+
 from __future__ import annotations
 
 import json
@@ -80,8 +81,15 @@ def _fill_invalid(depth: np.ndarray) -> np.ndarray:
     return depth[iy, ix].astype(np.float64)
 
 
-def render_defocus(rgb: np.ndarray, depth_m: np.ndarray, focus_m: float, f_mm: float,
-                   f_number: float, sensor_width_mm: float, layers: int = 32) -> np.ndarray:
+def render_defocus(
+    rgb: np.ndarray,
+    depth_m: np.ndarray,
+    focus_m: float,
+    f_mm: float,
+    f_number: float,
+    sensor_width_mm: float,
+    layers: int = 32,
+) -> np.ndarray:
     """One thin-lens defocused image (float32 RGB in 0..1) by layered compositing."""
     import cv2
 
@@ -117,10 +125,19 @@ def breathing_scales(focus_distances, breathing: float) -> np.ndarray:
     return 1.0 - breathing * (dpt.max() - dpt) / span
 
 
-def make_focal_stack(rgb: np.ndarray, depth_m: np.ndarray, focus_distances, f_mm: float = 50.0,
-                     f_number: float = 1.8, sensor_width_mm: float = 36.0,
-                     noise_sigma: float = 0.01, breathing: float = 0.01, seed: int = 0,
-                     layers: int = 32, shot_noise: float = 0.0) -> FocalStack:
+def make_focal_stack(
+    rgb: np.ndarray,
+    depth_m: np.ndarray,
+    focus_distances,
+    f_mm: float = 50.0,
+    f_number: float = 1.8,
+    sensor_width_mm: float = 36.0,
+    noise_sigma: float = 0.01,
+    breathing: float = 0.01,
+    seed: int = 0,
+    layers: int = 32,
+    shot_noise: float = 0.0,
+) -> FocalStack:
     """Render a focal stack of ``rgb`` (H x W x 3) with depth ``depth_m`` (metres).
 
     ``focus_distances`` in metres (any order; returned nearest first); ``noise_sigma``
@@ -147,14 +164,16 @@ def make_focal_stack(rgb: np.ndarray, depth_m: np.ndarray, focus_distances, f_mm
             c = ((w - 1) / 2.0, (h - 1) / 2.0)
             A = cv2.getRotationMatrix2D(c, 0.0, float(m))
             img = cv2.warpAffine(img, A, (w, h), flags=cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT)
-        var = noise_sigma ** 2 + shot_noise * np.clip(img, 0, 1)
+        var = noise_sigma**2 + shot_noise * np.clip(img, 0, 1)
         img = img + rng.standard_normal(img.shape).astype(np.float32) * np.sqrt(var).astype(np.float32)
         frames.append(np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8))
     fx = f_mm * w / sensor_width_mm
     K = np.array([[fx, 0, (w - 1) / 2.0], [0, fx, (h - 1) / 2.0], [0, 0, 1]], np.float64)
     exif = {"FocalLength": f_mm, "FNumber": f_number, "SensorWidthMM": sensor_width_mm}
-    notes = [f"Synthetic thin-lens stack: {len(dist)} frames, {f_mm:g} mm f/{f_number:g}, "
-             f"noise sigma {noise_sigma:g}, breathing {breathing * 100:g} %."]
+    notes = [
+        f"Synthetic thin-lens stack: {len(dist)} frames, {f_mm:g} mm f/{f_number:g}, "
+        f"noise sigma {noise_sigma:g}, breathing {breathing * 100:g} %."
+    ]
     return FocalStack(frames, dist, intrinsics=K, exif=exif, notes=notes)
 
 
@@ -199,7 +218,7 @@ def _texture(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
 
     out = np.zeros((h, w, 3), np.float32)
     for octave in range(6):
-        cell = 2 ** octave
+        cell = 2**octave
         small = rng.random((h // cell + 2, w // cell + 2, 3)).astype(np.float32)
         up = cv2.resize(small, ((w // cell + 2) * cell, (h // cell + 2) * cell), interpolation=cv2.INTER_LINEAR)
         out += up[:h, :w]
@@ -207,9 +226,9 @@ def _texture(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     return out / max(out.max(), 1e-6)
 
 
-
-def _raycast_planes(rays: np.ndarray, planes: list, t_min: float, z_max: float,
-                    background: float) -> tuple[np.ndarray, np.ndarray]:
+def _raycast_planes(
+    rays: np.ndarray, planes: list, t_min: float, z_max: float, background: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Depth (z) of the nearest plane along each ray and its index (-1 = background).
 
     ``planes`` holds ``(normal, offset, box)`` with ``normal . X = offset``; ``box`` limits
@@ -229,8 +248,14 @@ def _raycast_planes(rays: np.ndarray, planes: list, t_min: float, z_max: float,
         which[closer] = i
     return np.where(np.isfinite(depth), depth, background), which
 
-def plane_scene(width: int = 370, height: int = 250, seed: int = 0, fx: float | None = None,
-                textures: list[np.ndarray] | None = None):
+
+def plane_scene(
+    width: int = 370,
+    height: int = 250,
+    seed: int = 0,
+    fx: float | None = None,
+    textures: list[np.ndarray] | None = None,
+):
     """A procedural scene of textured planes with exactly known depth.
 
     A slanted back wall (about 4-5 m), a floor, and two slanted cards at about 2.2 m and
@@ -244,10 +269,10 @@ def plane_scene(width: int = 370, height: int = 250, seed: int = 0, fx: float | 
     rays = np.stack([(xs - K[0, 2]) / fx, (ys - K[1, 2]) / fx, np.ones_like(xs)], -1)
     # Planes n.X = c (camera frame, y down); each with a rectangular extent in (x, y).
     planes = [
-        (np.array([0.15, 0.0, 1.0]), 4.6, None),                       # back wall, slanted
-        (np.array([0.0, -1.0, -0.25]), -0.9, None),                    # floor, 0.9 m below
-        (np.array([-0.3, 0.0, 1.0]), 3.0, (-0.9, -0.2, -0.6, 0.3)),    # card at ~3 m
-        (np.array([0.25, 0.1, 1.0]), 2.2, (0.1, 0.5, -0.35, 0.25)),    # card at ~2.2 m
+        (np.array([0.15, 0.0, 1.0]), 4.6, None),  # back wall, slanted
+        (np.array([0.0, -1.0, -0.25]), -0.9, None),  # floor, 0.9 m below
+        (np.array([-0.3, 0.0, 1.0]), 3.0, (-0.9, -0.2, -0.6, 0.3)),  # card at ~3 m
+        (np.array([0.25, 0.1, 1.0]), 2.2, (0.1, 0.5, -0.35, 0.25)),  # card at ~2.2 m
     ]
     depth, which = _raycast_planes(rays, planes, t_min=0.3, z_max=np.inf, background=6.0)
     rgb = np.zeros((height, width, 3), np.float32)
@@ -263,8 +288,14 @@ def plane_scene(width: int = 370, height: int = 250, seed: int = 0, fx: float | 
     return np.clip(rgb * 255, 0, 255).astype(np.uint8), depth, K
 
 
-def rgbd_from_disparity(rgb: np.ndarray, disparity: np.ndarray, focal_px: float, baseline_m: float,
-                        doffs_px: float = 0.0, width: int | None = None):
+def rgbd_from_disparity(
+    rgb: np.ndarray,
+    disparity: np.ndarray,
+    focal_px: float,
+    baseline_m: float,
+    doffs_px: float = 0.0,
+    width: int | None = None,
+):
     """RGB-D from a stereo disparity map (Middlebury convention: ``Z = f B / (d + doffs)``).
 
     Unknown disparities (NaN, inf) become NaN depth. With ``width`` the pair is resized

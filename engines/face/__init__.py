@@ -21,15 +21,36 @@ Models: MediaPipe face detection (Bazarevsky et al. 2019) and face mesh (Kartynn
 2022, "Blendshapes GHUM") shipped in ``data/`` under Apache-2.0. MediaPipe is imported inside
 the functions that use it.
 """
+
 from engines.face.common import (  # noqa: F401
-    ARKIT_BLENDSHAPES, LEFT_IRIS, LEFT_IRIS_RING, MAX_SIDE, MIN_FACE_PX, N_LANDMARKS,
-    RIGHT_IRIS, RIGHT_IRIS_RING, SCORED_BLENDSHAPES, FaceLandmarks, arkit_weights,
+    ARKIT_BLENDSHAPES,
+    LEFT_IRIS,
+    LEFT_IRIS_RING,
+    MAX_SIDE,
+    MIN_FACE_PX,
+    N_LANDMARKS,
+    RIGHT_IRIS,
+    RIGHT_IRIS_RING,
+    SCORED_BLENDSHAPES,
+    FaceLandmarks,
+    arkit_weights,
 )
 from engines.face.detect import detect_landmarks, warm_up  # noqa: F401
 from engines.face.landmarker import FaceTracker  # noqa: F401
 
 __all__ = [
-    "ARKIT_BLENDSHAPES", "LEFT_IRIS", "LEFT_IRIS_RING", "MAX_SIDE", "MIN_FACE_PX", "N_LANDMARKS",
-    "RIGHT_IRIS", "RIGHT_IRIS_RING", "SCORED_BLENDSHAPES", "FaceLandmarks", "FaceTracker",
-    "arkit_weights", "detect_landmarks", "warm_up",
+    "ARKIT_BLENDSHAPES",
+    "LEFT_IRIS",
+    "LEFT_IRIS_RING",
+    "MAX_SIDE",
+    "MIN_FACE_PX",
+    "N_LANDMARKS",
+    "RIGHT_IRIS",
+    "RIGHT_IRIS_RING",
+    "SCORED_BLENDSHAPES",
+    "FaceLandmarks",
+    "FaceTracker",
+    "arkit_weights",
+    "detect_landmarks",
+    "warm_up",
 ]

@@ -16,6 +16,7 @@ Both give the same 478-point topology in the same convention: ``xy`` in full-pho
 photos the two models' points differ by 1.4-3.1 % of the inter-ocular distance on average
 (tests/test_face_landmarker.py).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,11 +44,12 @@ def _get(name: str):
         if name not in _models:
             if name == "detector":
                 _models[name] = mp.solutions.face_detection.FaceDetection(
-                    model_selection=1, min_detection_confidence=0.5)
+                    model_selection=1, min_detection_confidence=0.5
+                )
             else:
                 _models[name] = mp.solutions.face_mesh.FaceMesh(
-                    static_image_mode=True, refine_landmarks=True, max_num_faces=1,
-                    min_detection_confidence=0.3)
+                    static_image_mode=True, refine_landmarks=True, max_num_faces=1, min_detection_confidence=0.3
+                )
         return _models[name]
 
 
@@ -106,8 +108,9 @@ def _mesh_on_crop(crop: np.ndarray) -> np.ndarray | None:
     return np.array([(p.x * cw, p.y * ch, p.z * cw) for p in res.multi_face_landmarks[0].landmark], np.float64)
 
 
-def detect_landmarks(rgb: np.ndarray, source: str = "the photo", *, method: str = "auto",
-                     face_index: int = 0) -> FaceLandmarks:
+def detect_landmarks(
+    rgb: np.ndarray, source: str = "the photo", *, method: str = "auto", face_index: int = 0
+) -> FaceLandmarks:
     """Landmarks of one face in an RGB uint8 photo: the largest (``face_index`` 0), or the
     ``face_index``-th by size when there are several (all boxes are in ``.faces``).
 
@@ -137,23 +140,28 @@ def detect_landmarks(rgb: np.ndarray, source: str = "the photo", *, method: str 
             raise EngineError(
                 f"No face found in {source}: use a photo of one person facing the camera, "
                 f"with the face at least {MIN_FACE_PX} px wide and not covered (line drawings "
-                "and sketches are not recognised; painted portraits usually are).")
+                "and sketches are not recognised; painted portraits usually are)."
+            )
         boxes.sort(key=lambda sb: (sb[1][2] - sb[1][0]) * (sb[1][3] - sb[1][1]), reverse=True)
         face_index = int(face_index)
         if not 0 <= face_index < len(boxes):
             raise EngineError(
                 f"face_index={face_index} but {source} shows {len(boxes)} face{'s' if len(boxes) > 1 else ''}"
-                f" (0 = the largest{f', up to {len(boxes) - 1}' if len(boxes) > 1 else ''}).")
+                f" (0 = the largest{f', up to {len(boxes) - 1}' if len(boxes) > 1 else ''})."
+            )
         score, box = boxes[face_index]
         bw = (box[2] - box[0]) / scale
         if bw < MIN_FACE_PX:
             raise EngineError(
                 f"The face in {source} is only {bw:.0f} px wide; at least {MIN_FACE_PX} px are "
-                "needed. Use a closer or higher-resolution photo.")
+                "needed. Use a closer or higher-resolution photo."
+            )
         if len(boxes) > 1:
             which = "the largest" if face_index == 0 else f"number {face_index + 1} by size"
-            notes.append(f"{len(boxes)} faces found in {source}; {which} is used "
-                         "(choose another in the Avatar panel, or with --set face_index=N).")
+            notes.append(
+                f"{len(boxes)} faces found in {source}; {which} is used "
+                "(choose another in the Avatar panel, or with --set face_index=N)."
+            )
         all_boxes = tuple(tuple(int(round(v / scale)) for v in b) for _s, b in boxes)
         crop, cs, cx0, cy0 = face_crop(work, box)
         pts = None
@@ -164,19 +172,32 @@ def detect_landmarks(rgb: np.ndarray, source: str = "the photo", *, method: str 
                 pts, blendshapes, transform = got
                 used = "face_landmarker"
             elif method == "auto":
-                notes.append(f"The Face Landmarker placed no landmarks on the face in {source}; the "
-                             "legacy face mesh was used (no expression scores).")
+                notes.append(
+                    f"The Face Landmarker placed no landmarks on the face in {source}; the "
+                    "legacy face mesh was used (no expression scores)."
+                )
         if pts is None and method in ("auto", "face_mesh"):
             pts = _mesh_on_crop(crop)
             used = "face_mesh"
     if pts is None:
         raise EngineError(
             f"A face was found in {source} but its landmarks could not be placed; the head may "
-            "be turned too far (more than about 60 degrees) or partly hidden. Use a more frontal photo.")
+            "be turned too far (more than about 60 degrees) or partly hidden. Use a more frontal photo."
+        )
     xy = pts[:, :2] / cs + [cx0, cy0]
     z = pts[:, 2] / cs
     # continuous coordinates -> pixel-centre convention (integer = centre of a pixel)
-    return FaceLandmarks(xy=xy / scale - 0.5, z=z / scale, box=tuple(int(round(b / scale)) for b in box),
-                         score=score, image_size=(w, h), faces_found=len(boxes), notes=notes,
-                         blendshapes=blendshapes, transform=transform, method=used,
-                         faces=all_boxes, face_index=face_index)
+    return FaceLandmarks(
+        xy=xy / scale - 0.5,
+        z=z / scale,
+        box=tuple(int(round(b / scale)) for b in box),
+        score=score,
+        image_size=(w, h),
+        faces_found=len(boxes),
+        notes=notes,
+        blendshapes=blendshapes,
+        transform=transform,
+        method=used,
+        faces=all_boxes,
+        face_index=face_index,
+    )

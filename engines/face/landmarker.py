@@ -22,6 +22,7 @@ costs 0.1-0.3 s; the IMAGE-mode one is cached, and one VIDEO-mode landmarker is 
 the next tracker by :func:`warm_up` (``video=True``). mediapipe logs "GPU support is not
 available" once on first use; that is harmless.
 """
+
 from __future__ import annotations
 
 from importlib import resources
@@ -29,7 +30,10 @@ from importlib import resources
 import numpy as np
 
 from engines.face.common import (
-    N_LANDMARKS, SCORED_BLENDSHAPES, FaceLandmarks, lock,
+    N_LANDMARKS,
+    SCORED_BLENDSHAPES,
+    FaceLandmarks,
+    lock,
 )
 
 MODEL_FILE = "face_landmarker.task"
@@ -57,12 +61,16 @@ def _create(mode: str, num_faces: int = 1):
     running = {"image": vision.RunningMode.IMAGE, "video": vision.RunningMode.VIDEO}[mode]
     opts = vision.FaceLandmarkerOptions(
         base_options=mpt.BaseOptions(model_asset_buffer=model_bytes()),
-        running_mode=running, num_faces=num_faces,
+        running_mode=running,
+        num_faces=num_faces,
         # On a crop the face fills most of the frame; accept less sure detections there,
         # like the legacy face mesh (min_detection_confidence=0.3).
         min_face_detection_confidence=0.3 if mode == "image" else 0.5,
-        min_face_presence_confidence=0.5, min_tracking_confidence=0.5,
-        output_face_blendshapes=True, output_facial_transformation_matrixes=True)
+        min_face_presence_confidence=0.5,
+        min_tracking_confidence=0.5,
+        output_face_blendshapes=True,
+        output_facial_transformation_matrixes=True,
+    )
     return vision.FaceLandmarker.create_from_options(opts)
 
 
@@ -146,8 +154,16 @@ def whole_frame_landmarks(res, w: int, h: int) -> FaceLandmarks | None:
     x0, y0 = np.floor(xy.min(0)).astype(int)
     x1, y1 = np.ceil(xy.max(0)).astype(int) + 1
     box = (max(int(x0), 0), max(int(y0), 0), min(int(x1), w), min(int(y1), h))
-    return FaceLandmarks(xy=xy, z=a[:, 2], box=box, score=float("nan"), image_size=(w, h),
-                         blendshapes=bs, transform=tf, method="face_landmarker")
+    return FaceLandmarks(
+        xy=xy,
+        z=a[:, 2],
+        box=box,
+        score=float("nan"),
+        image_size=(w, h),
+        blendshapes=bs,
+        transform=tf,
+        method="face_landmarker",
+    )
 
 
 class FaceTracker:

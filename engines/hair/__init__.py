@@ -20,7 +20,8 @@ colour ``hair_color_source`` (``photo`` or ``default``), and, for ``auto``, ``ha
 chin, volume, fringe coverage); the avatar engine copies these into its result metrics. Modules: recipe (JSON schema), generate (strands on the
 canonical head), head (fitting and collision), color, photo (hair segmentation),
 match (silhouette matching), render (software previews and silhouettes).
-"""
+"""  # noqa: E501
+
 from __future__ import annotations
 
 import dataclasses
@@ -64,6 +65,8 @@ def measured_color(measurements: dict) -> str | None:
     if float(m.get("background_delta_e", np.inf)) < MIN_SKIN_DELTA_E:
         return None  # what was segmented looks like the background beside the head
     return m.get("color")
+
+
 _lock = threading.Lock()
 """Guards the caches: the picker may fit one style in a job while the UI switches to a cached one."""
 _fitted: OrderedDict = OrderedDict()
@@ -185,7 +188,9 @@ def apply_hair(avatar: Avatar, style: str, color="dark brown", photo_rgb: np.nda
             from engines.hair.head import head_fit
 
             src = dataclasses.replace(mesh, texture=base_tex, vertex_colors=base_vc)
-            tex, vc = darken_scalp(src, avatar.scalp, rgb, cache=head_fit(mesh, avatar.scalp, avatar.camera).alpha_cache)
+            tex, vc = darken_scalp(
+                src, avatar.scalp, rgb, cache=head_fit(mesh, avatar.scalp, avatar.camera).alpha_cache
+            )
             new_mesh.texture = tex if tex is not None else base_tex
             new_mesh.vertex_colors = vc if vc is not None else base_vc
     params["hairstyle"] = style

@@ -6,6 +6,7 @@ Hair Reflectance Model", EGSR 2011, reduced here to an RGB jitter). Under thin h
 skin would shine through, so the head's texture (or vertex colours) on the scalp is
 blended towards a darker version of the hair colour, feathered at the hairline.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,12 +39,11 @@ def parse_color(color: str | tuple | list | np.ndarray) -> np.ndarray:
     s = s.lstrip("#")
     if len(s) == 6:
         try:
-            return np.array([int(s[i: i + 2], 16) for i in (0, 2, 4)], np.uint8)
+            return np.array([int(s[i : i + 2], 16) for i in (0, 2, 4)], np.uint8)
         except ValueError:
             pass
     raise EngineError(
-        f"Hair colour '{color}' is not understood: use #rrggbb (e.g. #3b2619) or one of "
-        f"{', '.join(PRESETS)}."
+        f"Hair colour '{color}' is not understood: use #rrggbb (e.g. #3b2619) or one of {', '.join(PRESETS)}."
     )
 
 
@@ -79,8 +79,7 @@ def scalp_weights(n_vertices: int, faces: np.ndarray, scalp: np.ndarray, rounds:
     return np.clip(w, 0, 1)
 
 
-def darken_scalp(mesh, scalp: np.ndarray, hair_rgb: np.ndarray, strength: float = 0.85,
-                 cache: dict | None = None):
+def darken_scalp(mesh, scalp: np.ndarray, hair_rgb: np.ndarray, strength: float = 0.85, cache: dict | None = None):
     """Texture and vertex colours with the scalp blended towards a darker hair colour.
 
     Returns (texture or None, vertex_colors or None); inputs are not modified, so calling

@@ -18,6 +18,7 @@ to a tie point over the scalp and then follow a parametric tail.
 Everything is vectorised over strands (one loop over the points of a strand), and the
 result for a recipe is cached: generation depends only on the recipe.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -124,7 +125,7 @@ def _behind_face(p: np.ndarray, shell: np.ndarray, fb: np.ndarray, side: np.ndar
     ref = q[:, 0] if side is None else np.where(np.abs(q[:, 0]) > 0.01, q[:, 0], side[over])
     sx = np.where(ref >= 0, 1.0, -1.0)
     rmin = 1.0 + sh / 0.09
-    need = rmin ** 2 - (q[:, 1] / HEAD_RADII[1]) ** 2 - (q[:, 2] / HEAD_RADII[2]) ** 2
+    need = rmin**2 - (q[:, 1] / HEAD_RADII[1]) ** 2 - (q[:, 2] / HEAD_RADII[2]) ** 2
     xmin = HEAD_RADII[0] * np.sqrt(np.maximum(need, 0.0))
     xn = np.sqrt(np.maximum((NECK_RADIUS + sh) ** 2 - (q[:, 2] - NECK_Z) ** 2, 0.0))
     xmin = np.where(q[:, 1] < NECK_TOP, np.maximum(xmin, xn), xmin)
@@ -141,8 +142,9 @@ def _hold(p: np.ndarray, reach: np.ndarray) -> np.ndarray:
     return np.where(far, p * (rmax / np.maximum(rad, 1e-9)), p)
 
 
-def _push_out(p: np.ndarray, shell: np.ndarray, face: np.ndarray | None = None,
-              side: np.ndarray | None = None) -> np.ndarray:
+def _push_out(
+    p: np.ndarray, shell: np.ndarray, face: np.ndarray | None = None, side: np.ndarray | None = None
+) -> np.ndarray:
     """Move points out of the head ellipsoid grown by ``shell`` metres, out of the neck and,
     where ``face`` is set, sideways out of the box in front of the face (hair frames it)."""
     if face is not None:
@@ -179,8 +181,10 @@ def _comb_direction(r: Recipe, p: np.ndarray, n: np.ndarray, rng) -> np.ndarray:
     else:
         part_x = r.parting * HEAD_RADII[0] * 0.55
         crown = np.array([part_x, HEAD_RADII[1] * 0.8, -HEAD_RADII[2] * 0.45])
-        src = np.stack([np.full(len(p), part_x), np.full(len(p), HEAD_RADII[1]),
-                        np.clip(p[:, 2], crown[2], HEAD_RADII[2] * 0.6)], 1)
+        src = np.stack(
+            [np.full(len(p), part_x), np.full(len(p), HEAD_RADII[1]), np.clip(p[:, 2], crown[2], HEAD_RADII[2] * 0.6)],
+            1,
+        )
         if r.flow == "crown":
             src = np.tile(crown, (len(p), 1))
         f = _unit(p - src) + 0.35 * down + r.back_bias * np.array([0, 0, -1.0]) * (p[:, 2:3] > 0)
@@ -189,8 +193,18 @@ def _comb_direction(r: Recipe, p: np.ndarray, n: np.ndarray, rng) -> np.ndarray:
     return _unit(f * (1 - r.lift) + n * r.lift)
 
 
-def _march(r: Recipe, roots: np.ndarray, n: np.ndarray, d0: np.ndarray, length: np.ndarray,
-           layer: np.ndarray, rng, steps: int, gravity: np.ndarray, face: np.ndarray) -> np.ndarray:
+def _march(
+    r: Recipe,
+    roots: np.ndarray,
+    n: np.ndarray,
+    d0: np.ndarray,
+    length: np.ndarray,
+    layer: np.ndarray,
+    rng,
+    steps: int,
+    gravity: np.ndarray,
+    face: np.ndarray,
+) -> np.ndarray:
     """Grow strands point by point: keep direction, bend under gravity, stay outside the shell."""
     S = len(roots)
     pts = np.empty((S, steps, 3), np.float32)
@@ -198,25 +212,33 @@ def _march(r: Recipe, roots: np.ndarray, n: np.ndarray, d0: np.ndarray, length: 
     pts[:, 0] = roots + n * 0.001
     h = (length / (steps - 1))[:, None]
     d = d0.copy()
-    bend = 0.02 + 0.25 * r.stiffness ** 2  # bending length (m): stiffer hair keeps its heading longer
+    bend = 0.02 + 0.25 * r.stiffness**2  # bending length (m): stiffer hair keeps its heading longer
     down = np.array([0.0, -1.0, 0.0])
     arc = np.zeros(S, np.float32)
     d = d.astype(np.float32)
     down = down.astype(np.float32)
     for k in range(1, steps):
-        d = _unit(d + (gravity[:, None] * h / bend) * down + r.noise * np.sqrt(h / 0.01) * 0.15
-                  * rng.standard_normal(size=(S, 3), dtype=np.float32))
+        d = _unit(
+            d
+            + (gravity[:, None] * h / bend) * down
+            + r.noise * np.sqrt(h / 0.01) * 0.15 * rng.standard_normal(size=(S, 3), dtype=np.float32)
+        )
         if r.hug > 0:
             # Near the scalp, lose part of the outward heading: the hair lies on the head.
             prev = pts[:, k - 1]
-            nn = _unit(prev / HEAD_RADII ** 2)
+            nn = _unit(prev / HEAD_RADII**2)
             near = _norm(prev / HEAD_RADII) < 1.0 + (layer + 0.012) / 0.09
             out = np.maximum(np.sum(d * nn, 1), 0.0) * near * r.hug
             d = _unit(d - out[:, None] * nn)
         # Steer round the face before reaching it, so strands part smoothly to the sides.
         prev = pts[:, k - 1]
-        zone = face & (prev[:, 2] > 0.0) & (prev[:, 1] < FACE_TOP + 0.012) & (d[:, 1] < -0.3) \
+        zone = (
+            face
+            & (prev[:, 2] > 0.0)
+            & (prev[:, 1] < FACE_TOP + 0.012)
+            & (d[:, 1] < -0.3)
             & (np.abs(prev[:, 0]) < FACE_HALF_WIDTH + 0.02)
+        )
         if zone.any():
             sx = np.where(prev[:, 0] >= 0, 1.0, -1.0)
             push = zone * sx * 3.0 * (1.0 - np.abs(prev[:, 0]) / (FACE_HALF_WIDTH + 0.02))
@@ -224,8 +246,13 @@ def _march(r: Recipe, roots: np.ndarray, n: np.ndarray, d0: np.ndarray, length: 
         # ... and, once beside it, back behind the face plane before passing the cheeks (seen
         # in profile, the hair frames the face instead of hanging in front of it).
         ahead = face_plane_z(prev[:, 1] - 0.02) - 0.015
-        back = face & (arc > 0.02) & (prev[:, 2] > ahead) & (d[:, 1] < -0.3) \
+        back = (
+            face
+            & (arc > 0.02)
+            & (prev[:, 2] > ahead)
+            & (d[:, 1] < -0.3)
             & (np.abs(prev[:, 0]) > FACE_HALF_WIDTH - 0.015)
+        )
         if back.any():
             pull = back * 3.0 * np.clip((prev[:, 2] - ahead) / 0.015, 0.0, 1.0)
             d = _unit(d - pull[:, None] * np.array([0.0, 0.0, 1.0]))
@@ -261,7 +288,8 @@ def _curl(r: Recipe, pts: np.ndarray, length: np.ndarray, roots: np.ndarray, rng
     env = env * rng.uniform(0.7, 1.3, size=(S, 1))
     # Neighbouring strands share a phase (coherence), so waves read as locks, not fuzz.
     phase0 = (1 - c.coherence) * rng.uniform(0, 2 * np.pi, size=(S, 1)) + c.coherence * (
-        (roots[:, :1] * 40 + roots[:, 1:2] * 25) % (2 * np.pi))
+        (roots[:, :1] * 40 + roots[:, 1:2] * 25) % (2 * np.pi)
+    )
     ph = 2 * np.pi * c.frequency * arc + phase0
     if c.kind == "wave":
         side = _unit(np.cross(np.gradient(pts, axis=1), [0.0, 1.0, 0.0]) + 1e-9)
@@ -298,7 +326,7 @@ def _gather(r: Recipe, q: np.ndarray, layer: np.ndarray, rng, P: int) -> np.ndar
     el = np.radians(g.elevation)
     q_tie = np.array([0.0, np.sin(el), -np.cos(el)])
     tie = q_tie * HEAD_RADII
-    n_tie = _unit(tie / HEAD_RADII ** 2)
+    n_tie = _unit(tie / HEAD_RADII**2)
     p1 = max(6, P // 3)
     s = np.linspace(0, 1, p1)[None, :, None]
     qs = _unit((1 - s) * q[:, None] + s * q_tie[None, None])
@@ -320,7 +348,7 @@ def _gather(r: Recipe, q: np.ndarray, layer: np.ndarray, rng, P: int) -> np.ndar
         p1_ = tie + n_tie * 0.16 + np.array([0.0, 0.0, -0.03])
         p2 = np.array([0.0, tie[1] - 0.8 * g.tail_length, -HEAD_RADII[2] - 0.05])
         tt = t * (L / g.tail_length)
-        centre = (1 - tt) ** 2 * p0 + 2 * (1 - tt) * tt * p1_ + tt ** 2 * p2
+        centre = (1 - tt) ** 2 * p0 + 2 * (1 - tt) * tt * p1_ + tt**2 * p2
         tail = centre + off0[:, None] * (1 + g.spread * t)
     elif g.kind == "bun":
         turns = 2.2
@@ -363,7 +391,7 @@ def generate(r: Recipe) -> np.ndarray:
     q = _sample_roots(r, rng)
     az, el = direction_angles(q)
     roots = q * HEAD_RADII
-    n = _unit(roots / HEAD_RADII ** 2)
+    n = _unit(roots / HEAD_RADII**2)
     layer = (0.002 + r.volume * rng.uniform(0, 1, len(q)) ** 0.6).astype(np.float32)
     face = np.ones((len(q), r.points), bool)
     side = None
@@ -396,8 +424,7 @@ def generate(r: Recipe) -> np.ndarray:
             front = fr[:, None] & (pts[..., 2] > 0.02)
             pts[..., 1] = np.where(front, np.maximum(pts[..., 1], BROW_Y + 0.004), pts[..., 1])
         face = np.broadcast_to(~fr[:, None], pts.shape[:2])
-    arc = np.concatenate([np.zeros((len(pts), 1)),
-                          np.cumsum(np.linalg.norm(np.diff(pts, axis=1), axis=2), axis=1)], 1)
+    arc = np.concatenate([np.zeros((len(pts), 1)), np.cumsum(np.linalg.norm(np.diff(pts, axis=1), axis=2), axis=1)], 1)
     if r.standoff > 0 and r.gather.kind == "none":
         pts = _hold(pts, np.full(pts.shape[:2], r.standoff))
     pts = _push_out(pts, np.full(pts.shape[:2], 0.002), face & (arc > 0.02), side)

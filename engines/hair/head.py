@@ -36,6 +36,7 @@ gradient), nothing but a fringe lies in front of the face plane between brows an
 (beside the face, points go back onto the plane and sideways out of the cheek), and a
 fringe that the hairline stretch lowered over the eyes is cut above the brows again.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -179,8 +180,7 @@ def _cross_sections(v: np.ndarray, f: np.ndarray, ys: np.ndarray) -> np.ndarray:
 def _welded(v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Vertices merged by position and the faces on them (a render mesh splits its vertices
     along the UV seams)."""
-    _, first, inv = np.unique(np.round(v / 1e-6).astype(np.int64), axis=0, return_index=True,
-                              return_inverse=True)
+    _, first, inv = np.unique(np.round(v / 1e-6).astype(np.int64), axis=0, return_index=True, return_inverse=True)
     return v[first], inv.ravel()[f]
 
 
@@ -334,7 +334,7 @@ class HeadFit:
         # Near the surface the sample's face plane is far closer to the true distance than the
         # sample itself (which lies up to about one sample spacing to the side).
         rho2 = area.sum() / n_s
-        mag = np.sqrt(np.maximum(plane ** 2, dist ** 2 - rho2))
+        mag = np.sqrt(np.maximum(plane**2, dist**2 - rho2))
         sdf = sign * mag - s_disp[idx]
         # Under the cut at the bottom of the neck or shoulders the body goes on: below a
         # bottom rim the distance is the one to the rim's outline extruded straight down.
@@ -415,11 +415,13 @@ def _skull_frame(loc: np.ndarray, f: np.ndarray, skin: np.ndarray, scalp: np.nda
     sx = (s_hi[0] - s_lo[0]) / (c_hi[0] - c_lo[0])
     sz = (s_hi[2] - s_lo[2]) / (c_hi[2] - c_lo[2])
     sy = float(np.sqrt(sx * sz))
-    centre_loc = np.array([
-        0.5 * (s_hi[0] + s_lo[0]) - sx * 0.5 * (c_hi[0] + c_lo[0]),
-        loc[scalp, 1].max() - sy * c_top,
-        0.5 * (s_hi[2] + s_lo[2]) - sz * 0.5 * (c_hi[2] + c_lo[2]),
-    ])
+    centre_loc = np.array(
+        [
+            0.5 * (s_hi[0] + s_lo[0]) - sx * 0.5 * (c_hi[0] + c_lo[0]),
+            loc[scalp, 1].max() - sy * c_top,
+            0.5 * (s_hi[2] + s_lo[2]) - sz * 0.5 * (c_hi[2] + c_lo[2]),
+        ]
+    )
     return np.array([sx, sy, sz]), centre_loc
 
 
@@ -591,8 +593,9 @@ def _hold(hf: HeadFit, world: np.ndarray, standoff: float, d: np.ndarray) -> np.
     return far
 
 
-def fit_strands(canon: np.ndarray, hf: HeadFit, iterations: int = 3,
-                standoff: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def fit_strands(
+    canon: np.ndarray, hf: HeadFit, iterations: int = 3, standoff: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Fit canonical strands (S x P x 3) to a head; returns world strands and the kept mask.
 
     ``standoff`` (m, 0 = none): the farthest a point may stand off the skin (a recipe's

@@ -8,6 +8,7 @@ as in Hu et al., "Single-View Hair Modeling Using A Hairstyle Database", SIGGRAP
 without their learned orientation features. Rendering is done at a reduced size (longest
 side ``work_side`` pixels) so the whole library is scored in a couple of seconds.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -40,8 +41,12 @@ def scaled_camera(cam: dict, work_side: int) -> dict:
     s = work_side / max(w, h)
     K = np.asarray(cam["K"], float).copy()
     K[:2] *= s
-    return {"K": K, "R": np.asarray(cam["R"], float), "t": np.asarray(cam["t"], float).reshape(3),
-            "image_size": (max(1, round(w * s)), max(1, round(h * s)))}
+    return {
+        "K": K,
+        "R": np.asarray(cam["R"], float),
+        "t": np.asarray(cam["t"], float).reshape(3),
+        "image_size": (max(1, round(w * s)), max(1, round(h * s))),
+    }
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -71,8 +76,14 @@ def style_silhouettes(avatar: Avatar, cam: dict, styles: list[str] | None = None
     return out
 
 
-def match_mask(avatar: Avatar, mask: np.ndarray, cam: dict | None = None, work_side: int = 192,
-               keep_silhouettes: bool = False, silhouettes: dict | None = None) -> HairMatch:
+def match_mask(
+    avatar: Avatar,
+    mask: np.ndarray,
+    cam: dict | None = None,
+    work_side: int = 192,
+    keep_silhouettes: bool = False,
+    silhouettes: dict | None = None,
+) -> HairMatch:
     """Rank styles by IoU against a hair mask drawn in the frame of ``cam`` (default: avatar.camera).
 
     ``silhouettes`` (from :func:`style_silhouettes` at the same working size) skips rendering.
@@ -81,8 +92,10 @@ def match_mask(avatar: Avatar, mask: np.ndarray, cam: dict | None = None, work_s
 
     cam = cam or avatar.camera
     if not cam or "K" not in cam:
-        raise EngineError("The avatar has no photo camera, so its hair cannot be matched to the photo; "
-                          "choose a hairstyle by name instead of auto.")
+        raise EngineError(
+            "The avatar has no photo camera, so its hair cannot be matched to the photo; "
+            "choose a hairstyle by name instead of auto."
+        )
     wc = scaled_camera(cam, work_side)
     w, h = wc["image_size"]
     m = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_AREA) > 0
@@ -109,7 +122,8 @@ def match_photo(avatar: Avatar, photo_rgb: np.ndarray, keep_silhouettes: bool = 
     if cam and tuple(cam.get("image_size", ())) != (photo.shape[1], photo.shape[0]):
         raise EngineError(
             f"The portrait is {photo.shape[1]}x{photo.shape[0]} but the avatar was made from a "
-            f"{cam['image_size'][0]}x{cam['image_size'][1]} photo; pass the same photo.")
+            f"{cam['image_size'][0]}x{cam['image_size'][1]} photo; pass the same photo."
+        )
     seg = segment_hair(photo, face_index=int((avatar.params or {}).get("face_index", 0)))
     res = match_mask(avatar, seg.mask, keep_silhouettes=keep_silhouettes)
     res.measurements = dict(seg.measurements)

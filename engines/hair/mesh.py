@@ -11,6 +11,7 @@ tip. Against 3-sided tubes this needs two thirds of the vertices and one third o
 triangles for the same strands, which keeps OBJ text and zip bundles small and fast to
 write; GLB marks the material double-sided, so cards are visible from both sides.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,8 +23,9 @@ CARD_WIDTH = 0.0012
 """Card width at the root, metres (a lock of a few strands; 0.3 of it at the tip)."""
 
 
-def strands_to_cards(strands: Strands, width: float = CARD_WIDTH, taper: float = 0.3,
-                     max_strands: int | None = None) -> Mesh:
+def strands_to_cards(
+    strands: Strands, width: float = CARD_WIDTH, taper: float = 0.3, max_strands: int | None = None
+) -> Mesh:
     """A Mesh named like ``strands`` with one ribbon per strand (all points kept).
 
     ``max_strands`` keeps an evenly spread subset (every k-th strand) when set; ``None``
@@ -50,8 +52,11 @@ def strands_to_cards(strands: Strands, width: float = CARD_WIDTH, taper: float =
     side = np.cross(tangent, out)
     n = np.linalg.norm(side, axis=2, keepdims=True)
     fallback = np.cross(tangent, np.array([0, 0, 1], np.float32))
-    side = np.where(n > 1e-9, side / np.maximum(n, 1e-12), fallback / np.maximum(
-        np.linalg.norm(fallback, axis=2, keepdims=True), 1e-12))
+    side = np.where(
+        n > 1e-9,
+        side / np.maximum(n, 1e-12),
+        fallback / np.maximum(np.linalg.norm(fallback, axis=2, keepdims=True), 1e-12),
+    )
     normal = np.cross(side, tangent)
     normal /= np.maximum(np.linalg.norm(normal, axis=2, keepdims=True), 1e-12)
     half = 0.5 * width * (1.0 - (1.0 - taper) * np.linspace(0.0, 1.0, P, dtype=np.float32))[None, :, None]
@@ -62,5 +67,10 @@ def strands_to_cards(strands: Strands, width: float = CARD_WIDTH, taper: float =
     c, d = idx[:, 1:, 0], idx[:, 1:, 1]
     faces = np.concatenate([np.stack([a, b, c], -1).reshape(-1, 3), np.stack([b, d, c], -1).reshape(-1, 3)])
     vcols = np.repeat(np.asarray(cols, np.uint8), P * 2, axis=0) if cols is not None else None
-    return Mesh(verts.reshape(-1, 3), faces, normals.reshape(-1, 3).astype(np.float32), vertex_colors=vcols,
-                name=strands.name or "hair")
+    return Mesh(
+        verts.reshape(-1, 3),
+        faces,
+        normals.reshape(-1, 3).astype(np.float32),
+        vertex_colors=vcols,
+        name=strands.name or "hair",
+    )

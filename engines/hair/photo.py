@@ -17,6 +17,7 @@ its hair segmenter is a separate download), so this is a classical pipeline:
 Measurements: median hair colour, length below the chin line and volume beside the face
 (both in face heights/widths) and fringe coverage of the forehead band.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -25,9 +26,44 @@ import numpy as np
 
 from engines.api import EngineError
 
-FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378,
-             400, 377, 152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54,
-             103, 67, 109]
+FACE_OVAL = [
+    10,
+    338,
+    297,
+    332,
+    284,
+    251,
+    389,
+    356,
+    454,
+    323,
+    361,
+    288,
+    397,
+    365,
+    379,
+    378,
+    400,
+    377,
+    152,
+    148,
+    176,
+    149,
+    150,
+    136,
+    172,
+    58,
+    132,
+    93,
+    234,
+    127,
+    162,
+    21,
+    54,
+    103,
+    67,
+    109,
+]
 BROWS = [70, 63, 105, 66, 107, 336, 296, 334, 293, 300]
 CHEEKS = [50, 280, 101, 330, 123, 352, 151, 9, 108, 337]
 CHIN, FOREHEAD = 152, 10
@@ -84,8 +120,9 @@ def _maha(lab: np.ndarray, model) -> np.ndarray:
     return np.sqrt(np.maximum(np.einsum("...i,ij,...j->...", d, icov, d), 0))
 
 
-def segment_hair(rgb: np.ndarray, landmarks: np.ndarray | None = None, work_side: int = 320,
-                 face_index: int = 0) -> HairSegmentation:
+def segment_hair(
+    rgb: np.ndarray, landmarks: np.ndarray | None = None, work_side: int = 320, face_index: int = 0
+) -> HairSegmentation:
     """Hair mask of one face's hair in an RGB uint8 portrait (full resolution): the face of
     ``landmarks``, else the ``face_index``-th largest face (0 = the largest)."""
     import cv2
@@ -121,8 +158,14 @@ def segment_hair(rgb: np.ndarray, landmarks: np.ndarray | None = None, work_side
     ys, xs = np.mgrid[0:h, 0:w]
     cx = lm[FACE_OVAL, 0].mean()
     oval_top = lm[FACE_OVAL, 1].min()
-    band = person & ~face & (ys < oval_top + 0.05 * face_h) & (ys > oval_top - 0.35 * face_h) \
-        & (np.abs(xs - cx) < 0.45 * face_w) & (d_skin > 3.0)
+    band = (
+        person
+        & ~face
+        & (ys < oval_top + 0.05 * face_h)
+        & (ys > oval_top - 0.35 * face_h)
+        & (np.abs(xs - cx) < 0.45 * face_w)
+        & (d_skin > 3.0)
+    )
     below = person & ~face & (ys > chin[1] + 0.25 * face_h) & (np.abs(xs - cx) < 0.5 * face_w)
     cand = person & ~face & (d_skin > 2.5)
     if band.sum() < 15:
@@ -130,8 +173,13 @@ def segment_hair(rgb: np.ndarray, landmarks: np.ndarray | None = None, work_side
         band = cand & (ys < chin[1]) & (np.abs(xs - cx) < 0.8 * face_w)
     if band.sum() < 15:
         mask = np.zeros((H, W), bool)
-        return HairSegmentation(mask, _up(face, W, H), _up(person, W, H), lm_full,
-                                _measure(mask, rgb, lm_full, skin, face.sum() / s ** 2, background))
+        return HairSegmentation(
+            mask,
+            _up(face, W, H),
+            _up(person, W, H),
+            lm_full,
+            _measure(mask, rgb, lm_full, skin, face.sum() / s**2, background),
+        )
     hair = _gauss(lab[band])
     d_hair = _maha(lab, hair)
     if below.sum() > 30:
@@ -170,8 +218,13 @@ def segment_hair(rgb: np.ndarray, landmarks: np.ndarray | None = None, work_side
         keep[k] = k > 0
     m = keep[lab_cc]
     mask = _up(m, W, H)
-    return HairSegmentation(mask, _up(face, W, H), _up(person, W, H), lm_full,
-                            _measure(mask, rgb, lm_full, skin, face.sum() / s ** 2, background))
+    return HairSegmentation(
+        mask,
+        _up(face, W, H),
+        _up(person, W, H),
+        lm_full,
+        _measure(mask, rgb, lm_full, skin, face.sum() / s**2, background),
+    )
 
 
 def _up(m: np.ndarray, W: int, H: int) -> np.ndarray:
@@ -180,8 +233,9 @@ def _up(m: np.ndarray, W: int, H: int) -> np.ndarray:
     return cv2.resize(m.astype(np.uint8), (W, H), interpolation=cv2.INTER_NEAREST).astype(bool)
 
 
-def _measure(mask: np.ndarray, rgb: np.ndarray, lm: np.ndarray, skin=None, face_px: float = 0.0,
-             background=None) -> dict:
+def _measure(
+    mask: np.ndarray, rgb: np.ndarray, lm: np.ndarray, skin=None, face_px: float = 0.0, background=None
+) -> dict:
     """Colour, length below the chin, volume beside the face and fringe coverage; with the
     skin's colour model and the face-oval area, how far the hair colour is from the skin
     (CIELAB colour difference) and how much hair there is relative to the face; with the
@@ -193,8 +247,7 @@ def _measure(mask: np.ndarray, rgb: np.ndarray, lm: np.ndarray, skin=None, face_
     face_w = float(np.ptp(lm[FACE_OVAL, 0]))
     top, chin = lm[FOREHEAD], lm[CHIN]
     face_h = float(np.linalg.norm(chin - top))
-    out = {"hair_pixels": int(mask.sum()), "color": "#3b2619", "length_below_chin": 0.0,
-           "volume": 0.0, "fringe": 0.0}
+    out = {"hair_pixels": int(mask.sum()), "color": "#3b2619", "length_below_chin": 0.0, "volume": 0.0, "fringe": 0.0}
     if mask.sum() < 20:
         return out
     med = np.median(rgb[mask][:, :3], axis=0)

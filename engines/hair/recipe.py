@@ -9,6 +9,7 @@ plain medium-length, centre-parted haircut. Adding a style is adding one JSON fi
 
 Angles are degrees, lengths metres, on the canonical head (see :mod:`engines.hair.canonical`).
 """
+
 from __future__ import annotations
 
 import json
@@ -95,9 +96,15 @@ class Recipe(BaseModel):
     gravity: float = Field(1.0, ge=0, le=3)
     volume: float = Field(0.012, ge=0, le=0.12, description="Thickness of the hair layer over the scalp (m)")
     hug: float = Field(0.5, ge=0, le=1, description="How closely strands follow the scalp before falling")
-    standoff: float = Field(0.0, ge=0, le=0.2, description=(
-        "Farthest (m) a strand may stand off the head above the neck; 0 = no limit. "
-        "Short cuts set it so stiff side hair lies on the head instead of sticking out like a brim"))
+    standoff: float = Field(
+        0.0,
+        ge=0,
+        le=0.2,
+        description=(
+            "Farthest (m) a strand may stand off the head above the neck; 0 = no limit. "
+            "Short cuts set it so stiff side hair lies on the head instead of sticking out like a brim"
+        ),
+    )
     noise: float = Field(0.1, ge=0, le=1, description="Random direction jitter (flyaways, tousle)")
     clump: float = Field(0.3, ge=0, le=1, description="Pull of strands towards their clump guide")
     back_bias: float = Field(0.4, ge=0, le=2, description="How strongly strands sweep back off the face")
@@ -157,7 +164,5 @@ def get_recipe(style: str) -> Recipe:
     all_ = recipes()
     key = style.strip().lower().replace(" ", "_").replace("-", "_")
     if key not in all_:
-        raise EngineError(
-            f"Unknown hairstyle '{style}'. Use auto, none or one of: {', '.join(list_styles())}."
-        )
+        raise EngineError(f"Unknown hairstyle '{style}'. Use auto, none or one of: {', '.join(list_styles())}.")
     return all_[key]

@@ -11,6 +11,7 @@ the tangent cone and the half vector, which gives hair its anisotropic highlight
 Cameras are dicts like ``Avatar.camera``: ``K`` (3x3), ``R`` (3x3), ``t`` (3,) mapping
 world to an OpenCV camera (x right, y down, z forward), ``image_size`` (w, h).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -53,8 +54,14 @@ def _wh(cam: dict) -> tuple[int, int]:
     return int(w), int(h)
 
 
-def head_layers(vertices: np.ndarray, faces: np.ndarray, cam: dict, light=(0.3, 0.5, 1.0),
-                skin=(224, 182, 160), vertex_colors: np.ndarray | None = None):
+def head_layers(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    cam: dict,
+    light=(0.3, 0.5, 1.0),
+    skin=(224, 182, 160),
+    vertex_colors: np.ndarray | None = None,
+):
     """Shaded head image (RGB uint8), depth image (inf where empty) and mask."""
     import cv2
 
@@ -92,8 +99,9 @@ def _densify(pts: np.ndarray, k: int) -> np.ndarray:
     return (a + (b - a) * s).reshape(len(pts), -1, 3)
 
 
-def hair_mask(strands: np.ndarray, cam: dict, head_depth: np.ndarray | None = None,
-              thickness: int = 2, eps: float = 0.004) -> np.ndarray:
+def hair_mask(
+    strands: np.ndarray, cam: dict, head_depth: np.ndarray | None = None, thickness: int = 2, eps: float = 0.004
+) -> np.ndarray:
     """Pixels covered by hair (bool H x W); with ``head_depth`` only hair not hidden by the head."""
     import cv2
 
@@ -120,9 +128,18 @@ def hair_mask(strands: np.ndarray, cam: dict, head_depth: np.ndarray | None = No
     return mask.astype(bool)
 
 
-def render(strands: np.ndarray, colors: np.ndarray | None, cam: dict, vertices=None, faces=None,
-           background=(38, 40, 46), skin=(224, 182, 160), light=(0.4, 0.6, 1.0),
-           vertex_colors=None, width: int = 1) -> np.ndarray:
+def render(
+    strands: np.ndarray,
+    colors: np.ndarray | None,
+    cam: dict,
+    vertices=None,
+    faces=None,
+    background=(38, 40, 46),
+    skin=(224, 182, 160),
+    light=(0.4, 0.6, 1.0),
+    vertex_colors=None,
+    width: int = 1,
+) -> np.ndarray:
     """A shaded preview (RGB uint8) of a head and its strands."""
     import cv2
 
@@ -148,10 +165,10 @@ def render(strands: np.ndarray, colors: np.ndarray | None, cam: dict, vertices=N
     L = L / np.linalg.norm(L)
     T = np.diff(strands, axis=1)
     T = T / np.maximum(np.linalg.norm(T, axis=2, keepdims=True), 1e-12)
-    tl = (T @ L)
-    te = (T @ eye)
-    diff = np.sqrt(np.clip(1 - tl ** 2, 0, 1))
-    spec = np.clip(tl * te + diff * np.sqrt(np.clip(1 - te ** 2, 0, 1)), 0, 1) ** 40
+    tl = T @ L
+    te = T @ eye
+    diff = np.sqrt(np.clip(1 - tl**2, 0, 1))
+    spec = np.clip(tl * te + diff * np.sqrt(np.clip(1 - te**2, 0, 1)), 0, 1) ** 40
     along = np.linspace(0.55, 1.0, P - 1)[None, :]  # roots sit in the shadow of the hair above
     shade = (0.25 + 0.75 * diff) * along
     base = colors.astype(float)[:, None, :]
@@ -168,6 +185,13 @@ def render(strands: np.ndarray, colors: np.ndarray | None, cam: dict, vertices=N
     cc = col[si, pi][order]
     for j in range(len(order)):
         c = cc[j]
-        cv2.line(img, (int(a[j, 0]), int(a[j, 1])), (int(b[j, 0]), int(b[j, 1])),
-                 (int(c[0]), int(c[1]), int(c[2])), width, cv2.LINE_AA, 4)
+        cv2.line(
+            img,
+            (int(a[j, 0]), int(a[j, 1])),
+            (int(b[j, 0]), int(b[j, 1])),
+            (int(c[0]), int(c[1]), int(c[2])),
+            width,
+            cv2.LINE_AA,
+            4,
+        )
     return img

@@ -8,6 +8,7 @@ views side by side (the hairstyle picker shows them with the style's label). ``a
 the tile of "Auto (photo)", shows what Auto does: a portrait (a drawn head-and-shoulders
 silhouette) and, beside it, the head with the silhouette of the matched hair laid over it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,8 +70,14 @@ def auto_thumbnail(size: int = THUMB_SIZE, style: str = "bob") -> np.ndarray:
     half = 0.5 * (b[1, 1] - b[0, 1])
     b[0, [0, 2]], b[1, [0, 2]] = -half, half
     cam = view_camera(b, "front", S)
-    head = render(np.zeros((0, 16, 3), np.float32), None, cam, av.mesh.vertices, av.mesh.faces,
-                  vertex_colors=av.mesh.vertex_colors)
+    head = render(
+        np.zeros((0, 16, 3), np.float32),
+        None,
+        cam,
+        av.mesh.vertices,
+        av.mesh.faces,
+        vertex_colors=av.mesh.vertex_colors,
+    )
     _, depth, _ = head_layers(av.mesh.vertices, av.mesh.faces, cam)
     mask = hair_mask(fit_style(av, style).points, cam, depth, thickness=5)
     mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
@@ -91,18 +98,22 @@ def auto_thumbnail(size: int = THUMB_SIZE, style: str = "bob") -> np.ndarray:
     clip = np.zeros((S, S), np.uint8)
     cv2.rectangle(clip, inner[:2], inner[2:], 255, -1)
     person = left.copy()
-    cv2.ellipse(person, (cx, inner[3] + S // 10), (int(S * 0.3), int(S * 0.2)), 0, 180, 360, (60, 70, 110), -1,
-                cv2.LINE_AA)  # shoulders
-    cv2.ellipse(person, (cx, cy - S // 40), (int(S * 0.17), int(S * 0.2)), 0, 0, 360, (70, 45, 30), -1,
-                cv2.LINE_AA)  # hair
-    cv2.ellipse(person, (cx, cy + S // 30), (int(S * 0.12), int(S * 0.15)), 0, 0, 360, (224, 182, 160), -1,
-                cv2.LINE_AA)  # face
+    cv2.ellipse(
+        person, (cx, inner[3] + S // 10), (int(S * 0.3), int(S * 0.2)), 0, 180, 360, (60, 70, 110), -1, cv2.LINE_AA
+    )  # shoulders
+    cv2.ellipse(
+        person, (cx, cy - S // 40), (int(S * 0.17), int(S * 0.2)), 0, 0, 360, (70, 45, 30), -1, cv2.LINE_AA
+    )  # hair
+    cv2.ellipse(
+        person, (cx, cy + S // 30), (int(S * 0.12), int(S * 0.15)), 0, 0, 360, (224, 182, 160), -1, cv2.LINE_AA
+    )  # face
     left[clip > 0] = person[clip > 0]
     both = np.concatenate([left, right], 1)
     # The arrow: from the photo to the head, across the seam.
     y = int(S * 0.82)
-    cv2.arrowedLine(both, (S - S // 6, y), (S + S // 6, y), (255, 255, 255), max(3, S // 40), cv2.LINE_AA,
-                    tipLength=0.35)
+    cv2.arrowedLine(
+        both, (S - S // 6, y), (S + S // 6, y), (255, 255, 255), max(3, S // 40), cv2.LINE_AA, tipLength=0.35
+    )
     return cv2.resize(both, (size * 2, size), interpolation=cv2.INTER_AREA)
 
 

@@ -20,6 +20,7 @@ input is protected for the life of the process, so no export replaces it; multi-
 exports are one transaction; failed writes raise :class:`OutputError` naming the target;
 readers check declared sizes against one limit policy before allocating.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -134,9 +135,7 @@ def export(obj: Any, path: str | os.PathLike, protect_paths: Iterable = ()) -> l
     all_writers = writers()
     table = all_writers.get(ext)
     if not table:
-        raise EngineError(
-            f"Cannot export to '{ext or path.name}': use one of {', '.join(sorted(all_writers))}."
-        )
+        raise EngineError(f"Cannot export to '{ext or path.name}': use one of {', '.join(sorted(all_writers))}.")
     if is_protected(path):
         from engines.io.files import refuse_input
 
@@ -150,7 +149,9 @@ def export(obj: Any, path: str | os.PathLike, protect_paths: Iterable = ()) -> l
             if tname in names:
                 return [Path(p) for p in resolve(ref)(o, path)]
     kinds = ", ".join(type(o).__name__ for o in objs) or "nothing"
-    raise EngineError(f"A {ext} file cannot hold this result ({kinds}); try {', '.join(writer_extensions(obj)) or 'another format'}.")
+    raise EngineError(
+        f"A {ext} file cannot hold this result ({kinds}); try {', '.join(writer_extensions(obj)) or 'another format'}."
+    )
 
 
 def read(path: str | os.PathLike):
@@ -211,7 +212,7 @@ def input_files(paths: list[Path]) -> list[Path]:
 
 
 def _load(paths: list[Path], prefer: tuple[type, ...]):
-    from engines.types import Avatar, FocalStack, ImageSet
+    from engines.types import Avatar, FocalStack, ImageSet  # noqa: F401
 
     if len(paths) == 1 and classify(paths[0]) == "image":
         from engines.io.images import read_image

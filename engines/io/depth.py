@@ -12,6 +12,7 @@ images (Turk & Levoy, "Zippered polygon meshes from range images", SIGGRAPH 1994
 16-bit PNG: depth in millimetres, 0 = unknown, so at most 65.535 m (farther values are
 stored as 65535). The NPY file holds float32 metres with NaN for unknown pixels.
 """
+
 from __future__ import annotations
 
 import os
@@ -57,7 +58,7 @@ def depth_to_mesh(dm: DepthMap, max_depth_jump: float = 0.05, stride: int = 1) -
     # Two triangles per 2x2 cell, counter-clockwise as seen from the camera.
     i00, i01, i10, i11 = index[:-1, :-1], index[:-1, 1:], index[1:, :-1], index[1:, 1:]
     d00, d01, d10, d11 = d[:-1, :-1], d[:-1, 1:], d[1:, :-1], d[1:, 1:]
-    faces, ok = [], []
+    faces, _ok = [], []
     for (a, b, c), (da, db, dc) in (((i00, i10, i01), (d00, d10, d01)), ((i01, i10, i11), (d01, d10, d11))):
         with np.errstate(invalid="ignore"):
             lo = np.fmin(np.fmin(da, db), dc)
@@ -66,8 +67,10 @@ def depth_to_mesh(dm: DepthMap, max_depth_jump: float = 0.05, stride: int = 1) -
         faces.append(np.stack([a[good], b[good], c[good]], 1))
     faces = np.concatenate(faces)
     if len(faces) == 0:
-        raise EngineError(f"The depth map '{dm.name}' has no neighbouring known pixels at similar depth, so no surface can be made; "
-                          "raise max_depth_jump or export points (PLY) instead.")
+        raise EngineError(
+            f"The depth map '{dm.name}' has no neighbouring known pixels at similar depth, so no surface can be made; "
+            "raise max_depth_jump or export points (PLY) instead."
+        )
     uv = np.stack([xs[valid] / max(W - 1, 1), 1.0 - ys[valid] / max(H - 1, 1)], 1)
     cols = _colours(dm)
     if cols is not None:
@@ -113,7 +116,9 @@ def read_depth_png16(path: str | os.PathLike) -> DepthMap:
     path = Path(path)
     px = read_image(path).pixels
     if px.ndim != 2 or px.dtype != np.uint16:
-        raise EngineError(f"{path.name}: not a 16-bit greyscale depth PNG (millimetres). Choose the depth PNG Capture Studio exported.")
+        raise EngineError(
+            f"{path.name}: not a 16-bit greyscale depth PNG (millimetres). Choose the depth PNG Capture Studio exported."  # noqa: E501
+        )
     d = px.astype(np.float32) / 1000.0
     d[px == 0] = np.nan
     return DepthMap(d, name=path.stem)

@@ -25,6 +25,7 @@ inputs, stale temporaries, and a sentence for every way a write can fail.
   output's name, a parent that is a file, a full disk each name the *target* (never the
   hidden temporary) and say what to do.
 """
+
 from __future__ import annotations
 
 import errno
@@ -66,7 +67,9 @@ class OutputError(EngineError):
 
     def __init__(self, path: Path, reason: str, kind: str = "other") -> None:
         self.path, self.reason, self.kind = Path(path), reason, kind
-        super().__init__(f"Cannot write {self.path}: {reason}. {self.HINTS.get(kind, self.HINTS['other'])}; nothing was written.")
+        super().__init__(
+            f"Cannot write {self.path}: {reason}. {self.HINTS.get(kind, self.HINTS['other'])}; nothing was written."
+        )
 
 
 _FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG}
@@ -156,8 +159,9 @@ def is_protected(path: str | os.PathLike) -> bool:
 
 
 def refuse_input(path: Path) -> EngineError:
-    return EngineError(f"{path} is one of the inputs; an export never replaces an input file. "
-                       "Choose another output name.")
+    return EngineError(
+        f"{path} is one of the inputs; an export never replaces an input file. Choose another output name."
+    )
 
 
 def check_output(path: str | os.PathLike) -> Path:
@@ -234,8 +238,13 @@ def free_sidecar(main: Path, name: str, reusable: Iterable[Path] = (), taken: It
     cand, k = main.with_name(name), 2
     while True:
         real = _real(cand)
-        if (real not in taken and real != _real(main) and not is_protected(cand) and not cand.is_dir()
-                and (not os.path.lexists(cand) or real in reusable)):
+        if (
+            real not in taken
+            and real != _real(main)
+            and not is_protected(cand)
+            and not cand.is_dir()
+            and (not os.path.lexists(cand) or real in reusable)
+        ):
             return cand
         cand, k = main.with_name(f"{base}_{k}{ext}"), k + 1
 
@@ -266,7 +275,9 @@ class WriteSet:
             return False
         self.abort()
         if isinstance(exc, OSError) and _is_about(exc, [p for e in self.entries for p in (e.final, e.tmp)]):
-            target = next((e.final for e in self.entries if e.main), self.entries[0].final if self.entries else Path("."))
+            target = next(
+                (e.final for e in self.entries if e.main), self.entries[0].final if self.entries else Path(".")
+            )
             raise output_error(exc, target) from exc
         return False
 
@@ -293,8 +304,11 @@ class WriteSet:
             sweep_stale(path.parent)
         stem = path.stem[:80]
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{stem}{TMP_TAG}{_HOST}-{os.getpid()}-",
-                                       suffix=suffix if suffix is not None else path.suffix, dir=path.parent)
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{stem}{TMP_TAG}{_HOST}-{os.getpid()}-",
+                suffix=suffix if suffix is not None else path.suffix,
+                dir=path.parent,
+            )
         except OSError as e:
             raise output_error(e, path) from e
         os.close(fd)

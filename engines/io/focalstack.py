@@ -18,6 +18,7 @@ Frames are returned nearest focus first. Intrinsics come from an ``"intrinsics"`
 matrix in focus.json, else from EXIF when the focal length in 35 mm terms, or the focal
 length plus the focal-plane resolution, is known.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,10 @@ from engines.io.limits import read_json_text
 from engines.types import FocalStack
 
 _NAME_DISTANCE = re.compile(r"_(\d+\.\d+)\s*m?$", re.IGNORECASE)
-_HOW = ('Put a focus.json beside the photos, e.g. {"image_0.jpg": 0.3, "image_1.jpg": 0.85}, '
-        "or name the files like image_0_0.30.jpg (distance in metres before the extension).")
+_HOW = (
+    'Put a focus.json beside the photos, e.g. {"image_0.jpg": 0.3, "image_1.jpg": 0.85}, '
+    "or name the files like image_0_0.30.jpg (distance in metres before the extension)."
+)
 _FULL_FRAME_DIAGONAL_MM = float(np.hypot(36.0, 24.0))
 
 
@@ -50,8 +53,14 @@ def find_images(paths: str | os.PathLike | Iterable) -> list[Path]:
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files += sorted((f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTS
-                             and not f.name.startswith(".")), key=_natural_key)
+            files += sorted(
+                (
+                    f
+                    for f in p.iterdir()
+                    if f.is_file() and f.suffix.lower() in IMAGE_EXTS and not f.name.startswith(".")
+                ),
+                key=_natural_key,
+            )
         elif p.suffix.lower() in IMAGE_EXTS:
             if not p.exists():
                 raise EngineError(f"{p}: no such file. Check the path or choose the files again.")
@@ -87,16 +96,20 @@ def _from_json(files: list[Path], notes: list[str]) -> list[float] | None:
             data = dict(zip(names, vals))
         else:
             if not isinstance(vals, list) or len(vals) != len(files):
-                raise EngineError(f"{sidecar.name}: focus_distances has {len(vals) if isinstance(vals, list) else 'no'} "
-                                  f"values but there are {len(files)} photos. Give one distance per photo, in file-name order.")
+                raise EngineError(
+                    f"{sidecar.name}: focus_distances has {len(vals) if isinstance(vals, list) else 'no'} "
+                    f"values but there are {len(files)} photos. Give one distance per photo, in file-name order."
+                )
             notes.append(f"Focus distances from {sidecar.name}.")
             return [_number(v, sidecar) for v in vals]
     if not isinstance(data, dict):
         raise EngineError(f"{sidecar.name}: expected a JSON object. {_HOW}")
     missing = [f.name for f in files if f.name not in data]
     if missing:
-        raise EngineError(f"{sidecar.name}: no focus distance for {', '.join(missing[:5])}"
-                          f"{' and more' if len(missing) > 5 else ''}. Add them (metres), e.g. \"{missing[0]}\": 0.85.")
+        raise EngineError(
+            f"{sidecar.name}: no focus distance for {', '.join(missing[:5])}"
+            f'{" and more" if len(missing) > 5 else ""}. Add them (metres), e.g. "{missing[0]}": 0.85.'
+        )
     notes.append(f"Focus distances from {sidecar.name}.")
     return [_number(data[f.name], sidecar) for f in files]
 
@@ -177,7 +190,9 @@ def read_focal_stack(files, distances=None) -> FocalStack:
 
     files = find_images(files)
     if len(files) < 2:
-        raise EngineError(f"A focal stack needs at least 2 photos focused at different distances; got only {files[0].name}.")
+        raise EngineError(
+            f"A focal stack needs at least 2 photos focused at different distances; got only {files[0].name}."
+        )
     notes: list[str] = []
     if distances is not None:
         dist = [float(d) for d in distances]
@@ -198,15 +213,19 @@ def read_focal_stack(files, distances=None) -> FocalStack:
             if dist is not None:
                 notes.append("Focus distances from XMP ApproximateFocusDistance (Adobe lens data).")
         if dist is None:
-            raise EngineError(f"Focus distances are missing for the {len(files)} photos in {files[0].parent.name or '.'}. {_HOW}")
+            raise EngineError(
+                f"Focus distances are missing for the {len(files)} photos in {files[0].parent.name or '.'}. {_HOW}"
+            )
     bad = [f.name for f, d in zip(files, dist) if not (np.isfinite(d) and d > 0)]
     if bad:
         raise EngineError(f"Focus distance must be a positive number of metres; check {', '.join(bad)}.")
     seen: dict[float, Path] = {}
     for f, d in zip(files, dist):
         if d in seen:
-            raise EngineError(f"{seen[d].name} and {f.name} have the same focus distance ({d:g} m); "
-                              "each photo of a focal stack must be focused at a different distance. Remove one or fix its distance.")
+            raise EngineError(
+                f"{seen[d].name} and {f.name} have the same focus distance ({d:g} m); "
+                "each photo of a focal stack must be focused at a different distance. Remove one or fix its distance."
+            )
         seen[d] = f
     images = [read_image(f) for f in files]
     sizes = {im.size for im in images}
@@ -214,11 +233,14 @@ def read_focal_stack(files, distances=None) -> FocalStack:
         ref = images[0]
         odd = [im for im in images if im.size != ref.size]
         raise EngineError(
-            f"The photos of a focal stack must all be the same size: {ref.path.name} is {ref.size[0]}x{ref.size[1]} but "
+            f"The photos of a focal stack must all be the same size: {ref.path.name} is {ref.size[0]}x{ref.size[1]} but "  # noqa: E501
             + ", ".join(f"{im.path.name} is {im.size[0]}x{im.size[1]}" for im in odd[:3])
-            + ". Remove the odd ones or resize them to match.")
+            + ". Remove the odd ones or resize them to match."
+        )
     frames = [im.pixels for im in images]
-    if len({(f.ndim, f.dtype.str, f.shape[2:]) for f in frames}) > 1 or any(f.ndim == 3 and f.shape[2] == 4 for f in frames):
+    if len({(f.ndim, f.dtype.str, f.shape[2:]) for f in frames}) > 1 or any(
+        f.ndim == 3 and f.shape[2] == 4 for f in frames
+    ):
         frames = [im.rgb8() for im in images]
     for im in images:
         notes += im.notes

@@ -22,7 +22,8 @@ GLTFLoader and Blender's importer (tests/test_gltf_clients.py, benchmarks/avatar
 Reading is bounded (:mod:`engines.io.limits`): accessor counts, embedded and external
 buffers and textures are checked against the I/O layer's limit policy before anything is
 allocated, and external ``uri`` files must be plain files beside the glTF.
-"""
+"""  # noqa: E501
+
 from __future__ import annotations
 
 import hashlib
@@ -39,8 +40,7 @@ from engines.types import Image, Mesh, Skeleton
 
 _FLOAT, _UINT, _USHORT, _UBYTE, _SHORT, _BYTE = 5126, 5125, 5123, 5121, 5122, 5120
 _ARRAY, _ELEMENTS = 34962, 34963
-_DTYPES = {_FLOAT: np.float32, _UINT: np.uint32, _USHORT: np.uint16, _UBYTE: np.uint8,
-           _SHORT: np.int16, _BYTE: np.int8}
+_DTYPES = {_FLOAT: np.float32, _UINT: np.uint32, _USHORT: np.uint16, _UBYTE: np.uint8, _SHORT: np.int16, _BYTE: np.int8}
 _WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT4": 16}
 
 
@@ -115,8 +115,13 @@ class _Blob:
         from pygltflib import Accessor
 
         a = np.ascontiguousarray(a, dtype=_DTYPES[ctype])
-        acc = Accessor(bufferView=self.view(a.tobytes(), target), componentType=ctype,
-                       count=int(a.shape[0]), type=kind, normalized=normalized)
+        acc = Accessor(
+            bufferView=self.view(a.tobytes(), target),
+            componentType=ctype,
+            count=int(a.shape[0]),
+            type=kind,
+            normalized=normalized,
+        )
         if minmax:
             flat = a.reshape(len(a), -1)
             acc.min = [float(x) for x in flat.min(0)]
@@ -146,10 +151,19 @@ def _sparse_or_dense(blob, d: np.ndarray) -> int:
     ictype = _USHORT if n <= 65536 else _UINT
     iv = blob.view(np.ascontiguousarray(nz, dtype=_DTYPES[ictype]).tobytes())
     vv = blob.view(np.ascontiguousarray(d[nz]).tobytes())
-    acc = Accessor(componentType=_FLOAT, count=n, type="VEC3", byteOffset=None,
-                   sparse=Sparse(count=int(len(nz)), indices=AccessorSparseIndices(bufferView=iv, componentType=ictype),
-                                 values=AccessorSparseValues(bufferView=vv)),
-                   min=[float(x) for x in d.min(0)], max=[float(x) for x in d.max(0)])
+    acc = Accessor(
+        componentType=_FLOAT,
+        count=n,
+        type="VEC3",
+        byteOffset=None,
+        sparse=Sparse(
+            count=int(len(nz)),
+            indices=AccessorSparseIndices(bufferView=iv, componentType=ictype),
+            values=AccessorSparseValues(bufferView=vv),
+        ),
+        min=[float(x) for x in d.min(0)],
+        max=[float(x) for x in d.max(0)],
+    )
     blob.gltf.accessors.append(acc)
     return len(blob.gltf.accessors) - 1
 
@@ -224,8 +238,14 @@ def _add_skeleton(gltf, blob, skeleton: Skeleton) -> tuple[int, list[int]]:
     # glTF matrices are column-major: the transpose of each row-major 4x4, flattened.
     ibm_acc = blob.accessor(ibm.transpose(0, 2, 1).reshape(nj, 16), _FLOAT, "MAT4")
     roots = [first + i for i in range(nj) if parents[i] < 0]
-    gltf.skins.append(g.Skin(name="skeleton", joints=list(range(first, first + nj)), inverseBindMatrices=ibm_acc,
-                             skeleton=roots[0] if len(roots) == 1 else None))
+    gltf.skins.append(
+        g.Skin(
+            name="skeleton",
+            joints=list(range(first, first + nj)),
+            inverseBindMatrices=ibm_acc,
+            skeleton=roots[0] if len(roots) == 1 else None,
+        )
+    )
     return len(gltf.skins) - 1, roots
 
 
@@ -242,8 +262,9 @@ def _add_animation(gltf, blob, anim: GltfAnimation, mesh_nodes: list[tuple[int, 
 
     def add(node: int, path: str, out_acc: int) -> None:
         samplers.append(g.AnimationSampler(input=t_acc, output=out_acc, interpolation="LINEAR"))
-        channels.append(g.AnimationChannel(sampler=len(samplers) - 1,
-                                           target=g.AnimationChannelTarget(node=node, path=path)))
+        channels.append(
+            g.AnimationChannel(sampler=len(samplers) - 1, target=g.AnimationChannelTarget(node=node, path=path))
+        )
 
     if anim.morph_weights:
         shared: dict[tuple, int] = {}
@@ -271,9 +292,13 @@ def _add_animation(gltf, blob, anim: GltfAnimation, mesh_nodes: list[tuple[int, 
         gltf.animations.append(g.Animation(name=anim.name, samplers=samplers, channels=channels))
 
 
-def write_glb(meshes: list[Mesh], path: str | os.PathLike, skeleton: Skeleton | None = None,
-              morph_weights: dict[str, float] | None = None,
-              animations: list[GltfAnimation] | None = None) -> list[Path]:
+def write_glb(
+    meshes: list[Mesh],
+    path: str | os.PathLike,
+    skeleton: Skeleton | None = None,
+    morph_weights: dict[str, float] | None = None,
+    animations: list[GltfAnimation] | None = None,
+) -> list[Path]:
     """Write meshes as one GLB scene (atomic). Returns ``[path]``.
 
     * A Mesh becomes one glTF mesh + node named ``mesh.name``; with ``face_groups`` it becomes
@@ -299,7 +324,9 @@ def write_glb(meshes: list[Mesh], path: str | os.PathLike, skeleton: Skeleton | 
         if len(m.vertices) == 0 or len(m.faces) == 0:
             raise EngineError(f"{path.name}: the mesh '{m.name}' is empty, so there is nothing to export.")
         n = len(m.vertices)
-        normals = m.normals if m.normals is not None and len(m.normals) == n else Mesh(m.vertices, m.faces).compute_normals()
+        normals = (
+            m.normals if m.normals is not None and len(m.normals) == n else Mesh(m.vertices, m.faces).compute_normals()
+        )
         has_uv = m.uv is not None and len(m.uv) == n
         uv = None
         if has_uv:
@@ -321,7 +348,9 @@ def write_glb(meshes: list[Mesh], path: str | os.PathLike, skeleton: Skeleton | 
             tex = texture_u8(m.texture)
             key = hashlib.sha1(tex.tobytes() + str(tex.shape).encode()).digest()
             if key not in images:  # one image/texture per distinct picture, however many meshes use it
-                gltf.images.append(g.Image(bufferView=blob.view(png_bytes(tex)), mimeType="image/png", name=f"{m.name}_texture"))
+                gltf.images.append(
+                    g.Image(bufferView=blob.view(png_bytes(tex)), mimeType="image/png", name=f"{m.name}_texture")
+                )
                 if not gltf.samplers:
                     gltf.samplers.append(g.Sampler(magFilter=9729, minFilter=9987, wrapS=10497, wrapT=10497))
                 gltf.textures.append(g.Texture(sampler=0, source=len(gltf.images) - 1))
@@ -343,7 +372,7 @@ def write_glb(meshes: list[Mesh], path: str | os.PathLike, skeleton: Skeleton | 
                 local = remap[faces]
 
             def sub(a):
-                return a if keep is None else a[keep]
+                return a if keep is None else a[keep]  # noqa: B023
 
             nv = n if keep is None else len(keep)
             attrs = g.Attributes(POSITION=blob.accessor(sub(m.vertices), _FLOAT, "VEC3", _ARRAY, minmax=True))
@@ -356,8 +385,12 @@ def write_glb(meshes: list[Mesh], path: str | os.PathLike, skeleton: Skeleton | 
                 attrs.JOINTS_0 = blob.accessor(sub(joints), jtype, "VEC4", _ARRAY)
                 attrs.WEIGHTS_0 = blob.accessor(sub(weights), _FLOAT, "VEC4", _ARRAY)
             itype = _USHORT if nv < 65535 else _UINT  # 65535 is the primitive-restart value
-            prim = g.Primitive(attributes=attrs, indices=blob.accessor(local.reshape(-1), itype, "SCALAR", _ELEMENTS),
-                               material=mat, mode=4)
+            prim = g.Primitive(
+                attributes=attrs,
+                indices=blob.accessor(local.reshape(-1), itype, "SCALAR", _ELEMENTS),
+                material=mat,
+                mode=4,
+            )
             gmesh = g.Mesh(name=part, primitives=[prim])
             if names:
                 prim.targets = [g.Attributes(POSITION=_sparse_or_dense(blob, sub(m.morph_targets[k]))) for k in names]
@@ -388,10 +421,14 @@ def _external(path: Path, uri: str, cache) -> bytes:
 
     f = (path.parent / unquote(uri)).resolve()
     if f.parent != path.parent.resolve() and path.parent.resolve() not in f.parents:
-        raise EngineError(f"{path.name}: refers to {uri}, outside its own folder; it was not opened. "
-                          "Only open files from sources you trust.")
+        raise EngineError(
+            f"{path.name}: refers to {uri}, outside its own folder; it was not opened. "
+            "Only open files from sources you trust."
+        )
     if not f.is_file():
-        raise EngineError(f"{path.name}: refers to {uri}, which is missing or not a file. Keep the files it needs beside it.")
+        raise EngineError(
+            f"{path.name}: refers to {uri}, which is missing or not a file. Keep the files it needs beside it."
+        )
     _budget(cache, path).take(f.stat().st_size, f"the external file {uri}")
     return f.read_bytes()
 
@@ -422,7 +459,7 @@ def _view_bytes(gltf, path, cache, i: int) -> tuple[bytes, int | None]:
     if bv.buffer not in cache:
         cache[bv.buffer] = _buffer_bytes(gltf, path, bv.buffer, cache)
     off = bv.byteOffset or 0
-    return cache[bv.buffer][off:off + bv.byteLength], bv.byteStride
+    return cache[bv.buffer][off : off + bv.byteLength], bv.byteStride
 
 
 def _accessor(gltf, path, cache, i: int) -> np.ndarray:
@@ -451,7 +488,9 @@ def _accessor(gltf, path, cache, i: int) -> np.ndarray:
         data, _ = _view_bytes(gltf, path, cache, sp.indices.bufferView)
         idx = np.frombuffer(data, idt, count=sp.count, offset=sp.indices.byteOffset or 0).astype(np.int64)
         data, _ = _view_bytes(gltf, path, cache, sp.values.bufferView)
-        vals = np.frombuffer(data, dt, count=sp.count * width, offset=sp.values.byteOffset or 0).reshape(sp.count, width)
+        vals = np.frombuffer(data, dt, count=sp.count * width, offset=sp.values.byteOffset or 0).reshape(
+            sp.count, width
+        )
         if len(idx) and (idx.min() < 0 or idx.max() >= acc.count):
             raise EngineError(f"{path.name}: a sparse accessor points past its {acc.count} elements. Export it again.")
         out = out if out.flags.writeable else out.copy()
@@ -466,9 +505,18 @@ class _SparseView:
 
     def __init__(self, d: dict):
         self.count = d["count"]
-        self.indices = type("I", (), {"bufferView": d["indices"]["bufferView"], "byteOffset": d["indices"].get("byteOffset", 0),
-                                      "componentType": d["indices"]["componentType"]})
-        self.values = type("V", (), {"bufferView": d["values"]["bufferView"], "byteOffset": d["values"].get("byteOffset", 0)})
+        self.indices = type(
+            "I",
+            (),
+            {
+                "bufferView": d["indices"]["bufferView"],
+                "byteOffset": d["indices"].get("byteOffset", 0),
+                "componentType": d["indices"]["componentType"],
+            },
+        )
+        self.values = type(
+            "V", (), {"bufferView": d["values"]["bufferView"], "byteOffset": d["values"].get("byteOffset", 0)}
+        )
 
 
 def _node_matrix(node) -> np.ndarray:
@@ -479,9 +527,13 @@ def _node_matrix(node) -> np.ndarray:
         m = np.diag([*node.scale, 1.0]) @ m
     if node.rotation:
         x, y, z, w = node.rotation
-        r = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                      [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                      [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+        r = np.array(
+            [
+                [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+            ]
+        )
         rm = np.eye(4)
         rm[:3, :3] = r
         m = rm @ m
@@ -521,7 +573,9 @@ def read_glb(path: str | os.PathLike) -> list[Mesh]:
     try:
         gltf = g.GLTF2().load(str(path))
     except Exception as e:
-        raise EngineError(f"{path.name}: not a readable glTF/GLB file ({e}). Export it again from the tool that made it.") from None
+        raise EngineError(
+            f"{path.name}: not a readable glTF/GLB file ({e}). Export it again from the tool that made it."
+        ) from None
     if gltf is None:
         raise EngineError(f"{path.name}: not a readable glTF/GLB file. Export it again from the tool that made it.")
     cache: dict = {}
@@ -539,8 +593,19 @@ def read_glb(path: str | os.PathLike) -> list[Mesh]:
             for pi, prim in enumerate(gm.primitives):
                 if prim.mode not in (None, 4):
                     continue
-                out.append(_primitive(gltf, path, cache, prim, place, names,
-                                      node.name or gm.name or f"mesh{len(out)}", pi, len(gm.primitives)))
+                out.append(
+                    _primitive(
+                        gltf,
+                        path,
+                        cache,
+                        prim,
+                        place,
+                        names,
+                        node.name or gm.name or f"mesh{len(out)}",
+                        pi,
+                        len(gm.primitives),
+                    )
+                )
         for c in node.children or []:
             visit(c, world)
 
@@ -563,8 +628,11 @@ def _primitive(gltf, path, cache, prim, world, names, name, pi, nprims) -> Mesh:
     v = _accessor(gltf, path, cache, a.POSITION).astype(np.float64)
     rot = world[:3, :3]
     v_world = v @ rot.T + world[:3, 3]
-    faces = (_accessor(gltf, path, cache, prim.indices).reshape(-1, 3) if prim.indices is not None
-             else np.arange(len(v)).reshape(-1, 3))
+    faces = (
+        _accessor(gltf, path, cache, prim.indices).reshape(-1, 3)
+        if prim.indices is not None
+        else np.arange(len(v)).reshape(-1, 3)
+    )
     normals = None
     if a.NORMAL is not None:
         n = _accessor(gltf, path, cache, a.NORMAL) @ np.linalg.inv(rot).T
@@ -588,5 +656,15 @@ def _primitive(gltf, path, cache, prim, world, names, name, pi, nprims) -> Mesh:
     if a.JOINTS_0 is not None and a.WEIGHTS_0 is not None:
         joints = _accessor(gltf, path, cache, a.JOINTS_0).astype(np.int64)
         weights = _accessor(gltf, path, cache, a.WEIGHTS_0).astype(np.float32)
-    return Mesh(v_world, faces, normals, uv, _texture(gltf, path, cache, material) if uv is not None else None,
-                cols, targets, name=name if nprims == 1 else f"{name}_{pi}", joints=joints, weights=weights)
+    return Mesh(
+        v_world,
+        faces,
+        normals,
+        uv,
+        _texture(gltf, path, cache, material) if uv is not None else None,
+        cols,
+        targets,
+        name=name if nprims == 1 else f"{name}_{pi}",
+        joints=joints,
+        weights=weights,
+    )

@@ -21,6 +21,7 @@ What the reader guarantees (engines rely on it):
 and shrinks before converting, which is what keeps the "24-megapixel JPEG to thumbnail"
 path well under a second.
 """
+
 from __future__ import annotations
 
 import os
@@ -278,7 +279,9 @@ def read_image(path: str | os.PathLike, max_pixels: float = 50e6) -> Image:
     except EngineError:
         raise
     except MemoryError:
-        raise EngineError(f"{path.name}: there is not enough memory to decode this image. Downscale it and import it again.") from None
+        raise EngineError(
+            f"{path.name}: there is not enough memory to decode this image. Downscale it and import it again."
+        ) from None
     except (OSError, SyntaxError, ValueError) as e:
         raise EngineError(f"{path.name}: could not read the image ({e}). {_FIX}") from None
     if a.size == 0:
@@ -332,7 +335,9 @@ def make_thumbnail(path: str | os.PathLike, size: int = 160) -> np.ndarray:
     except EngineError:
         raise
     except MemoryError:
-        raise EngineError(f"{path.name}: there is not enough memory to decode this image. Downscale it and import it again.") from None
+        raise EngineError(
+            f"{path.name}: there is not enough memory to decode this image. Downscale it and import it again."
+        ) from None
     except (OSError, SyntaxError, ValueError) as e:
         raise EngineError(f"{path.name}: could not read the image ({e}). {_FIX}") from None
     return apply_orientation(_shrink(a, size), int(exif.get("Orientation", 1) or 1))

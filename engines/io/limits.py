@@ -27,6 +27,7 @@ A JPEG is the one format decoded reduced (libjpeg's DCT scaling, PIL ``draft``, 
 1/8), so its limit applies to the reduced size. Every refusal is a
 :class:`FileTooLarge` (an :class:`~engines.api.EngineError`) naming the file and what to do.
 """
+
 from __future__ import annotations
 
 import io
@@ -119,8 +120,24 @@ def check_bytes(nbytes: float, path, what: str) -> None:
 
 # ------------------------------------------------------------------------------ images
 # Bands of the array a decoded image becomes (palette and grey+alpha images become RGB(A)).
-_BANDS = {"1": 1, "L": 1, "I": 1, "F": 1, "P": 4, "PA": 4, "LA": 4, "La": 4, "RGB": 3, "YCbCr": 3,
-          "LAB": 3, "HSV": 3, "RGBA": 4, "RGBa": 4, "RGBX": 4, "CMYK": 4}
+_BANDS = {
+    "1": 1,
+    "L": 1,
+    "I": 1,
+    "F": 1,
+    "P": 4,
+    "PA": 4,
+    "LA": 4,
+    "La": 4,
+    "RGB": 3,
+    "YCbCr": 3,
+    "LAB": 3,
+    "HSV": 3,
+    "RGBA": 4,
+    "RGBa": 4,
+    "RGBX": 4,
+    "CMYK": 4,
+}
 
 
 def image_bytes(width: int, height: int, mode: str, bits16: bool = False) -> int:
@@ -138,7 +155,9 @@ def image_bytes(width: int, height: int, mode: str, bits16: bool = False) -> int
 def check_image(path, width: int, height: int, mode: str, bits16: bool = False, what: str = "the image") -> None:
     """Refuse an image whose decoded pixels exceed ``max_bytes`` (checked from its header)."""
     if width <= 0 or height <= 0:
-        raise EngineError(f"{_name(path)}: the image header gives a size of {width}x{height} pixels; the file is damaged.")
+        raise EngineError(
+            f"{_name(path)}: the image header gives a size of {width}x{height} pixels; the file is damaged."
+        )
     n = image_bytes(width, height, mode, bits16)
     bits = "16-bit " if bits16 or mode.startswith("I;16") else ""
     check_bytes(n, path, f"{what} ({width}x{height} px, {bits}{mode}) decoded")
@@ -195,10 +214,14 @@ def read_npy_header(fp, name) -> tuple[tuple[int, ...], np.dtype, int]:
         else:
             shape, _fortran, dtype = fmt._read_array_header(fp, version)
     except (ValueError, OSError, EOFError, SyntaxError, TypeError) as e:
-        raise EngineError(f"{_name(name)}: not a readable NumPy array ({e}). The file is damaged; export it again.") from None
+        raise EngineError(
+            f"{_name(name)}: not a readable NumPy array ({e}). The file is damaged; export it again."
+        ) from None
     if dtype.hasobject:
-        raise EngineError(f"{_name(name)}: holds Python objects, which Capture Studio never loads (they would need "
-                          "pickle). Only open files from sources you trust.")
+        raise EngineError(
+            f"{_name(name)}: holds Python objects, which Capture Studio never loads (they would need "
+            "pickle). Only open files from sources you trust."
+        )
     count = 1
     for s in shape:
         count *= int(s)
@@ -214,8 +237,10 @@ def load_npy(path: str | os.PathLike) -> np.ndarray:
             shape, dtype, nbytes = read_npy_header(f, path)
             data_at = f.tell()
             if data_at + nbytes > size:
-                raise EngineError(f"{path.name}: the array header promises {size_text(nbytes)} of data but the file "
-                                  f"holds {size_text(size - data_at)}; it is truncated or damaged. Export it again.")
+                raise EngineError(
+                    f"{path.name}: the array header promises {size_text(nbytes)} of data but the file "
+                    f"holds {size_text(size - data_at)}; it is truncated or damaged. Export it again."
+                )
             check_bytes(nbytes, path, f"the {dtype} array of shape {shape}")
             f.seek(0)
             return np.lib.format.read_array(f, allow_pickle=False)
@@ -239,7 +264,8 @@ def check_zip(z: zipfile.ZipFile, name, budget: Budget | None = None) -> list[zi
             raise FileTooLarge(
                 f"{_name(name)}: its member {info.filename} inflates {info.file_size / max(info.compress_size, 1):.0f} "
                 f"times, from {size_text(info.compress_size)} to {size_text(info.file_size)}, which real data never "
-                f"does, so it was not read (a zip bomb, or a damaged file). Only open files from sources you trust.")
+                f"does, so it was not read (a zip bomb, or a damaged file). Only open files from sources you trust."
+            )
         budget.take(info.file_size, f"its member {info.filename}")
     return infos
 
@@ -249,7 +275,9 @@ def read_member(z: zipfile.ZipFile, info: zipfile.ZipInfo, name) -> bytes:
     try:
         return z.read(info)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
-        raise EngineError(f"{_name(name)}: its member {info.filename} is damaged ({e}). Export the file again.") from None
+        raise EngineError(
+            f"{_name(name)}: its member {info.filename} is damaged ({e}). Export the file again."
+        ) from None
 
 
 def load_npz(source, name=None, budget: Budget | None = None) -> dict[str, np.ndarray]:
@@ -264,7 +292,9 @@ def load_npz(source, name=None, budget: Budget | None = None) -> dict[str, np.nd
     except FileNotFoundError:
         raise EngineError(f"{_name(name)}: no such file.") from None
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-        raise EngineError(f"{_name(name)}: not a readable NumPy archive ({e}). The file is damaged; export it again.") from None
+        raise EngineError(
+            f"{_name(name)}: not a readable NumPy archive ({e}). The file is damaged; export it again."
+        ) from None
     out: dict[str, np.ndarray] = {}
     with z:
         check_zip(z, name, Budget(name, limit=budget.limit - budget.used))
@@ -277,8 +307,10 @@ def load_npz(source, name=None, budget: Budget | None = None) -> dict[str, np.nd
                     shape, dtype, nbytes = read_npy_header(fh, name)
                     header = fh.tell()
                     if header + nbytes != info.file_size:
-                        raise EngineError(f"{_name(name)}: the array {key} declares {size_text(nbytes)} but its member "
-                                          f"holds {size_text(info.file_size - header)}; the file is damaged. Export it again.")
+                        raise EngineError(
+                            f"{_name(name)}: the array {key} declares {size_text(nbytes)} but its member "
+                            f"holds {size_text(info.file_size - header)}; the file is damaged. Export it again."
+                        )
                     budget.take(nbytes, f"the array {key} ({dtype}, shape {shape})")
                 with z.open(info) as fh:
                     out[key] = np.lib.format.read_array(fh, allow_pickle=False)
@@ -295,6 +327,8 @@ def read_json_text(path: str | os.PathLike, what: str = "the file") -> str:
     size = path.stat().st_size
     lim = current().max_json_bytes
     if size > lim:
-        raise FileTooLarge(f"{path.name}: {what} is {size_text(size)}, more than the {size_text(lim)} a Capture Studio "
-                           "JSON document can be; it is not one, or it is damaged.")
+        raise FileTooLarge(
+            f"{path.name}: {what} is {size_text(size)}, more than the {size_text(lim)} a Capture Studio "
+            "JSON document can be; it is not one, or it is damaged."
+        )
     return path.read_text(encoding="utf-8")

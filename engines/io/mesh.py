@@ -14,6 +14,7 @@
   carried along each strand by parallel transport (Bishop, "There is more than one way
   to frame a curve", 1975) so the tubes do not twist.
 """
+
 from __future__ import annotations
 
 import os
@@ -45,8 +46,9 @@ def _as_meshes(obj, path: Path) -> list[Mesh]:
     raise EngineError(f"{path.name}: cannot write a {type(obj).__name__} as a mesh; export a mesh result instead.")
 
 
-def write_glb(obj, path: str | os.PathLike, skeleton: Skeleton | None = None,
-              morph_weights: dict[str, float] | None = None) -> list[Path]:
+def write_glb(
+    obj, path: str | os.PathLike, skeleton: Skeleton | None = None, morph_weights: dict[str, float] | None = None
+) -> list[Path]:
     """Write a Mesh or list of Meshes as GLB (textures embedded, morph targets kept).
 
     Face groups become separate named meshes; with ``skeleton`` (an Avatar's own by default)
@@ -86,13 +88,22 @@ def merge(meshes: list[Mesh], name: str | None = None) -> Mesh:
     for m in meshes:
         verts.append(m.vertices)
         faces.append(m.faces + off)
-        normals.append(m.normals if m.normals is not None and len(m.normals) == len(m.vertices) else Mesh(m.vertices, m.faces).compute_normals())
+        normals.append(
+            m.normals
+            if m.normals is not None and len(m.normals) == len(m.vertices)
+            else Mesh(m.vertices, m.faces).compute_normals()
+        )
         c = _gltf.colors_u8(m.vertex_colors, len(m.vertices))
         cols.append(c[:, :3] if c is not None else np.full((len(m.vertices), 3), 200, np.uint8))
         off += len(m.vertices)
     any_cols = any(m.vertex_colors is not None for m in meshes)
-    return Mesh(np.vstack(verts), np.vstack(faces), np.vstack(normals), vertex_colors=np.vstack(cols) if any_cols else None,
-                name=name or meshes[0].name)
+    return Mesh(
+        np.vstack(verts),
+        np.vstack(faces),
+        np.vstack(normals),
+        vertex_colors=np.vstack(cols) if any_cols else None,
+        name=name or meshes[0].name,
+    )
 
 
 def read_mesh(path: str | os.PathLike) -> Mesh | list[Mesh]:
@@ -147,7 +158,9 @@ def strands_to_mesh(strands: Strands, radius: float = 0.0004, sides: int = 3, ta
     binormal = np.cross(tangent, normal)
     r = radius * (1.0 - (1.0 - taper) * np.linspace(0.0, 1.0, P))[None, :, None]
     ang = 2 * np.pi * np.arange(sides) / sides
-    ring = np.cos(ang)[None, None, :, None] * normal[:, :, None] + np.sin(ang)[None, None, :, None] * binormal[:, :, None]
+    ring = (
+        np.cos(ang)[None, None, :, None] * normal[:, :, None] + np.sin(ang)[None, None, :, None] * binormal[:, :, None]
+    )
     verts = pts[:, :, None] + r[..., None] * ring  # S x P x sides x 3
     vn = ring.reshape(-1, 3)
     idx = np.arange(S * P * sides).reshape(S, P, sides)

@@ -10,7 +10,8 @@ added (``head_texture_2.png``), so an export cannot replace the photo it was mad
 transaction (:class:`engines.io.files.WriteSet`): all or nothing. Vertex colours are written as the widely read ``v x y z r g b`` extension.
 UVs use the OBJ convention (v = 0 at the bottom of the image), the same as ``Mesh.uv``.
 Morph targets have no place in OBJ; use GLB to keep them.
-"""
+"""  # noqa: E501
+
 from __future__ import annotations
 
 import os
@@ -102,8 +103,15 @@ def write_obj(meshes: list[Mesh], path: str | os.PathLike) -> list[Path]:
             lines.append(_rows("vn %.5f %.5f %.5f\n", m.normals.astype(np.float64)))
         lines.append(f"usemtl {mat}\n")
         f = m.faces + 1 + offset
-        fmt, rep = (("f %d/%d/%d %d/%d/%d %d/%d/%d\n", 3) if has_uv and has_n else ("f %d/%d %d/%d %d/%d\n", 2) if has_uv
-                    else ("f %d//%d %d//%d %d//%d\n", 2) if has_n else ("f %d %d %d\n", 1))
+        fmt, rep = (
+            ("f %d/%d/%d %d/%d/%d %d/%d/%d\n", 3)
+            if has_uv and has_n
+            else ("f %d/%d %d/%d %d/%d\n", 2)
+            if has_uv
+            else ("f %d//%d %d//%d %d//%d\n", 2)
+            if has_n
+            else ("f %d %d %d\n", 1)
+        )
         # named parts (Mesh.face_groups: head, eyes, teeth...) become OBJ groups
         parts = list(m.face_groups.items()) if m.face_groups else [(None, np.arange(len(f)))]
         if m.face_groups:
@@ -164,7 +172,7 @@ def _vertices(lines: list[str]) -> np.ndarray:
 
 
 def _faces(lines: list[str]) -> np.ndarray:
-    """Face strings ('1/1/1 2/2/2 3/3/3', polygons fan-triangulated) -> T x 3 corners x (v, vt, vn), 1-based, 0 = none."""
+    """Face strings ('1/1/1 2/2/2 3/3/3', polygons fan-triangulated) -> T x 3 corners x (v, vt, vn), 1-based, 0 = none."""  # noqa: E501
     first = lines[0].split()[0]
     k = 3 if "//" in first else first.count("/") + 1
     text = " ".join(lines).replace("//", "/0/").replace("/", " ")

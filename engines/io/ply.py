@@ -6,6 +6,7 @@ Blender and open3d read. Reads ASCII and binary (either endianness) files with a
 vertex properties (e.g. the Stanford bunny's ``confidence``/``intensity``).
 Format reference: Greg Turk, "The PLY Polygon File Format" (1994).
 """
+
 from __future__ import annotations
 
 import os
@@ -19,9 +20,22 @@ from engines.io.gltf import colors_u8
 from engines.types import Mesh, PointCloud
 
 _TYPES = {
-    "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short": "i2", "int16": "i2",
-    "ushort": "u2", "uint16": "u2", "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
-    "float": "f4", "float32": "f4", "double": "f8", "float64": "f8",
+    "char": "i1",
+    "int8": "i1",
+    "uchar": "u1",
+    "uint8": "u1",
+    "short": "i2",
+    "int16": "i2",
+    "ushort": "u2",
+    "uint16": "u2",
+    "int": "i4",
+    "int32": "i4",
+    "uint": "u4",
+    "uint32": "u4",
+    "float": "f4",
+    "float32": "f4",
+    "double": "f8",
+    "float64": "f8",
 }
 
 
@@ -143,7 +157,7 @@ def _read_ascii(f, elements) -> dict:
             for p, kind, _, _ in props:
                 if kind == "list":
                     k = int(vals[i])
-                    cols[p].append(np.array(vals[i + 1:i + 1 + k], np.int64))
+                    cols[p].append(np.array(vals[i + 1 : i + 1 + k], np.int64))
                     i += 1 + k
                 else:
                     cols[p].append(float(vals[i]))
@@ -182,8 +196,14 @@ def read_ply(path: str | os.PathLike) -> Mesh | PointCloud:
         raise EngineError(f"{path.name}: the PLY file has no vertex positions.")
     pts = np.stack([vert[k] for k in "xyz"], 1).astype(np.float32)
     normals = np.stack([vert[k] for k in ("nx", "ny", "nz")], 1) if all(k in vert for k in ("nx", "ny", "nz")) else None
-    cnames = next((c for c in (("red", "green", "blue"), ("r", "g", "b"), ("diffuse_red", "diffuse_green", "diffuse_blue"))
-                   if all(k in vert for k in c)), None)
+    cnames = next(
+        (
+            c
+            for c in (("red", "green", "blue"), ("r", "g", "b"), ("diffuse_red", "diffuse_green", "diffuse_blue"))
+            if all(k in vert for k in c)
+        ),
+        None,
+    )
     cols = colors_u8(np.stack([vert[k] for k in cnames], 1), len(pts)) if cnames else None
     face = data.get("face", {})
     rows = face.get("vertex_indices", face.get("vertex_index"))

@@ -11,6 +11,7 @@
   needs it) by repeating the last row/column. Writes are atomic: a temp file renamed on
   success, removed on any exception or cancel.
 """
+
 from __future__ import annotations
 
 import os
@@ -52,7 +53,9 @@ def open_capture(path: Path):
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     if not cap.isOpened():
         cap.release()
-        raise EngineError(f"{path.name}: no video frames could be read (unknown format, damaged file, or no video in it). {_FIX}")
+        raise EngineError(
+            f"{path.name}: no video frames could be read (unknown format, damaged file, or no video in it). {_FIX}"
+        )
     if hasattr(cv2, "CAP_PROP_ORIENTATION_AUTO"):
         cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
     return cap
@@ -124,8 +127,9 @@ def open_video(path: str | os.PathLike) -> VideoClip:
     """A :class:`VideoClip` (frames read lazily); EngineError if it cannot be played."""
     path = Path(path)
     info = probe(path)
-    return VideoClip(path=path, frame_count=info["frame_count"], fps=info["fps"],
-                     width=info["width"], height=info["height"])
+    return VideoClip(
+        path=path, frame_count=info["frame_count"], fps=info["fps"], width=info["width"], height=info["height"]
+    )
 
 
 def iter_frames(path: str | os.PathLike, start: int = 0, stop: int | None = None):
@@ -232,8 +236,14 @@ class VideoWriter:
         self._padded = (w + w % 2, h + h % 2)
         try:
             self._gen = imageio_ffmpeg.write_frames(
-                str(self._tmp), self._padded, fps=self.fps, codec="libx264",
-                pix_fmt_in="rgb24", pix_fmt_out="yuv420p", quality=None, macro_block_size=1,
+                str(self._tmp),
+                self._padded,
+                fps=self.fps,
+                codec="libx264",
+                pix_fmt_in="rgb24",
+                pix_fmt_out="yuv420p",
+                quality=None,
+                macro_block_size=1,
                 ffmpeg_log_level="error",
                 output_params=["-crf", str(self.crf), "-preset", "veryfast", "-movflags", "+faststart"],
             )

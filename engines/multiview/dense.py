@@ -17,6 +17,7 @@ the best two sources are kept as running maxima (no sort), and only the bounding
 the reference image's textured pixels is swept. A silhouette rim of half a window is
 dropped after filtering: window-based stereo "fattens" foreground edges by that much.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,8 +52,9 @@ def scale_intrinsics(K: np.ndarray, s: float) -> np.ndarray:
     return K
 
 
-def select_neighbors(cams, i: int, k: int = 4, min_deg: float = 4.0, max_deg: float = 45.0,
-                     center: np.ndarray | None = None) -> list[int]:
+def select_neighbors(
+    cams, i: int, k: int = 4, min_deg: float = 4.0, max_deg: float = 45.0, center: np.ndarray | None = None
+) -> list[int]:
     """Up to ``k`` views that see the scene centre at a good triangulation angle from view i."""
     C = cams.centers
     if center is None:
@@ -92,9 +94,20 @@ def _box(a: np.ndarray, win: int) -> np.ndarray:
     return cv2.boxFilter(a, cv2.CV_32F, (win, win), normalize=True, borderType=cv2.BORDER_REFLECT)
 
 
-def plane_sweep(ref: np.ndarray, srcs: list[np.ndarray], K_ref, K_srcs, R_rels, t_rels,
-                dmin: float, dmax: float, n_planes: int = 64, window: int = 7,
-                min_texture: float = 2.0, cancel: CancelToken | None = None) -> tuple[np.ndarray, np.ndarray]:
+def plane_sweep(
+    ref: np.ndarray,
+    srcs: list[np.ndarray],
+    K_ref,
+    K_srcs,
+    R_rels,
+    t_rels,
+    dmin: float,
+    dmax: float,
+    n_planes: int = 64,
+    window: int = 7,
+    min_texture: float = 2.0,
+    cancel: CancelToken | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Depth and NCC score for the grey float32 ``ref`` image from source images.
 
     ``R_rels``/``t_rels`` map reference-camera points into each source camera. Each
@@ -130,15 +143,21 @@ def plane_sweep(ref: np.ndarray, srcs: list[np.ndarray], K_ref, K_srcs, R_rels, 
         best2 = np.full((h, w), -1.0, np.float32)
         for src, Ks, Rr, tr in zip(packed, K_srcs, R_rels, t_rels):
             H = Ks @ (Rr + np.outer(tr, n) * invd) @ Kinv
-            wp = cv2.warpPerspective(src, H, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            wp = cv2.warpPerspective(
+                src,
+                H,
+                (w, h),
+                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=0,
+            )
             warped = wp[:, :, 0].astype(np.float32)
             inside = wp[:, :, 1] == 255
             mu_s = _box(warped, window)
             var_s = _box(warped * warped, window) - mu_s * mu_s
             cov = _box(warped * ref, window) - mu_s * mu_r
             ncc = cov / (denom_r * np.sqrt(np.maximum(var_s, 1e-6)))
-            ncc[~inside | (var_s < min_texture ** 2)] = -1.0
+            ncc[~inside | (var_s < min_texture**2)] = -1.0
             # running best two: the mean of the best two means an occluded view does not veto
             np.maximum(best2, np.minimum(best1, ncc), out=best2)
             np.maximum(best1, ncc, out=best1)
@@ -166,8 +185,9 @@ def plane_sweep(ref: np.ndarray, srcs: list[np.ndarray], K_ref, K_srcs, R_rels, 
     return full_d, full_s
 
 
-def consistency_mask(i: int, maps: list[ViewDepth], neighbors: list[int], rel_tol: float = 0.01,
-                     min_agree: int = 2) -> np.ndarray:
+def consistency_mask(
+    i: int, maps: list[ViewDepth], neighbors: list[int], rel_tol: float = 0.01, min_agree: int = 2
+) -> np.ndarray:
     """Pixels of map i whose 3D point lands on the same depth in >= min_agree neighbours."""
     ref = maps[i]
     h, w = ref.depth.shape
@@ -215,10 +235,19 @@ def _drop_rims(keep: np.ndarray, rim: int = 3, min_area: float = 0.005) -> np.nd
     return out & ~near
 
 
-def compute_depth_maps(images: dict[str, np.ndarray], cams, points: np.ndarray, max_size: int = 400,
-                       n_planes: int = 64, n_neighbors: int = 4, min_score: float = 0.5,
-                       rel_tol: float = 0.03, rim: int = 3, progress=no_progress,
-                       cancel: CancelToken | None = None) -> list[ViewDepth]:
+def compute_depth_maps(
+    images: dict[str, np.ndarray],
+    cams,
+    points: np.ndarray,
+    max_size: int = 400,
+    n_planes: int = 64,
+    n_neighbors: int = 4,
+    min_score: float = 0.5,
+    rel_tol: float = 0.03,
+    rim: int = 3,
+    progress=no_progress,
+    cancel: CancelToken | None = None,
+) -> list[ViewDepth]:
     """Filtered depth maps for every registered camera (``images`` by camera name, RGB)."""
     import cv2
 
@@ -254,11 +283,31 @@ def compute_depth_maps(images: dict[str, np.ndarray], cams, points: np.ndarray, 
             continue
         R_rel = [cams.R[j] @ cams.R[i].T for j in nb]
         t_rel = [cams.t[j] - R @ cams.t[i] for j, R in zip(nb, R_rel)]
-        depth, score = plane_sweep(grays[i], [grays[j] for j in nb], Ks[i], [Ks[j] for j in nb],
-                                   R_rel, t_rel, rng[0], rng[1], n_planes, cancel=cancel)
+        depth, score = plane_sweep(
+            grays[i],
+            [grays[j] for j in nb],
+            Ks[i],
+            [Ks[j] for j in nb],
+            R_rel,
+            t_rel,
+            rng[0],
+            rng[1],
+            n_planes,
+            cancel=cancel,
+        )
         depth[score < min_score] = np.nan
-        maps.append(ViewDepth(cams.names[i], depth, score, Ks[i], cams.R[i], cams.t[i], rgbs[i],
-                              (1.0 / rng[0] - 1.0 / rng[1]) / max(n_planes - 1, 1)))
+        maps.append(
+            ViewDepth(
+                cams.names[i],
+                depth,
+                score,
+                Ks[i],
+                cams.R[i],
+                cams.t[i],
+                rgbs[i],
+                (1.0 / rng[0] - 1.0 / rng[1]) / max(n_planes - 1, 1),
+            )
+        )
         neigh.append(nb)
     progress(1.0, "Checking depth maps against each other")
     # with only a handful of photos, one agreeing neighbour (a left-right check) must do

@@ -12,6 +12,7 @@ Stages (each one includes the ones before it, except voxels which needs only cam
 See the modules for the methods and papers: :mod:`.frames`, :mod:`.sfm`, :mod:`.dense`,
 :mod:`.fusion`, :mod:`.hull`.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -38,8 +39,9 @@ def _rotation_to(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.eye(3) + vx + vx @ vx / (1 + c)
 
 
-def ground_normal(points: np.ndarray, up: np.ndarray, max_angle_deg: float = 30.0,
-                  min_share: float = 0.2, seed: int = 0) -> np.ndarray | None:
+def ground_normal(
+    points: np.ndarray, up: np.ndarray, max_angle_deg: float = 30.0, min_share: float = 0.2, seed: int = 0
+) -> np.ndarray | None:
     """The normal (on the side of ``up``) of a dominant plane of the points lying within
     ``max_angle_deg`` of ``up``: a floor or table the object stands on. RANSAC on three-point
     planes, inliers within 1 % of the points' extent; None when no such plane holds at least
@@ -118,21 +120,39 @@ class MultiViewEngine(Engine):
 
     name = "multiview"
     title = "Multi-view reconstruction"
-    description = ("Structure from motion (COLMAP), plane-sweep stereo and TSDF fusion on the CPU: "
-                   "cameras, a coloured point cloud, a textured mesh, or a visual hull.")
+    description = (
+        "Structure from motion (COLMAP), plane-sweep stereo and TSDF fusion on the CPU: "
+        "cameras, a coloured point cloud, a textured mesh, or a visual hull."
+    )
     accepts = (ImageSet, VideoClip)
     produces = (Mesh, PointCloud)
 
     class Params(BaseModel):
         stages: Literal["cameras", "points", "mesh", "voxels"] = Field(
-            "mesh", description="How far to go: cameras only, fused point cloud, mesh, or visual-hull voxels")
+            "mesh", description="How far to go: cameras only, fused point cloud, mesh, or visual-hull voxels"
+        )
         matching: Literal["auto", "exhaustive", "sequential"] = Field(
-            "auto", description="Feature matching: every pair (photos), neighbours in order (video), or auto")
+            "auto", description="Feature matching: every pair (photos), neighbours in order (video), or auto"
+        )
         shared_intrinsics: bool = Field(True, description="All photos come from one camera and zoom setting")
-        focal_px: float = Field(0.0, ge=0, le=100000, description="Known focal length in original-photo pixels "
-                                "(held fixed); 0 = estimate it")
-        cx: float = Field(0.0, ge=0, le=100000, description="Known principal point x (original pixels, OpenCV convention); 0 = image centre")
-        cy: float = Field(0.0, ge=0, le=100000, description="Known principal point y (original pixels, OpenCV convention); 0 = image centre")
+        focal_px: float = Field(
+            0.0,
+            ge=0,
+            le=100000,
+            description="Known focal length in original-photo pixels (held fixed); 0 = estimate it",
+        )
+        cx: float = Field(
+            0.0,
+            ge=0,
+            le=100000,
+            description="Known principal point x (original pixels, OpenCV convention); 0 = image centre",
+        )
+        cy: float = Field(
+            0.0,
+            ge=0,
+            le=100000,
+            description="Known principal point y (original pixels, OpenCV convention); 0 = image centre",
+        )
         max_image_size: int = Field(1000, ge=200, le=4000, description="Photos are scaled to this long side (px)")
         max_features: int = Field(4096, ge=256, le=16384, description="SIFT features per image")
         max_video_frames: int = Field(60, ge=20, le=80, description="Most frames picked from a video")
@@ -140,21 +160,31 @@ class MultiViewEngine(Engine):
         depth_planes: int = Field(64, ge=16, le=256, description="Depth hypotheses per view in plane sweep")
         voxel_size: float = Field(0.0, ge=0, description="TSDF voxel size in scene units; 0 = scene size / 200")
         surface: Literal["tsdf", "poisson"] = Field("tsdf", description="TSDF marching cubes or screened Poisson")
-        target_triangles: int = Field(50000, ge=0, le=5000000, description="Decimate to this many triangles (0 = keep all)")
+        target_triangles: int = Field(
+            50000, ge=0, le=5000000, description="Decimate to this many triangles (0 = keep all)"
+        )
         texture: bool = Field(True, description="Bake a texture atlas from the photos (else vertex colours)")
         texture_size: int = Field(2048, ge=256, le=8192, description="Texture atlas size (px)")
         silhouette: Literal["background", "person"] = Field(
-            "background", description="Voxels: masks by difference to a plain background, or person segmentation")
+            "background", description="Voxels: masks by difference to a plain background, or person segmentation"
+        )
         hull_resolution: int = Field(128, ge=16, le=512, description="Voxels along the longest side of the hull")
         up: Literal["auto", "cameras", "ground"] = Field(
-            "auto", description="Which way is up: the cameras' mean up, the ground plane the object stands on, "
-                                "or auto (the ground plane when one is found near the cameras' up)")
+            "auto",
+            description="Which way is up: the cameras' mean up, the ground plane the object stands on, "
+            "or auto (the ground plane when one is found near the cameras' up)",
+        )
         keep_fragments: bool = Field(
-            False, description="Keep surface pieces and points floating apart from the main object "
-                               "(by default those farther than fragment_distance from it are removed)")
+            False,
+            description="Keep surface pieces and points floating apart from the main object "
+            "(by default those farther than fragment_distance from it are removed)",
+        )
         fragment_distance: float = Field(
-            0.1, ge=0.0, le=10.0, description="Pieces farther than this fraction of the main object's size "
-                                              "from it are fragments")
+            0.1,
+            ge=0.0,
+            le=10.0,
+            description="Pieces farther than this fraction of the main object's size from it are fragments",
+        )
 
     def run(self, inputs, params, progress, cancel: CancelToken) -> Result:
         from engines.multiview import frames, sfm
@@ -171,15 +201,19 @@ class MultiViewEngine(Engine):
         if len(views) < frames.MIN_VIEWS:
             raise EngineError(
                 f"Multi-view reconstruction needs at least {frames.MIN_VIEWS} different images of the scene; "
-                f"got {n_in}" + (f" ({len(views)} after removing duplicates)" if len(views) != n_in else "")
-                + ". Add photos taken from different viewpoints around the object.")
+                f"got {n_in}"
+                + (f" ({len(views)} after removing duplicates)" if len(views) != n_in else "")
+                + ". Add photos taken from different viewpoints around the object."
+            )
         cancel.raise_if_set()
 
         fixed = None
         if p.focal_px > 0:
             if len({v.original_size for v in views}) > 1:
-                raise EngineError("Known intrinsics (focal_px) need photos that all have the same size; "
-                                  "these differ. Leave focal_px at 0 to estimate intrinsics per photo.")
+                raise EngineError(
+                    "Known intrinsics (focal_px) need photos that all have the same size; "
+                    "these differ. Leave focal_px at 0 to estimate intrinsics per photo."
+                )
             w0, h0 = views[0].original_size
             w, h = views[0].size
             s = w / w0
@@ -187,30 +221,49 @@ class MultiViewEngine(Engine):
             cx = (p.cx + 0.5) * s if p.cx > 0 else w0 / 2.0 * s
             cy = (p.cy + 0.5) * s if p.cy > 0 else h0 / 2.0 * s
             fixed = (p.focal_px * s, cx, cy)
-            result.notes.append(f"Intrinsics held fixed: f={fixed[0]:.1f}, cx={cx - 0.5:.1f}, cy={cy - 0.5:.1f} px "
-                                f"at the working size {w}x{h}.")
+            result.notes.append(
+                f"Intrinsics held fixed: f={fixed[0]:.1f}, cx={cx - 0.5:.1f}, cy={cy - 0.5:.1f} px "
+                f"at the working size {w}x{h}."
+            )
         matching = p.matching
         if matching == "auto":
             matching = "sequential" if isinstance(inputs[0], VideoClip) or len(views) > 60 else "exhaustive"
         with tempfile.TemporaryDirectory(prefix="multiview-") as tmp, result.stage("sfm"):
-            model = sfm.run_sfm(views, Path(tmp), matching, p.shared_intrinsics, fixed, p.max_features,
-                                progress=_sub(progress, 0.02, 0.35), cancel=cancel)
+            model = sfm.run_sfm(
+                views,
+                Path(tmp),
+                matching,
+                p.shared_intrinsics,
+                fixed,
+                p.max_features,
+                progress=_sub(progress, 0.02, 0.35),
+                cancel=cancel,
+            )
         result.notes += model.notes
         if model.registered < frames.MIN_VIEWS:
             raise EngineError(
                 f"Only {model.registered} of {model.total_images} images could be placed. "
-                + (model.notes[-1] if model.notes else "") )
+                + (model.notes[-1] if model.notes else "")
+            )
         used_up = level_scene(model, p.up, face_cameras=True)
-        result.notes.append("Up is the normal of the ground plane the object stands on." if used_up == "ground"
-                            else "Up is the cameras' mean up direction.")
+        result.notes.append(
+            "Up is the normal of the ground plane the object stands on."
+            if used_up == "ground"
+            else "Up is the cameras' mean up direction."
+        )
         cams = model.cameras
         scale = model.scene_scale()
         result.metrics.update(
-            registered=model.registered, total_images=model.total_images,
+            registered=model.registered,
+            total_images=model.total_images,
             mean_reprojection_error=round(model.mean_reprojection_error, 4),
-            sparse_points=int(len(model.points)), matching=matching, unregistered=list(model.unregistered),
-            focal_px=round(float(np.mean(cams.K[:, 0, 0])), 2), scene_size=round(scale, 4),
-            camera_centers={n: [round(float(x), 6) for x in c] for n, c in zip(cams.names, cams.centers)})
+            sparse_points=int(len(model.points)),
+            matching=matching,
+            unregistered=list(model.unregistered),
+            focal_px=round(float(np.mean(cams.K[:, 0, 0])), 2),
+            scene_size=round(scale, 4),
+            camera_centers={n: [round(float(x), 6) for x in c] for n, c in zip(cams.names, cams.centers)},
+        )
         frusta = sfm.frusta_mesh(cams, self._frustum_size(cams.centers, scale))
         sparse = sfm.sparse_cloud(model)
         cancel.raise_if_set()
@@ -246,8 +299,10 @@ class MultiViewEngine(Engine):
             return frames.pick_video_frames(src, p.max_image_size, max_frames=p.max_video_frames, cancel=cancel)
         paths = [Path(x) for i in inputs for x in i.paths]
         if len(paths) < frames.MIN_VIEWS:
-            raise EngineError(f"Multi-view reconstruction needs at least {frames.MIN_VIEWS} photos of the scene; "
-                              f"got {len(paths)}. Add photos taken from different viewpoints around the object.")
+            raise EngineError(
+                f"Multi-view reconstruction needs at least {frames.MIN_VIEWS} photos of the scene; "
+                f"got {len(paths)}. Add photos taken from different viewpoints around the object."
+            )
         names = [x.name for x in paths]
         if len(set(names)) != len(names):
             raise EngineError("Two photos have the same file name; rename them or import one folder at a time.")
@@ -259,8 +314,15 @@ class MultiViewEngine(Engine):
         cams = model.cameras
         scale = model.scene_scale()
         with result.stage("depth"):
-            maps = dense.compute_depth_maps(images, cams, model.points, p.dense_image_size, p.depth_planes,
-                                            progress=_sub(progress, 0.35, 0.7), cancel=cancel)
+            maps = dense.compute_depth_maps(
+                images,
+                cams,
+                model.points,
+                p.dense_image_size,
+                p.depth_planes,
+                progress=_sub(progress, 0.35, 0.7),
+                cancel=cancel,
+            )
         valid = float(np.mean([np.isfinite(m.depth).mean() for m in maps]))
         result.metrics["depth_valid_fraction"] = round(valid, 4)
         cancel.raise_if_set()
@@ -269,22 +331,34 @@ class MultiViewEngine(Engine):
             progress(0.72, "Fusing depth maps (TSDF)")
             far = max(float(np.nanmax(m.depth)) if np.isfinite(m.depth).any() else 0.0 for m in maps)
             if far <= 0:
-                raise EngineError("No depth could be measured in any photo: the surfaces may lack texture, "
-                                  "or the photos are too far apart. Take more photos with more overlap.")
+                raise EngineError(
+                    "No depth could be measured in any photo: the surfaces may lack texture, "
+                    "or the photos are too far apart. Take more photos with more overlap."
+                )
             frames = [(m.depth, m.rgb, m.K, np.vstack([np.hstack([m.R, m.t[:, None]]), [0, 0, 0, 1]])) for m in maps]
             vol = fusion.tsdf_fuse(frames, voxel, max_depth=far * 1.01, cancel=cancel)
             target = p.target_triangles if p.stages == "mesh" else 0
             stats: dict = {}
-            mesh, points = fusion.surface_from_volume(vol, p.surface if p.stages == "mesh" else "tsdf", target,
-                                                      keep_fragments=p.keep_fragments,
-                                                      fragment_distance=p.fragment_distance, stats=stats)
-        result.metrics.update(voxel_size=round(voxel, 6), dense_points=int(len(points.points)),
-                              fragments_removed=stats.get("fragments", 0),
-                              fragment_points_removed=stats.get("fragment_points", 0))
+            mesh, points = fusion.surface_from_volume(
+                vol,
+                p.surface if p.stages == "mesh" else "tsdf",
+                target,
+                keep_fragments=p.keep_fragments,
+                fragment_distance=p.fragment_distance,
+                stats=stats,
+            )
+        result.metrics.update(
+            voxel_size=round(voxel, 6),
+            dense_points=int(len(points.points)),
+            fragments_removed=stats.get("fragments", 0),
+            fragment_points_removed=stats.get("fragment_points", 0),
+        )
         if stats.get("fragments") or stats.get("fragment_points"):
-            result.notes.append(f"Removed {stats.get('fragments', 0)} surface piece(s) and "
-                                f"{stats.get('fragment_points', 0)} point(s) floating apart from the main object "
-                                "(keep_fragments keeps them).")
+            result.notes.append(
+                f"Removed {stats.get('fragments', 0)} surface piece(s) and "
+                f"{stats.get('fragment_points', 0)} point(s) floating apart from the main object "
+                "(keep_fragments keeps them)."
+            )
         cancel.raise_if_set()
         if p.stages == "points":
             result.items = [points, frusta, sparse]
@@ -326,8 +400,9 @@ class MultiViewEngine(Engine):
             lo, hi = np.percentile(pts, [1, 99], axis=0)
             pad = 0.2 * (hi - lo)
             progress(0.6, "Carving voxels")
-            occ, origin, vox = hull.carve(masks, cams.K, cams.R, cams.t, lo - pad, hi + pad,
-                                          p.hull_resolution, cancel=cancel)
+            occ, origin, vox = hull.carve(
+                masks, cams.K, cams.R, cams.t, lo - pad, hi + pad, p.hull_resolution, cancel=cancel
+            )
             mesh = hull.hull_mesh(occ, origin, vox)
             voxels = hull.voxel_points(occ, origin, vox)
         result.metrics.update(voxels=int(occ.sum()), voxel_size=round(vox, 6), triangles=int(len(mesh.faces)))

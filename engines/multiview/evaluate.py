@@ -6,6 +6,7 @@
 * Chamfer distance and F-score at a threshold between surfaces sampled as points, as in
   the Tanks and Temples benchmark (Knapitsch et al., SIGGRAPH 2017).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,7 +23,7 @@ def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.nda
     if np.linalg.det(U) * np.linalg.det(Vt) < 0:
         S[2, 2] = -1
     R = U @ S @ Vt
-    var = (a ** 2).sum() / len(src)
+    var = (a**2).sum() / len(src)
     s = float(np.trace(np.diag(D) @ S) / max(var, 1e-18))
     return s, R, mu_d - s * R @ mu_s
 
@@ -54,8 +55,14 @@ def chamfer_fscore(pred: np.ndarray, gt: np.ndarray, threshold: float) -> dict:
     precision = float((d_pg < threshold).mean())
     recall = float((d_gp < threshold).mean())
     f = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"chamfer": float(0.5 * (d_pg.mean() + d_gp.mean())), "accuracy": float(d_pg.mean()),
-            "completeness": float(d_gp.mean()), "precision": precision, "recall": recall, "fscore": f}
+    return {
+        "chamfer": float(0.5 * (d_pg.mean() + d_gp.mean())),
+        "accuracy": float(d_pg.mean()),
+        "completeness": float(d_gp.mean()),
+        "precision": precision,
+        "recall": recall,
+        "fscore": f,
+    }
 
 
 def camera_error(est_centers: np.ndarray, gt_centers: np.ndarray) -> tuple[np.ndarray, tuple]:
@@ -66,15 +73,24 @@ def camera_error(est_centers: np.ndarray, gt_centers: np.ndarray) -> tuple[np.nd
     return np.linalg.norm(aligned - gt_centers, axis=1), sim
 
 
-def visible_from_cameras(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, K: np.ndarray,
-                         R: np.ndarray, t: np.ndarray, size: tuple[int, int], min_views: int = 1) -> np.ndarray:
+def visible_from_cameras(
+    points: np.ndarray,
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    K: np.ndarray,
+    R: np.ndarray,
+    t: np.ndarray,
+    size: tuple[int, int],
+    min_views: int = 1,
+) -> np.ndarray:
     """Which surface points at least ``min_views`` cameras see (in frame, unoccluded):
     the part of a ground truth that any reconstruction from these photos could recover."""
     import open3d as o3d
 
     scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.core.Tensor(np.asarray(vertices, np.float32)),
-                        o3d.core.Tensor(np.asarray(faces, np.uint32)))
+    scene.add_triangles(
+        o3d.core.Tensor(np.asarray(vertices, np.float32)), o3d.core.Tensor(np.asarray(faces, np.uint32))
+    )
     w, h = size
     count = np.zeros(len(points), np.int32)
     for Ki, Ri, ti in zip(K, R, t):

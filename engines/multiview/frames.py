@@ -15,6 +15,7 @@ motion from dense optical flow (Farneback 2003) gives the baseline along the orb
 orbit is cut into equal-motion segments and the sharpest frame of each segment
 (variance of the Laplacian, Pech-Pacheco et al. 2000) is kept.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -67,7 +68,11 @@ def exif_focal_px(exif: dict, width: int, height: int, original: tuple[int, int]
     f35 = exif.get("FocalLengthIn35mmFilm")
     if f35:
         return float(f35) / 36.0 * max(width, height), "EXIF 35 mm equivalent focal length"
-    f_mm, res, unit = exif.get("FocalLength"), exif.get("FocalPlaneXResolution"), exif.get("FocalPlaneResolutionUnit", 2)
+    f_mm, res, unit = (
+        exif.get("FocalLength"),
+        exif.get("FocalPlaneXResolution"),
+        exif.get("FocalPlaneResolutionUnit", 2),
+    )
     if not (f_mm and res):
         return None, "no EXIF focal length"
     mm_per_unit = {2: 25.4, 3: 10.0, 4: 1.0}.get(int(unit), 25.4)
@@ -174,8 +179,14 @@ def _video_frames(path: Path, step: int):
         cap.release()
 
 
-def pick_video_frames(clip, max_size: int, min_frames: int = 20, max_frames: int = 80,
-                      max_candidates: int = 400, cancel: CancelToken | None = None) -> tuple[list[View], list[str]]:
+def pick_video_frames(
+    clip,
+    max_size: int,
+    min_frames: int = 20,
+    max_frames: int = 80,
+    max_candidates: int = 400,
+    cancel: CancelToken | None = None,
+) -> tuple[list[View], list[str]]:
     """Pick sharp, well-spread frames from an orbit video (see the module docstring)."""
     import cv2
 
@@ -200,15 +211,18 @@ def pick_video_frames(clip, max_size: int, min_frames: int = 20, max_frames: int
             motion.append(m / t.shape[1])
         prev = t
     if len(frames) < MIN_VIEWS:
-        raise EngineError(f"{Path(clip.path).name}: only {len(frames)} frame(s) could be read; "
-                          f"multi-view reconstruction needs a video of at least {MIN_VIEWS} frames.")
+        raise EngineError(
+            f"{Path(clip.path).name}: only {len(frames)} frame(s) could be read; "
+            f"multi-view reconstruction needs a video of at least {MIN_VIEWS} frames."
+        )
     cum = np.cumsum(motion)
     total = float(cum[-1])
     # Below ~15 % of the frame width of motion in all there is no baseline to triangulate.
     if total < 0.15:
         raise EngineError(
             f"{Path(clip.path).name}: the camera hardly moves ({total * 100:.0f} % of the frame width "
-            "over the whole video). Walk around the object while filming (an orbit).")
+            "over the whole video). Walk around the object while filming (an orbit)."
+        )
     # About one frame per 4 % of the frame width of motion, within min..max frames.
     n = int(np.clip(round(total / 0.04), min_frames, max_frames))
     n = min(n, len(frames))
@@ -219,9 +233,18 @@ def pick_video_frames(clip, max_size: int, min_frames: int = 20, max_frames: int
         members = np.flatnonzero(seg == s)
         if members.size:
             chosen.append(int(members[np.argmax(np.asarray(sharp)[members])]))
-    views = [View(f"frame_{idx[c]:06d}.png", frames[c], f"{Path(clip.path).name} frame {idx[c]}",
-                  (int(clip.width), int(clip.height))) for c in chosen]
+    views = [
+        View(
+            f"frame_{idx[c]:06d}.png",
+            frames[c],
+            f"{Path(clip.path).name} frame {idx[c]}",
+            (int(clip.width), int(clip.height)),
+        )
+        for c in chosen
+    ]
     med = float(np.median(sharp))
-    notes = [f"Picked {len(views)} of {len(frames)} candidate frames (every {step}th of "
-             f"{clip.frame_count}) by motion and sharpness; median sharpness {med:.0f}."]
+    notes = [
+        f"Picked {len(views)} of {len(frames)} candidate frames (every {step}th of "
+        f"{clip.frame_count}) by motion and sharpness; median sharpness {med:.0f}."
+    ]
     return views, notes

@@ -13,6 +13,7 @@
 
 The texture atlas is baked in :mod:`.texture`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,8 +28,7 @@ def _o3d():
     return o3d
 
 
-def tsdf_fuse(frames, voxel: float, trunc_voxels: float = 4.0, max_depth: float | None = None,
-              cancel=None):
+def tsdf_fuse(frames, voxel: float, trunc_voxels: float = 4.0, max_depth: float | None = None, cancel=None):
     """Integrate (depth HxW float, rgb HxWx3 uint8, K, world->camera 4x4) frames.
 
     Returns the open3d volume. NaN or non-positive depths are skipped. ``cancel`` (a
@@ -36,9 +36,11 @@ def tsdf_fuse(frames, voxel: float, trunc_voxels: float = 4.0, max_depth: float 
     """
     o3d = _o3d()
     vol = o3d.pipelines.integration.ScalableTSDFVolume(
-        voxel_length=float(voxel), sdf_trunc=float(trunc_voxels * voxel),
+        voxel_length=float(voxel),
+        sdf_trunc=float(trunc_voxels * voxel),
         color_type=o3d.pipelines.integration.TSDFVolumeColorType.RGB8,
-        volume_unit_resolution=8)  # 8^3 blocks: 3x faster than 16^3 around thin surfaces
+        volume_unit_resolution=8,
+    )  # 8^3 blocks: 3x faster than 16^3 around thin surfaces
     for depth, rgb, K, T in frames:
         if cancel is not None:
             cancel.raise_if_set()
@@ -48,9 +50,12 @@ def tsdf_fuse(frames, voxel: float, trunc_voxels: float = 4.0, max_depth: float 
         if rgb is None:
             rgb = np.full((h, w, 3), 200, np.uint8)
         rgbd = o3d.geometry.RGBDImage.create_from_color_and_depth(
-            o3d.geometry.Image(np.ascontiguousarray(rgb[:, :, :3], np.uint8)), o3d.geometry.Image(d),
-            depth_scale=1.0, depth_trunc=float(max_depth or (d.max() * 1.01 + 1e-6)),
-            convert_rgb_to_intensity=False)
+            o3d.geometry.Image(np.ascontiguousarray(rgb[:, :, :3], np.uint8)),
+            o3d.geometry.Image(d),
+            depth_scale=1.0,
+            depth_trunc=float(max_depth or (d.max() * 1.01 + 1e-6)),
+            convert_rgb_to_intensity=False,
+        )
         intr = o3d.camera.PinholeCameraIntrinsic(w, h, K[0, 0], K[1, 1], K[0, 2], K[1, 2])
         vol.integrate(rgbd, intr, np.asarray(T, np.float64))
     return vol
@@ -68,8 +73,10 @@ def to_mesh(m, name: str = "mesh") -> Mesh:
 
 def from_mesh(mesh: Mesh):
     o3d = _o3d()
-    m = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(mesh.vertices.astype(np.float64)),
-                                  o3d.utility.Vector3iVector(mesh.faces.astype(np.int32)))
+    m = o3d.geometry.TriangleMesh(
+        o3d.utility.Vector3dVector(mesh.vertices.astype(np.float64)),
+        o3d.utility.Vector3iVector(mesh.faces.astype(np.int32)),
+    )
     if mesh.vertex_colors is not None:
         m.vertex_colors = o3d.utility.Vector3dVector(mesh.vertex_colors[:, :3] / 255.0)
     return m
@@ -78,8 +85,12 @@ def from_mesh(mesh: Mesh):
 def to_points(pcd, name: str = "fused points") -> PointCloud:
     cols = np.asarray(pcd.colors)
     nrm = np.asarray(pcd.normals)
-    return PointCloud(np.asarray(pcd.points), (np.clip(cols, 0, 1) * 255).astype(np.uint8) if len(cols) else None,
-                      nrm if len(nrm) else None, name=name)
+    return PointCloud(
+        np.asarray(pcd.points),
+        (np.clip(cols, 0, 1) * 255).astype(np.uint8) if len(cols) else None,
+        nrm if len(nrm) else None,
+        name=name,
+    )
 
 
 def poisson(pcd, depth: int = 8, trim_quantile: float = 0.05):
@@ -88,7 +99,9 @@ def poisson(pcd, depth: int = 8, trim_quantile: float = 0.05):
     if not pcd.has_normals():
         pcd.estimate_normals()
     # one thread: on a busy 2-core machine, 18k points took 2 s with one thread, 12-68 s with more
-    mesh, dens = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(pcd, depth=depth, linear_fit=True, n_threads=1)
+    mesh, dens = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(
+        pcd, depth=depth, linear_fit=True, n_threads=1
+    )
     dens = np.asarray(dens)
     if len(dens):
         mesh.remove_vertices_by_mask(dens < np.quantile(dens, trim_quantile))
@@ -98,8 +111,13 @@ def poisson(pcd, depth: int = 8, trim_quantile: float = 0.05):
     return mesh
 
 
-def cleanup(m, min_fraction: float = 0.02, min_triangles: int = 30, fragment_distance: float | None = None,
-            stats: dict | None = None):
+def cleanup(
+    m,
+    min_fraction: float = 0.02,
+    min_triangles: int = 30,
+    fragment_distance: float | None = None,
+    stats: dict | None = None,
+):
     """Drop connected components smaller than ``min_fraction`` of the largest and, with a
     ``fragment_distance``, those farther than it (a fraction of the largest component's
     bounding-box diagonal) from the largest."""
@@ -154,8 +172,13 @@ def decimate(m, target_triangles: int):
     return m
 
 
-def fuse_depth_maps(depth_maps: list[DepthMap], poses: list[np.ndarray], voxel: float | None = None,
-                    surface: str = "tsdf", target_triangles: int = 0) -> tuple[Mesh, PointCloud]:
+def fuse_depth_maps(
+    depth_maps: list[DepthMap],
+    poses: list[np.ndarray],
+    voxel: float | None = None,
+    surface: str = "tsdf",
+    target_triangles: int = 0,
+) -> tuple[Mesh, PointCloud]:
     """Fuse DepthMap results (e.g. from the depth engine) into a mesh and a point cloud.
 
     ``poses[i]`` is the 4x4 camera-to-world matrix of ``depth_maps[i]`` (OpenCV camera
@@ -184,22 +207,33 @@ def fuse_depth_maps(depth_maps: list[DepthMap], poses: list[np.ndarray], voxel: 
     if not pts:
         raise EngineError("The depth maps hold no valid depth (all NaN or zero).")
     if voxel is None:
-        span = max(float(np.max([p[1] for p in pts]) - np.min([p[0] for p in pts])), float(np.median([p[1] for p in pts])) * 0.2)
+        span = max(
+            float(np.max([p[1] for p in pts]) - np.min([p[0] for p in pts])),
+            float(np.median([p[1] for p in pts])) * 0.2,
+        )
         voxel = span / 256.0
     vol = tsdf_fuse(frames, voxel, max_depth=float(np.max([p[1] for p in pts])) * 1.5)
     return surface_from_volume(vol, surface, target_triangles)
 
 
-def surface_from_volume(vol, surface: str = "tsdf", target_triangles: int = 0, keep_fragments: bool = True,
-                        fragment_distance: float = 0.1, stats: dict | None = None) -> tuple[Mesh, PointCloud]:
+def surface_from_volume(
+    vol,
+    surface: str = "tsdf",
+    target_triangles: int = 0,
+    keep_fragments: bool = True,
+    fragment_distance: float = 0.1,
+    stats: dict | None = None,
+) -> tuple[Mesh, PointCloud]:
     """Mesh and fused points of a TSDF volume. With ``keep_fragments`` False, surface pieces
     and points farther than ``fragment_distance`` (of the main object's size) from the main
     object are removed; ``stats`` receives ``fragments`` and ``fragment_points`` removed."""
     stats = {} if stats is None else stats
     pcd = vol.extract_point_cloud()
     if len(pcd.points) == 0:
-        raise EngineError("Fusion produced no surface: the depth maps do not agree with each other. "
-                          "Use more photos with overlap, or a larger voxel size.")
+        raise EngineError(
+            "Fusion produced no surface: the depth maps do not agree with each other. "
+            "Use more photos with overlap, or a larger voxel size."
+        )
     if surface == "poisson":
         m = poisson(pcd)
         cols = np.asarray(m.vertex_colors)
@@ -210,8 +244,9 @@ def surface_from_volume(vol, surface: str = "tsdf", target_triangles: int = 0, k
             m.vertex_colors = _o3d().utility.Vector3dVector(np.asarray(pcd.colors)[nn])
     else:
         m = vol.extract_triangle_mesh()
-    m = decimate(cleanup(m, fragment_distance=None if keep_fragments else fragment_distance, stats=stats),
-                 target_triangles)
+    m = decimate(
+        cleanup(m, fragment_distance=None if keep_fragments else fragment_distance, stats=stats), target_triangles
+    )
     mesh = to_mesh(m, "reconstruction")
     if len(mesh.faces) == 0:
         raise EngineError("Meshing produced no triangles: try surface=tsdf or a larger voxel size.")
@@ -221,6 +256,10 @@ def surface_from_volume(vol, surface: str = "tsdf", target_triangles: int = 0, k
         near = points_near(points.points, mesh.vertices, fragment_distance * float(np.linalg.norm(hi - lo)))
         stats["fragment_points"] = int((~near).sum())
         if not near.all():
-            points = PointCloud(points.points[near], None if points.colors is None else points.colors[near],
-                                None if points.normals is None else points.normals[near], name=points.name)
+            points = PointCloud(
+                points.points[near],
+                None if points.colors is None else points.colors[near],
+                None if points.normals is None else points.normals[near],
+                name=points.name,
+            )
     return mesh, points

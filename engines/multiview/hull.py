@@ -12,6 +12,7 @@ Masks are dilated by the projected size of half a voxel, so that carving at voxe
 resolution stays conservative (the hull contains the object). The occupied voxels are
 meshed by marching cubes (Lorensen & Cline 1987) and also returned as points.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,8 +27,9 @@ def background_mask(rgb: np.ndarray, threshold: float = 30.0) -> np.ndarray:
 
     h, w = rgb.shape[:2]
     b = max(2, int(0.03 * min(h, w)))
-    border = np.concatenate([rgb[:b].reshape(-1, 3), rgb[-b:].reshape(-1, 3),
-                             rgb[:, :b].reshape(-1, 3), rgb[:, -b:].reshape(-1, 3)])
+    border = np.concatenate(
+        [rgb[:b].reshape(-1, 3), rgb[-b:].reshape(-1, 3), rgb[:, :b].reshape(-1, 3), rgb[:, -b:].reshape(-1, 3)]
+    )
     bg = np.median(border.astype(np.float32), axis=0)
     dist = np.linalg.norm(rgb.astype(np.float32) - bg, axis=2)
     m = (dist > threshold).astype(np.uint8)
@@ -52,17 +54,22 @@ def silhouettes(images: list[np.ndarray], method: str = "background", threshold:
     masks = [person_mask(im) if method == "person" else background_mask(im, threshold) for im in images]
     empty = [i for i, m in enumerate(masks) if m.mean() < 0.002]
     if len(empty) == len(masks):
-        raise EngineError("No foreground found in any image for the visual hull: use a plain background "
-                          "(or silhouette=person for photos of a person).")
+        raise EngineError(
+            "No foreground found in any image for the visual hull: use a plain background "
+            "(or silhouette=person for photos of a person)."
+        )
     full = [i for i, m in enumerate(masks) if m.mean() > 0.98]
     if len(full) == len(masks):
-        raise EngineError("The whole image is foreground in every view: the visual hull needs the object "
-                          "in front of a plain background with some background visible around it.")
+        raise EngineError(
+            "The whole image is foreground in every view: the visual hull needs the object "
+            "in front of a plain background with some background visible around it."
+        )
     return masks
 
 
-def carve(masks, Ks, Rs, ts, lo, hi, resolution: int = 96, min_views: int = 2,
-          cancel: CancelToken | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+def carve(
+    masks, Ks, Rs, ts, lo, hi, resolution: int = 96, min_views: int = 2, cancel: CancelToken | None = None
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Occupancy grid (bool, X x Y x Z), grid origin and voxel size inside box lo..hi."""
     import cv2
 
@@ -100,8 +107,10 @@ def hull_mesh(occ: np.ndarray, origin: np.ndarray, voxel: float) -> Mesh:
     from skimage.measure import marching_cubes
 
     if occ.sum() == 0:
-        raise EngineError("Space carving removed every voxel: the silhouettes do not agree with the "
-                          "cameras. Check that the object is fully inside every photo.")
+        raise EngineError(
+            "Space carving removed every voxel: the silhouettes do not agree with the "
+            "cameras. Check that the object is fully inside every photo."
+        )
     g = np.pad(occ.astype(np.float32), 1)
     from scipy.ndimage import gaussian_filter
 

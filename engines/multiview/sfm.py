@@ -15,6 +15,7 @@ asking for:
 Poses are returned in the OpenCV convention: ``x_cam = R @ x_world + t`` with x right,
 y down, z forward, and ``K`` with the centre of pixel (0, 0) at (0, 0).
 """
+
 from __future__ import annotations
 
 import logging
@@ -79,8 +80,11 @@ def _write_images(views, image_dir: Path) -> None:
 
     image_dir.mkdir(parents=True, exist_ok=True)
     for v in views:
-        cv2.imwrite(str(image_dir / v.name), cv2.cvtColor(v.rgb, cv2.COLOR_RGB2BGR),
-                    [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_JPEG_QUALITY, 95])
+        cv2.imwrite(
+            str(image_dir / v.name),
+            cv2.cvtColor(v.rgb, cv2.COLOR_RGB2BGR),
+            [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_JPEG_QUALITY, 95],
+        )
 
 
 def _set_cameras(db_path: Path, views, fixed: tuple | None, focal_prior: float | None, has_prior: bool) -> None:
@@ -137,13 +141,20 @@ def _to_model(rec, views, notes) -> SparseModel:
     cols = np.array([p.color for p in rec.points3D.values()], np.uint8).reshape(-1, 3)
     cams = Cameras(names, np.array(Ks), np.array(Rs), np.array(ts), sizes, np.array(k1))
     unreg = [v.name for v in views if v.name not in set(names)]
-    return SparseModel(cams, pts, cols, len(views), float(rec.compute_mean_reprojection_error()),
-                       unreg, list(notes))
+    return SparseModel(cams, pts, cols, len(views), float(rec.compute_mean_reprojection_error()), unreg, list(notes))
 
 
-def run_sfm(views, workdir: Path, matching: str = "exhaustive", shared_intrinsics: bool = True,
-            fixed_intrinsics: tuple[float, float, float] | None = None, max_features: int = 4096,
-            num_threads: int = -1, progress=no_progress, cancel: CancelToken | None = None) -> SparseModel:
+def run_sfm(
+    views,
+    workdir: Path,
+    matching: str = "exhaustive",
+    shared_intrinsics: bool = True,
+    fixed_intrinsics: tuple[float, float, float] | None = None,
+    max_features: int = 4096,
+    num_threads: int = -1,
+    progress=no_progress,
+    cancel: CancelToken | None = None,
+) -> SparseModel:
     """Structure from motion on ``views`` (see :mod:`.frames`); ``fixed_intrinsics`` is
     (focal, cx, cy) in working-image pixels. Returns the largest reconstructed model."""
     import pycolmap
@@ -168,8 +179,15 @@ def run_sfm(views, workdir: Path, matching: str = "exhaustive", shared_intrinsic
     reader = pycolmap.ImageReaderOptions()
     reader.camera_model = "SIMPLE_PINHOLE" if fixed_intrinsics else "SIMPLE_RADIAL"
     progress(0.05, f"Finding features in {len(views)} images")
-    pycolmap.extract_features(db_path, image_dir, image_names=[v.name for v in views], camera_mode=mode,
-                              reader_options=reader, extraction_options=ext, device=pycolmap.Device.cpu)
+    pycolmap.extract_features(
+        db_path,
+        image_dir,
+        image_names=[v.name for v in views],
+        camera_mode=mode,
+        reader_options=reader,
+        extraction_options=ext,
+        device=pycolmap.Device.cpu,
+    )
     cancel.raise_if_set()
 
     exif_f = [v.focal_px for v in views if v.focal_px]
@@ -208,7 +226,8 @@ def run_sfm(views, workdir: Path, matching: str = "exhaustive", shared_intrinsic
     if best is None or best.registered < 2:
         raise EngineError(
             f"No camera poses could be recovered from {len(views)} images: they share too few "
-            "matching features. Take photos that overlap by at least 60 % with textured surfaces.")
+            "matching features. Take photos that overlap by at least 60 % with textured surfaces."
+        )
     best.notes = notes + best.notes
     if best.unregistered:
         best.notes.append(_why_unregistered(db_path, best))
@@ -249,9 +268,15 @@ def _map(db_path, image_dir, workdir, views, fixed, num_threads, cancel) -> Spar
     level = pycolmap.logging.minloglevel
     pycolmap.logging.minloglevel = 3
     try:
-        maps = pycolmap.incremental_mapping(db_path, image_dir, out, options=opts,
-                                            initial_image_pair_callback=check, next_image_callback=check,
-                                            cancellation_token=token)
+        maps = pycolmap.incremental_mapping(
+            db_path,
+            image_dir,
+            out,
+            options=opts,
+            initial_image_pair_callback=check,
+            next_image_callback=check,
+            cancellation_token=token,
+        )
     except InterruptedError:  # COLMAP's answer to its token being cancelled
         cancel.raise_if_set()
         raise
@@ -263,8 +288,9 @@ def _map(db_path, image_dir, workdir, views, fixed, num_threads, cancel) -> Spar
     rec = max(maps.values(), key=lambda r: (r.num_reg_images(), r.num_points3D()))
     notes = []
     if len(maps) > 1:
-        notes.append(f"The photos fell into {len(maps)} separate groups; the largest "
-                     f"({rec.num_reg_images()} images) was kept.")
+        notes.append(
+            f"The photos fell into {len(maps)} separate groups; the largest ({rec.num_reg_images()} images) was kept."
+        )
     return _to_model(rec, views, notes)
 
 
@@ -288,11 +314,15 @@ def _why_unregistered(db_path: Path, model: SparseModel) -> str:
         best_inliers, ids = {}, {}
     finally:
         db.close()
-    parts = [f"{n} ({best_inliers.get(ids.get(n), 0)} verified matches to a registered image)"
-             for n in model.unregistered]
-    return (f"{model.registered} of {model.total_images} images registered. Not registered: "
-            + ", ".join(parts) + ". An image needs about 30 or more matches with the others to be "
-            "placed: take it closer to its neighbours' viewpoints, with more overlap.")
+    parts = [
+        f"{n} ({best_inliers.get(ids.get(n), 0)} verified matches to a registered image)" for n in model.unregistered
+    ]
+    return (
+        f"{model.registered} of {model.total_images} images registered. Not registered: "
+        + ", ".join(parts)
+        + ". An image needs about 30 or more matches with the others to be "
+        "placed: take it closer to its neighbours' viewpoints, with more overlap."
+    )
 
 
 def frusta_mesh(cams: Cameras, size: float) -> Mesh:
@@ -309,12 +339,22 @@ def frusta_mesh(cams: Cameras, size: float) -> Mesh:
         base = (R.T @ rays.T).T + c
         o = len(verts)
         verts += [c, *base]
-        faces += [[o, o + 2, o + 1], [o, o + 3, o + 2], [o, o + 4, o + 3], [o, o + 1, o + 4],
-                  [o + 1, o + 2, o + 3], [o + 1, o + 3, o + 4]]
+        faces += [
+            [o, o + 2, o + 1],
+            [o, o + 3, o + 2],
+            [o, o + 4, o + 3],
+            [o, o + 1, o + 4],
+            [o + 1, o + 2, o + 3],
+            [o + 1, o + 3, o + 4],
+        ]
         hue = i / max(n - 1, 1)
         cols += [[255, 255, 255]] + [[int(255 * hue), 80, int(255 * (1 - hue))]] * 4
-    return Mesh(np.array(verts).reshape(-1, 3), np.array(faces).reshape(-1, 3),
-                vertex_colors=np.array(cols, np.uint8).reshape(-1, 3), name="cameras")
+    return Mesh(
+        np.array(verts).reshape(-1, 3),
+        np.array(faces).reshape(-1, 3),
+        vertex_colors=np.array(cols, np.uint8).reshape(-1, 3),
+        name="cameras",
+    )
 
 
 def sparse_cloud(model: SparseModel) -> PointCloud:

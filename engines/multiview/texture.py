@@ -8,6 +8,7 @@ Waechter et al., "Let there be color! Large-scale texturing of 3D reconstruction
 (ECCV 2014), without their graph-cut smoothing and seam levelling. Chart borders are
 padded outward so that mip-mapping does not bleed background into the surface.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -25,8 +26,12 @@ def bilinear(img: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     u0, v0 = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
     a, b = (u - u0)[:, None], (v - v0)[:, None]
     im = img.astype(np.float32)
-    return ((1 - a) * (1 - b) * im[v0, u0] + a * (1 - b) * im[v0, u0 + 1]
-            + (1 - a) * b * im[v0 + 1, u0] + a * b * im[v0 + 1, u0 + 1])
+    return (
+        (1 - a) * (1 - b) * im[v0, u0]
+        + a * (1 - b) * im[v0, u0 + 1]
+        + (1 - a) * b * im[v0 + 1, u0]
+        + a * b * im[v0 + 1, u0 + 1]
+    )
 
 
 def atlas(vertices: np.ndarray, faces: np.ndarray, size: int):
@@ -135,8 +140,7 @@ def photo_gains(centres: np.ndarray, W: np.ndarray, photos, iterations: int = 4)
     return np.exp(np.clip(g, -0.7, 0.7))
 
 
-def bake_texture(mesh: Mesh, photos, size: int = 2048, blend: bool = True, level: bool = True,
-                 cancel=None) -> Mesh:
+def bake_texture(mesh: Mesh, photos, size: int = 2048, blend: bool = True, level: bool = True, cancel=None) -> Mesh:
     """Texture atlas for ``mesh`` from ``photos`` = [(rgb, K, R, t)] (world->camera, OpenCV).
 
     Each face takes its two best photos, blended by their view weights (sharpened, so the

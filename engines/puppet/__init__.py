@@ -24,6 +24,7 @@ fixed identity), :mod:`.filter` (One Euro filter), :mod:`.track` (the session), 
 renders), :mod:`.export` (GLB / MP4 / JSON), :mod:`.synth` (known-truth clips for tests and the
 benchmark), :mod:`.engine`. MediaPipe is imported only when a landmarker is made.
 """
+
 from engines.puppet.retarget import Retargeter  # noqa: F401
 from engines.puppet.track import FilterOptions, FramePose, LiveSession, TrackOptions  # noqa: F401
 

@@ -7,6 +7,7 @@ Frames are stamped when they are read (a live source has no frame numbers); ``re
 ``(None, t_ms)`` when the camera delivers nothing (unplugged), which the session counts as a
 missed frame. :func:`list_cameras` probes the first few indices (the GUI's source picker).
 """
+
 from __future__ import annotations
 
 import time
@@ -25,8 +26,10 @@ class Camera:
         self._cap = cv2.VideoCapture(self.index)
         if not self._cap.isOpened():
             self._cap.release()
-            raise EngineError(f"No camera {self.index} was found. Connect a webcam (or close the app using it), "
-                              "or perform from a video file instead.")
+            raise EngineError(
+                f"No camera {self.index} was found. Connect a webcam (or close the app using it), "
+                "or perform from a video file instead."
+            )
         if size is not None:
             self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, int(size[0]))
             self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, int(size[1]))

@@ -9,6 +9,7 @@ Take. The avatar is the second input: a ``.glb`` / ``.zip`` avatar file, or a po
 that the avatar engine (looked up in the registry, as a plug-in would) turns into one first.
 Cancel is checked between frames; progress is reported per frame.
 """
+
 from __future__ import annotations
 
 import time
@@ -26,9 +27,11 @@ class PuppetEngine(Engine):
 
     name = "puppet"
     title = "Performance capture (puppet)"
-    description = ("A video of a face (or a webcam take) drives an avatar: 52 ARKit blendshape weights, head "
-                   "rotation and gaze per frame, tracked with the Face Landmarker and refined against the "
-                   "avatar's head model; exported as an animated GLB, an MP4 render or JSON curves.")
+    description = (
+        "A video of a face (or a webcam take) drives an avatar: 52 ARKit blendshape weights, head "
+        "rotation and gaze per frame, tracked with the Face Landmarker and refined against the "
+        "avatar's head model; exported as an animated GLB, an MP4 render or JSON curves."
+    )
     accepts = (VideoClip, Avatar, Image)
     produces = (Take, Avatar)
     min_inputs = 2
@@ -41,16 +44,22 @@ class PuppetEngine(Engine):
 
     class Params(BaseModel):
         solver: Literal["auto", "avatar", "performer", "raw"] = Field(
-            "auto", description="Expression solve: against the avatar's identity (auto when it is an ICT avatar), "
-                                "an identity fitted to the performer, or the Face Landmarker's raw scores")
+            "auto",
+            description="Expression solve: against the avatar's identity (auto when it is an ICT avatar), "
+            "an identity fitted to the performer, or the Face Landmarker's raw scores",
+        )
         smoothing: bool = Field(True, description="One Euro filter on the weights and the head rotation")
         calibration: str = Field(
-            "auto", description="Neutral calibration: 'auto' (the least expressive third of the first second), "
-                                "'first_second', 'none', or a frame range 'a:b' (b excluded) where the performer rests")
+            "auto",
+            description="Neutral calibration: 'auto' (the least expressive third of the first second), "
+            "'first_second', 'none', or a frame range 'a:b' (b excluded) where the performer rests",
+        )
         gaze: Literal["morphs", "joints"] = Field(
-            "morphs", description="Eyes turned by the eyeLook morph targets (lids follow) or by the eye joints")
+            "morphs", description="Eyes turned by the eyeLook morph targets (lids follow) or by the eye joints"
+        )
         landmarker: Literal["image", "video"] = Field(
-            "image", description="Landmarks found afresh every frame, or the landmarker's smoothed VIDEO mode")
+            "image", description="Landmarks found afresh every frame, or the landmarker's smoothed VIDEO mode"
+        )
         start: int = Field(0, ge=0, description="First frame of the video to use")
         max_frames: int = Field(0, ge=0, description="At most this many frames (0 = all)")
         render_size: int = Field(480, ge=64, le=2048, description="Height of the MP4 render in pixels")
@@ -65,8 +74,10 @@ class PuppetEngine(Engine):
         clips = [i for i in inputs if isinstance(i, VideoClip)]
         others = [i for i in inputs if not isinstance(i, VideoClip)]
         if len(clips) != 1 or len(others) != 1:
-            raise EngineError("The puppet needs one video (the performance) and one avatar: a .glb/.zip avatar "
-                              "file or a portrait photo to make one from.")
+            raise EngineError(
+                "The puppet needs one video (the performance) and one avatar: a .glb/.zip avatar "
+                "file or a portrait photo to make one from."
+            )
         clip: VideoClip = clips[0]
         res = Result()
         avatar = others[0]
@@ -75,11 +86,18 @@ class PuppetEngine(Engine):
         n_total = clip.frame_count - params.start
         n = n_total if not params.max_frames else min(n_total, params.max_frames)
         if n < 2:
-            raise EngineError(f"{clip.path.name} has {max(n, 0)} frame(s) from frame {params.start}; the take needs at least two.")
+            raise EngineError(
+                f"{clip.path.name} has {max(n, 0)} frame(s) from frame {params.start}; the take needs at least two."
+            )
         fps = float(clip.fps) if clip.fps and clip.fps > 0 else 30.0
         calib = self._calibration_range(params.calibration, fps, n)
-        opts = TrackOptions(solver=params.solver, smoothing=params.smoothing, gaze=params.gaze,
-                            landmarker=params.landmarker, focal_px=params.focal_px or None)
+        opts = TrackOptions(
+            solver=params.solver,
+            smoothing=params.smoothing,
+            gaze=params.gaze,
+            landmarker=params.landmarker,
+            focal_px=params.focal_px or None,
+        )
         session = LiveSession(avatar, opts)
         p0 = 0.15 if res.timings.get("avatar") else 0.0
         try:
@@ -94,8 +112,10 @@ class PuppetEngine(Engine):
                     progress(p0 + (1 - p0) * 0.6 * (i + 1) / n, f"Tracking frame {i + 1} of {n}")
             n = len(lms)
             if not any(lm is not None for lm in lms):
-                raise EngineError(f"No face was found in {clip.path.name}: the face must face the camera and fill "
-                                  "a good part of the frame (webcam or talking-head framing).")
+                raise EngineError(
+                    f"No face was found in {clip.path.name}: the face must face the camera and fill "
+                    "a good part of the frame (webcam or talking-head framing)."
+                )
             # (2) neutral calibration
             with res.stage("calibrate"):
                 if calib is not None:
@@ -126,17 +146,22 @@ class PuppetEngine(Engine):
 
         summary = take_summary(take)
         res.metrics.update(summary)
-        res.metrics.update(solver=session.solver_kind, calibration_frames=list(calib) if calib else None,
-                           tracked_fraction=round(float(take.tracked.mean()), 4),
-                           per_frame_ms={k: np.round(v, 2).tolist() for k, v in take.timings.items()})
+        res.metrics.update(
+            solver=session.solver_kind,
+            calibration_frames=list(calib) if calib else None,
+            tracked_fraction=round(float(take.tracked.mean()), 4),
+            per_frame_ms={k: np.round(v, 2).tolist() for k, v in take.timings.items()},
+        )
         if take.missed:
             res.notes.append(f"No face in {take.missed} of {len(take)} frames; the pose was held there.")
         from engines.puppet.retarget import Retargeter
 
         missing = [m for m in Retargeter(avatar).missing if m != "tongueOut"]
         if missing:
-            res.notes.append(f"The avatar has no morph target for {len(missing)} ARKit shape(s) "
-                             f"({', '.join(missing[:4])}{'...' if len(missing) > 4 else ''}); their motion is dropped.")
+            res.notes.append(
+                f"The avatar has no morph target for {len(missing)} ARKit shape(s) "
+                f"({', '.join(missing[:4])}{'...' if len(missing) > 4 else ''}); their motion is dropped."
+            )
         progress(1.0, "Take ready")
         res.items = [take, avatar]
         return res
@@ -150,7 +175,7 @@ class PuppetEngine(Engine):
 
         names = [n for n in SCORED_BLENDSHAPES if not n.startswith("eyeLook")]
         act = np.array([sum((lm.blendshapes or {}).get(k, 0.0) for k in names) for lm in lms])
-        keep = np.argsort(act, kind="stable")[:max(3, round(share * len(lms)))]
+        keep = np.argsort(act, kind="stable")[: max(3, round(share * len(lms)))]
         return [lms[i] for i in sorted(keep)]
 
     @staticmethod
@@ -163,7 +188,9 @@ class PuppetEngine(Engine):
         try:
             a, b = (int(x) for x in s.split(":"))
         except ValueError:
-            raise EngineError(f"calibration '{spec}' is not 'first_second', 'none' or a frame range like '0:30'.") from None
+            raise EngineError(
+                f"calibration '{spec}' is not 'first_second', 'none' or a frame range like '0:30'."
+            ) from None
         if not 0 <= a < b <= n:
             raise EngineError(f"calibration range {a}:{b} is outside the take's {n} frames.")
         return a, b
@@ -175,8 +202,9 @@ class PuppetEngine(Engine):
         try:
             avatar_engine = registry.get("avatar")
         except EngineError:
-            raise EngineError("A portrait was given but the avatar engine is not installed; give a .glb/.zip "
-                              "avatar instead.") from None
+            raise EngineError(
+                "A portrait was given but the avatar engine is not installed; give a .glb/.zip avatar instead."
+            ) from None
         t0 = time.perf_counter()
 
         def sub(frac, msg=""):

@@ -11,6 +11,7 @@
 * JSON (:func:`write_take_json`): times, names, weights, rotations, tracked flags and timings,
   for other tools.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,10 @@ from engines.types import Take
 
 def _require_avatar(take: Take, path: Path):
     if take.avatar is None:
-        raise EngineError(f"{path.name}: the take has no avatar to animate; run the puppet with an avatar "
-                          "(a .glb/.zip avatar or a portrait photo) as the second input.")
+        raise EngineError(
+            f"{path.name}: the take has no avatar to animate; run the puppet with an avatar "
+            "(a .glb/.zip avatar or a portrait photo) as the second input."
+        )
     return take.avatar
 
 
@@ -140,26 +143,40 @@ def write_take_mp4(take: Take, path) -> list[Path]:
 
 def take_summary(take: Take) -> dict:
     """Figures for ``--json``: frames, missed, duration, per-stage ms, the moving curves."""
-    out = {"frames": len(take), "missed": take.missed, "duration_s": round(take.duration, 4),
-           "fps": round(float(take.fps), 4)}
+    out = {
+        "frames": len(take),
+        "missed": take.missed,
+        "duration_s": round(take.duration, 4),
+        "fps": round(float(take.fps), 4),
+    }
     for k, v in take.timings.items():
         if len(v):
-            out[f"{k}_ms"] = {"mean": round(float(np.mean(v)), 3), "p50": round(float(np.median(v)), 3),
-                              "p95": round(float(np.percentile(v, 95)), 3), "max": round(float(np.max(v)), 3)}
+            out[f"{k}_ms"] = {
+                "mean": round(float(np.mean(v)), 3),
+                "p50": round(float(np.median(v)), 3),
+                "p95": round(float(np.percentile(v, 95)), 3),
+                "max": round(float(np.max(v)), 3),
+            }
     std = take.weights.std(0)
     curves = {}
     for k in np.argsort(-std)[:12]:
         c = take.weights[:, k]
         if std[k] < 1e-3:
             break
-        curves[take.names[k]] = {"min": round(float(c.min()), 3), "max": round(float(c.max()), 3),
-                                 "mean": round(float(c.mean()), 3), "std": round(float(std[k]), 3)}
+        curves[take.names[k]] = {
+            "min": round(float(c.min()), 3),
+            "max": round(float(c.max()), 3),
+            "mean": round(float(c.mean()), 3),
+            "std": round(float(std[k]), 3),
+        }
     out["curves"] = curves
     from engines.puppet.rotation import matrix_from_quat, yaw_pitch_roll
 
     ypr = np.array([yaw_pitch_roll(R) for R in matrix_from_quat(take.head_rotation)])
-    out["head_deg"] = {k: {"min": round(float(ypr[:, j].min()), 2), "max": round(float(ypr[:, j].max()), 2)}
-                       for j, k in enumerate(("yaw", "pitch", "roll"))}
+    out["head_deg"] = {
+        k: {"min": round(float(ypr[:, j].min()), 2), "max": round(float(ypr[:, j].max()), 2)}
+        for j, k in enumerate(("yaw", "pitch", "roll"))
+    }
     return out
 
 
@@ -168,13 +185,22 @@ def write_take_json(take: Take, path) -> list[Path]:
     from engines.io import atomic_path
 
     path = Path(path)
-    doc = {"format": "capture-studio-take", "version": 1, "name": take.name, "fps": take.fps,
-           "source": str(take.source) if take.source else None, "names": list(take.names),
-           "times": np.round(take.times, 5).tolist(), "weights": np.round(take.weights, 4).tolist(),
-           "head_rotation": np.round(take.head_rotation, 6).tolist(),
-           "eye_rotation": np.round(take.eye_rotation, 6).tolist(), "tracked": take.tracked.tolist(),
-           "timings_ms": {k: np.round(v, 3).tolist() for k, v in take.timings.items()},
-           "summary": take_summary(take), "meta": {k: v for k, v in take.meta.items() if k != "render"}}
+    doc = {
+        "format": "capture-studio-take",
+        "version": 1,
+        "name": take.name,
+        "fps": take.fps,
+        "source": str(take.source) if take.source else None,
+        "names": list(take.names),
+        "times": np.round(take.times, 5).tolist(),
+        "weights": np.round(take.weights, 4).tolist(),
+        "head_rotation": np.round(take.head_rotation, 6).tolist(),
+        "eye_rotation": np.round(take.eye_rotation, 6).tolist(),
+        "tracked": take.tracked.tolist(),
+        "timings_ms": {k: np.round(v, 3).tolist() for k, v in take.timings.items()},
+        "summary": take_summary(take),
+        "meta": {k: v for k, v in take.meta.items() if k != "render"},
+    }
     with atomic_path(path) as tmp:
         Path(tmp).write_text(json.dumps(doc, default=str))
     return [path]

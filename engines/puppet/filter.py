@@ -8,6 +8,7 @@ eyelids (a blink closes in about 100 ms) get a high ``beta`` and stay crisp whil
 which move slowly and jitter the most, get a low ``min_cutoff``. Timestamps may be irregular
 (a live camera): the smoothing factor follows the actual time step.
 """
+
 from __future__ import annotations
 
 import numpy as np

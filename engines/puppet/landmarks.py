@@ -10,6 +10,7 @@ short-range detector, then the 478-point landmark model and the blendshape model
 et al. 2022) - about as fast, since the detector is 1-2 ms. ``FaceTracker`` stays available
 (``landmarker="video"``) for footage where re-detecting every frame loses the face.
 """
+
 from __future__ import annotations
 
 import threading

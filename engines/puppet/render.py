@@ -4,6 +4,7 @@ camera, from a camera that frames the face (a talking-head shot). Used for the M
 a take (optionally side by side with the source video) and for the known-truth renders of
 :mod:`engines.puppet.synth`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,8 +34,17 @@ def framing_camera(avatar, size: tuple[int, int], face_fraction: float = 0.5, fo
     return K, R, t
 
 
-def render_shaded(avatar, V: np.ndarray, K, R, t, size: tuple[int, int], shading: float = 0.6,
-                  light=(-0.3, -0.4, -1.0), background=BACKGROUND) -> np.ndarray:
+def render_shaded(
+    avatar,
+    V: np.ndarray,
+    K,
+    R,
+    t,
+    size: tuple[int, int],
+    shading: float = 0.6,
+    light=(-0.3, -0.4, -1.0),
+    background=BACKGROUND,
+) -> np.ndarray:
     """The textured avatar with Lambertian shading from a light fixed to the camera
     (``shading`` = the diffuse share: 0 is the unlit texture, as
     :func:`engines.avatar.raster.render_textured` draws it). Untextured meshes are grey.
@@ -54,9 +64,13 @@ def render_shaded(avatar, V: np.ndarray, K, R, t, size: tuple[int, int], shading
         tex = np.ascontiguousarray(np.asarray(m.texture)[..., :3])
         if tex.dtype != np.uint8:
             tex = (tex >> 8).astype(np.uint8) if tex.dtype == np.uint16 else np.clip(tex, 0, 255).astype(np.uint8)
-        img = cv2.remap(tex, (st[..., 0] * tw - 0.5).astype(np.float32),
-                        ((1.0 - st[..., 1]) * th - 0.5).astype(np.float32), cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        img = cv2.remap(
+            tex,
+            (st[..., 0] * tw - 0.5).astype(np.float32),
+            ((1.0 - st[..., 1]) * th - 0.5).astype(np.float32),
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        ).astype(np.float32)
     elif m.vertex_colors is not None and len(m.vertex_colors) == len(V):
         img = interpolate(r, m.faces, np.asarray(m.vertex_colors, np.float32)[:, :3])
     else:

@@ -16,6 +16,7 @@ rotation. The solver does the same in the landmark domain
 Eyes: gaze from the eyeLook weights, each eye turned by :func:`engines.avatar.arkit.
 eye_look_rotation` (the angles the avatar's eyeLook shapes and eye joints share).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,8 +38,9 @@ class Neutral:
     """The frame range [start, stop) it was measured on."""
 
 
-def estimate_neutral(weights: np.ndarray, rotations: np.ndarray, frames: tuple[int, int] | None = None,
-                     tracked: np.ndarray | None = None) -> Neutral:
+def estimate_neutral(
+    weights: np.ndarray, rotations: np.ndarray, frames: tuple[int, int] | None = None, tracked: np.ndarray | None = None
+) -> Neutral:
     """Neutral from a frame range of raw weights (T x 52) and head rotations (T x 3 x 3)."""
     weights = np.asarray(weights, np.float64)
     T = len(weights)
@@ -61,8 +63,9 @@ def apply_neutral(weights: np.ndarray, offsets: np.ndarray | None) -> np.ndarray
     return np.clip((w - w0) / (1.0 - w0), 0.0, 1.0)
 
 
-_LOOK = {side: {d: ARKIT_NAMES.index(f"eyeLook{d}{side}") for d in ("Up", "Down", "In", "Out")}
-         for side in ("Left", "Right")}
+_LOOK = {
+    side: {d: ARKIT_NAMES.index(f"eyeLook{d}{side}") for d in ("Up", "Down", "In", "Out")} for side in ("Left", "Right")
+}
 
 
 def eye_rotations(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -107,7 +110,7 @@ class Skinner:
         V = np.asarray(V, np.float32)
         out = np.zeros_like(V)
         for j in self.used:
-            w = self.W[:, j:j + 1]
+            w = self.W[:, j : j + 1]
             out += w * (V @ M[j, :3, :3].T + M[j, :3, 3])
         return out
 
@@ -154,14 +157,18 @@ class Retargeter:
         w = np.clip(np.asarray(weights, np.float64) * self.gains, 0.0, 1.0)
         return {name: w[:, i].astype(np.float32) for i, name in self.targets}
 
-    def vertices(self, weights: np.ndarray, head: np.ndarray | None = None,
-                 eyes: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    def vertices(
+        self, weights: np.ndarray, head: np.ndarray | None = None, eyes: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> np.ndarray:
         """The avatar's head mesh vertices for one frame (blendshapes, then the head and eye
         joints turned by ``head`` / ``eyes`` 3x3 rotations)."""
         m = self.avatar.mesh
         if self._basis is None:
-            self._basis = (np.stack([m.morph_targets[n].ravel() for _, n in self.targets]).astype(np.float32)
-                           if self.targets else np.zeros((0, m.vertices.size), np.float32))
+            self._basis = (
+                np.stack([m.morph_targets[n].ravel() for _, n in self.targets]).astype(np.float32)
+                if self.targets
+                else np.zeros((0, m.vertices.size), np.float32)
+            )
             self._rest = m.vertices.astype(np.float32).ravel()
         w = np.clip(np.asarray(weights, np.float64) * self.gains, 0.0, 1.0)[self._src].astype(np.float32)
         on = np.flatnonzero(w > 1e-4)

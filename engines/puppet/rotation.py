@@ -7,6 +7,7 @@ Head frame: +X the subject's left, +Y up, +Z where the face looks (the avatar's 
 The mean of rotations is the chordal L2 mean (Hartley, Trumpf, Dai and Li, "Rotation
 Averaging", IJCV 2013, §5.3): the projection of the summed matrices onto SO(3).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,11 +47,14 @@ def matrix_from_quat(q: np.ndarray) -> np.ndarray:
     q = np.asarray(q, np.float64)
     q = q / np.maximum(np.linalg.norm(q, axis=-1, keepdims=True), 1e-12)
     x, y, z, w = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
-    return np.stack([
-        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
-        np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
-        np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1),
-    ], -2)
+    return np.stack(
+        [
+            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
+            np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
+            np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1),
+        ],
+        -2,
+    )
 
 
 def rotvec_from_matrix(R: np.ndarray) -> np.ndarray:

@@ -42,6 +42,7 @@ The identity comes from one of two places:
 * :meth:`ExpressionSolver.for_performer`: :func:`fit_head` on the performer's first tracked
   frame, which also gives the focal length (works for anyone in front of the camera).
 """
+
 from __future__ import annotations
 
 import time
@@ -50,8 +51,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engines.avatar.arkit import ARKIT_NAMES
-from engines.avatar.fit import (FIT_EXPRESSIONS, FitOptions, _bounded_lsq, _contour_landmarks, _pose_step, _rodrigues,
-                                fit_head, landmark_model)
+from engines.avatar.fit import (
+    FIT_EXPRESSIONS,
+    FitOptions,
+    _bounded_lsq,
+    _contour_landmarks,
+    _pose_step,
+    _rodrigues,
+    fit_head,
+    landmark_model,
+)
 
 R_FRONTAL = np.diag([1.0, -1.0, -1.0])
 """Model (x left-of-subject, y up, z forward) to an OpenCV camera (x right, y down, z ahead)
@@ -154,13 +163,21 @@ class ExpressionSolver:
     (a 40 degree field of view over the longer side, the fit's prior) unless set before.
     """
 
-    def __init__(self, neutral: np.ndarray, basis: np.ndarray, focal_px: float | None = None,
-                 options: SolveOptions | None = None, identity_source: str = "given"):
+    def __init__(
+        self,
+        neutral: np.ndarray,
+        basis: np.ndarray,
+        focal_px: float | None = None,
+        options: SolveOptions | None = None,
+        identity_source: str = "given",
+    ):
         self.neutral = np.asarray(neutral, np.float64)
         self.basis = np.asarray(basis, np.float64).copy()
         if self.basis.shape != (len(FIT_EXPRESSIONS), 478, 3) or self.neutral.shape != (478, 3):
-            raise ValueError(f"neutral must be 478 x 3 and basis {len(FIT_EXPRESSIONS)} x 478 x 3, "
-                             f"got {self.neutral.shape} and {self.basis.shape}")
+            raise ValueError(
+                f"neutral must be 478 x 3 and basis {len(FIT_EXPRESSIONS)} x 478 x 3, "
+                f"got {self.neutral.shape} and {self.basis.shape}"
+            )
         self.options = options or SolveOptions()
         self.focal_px = focal_px
         self.rest_ear = {side: eye_aspect_ratio(self.neutral[:, :2] * [1, -1], side) for side in ("Left", "Right")}
@@ -177,16 +194,17 @@ class ExpressionSolver:
         self._look = np.array([k for k, n in enumerate(FIT_EXPRESSIONS) if n.startswith("eyeLook")], np.int64)
         self.basis[self._look, :468] = 0.0
         self._blink = [FIT_EXPRESSIONS.index("eyeBlinkLeft"), FIT_EXPRESSIONS.index("eyeBlinkRight")]
-        self._score_only = np.array([FIT_EXPRESSIONS.index(n) for n in self.options.score_only
-                                     if n in FIT_EXPRESSIONS], np.int64)
+        self._score_only = np.array(
+            [FIT_EXPRESSIONS.index(n) for n in self.options.score_only if n in FIT_EXPRESSIONS], np.int64
+        )
         self._free = np.setdiff1d(np.arange(len(FIT_EXPRESSIONS)), self._score_only)
         base_w = np.ones(478)
         base_w[_contour_landmarks()] = self.options.contour_weight
         base_w[468:478] = self.options.iris_weight
         if self.options.rigid_emphasis:
             iod_m = float(np.linalg.norm(self.neutral[468] - self.neutral[473]))
-            move = np.sqrt((self.basis ** 2).sum(2).mean(0)) / iod_m
-            base_w = base_w / (1.0 + self.options.rigid_emphasis * move ** 2)
+            move = np.sqrt((self.basis**2).sum(2).mean(0)) / iod_m
+            base_w = base_w / (1.0 + self.options.rigid_emphasis * move**2)
         self._base_w = base_w
         self.reset()
 
@@ -202,13 +220,15 @@ class ExpressionSolver:
         bb = b.astype(np.float64)
         V = avatar.mesh.vertices.astype(np.float64)
         neutral = np.einsum("ij,ijk->ik", bb, V[ids])
-        basis = np.stack([np.einsum("ij,ijk->ik", bb, avatar.mesh.morph_targets[n][ids].astype(np.float64))
-                          for n in FIT_EXPRESSIONS])
+        basis = np.stack(
+            [np.einsum("ij,ijk->ik", bb, avatar.mesh.morph_targets[n][ids].astype(np.float64)) for n in FIT_EXPRESSIONS]
+        )
         return cls(neutral, basis, focal_px, options, identity_source="avatar")
 
     @classmethod
-    def for_identity(cls, identity: np.ndarray | None, focal_px: float | None = None,
-                     options: SolveOptions | None = None):
+    def for_identity(
+        cls, identity: np.ndarray | None, focal_px: float | None = None, options: SolveOptions | None = None
+    ):
         """The ICT model (cm) with identity coefficients (None = the mean head)."""
         mean, ident, expr = landmark_model()
         neutral = mean.copy()
@@ -218,8 +238,14 @@ class ExpressionSolver:
         return cls(neutral, expr, focal_px, options, identity_source="given" if identity is not None else "mean")
 
     @classmethod
-    def for_performer(cls, xy: np.ndarray, image_size: tuple[int, int], z: np.ndarray | None = None,
-                      scores: dict | None = None, options: SolveOptions | None = None):
+    def for_performer(
+        cls,
+        xy: np.ndarray,
+        image_size: tuple[int, int],
+        z: np.ndarray | None = None,
+        scores: dict | None = None,
+        options: SolveOptions | None = None,
+    ):
         """Identity and focal length fitted to one frame of the performer (:func:`fit_head`)."""
         fit = fit_head(xy, image_size, z, scores, FitOptions())
         s = cls.for_identity(fit.identity, float(fit.K[0, 0]), options)
@@ -246,8 +272,9 @@ class ExpressionSolver:
         """
         from engines.avatar.arkit import scores_vector
 
-        self.rest_ear = {side: float(np.median([eye_aspect_ratio(xy, side) for xy, _ in samples]))
-                         for side in ("Left", "Right")}
+        self.rest_ear = {
+            side: float(np.median([eye_aspect_ratio(xy, side) for xy, _ in samples])) for side in ("Left", "Right")
+        }
         if scores is not None:
             sc = [scores_vector(x) for x in scores if x]
             if sc:
@@ -355,11 +382,18 @@ class ExpressionSolver:
             g = (f / Z * sw)[:, None]
             Dx = np.c_[g[:, 0], np.zeros(478), -g[:, 0] * Xc[:, 0] / Z]
             Dy = np.c_[np.zeros(478), g[:, 0], -g[:, 0] * Xc[:, 1] / Z]
+
             # dXc/domega = -[RX]x, dXc/dt = I, dXc/de_k = R B_k
             def cross_cols(D):
-                return np.stack([D[:, 2] * RX[:, 1] - D[:, 1] * RX[:, 2],
-                                 D[:, 0] * RX[:, 2] - D[:, 2] * RX[:, 0],
-                                 D[:, 1] * RX[:, 0] - D[:, 0] * RX[:, 1]], 1)
+                return np.stack(
+                    [
+                        D[:, 2] * RX[:, 1] - D[:, 1] * RX[:, 2],  # noqa: B023
+                        D[:, 0] * RX[:, 2] - D[:, 2] * RX[:, 0],  # noqa: B023
+                        D[:, 1] * RX[:, 0] - D[:, 0] * RX[:, 1],  # noqa: B023
+                    ],
+                    1,
+                )
+
             RB = B @ R.T  # n x 478 x 3
             Jx = np.c_[cross_cols(Dx), Dx, np.einsum("jd,kjd->jk", Dx, RB)]
             Jy = np.c_[cross_cols(Dy), Dy, np.einsum("jd,kjd->jk", Dy, RB)]
@@ -382,9 +416,9 @@ class ExpressionSolver:
             w = self._base_w * np.where(res <= delta, 1.0, delta / np.maximum(res, 1e-9))
             w[473:478] *= (1.0 - e[self._blink[0]]) ** 2  # a closed eye's iris points are guesses
             w[468:473] *= (1.0 - e[self._blink[1]]) ** 2  # (468-472: the subject's right eye)
-            if np.abs(sol[:3]).max() < 1e-5 and np.abs(sol[6:6 + n] - e_prev[free]).max() < 1e-4 and it:
+            if np.abs(sol[:3]).max() < 1e-5 and np.abs(sol[6 : 6 + n] - e_prev[free]).max() < 1e-4 and it:
                 break
-        rms = float(np.sqrt(np.mean(res ** 2)))
+        rms = float(np.sqrt(np.mean(res**2)))
         self.R, self.t, self.e, self.w = R, t, e, w
         e = e.copy()
         if opt.blink_from_lids is not None:
@@ -394,8 +428,14 @@ class ExpressionSolver:
                 e[k] = max(e[k], float(np.clip((closure - c0) / (c1 - c0), 0.0, 1.0)))
         out = s_all.copy()
         out[self._sel] = e
-        return Solution(weights=out.astype(np.float32), R=R.copy(), t=t.copy(), focal_px=f, rms_px=rms,
-                        ms=(time.perf_counter() - t0) * 1000)
+        return Solution(
+            weights=out.astype(np.float32),
+            R=R.copy(),
+            t=t.copy(),
+            focal_px=f,
+            rms_px=rms,
+            ms=(time.perf_counter() - t0) * 1000,
+        )
 
 
 @dataclass
@@ -412,13 +452,21 @@ class PoseOnly:
         X = sv.neutral + np.tensordot(s_all[sv._sel], sv.basis, 1)
         if sv.R is None:
             sv._init_pose(X, xy, np.array([[f, 0, c[0]], [0, f, c[1]], [0, 0, 1.0]]))
-        R, t, _f = _pose_step(X, xy, sv._base_w, sv.R, sv.t, f, c, True, f, FitOptions(), iters=sv.options.pose_iterations)
+        R, t, _f = _pose_step(
+            X, xy, sv._base_w, sv.R, sv.t, f, c, True, f, FitOptions(), iters=sv.options.pose_iterations
+        )
         sv.R, sv.t = R, t
         Xc = X @ R.T + t
         p = Xc[:, :2] / Xc[:, 2:3] * f + c
         rms = float(np.sqrt(np.mean(np.sum((p - xy) ** 2, 1))))
-        return Solution(weights=s_all.astype(np.float32), R=R.copy(), t=t.copy(), focal_px=f, rms_px=rms,
-                        ms=(time.perf_counter() - t0) * 1000)
+        return Solution(
+            weights=s_all.astype(np.float32),
+            R=R.copy(),
+            t=t.copy(),
+            focal_px=f,
+            rms_px=rms,
+            ms=(time.perf_counter() - t0) * 1000,
+        )
 
     def reset(self) -> None:
         self.solver.reset()

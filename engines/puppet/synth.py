@@ -10,7 +10,8 @@ rendered by :func:`render_clip` with the numpy rasteriser (:mod:`engines.avatar.
 texture with Lambertian shading from a light at the camera) from a camera that frames the face (a talking-head shot: the face about
 half the frame wide), the head turned rigidly about its ``Head`` joint, as :func:`engines.avatar.quality.
 render_from_photo_camera` turns it.
-"""
+"""  # noqa: E501
+
 from __future__ import annotations
 
 import numpy as np
@@ -57,7 +58,9 @@ def truth_curves(n_frames: int = 60, neutral_frames: int = 8) -> tuple[dict[str,
     w = {
         "jawOpen": _bump(i, at(0.15), hw, 0.6) + _bump(i, e1 + 0.6 * (n_frames - e1), (n_frames - e1) / 6, 0.4),
         "eyeBlinkLeft": _blink(i, round(at(0.25))) + _blink(i, round(at(0.8))),
-        "eyeBlinkRight": _blink(i, round(at(0.25))) + _blink(i, round(at(0.55))) + _blink(i, e1 + round(0.3 * (n_frames - e1))),
+        "eyeBlinkRight": _blink(i, round(at(0.25)))
+        + _blink(i, round(at(0.55)))
+        + _blink(i, e1 + round(0.3 * (n_frames - e1))),
         "mouthSmileLeft": _bump(i, at(0.45), hw, 0.8),
         "mouthSmileRight": _bump(i, at(0.75), hw, 0.7),
         "browInnerUp": _bump(i, at(0.6), 1.2 * hw, 0.8),
@@ -72,8 +75,9 @@ def truth_curves(n_frames: int = 60, neutral_frames: int = 8) -> tuple[dict[str,
     return w, yaw, pitch
 
 
-def posed_vertices(avatar, weights: dict[str, float], head_R: np.ndarray | None = None,
-                   eye_R: dict[str, np.ndarray] | None = None) -> np.ndarray:
+def posed_vertices(
+    avatar, weights: dict[str, float], head_R: np.ndarray | None = None, eye_R: dict[str, np.ndarray] | None = None
+) -> np.ndarray:
     """The avatar's vertices for blendshape weights, eyes turned by the rig's skinning
     (:func:`engines.avatar.rig.pose_vertices`), the head turned rigidly about its joint."""
     from engines.avatar.rig import pose_vertices
@@ -94,8 +98,14 @@ def posed_vertices(avatar, weights: dict[str, float], head_R: np.ndarray | None 
     return V
 
 
-def render_clip(avatar, n_frames: int = 60, size: tuple[int, int] = (320, 320), neutral_frames: int = 8,
-                shading: float = 0.6, curves=None):
+def render_clip(
+    avatar,
+    n_frames: int = 60,
+    size: tuple[int, int] = (320, 320),
+    neutral_frames: int = 8,
+    shading: float = 0.6,
+    curves=None,
+):
     """Frames (list of H x W x 3 uint8) of the known-truth performance, and the truth:
     ``{"weights": {name: (T,)}, "yaw": (T,), "pitch": (T,), "camera": (K, R, t)}``.
     ``curves``: (weights, yaw, pitch) to render instead of :func:`truth_curves`."""

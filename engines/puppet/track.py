@@ -20,6 +20,7 @@ A frame without a face holds the last pose and is counted (``missed``).
 Not thread-safe: one thread pushes (the GUI's job runner thread); the returned FramePose is
 a fresh object the display thread may read.
 """
+
 from __future__ import annotations
 
 import time
@@ -31,7 +32,7 @@ import numpy as np
 from engines.avatar.arkit import ARKIT_NAMES, scores_vector
 from engines.puppet.filter import OneEuroFilter
 from engines.puppet.retarget import Neutral, Retargeter, apply_neutral, eye_rotations
-from engines.puppet.rotation import (matrix_from_rotvec, mean_rotation, quat_from_matrix, rotvec_from_matrix)
+from engines.puppet.rotation import matrix_from_rotvec, mean_rotation, quat_from_matrix, rotvec_from_matrix
 from engines.puppet.solve import R_FRONTAL, ExpressionSolver, PoseOnly, SolveOptions
 
 _FAST = ("eyeBlink",)
@@ -66,8 +67,9 @@ class FilterOptions:
         return OneEuroFilter(mc, beta, self.d_cutoff)
 
     def head_filter(self) -> OneEuroFilter:
-        return OneEuroFilter(np.full(6, self.head_min_cutoff), np.r_[np.full(3, self.head_beta), np.full(3, 0.0)],
-                             self.head_d_cutoff)
+        return OneEuroFilter(
+            np.full(6, self.head_min_cutoff), np.r_[np.full(3, self.head_beta), np.full(3, 0.0)], self.head_d_cutoff
+        )
 
 
 @dataclass
@@ -171,7 +173,11 @@ class LiveSession:
         kind = self.options.solver
         so = self.options.solve
         if kind == "auto":
-            kind = "avatar" if self.avatar is not None and ExpressionSolver.for_avatar(self.avatar) is not None else "performer"
+            kind = (
+                "avatar"
+                if self.avatar is not None and ExpressionSolver.for_avatar(self.avatar) is not None
+                else "performer"
+            )
         focal = self.options.focal_px
         if kind in ("avatar", "performer", "raw") and focal is None:
             try:  # the photo-fit's focal estimate (40 ms, once)
@@ -226,12 +232,24 @@ class LiveSession:
         t0 = time.perf_counter()
         sol = self.solver.solve(lm.xy, lm.image_size, lm.blendshapes)
         timings["solve"] = (time.perf_counter() - t0) * 1000
-        self._history.append((float(t_ms), lm.xy.copy(), tuple(lm.image_size), sol.weights.copy(), sol.R.copy(),
-                              sol.t.copy(), scores_vector(lm.blendshapes)))
+        self._history.append(
+            (
+                float(t_ms),
+                lm.xy.copy(),
+                tuple(lm.image_size),
+                sol.weights.copy(),
+                sol.R.copy(),
+                sol.t.copy(),
+                scores_vector(lm.blendshapes),
+            )
+        )
         while self._history and self._history[0][0] < t_ms - opt.history_s * 1000:
             self._history.popleft()
-        if (opt.auto_calibrate_s > 0 and self.neutral is None
-                and self._history[-1][0] - self._history[0][0] >= opt.auto_calibrate_s * 1000):
+        if (
+            opt.auto_calibrate_s > 0
+            and self.neutral is None
+            and self._history[-1][0] - self._history[0][0] >= opt.auto_calibrate_s * 1000
+        ):
             self.calibrate(seconds=opt.auto_calibrate_s)
             sol = self.solver.solve(lm.xy, lm.image_size, lm.blendshapes)
         t0 = time.perf_counter()
@@ -246,9 +264,19 @@ class LiveSession:
             R_head, t_rel = matrix_from_rotvec(h[:3]), h[3:]
         eyes = eye_rotations(w)
         timings["filter"] = (time.perf_counter() - t0) * 1000
-        pose = FramePose(index=index, t_ms=float(t_ms), tracked=True, weights=w.astype(np.float32),
-                         head_rotation=R_head, head_translation=t_rel, eye_rotations=eyes,
-                         raw_weights=raw.astype(np.float32), landmarks=lm.xy, timings=timings, rms_px=sol.rms_px)
+        pose = FramePose(
+            index=index,
+            t_ms=float(t_ms),
+            tracked=True,
+            weights=w.astype(np.float32),
+            head_rotation=R_head,
+            head_translation=t_rel,
+            eye_rotations=eyes,
+            raw_weights=raw.astype(np.float32),
+            landmarks=lm.xy,
+            timings=timings,
+            rms_px=sol.rms_px,
+        )
         if opt.vertices and self.retargeter is not None:
             t0 = time.perf_counter()
             pose.vertices = self.mesh(pose)
@@ -275,9 +303,19 @@ class LiveSession:
             if self.options.vertices and self.retargeter is not None:
                 pose.vertices = self.mesh(pose)
         else:
-            pose = FramePose(index, float(t_ms), False, last.weights.copy(), last.head_rotation.copy(),
-                             last.head_translation.copy(), last.eye_rotations, last.raw_weights.copy(),
-                             None, last.vertices, rms_px=float("nan"))
+            pose = FramePose(
+                index,
+                float(t_ms),
+                False,
+                last.weights.copy(),
+                last.head_rotation.copy(),
+                last.head_translation.copy(),
+                last.eye_rotations,
+                last.raw_weights.copy(),
+                None,
+                last.vertices,
+                rms_px=float("nan"),
+            )
         timings["total"] = timings["track"]
         pose.timings = timings
         return pose
@@ -299,8 +337,10 @@ class LiveSession:
                 raise ValueError("calibrate: none of the samples has a face")
             if self.solver is None:
                 self._make_solver(lms[0])
-            hist = [(0.0, s.xy, tuple(s.image_size), scores_vector(s.blendshapes), None, None,
-                     scores_vector(s.blendshapes)) for s in lms]
+            hist = [
+                (0.0, s.xy, tuple(s.image_size), scores_vector(s.blendshapes), None, None, scores_vector(s.blendshapes))
+                for s in lms
+            ]
         else:
             if not self._history:
                 raise ValueError("calibrate: no tracked frame yet")
@@ -356,17 +396,28 @@ class LiveSession:
             fps = float((len(times) - 1) / times[-1]) if len(times) > 1 and times[-1] > 0 else 30.0
         stages = sorted({k for p in poses for k in p.timings})
         timings = {k: np.array([p.timings.get(k, 0.0) for p in poses], np.float32) for k in stages}
-        return Take(fps=fps, times=times, names=ARKIT_NAMES, weights=np.array([p.weights for p in poses]),
-                    head_rotation=quat_from_matrix(np.array([p.head_rotation for p in poses])),
-                    eye_rotation=np.stack([quat_from_matrix(np.array([p.eye_rotations[k] for p in poses]))
-                                           for k in (0, 1)], 1),
-                    tracked=np.array([p.tracked for p in poses]),
-                    head_translation=np.array([p.head_translation for p in poses]),
-                    raw_weights=np.array([p.raw_weights for p in poses]),
-                    neutral=None if self._offsets is None else self._offsets.astype(np.float32),
-                    timings=timings, source=source, name=name, avatar=self.avatar,
-                    meta={"solver": self.solver_kind, "landmarker": self.options.landmarker,
-                          "gaze": self.options.gaze, "calibrated": self.neutral is not None})
+        return Take(
+            fps=fps,
+            times=times,
+            names=ARKIT_NAMES,
+            weights=np.array([p.weights for p in poses]),
+            head_rotation=quat_from_matrix(np.array([p.head_rotation for p in poses])),
+            eye_rotation=np.stack([quat_from_matrix(np.array([p.eye_rotations[k] for p in poses])) for k in (0, 1)], 1),
+            tracked=np.array([p.tracked for p in poses]),
+            head_translation=np.array([p.head_translation for p in poses]),
+            raw_weights=np.array([p.raw_weights for p in poses]),
+            neutral=None if self._offsets is None else self._offsets.astype(np.float32),
+            timings=timings,
+            source=source,
+            name=name,
+            avatar=self.avatar,
+            meta={
+                "solver": self.solver_kind,
+                "landmarker": self.options.landmarker,
+                "gaze": self.options.gaze,
+                "calibrated": self.neutral is not None,
+            },
+        )
 
     def close(self) -> None:
         if self._own_landmarker and self._landmarker is not None:

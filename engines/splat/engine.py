@@ -16,6 +16,7 @@ attribute (``progress.preview(rgb_uint8, message)``) also gets a render every fe
 Cancel is checked between training steps (each well under a second at the working sizes
 chosen here) and nothing is returned on cancel.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -76,10 +77,12 @@ class SplatEngine(Engine):
 
     name = "splat"
     title = "Gaussian splat (radiance field)"
-    description = ("3D Gaussian splatting (Kerbl et al. 2023) trained on the CPU from photos or an orbit "
-                   "video: COLMAP cameras, then Gaussians optimised to reproduce the photos. Exports the "
-                   "standard 3DGS .ply (SuperSplat and other splat viewers) with cameras.json, a turntable "
-                   ".mp4, or a .zip with renders from every photo's camera.")
+    description = (
+        "3D Gaussian splatting (Kerbl et al. 2023) trained on the CPU from photos or an orbit "
+        "video: COLMAP cameras, then Gaussians optimised to reproduce the photos. Exports the "
+        "standard 3DGS .ply (SuperSplat and other splat viewers) with cameras.json, a turntable "
+        ".mp4, or a .zip with renders from every photo's camera."
+    )
     accepts = (ImageSet, VideoClip)
     produces = (Splat, PointCloud, Mesh)
     writers = {
@@ -91,29 +94,63 @@ class SplatEngine(Engine):
     readers = {".ply": "engines.splat.ply:read_ply_any"}  # a 3DGS splat, else the mesh / points reader
 
     class Params(BaseModel):
-        time_budget_s: float = Field(300.0, ge=0, le=86400, description="Seconds for the whole run (cameras "
-                                     "included); training stops when they are spent. 0 = no limit (steps only)")
+        time_budget_s: float = Field(
+            300.0,
+            ge=0,
+            le=86400,
+            description="Seconds for the whole run (cameras "
+            "included); training stops when they are spent. 0 = no limit (steps only)",
+        )
         steps: int = Field(5000, ge=1, le=100000, description="Most training steps (one photo each)")
-        resolution: int = Field(0, ge=0, le=2048, description="Long side of the training images (px); "
-                                "0 = chosen from the time budget (256 px for 5 minutes)")
-        sh_degree: int = Field(3, ge=0, le=3, description="Spherical-harmonic degree of the colours "
-                               "(0 = one colour per Gaussian; 3 = view-dependent shine)")
-        init: Literal["sparse", "dense"] = Field("dense", description="Start from the multiview engine's fused "
-                                                  "dense cloud (plane sweep + TSDF on the training photos; falls "
-                                                  "back to the SfM points), or from the SfM points alone (faster start)")
-        hold_out_every: int = Field(0, ge=0, le=100, description="Keep every N-th photo out of training and "
-                                    "report PSNR/SSIM on it (8 is the usual protocol); 0 = train on all")
+        resolution: int = Field(
+            0,
+            ge=0,
+            le=2048,
+            description="Long side of the training images (px); 0 = chosen from the time budget (256 px for 5 minutes)",
+        )
+        sh_degree: int = Field(
+            3,
+            ge=0,
+            le=3,
+            description="Spherical-harmonic degree of the colours "
+            "(0 = one colour per Gaussian; 3 = view-dependent shine)",
+        )
+        init: Literal["sparse", "dense"] = Field(
+            "dense",
+            description="Start from the multiview engine's fused "
+            "dense cloud (plane sweep + TSDF on the training photos; falls "
+            "back to the SfM points), or from the SfM points alone (faster start)",
+        )
+        hold_out_every: int = Field(
+            0,
+            ge=0,
+            le=100,
+            description="Keep every N-th photo out of training and "
+            "report PSNR/SSIM on it (8 is the usual protocol); 0 = train on all",
+        )
         max_gaussians: int = Field(300000, ge=1000, le=5000000, description="Most Gaussians densification may make")
-        densify_grad_threshold: float = Field(0.0005, gt=0, le=0.1, description="View-space gradient above which "
-                                              "a Gaussian is cloned or split (the paper's 0.0002 suits 30k-step runs; "
-                                              "short CPU runs do better with fewer, better-trained Gaussians)")
+        densify_grad_threshold: float = Field(
+            0.0005,
+            gt=0,
+            le=0.1,
+            description="View-space gradient above which "
+            "a Gaussian is cloned or split (the paper's 0.0002 suits 30k-step runs; "
+            "short CPU runs do better with fewer, better-trained Gaussians)",
+        )
         background: Literal["black", "white"] = Field("black", description="Colour behind the Gaussians")
         matching: Literal["auto", "exhaustive", "sequential"] = Field(
-            "auto", description="Feature matching: every pair (photos), neighbours in order (video), or auto")
-        max_image_size: int = Field(1000, ge=200, le=4000, description="Photos are scaled to this long side for SfM (px)")
+            "auto", description="Feature matching: every pair (photos), neighbours in order (video), or auto"
+        )
+        max_image_size: int = Field(
+            1000, ge=200, le=4000, description="Photos are scaled to this long side for SfM (px)"
+        )
         max_video_frames: int = Field(60, ge=20, le=80, description="Most frames picked from a video")
-        focal_px: float = Field(0.0, ge=0, le=100000, description="Known focal length in original-photo "
-                                "pixels (held fixed); 0 = estimate it")
+        focal_px: float = Field(
+            0.0,
+            ge=0,
+            le=100000,
+            description="Known focal length in original-photo pixels (held fixed); 0 = estimate it",
+        )
         seed: int = Field(0, ge=0, description="Random seed (view order, splits)")
 
     def run(self, inputs, params, progress, cancel: CancelToken) -> Result:
@@ -132,24 +169,37 @@ class SplatEngine(Engine):
         if p.time_budget_s > 0:
             budget = max(p.time_budget_s - elapsed, MIN_TRAIN_S)
             if p.time_budget_s - elapsed < MIN_TRAIN_S:
-                result.notes.append(f"Finding the cameras and starting points took {elapsed:.0f} s of the "
-                                    f"{p.time_budget_s:.0f} s budget; training still got {MIN_TRAIN_S:.0f} s.")
+                result.notes.append(
+                    f"Finding the cameras and starting points took {elapsed:.0f} s of the "
+                    f"{p.time_budget_s:.0f} s budget; training still got {MIN_TRAIN_S:.0f} s."
+                )
         res = p.resolution or auto_resolution(p.time_budget_s, p.steps)
         with result.stage("train"):
             splat, report, tviews = train_scene(scene, init_cloud, p, res, budget, _sub(progress, 0.4, 0.97), cancel)
         result.metrics.update(
-            gaussians=len(splat), initial_gaussians=report.gaussians_start, steps=report.steps,
-            stopped_by=report.stopped_by, train_seconds=round(report.seconds, 2),
+            gaussians=len(splat),
+            initial_gaussians=report.gaussians_start,
+            steps=report.steps,
+            stopped_by=report.stopped_by,
+            train_seconds=round(report.seconds, 2),
             initial_psnr=round(report.initial_psnr, 3),
-            seconds_per_step=round(report.seconds_per_step, 4), train_psnr=round(report.train_psnr, 3),
-            resolution=[tviews[0].view.width, tviews[0].view.height], sh_degree=splat.sh_degree,
-            densify_rounds=report.densify_rounds, cloned=report.cloned, split=report.split, pruned=report.pruned,
-            train_images=len(tviews), held_out_images=len(scene.held_out))
+            seconds_per_step=round(report.seconds_per_step, 4),
+            train_psnr=round(report.train_psnr, 3),
+            resolution=[tviews[0].view.width, tviews[0].view.height],
+            sh_degree=splat.sh_degree,
+            densify_rounds=report.densify_rounds,
+            cloned=report.cloned,
+            split=report.split,
+            pruned=report.pruned,
+            train_images=len(tviews),
+            held_out_images=len(scene.held_out),
+        )
         if scene.held_out:
             progress(0.97, "Rendering the held-out photos")
             ev = evaluate_held_out(splat, scene, res, p, cancel)
-            result.metrics.update(heldout_psnr=round(ev["psnr"], 3), heldout_ssim=round(ev["ssim"], 4),
-                                  heldout_per_image=ev["per_image"])
+            result.metrics.update(
+                heldout_psnr=round(ev["psnr"], 3), heldout_ssim=round(ev["ssim"], 4), heldout_per_image=ev["per_image"]
+            )
         cancel.raise_if_set()
         from engines.multiview import sfm
 
@@ -160,7 +210,8 @@ class SplatEngine(Engine):
             f"Trained {len(splat):,} Gaussians in {report.steps} steps ({report.seconds:.0f} s, "
             f"{report.seconds_per_step * 1000:.0f} ms a step) at {tviews[0].view.width}x{tviews[0].view.height}; "
             f"training PSNR {report.train_psnr:.1f} dB"
-            + (f", held-out PSNR {result.metrics['heldout_psnr']:.1f} dB." if scene.held_out else "."))
+            + (f", held-out PSNR {result.metrics['heldout_psnr']:.1f} dB." if scene.held_out else ".")
+        )
         progress(1.0, "Splat done")
         return result
 
@@ -181,13 +232,16 @@ def prepare_scene(inputs, p, progress, cancel: CancelToken) -> PreparedScene:
     if len(views) < frames.MIN_VIEWS:
         raise EngineError(
             f"Gaussian splatting needs at least {frames.MIN_VIEWS} different photos of the scene; got {n_in}. "
-            "Add photos taken from different viewpoints around the object.")
+            "Add photos taken from different viewpoints around the object."
+        )
     cancel.raise_if_set()
     fixed = None
     if p.focal_px > 0:
         if len({v.original_size for v in views}) > 1:
-            raise EngineError("A known focal_px needs photos that all have the same size; these differ. "
-                              "Leave focal_px at 0 to estimate it.")
+            raise EngineError(
+                "A known focal_px needs photos that all have the same size; these differ. "
+                "Leave focal_px at 0 to estimate it."
+            )
         s = views[0].size[0] / views[0].original_size[0]
         w, h = views[0].size
         fixed = (p.focal_px * s, w / 2.0, h / 2.0)
@@ -198,23 +252,31 @@ def prepare_scene(inputs, p, progress, cancel: CancelToken) -> PreparedScene:
         model = sfm.run_sfm(views, Path(tmp), matching, True, fixed, 4096, progress=progress, cancel=cancel)
     notes += model.notes
     if model.registered < frames.MIN_VIEWS:
-        raise EngineError(f"Only {model.registered} of {model.total_images} photos could be placed. "
-                          + (model.notes[-1] if model.notes else "Take more photos with more overlap."))
+        raise EngineError(
+            f"Only {model.registered} of {model.total_images} photos could be placed. "
+            + (model.notes[-1] if model.notes else "Take more photos with more overlap.")
+        )
     level_scene(model)
     cams = model.cameras
     by_name = {v.name: v for v in views}
     images = {}
-    for (rgb, K, R, t), name in zip(MultiViewEngine._undistorted({v.name: v.rgb for v in views}, cams), cams.names):
+    for (rgb, _K, _R, _t), name in zip(MultiViewEngine._undistorted({v.name: v.rgb for v in views}, cams), cams.names):
         images[name] = rgb
     held = held_out_names(list(cams.names), p.hold_out_every)
     if held and len(cams.names) - len(held) < frames.MIN_VIEWS:
-        raise EngineError(f"Holding out every {p.hold_out_every}th photo leaves too few to train on; "
-                          "set hold_out_every=0 or add photos.")
-    metrics = dict(registered=model.registered, total_images=model.total_images,
-                   mean_reprojection_error=round(model.mean_reprojection_error, 4),
-                   sparse_points=int(len(model.points)), matching=matching,
-                   unregistered=list(model.unregistered),
-                   focal_px=round(float(np.mean(cams.K[:, 0, 0])), 2))
+        raise EngineError(
+            f"Holding out every {p.hold_out_every}th photo leaves too few to train on; "
+            "set hold_out_every=0 or add photos."
+        )
+    metrics = dict(
+        registered=model.registered,
+        total_images=model.total_images,
+        mean_reprojection_error=round(model.mean_reprojection_error, 4),
+        sparse_points=int(len(model.points)),
+        matching=matching,
+        unregistered=list(model.unregistered),
+        focal_px=round(float(np.mean(cams.K[:, 0, 0])), 2),
+    )
     scene = PreparedScene([by_name[n] for n in cams.names], model, images, held, notes, metrics)
     return scene
 
@@ -232,8 +294,9 @@ def scene_points(scene: PreparedScene, p, progress, cancel, result: Result) -> P
             # training photos only: a held-out photo must not shape the start either
             names = [n for n in model.cameras.names if n not in scene.held_out]
             raw = {v.name: v.rgb for v in scene.views if v.name in names}  # undistorted in there
-            maps = dense.compute_depth_maps(raw, subset_cameras(model.cameras, names), model.points, 400, 64,
-                                            progress=progress, cancel=cancel)
+            maps = dense.compute_depth_maps(
+                raw, subset_cameras(model.cameras, names), model.points, 400, 64, progress=progress, cancel=cancel
+            )
             cancel.raise_if_set()
             far = max((float(np.nanmax(m.depth)) for m in maps if np.isfinite(m.depth).any()), default=0.0)
             if far > 0:
@@ -246,8 +309,9 @@ def scene_points(scene: PreparedScene, p, progress, cancel, result: Result) -> P
         result.notes.append("The dense cloud came out empty; the Gaussians start from the SfM points.")
     cloud = sfm.sparse_cloud(model)
     if len(cloud.points) < 10:
-        raise EngineError("Structure from motion found too few 3D points to start from; "
-                          "take photos with more texture and overlap.")
+        raise EngineError(
+            "Structure from motion found too few 3D points to start from; take photos with more texture and overlap."
+        )
     return cloud
 
 
@@ -256,8 +320,14 @@ def subset_cameras(cams, names):
     from engines.multiview.sfm import Cameras
 
     idx = [cams.names.index(n) for n in names]
-    return Cameras([cams.names[i] for i in idx], cams.K[idx], cams.R[idx], cams.t[idx], [cams.sizes[i] for i in idx],
-                   None if cams.k1 is None else cams.k1[idx])
+    return Cameras(
+        [cams.names[i] for i in idx],
+        cams.K[idx],
+        cams.R[idx],
+        cams.t[idx],
+        [cams.sizes[i] for i in idx],
+        None if cams.k1 is None else cams.k1[idx],
+    )
 
 
 def training_views(scene: PreparedScene, long_side: int, names=None):
@@ -286,8 +356,9 @@ def _background(p) -> tuple[float, float, float]:
     return (1.0, 1.0, 1.0) if p.background == "white" else (0.0, 0.0, 0.0)
 
 
-def train_scene(scene: PreparedScene, cloud: PointCloud, p, long_side: int, budget_s: float, progress,
-                cancel: CancelToken):
+def train_scene(
+    scene: PreparedScene, cloud: PointCloud, p, long_side: int, budget_s: float, progress, cancel: CancelToken
+):
     """Initialise from ``cloud`` and train; returns (Splat with cameras, TrainReport, views)."""
     from engines.splat import raster
     from engines.splat.model import Gaussians
@@ -303,11 +374,18 @@ def train_scene(scene: PreparedScene, cloud: PointCloud, p, long_side: int, budg
         keep = np.sort(np.random.default_rng(p.seed).choice(len(pts), most, replace=False))
         pts, cols = pts[keep], None if cols is None else cols[keep]
     g = Gaussians.from_points(pts, cols, max_sh_degree=p.sh_degree)
-    progress(0.0, f"Training {len(g):,} Gaussians on {len(tviews)} photos "
-                  f"at {tviews[0].view.width}x{tviews[0].view.height}")
-    cfg = TrainConfig(steps=p.steps, time_budget_s=budget_s, sh_degree=p.sh_degree,
-                      max_gaussians=p.max_gaussians, grad_threshold=p.densify_grad_threshold,
-                      background=_background(p), seed=p.seed)
+    progress(
+        0.0, f"Training {len(g):,} Gaussians on {len(tviews)} photos at {tviews[0].view.width}x{tviews[0].view.height}"
+    )
+    cfg = TrainConfig(
+        steps=p.steps,
+        time_budget_s=budget_s,
+        sh_degree=p.sh_degree,
+        max_gaussians=p.max_gaussians,
+        grad_threshold=p.densify_grad_threshold,
+        background=_background(p),
+        seed=p.seed,
+    )
     preview = getattr(progress, "preview", None)
     report = train(g, tviews, cfg, progress, cancel, preview)
     splat = g.to_splat(splat_cameras(scene), name="splat", degree=p.sh_degree)
@@ -328,8 +406,17 @@ def splat_cameras(scene: PreparedScene) -> list[dict]:
         K[1, 1] *= s
         K[0, 2] = (K[0, 2] + 0.5) * s - 0.5
         K[1, 2] = (K[1, 2] + 0.5) * s - 0.5
-        out.append(dict(name=name, K=K, R=np.asarray(cams.R[i]), t=np.asarray(cams.t[i]), width=int(W),
-                        height=int(H), held_out=name in scene.held_out))
+        out.append(
+            dict(
+                name=name,
+                K=K,
+                R=np.asarray(cams.R[i]),
+                t=np.asarray(cams.t[i]),
+                width=int(W),
+                height=int(H),
+                held_out=name in scene.held_out,
+            )
+        )
     return out
 
 
@@ -343,6 +430,10 @@ def evaluate_held_out(splat: Splat, scene: PreparedScene, long_side: int, p, can
     per = {}
     for t, r in zip(tv, renders):
         per[t.name] = dict(psnr=round(psnr(r, t.image), 3), ssim=round(ssim_np(r, t.image), 4))
-    return dict(psnr=float(np.mean([v["psnr"] for v in per.values()])),
-                ssim=float(np.mean([v["ssim"] for v in per.values()])), per_image=per, renders=renders,
-                targets=[t.image for t in tv])
+    return dict(
+        psnr=float(np.mean([v["psnr"] for v in per.values()])),
+        ssim=float(np.mean([v["ssim"] for v in per.values()])),
+        per_image=per,
+        renders=renders,
+        targets=[t.image for t in tv],
+    )

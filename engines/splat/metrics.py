@@ -1,5 +1,6 @@
 """Image losses and quality figures: L1, SSIM (Wang et al. 2004, 11 x 11 Gaussian window,
 sigma 1.5, as 3DGS trains and evaluates with) and PSNR."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,10 +15,12 @@ def _window(dtype, size: int = 11, sigma: float = 1.5):
     key = (dtype, size, sigma)
     if key not in _windows:
         x = torch.arange(size, dtype=dtype) - (size - 1) / 2
-        g = torch.exp(-(x ** 2) / (2 * sigma ** 2))
+        g = torch.exp(-(x**2) / (2 * sigma**2))
         g = g / g.sum()
-        _windows[key] = (g.view(1, 1, 1, size).expand(15, 1, 1, size).contiguous(),
-                         g.view(1, 1, size, 1).expand(15, 1, size, 1).contiguous())
+        _windows[key] = (
+            g.view(1, 1, 1, size).expand(15, 1, 1, size).contiguous(),
+            g.view(1, 1, size, 1).expand(15, 1, size, 1).contiguous(),
+        )
     return _windows[key]
 
 
@@ -36,7 +39,7 @@ def ssim(a, b):
     f = F.conv2d(F.conv2d(stack, wx, padding=(0, pad), groups=15), wy, padding=(pad, 0), groups=15)
     mx, my, xx, yy, xy = f.split(3, 1)
     sxx, syy, sxy = xx - mx * mx, yy - my * my, xy - mx * my
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    c1, c2 = 0.01**2, 0.03**2
     m = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
     return m.mean()
 

@@ -14,6 +14,7 @@ removed); nearly transparent, very large in the world, or very large on screen o
 pruned; every so often all opacities are reset to at most 0.01 so that floaters must earn
 their opacity again. Adam's moments follow the Gaussians through every change.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -61,8 +62,9 @@ class Gaussians:
 
     # -- conversions
     @classmethod
-    def from_points(cls, points: np.ndarray, colors: np.ndarray | None, max_sh_degree: int = 3,
-                    opacity: float = 0.1, dtype=None) -> "Gaussians":
+    def from_points(
+        cls, points: np.ndarray, colors: np.ndarray | None, max_sh_degree: int = 3, opacity: float = 0.1, dtype=None
+    ) -> "Gaussians":
         import torch
         from scipy.spatial import cKDTree
 
@@ -85,9 +87,16 @@ class Gaussians:
         quats[:, 0] = 1.0
         K = sh_coefficients(max_sh_degree)
         t = lambda a: torch.tensor(np.ascontiguousarray(a), dtype=dtype)  # noqa: E731
-        return cls(t(pts), t(log_s), t(quats), t(np.full(n, _logit(opacity))),
-                   t(rgb_to_sh0(rgb)[:, None, :]), torch.zeros((n, K - 1, 3), dtype=dtype),
-                   0, max_sh_degree)
+        return cls(
+            t(pts),
+            t(log_s),
+            t(quats),
+            t(np.full(n, _logit(opacity))),
+            t(rgb_to_sh0(rgb)[:, None, :]),
+            torch.zeros((n, K - 1, 3), dtype=dtype),
+            0,
+            max_sh_degree,
+        )
 
     @classmethod
     def from_splat(cls, splat, dtype=None) -> "Gaussians":
@@ -96,23 +105,37 @@ class Gaussians:
         dtype = dtype or torch.float32
         t = lambda a: torch.tensor(np.ascontiguousarray(a), dtype=dtype)  # noqa: E731
         sh = np.asarray(splat.sh, np.float32)
-        return cls(t(splat.positions), t(splat.log_scales), t(splat.rotations), t(splat.opacity_logits),
-                   t(sh[:, :1]), t(sh[:, 1:]), splat.sh_degree, splat.sh_degree)
+        return cls(
+            t(splat.positions),
+            t(splat.log_scales),
+            t(splat.rotations),
+            t(splat.opacity_logits),
+            t(sh[:, :1]),
+            t(sh[:, 1:]),
+            splat.sh_degree,
+            splat.sh_degree,
+        )
 
     def to_splat(self, cameras: list | None = None, name: str = "splat", degree: int | None = None):
         """A :class:`engines.types.Splat` (numpy) with SH up to ``degree`` (default: in use)."""
         from engines.types import Splat
 
         deg = self.sh_degree if degree is None else degree
-        sh = self.sh.detach().cpu().numpy()[:, :sh_coefficients(deg)]
+        sh = self.sh.detach().cpu().numpy()[:, : sh_coefficients(deg)]
         q = self.quats.detach().cpu().numpy()
         q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
-        return Splat(self.means.detach().cpu().numpy(), self.log_scales.detach().cpu().numpy(), q,
-                     self.opacity_logits.detach().cpu().numpy(), sh, cameras=list(cameras or []), name=name)
+        return Splat(
+            self.means.detach().cpu().numpy(),
+            self.log_scales.detach().cpu().numpy(),
+            q,
+            self.opacity_logits.detach().cpu().numpy(),
+            sh,
+            cameras=list(cameras or []),
+            name=name,
+        )
 
     def detach_copy(self) -> "Gaussians":
-        return Gaussians(*(getattr(self, n).detach().clone() for n in PARAM_NAMES), self.sh_degree,
-                         self.max_sh_degree)
+        return Gaussians(*(getattr(self, n).detach().clone() for n in PARAM_NAMES), self.sh_degree, self.max_sh_degree)
 
 
 class Adam:
@@ -142,8 +165,8 @@ class Adam:
                 m, v = self.m[n], self.v[n]
                 m.mul_(self.b1).add_(g, alpha=1 - self.b1)
                 v.mul_(self.b2).addcmul_(g, g, value=1 - self.b2)
-                mh = m / (1 - self.b1 ** k)
-                vh = v / (1 - self.b2 ** k)
+                mh = m / (1 - self.b1**k)
+                vh = v / (1 - self.b2**k)
                 p.sub_(self.lrs[n] * mh / (vh.sqrt() + self.eps))
                 p.grad = None
 
@@ -216,9 +239,18 @@ def _replace(g: Gaussians, opt: Adam, new: dict, keep) -> None:
     g.set_params(params)
 
 
-def densify_and_prune(g: Gaussians, opt: Adam, stats: DensityStats, grad_threshold: float, extent: float,
-                      percent_dense: float = 0.01, min_opacity: float = 0.005, max_screen_radius: float | None = None,
-                      max_gaussians: int | None = None, generator=None) -> DensifyReport:
+def densify_and_prune(
+    g: Gaussians,
+    opt: Adam,
+    stats: DensityStats,
+    grad_threshold: float,
+    extent: float,
+    percent_dense: float = 0.01,
+    min_opacity: float = 0.005,
+    max_screen_radius: float | None = None,
+    max_gaussians: int | None = None,
+    generator=None,
+) -> DensifyReport:
     """One round of the paper's adaptive density control (see the module docstring)."""
     import torch
 

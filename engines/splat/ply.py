@@ -17,6 +17,7 @@ camera-to-world: its columns are the camera's x right, y down, z forward axes in
 frame), ``fx``, ``fy``; we add ``cx``, ``cy``, ``held_out`` (true for photos kept out of
 training for evaluation) and ``splat`` (the PLY it belongs to).
 """
+
 from __future__ import annotations
 
 import json
@@ -33,21 +34,35 @@ _SH_DEGREE_BY_REST = {0: 0, 9: 1, 24: 2, 45: 3}
 
 def splat_properties(sh_degree: int) -> list[str]:
     n_rest = 3 * ((sh_degree + 1) ** 2 - 1)
-    return (["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
-            + [f"f_rest_{i}" for i in range(n_rest)]
-            + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"])
+    return (
+        ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
+        + [f"f_rest_{i}" for i in range(n_rest)]
+        + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+    )
 
 
 def splat_to_bytes(splat: Splat) -> bytes:
     n = len(splat)
     props = splat_properties(splat.sh_degree)
     rest = splat.sh[:, 1:, :].transpose(0, 2, 1).reshape(n, -1)  # channel-major
-    cols = np.concatenate([
-        splat.positions, np.zeros((n, 3), np.float32), splat.sh[:, 0, :], rest,
-        splat.opacity_logits[:, None], splat.log_scales, splat.rotations], 1).astype("<f4")
+    cols = np.concatenate(
+        [
+            splat.positions,
+            np.zeros((n, 3), np.float32),
+            splat.sh[:, 0, :],
+            rest,
+            splat.opacity_logits[:, None],
+            splat.log_scales,
+            splat.rotations,
+        ],
+        1,
+    ).astype("<f4")
     assert cols.shape[1] == len(props)
-    header = ["ply", "format binary_little_endian 1.0", "comment Capture Studio 3D Gaussian splat",
-              f"element vertex {n}"] + [f"property float {p}" for p in props] + ["end_header"]
+    header = (
+        ["ply", "format binary_little_endian 1.0", "comment Capture Studio 3D Gaussian splat", f"element vertex {n}"]
+        + [f"property float {p}" for p in props]
+        + ["end_header"]
+    )
     return ("\n".join(header) + "\n").encode("ascii") + np.ascontiguousarray(cols).tobytes()
 
 
@@ -80,9 +95,24 @@ def _read_header(f) -> tuple[list[str], int, str, int]:
     return props, n, fmt, other_before
 
 
-_PLY_TYPES = {"float": "f4", "float32": "f4", "double": "f8", "float64": "f8", "uchar": "u1", "uint8": "u1",
-              "char": "i1", "int8": "i1", "short": "i2", "int16": "i2", "ushort": "u2", "uint16": "u2",
-              "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4"}
+_PLY_TYPES = {
+    "float": "f4",
+    "float32": "f4",
+    "double": "f8",
+    "float64": "f8",
+    "uchar": "u1",
+    "uint8": "u1",
+    "char": "i1",
+    "int8": "i1",
+    "short": "i2",
+    "int16": "i2",
+    "ushort": "u2",
+    "uint16": "u2",
+    "int": "i4",
+    "int32": "i4",
+    "uint": "u4",
+    "uint32": "u4",
+}
 
 
 def is_splat_ply(path: str | os.PathLike) -> bool:
@@ -116,8 +146,22 @@ def read_splat_ply(path: str | os.PathLike) -> Splat:
         raise EngineError(f"{path.name}: the file is shorter than its header says ({n} Gaussians); it may be cut off.")
     v = np.frombuffer(data, dtype=dtype, count=n)
     names = set(dtype.names)
-    need = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", "scale_1", "scale_2",
-            "rot_0", "rot_1", "rot_2", "rot_3"]
+    need = [
+        "x",
+        "y",
+        "z",
+        "f_dc_0",
+        "f_dc_1",
+        "f_dc_2",
+        "opacity",
+        "scale_0",
+        "scale_1",
+        "scale_2",
+        "rot_0",
+        "rot_1",
+        "rot_2",
+        "rot_3",
+    ]
     missing = [p for p in need if p not in names]
     if missing:
         raise EngineError(f"{path.name}: not a Gaussian splat PLY (missing {', '.join(missing)}).")
@@ -130,9 +174,14 @@ def read_splat_ply(path: str | os.PathLike) -> Splat:
     sh[:, 0] = col("f_dc_0", "f_dc_1", "f_dc_2")
     if k:
         sh[:, 1:] = col(*rest_names).reshape(n, 3, k).transpose(0, 2, 1)
-    return Splat(col("x", "y", "z"), col("scale_0", "scale_1", "scale_2"),
-                 col("rot_0", "rot_1", "rot_2", "rot_3"), v["opacity"].astype(np.float32), sh,
-                 name=path.stem)
+    return Splat(
+        col("x", "y", "z"),
+        col("scale_0", "scale_1", "scale_2"),
+        col("rot_0", "rot_1", "rot_2", "rot_3"),
+        v["opacity"].astype(np.float32),
+        sh,
+        name=path.stem,
+    )
 
 
 def read_ply_any(path: str | os.PathLike):
@@ -183,8 +232,9 @@ def cameras_from_json(entries: list[dict]) -> list[dict]:
         R = Rc.T
         w, h = int(e["width"]), int(e["height"])
         K = np.array([[e["fx"], 0, e.get("cx", (w - 1) / 2)], [0, e["fy"], e.get("cy", (h - 1) / 2)], [0, 0, 1.0]])
-        cams.append(dict(name=e["img_name"], K=K, R=R, t=-R @ pos, width=w, height=h,
-                         held_out=bool(e.get("held_out", False))))
+        cams.append(
+            dict(name=e["img_name"], K=K, R=R, t=-R @ pos, width=w, height=h, held_out=bool(e.get("held_out", False)))
+        )
     return cams
 
 
@@ -205,8 +255,11 @@ def _own_cameras(path: Path, sidecar: Path) -> bool:
 
     try:
         entries = json.loads(limits.read_json_text(sidecar, "the cameras"))
-        return isinstance(entries, list) and bool(entries) and all(
-            isinstance(e, dict) and e.get("splat") == path.name for e in entries)
+        return (
+            isinstance(entries, list)
+            and bool(entries)
+            and all(isinstance(e, dict) and e.get("splat") == path.name for e in entries)
+        )
     except (OSError, ValueError, EngineError):
         return False
 

@@ -14,6 +14,7 @@ up to degree 3 in the direction from the camera centre, plus 0.5, clamped at zer
 Cameras follow OpenCV: ``x_cam = R x + t`` (x right, y down, z forward), pixel
 ``u = fx x/z + cx`` with pixel centres at integers.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,8 +27,15 @@ LOWPASS = 0.3
 SH_C0 = 0.28209479177387814
 SH_C1 = 0.4886025119029199
 SH_C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396)
-SH_C3 = (-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.3731763325901154,
-         -0.4570457994644658, 1.445305721320277, -0.5900435899266435)
+SH_C3 = (
+    -0.5900435899266435,
+    2.890611442640554,
+    -0.4570457994644658,
+    0.3731763325901154,
+    -0.4570457994644658,
+    1.445305721320277,
+    -0.5900435899266435,
+)
 
 
 def sh_coefficients(degree: int) -> int:
@@ -55,9 +63,15 @@ def sh_basis(degree: int, dirs):
         xx, yy, zz, xy, yz, xz = x * x, y * y, z * z, x * y, y * z, x * z
         cols += [SH_C2[0] * xy, SH_C2[1] * yz, SH_C2[2] * (2 * zz - xx - yy), SH_C2[3] * xz, SH_C2[4] * (xx - yy)]
     if degree >= 3:
-        cols += [SH_C3[0] * y * (3 * xx - yy), SH_C3[1] * xy * z, SH_C3[2] * y * (4 * zz - xx - yy),
-                 SH_C3[3] * z * (2 * zz - 3 * xx - 3 * yy), SH_C3[4] * x * (4 * zz - xx - yy),
-                 SH_C3[5] * z * (xx - yy), SH_C3[6] * x * (xx - 3 * yy)]
+        cols += [
+            SH_C3[0] * y * (3 * xx - yy),
+            SH_C3[1] * xy * z,
+            SH_C3[2] * y * (4 * zz - xx - yy),
+            SH_C3[3] * z * (2 * zz - 3 * xx - 3 * yy),
+            SH_C3[4] * x * (4 * zz - xx - yy),
+            SH_C3[5] * z * (xx - yy),
+            SH_C3[6] * x * (xx - 3 * yy),
+        ]
     return torch.stack(cols, 1)
 
 
@@ -76,11 +90,20 @@ def quat_to_matrix(q):
 
     q = q / torch.linalg.norm(q, dim=1, keepdim=True).clamp_min(1e-12)
     w, x, y, z = q.unbind(1)
-    return torch.stack([
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-    ], 1).reshape(-1, 3, 3)
+    return torch.stack(
+        [
+            1 - 2 * (y * y + z * z),
+            2 * (x * y - w * z),
+            2 * (x * z + w * y),
+            2 * (x * y + w * z),
+            1 - 2 * (x * x + z * z),
+            2 * (y * z - w * x),
+            2 * (x * z - w * y),
+            2 * (y * z + w * x),
+            1 - 2 * (x * x + y * y),
+        ],
+        1,
+    ).reshape(-1, 3, 3)
 
 
 def covariance_3d(log_scales, quats):
@@ -181,8 +204,7 @@ def project(means, log_scales, quats, opacity_logits, sh, sh_degree: int, view: 
     return Projected(means2d, conics, colors, opacities, z.detach(), radii)
 
 
-def render(gaussians, view: View, sh_degree: int | None = None, background=(0.0, 0.0, 0.0),
-           rasterizer=None):
+def render(gaussians, view: View, sh_degree: int | None = None, background=(0.0, 0.0, 0.0), rasterizer=None):
     """Render ``gaussians`` (:class:`engines.splat.model.Gaussians`) from ``view``.
 
     Returns (image H x W x 3 float in 0..1-ish, alpha H x W, Projected). ``rasterizer`` is
@@ -192,8 +214,9 @@ def render(gaussians, view: View, sh_degree: int | None = None, background=(0.0,
     g = gaussians
     deg = g.sh_degree if sh_degree is None else sh_degree
     p = project(g.means, g.log_scales, g.quats, g.opacity_logits, g.sh, deg, view)
-    img, alpha = rasterizer(p.means2d, p.conics, p.colors, p.opacities, p.depths, p.radii,
-                            view.width, view.height, background)
+    img, alpha = rasterizer(
+        p.means2d, p.conics, p.colors, p.opacities, p.depths, p.radii, view.width, view.height, background
+    )
     return img, alpha, p
 
 

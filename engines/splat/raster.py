@@ -30,6 +30,7 @@ Tiles are independent, so the forward and backward kernels run tiles in parallel
 (``prange``); the backward writes gradients per (tile, Gaussian) entry and sums them per
 Gaussian afterwards, so no two threads ever add into the same place.
 """
+
 from __future__ import annotations
 
 import math
@@ -148,8 +149,7 @@ def _gather(means2d, conics, colors, opacities, ids, start, end, x0, x1, y0, y1)
 
 
 @njit(parallel=True, cache=True)
-def forward(means2d, conics, colors, opacities, offsets, ids, width, height, tile, bg,
-            out_img, out_T, out_last):
+def forward(means2d, conics, colors, opacities, offsets, ids, width, height, tile, bg, out_img, out_T, out_last):
     """Front-to-back compositing, tile by tile: each Gaussian in depth order is added to
     the tile's pixels inside its footprint box that are not yet opaque."""
     tiles_x = (width + tile - 1) // tile
@@ -206,8 +206,9 @@ def forward(means2d, conics, colors, opacities, offsets, ids, width, height, til
 
 
 @njit(parallel=True, cache=True)
-def backward(means2d, conics, colors, opacities, offsets, ids, width, height, tile, bg,
-             T_final, last_index, d_img, n_gaussians):
+def backward(
+    means2d, conics, colors, opacities, offsets, ids, width, height, tile, bg, T_final, last_index, d_img, n_gaussians
+):
     """Gradients per Gaussian: columns mean x, mean y, conic a, b, c, opacity, r, g, b.
 
     Back to front over the tile's Gaussians, each pixel starting at its last contributor;
@@ -312,8 +313,9 @@ def _np32(x) -> np.ndarray:
     return np.ascontiguousarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x, dtype=np.float32)
 
 
-def rasterize_numpy(means2d, conics, colors, opacities, depths, radii, width: int, height: int,
-                    background=(0.0, 0.0, 0.0)):
+def rasterize_numpy(
+    means2d, conics, colors, opacities, depths, radii, width: int, height: int, background=(0.0, 0.0, 0.0)
+):
     """Forward only: (image H x W x 3, transmittance H x W, last-contributor H x W, tile lists)."""
     k = kernels()
     means2d, conics, colors = _np32(means2d), _np32(conics), _np32(colors)
@@ -338,8 +340,9 @@ def _torch_function():
 
         @staticmethod
         def forward(ctx, means2d, conics, colors, opacities, depths, radii, width, height, background):
-            img, T, last, saved = rasterize_numpy(means2d, conics, colors, opacities, depths, radii,
-                                                  width, height, background)
+            img, T, last, saved = rasterize_numpy(
+                means2d, conics, colors, opacities, depths, radii, width, height, background
+            )
             ctx.saved = (saved, T, last, int(width), int(height), means2d.shape[0], means2d.dtype)
             alpha = torch.from_numpy(1.0 - T)
             ctx.mark_non_differentiable(alpha)
@@ -360,11 +363,11 @@ def _torch_function():
 _fn = None
 
 
-def rasterize(means2d, conics, colors, opacities, depths, radii, width: int, height: int,
-              background=(0.0, 0.0, 0.0)):
+def rasterize(means2d, conics, colors, opacities, depths, radii, width: int, height: int, background=(0.0, 0.0, 0.0)):
     """Differentiable rasterisation (torch tensors in, image H x W x 3 and alpha H x W out)."""
     global _fn
     if _fn is None:
         _fn = _torch_function()
-    return _fn.apply(means2d, conics, colors, opacities, depths, radii, int(width), int(height),
-                     tuple(float(b) for b in background))
+    return _fn.apply(
+        means2d, conics, colors, opacities, depths, radii, int(width), int(height), tuple(float(b) for b in background)
+    )

@@ -1,5 +1,6 @@
 """Pictures of a trained splat: renders from its photos' cameras, a turntable orbit, and
 the exports built on them (turntable MP4, a bundle with renders from every input camera)."""
+
 from __future__ import annotations
 
 import io as _io
@@ -17,8 +18,14 @@ from engines.types import Splat
 
 def camera_view(cam: dict, long_side: int | None = None) -> View:
     """A :class:`View` for one of ``Splat.cameras``, optionally resized to ``long_side``."""
-    v = View(np.asarray(cam["K"], np.float64), np.asarray(cam["R"], np.float64), np.asarray(cam["t"], np.float64),
-             int(cam["width"]), int(cam["height"]), str(cam.get("name", "")))
+    v = View(
+        np.asarray(cam["K"], np.float64),
+        np.asarray(cam["R"], np.float64),
+        np.asarray(cam["t"], np.float64),
+        int(cam["width"]),
+        int(cam["height"]),
+        str(cam.get("name", "")),
+    )
     if long_side and max(v.width, v.height) != long_side:
         s = long_side / max(v.width, v.height)
         v = v.scaled(max(1, round(v.width * s)), max(1, round(v.height * s)))
@@ -83,7 +90,7 @@ def turntable_views(splat: Splat, frames: int = 120, long_side: int = 480) -> li
     w, h = max(2, round(w0 * s)), max(2, round(h0 * s))
     f = f0 * h
     K = np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1.0]])
-    radius = float(np.sqrt(max(dist ** 2 - height ** 2, (0.2 * dist) ** 2)))
+    radius = float(np.sqrt(max(dist**2 - height**2, (0.2 * dist) ** 2)))
     views = []
     for i in range(frames):
         a = start + 2 * np.pi * i / frames
@@ -98,8 +105,9 @@ def turntable_views(splat: Splat, frames: int = 120, long_side: int = 480) -> li
     return views
 
 
-def write_turntable_mp4(splat: Splat, path: str | os.PathLike, frames: int = 120, fps: float = 30.0,
-                        long_side: int = 480) -> list[Path]:
+def write_turntable_mp4(
+    splat: Splat, path: str | os.PathLike, frames: int = 120, fps: float = 30.0, long_side: int = 480
+) -> list[Path]:
     """An H.264 orbit of the splat (written atomically)."""
     from engines.io.video import VideoWriter
 

@@ -13,6 +13,7 @@ The paper's schedule is written in steps of a 30k-step run; here every milestone
 seconds spent / time budget. So a run cut short by its time budget still goes through all
 of it (densify, settle, refine), only with fewer steps in each part.
 """
+
 from __future__ import annotations
 
 import math
@@ -111,8 +112,15 @@ def scene_extent(views: list[TrainView], points: np.ndarray | None = None) -> fl
     return max(r, 1e-3)
 
 
-def train(g: Gaussians, views: list[TrainView], config: TrainConfig, progress=no_progress,
-          cancel: CancelToken | None = None, preview=None, extent: float | None = None) -> TrainReport:
+def train(
+    g: Gaussians,
+    views: list[TrainView],
+    config: TrainConfig,
+    progress=no_progress,
+    cancel: CancelToken | None = None,
+    preview=None,
+    extent: float | None = None,
+) -> TrainReport:
     """Optimise ``g`` in place on ``views``. ``preview(image uint8, message)`` is called every
     ``preview_every_s`` seconds with a render of the first view."""
     import torch
@@ -140,8 +148,14 @@ def _train(g, views, config, progress, cancel, preview, extent) -> TrainReport:
     params = g.params()
     for p in params.values():
         p.requires_grad_(True)
-    lrs = dict(means=cfg.lr_means * extent, log_scales=cfg.lr_scales, quats=cfg.lr_quats,
-               opacity_logits=cfg.lr_opacity, sh_dc=cfg.lr_sh_dc, sh_rest=cfg.lr_sh_rest)
+    lrs = dict(
+        means=cfg.lr_means * extent,
+        log_scales=cfg.lr_scales,
+        quats=cfg.lr_quats,
+        opacity_logits=cfg.lr_opacity,
+        sh_dc=cfg.lr_sh_dc,
+        sh_rest=cfg.lr_sh_rest,
+    )
     opt = Adam(params, lrs)
     stats = DensityStats()
     stats.reset(len(g))
@@ -195,9 +209,16 @@ def _train(g, views, config, progress, cancel, preview, extent) -> TrainReport:
             next_round_f, last_round = f + gap_f, step
             after_reset = done_resets > 0
             r = densify_and_prune(
-                g, opt, stats, cfg.grad_threshold, extent, cfg.percent_dense,
+                g,
+                opt,
+                stats,
+                cfg.grad_threshold,
+                extent,
+                cfg.percent_dense,
                 max_screen_radius=cfg.max_screen_fraction * max(tv.view.width, tv.view.height) if after_reset else None,
-                max_gaussians=cfg.max_gaussians, generator=gen)
+                max_gaussians=cfg.max_gaussians,
+                generator=gen,
+            )
             params = g.params()
             rep.densify_rounds += 1
             rep.cloned += r.cloned
@@ -232,9 +253,9 @@ def _train(g, views, config, progress, cancel, preview, extent) -> TrainReport:
     rep.steps = step
     rep.seconds = time.perf_counter() - t0
     rep.gaussians = len(g)
-    tail = psnrs[-max(1, len(psnrs) // 10):]
+    tail = psnrs[-max(1, len(psnrs) // 10) :]
     rep.train_psnr = float(np.mean(tail)) if tail else 0.0
-    head = psnrs[:min(len(views), max(1, len(psnrs) // 10))]
+    head = psnrs[: min(len(views), max(1, len(psnrs) // 10))]
     rep.initial_psnr = float(np.mean(head)) if head else 0.0
     return rep
 

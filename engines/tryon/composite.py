@@ -13,6 +13,7 @@ Hu (2023) uses a U-Net generator trained on VVT at this step. :class:`GarmentGen
 is the seam where such a model plugs in: anything with its ``render`` method can replace
 :class:`ClassicalGenerator` (the engine takes a ``generator`` argument).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,8 +46,9 @@ class GarmentGenerator(Protocol):
     as a :class:`GarmentLayer`; the temporal module and the compositing stay as they are.
     """
 
-    def render(self, frame: np.ndarray, person: "P.PersonFrame", warped_rgb: np.ndarray,
-               warped_mask: np.ndarray) -> GarmentLayer: ...
+    def render(
+        self, frame: np.ndarray, person: "P.PersonFrame", warped_rgb: np.ndarray, warped_mask: np.ndarray
+    ) -> GarmentLayer: ...
 
 
 def _capsule(mask: np.ndarray, a, b, radius: float) -> None:
@@ -76,9 +78,17 @@ def occluders(person: "P.PersonFrame", shape: tuple[int, int]) -> np.ndarray:
         down = down / n if n > 1e-3 else np.array([0.0, 1.0])
         centre = pts[P.NOSE] - down * 0.15 * face_w
         angle = float(np.degrees(np.arctan2(down[1], down[0]))) - 90.0
-        cv2.ellipse(occ, (int(round(centre[0])), int(round(centre[1]))),
-                    (int(round(0.62 * face_w)), int(round(1.0 * face_w))), angle, 0, 360, 1.0, -1,
-                    lineType=cv2.LINE_AA)
+        cv2.ellipse(
+            occ,
+            (int(round(centre[0])), int(round(centre[1]))),
+            (int(round(0.62 * face_w)), int(round(1.0 * face_w))),
+            angle,
+            0,
+            360,
+            1.0,
+            -1,
+            lineType=cv2.LINE_AA,
+        )
     # Forearms and hands, when the pose sees them.
     for el, wr, ix in ((P.L_ELBOW, P.L_WRIST, P.L_INDEX), (P.R_ELBOW, P.R_WRIST, P.R_INDEX)):
         if person.visibility[el] >= 0.5 and person.visibility[wr] >= 0.5:
@@ -131,7 +141,7 @@ def shading_ratio(frame: np.ndarray, region: np.ndarray, body_size: float) -> np
     # not print through as a bright patch. Outside the region it sees a smooth fill.
     sigma = max(3.0, 0.35 * body_size)
     guide = np.where(wgt > 0, fine, _normalized_blur(fine, wgt, sigma)).astype(np.float32)
-    coarse = cv2.ximgproc.guidedFilter(guide, guide, max(2, int(sigma)), 0.1 ** 2)
+    coarse = cv2.ximgproc.guidedFilter(guide, guide, max(2, int(sigma)), 0.1**2)
     lr = fine - coarse
     t1, t2 = np.log(1.3), np.log(1.8)
     # A material edge also shows as a band of moderate ratios beside it: widen the
@@ -187,20 +197,24 @@ def warp_garment(garment, warp, shape: tuple[int, int], sleeves: list[np.ndarray
     if maps is not None:
         mx, my, (x0, y0) = maps
         bh, bw = mx.shape
-        rgb[y0:y0 + bh, x0:x0 + bw] = cv2.remap(garment.rgb, mx, my, cv2.INTER_LINEAR,
-                                                borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-        mask[y0:y0 + bh, x0:x0 + bw] = cv2.remap(torso.astype(np.float32), mx, my, cv2.INTER_LINEAR,
-                                                 borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        rgb[y0 : y0 + bh, x0 : x0 + bw] = cv2.remap(
+            garment.rgb, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        ).astype(np.float32)
+        mask[y0 : y0 + bh, x0 : x0 + bw] = cv2.remap(
+            torso.astype(np.float32), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        )
     for side, A in zip(("left", "right"), sleeves):
         part = garment.parts.get(f"sleeve_{side}")
         if part is None or not part.any():
             continue
-        m = cv2.warpAffine(part.astype(np.float32), A, (w, h), flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        m = cv2.warpAffine(
+            part.astype(np.float32), A, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        )
         if not m.any():
             continue
-        c = cv2.warpAffine(garment.rgb, A, (w, h), flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        c = cv2.warpAffine(garment.rgb, A, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(
+            np.float32
+        )
         rgb = rgb * (1 - m[:, :, None]) + c * m[:, :, None]
         mask = np.maximum(mask, m)
     return rgb, mask

@@ -14,6 +14,7 @@ Big videos are processed at a working resolution (long side ``working_size``) an
 garment layer is scaled back up, so the output keeps the source resolution and every
 pixel outside the garment is the source pixel.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -86,10 +87,12 @@ class TryOnEngine(Engine):
 
     name = "tryon"
     title = "Video try-on"
-    description = ("Dress the person in a video in a garment photo (a top on a plain or transparent "
-                   "background): pose-driven regularised TPS warp, shading from the original "
-                   "clothes, optical-flow temporal smoothing (Hu 2023). Classical method; no "
-                   "learned generator is used.")
+    description = (
+        "Dress the person in a video in a garment photo (a top on a plain or transparent "
+        "background): pose-driven regularised TPS warp, shading from the original "
+        "clothes, optical-flow temporal smoothing (Hu 2023). Classical method; no "
+        "learned generator is used."
+    )
     accepts = (VideoClip, Image)
     produces = (VideoResult,)
     min_inputs = 2
@@ -97,29 +100,44 @@ class TryOnEngine(Engine):
 
     class Params(BaseModel):
         temporal: Literal["on", "off"] = Field(
-            "on", description="Carry the previous frame's garment (its texture coordinates and its layer) along "
-                  "the optical flow and blend it with this frame's (eq. 5); smooth the warp's control points.")
+            "on",
+            description="Carry the previous frame's garment (its texture coordinates and its layer) along "
+            "the optical flow and blend it with this frame's (eq. 5); smooth the warp's control points.",
+        )
         temporal_weight: float = Field(
-            0.8, ge=0.0, le=0.95,
-            description="Weight of the previous garment carried by the optical flow (w in eq. 5; also moves the warp).")
+            0.8,
+            ge=0.0,
+            le=0.95,
+            description="Weight of the previous garment carried by the optical flow (w in eq. 5; also moves the warp).",
+        )
         regularisation: float = Field(
-            1.0, ge=0.0, le=50.0,
-            description="Strength of the control-grid regularisation (eq. 1-2); 0 = plain landmark TPS.")
+            1.0,
+            ge=0.0,
+            le=50.0,
+            description="Strength of the control-grid regularisation (eq. 1-2); 0 = plain landmark TPS.",
+        )
         grid: int = Field(5, ge=5, le=10, description="Control grid size (grid x grid points).")
         shading: float = Field(
-            0.7, ge=0.0, le=1.0, description="How much of the original clothing's shading (folds, light) to keep.")
+            0.7, ge=0.0, le=1.0, description="How much of the original clothing's shading (folds, light) to keep."
+        )
         feather: float = Field(1.2, ge=0.0, le=8.0, description="Softness of the garment edge, in pixels.")
         working_size: int = Field(
-            640, ge=128, le=4096, description="Long side (px) the frames are processed at; output keeps source size.")
+            640, ge=128, le=4096, description="Long side (px) the frames are processed at; output keeps source size."
+        )
         segmenter: Literal["pose", "selfie"] = Field(
-            "pose", description="Person mask from the pose model or from MediaPipe selfie segmentation.")
+            "pose", description="Person mask from the pose model or from MediaPipe selfie segmentation."
+        )
         smoothing: float = Field(
-            1.0, ge=0.05, le=20.0, description="One Euro filter minimum cut-off (Hz); lower = steadier landmarks.")
+            1.0, ge=0.05, le=20.0, description="One Euro filter minimum cut-off (Hz); lower = steadier landmarks."
+        )
         garment_mask_file: str = Field(
-            "", description="Optional mask image for the garment (white garment on black), for busy backgrounds.")
+            "", description="Optional mask image for the garment (white garment on black), for busy backgrounds."
+        )
         generator_model: str = Field(
-            "", description="Optional learned try-on generator (.onnx, see engines/tryon/onnx_generator.py); "
-                            "empty = the classical generator.")
+            "",
+            description="Optional learned try-on generator (.onnx, see engines/tryon/onnx_generator.py); "
+            "empty = the classical generator.",
+        )
         max_frames: int = Field(0, ge=0, description="Process only the first N frames (0 = all).")
 
     def __init__(self, generator=None):
@@ -167,7 +185,8 @@ class TryOnEngine(Engine):
         if scale < 1.0:
             result.notes.append(
                 f"{vname} ({W}x{H}) was processed at {ww}x{wh} (working_size={params.working_size}); "
-                f"the garment layer is scaled back and the video keeps its {W}x{H} size.")
+                f"the garment layer is scaled back and the video keeps its {W}x{H} size."
+            )
 
         generator = self.generator
         if generator is None and params.generator_model:
@@ -182,9 +201,18 @@ class TryOnEngine(Engine):
         t0 = time.perf_counter()
         try:
             pipeline = TryOnPipeline(
-                garment, generator, clip.fps, (W, H), params.working_size, params.grid,
-                params.regularisation, params.temporal_weight if params.temporal == "on" else 0.0,
-                params.segmenter, params.smoothing, timer=result.stage)
+                garment,
+                generator,
+                clip.fps,
+                (W, H),
+                params.working_size,
+                params.grid,
+                params.regularisation,
+                params.temporal_weight if params.temporal == "on" else 0.0,
+                params.segmenter,
+                params.smoothing,
+                timer=result.stage,
+            )
             try:
                 with VideoWriter(out_path, clip.fps, (W, H), crf=CRF) as writer:
                     for i, frame in enumerate(clip.frames(0, n_total)):
@@ -195,15 +223,19 @@ class TryOnEngine(Engine):
                         reports.append(report)
                         with result.stage("write"):
                             writer.write(out)
-                        progress((i + 1) / n_total, f"Frame {i + 1} of {n_total}"
-                                 + ("" if report.person else ": no person"))
+                        progress(
+                            (i + 1) / n_total, f"Frame {i + 1} of {n_total}" + ("" if report.person else ": no person")
+                        )
                     if not reports:
-                        raise EngineError(f"{vname}: no frame could be decoded. Check that the video plays, "
-                                          "or convert it to MP4 (H.264) and import it again.")
+                        raise EngineError(
+                            f"{vname}: no frame could be decoded. Check that the video plays, "
+                            "or convert it to MP4 (H.264) and import it again."
+                        )
                     if not any(r.person for r in reports):
                         raise EngineError(
                             f"No person found in any of the {len(reports)} frames of {vname}: use a video "
-                            "where a person faces the camera with both shoulders in view.")
+                            "where a person faces the camera with both shoulders in view."
+                        )
             finally:
                 pipeline.close()
         except BaseException:
@@ -217,33 +249,38 @@ class TryOnEngine(Engine):
         if no_person:
             result.notes.append(
                 f"{len(no_person)} of {count} frames had no person and were left unchanged "
-                f"(first: frame {no_person[0]}).")
+                f"(first: frame {no_person[0]})."
+            )
         new_tracks = pipeline.tracker.new_tracks
         if new_tracks:
             result.notes.append(
                 f"The person was found away from where the tracked one was last seen {new_tracks} time(s) "
                 "(somebody else, or a cut); each such frame was left unchanged until the next frame "
-                "confirmed the new person.")
+                "confirmed the new person."
+            )
         if crops:
             result.notes.append(
-                f"The person was small in {crops} frames and was found with a people detector and a crop.")
-        result.items.append(VideoResult(fps=clip.fps, path=out_path, source=Path(clip.path),
-                                        name=f"{Path(clip.path).stem} try-on"))
-        result.metrics.update({
-            "frames": count,
-            "frames_with_person": count - len(no_person),
-            "frames_without_person": len(no_person),
-            "new_person_tracks": new_tracks,
-            "fps": count / elapsed if elapsed > 0 else None,
-            "working_size": [ww, wh],
-            "source_size": [W, H],
-            "temporal": params.temporal,
-            "temporal_warping_error": _nanmean([r.warping_error for r in reports]),
-            "edge_jitter_px": _nanmean([r.edge_jitter for r in reports]),
-            "grid_distance_loss": _nanmean([r.grid_distance for r in reports]),
-            "grid_slope_loss": _nanmean([r.grid_slope for r in reports]),
-            "garment_mask_uncertain": garment.uncertain,
-        })
+                f"The person was small in {crops} frames and was found with a people detector and a crop."
+            )
+        result.items.append(
+            VideoResult(fps=clip.fps, path=out_path, source=Path(clip.path), name=f"{Path(clip.path).stem} try-on")
+        )
+        result.metrics.update(
+            {
+                "frames": count,
+                "frames_with_person": count - len(no_person),
+                "frames_without_person": len(no_person),
+                "new_person_tracks": new_tracks,
+                "fps": count / elapsed if elapsed > 0 else None,
+                "working_size": [ww, wh],
+                "source_size": [W, H],
+                "temporal": params.temporal,
+                "temporal_warping_error": _nanmean([r.warping_error for r in reports]),
+                "edge_jitter_px": _nanmean([r.edge_jitter for r in reports]),
+                "grid_distance_loss": _nanmean([r.grid_distance for r in reports]),
+                "grid_slope_loss": _nanmean([r.grid_slope for r in reports]),
+                "garment_mask_uncertain": garment.uncertain,
+            }
+        )
         progress(1.0, "Done")
         return result
-

@@ -14,7 +14,8 @@ landmark network is available offline.
 
 :func:`make_sample_garment` draws a procedural striped or checkered T-shirt: the sample
 input and the test garment whose pattern makes distortion measurable.
-"""
+"""  # noqa: E501
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -22,17 +23,37 @@ from dataclasses import dataclass, field
 import numpy as np
 
 # Clockwise T-shirt outline in unit coordinates (x right, y down); shared with tests.
-TSHIRT_OUTLINE = np.array([
-    (0.38, 0.06), (0.50, 0.13), (0.62, 0.06),            # neckline: left, centre dip, right
-    (0.78, 0.10), (0.97, 0.33), (0.87, 0.42),            # right shoulder, sleeve end out/in
-    (0.76, 0.32), (0.77, 0.95), (0.23, 0.95),            # right armpit, hem right/left
-    (0.24, 0.32), (0.13, 0.42), (0.03, 0.33),            # left armpit, sleeve end in/out
-    (0.22, 0.10),                                        # left shoulder
-], np.float64)
+TSHIRT_OUTLINE = np.array(
+    [
+        (0.38, 0.06),
+        (0.50, 0.13),
+        (0.62, 0.06),  # neckline: left, centre dip, right
+        (0.78, 0.10),
+        (0.97, 0.33),
+        (0.87, 0.42),  # right shoulder, sleeve end out/in
+        (0.76, 0.32),
+        (0.77, 0.95),
+        (0.23, 0.95),  # right armpit, hem right/left
+        (0.24, 0.32),
+        (0.13, 0.42),
+        (0.03, 0.33),  # left armpit, sleeve end in/out
+        (0.22, 0.10),  # left shoulder
+    ],
+    np.float64,
+)
 
 LANDMARK_NAMES = (
-    "neck_left", "neck_centre", "neck_right", "shoulder_left", "shoulder_right",
-    "armpit_left", "armpit_right", "sleeve_left", "sleeve_right", "hem_left", "hem_right",
+    "neck_left",
+    "neck_centre",
+    "neck_right",
+    "shoulder_left",
+    "shoulder_right",
+    "armpit_left",
+    "armpit_right",
+    "sleeve_left",
+    "sleeve_right",
+    "hem_left",
+    "hem_right",
 )
 
 
@@ -53,9 +74,16 @@ class Garment:
         return int(self.rgb.shape[1]), int(self.rgb.shape[0])
 
 
-def make_sample_garment(width: int = 240, height: int = 260, pattern: str = "stripes",
-                        period: int = 16, background=(255, 255, 255), alpha: bool = False,
-                        busy_background: bool = False, seed: int = 0) -> np.ndarray:
+def make_sample_garment(
+    width: int = 240,
+    height: int = 260,
+    pattern: str = "stripes",
+    period: int = 16,
+    background=(255, 255, 255),
+    alpha: bool = False,
+    busy_background: bool = False,
+    seed: int = 0,
+) -> np.ndarray:
     """A T-shirt with stripes or a checkerboard on a plain (or busy, for tests) background.
 
     Returns H x W x 3 uint8 RGB, or H x W x 4 RGBA with ``alpha=True``.
@@ -109,8 +137,14 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
 
 
 def _border(img: np.ndarray, width: int) -> np.ndarray:
-    return np.concatenate([img[:width].reshape(-1, img.shape[-1]), img[-width:].reshape(-1, img.shape[-1]),
-                           img[:, :width].reshape(-1, img.shape[-1]), img[:, -width:].reshape(-1, img.shape[-1])])
+    return np.concatenate(
+        [
+            img[:width].reshape(-1, img.shape[-1]),
+            img[-width:].reshape(-1, img.shape[-1]),
+            img[:, :width].reshape(-1, img.shape[-1]),
+            img[:, -width:].reshape(-1, img.shape[-1]),
+        ]
+    )
 
 
 MIN_GARMENT_FRACTION = 0.01
@@ -133,7 +167,8 @@ def _check_garment_size(m: np.ndarray, name: str, where: str) -> np.ndarray:
             f"The garment {where} for {name} covers only {int((m > 0.5).sum())} pixels "
             f"({bw}x{bh} px, {frac:.1%} of the image): the garment should fill a good part of the "
             "photo. Use a mask image with the whole garment in white on black, or a garment photo "
-            "on a plain or transparent background.")
+            "on a plain or transparent background."
+        )
     return m
 
 
@@ -152,8 +187,10 @@ def garment_mask(pixels: np.ndarray, user_mask: np.ndarray | None = None, name: 
         m = (np.asarray(m, np.float32) / max(float(m.max()), 1e-6)) > 0.5
         notes.append("Garment mask taken from the mask image you supplied.")
         if min(user_mask.shape[:2]) < 8:
-            notes.append(f"The mask image is only {user_mask.shape[1]}x{user_mask.shape[0]} px, stretched to the "
-                         f"{w}x{h} garment photo: is it the right file? Its mask should be garment-shaped.")
+            notes.append(
+                f"The mask image is only {user_mask.shape[1]}x{user_mask.shape[0]} px, stretched to the "
+                f"{w}x{h} garment photo: is it the right file? Its mask should be garment-shaped."
+            )
         m = _fill_holes(_largest_component(m)).astype(np.float32)
         return _check_garment_size(m, name, "mask image"), False, notes
     if pixels.ndim == 3 and pixels.shape[2] == 4:
@@ -242,7 +279,7 @@ def _grabcut(rgb: np.ndarray, init: np.ndarray) -> np.ndarray:
     b = max(2, min(h, w) // 40)
     gc[:b], gc[-b:], gc[:, :b], gc[:, -b:] = cv2.GC_BGD, cv2.GC_BGD, cv2.GC_BGD, cv2.GC_BGD
     if not (gc == cv2.GC_PR_FGD).any():
-        gc[h // 4: 3 * h // 4, w // 4: 3 * w // 4] = cv2.GC_PR_FGD
+        gc[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = cv2.GC_PR_FGD
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     cv2.grabCut(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), gc, None, bgd, fgd, 4, cv2.GC_INIT_WITH_MASK)
     m = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
@@ -320,8 +357,8 @@ def garment_landmarks(mask: np.ndarray, info: dict | None = None) -> dict[str, n
         arm_l, arm_r = _armholes(runs, y0, y1, arm_l, arm_r, jump)
     # Sleeve ends: the outermost 3 % of columns on each side, mid-height of the opening.
     band = max(2, (x1 - x0) // 33)
-    left_cols = m[:, x0: x0 + band]
-    right_cols = m[:, x1 - band + 1: x1 + 1]
+    left_cols = m[:, x0 : x0 + band]
+    right_cols = m[:, x1 - band + 1 : x1 + 1]
     sl = (float(x0), float(np.nonzero(left_cols.any(axis=1))[0].mean()))
     sr = (float(x1), float(np.nonzero(right_cols.any(axis=1))[0].mean()))
     # Neckline: highest top-edge points either side of the centre, and the dip between.
@@ -374,11 +411,17 @@ def garment_landmarks(mask: np.ndarray, info: dict | None = None) -> dict[str, n
         if shoulders[k][1] > collar[1] + 0.1 * height:
             shoulders[k] = (shoulders[k][0], collar[1] + 0.1 * height)
     lm = {
-        "neck_left": on_top(nl_x), "neck_centre": on_top(nc_x), "neck_right": on_top(nr_x),
-        "shoulder_left": shoulders[0], "shoulder_right": shoulders[1],
-        "armpit_left": arm_l, "armpit_right": arm_r,
-        "sleeve_left": ends[0], "sleeve_right": ends[1],
-        "hem_left": (float(hem_row[0]), hem_y), "hem_right": (float(hem_row[1]), hem_y),
+        "neck_left": on_top(nl_x),
+        "neck_centre": on_top(nc_x),
+        "neck_right": on_top(nr_x),
+        "shoulder_left": shoulders[0],
+        "shoulder_right": shoulders[1],
+        "armpit_left": arm_l,
+        "armpit_right": arm_r,
+        "sleeve_left": ends[0],
+        "sleeve_right": ends[1],
+        "hem_left": (float(hem_row[0]), hem_y),
+        "hem_right": (float(hem_row[1]), hem_y),
     }
     if info is not None:
         info["sleeveless"] = sleeveless
@@ -413,9 +456,15 @@ def _armholes(runs: dict, y0: int, y1: int, arm_l, arm_r, jump: float):
             break
     third = y0 + height / 3.0
     if arm_l is None:
-        arm_l = (float(np.polyval(fit_l, third)) if fit_l is not None else float(min(r[0] for r in runs.values())), third)
+        arm_l = (
+            float(np.polyval(fit_l, third)) if fit_l is not None else float(min(r[0] for r in runs.values())),
+            third,
+        )
     if arm_r is None:
-        arm_r = (float(np.polyval(fit_r, third)) if fit_r is not None else float(max(r[1] for r in runs.values())), third)
+        arm_r = (
+            float(np.polyval(fit_r, third)) if fit_r is not None else float(max(r[1] for r in runs.values())),
+            third,
+        )
     return arm_l, arm_r
 
 
@@ -506,8 +555,14 @@ def garment_tilt(mask: np.ndarray, max_angle: float = 30.0) -> float | None:
         return None
     k = 160.0 / max(m.shape)
     if k < 1.0:
-        m = cv2.resize(m.astype(np.uint8), (max(8, round(m.shape[1] * k)), max(8, round(m.shape[0] * k))),
-                       interpolation=cv2.INTER_AREA) > 0
+        m = (
+            cv2.resize(
+                m.astype(np.uint8),
+                (max(8, round(m.shape[1] * k)), max(8, round(m.shape[0] * k))),
+                interpolation=cv2.INTER_AREA,
+            )
+            > 0
+        )
     turn, side = _centred_turn(m)
     coarse = np.arange(-max_angle, max_angle + 0.5, 1.0)
     scores = np.array([_mirror_iou(m, turn, side, a) for a in coarse])
@@ -562,11 +617,11 @@ def _without_hood(mask: np.ndarray, lm: dict[str, np.ndarray]) -> np.ndarray | N
     x0 = int(np.ceil(lm["shoulder_left"][0])) + 1
     x1 = int(np.floor(lm["shoulder_right"][0]))
     out = mask.copy()
-    out[:max(cut, 0), x0:x1] = 0
+    out[: max(cut, 0), x0:x1] = 0
     # A crew neckline where the hood joined: a half-ellipse a third of the shoulder span
     # wide and 6 % of the height deep.
     cx, a, b = (x0 + x1) / 2.0, max(2.0, 0.18 * (x1 - x0)), max(2.0, 0.06 * height)
-    yy, xx = np.mgrid[0:out.shape[0], 0:out.shape[1]]
+    yy, xx = np.mgrid[0 : out.shape[0], 0 : out.shape[1]]
     out[(((xx - cx) / a) ** 2 + ((yy - cut) / b) ** 2 < 1.0) & (yy >= cut)] = 0
     kept = _largest_component(out > 0.5)
     return np.where(kept, out, 0).astype(np.float32)
@@ -590,11 +645,13 @@ def _check_top(lm: dict[str, np.ndarray], mask: np.ndarray, name: str) -> None:
             f"Could not read the shape of a top in {name}: use a top (T-shirt, shirt, sweater, tank top) "
             "photographed flat and front up with its sleeves spread out, on a plain background. Dresses, "
             "trousers and folded garments are not supported; a mask image (garment_mask_file) helps when "
-            "the background is busy.")
+            "the background is busy."
+        )
 
 
-def prepare_garment(pixels: np.ndarray, user_mask: np.ndarray | None = None,
-                    name: str = "garment image", max_side: int = 512) -> Garment:
+def prepare_garment(
+    pixels: np.ndarray, user_mask: np.ndarray | None = None, name: str = "garment image", max_side: int = 512
+) -> Garment:
     """Mask and landmarks of a garment photo, downscaled to at most ``max_side`` pixels."""
     import cv2
 
@@ -616,8 +673,10 @@ def prepare_garment(pixels: np.ndarray, user_mask: np.ndarray | None = None,
     if angle is not None and abs(angle) >= 1.0:
         rgb, mask = _turned(rgb, mask, angle)
         way = "counter-clockwise" if angle > 0 else "clockwise"
-        notes.append(f"The garment in {name} was not upright: it was turned {abs(angle):.0f} degrees {way} "
-                     "(to its left-right mirror symmetry) before its landmarks were read.")
+        notes.append(
+            f"The garment in {name} was not upright: it was turned {abs(angle):.0f} degrees {way} "
+            "(to its left-right mirror symmetry) before its landmarks were read."
+        )
     info: dict = {}
     lm = garment_landmarks(mask, info)
     _check_top(lm, mask, name)
@@ -625,8 +684,13 @@ def prepare_garment(pixels: np.ndarray, user_mask: np.ndarray | None = None,
     if trimmed is not None:
         mask = trimmed
         lm = garment_landmarks(mask, info)
-        notes.append(f"The hood or high collar of the garment in {name} was left out: worn, it hangs "
-                     "behind the neck.")
+        notes.append(f"The hood or high collar of the garment in {name} was left out: worn, it hangs behind the neck.")
         _check_top(lm, mask, name)
-    return Garment(np.ascontiguousarray(rgb, dtype=np.uint8), mask, lm, uncertain, notes,
-                   garment_parts(mask, lm, info["sleeveless"]))
+    return Garment(
+        np.ascontiguousarray(rgb, dtype=np.uint8),
+        mask,
+        lm,
+        uncertain,
+        notes,
+        garment_parts(mask, lm, info["sleeveless"]),
+    )

@@ -14,6 +14,7 @@ dynamic, in which case the garment box is used at its own size rounded up to 16)
 * outputs, in this order: ``rgb`` (1, 3, H, W), the try-on result, and ``mask``
   (1, 1, H, W), where that result replaces the source frame.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -46,7 +47,8 @@ class OnnxGenerator:
             raise EngineError(
                 f"{self.path.name} does not fit the try-on generator contract: it needs inputs "
                 f"{', '.join(INPUTS)} and outputs rgb, mask (got inputs {', '.join(names) or 'none'}, "
-                f"{len(outputs)} output(s)).")
+                f"{len(outputs)} output(s))."
+            )
         shape = names["frame"].shape
         self.fixed = (shape[2], shape[3]) if all(isinstance(s, int) for s in shape[2:4]) else None
         self.outputs = [o.name for o in outputs[:2]]
@@ -62,8 +64,12 @@ class OnnxGenerator:
             a = a[:, :, None] if a.ndim == 2 else a
             return np.ascontiguousarray(a.transpose(2, 0, 1)[None])
 
-        feeds = {"frame": nchw(frame / 255.0), "warped_garment": nchw(warped_rgb / 255.0),
-                 "warped_mask": nchw(warped_mask), "person_mask": nchw(person.mask)}
+        feeds = {
+            "frame": nchw(frame / 255.0),
+            "warped_garment": nchw(warped_rgb / 255.0),
+            "warped_mask": nchw(warped_mask),
+            "person_mask": nchw(person.mask),
+        }
         rgb, mask = self.session.run(self.outputs, feeds)
         rgb = cv2.resize(np.asarray(rgb, np.float32)[0].transpose(1, 2, 0), (w, h), interpolation=cv2.INTER_LINEAR)
         mask = cv2.resize(np.asarray(mask, np.float32)[0, 0], (w, h), interpolation=cv2.INTER_LINEAR)

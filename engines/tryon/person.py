@@ -18,6 +18,7 @@ People too small for the full-frame detector (a pedestrian 100 px tall in a wide
 found with OpenCV's HOG people detector (Dalal and Triggs, CVPR 2005) and the pose model is
 run on an enlarged crop around them, then on a crop that follows the last landmarks.
 """
+
 from __future__ import annotations
 
 import math
@@ -62,7 +63,7 @@ def _torso_in_mask(pts: np.ndarray, mask: np.ndarray) -> bool:
     if x1 <= x0 or y1 <= y0:  # below the frame: judge by the shoulder line instead
         m = (sl + sr) / 2
         x, y = int(np.clip(m[0], 0, w - 1)), int(np.clip(m[1], 0, h - 1))
-        return bool(mask[max(0, y - r): y + r + 1, max(0, x - r): x + r + 1].mean() >= 0.4)
+        return bool(mask[max(0, y - r) : y + r + 1, max(0, x - r) : x + r + 1].mean() >= 0.4)
     return bool(mask[y0:y1, x0:x1].mean() >= 0.4)
 
 
@@ -122,19 +123,32 @@ class PersonTracker:
     shoulder widths per second, so the same settings suit a close-up and a wide shot.
     """
 
-    def __init__(self, fps: float, segmenter: str = "pose", min_confidence: float = 0.5,
-                 min_cutoff: float = 1.0, beta: float = 2.0, find_small_people: bool = True):
+    def __init__(
+        self,
+        fps: float,
+        segmenter: str = "pose",
+        min_confidence: float = 0.5,
+        min_cutoff: float = 1.0,
+        beta: float = 2.0,
+        find_small_people: bool = True,
+    ):
         import mediapipe as mp
 
         self.dt = 1.0 / max(fps, 1.0)
         self.segmenter = segmenter
-        kw = dict(static_image_mode=False, model_complexity=1, smooth_landmarks=False,
-                  enable_segmentation=True, min_detection_confidence=min_confidence,
-                  min_tracking_confidence=min_confidence)
+        kw = dict(
+            static_image_mode=False,
+            model_complexity=1,
+            smooth_landmarks=False,
+            enable_segmentation=True,
+            min_detection_confidence=min_confidence,
+            min_tracking_confidence=min_confidence,
+        )
         self._pose_full = mp.solutions.pose.Pose(**kw)
         self._pose_crop = mp.solutions.pose.Pose(**{**kw, "static_image_mode": True})
-        self._selfie = (mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
-                        if segmenter == "selfie" else None)
+        self._selfie = (
+            mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) if segmenter == "selfie" else None
+        )
         self._filter = OneEuroFilter(min_cutoff, beta)
         self._roi: tuple[int, int, int, int] | None = None
         self._vis: np.ndarray | None = None
@@ -182,13 +196,14 @@ class PersonTracker:
         h, w = rgb.shape[:2]
         scale = min(1.0, 640.0 / max(h, w))
         small = cv2.resize(rgb, None, fx=scale, fy=scale) if scale < 1 else rgb
-        boxes, weights = self._hog.detectMultiScale(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY),
-                                                    winStride=(8, 8), padding=(8, 8), scale=1.08)
+        boxes, weights = self._hog.detectMultiScale(
+            cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), winStride=(8, 8), padding=(8, 8), scale=1.08
+        )
         if len(boxes) == 0:
             return None
         weights = np.ravel(weights)
         best = int(np.argmax(weights * np.array([b[2] * b[3] for b in boxes]) ** 0.5))
-        x, y, bw, bh = (np.asarray(boxes[best], np.float64) / scale)
+        x, y, bw, bh = np.asarray(boxes[best], np.float64) / scale
         return x, y, x + bw, y + bh
 
     def _crop_pose(self, rgb: np.ndarray, box):
@@ -209,8 +224,14 @@ class PersonTracker:
             return None
         pts, vis, m = found
         pts = (pts - A[:, 2]) / s
-        mask = cv2.warpAffine(m, cv2.invertAffineTransform(A), (w, h), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        mask = cv2.warpAffine(
+            m,
+            cv2.invertAffineTransform(A),
+            (w, h),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )
         return pts, vis, mask
 
     def _detect(self, rgb: np.ndarray):

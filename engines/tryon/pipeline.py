@@ -23,6 +23,7 @@ Work happens on a box around the garment at the working resolution; only that bo
 scaled back and composited into the full-resolution frame, so every other pixel is the
 source pixel.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -55,10 +56,21 @@ def _union(a, b):
 class TryOnPipeline:
     """Stateful per-frame try-on; ``process(frame)`` returns (output frame, report)."""
 
-    def __init__(self, garment: Garment, generator, fps: float, source_size: tuple[int, int],
-                 working_size: int = 640, grid: int = 5, regularisation: float = 1.0,
-                 temporal_weight: float = 0.6, segmenter: str = "pose", smoothing: float = 1.0,
-                 timer=None, control_cutoff: float = 0.5):
+    def __init__(
+        self,
+        garment: Garment,
+        generator,
+        fps: float,
+        source_size: tuple[int, int],
+        working_size: int = 640,
+        grid: int = 5,
+        regularisation: float = 1.0,
+        temporal_weight: float = 0.6,
+        segmenter: str = "pose",
+        smoothing: float = 1.0,
+        timer=None,
+        control_cutoff: float = 0.5,
+    ):
         self.garment, self.generator = garment, generator
         self.W, self.H = source_size
         self.scale = min(1.0, working_size / max(self.W, self.H))
@@ -101,8 +113,12 @@ class TryOnPipeline:
         pts = np.vstack([warp.dst] + [a @ A[:, :2].T + A[:, 2] for a, A in zip(anchors, sleeves)])
         out = self.control_filter(pts, self.tracker.dt, scale=max(body, 4.0))
         n = len(warp.dst)
-        sleeves = [cv2.getAffineTransform(a.astype(np.float32), out[n + 3 * k:n + 3 * k + 3].astype(np.float32))
-                   .astype(np.float64) for k, a in enumerate(anchors)]
+        sleeves = [
+            cv2.getAffineTransform(a.astype(np.float32), out[n + 3 * k : n + 3 * k + 3].astype(np.float32)).astype(
+                np.float64
+            )
+            for k, a in enumerate(anchors)
+        ]
         return T.GarmentWarp(warp.src, out[:n], warp.grid), sleeves
 
     def _follow_flow(self, warp, sleeves, fwd, valid, box, body: float):
@@ -172,17 +188,20 @@ class TryOnPipeline:
                 inner = (slice(y0 - cy0, y1 - cy0), slice(x0 - cx0, x1 - cx0))
                 back, valid = back[inner], valid[inner]
                 if self.weight > 0:
-                    warp, sleeves = self._follow_flow(warp, sleeves, self.blender.flow.forward[inner], valid, box,
-                                                      info["body_size"])
+                    warp, sleeves = self._follow_flow(
+                        warp, sleeves, self.blender.flow.forward[inner], valid, box, info["body_size"]
+                    )
         report = FrameReport(True)
         report.grid_distance, report.grid_slope = T.grid_regularisation_loss(
-            warp.dst / info["shoulder_width"], warp.grid)
+            warp.dst / info["shoulder_width"], warp.grid
+        )
         with self._stage("warp"):
             crop = work[y0:y1, x0:x1]
             # The maps are smooth: on a big crop they are fitted and carried at half size.
             step = 2 if max(crop.shape[:2]) >= 200 else 1
-            maps = fitted_maps(g, warp.shifted(-x0, -y0), [T.shift_affine(A, -x0, -y0) for A in sleeves],
-                               crop.shape[:2], step=step)
+            maps = fitted_maps(
+                g, warp.shifted(-x0, -y0), [T.shift_affine(A, -x0, -y0) for A in sleeves], crop.shape[:2], step=step
+            )
         with self._stage("temporal"):
             if self.weight > 0:
                 mh, mw = map_shape(crop.shape[:2], step)
@@ -200,8 +219,9 @@ class TryOnPipeline:
             layer = self.generator.render(crop, person.cropped(x0, y0, x1, y1), warped_rgb, warped_mask)
         with self._stage("temporal"):
             prev = self.blender.previous(box)
-            rgb, alpha = self.blender(layer.rgb, layer.alpha, back if self._carry else None, valid, box,
-                                      info["body_size"])
+            rgb, alpha = self.blender(
+                layer.rgb, layer.alpha, back if self._carry else None, valid, box, info["body_size"]
+            )
             if back is not None and prev is not None:
                 region = np.maximum(alpha, prev[1]) > 0.5
                 report.warping_error = warping_error(prev[0], rgb * alpha[:, :, None], back, valid, region)
@@ -215,8 +235,9 @@ class TryOnPipeline:
                 s = self.scale
                 sx0, sy0 = int(x0 / s), int(y0 / s)
                 sx1, sy1 = min(self.W, int(np.ceil(x1 / s))), min(self.H, int(np.ceil(y1 / s)))
-                rgb = cv2.resize(np.clip(rgb + 0.5, 0, 255).astype(np.uint8), (sx1 - sx0, sy1 - sy0),
-                                 interpolation=cv2.INTER_LINEAR)
+                rgb = cv2.resize(
+                    np.clip(rgb + 0.5, 0, 255).astype(np.uint8), (sx1 - sx0, sy1 - sy0), interpolation=cv2.INTER_LINEAR
+                )
                 alpha = cv2.resize(alpha, (sx1 - sx0, sy1 - sy0), interpolation=cv2.INTER_LINEAR)
             else:
                 sx0, sy0, sx1, sy1 = x0, y0, x1, y1

@@ -15,6 +15,7 @@ ghosts. Layers are blended premultiplied (colour x alpha, alpha).
 :func:`warping_error` and :func:`edge_jitter` measure the result: the engine reports them
 and benchmarks/tryon.py compares them with the temporal module on and off.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,8 +31,9 @@ def warp_by_flow(img: np.ndarray, flow: np.ndarray, grid=None) -> np.ndarray:
     import cv2
 
     gx, gy = grid if grid is not None else _grid(flow.shape[:2])
-    return cv2.remap(img, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return cv2.remap(
+        img, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
 
 
 class FlowPair:
@@ -41,9 +43,11 @@ class FlowPair:
         import cv2
 
         self.max_side, self.min_side = max_side, 192
-        presets = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
-                   "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-                   "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+        presets = {
+            "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+            "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+            "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+        }
         self._dis = cv2.DISOpticalFlow_create(presets[preset])
         self._grid = None
         self.forward: np.ndarray | None = None
@@ -59,7 +63,7 @@ class FlowPair:
     def _consistent(back, fwd, g, tol0) -> np.ndarray:
         fwd_at = warp_by_flow(fwd, back, g)
         err = ((back + fwd_at) ** 2).sum(-1)
-        tol = 0.01 * ((back ** 2).sum(-1) + (fwd_at ** 2).sum(-1)) + tol0
+        tol = 0.01 * ((back**2).sum(-1) + (fwd_at**2).sum(-1)) + tol0
         return (err <= tol).astype(np.float32)
 
     def __call__(self, grey_prev: np.ndarray, grey_cur: np.ndarray):
@@ -104,7 +108,7 @@ def _reframe(img: np.ndarray, box_from, box_to) -> np.ndarray:
     out = np.zeros((ty1 - ty0, tx1 - tx0) + img.shape[2:], img.dtype)
     x0, y0, x1, y1 = max(fx0, tx0), max(fy0, ty0), min(fx1, tx1), min(fy1, ty1)
     if x1 > x0 and y1 > y0:
-        out[y0 - ty0:y1 - ty0, x0 - tx0:x1 - tx0] = img[y0 - fy0:y1 - fy0, x0 - fx0:x1 - fx0]
+        out[y0 - ty0 : y1 - ty0, x0 - tx0 : x1 - tx0] = img[y0 - fy0 : y1 - fy0, x0 - fx0 : x1 - fx0]
     return out
 
 
@@ -124,8 +128,9 @@ class TemporalBlender:
         self.prev = None
 
     @staticmethod
-    def _agreement(alpha: np.ndarray, p_alpha: np.ndarray, pre: np.ndarray, p_pre: np.ndarray,
-                   band: int = 5) -> np.ndarray:
+    def _agreement(
+        alpha: np.ndarray, p_alpha: np.ndarray, pre: np.ndarray, p_pre: np.ndarray, band: int = 5
+    ) -> np.ndarray:
         """0 where the new layer and the carried one disagree over a wide area, else 1.
 
         Disagreement is in coverage (alpha) or colour. A thin band of it is edge or
@@ -135,8 +140,7 @@ class TemporalBlender:
         """
         import cv2
 
-        differ = ((np.abs(alpha - p_alpha) > 0.5)
-                  | (np.abs(pre - p_pre).max(axis=2) > 80)).astype(np.uint8)
+        differ = ((np.abs(alpha - p_alpha) > 0.5) | (np.abs(pre - p_pre).max(axis=2) > 80)).astype(np.uint8)
         if not differ.any():
             return np.ones_like(alpha)
         k = np.ones((band, band), np.uint8)
@@ -150,8 +154,15 @@ class TemporalBlender:
             return None
         return _reframe(self.prev[0], self.prev[2], box), _reframe(self.prev[1], self.prev[2], box)
 
-    def __call__(self, rgb: np.ndarray, alpha: np.ndarray, back: np.ndarray | None,
-                 valid: np.ndarray | None, box=None, body: float = 100.0) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(
+        self,
+        rgb: np.ndarray,
+        alpha: np.ndarray,
+        back: np.ndarray | None,
+        valid: np.ndarray | None,
+        box=None,
+        body: float = 100.0,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Blend this frame's layer with the previous output; returns (rgb, alpha).
 
         ``body`` is the person's size in pixels (the shoulder width, or the torso-implied
@@ -195,8 +206,7 @@ def region_motion(fwd: np.ndarray, weight: np.ndarray) -> np.ndarray | None:
     return A.T
 
 
-def warping_error(prev: np.ndarray, cur: np.ndarray, back: np.ndarray, valid: np.ndarray,
-                  region: np.ndarray) -> float:
+def warping_error(prev: np.ndarray, cur: np.ndarray, back: np.ndarray, valid: np.ndarray, region: np.ndarray) -> float:
     """Mean flow-compensated L1 (0..255 per channel) between consecutive frames in ``region``."""
     warped = warp_by_flow(prev.astype(np.float32), back)
     sel = (region > 0.5) & (valid > 0.5)
@@ -220,8 +230,9 @@ def _edges(alpha: np.ndarray, hem_only: bool) -> np.ndarray:
     return edge
 
 
-def edge_jitter(prev_alpha: np.ndarray, cur_alpha: np.ndarray, back: np.ndarray,
-                valid: np.ndarray, hem_only: bool = True) -> float:
+def edge_jitter(
+    prev_alpha: np.ndarray, cur_alpha: np.ndarray, back: np.ndarray, valid: np.ndarray, hem_only: bool = True
+) -> float:
     """Mean distance (px) from this frame's garment edge to the previous edge carried by flow.
 
     With ``hem_only`` only lower edges (the hem and sleeve hems) count; if the garment has

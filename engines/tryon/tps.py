@@ -16,6 +16,7 @@ This is one linear least-squares solve per frame. ``strength=0`` gives the class
 TPS that interpolates the landmarks exactly, the unregularised baseline.
 :func:`grid_regularisation_loss` evaluates eq. 1-2 themselves, for reports and tests.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ def _u(r2: np.ndarray) -> np.ndarray:
 
 def _kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     d = a[:, None, :] - b[None, :, :]
-    return _u((d ** 2).sum(-1))
+    return _u((d**2).sum(-1))
 
 
 class TPS:
@@ -57,9 +58,9 @@ class TPS:
         L = np.zeros((n + 3, n + 3))
         L[:n, :n] = _kernel(c, c) + smooth * np.eye(n)
         L[:n, n] = 1.0
-        L[:n, n + 1:] = c
+        L[:n, n + 1 :] = c
         L[n, :n] = 1.0
-        L[n + 1:, :n] = c.T
+        L[n + 1 :, :n] = c.T
         return L
 
     def basis(self, pts: np.ndarray) -> np.ndarray:
@@ -160,8 +161,14 @@ def control_grid(mask: np.ndarray, grid: int) -> np.ndarray:
     return np.stack([X.ravel(), Y.ravel()], 1)
 
 
-def fit_warp(garment_pts: np.ndarray, body_pts: np.ndarray, mask: np.ndarray,
-             grid: int = 5, strength: float = 1.0, weights: np.ndarray | None = None) -> GarmentWarp:
+def fit_warp(
+    garment_pts: np.ndarray,
+    body_pts: np.ndarray,
+    mask: np.ndarray,
+    grid: int = 5,
+    strength: float = 1.0,
+    weights: np.ndarray | None = None,
+) -> GarmentWarp:
     """Solve the control-grid targets so landmarks land on the body, regularised.
 
     Minimises  sum_k w_k |f(g_k) - b_k|^2 + strength * |D C|^2 + 1e-3 |C - C0|^2
@@ -207,7 +214,7 @@ def grid_regularisation_loss(dst: np.ndarray, grid: int) -> tuple[float, float]:
         cross = a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
         dot = (a * b).sum(-1)
         slope += float(np.abs(np.arctan2(cross, dot)).sum())
-    return dist / grid ** 2, slope / grid ** 2
+    return dist / grid**2, slope / grid**2
 
 
 # ----------------------------------------------------------------------------- body targets
@@ -262,8 +269,10 @@ def body_targets(lm: dict[str, np.ndarray], person: "P.PersonFrame") -> tuple[np
         return tsl + ((q @ gu) * u + (q @ gd) * d) * (tsw / gsw)
 
     targets = {
-        "shoulder_left": tsl, "shoulder_right": tsr,
-        "neck_left": similar(lm["neck_left"]), "neck_right": similar(lm["neck_right"]),
+        "shoulder_left": tsl,
+        "shoulder_right": tsr,
+        "neck_left": similar(lm["neck_left"]),
+        "neck_right": similar(lm["neck_right"]),
         "neck_centre": similar(lm["neck_centre"]),
         "armpit_left": sl + u * 0.02 * sw + d * 0.45 * sw,
         "armpit_right": sr - u * 0.02 * sw + d * 0.45 * sw,
@@ -279,13 +288,22 @@ def body_targets(lm: dict[str, np.ndarray], person: "P.PersonFrame") -> tuple[np
     # a torso of this length implies (shoulders 1/1.45 of it, the default above) when
     # that is larger, as for a person seen side-on, whose shoulders overlap in the image.
     body = max(sw, float(np.linalg.norm((pts[hl_i] + pts[hr_i]) / 2 - mid)) / 1.45) if hips_ok else sw
-    info = {"hips_in_frame": bool(hips_ok), "shoulder_width": sw, "torso_length": torso, "body_size": body,
-            "shoulders": (sl, sr), "elbows": (el, er), "hip_mid": hip_mid, "across": u}
+    info = {
+        "hips_in_frame": bool(hips_ok),
+        "shoulder_width": sw,
+        "torso_length": torso,
+        "body_size": body,
+        "shoulders": (sl, sr),
+        "elbows": (el, er),
+        "hip_mid": hip_mid,
+        "across": u,
+    }
     return g, bpts, w, info
 
 
-def sleeve_affine(lm: dict[str, np.ndarray], side: str, torso: GarmentWarp,
-                  person: "P.PersonFrame", info: dict) -> np.ndarray:
+def sleeve_affine(
+    lm: dict[str, np.ndarray], side: str, torso: GarmentWarp, person: "P.PersonFrame", info: dict
+) -> np.ndarray:
     """2 x 3 affine (garment -> frame) turning a sleeve about its shoulder along the upper arm.
 
     The sleeve is scaled by its seam's change of length under the torso warp, its seam
@@ -327,7 +345,9 @@ def garment_box(garment, warp: GarmentWarp, sleeves, shape: tuple[int, int], pad
         part = garment.parts.get(f"sleeve_{side}")
         if part is not None and part.any():
             ys, xs = np.nonzero(part > 0.5)
-            c = np.array([[xs.min(), ys.min()], [xs.max(), ys.min()], [xs.min(), ys.max()], [xs.max(), ys.max()]], float)
+            c = np.array(
+                [[xs.min(), ys.min()], [xs.max(), ys.min()], [xs.min(), ys.max()], [xs.max(), ys.max()]], float
+            )
             pts.append(c @ A[:, :2].T + A[:, 2])
     p = np.vstack(pts)
     lo, hi = p.min(0), p.max(0)

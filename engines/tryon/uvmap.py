@@ -17,6 +17,7 @@ pattern then travels with the body's apparent motion, as texture propagation by 
 does in video editing (e.g. Kasten et al., "Layered neural atlases", 2021, which maps
 every frame to a shared texture; Lai et al., ECCV 2018, measure the same consistency).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,8 +34,9 @@ def map_shape(shape: tuple[int, int], step: int) -> tuple[int, int]:
     return -(-shape[0] // step), -(-shape[1] // step)
 
 
-def fitted_maps(garment, warp, sleeves, shape: tuple[int, int], stride: int = 0,
-                step: int = 1) -> dict[str, np.ndarray]:
+def fitted_maps(
+    garment, warp, sleeves, shape: tuple[int, int], stride: int = 0, step: int = 1
+) -> dict[str, np.ndarray]:
     """UV maps (float32 x 2, garment pixels) of the fitted warp over an H x W crop.
 
     ``warp`` (a :class:`.tps.GarmentWarp`) and ``sleeves`` (2 x 3 affines, left then
@@ -71,8 +73,10 @@ def upsample(maps: dict[str, np.ndarray], step: int, shape: tuple[int, int]) -> 
     if step == 1:
         return maps
     A = np.array([[step, 0, 0], [0, step, 0]], np.float64)
-    return {k: cv2.warpAffine(v, A, (shape[1], shape[0]), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            for k, v in maps.items()}
+    return {
+        k: cv2.warpAffine(v, A, (shape[1], shape[0]), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        for k, v in maps.items()
+    }
 
 
 def prefiltered(rgb: np.ndarray, scale: float, sigma: float = 0.5) -> np.ndarray:
@@ -89,8 +93,9 @@ def prefiltered(rgb: np.ndarray, scale: float, sigma: float = 0.5) -> np.ndarray
     return rgb if s < 0.2 else cv2.GaussianBlur(rgb, (0, 0), s)
 
 
-def render_maps(garment, maps: dict[str, np.ndarray], texture: np.ndarray | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
+def render_maps(
+    garment, maps: dict[str, np.ndarray], texture: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The garment seen through UV maps: (rgb float32 H x W x 3, mask float32 H x W).
 
     Each part samples its own mask (so a torso map that strays onto the photo's sleeve
@@ -109,8 +114,9 @@ def render_maps(garment, maps: dict[str, np.ndarray], texture: np.ndarray | None
         part = garment.parts.get(name, garment.mask if name == "torso" else None)
         if uv is None or part is None:
             continue
-        m = cv2.remap(part.astype(np.float32), uv, None, cv2.INTER_LINEAR,
-                      borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        m = cv2.remap(
+            part.astype(np.float32), uv, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        )
         if not m.any():
             continue
         c = cv2.remap(texture, uv, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -165,8 +171,9 @@ class MapCarrier:
     def reset(self) -> None:
         self.prev = None
 
-    def __call__(self, maps: dict[str, np.ndarray], back: np.ndarray | None, valid: np.ndarray | None,
-                 box) -> dict[str, np.ndarray]:
+    def __call__(
+        self, maps: dict[str, np.ndarray], back: np.ndarray | None, valid: np.ndarray | None, box
+    ) -> dict[str, np.ndarray]:
         import cv2
 
         from engines.tryon.temporal import warp_by_flow
@@ -177,10 +184,10 @@ class MapCarrier:
             p_maps, p_box = self.prev
             h, w = back.shape[:2]
             g = _grid(h, w)
-            inside = warp_by_flow(_reframe(np.ones(next(iter(p_maps.values())).shape[:2], np.float32),
-                                           p_box, box), back, g)
-            trust = (cv2.GaussianBlur(valid.astype(np.float32), (0, 0), 1.5)
-                     * np.clip((inside - 0.98) / 0.02, 0.0, 1.0))
+            inside = warp_by_flow(
+                _reframe(np.ones(next(iter(p_maps.values())).shape[:2], np.float32), p_box, box), back, g
+            )
+            trust = cv2.GaussianBlur(valid.astype(np.float32), (0, 0), 1.5) * np.clip((inside - 0.98) / 0.02, 0.0, 1.0)
             out = {}
             sigma = max(2.0, self.smooth * max(h, w))
             for name, fit in maps.items():
