@@ -16,7 +16,18 @@ import numpy as np
 import pyvista as pv
 
 from app.splat_view import draw_splat
-from engines.types import Avatar, DepthMap, Image, Mesh, PointCloud, Splat, Strands, Take
+from engines.types import (  # noqa: F401  (VertexNormals, vertex_normals: re-exported for the viewport)
+    Avatar,
+    DepthMap,
+    Image,
+    Mesh,
+    PointCloud,
+    Splat,
+    Strands,
+    Take,
+    VertexNormals,
+    vertex_normals,
+)
 
 if TYPE_CHECKING:
     from app.viewport import Viewport
@@ -51,37 +62,6 @@ class _Item:
 
 
 # ----------------------------------------------------------------------------- geometry
-class VertexNormals:
-    """Area-weighted unit vertex normals for fixed faces, fast enough to redo every frame.
-
-    The vertex-face incidence is a sparse matrix built once, so each call is a cross
-    product per face and one sparse product (about 2 ms for 60k faces).
-    """
-
-    def __init__(self, faces: np.ndarray, n_vertices: int):
-        from scipy import sparse
-
-        f = np.asarray(faces, np.int64)
-        self.f0, self.f1, self.f2 = (np.ascontiguousarray(f[:, k]) for k in range(3))
-        nf = len(f)
-        self.incidence = sparse.csr_matrix(
-            (np.ones(3 * nf, np.float32), (f.ravel(), np.repeat(np.arange(nf), 3))), shape=(n_vertices, nf)
-        )
-
-    def __call__(self, vertices: np.ndarray) -> np.ndarray:
-        v = np.asarray(vertices, np.float32)
-        a = v[self.f0]
-        fn = np.cross(v[self.f1] - a, v[self.f2] - a)
-        n = np.asarray(self.incidence @ fn, np.float32)
-        n /= np.maximum(np.sqrt(np.einsum("ij,ij->i", n, n))[:, None], 1e-20)
-        return n
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals (float32) of one mesh."""
-    return VertexNormals(faces, len(vertices))(vertices)
-
-
 def signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
     """Signed volume (divergence theorem); negative for a closed mesh wound inside-out."""
     v = np.asarray(vertices, np.float64)

@@ -63,7 +63,7 @@ def frame_time(avatar, deformer) -> float | None:
             os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
         import pyvista as pv
 
-        from engines.avatar.topology import vertex_normals
+        from engines.types import vertex_normals
     except Exception:
         return None
     m = avatar.mesh

@@ -104,7 +104,13 @@ def test_avatar_dock_goes_when_another_result_is_shown(qtbot, window, monkeypatc
     window.show_result(_add(window, Result(items=[Avatar(box_mesh())])))
     assert not window.docks["Avatar"].isHidden()
     path = window.save_project(tmp_path / "other.capstudio")
-    window.open_project(path)  # a project replaces the session: its avatar controls go
+    window.open_project(path)  # a project replaces the session; its last result, an avatar, is shown
+    assert window.selected_result() is window.project.results[-1]
+    assert not window.docks["Avatar"].isHidden()
+    window.remove_result(len(window.project.results) - 1)
+    assert isinstance(window.project.results[-1].result.main, type(box_mesh()))
+    path = window.save_project(tmp_path / "meshes.capstudio")
+    window.open_project(path)  # a project that ends with a mesh: no avatar controls
     assert window.docks["Avatar"].isHidden()
 
 

@@ -90,7 +90,7 @@ def _face_render_vertex_at(px, V, K, R, t):
     those facing the camera."""
     from engines.avatar.ict import KEPT_MATERIALS, render_layout
     from engines.avatar.raster import project
-    from engines.avatar.topology import vertex_normals
+    from engines.types import vertex_normals
 
     lay = render_layout()
     face = np.unique(lay.faces[lay.face_material == KEPT_MATERIALS.index("M_Face")])

@@ -170,7 +170,7 @@ def test_calibrated_map_matches_the_detector_on_a_render(m):
     geometric ones they replaced (5.1 % of the inter-ocular distance on average)."""
     from engines.avatar.fit import identity_vertices
     from engines.avatar.raster import project
-    from engines.avatar.topology import vertex_normals
+    from engines.types import vertex_normals
     from engines.face import detect_landmarks
     from tools.calibrate_ict_correspondence import FOCAL, SIZE, _rot, render_shaded
 

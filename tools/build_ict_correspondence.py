@@ -62,7 +62,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engines.avatar.ict import load_model  # noqa: E402
-from engines.avatar.topology import boundary_loops, face_topology, vertex_normals  # noqa: E402
+from engines.avatar.topology import boundary_loops, face_topology  # noqa: E402
+from engines.types import vertex_normals  # noqa: E402
 
 OUT = ROOT / "engines" / "avatar" / "data" / "ict" / "mediapipe_to_ict.npz"
 

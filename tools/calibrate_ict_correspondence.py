@@ -76,7 +76,8 @@ def main() -> None:
     from engines.avatar.correspondence import landmark_points
     from engines.avatar.fit import identity_vertices
     from engines.avatar.ict import load_model
-    from engines.avatar.topology import face_topology, vertex_normals
+    from engines.avatar.topology import face_topology
+    from engines.types import vertex_normals
     from engines.api import EngineError
     from engines.face import detect_landmarks
     from tools.build_ict_correspondence import Surface

@@ -863,7 +863,7 @@ def bake_texture(
 
     from engines.avatar import skin as skinmod
     from engines.avatar.raster import project, rasterize
-    from engines.avatar.topology import vertex_normals
+    from engines.types import vertex_normals
 
     t_all = time.perf_counter()
     tick = [t_all]

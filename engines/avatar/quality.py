@@ -16,45 +16,8 @@ import numpy as np
 from engines.api import EngineError
 from engines.avatar.landmarks import FaceLandmarks, detect_landmarks
 from engines.avatar.raster import render_textured
+from engines.face.common import FACE_OVAL
 
-FACE_OVAL = [
-    10,
-    338,
-    297,
-    332,
-    284,
-    251,
-    389,
-    356,
-    454,
-    323,
-    361,
-    288,
-    397,
-    365,
-    379,
-    378,
-    400,
-    377,
-    152,
-    148,
-    176,
-    149,
-    150,
-    136,
-    172,
-    58,
-    132,
-    93,
-    234,
-    127,
-    162,
-    21,
-    54,
-    103,
-    67,
-    109,
-]
 MAX_RENDER = 1024
 BACKGROUND = (128, 128, 128)
 

@@ -172,14 +172,6 @@ def subdivide(faces: np.ndarray, n_verts: int) -> Subdivision:
     return Subdivision(new, uniq, n_verts)
 
 
-def vertex_normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
-    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-    n = np.zeros_like(v)
-    for k in range(3):
-        n += np.stack([np.bincount(f[:, k], fn[:, d], len(v)) for d in range(3)], 1)
-    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-20)
-
-
 def loop_after(sub: Subdivision, loop: np.ndarray) -> np.ndarray:
     """The loop with the new edge midpoints inserted in order."""
     n = sub.n_old + len(sub.edges) + 1

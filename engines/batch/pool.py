@@ -16,10 +16,24 @@ from __future__ import annotations
 
 import multiprocessing
 from collections import defaultdict, deque
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
+
+
+WAKE_S = 0.25
+"""The waiting thread wakes this often: Python runs signal handlers (Ctrl-C) only on the
+main thread between bytecodes, and the kernel may deliver the signal to any other thread
+of the process (Qt's, a library's), which does not interrupt an untimed wait."""
+
+
+def _wait_interruptibly(futures: list, return_when: str) -> set:
+    """``concurrent.futures.wait`` in short slices, so a Ctrl-C is acted on at once."""
+    while True:
+        done, pending = wait(futures, timeout=WAKE_S, return_when=return_when)
+        if (return_when == FIRST_COMPLETED and done) or not pending:
+            return done
 
 
 @dataclass
@@ -84,7 +98,7 @@ class LocalPool:
                         starts[i] += 1
                         inflight[self._executor.submit(fn, tasks[i])] = i
                 alone = len(inflight) == 1
-                done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+                done = _wait_interruptibly(list(inflight), FIRST_COMPLETED)
                 lost = []
                 for f in done:
                     i = inflight.pop(f)
@@ -100,7 +114,7 @@ class LocalPool:
                 if not lost:
                     continue
                 # The pool is broken: whatever else was in flight is lost with it.
-                for f in wait(list(inflight)).done:
+                for f in _wait_interruptibly(list(inflight), ALL_COMPLETED):
                     i = inflight.pop(f)
                     try:
                         yield Finished(tasks[i], f.result(), attempts=starts[i])

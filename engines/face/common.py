@@ -26,6 +26,14 @@ N_LANDMARKS = 478
 LEFT_IRIS, RIGHT_IRIS = 468, 473  # image-left eye (subject's right), image-right eye
 LEFT_IRIS_RING = [469, 470, 471, 472]
 RIGHT_IRIS_RING = [474, 475, 476, 477]
+# The face outline, in order around the face (MediaPipe's FACEMESH_FACE_OVAL as a loop); a
+# list, so that ``xy[FACE_OVAL]`` picks rows.
+# fmt: off
+FACE_OVAL: list[int] = [
+    10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
+    152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
+]
+# fmt: on
 
 ARKIT_BLENDSHAPES: tuple[str, ...] = (
     "eyeBlinkLeft",

@@ -25,45 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engines.api import EngineError
+from engines.face.common import FACE_OVAL
 
-FACE_OVAL = [
-    10,
-    338,
-    297,
-    332,
-    284,
-    251,
-    389,
-    356,
-    454,
-    323,
-    361,
-    288,
-    397,
-    365,
-    379,
-    378,
-    400,
-    377,
-    152,
-    148,
-    176,
-    149,
-    150,
-    136,
-    172,
-    58,
-    132,
-    93,
-    234,
-    127,
-    162,
-    21,
-    54,
-    103,
-    67,
-    109,
-]
 BROWS = [70, 63, 105, 66, 107, 336, 296, 334, 293, 300]
 CHEEKS = [50, 280, 101, 330, 123, 352, 151, 9, 108, 337]
 CHIN, FOREHEAD = 152, 10
