@@ -338,13 +338,33 @@ def test_ctrl_c_stops_the_batch_and_the_same_command_resumes(killable, tmp_path,
         "--json",
     ]
 
-    def press_ctrl_c():
-        wait_for_start(ctl)
-        os.kill(os.getpid(), signal.SIGINT)
+    # Ctrl-C as a terminal sends it, to a command of its own: in this test process other
+    # tests' threads and libraries could receive or hold the signal instead.
+    import subprocess
+    import sys
 
-    threading.Thread(target=press_ctrl_c, daemon=True).start()
-    assert cli.main(argv) == 130
-    s = _json_line(capsys.readouterr().out)
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, CAPTURE_STUDIO_ENGINES="tests.test_batch:KillableEngine", PYTHONPATH=str(root))
+    proc = subprocess.Popen(
+        [sys.executable, str(root / "main.py"), *argv],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        guard = time.monotonic() + 300
+        while not list(ctl.glob("started-*")) and proc.poll() is None and time.monotonic() < guard:
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr[-3000:]
+    s = _json_line(stdout)
     assert s["interrupted"] and (s["done"], s["not_run"]) == (2, 2)
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
         "a.npy",
