@@ -107,18 +107,6 @@ def _parse_sets(items: list[str]) -> dict[str, str]:
     return out
 
 
-def _jsonable(v):
-    import numpy as np
-
-    if isinstance(v, (np.floating, np.integer)):
-        return v.item()
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    if isinstance(v, Path):
-        return str(v)
-    return v
-
-
 EXIT_CANCELLED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 OUT_NOTE = (
     "--out PATH: the output file; its extension picks the format. An existing file of that name is\n"
@@ -234,6 +222,7 @@ def _bug(args, e: BaseException) -> int:
 
 def _run(args) -> int:
     from engines import io, registry
+    from engines.batch import work
     from engines.api import CancelToken, Cancelled, EngineError, make_params
     from engines.io.files import OutputError
 
@@ -280,8 +269,7 @@ def _run(args) -> int:
             )
         io.check_output(out)
         t0 = time.perf_counter()
-        inputs = [io.load_input(p, prefer=engine_cls.accepts) for p in args.input]
-        engine_cls.check_inputs(inputs)
+        inputs = work.load_inputs(engine_cls, args.input)
         timings["load"] = time.perf_counter() - t0
     except OutputError as e:
         return _output_failed(e, args.out)
@@ -301,12 +289,8 @@ def _run(args) -> int:
             print(f"[{fraction * 100:5.1f}%] {message}", file=sys.stderr)
 
     try:
-        t0 = time.perf_counter()
-        result = engine_cls().run(inputs, params, progress, CancelToken())
-        timings["run"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        written = io.export(result, out)
-        timings["export"] = time.perf_counter() - t0
+        result, written, ran = work.run_and_export(engine_cls, inputs, params, out, progress, CancelToken())
+        timings.update(ran)
     except OutputError as e:
         return _output_failed(e, args.out)
     except EngineError as e:
@@ -327,7 +311,7 @@ def _run(args) -> int:
                 **{k: round(v, 4) for k, v in result.timings.items()},
                 **{f"cli_{k}": round(v, 4) for k, v in timings.items()},
             },
-            "metrics": {k: _jsonable(v) for k, v in result.metrics.items()},
+            "metrics": {k: work.jsonable(v) for k, v in result.metrics.items()},
             "notes": result.notes,
             "params": params.model_dump(mode="json"),
         }

@@ -52,6 +52,40 @@ def load_engine(name: str, ref: str | None = None) -> type:
     return cls
 
 
+def load_inputs(engine_cls: type, input_paths) -> list:
+    """The engine's inputs read from ``input_paths`` (each as the type the engine prefers)
+    and checked against what it accepts. Raises :class:`EngineError` for a bad input."""
+    from engines import io
+
+    inputs = [io.load_input(p, prefer=engine_cls.accepts) for p in input_paths]
+    engine_cls.check_inputs(inputs)
+    return inputs
+
+
+def run_and_export(
+    engine_cls: type,
+    inputs: list,
+    params,
+    out: Path,
+    progress: Progress = no_progress,
+    cancel: CancelToken | None = None,
+):
+    """Run the engine on loaded inputs and export its result to ``out``.
+
+    Returns ``(result, written_paths, timings)`` with ``run``/``export`` seconds.
+    """
+    from engines import io
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    result = engine_cls().run(inputs, params, progress, cancel or CancelToken())
+    timings["run"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    written = io.export(result, out)  # load_input protected the inputs: no export replaces one
+    timings["export"] = time.perf_counter() - t0
+    return result, written, timings
+
+
 def run_to_file(
     engine_cls: type,
     input_paths,
@@ -60,25 +94,17 @@ def run_to_file(
     progress: Progress = no_progress,
     cancel: CancelToken | None = None,
 ):
-    """Load the inputs, run the engine, export its result to ``out``: ``main.py run``'s path.
+    """Load the inputs, run the engine, export its result to ``out``: one batch item, and
+    ``main.py run`` (which calls the two halves itself, to tell a bad input from a failed run).
 
     Returns ``(result, written_paths, timings)`` with ``load``/``run``/``export`` seconds.
     Raises :class:`EngineError` for anything the user can fix.
     """
-    from engines import io
-
-    timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    inputs = [io.load_input(p, prefer=engine_cls.accepts) for p in input_paths]
-    engine_cls.check_inputs(inputs)
-    timings["load"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    result = engine_cls().run(inputs, params, progress, cancel or CancelToken())
-    timings["run"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    written = io.export(result, out)  # load_input protected the inputs: no export replaces one
-    timings["export"] = time.perf_counter() - t0
-    return result, written, timings
+    inputs = load_inputs(engine_cls, input_paths)
+    load = time.perf_counter() - t0
+    result, written, timings = run_and_export(engine_cls, inputs, params, out, progress, cancel)
+    return result, written, {"load": load, **timings}
 
 
 def jsonable(v):
