@@ -316,6 +316,14 @@ def test_item_that_kills_every_worker_fails_alone(killable, tmp_path):
     assert not (out / "victim.npy").exists()
 
 
+def _fresh_sigint() -> None:
+    """In the child before exec: SIGINT as a terminal's new command has it (default action,
+    not blocked). A signal mask and an ignored disposition are inherited, and after the rest
+    of the suite this process has been seen passing SIGINT on blocked or ignored."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_the_batch_and_the_same_command_resumes(killable, tmp_path, capsys):
     from app import cli
 
@@ -352,6 +360,7 @@ def test_ctrl_c_stops_the_batch_and_the_same_command_resumes(killable, tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_fresh_sigint,
     )
     try:
         guard = time.monotonic() + 300

@@ -150,6 +150,7 @@ def cmd_batch(args, parse_sets) -> int:
         old_int = signal.getsignal(signal.SIGINT)
         if old_int is not signal.SIG_IGN:
             signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     except ValueError:  # not the main thread
         old_term = old_int = None
     try:
