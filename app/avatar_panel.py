@@ -41,6 +41,7 @@ class AvatarPanel(QtWidgets.QWidget):
     """Emotion sliders (0-100 %), Reset, presets, view buttons and the photo/render comparison."""
 
     emotions_changed = QtCore.Signal(dict)
+    dock_title = "Avatar"  # the result panel contract (engines.api.Engine.panels)
 
     def __init__(self, main_window, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
@@ -186,6 +187,26 @@ class AvatarPanel(QtWidgets.QWidget):
         if lay is not None and lay.hasHeightForWidth():
             return lay.totalMinimumHeightForWidth(width)
         return self.minimumSizeHint().height()
+
+    # -- the result panel contract (app.display.show_panel) -----------------------------------
+    @staticmethod
+    def wants(item) -> bool:
+        """A take recorded without an avatar has nothing for these controls to drive."""
+        return type(item).__name__ != "Take" or item.avatar is not None
+
+    def show_item(self, item, key: str) -> None:
+        """An avatar, or a take (its avatar: a take is drawn as the avatar it drives)."""
+        avatar = item.avatar if type(item).__name__ == "Take" else item
+        if avatar is not None:
+            self.set_avatar(avatar, key)
+
+    def release(self) -> None:
+        """The avatar is no longer shown: live tracking stops and the Perform dock goes."""
+        if self.perform_panel is not None:
+            self.perform_panel.stop_tracking()
+        docks = getattr(self.main_window, "docks", {})
+        if "Perform" in docks and not docks["Perform"].isHidden():
+            docks["Perform"].hide()
 
     # -- avatar ------------------------------------------------------------------------------
     def set_avatar(self, avatar, key: str) -> None:

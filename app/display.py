@@ -114,37 +114,83 @@ def _set_tab(window, index: int, widget) -> None:
     tabs.setCurrentIndex(current)
 
 
-def show_avatar(window, avatar, key: str) -> None:
-    """The avatar's controls in an "Avatar" dock, a tab beside the Engine dock."""
-    if window.avatar_panel is None:
-        try:
-            from app.avatar_panel import AvatarPanel
-        except ImportError as e:
-            window.status(f"The avatar controls are not available: {e}")
-            return
+def panel_class(obj):
+    """The result panel class an engine declares for ``obj``'s type (``Engine.panels``:
+    type name -> "module:Class", matched along the type's bases), or None."""
+    from engines import registry
+
+    table = registry.contributions("panels")
+    for cls in type(obj).__mro__:
+        ref = table.get(cls.__name__)
+        if ref:
+            try:
+                from engines.io import resolve
+
+                return resolve(ref)
+            except Exception as e:  # a broken plug-in panel must not take the window down
+                log.warning("The controls for %s (%s) could not be loaded: %s", cls.__name__, ref, e)
+                return None
+    return None
+
+
+def show_panel(window, panel_cls, item, key: str) -> None:
+    """The panel's dock (made on first use: a tab beside the Engine dock, scrolled so that its
+    controls never force the window taller than a laptop screen), raised, showing ``item``."""
+    title = getattr(panel_cls, "dock_title", panel_cls.__name__)
+    panel = window.result_panels.get(title)
+    if panel is None:
         from PySide6.QtCore import Qt
         from PySide6.QtWidgets import QFrame, QScrollArea
 
-        window.avatar_panel = AvatarPanel(window)
-        # Scrolled: the sliders, views and hair picker must not force the window taller
-        # than a laptop screen (they grew it past 900 px).
+        try:
+            panel = panel_cls(window)
+        except Exception as e:  # a plug-in's panel that fails to build leaves the window as it is
+            log.warning("The %s panel could not be made", title, exc_info=True)
+            window.status(f"The {title} controls are not available: {e}")
+            return
+        window.result_panels[title] = panel
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.NoFrame)
-        scroll.setWidget(window.avatar_panel)
+        scroll.setWidget(panel)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(
-            window.avatar_panel.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width()
-        )
-        window.docks["Avatar"] = window._dock("Avatar", scroll, Qt.RightDockWidgetArea)
+        scroll.setMinimumWidth(panel.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
+        window.docks[title] = window._dock(title, scroll, Qt.RightDockWidgetArea)
         # A tab beside the Engine dock, taller than the Jobs dock below it.
-        window.tabifyDockWidget(window.docks["Engine"], window.docks["Avatar"])
+        window.tabifyDockWidget(window.docks["Engine"], window.docks[title])
         window.resizeDocks(
-            [window.docks["Avatar"], window.docks["Jobs"]], [max(window.height() - 260, 300), 160], Qt.Vertical
+            [window.docks[title], window.docks["Jobs"]], [max(window.height() - 260, 300), 160], Qt.Vertical
         )
-    window.docks["Avatar"].show()
-    window.docks["Avatar"].raise_()
-    window.avatar_panel.set_avatar(avatar, key)
+    window.docks[title].show()
+    window.docks[title].raise_()
+    panel.show_item(item, key)
+
+
+def show_avatar(window, avatar, key: str) -> None:
+    """The avatar's controls in an "Avatar" dock, a tab beside the Engine dock."""
+    try:
+        from app.avatar_panel import AvatarPanel
+    except ImportError as e:
+        window.status(f"The avatar controls are not available: {e}")
+        return
+    show_panel(window, AvatarPanel, avatar, key)
+
+
+def show_panels(window, result, prefix: str, drawn: list[tuple[int, object]]) -> None:
+    """The panels the result's items ask for (each panel class once, for the first item that
+    has it, drawn items first: the controls drive what the viewport shows); the other
+    panels' docks go."""
+    wanted: dict = {}
+    drawn_idx = [n for n, _ in drawn]
+    order = drawn_idx + [n for n in range(len(result.items)) if n not in drawn_idx]
+    for n in order:
+        cls = panel_class(result.items[n])
+        if cls is not None and cls not in wanted and getattr(cls, "wants", lambda _i: True)(result.items[n]):
+            wanted[cls] = n
+    titles = {getattr(c, "dock_title", c.__name__) for c in wanted}
+    hide_result_panels(window, keep=titles)
+    for cls, n in wanted.items():
+        show_panel(window, cls, result.items[n], f"{prefix}/{n}")
 
 
 def input_picture(obj):
@@ -186,7 +232,7 @@ def geometry_to_draw(items: list) -> list[tuple[int, object]]:
     """
     from engines.types import Avatar, DepthMap, Mesh, PointCloud, Splat, Strands, Take
 
-    drawable = (Mesh, PointCloud, Strands, DepthMap, Avatar, Splat)
+    drawable = (Mesh, PointCloud, Strands, DepthMap, Avatar, Splat) + _declared_drawable(items)
     if items and isinstance(items[0], DepthMap):
         # Depth is drawn as itself, a surface that knows each pixel's confidence (the
         # viewport hides the unconfident ones); its mesh and points are for export.
@@ -206,10 +252,19 @@ def geometry_to_draw(items: list) -> list[tuple[int, object]]:
     return [(n, i) for n, i in enumerate(items) if isinstance(i, drawable) and not isinstance(i, skip)]
 
 
+def _declared_drawable(items: list) -> tuple[type, ...]:
+    """Item types (other than Take, which is drawn only without its avatar beside it) that an
+    engine declares a viewport renderer for (``Engine.renderers``): a plug-in's own types."""
+    from engines import registry
+
+    names = set(registry.contributions("renderers")) - {"Take"}
+    return tuple({type(i) for i in items if any(c.__name__ in names for c in type(i).__mro__)})
+
+
 def show_result(window, result, prefix: str) -> int | None:
     """Show a Result in the window's views; viewport keys are ``f"{prefix}/{index}"``.
     Returns the tab to bring forward (the main item's view)."""
-    from engines.types import Avatar, DepthMap, Image, Take, VideoResult
+    from engines.types import DepthMap, Image, VideoResult
 
     tab = None
     vp = window.viewport
@@ -222,7 +277,7 @@ def show_result(window, result, prefix: str) -> int | None:
                 vp.frame_key = key  # framed by its main part, not by camera frusta beside it
             drawn = drawn or key is not None
             tab = TAB_3D if tab is None else tab
-    for n, item in enumerate(result.items):
+    for item in result.items:
         if isinstance(item, DepthMap) and window.image_view is not None:
             window.image_view.show_depth(item)
             tab = TAB_2D if item is result.main or tab is None else tab
@@ -235,16 +290,7 @@ def show_result(window, result, prefix: str) -> int | None:
                 # A result made from a video is shown beside it (the user can untick it).
                 window.video_view.side_by_side.setChecked(True)
             tab = TAB_VIDEO if item is result.main or tab is None else tab
-        if isinstance(item, Avatar):
-            show_avatar(window, item, f"{prefix}/{n}")
-    avatars = [i for i in result.items if isinstance(i, Avatar)]
-    if not avatars:
-        # A take without its avatar beside it: the controls drive the take's avatar.
-        takes = [(n, i) for n, i in enumerate(result.items) if isinstance(i, Take) and i.avatar is not None]
-        if takes and vp is not None:
-            show_avatar(window, takes[0][1].avatar, f"{prefix}/{takes[0][0]}")
-        else:
-            hide_avatar_controls(window)
+    show_panels(window, result, prefix, geometry_to_draw(result.items) if vp is not None else [])
     if vp is not None:
         vp.reset_camera()  # the one render of this result (the photo camera for depth)
     return tab
@@ -269,18 +315,33 @@ def view_thumbnail(window, size: int = 192):
     return _shrink(rgb[y : y + side, x : x + side], size)
 
 
-def hide_avatar_controls(window) -> None:
-    """The Avatar dock belongs to an avatar result: once another result replaces it
-    in the views, its sliders would drive an avatar no longer drawn, so it goes and
-    the Engine dock comes forward."""
+def hide_result_panels(window, keep: set[str] = frozenset()) -> None:
+    """Result panels belong to the result shown: once another result replaces it in the
+    views, their controls would drive something no longer drawn, so their docks go (each
+    panel's ``release()`` first: the avatar's stops live tracking and hides Perform) and the
+    Engine dock comes forward."""
     docks = getattr(window, "docks", {})
-    if "Perform" in docks and not docks["Perform"].isHidden():  # it drives the same avatar
-        panel = getattr(getattr(window, "avatar_panel", None), "perform_panel", None)
-        if panel is not None:
-            panel.stop_tracking()
+    hid = False
+    for title, panel in list(getattr(window, "result_panels", {}).items()):
+        if title in keep or title not in docks or docks[title].isHidden():
+            continue
+        release = getattr(panel, "release", None)
+        if release is not None:
+            try:
+                release()
+            except Exception:  # a plug-in's panel must not stop the others going
+                log.warning("%s panel release failed", title, exc_info=True)
+        docks[title].hide()
+        hid = True
+    if hid and "Engine" in docks:
+        docks["Engine"].show()
+        docks["Engine"].raise_()
+
+
+def hide_avatar_controls(window) -> None:
+    """Every result panel goes (the avatar's among them): nothing is drawn for them now; so
+    does the Perform dock, which drives the avatar too."""
+    hide_result_panels(window)
+    docks = getattr(window, "docks", {})
+    if "Perform" in docks and not docks["Perform"].isHidden():
         docks["Perform"].hide()
-    if "Avatar" in docks and not docks["Avatar"].isHidden():
-        docks["Avatar"].hide()
-        if "Engine" in docks:
-            docks["Engine"].show()
-            docks["Engine"].raise_()

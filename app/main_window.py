@@ -82,7 +82,8 @@ class MainWindow(ProjectActions, QMainWindow):
         self.runner = JobRunner(self)
         self.confirm_close = True
         self._want = {"samples": samples, "recovery": recovery, "views": views, "warm_up": warm_up}
-        self.viewport = self.image_view = self.video_view = self.avatar_panel = None
+        self.viewport = self.image_view = self.video_view = None
+        self.result_panels: dict = {}  # dock title -> result panel (app.display.show_panel)
         self._views_loaded = False
         self._autosaved_revision = -1
         self.setWindowTitle("Capture Studio")
@@ -190,6 +191,11 @@ class MainWindow(ProjectActions, QMainWindow):
         if dock is not None and "Avatar" in self.docks and not self.docks["Avatar"].isHidden():
             dock.show()
             dock.raise_()
+
+    @property
+    def avatar_panel(self):
+        """The avatar's controls (the result panel the avatar engine declares), once made."""
+        return self.result_panels.get("Avatar")
 
     def _fit_avatar_dock(self, tries: int = 2) -> None:
         """Give the Avatar dock the height its controls need (taken from the Jobs dock below

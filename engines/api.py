@@ -131,6 +131,16 @@ class Engine(abc.ABC):
     input_readers: ClassVar[dict[str, dict[str, str]]] = {}
     """Type name -> extension -> "module:function": how a file becomes an input of that type
     (an avatar ``.glb`` for the puppet engine)."""
+    renderers: ClassVar[dict[str, str]] = {}
+    """Result type name -> "module:function" ``fn(viewport, obj, key) -> list[str]`` that draws
+    that type in the 3D viewport (app.viewport.Viewport; the drawn parts' keys), for types the
+    viewport does not draw itself (Mesh, PointCloud, DepthMap, Strands, Image)."""
+    panels: ClassVar[dict[str, str]] = {}
+    """Result type name -> "module:Class" of a Qt widget shown in a dock beside the Engine
+    panel while a result holding that type is shown: ``Class(main_window)`` with a class
+    attribute ``dock_title`` (the dock's name), ``show_item(obj, key)`` (``key``: the viewport key the object is drawn
+    under), optionally ``wants(obj) -> bool`` (a static method: False leaves the panel out for
+    that object) and ``release()`` (called when the result is no longer shown)."""
 
     class Params(BaseModel):
         pass

@@ -76,12 +76,14 @@ def _add(w, result) -> int:
 def test_avatar_dock_goes_when_another_result_is_shown(qtbot, window, monkeypatch, tmp_path):
     shown = []
 
-    class FakePanel(QWidget):
+    class FakePanel(QWidget):  # the result panel contract (engines.api.Engine.panels)
+        dock_title = "Avatar"
+
         def __init__(self, _w):
             super().__init__()
             self.setMinimumSize(300, 1400)  # taller than the window (and the screen)
 
-        def set_avatar(self, avatar, key):
+        def show_item(self, avatar, key):
             shown.append(key)
 
     import app.avatar_panel

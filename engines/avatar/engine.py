@@ -199,6 +199,9 @@ class AvatarEngine(Engine):
         ".zip": [("Avatar", "engines.avatar.export:write_avatar_bundle")],
     }
     readers = {".zip": "engines.avatar.export:read_avatar_bundle"}
+    # the app's own modules, imported only by the app (a plug-in names its own GUI modules)
+    renderers = {"Avatar": "app.renderers:draw_avatar"}
+    panels = {"Avatar": "app.avatar_panel:AvatarPanel"}
     input_readers = {
         "Avatar": {".glb": "engines.avatar.reader:read_avatar", ".zip": "engines.avatar.reader:read_avatar"}
     }

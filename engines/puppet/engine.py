@@ -41,6 +41,10 @@ class PuppetEngine(Engine):
         ".mp4": [("Take", "engines.puppet.export:write_take_mp4")],
         ".json": [("Take", "engines.puppet.export:write_take_json")],
     }
+    # the app's own modules, imported only by the app: a take is drawn as its avatar, and
+    # the avatar's controls (with Perform) drive it
+    renderers = {"Take": "app.renderers:draw_take"}
+    panels = {"Take": "app.avatar_panel:AvatarPanel"}
 
     class Params(BaseModel):
         solver: Literal["auto", "avatar", "performer", "raw"] = Field(

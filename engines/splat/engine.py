@@ -92,6 +92,7 @@ class SplatEngine(Engine):
         ".zip": [("Splat", "engines.splat.render:write_splat_bundle")],  # ply, cameras.json, renders/
     }
     readers = {".ply": "engines.splat.ply:read_ply_any"}  # a 3DGS splat, else the mesh / points reader
+    renderers = {"Splat": "app.splat_view:draw_splat"}  # imported only by the app
 
     class Params(BaseModel):
         time_budget_s: float = Field(
