@@ -50,15 +50,30 @@ def texture_colours(uv: np.ndarray, texture: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(tex[y, x, :3])
 
 
-def cluster_mesh(vertices: np.ndarray, faces: np.ndarray, target_faces: int | None = None):
+def normal_class(normals: np.ndarray) -> np.ndarray:
+    """0..5 per vertex: the axis direction (+-x, +-y, +-z) its normal is closest to."""
+    n = np.nan_to_num(np.asarray(normals, np.float32))
+    axis = np.abs(n).argmax(1)
+    return (2 * axis + (n[np.arange(len(n)), axis] < 0)).astype(np.int64)
+
+
+def cluster_mesh(
+    vertices: np.ndarray, faces: np.ndarray, target_faces: int | None = None, normals: np.ndarray | None = None
+):
     """Vertex clustering to about ``target_faces`` triangles: ``(cluster, n, faces)`` with
     ``cluster[i]`` the stand-in vertex of vertex ``i``, ``n`` stand-in vertices and their
-    triangles; None when the mesh is small already (under twice the target)."""
+    triangles; None when the mesh is small already (under twice the target).
+
+    With vertex ``normals`` a cell's vertices are merged only with those whose normals point
+    the same way (:func:`normal_class`; Low and Tan's normal-aware clustering, I3D 1997): the
+    two sides of a thin part (lips and the mouth socket behind them, eyelids and the eyeball
+    under them) stay apart instead of collapsing into one sheet that shows either side."""
     target_faces = MESH_FACES if target_faces is None else int(target_faces)
     v = np.asarray(vertices, np.float32)
     f = np.asarray(faces, np.int64)
     if len(f) <= 2 * target_faces or len(v) == 0:
         return None
+    cls = normal_class(normals) if normals is not None and len(normals) == len(v) else np.zeros(len(v), np.int64)
     lo, hi = v.min(0), v.max(0)
     ext = np.maximum(hi - lo, 1e-12)
     # F triangles of a surface have about F / 2 vertices: aim at target / 2 occupied cells
@@ -66,8 +81,8 @@ def cluster_mesh(vertices: np.ndarray, faces: np.ndarray, target_faces: int | No
     best = None
     for _ in range(8):
         size = float(ext.max()) / cells
-        q = np.minimum(np.floor((v - lo) / size).astype(np.int64), 1 << 20)
-        key = (q[:, 0] << 42) | (q[:, 1] << 21) | q[:, 2]
+        q = np.minimum(np.floor((v - lo) / size).astype(np.int64), (1 << 16) - 1)
+        key = (((q[:, 0] << 16) | q[:, 1]) << 16 | q[:, 2]) * 6 + cls
         uniq, cluster = np.unique(key, return_inverse=True)
         g = cluster[f]
         g = g[(g[:, 0] != g[:, 1]) & (g[:, 1] != g[:, 2]) & (g[:, 0] != g[:, 2])]
@@ -189,7 +204,12 @@ def mesh_rule(source, faces: np.ndarray, vertices: np.ndarray | None = None) -> 
     verts = source.vertices if vertices is None else vertices
 
     def make():
-        got = cluster_mesh(verts, faces)
+        from engines.types import vertex_normals
+
+        f = np.asarray(faces, np.int64)
+        if len(f) <= 2 * MESH_FACES:
+            return None
+        got = cluster_mesh(verts, f, normals=vertex_normals(np.asarray(verts, np.float32), f))
         return None if got is None else MeshRule(*got, len(faces))
 
     return _cached(source, f"lod{len(faces)}/{MESH_FACES}", make)

@@ -1,7 +1,8 @@
 """Contact sheet of an avatar as the app shows it (issue 11): the main window's 3D viewport,
 driven through the Avatar panel (its emotion sliders and view buttons), from the front,
 three-quarter, the subject's left profile and the back; one row per state: rest (neutral),
-"As photographed", each emotion at 100 %, and a row with hair.
+"As photographed", each emotion at 100 %, a row with hair, and that row as it is drawn while the
+view moves (the light stand-ins of app.lod).
 
     xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python benchmarks/avatar_screenshots.py \\
         tests/data/grace_hopper.jpg /tmp/avatar_sheet.png [--hairstyle bob] [--size 320]
@@ -84,12 +85,21 @@ def main() -> None:
     photo = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(a.photo).convert("RGB"))
     rows = []
 
+    def settle() -> None:
+        # as a user sees the view once it rests: slider and view changes draw light
+        # stand-ins (app.lod) until the viewport's rest timer brings full detail back
+        import time
+
+        t_end = time.monotonic() + 0.6
+        while time.monotonic() < t_end or vp.interacting:
+            app.processEvents()
+            time.sleep(0.02)
+
     def shoot(name: str) -> list[np.ndarray]:
         shots = []
         for view in VIEWS:
             w.avatar_panel.set_view(view)
-            for _ in range(3):
-                app.processEvents()
+            settle()
             shots.append(label(fit(vp.screenshot(), a.size), f"{name} / {view}"))
         return shots
 
@@ -118,6 +128,16 @@ def main() -> None:
         app.processEvents()
     style = haired.main.params.get("hairstyle", a.hairstyle) if hasattr(haired.main, "params") else a.hairstyle
     rows.append([photo_tile] + shoot(f"hair: {style}"))
+    # the light stand-ins (app.lod) the view draws while the user orbits or drags a slider
+    moving = []
+    for view in VIEWS:
+        w.avatar_panel.set_view(view)
+        settle()
+        vp.set_interacting(True, render=False)
+        vp.plotter.render()
+        moving.append(label(fit(vp.screenshot(), a.size), f"while orbiting / {view}"))
+        vp.set_interacting(False)
+    rows.append([photo_tile] + moving)
     sheet = np.concatenate([np.concatenate(r, 1) for r in rows], 0)
     from PIL import Image
 
