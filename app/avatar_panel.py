@@ -393,8 +393,7 @@ class AvatarPanel(QtWidgets.QWidget):
         if name == "photo":
             if not self.avatar or not self.avatar.camera:
                 return
-            c = self.avatar.camera
-            viewport.set_camera_from_photo(c["K"], c["R"], c["t"], c["image_size"])
+            viewport.set_camera(self.avatar.camera)
         else:
             viewport.set_view(SUBJECT_SIDES.get(name, name))
 

@@ -6,6 +6,8 @@ This module imports no Qt: the GUI is imported only when the ``app`` command run
     python main.py                                  the GUI
     python main.py engines                          list engines
     python main.py run ENGINE --input P [--input P] --out OUT [--set k=v ...] [--json]
+    python main.py run tryon --input person_video=clip.mp4 --input garment_image=shirt.png --out x.mp4
+                                                    inputs named by the engine's slots
     python main.py run ENGINE --help                the engine's parameters
     python main.py batch ENGINE --inputs GLOB --out DIR [--workers N | --cluster ADDR]
                                                     many inputs (engines/batch/command.py)
@@ -56,6 +58,14 @@ def engine_help(engine) -> str:
         (engine.description or (engine.__doc__ or "").strip().split("\n")[0]),
         f"accepts: {', '.join(t.__name__ for t in engine.accepts)} ({engine.min_inputs}-{engine.max_inputs} inputs)",
         f"produces: {', '.join(t.__name__ for t in engine.produces)}",
+    ]
+    slots = getattr(engine, "slots", ()) or ()
+    if slots:
+        lines.append("inputs (--input NAME=PATH, or --input PATH to go by type):")
+        for s in slots:
+            opt = ", optional" if s.optional else ""
+            lines.append(f"  {s.name}  ({s.kinds}{opt})" + (f"\n      {s.description}" if s.description else ""))
+    lines += [
         "",
         "parameters (--set name=value):" if fields else "parameters: none",
     ]
@@ -76,6 +86,10 @@ def cmd_engines(args) -> int:
                         "title": e.title,
                         "accepts": [t.__name__ for t in e.accepts],
                         "produces": [t.__name__ for t in e.produces],
+                        "slots": [
+                            {"name": s.name, "accepts": [t.__name__ for t in s.accepts], "optional": s.optional}
+                            for s in getattr(e, "slots", ()) or ()
+                        ],
                     }
                     for e in found.values()
                 ]
@@ -229,7 +243,7 @@ def _run(args) -> int:
     t_start = time.perf_counter()
     if not args.engine:
         print(
-            "usage: main.py run ENGINE --input PATH [--input PATH ...] --out PATH "
+            "usage: main.py run ENGINE --input [SLOT=]PATH [--input [SLOT=]PATH ...] --out PATH "
             "[--set name=value ...] [--json] [--quiet]\n"
             "       main.py run ENGINE --help   (the engine's parameters)\n"
             "Engines: see 'main.py engines'.\n" + OUT_NOTE
@@ -261,7 +275,8 @@ def _run(args) -> int:
             raise EngineError(
                 f"{engine_cls.name} makes {kinds}, which a {ext} file cannot hold: give --out one of {', '.join(fits)}."
             )
-        io.protect(io.input_files([Path(p) for p in args.input]))
+        specs = work.parse_inputs(engine_cls, args.input)  # "slot=path" or a path
+        io.protect(io.input_files([Path(p) for _, p in specs]))
         if io.is_protected(out):
             raise EngineError(
                 f"--out {out} is one of the inputs; Capture Studio never replaces an input. "
@@ -269,7 +284,7 @@ def _run(args) -> int:
             )
         io.check_output(out)
         t0 = time.perf_counter()
-        inputs = work.load_inputs(engine_cls, args.input)
+        inputs = work.load_inputs(engine_cls, specs)
         timings["load"] = time.perf_counter() - t0
     except OutputError as e:
         return _output_failed(e, args.out)
@@ -344,8 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
         "-i",
         action="append",
         default=[],
-        metavar="PATH",
-        help="input file or folder; repeat for several inputs",
+        metavar="[SLOT=]PATH",
+        help="input file or folder; repeat for several inputs. SLOT= puts it in that input of the "
+        "engine (e.g. garment_image=shirt.png; run ENGINE --help lists them), else it goes by type",
     )
     pr.add_argument(
         "--out",

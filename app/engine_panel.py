@@ -37,10 +37,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engines.api import Choices, Colour, EngineError, field_marker, make_params
+from engines.api import Choices, Colour, EngineError, assign_slots, bind_inputs, field_marker, make_params
 
 ONNX_FIELD_NAMES = ("onnx_model", "onnx_model_path")
 """Params fields filled from Settings > ONNX depth model when left empty."""
+
+RUN_TIP = "Run the engine on the selected input (in the background)"
+
+
+def input_label(obj) -> str:
+    """What an input is called in the panel: its file name, else its name, else its type."""
+    path = getattr(obj, "path", None)
+    if path:
+        return Path(str(path)).name
+    name = getattr(obj, "name", None)
+    return name if isinstance(name, str) and name else type(obj).__name__
 
 
 def _unwrap(annotation) -> tuple[object, bool]:
@@ -331,6 +342,11 @@ class EnginePanel(QWidget):
         self.combo.currentIndexChanged.connect(self._on_engine)
         self.about = QLabel("")
         self.about.setWordWrap(True)
+        self.inputs: list | None = None
+        self.slots_label = QLabel("")  # "person_video: dance.mp4", one line per input slot
+        self.slots_label.setWordWrap(True)
+        self.slots_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.slots_label.hide()
         form_host = QWidget()
         self._form_box = QVBoxLayout(form_host)
         self._form_box.setContentsMargins(0, 0, 0, 0)
@@ -344,7 +360,7 @@ class EnginePanel(QWidget):
         self.reset_button.setToolTip("Reset the parameters to the engine's defaults")
         self.reset_button.clicked.connect(self.reset_defaults)
         self.run_button = QPushButton("Run")
-        self.run_button.setToolTip("Run the engine on the selected input (in the background)")
+        self.run_button.setToolTip(RUN_TIP)
         self.run_button.clicked.connect(lambda: self.current and self.run_requested.emit(self.current))
         buttons = QHBoxLayout()
         buttons.addWidget(self.reset_button)
@@ -353,6 +369,7 @@ class EnginePanel(QWidget):
         lay = QVBoxLayout(self)
         lay.addWidget(self.combo)
         lay.addWidget(self.about)
+        lay.addWidget(self.slots_label)
         lay.addWidget(scroll, 1)
         lay.addLayout(buttons)
         self._update_enabled()
@@ -365,6 +382,7 @@ class EnginePanel(QWidget):
         """Offer the engines that accept all of ``inputs`` (every engine when None)."""
         self._remember()
         self.engines = dict(engines)
+        self.inputs = list(inputs) if inputs is not None else None
         keep = self.current
         names = [
             n
@@ -439,8 +457,47 @@ class EnginePanel(QWidget):
                     )
                 )
 
+    def _show_slots(self) -> str | None:
+        """Label the selected inputs with the current engine's slots (``person_video:
+        dance.mp4``); returns why they cannot be bound (None when they can, or when the
+        engine has no slots)."""
+        cls = self.engines.get(self.current) if self.current else None
+        slots = getattr(cls, "slots", None) or ()
+        if not slots:
+            self.slots_label.hide()
+            return None
+        given = self.inputs or []
+        try:
+            bound, _left = assign_slots(cls, given)
+        except EngineError as e:
+            bound, problem = {s.name: None for s in slots}, str(e)
+        else:
+            try:
+                bind_inputs(cls, given)
+                problem = None
+            except EngineError as e:
+                problem = str(e)
+        lines = []
+        for s in slots:
+            obj = bound.get(s.name)
+            if obj is not None:
+                lines.append(f"{s.name}: {input_label(obj)}")
+            else:
+                lines.append(f"{s.name}: {'(optional) ' if s.optional else ''}none selected ({s.kinds})")
+        self.slots_label.setText("\n".join(lines))
+        self.slots_label.setToolTip(
+            "\n".join(f"{s.name}: {s.description or s.kinds}" for s in slots)
+            + "\nSelect the inputs together (Ctrl+click) in the Inputs panel; each goes to the slot of its type."
+        )
+        self.slots_label.show()
+        return problem
+
     def _update_enabled(self) -> None:
-        self.run_button.setEnabled(self.form is not None)
+        problem = self._show_slots() if self.form is not None else None
+        self.run_button.setEnabled(self.form is not None and problem is None)
+        self.run_button.setToolTip(
+            RUN_TIP if problem is None else f"{problem} Select it in the Inputs panel (Ctrl+click to add it)."
+        )
         self.reset_button.setEnabled(self.form is not None)
 
     def reset_defaults(self) -> None:

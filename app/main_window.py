@@ -36,7 +36,7 @@ from app.jobs import JobRunner
 from app.jobs_panel import JobsPanel
 from app.project import SUFFIX, InputEntry, Project, ResultEntry, load_entry
 from app.session import ProjectActions
-from engines.api import EngineError
+from engines.api import EngineError, bind_inputs
 
 log = logging.getLogger("app.main_window")
 AUTOSAVE_MS = 3 * 60 * 1000
@@ -421,15 +421,19 @@ class MainWindow(ProjectActions, QMainWindow):
             rows = self.selected_inputs()
             if not rows:
                 raise EngineError("Select an input in the Inputs panel first (import one with File > Import).")
-            if len(rows) < cls.min_inputs:
+            if len(rows) < cls.min_inputs and not getattr(cls, "slots", ()):
                 raise EngineError(
                     f"{cls.title} needs {cls.min_inputs} inputs "
                     f"({', '.join(t.__name__ for t in cls.accepts)}): select them "
                     f"together with Ctrl+click in the Inputs panel."
                 )
             params = self.engine_panel.params()
-            inputs = [self.project.inputs[r].obj for r in rows]
-            cls.check_inputs(inputs)
+            try:  # each input in its slot (person_video, garment_image), by type
+                inputs = bind_inputs(cls, [self.project.inputs[r].obj for r in rows])
+            except EngineError as e:
+                if len(rows) < cls.min_inputs:
+                    raise EngineError(f"{e} Select the inputs together with Ctrl+click in the Inputs panel.") from None
+                raise
         except EngineError as e:
             self.error("Cannot run", str(e))
             return None

@@ -18,6 +18,7 @@ import pyvista as pv
 
 from engines.types import (  # noqa: F401  (VertexNormals, vertex_normals: re-exported for the viewport)
     Avatar,
+    Camera,
     DepthMap,
     Image,
     Mesh,
@@ -56,7 +57,7 @@ class _Item:
     normals: VertexNormals | None = None  # for meshes: recomputes shading normals on update
     flip: bool = False  # the mesh was inside-out: its displayed copy is rewound
     depth: "DepthArrays | None" = None  # depth surfaces: what the confidence slider filters
-    camera: tuple | None = None  # (K, R, t, (w, h)): the photo camera this part was seen from
+    camera: Camera | None = None  # the photo camera this part was seen from (a depth map's: its home view)
     lod: object | None = None  # (actor, poly, rule, shape): a lighter stand-in drawn while the view moves (app.lod)
     source: object = None  # the engine object drawn (a stand-in takes a texture's colours from it)
 
@@ -317,9 +318,7 @@ def draw_depth(view: "Viewport", depth: DepthMap, key: str) -> list[str]:
     (or faded, :attr:`Viewport.fade_low_confidence`). The photo's camera is the part's
     home view (:meth:`Viewport.reset_camera`)."""
     arr = depth_surface(depth)
-    h, w = depth.depth.shape[:2]
-    K = depth.intrinsics if depth.intrinsics is not None else depth.default_intrinsics()
-    camera = (np.asarray(K, float), np.diag([1.0, -1.0, -1.0]), np.zeros(3), (w, h))
+    camera = depth.display_camera()
     thr, fade = view.confidence_threshold, view.fade_low_confidence
     if len(arr.faces) == 0:  # no neighbours at similar depth: points
         keep = arr.vertex_confidence >= thr if arr.has_confidence and not fade else slice(None)
@@ -511,6 +510,22 @@ def draw_take(view: "Viewport", take: Take, key: str) -> list[str]:
     if take.avatar is None:
         return []
     return draw_avatar(view, take.avatar, key)
+
+
+def cameras_of(obj) -> list[Camera]:
+    """The cameras "View from camera" offers for a shown object, in the display frame: a
+    depth map's photo camera, a splat's photos, the cameras a mesh draws (multi-view
+    frusta), an avatar's (or a take's avatar's) photo camera; any other object's
+    ``cameras`` list or ``camera`` when they are :class:`Camera` objects."""
+    if isinstance(obj, DepthMap):
+        return [obj.display_camera()]
+    if isinstance(obj, Take):
+        obj = obj.avatar
+    out = [c for c in (getattr(obj, "cameras", None) or []) if isinstance(c, Camera)]
+    cam = getattr(obj, "camera", None)
+    if isinstance(cam, Camera):
+        out.append(cam)
+    return out
 
 
 def draw_nothing(view: "Viewport", obj, key: str) -> list[str]:

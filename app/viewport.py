@@ -11,11 +11,14 @@ Frames and conventions
   frame). :meth:`engines.types.DepthMap.to_points` already returns points in it.
 * ``set_view("front")`` looks down -z with +y up; ``"left"`` looks from -x, ``"right"``
   from +x, ``"top"`` from +y, ``"back"`` from -z (Blender's naming).
-* Photo cameras (:meth:`Viewport.set_camera_from_photo`) use OpenCV's pinhole model:
+* Photo cameras (:class:`engines.types.Camera`, :meth:`Viewport.set_camera`, the
+  conversion in :func:`vtk_view`) use OpenCV's pinhole model:
   a display-frame point ``X`` has camera coordinates ``x = R @ X + t`` (x right, y down,
   z forward) and lands on pixel ``(u, v) = (fx x/z + cx, fy y/z + cy)``, with integer
   ``(u, v)`` at pixel centres and (0, 0) the top-left pixel. For a depth map's own points
-  that is ``R = diag(1, -1, -1), t = 0``.
+  that is ``R = diag(1, -1, -1), t = 0`` (:meth:`engines.types.DepthMap.display_camera`).
+  "View from camera" in the toolbar lists the cameras of what is shown (:func:`cameras_of`:
+  a splat's photos, multi-view camera frusta, the avatar's photo, a depth map's photo).
 * Texture coordinates follow OBJ/trimesh: ``v = 0`` is the bottom row of the texture.
 
 Shading: vertex normals are computed here (area weighted) from faces wound
@@ -38,6 +41,7 @@ frusta or stray points beside a reconstruction do not shrink it in the view.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -65,13 +69,71 @@ from app.renderers import (  # noqa: F401  (re-exported: tests and benchmarks us
     Renderer,
     RENDERERS,
     renderer_for,
+    cameras_of,
 )
 from app.lod import lod_map
 from app.renderers import CONFIDENCE_DEFAULT, depth_colours, depth_faces_shown
-from engines.types import Mesh, PointCloud, Strands
+from engines.types import Camera, Mesh, PointCloud, Strands
 
 MOTION_REST_MS = 300
 """Full detail returns this long after the last wheel step or slider update."""
+
+
+@dataclass(frozen=True)
+class VtkView:
+    """What a VTK camera is set to for a photo camera (see :func:`vtk_view`)."""
+
+    position: tuple[float, float, float]
+    focal_point: tuple[float, float, float]
+    view_up: tuple[float, float, float]
+    view_angle: float
+    """Vertical, degrees (of the window)."""
+    window_center: tuple[float, float]
+    aspect: float | None
+    """An explicit aspect ratio for non-square pixels (fx != fy), else None."""
+
+    def apply(self, vtk_camera) -> None:
+        vtk_camera.SetPosition(*self.position)
+        vtk_camera.SetFocalPoint(*self.focal_point)
+        vtk_camera.SetViewUp(*self.view_up)
+        vtk_camera.SetViewAngle(self.view_angle)
+        vtk_camera.SetWindowCenter(*self.window_center)
+        if hasattr(vtk_camera, "SetUseExplicitAspectRatio"):
+            if self.aspect is not None:
+                vtk_camera.SetExplicitAspectRatio(self.aspect)
+            vtk_camera.SetUseExplicitAspectRatio(self.aspect is not None)
+
+
+def vtk_view(camera: Camera, window_size, focus: float = 1.0) -> VtkView:
+    """The VTK camera that sees the world as ``camera`` does, its photo fitted into a window
+    of ``window_size`` (W, H) pixels (letterboxed when the aspect ratios differ): a point at
+    photo pixel (u, v) appears at the corresponding position of the photo's rectangle in
+    the window; with the window the size of the photo, at pixel (u, v) of a screenshot.
+
+    Position = the camera centre, focal point = centre + ``focus`` x forward (the orbit
+    pivot; it does not change the picture), view-up = minus the camera's y axis (OpenCV's y
+    is down), the vertical view angle from fy and the window height, the principal point as
+    VTK's window centre."""
+    camera = Camera.from_dict(camera)
+    w, h = (float(s) for s in camera.image_size)
+    W, H = (float(s) for s in window_size)
+    if w <= 0 or h <= 0:  # no image size: take the window's
+        w, h = W, H
+    K = camera.K
+    s = min(W / w, H / h)
+    fx, fy = K[0, 0] * s, K[1, 1] * s
+    # photo pixel centre u -> window pixel centre: continuous coordinates scaled about the centre
+    cx = s * (K[0, 2] + 0.5 - w / 2) + W / 2 - 0.5
+    cy = s * (K[1, 2] + 0.5 - h / 2) + H / 2 - 0.5
+    centre, forward = camera.centre, camera.forward
+    return VtkView(
+        position=tuple(float(v) for v in centre),
+        focal_point=tuple(float(v) for v in centre + forward * (focus if focus > 1e-3 else 1.0)),
+        view_up=tuple(float(v) for v in camera.up),
+        view_angle=float(np.degrees(2 * np.arctan(H / (2 * fy)))),
+        window_center=(1.0 - 2.0 * (cx + 0.5) / W, 2.0 * (cy + 0.5) / H - 1.0),
+        aspect=(W / H) * (fy / fx) if abs(fx - fy) > 1e-6 * fy else None,
+    )
 
 
 # ----------------------------------------------------------------------------- widget
@@ -130,6 +192,7 @@ class Viewport(QtWidgets.QWidget):
         super().__init__(parent)
         self._items: dict[str, _Item] = {}
         self._groups: dict[str, list[str]] = {}
+        self._sources: dict[str, object] = {}  # key -> the object shown under it (its cameras)
         self._counter = 0
         self.point_size = 3.0
         self.line_width = 2.0
@@ -142,7 +205,7 @@ class Viewport(QtWidgets.QWidget):
         """The drawn object that "Reset" frames (the main item of a result); None: everything."""
         self.lod_enabled = True
         self.interacting = False
-        self._photo: tuple | None = None  # (camera arguments, camera pose) of the last photo camera
+        self._photo: tuple | None = None  # (Camera, VTK camera pose) of the last photo camera
         self._stale_normals: set[str] = set()
         self._rest_timer = QtCore.QTimer(self)
         self._rest_timer.setSingleShot(True)
@@ -255,6 +318,15 @@ class Viewport(QtWidgets.QWidget):
         # Left/Right side are the subject's own sides, as an artist names a profile (issue 15:
         # "Left" showed the subject's right cheek): a subject facing the viewer has its left
         # side towards +x, the view that set_view calls "right".
+        self.camera_menu = QtWidgets.QMenu("View from camera", self)
+        self.camera_menu.aboutToShow.connect(self._fill_camera_menu)
+        self.camera_button = QtWidgets.QToolButton(self)
+        self.camera_button.setText("View from camera")
+        self.camera_button.setToolTip("Look through one of the cameras of what is shown (its photos)")
+        self.camera_button.setMenu(self.camera_menu)
+        self.camera_button.setPopupMode(QtWidgets.QToolButton.InstantPopup)
+        self.camera_action = tb.addWidget(self.camera_button)
+        self.camera_action.setEnabled(False)
         for label, view, tip in (
             ("Front", "front", "Look at the front"),
             ("Left side", "right", "The subject's own left side (on your right when it faces you)"),
@@ -332,11 +404,13 @@ class Viewport(QtWidgets.QWidget):
         if not parts:
             return None
         self._groups[key] = parts
+        self._sources[key] = obj
         if self.wireframe:
             self.set_wireframe(True, render=False)
         if self.interacting:
             self._use_lod(parts, True)
         self._update_confidence_controls()
+        self._update_camera_controls()
         if render:
             if first:
                 self.reset_camera()
@@ -393,12 +467,15 @@ class Viewport(QtWidgets.QWidget):
             item = self._items.pop(part, None)
             if item is not None:
                 self._remove_item(item)
+        self._sources.pop(key, None)
         for group, parts in list(self._groups.items()):
             if key in parts:
                 parts.remove(key)
                 if not parts:
                     del self._groups[group]
+                    self._sources.pop(group, None)
         self._update_confidence_controls()
+        self._update_camera_controls()
         if render:
             self.plotter.render()
 
@@ -411,8 +488,10 @@ class Viewport(QtWidgets.QWidget):
         for part in list(self._items):
             self._remove_item(self._items.pop(part))
         self._groups.clear()
+        self._sources.clear()
         self.frame_key = None
         self._update_confidence_controls()
+        self._update_camera_controls()
         if render:
             self.plotter.render()
 
@@ -425,8 +504,8 @@ class Viewport(QtWidgets.QWidget):
         if hasattr(cam, "SetUseExplicitAspectRatio"):
             cam.SetUseExplicitAspectRatio(False)
 
-    def home_camera(self) -> tuple | None:
-        """(K, R, t, size) of the photo camera a drawn part was seen from (a depth map), or None."""
+    def home_camera(self) -> Camera | None:
+        """The photo camera a drawn part was seen from (a depth map), or None."""
         order = ([self.frame_key] if self.frame_key in self._groups else []) + list(self._groups)
         for group in order:
             for part in self._groups.get(group, []):
@@ -440,7 +519,7 @@ class Viewport(QtWidgets.QWidget):
         main part (:attr:`frame_key`), or everything."""
         home = self.home_camera()
         if home is not None:
-            self.set_camera_from_photo(*home, render=render)
+            self.set_camera(home, render=render)
         else:
             self.set_view("front", render=render)
 
@@ -501,41 +580,52 @@ class Viewport(QtWidgets.QWidget):
         self.plotter.renderer.ResetCameraClippingRange()
 
     def set_camera_from_photo(self, K, R, t, image_size, render: bool = True) -> None:
-        """Match the VTK camera to a pinhole photo camera (OpenCV convention, see module doc).
+        """:meth:`set_camera` for a camera given as its parts (OpenCV convention, see the
+        module doc)."""
+        w, h = image_size
+        self.set_camera(Camera(K, R, t, w, h), render=render)
 
-        The photo is fitted into the current window (letterboxed when the aspect ratios
-        differ), so a point at photo pixel (u, v) appears at the corresponding position of
-        the photo's rectangle in the window; with the window the size of the photo, at
-        pixel (u, v) of a screenshot.
-        """
-        K = np.asarray(K, float)
-        R = np.asarray(R, float).reshape(3, 3)
-        t = np.asarray(t, float).reshape(3)
-        w, h = (float(s) for s in image_size)
-        W, H = (float(s) for s in self.plotter.render_window.GetSize())
-        s = min(W / w, H / h)
-        fx, fy = K[0, 0] * s, K[1, 1] * s
-        # photo pixel centre u -> window pixel centre: continuous coordinates scaled about the centre
-        cx = s * (K[0, 2] + 0.5 - w / 2) + W / 2 - 0.5
-        cy = s * (K[1, 2] + 0.5 - h / 2) + H / 2 - 0.5
-        centre = -R.T @ t
-        forward, down = R[2], R[1]
-        cam = self.plotter.camera
+    def set_camera(self, camera: Camera, render: bool = True) -> None:
+        """Look through ``camera`` (:func:`vtk_view`): the photo fitted into the window; the
+        orbit pivot is the drawn scene's centre along its view."""
+        camera = Camera.from_dict(camera)
         bounds = self.plotter.renderer.ComputeVisiblePropBounds()
         scene = np.array([(bounds[0] + bounds[1]) / 2, (bounds[2] + bounds[3]) / 2, (bounds[4] + bounds[5]) / 2])
-        dist = float(np.dot(scene - centre, forward)) if bounds[0] <= bounds[1] else 1.0
-        cam.SetPosition(*centre)
-        cam.SetFocalPoint(*(centre + forward * (dist if dist > 1e-3 else 1.0)))
-        cam.SetViewUp(*(-down))
-        cam.SetViewAngle(float(np.degrees(2 * np.arctan(H / (2 * fy)))))
-        cam.SetWindowCenter(1.0 - 2.0 * (cx + 0.5) / W, 2.0 * (cy + 0.5) / H - 1.0)
-        if hasattr(cam, "SetExplicitAspectRatio") and abs(fx - fy) > 1e-6 * fy:
-            cam.SetExplicitAspectRatio((W / H) * (fy / fx))
-            cam.SetUseExplicitAspectRatio(True)
+        dist = float(np.dot(scene - camera.centre, camera.forward)) if bounds[0] <= bounds[1] else 1.0
+        vtk_view(camera, self.plotter.render_window.GetSize(), dist).apply(self.plotter.camera)
         self.plotter.renderer.ResetCameraClippingRange()
-        self._photo = ((K, R, t, image_size), self._camera_pose())
+        self._photo = (camera, self._camera_pose())
         if render:
             self.plotter.render()
+
+    def shown_cameras(self) -> list[tuple[str, Camera]]:
+        """(menu label, camera) for every camera of what is shown (:func:`cameras_of`), the
+        same photo once (a splat's cameras and its frusta' are the same photos)."""
+        out, seen = [], set()
+        named = len([o for k, o in self._sources.items() if not k.startswith("_warm/") and cameras_of(o)]) > 1
+        for key, obj in self._sources.items():
+            if key.startswith("_warm/"):
+                continue
+            for i, cam in enumerate(cameras_of(obj)):
+                label = cam.name or f"Camera {i + 1}"
+                ident = (label, tuple(np.round(cam.centre, 6)), tuple(np.round(cam.forward, 6)))
+                if ident in seen:
+                    continue
+                seen.add(ident)
+                if cam.held_out:
+                    label += " (held out)"
+                if named:
+                    label = f"{getattr(obj, 'name', key)}: {label}"
+                out.append((label, cam))
+        return out
+
+    def _fill_camera_menu(self) -> None:
+        self.camera_menu.clear()
+        for label, cam in self.shown_cameras():
+            self.camera_menu.addAction(label, lambda c=cam: self.set_camera(c))
+
+    def _update_camera_controls(self) -> None:
+        self.camera_action.setEnabled(bool(self.shown_cameras()))
 
     def _camera_pose(self) -> tuple:
         cam = self.plotter.camera
@@ -545,7 +635,7 @@ class Viewport(QtWidgets.QWidget):
         super().resizeEvent(event)
         # keep a photo camera matched to its photo while the user has not moved the view
         if self._photo is not None and self._photo[1] == self._camera_pose():
-            QtCore.QTimer.singleShot(0, lambda: self._photo and self.set_camera_from_photo(*self._photo[0]))
+            QtCore.QTimer.singleShot(0, lambda: self._photo and self.set_camera(self._photo[0]))
 
     # -- appearance
     def set_wireframe(self, on: bool, render: bool = True) -> None:

@@ -19,6 +19,8 @@ types), ``produces`` (result types), a pydantic ``Params`` model and a pure ``ru
 
 The GUI builds its parameter form from ``Params`` and the CLI builds ``--set`` options
 from it: one description, two front ends (nerfstudio's dataclass configs do the same).
+An engine with several inputs names them with ``slots = (Slot("person_video", (VideoClip,)),
+...)``; ``run`` then reads ``inputs.person_video`` (:func:`bind_inputs`, docs/plugins.md).
 Errors a user can fix are :class:`EngineError` with a sentence the user can act on.
 """
 
@@ -29,7 +31,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Protocol, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Protocol, Sequence
 
 from pydantic import BaseModel
 
@@ -72,6 +74,37 @@ class Progress(Protocol):
 
 def no_progress(fraction: float, message: str = "") -> None:
     """A Progress that ignores reports (for library use and tests)."""
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A named input of an engine: ``Slot("garment_image", (Image,), "the garment photo")``.
+
+    An engine that declares ``slots`` gets its inputs bound to them (:func:`bind_inputs`):
+    by name where the user named them (``--input garment_image=shirt.png``), the rest by
+    type in slot order; ``run`` then reads ``inputs.garment_image``."""
+
+    name: str
+    accepts: tuple[type, ...]
+    description: str = ""
+    optional: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.accepts, type):  # Slot("photo", Image) as well as (Image,)
+            object.__setattr__(self, "accepts", (self.accepts,))
+        else:
+            object.__setattr__(self, "accepts", tuple(self.accepts))
+
+    def takes(self, obj: Any) -> bool:
+        return isinstance(obj, self.accepts)
+
+    @property
+    def kinds(self) -> str:
+        """``"Avatar or Image"``."""
+        return " or ".join(t.__name__ for t in self.accepts)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kinds})"
 
 
 @dataclass
@@ -119,7 +152,24 @@ class Engine(abc.ABC):
     produces: ClassVar[tuple[type, ...]] = ()
     min_inputs: ClassVar[int] = 1
     max_inputs: ClassVar[int] = 1
+    slots: ClassVar[tuple[Slot, ...]] = ()
+    """Named inputs (:class:`Slot`), in order. Empty: the inputs are a plain list in the
+    user's order (checked against ``accepts``/``min_inputs``/``max_inputs``). Declared: a
+    subclass that does not set ``accepts``/``min_inputs``/``max_inputs`` itself gets them from
+    the slots, and ``run`` gets :class:`Inputs` with ``inputs.<slot name>``."""
     api_version: ClassVar[int] = API_VERSION
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        slots = cls.__dict__.get("slots")
+        if slots:
+            own = cls.__dict__
+            if "accepts" not in own:
+                cls.accepts = tuple(dict.fromkeys(t for s in slots for t in s.accepts))
+            if "min_inputs" not in own:
+                cls.min_inputs = sum(not s.optional for s in slots)
+            if "max_inputs" not in own:
+                cls.max_inputs = len(slots)
 
     # -- what the engine's package contributes besides run (like npe2 manifests' readers and
     # writers); all "module:attribute" strings, imported only when used
@@ -152,14 +202,225 @@ class Engine(abc.ABC):
     # -- helpers shared by the front ends ---------------------------------------------
     @classmethod
     def check_inputs(cls, inputs: list) -> None:
-        """Raise EngineError if the inputs do not fit ``accepts``/``min_inputs``/``max_inputs``."""
-        names = ", ".join(t.__name__ for t in cls.accepts)
-        if not (cls.min_inputs <= len(inputs) <= cls.max_inputs):
-            want = f"{cls.min_inputs}" if cls.min_inputs == cls.max_inputs else f"{cls.min_inputs} to {cls.max_inputs}"
-            raise EngineError(f"{cls.title} needs {want} input(s) ({names}); got {len(inputs)}.")
+        """Raise EngineError if the inputs do not fit ``accepts``/``min_inputs``/``max_inputs``
+        (and, for an engine with ``slots``, if they cannot be bound to them)."""
+        bind_inputs(cls, inputs)
+
+    @classmethod
+    def bind(cls, inputs: Sequence = (), named: Mapping[str, Any] | None = None) -> Inputs:
+        """:func:`bind_inputs` for this engine: ``inputs = self.bind(inputs)`` in ``run``."""
+        return bind_inputs(cls, inputs, named)
+
+
+class Inputs(list):
+    """An engine's inputs: the list ``run`` always got (iterate it, ``inputs[0]``), and, for an
+    engine with ``slots``, each slot's object by name: ``inputs.person_video``,
+    ``inputs["garment_image"]``, ``inputs.get("mask")`` (None for an optional slot left
+    empty). The list holds the filled slots in slot order."""
+
+    def __init__(self, items: Sequence = (), slots: Mapping[str, Any] | None = None) -> None:
+        super().__init__(items)
+        self._slots: dict[str, Any] = dict(slots or {})
+
+    @property
+    def by_slot(self) -> dict[str, Any]:
+        """Slot name -> object (None where an optional slot is empty), in slot order."""
+        return dict(self._slots)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        v = self.__dict__.get("_slots", {}).get(name)
+        return default if v is None else v
+
+    def _unknown(self, name: str) -> str:
+        known = ", ".join(self.__dict__.get("_slots", {})) or "none (this engine has no named inputs)"
+        return f"no input slot named {name!r}; the slots are: {known}"
+
+    def __getattr__(self, name: str) -> Any:
+        slots = self.__dict__.get("_slots", {})
+        if name.startswith("_") or name not in slots:
+            raise AttributeError(self._unknown(name) if not name.startswith("_") else name)
+        return slots[name]
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            slots = self.__dict__.get("_slots", {})
+            if key not in slots:
+                raise KeyError(self._unknown(key))
+            return slots[key]
+        return super().__getitem__(key)
+
+    def __repr__(self) -> str:
+        if not self._slots:
+            return f"Inputs({list.__repr__(self)})"
+        return (
+            "Inputs("
+            + ", ".join(f"{k}={_describe(v) if v is not None else None}" for k, v in self._slots.items())
+            + ")"
+        )
+
+
+_RESERVED_SLOT_NAMES = frozenset(n for n in dir(Inputs) if not n.startswith("_"))
+
+
+def _describe(obj: Any) -> str:
+    """``an Image (shirt.png)``: an input for a message."""
+    kind = type(obj).__name__
+    label = ""
+    path = getattr(obj, "path", None)
+    if path:
+        try:
+            from pathlib import Path
+
+            label = Path(path).name
+        except TypeError:
+            label = ""
+    if not label and isinstance(getattr(obj, "name", None), str):
+        label = obj.name
+    article = "an" if kind[:1].lower() in "aeiou" else "a"
+    return f"{article} {kind}" + (f" ({label})" if label else "")
+
+
+def _title(engine) -> str:
+    return getattr(engine, "title", "") or getattr(engine, "name", "") or "The engine"
+
+
+def slots_text(engine) -> str:
+    """``person_video (VideoClip), garment_image (Image)``: an engine's slots for messages and help."""
+    return ", ".join(
+        f"{s.name} ({s.kinds}{', optional' if s.optional else ''})" for s in getattr(engine, "slots", ()) or ()
+    )
+
+
+def unknown_slot_error(engine, name: str) -> EngineError:
+    """The error for an input given a slot name the engine does not have."""
+    if not getattr(engine, "slots", ()):
+        return EngineError(
+            f"{_title(engine)} has no named inputs (it takes {', '.join(t.__name__ for t in engine.accepts)} "
+            f"in order): give the input without '{name}='."
+        )
+    return EngineError(f"{_title(engine)} has no input named '{name}'; its inputs are: {slots_text(engine)}.")
+
+
+def slot_problem(engine) -> str | None:
+    """Why an engine's ``slots`` are unusable (None when they are fine, or there are none)."""
+    slots = getattr(engine, "slots", ())
+    if not slots:
+        return None
+    cname = getattr(engine, "__name__", repr(engine))
+    if not isinstance(slots, tuple) or not all(isinstance(s, Slot) for s in slots):
+        return f"{cname}.slots must be a tuple of engines.api.Slot"
+    names = [s.name for s in slots]
+    for n in names:
+        if not n.isidentifier() or n.startswith("_") or n in _RESERVED_SLOT_NAMES:
+            return (
+                f"{cname} has an input slot named {n!r}: use an identifier that does not start with '_' "
+                f"and is none of {', '.join(sorted(_RESERVED_SLOT_NAMES))}"
+            )
+    if len(set(names)) != len(names):
+        return f"{cname} names two input slots alike ({', '.join(names)})"
+    required = sum(not s.optional for s in slots)
+    if (engine.min_inputs, engine.max_inputs) != (required, len(slots)):
+        return (
+            f"{cname} has min_inputs={engine.min_inputs}, max_inputs={engine.max_inputs} but its slots "
+            f"say {required} and {len(slots)} (leave those out: they follow from the slots)"
+        )
+    extra = [t.__name__ for s in slots for t in s.accepts if not issubclass(t, tuple(engine.accepts))]
+    if extra:
+        return f"{cname}'s slots take {', '.join(extra)}, which is not in its accepts"
+    return None
+
+
+def assign_slots(engine, inputs: Sequence = (), named: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], list]:
+    """Which input goes in which of the engine's slots, without judging completeness:
+    ``(slot name -> object or None, inputs that fit no free slot)``.
+
+    ``named`` (slot name -> object) goes first; each of ``inputs`` then takes a free slot that
+    accepts its type, in slot order (moving an earlier input to another slot it fits when that
+    frees one: an Image and a VideoClip for slots ``(VideoClip or Image, Image)`` both fit).
+    Raises EngineError for a name that is not a slot, or an object of a type its slot refuses.
+    """
+    slots = tuple(getattr(engine, "slots", ()) or ())
+    by_name = {s.name: s for s in slots}
+    bound: dict[str, Any] = {s.name: None for s in slots}
+    for name, obj in (named or {}).items():
+        slot = by_name.get(name)
+        if slot is None:
+            raise unknown_slot_error(engine, name)
+        if not slot.takes(obj):
+            raise EngineError(f"The {name} input of {_title(engine)} takes {slot.kinds}, not {_describe(obj)}.")
+        bound[name] = obj
+    free = [s for s in slots if bound[s.name] is None]
+    taken: dict[str, Any] = {}
+
+    def place(obj: Any, seen: set[str]) -> bool:
+        fits = [s for s in free if s.takes(obj) and s.name not in seen]
+        for s in fits:  # a free slot first, in slot order
+            if s.name not in taken:
+                taken[s.name] = obj
+                return True
+        for s in fits:  # else move an earlier input to another slot it fits
+            seen.add(s.name)
+            if place(taken[s.name], seen):
+                taken[s.name] = obj
+                return True
+        return False
+
+    left = [obj for obj in inputs if not place(obj, set())]
+    bound.update(taken)
+    return bound, left
+
+
+def bind_inputs(engine, inputs: Sequence = (), named: Mapping[str, Any] | None = None) -> Inputs:
+    """The engine's inputs checked and bound to its slots, as :class:`Inputs`.
+
+    ``inputs`` in the user's order, ``named`` by slot name (see :func:`assign_slots`). Raises
+    EngineError naming the slot and what it takes when a required slot stays empty, and the
+    input when one fits no slot. For an engine without ``slots`` the inputs stay a list in the
+    given order, checked against ``accepts``/``min_inputs``/``max_inputs``. Inputs that are
+    already bound for this engine's slots are checked again and returned bound the same way.
+    """
+    slots = tuple(getattr(engine, "slots", ()) or ())
+    title = _title(engine)
+    named = dict(named or {})
+    if not slots:
+        if named:
+            raise unknown_slot_error(engine, next(iter(named)))
+        inputs = list(inputs)
+        names = ", ".join(t.__name__ for t in engine.accepts)
+        if not (engine.min_inputs <= len(inputs) <= engine.max_inputs):
+            lo, hi = engine.min_inputs, engine.max_inputs
+            want = f"{lo}" if lo == hi else f"{lo} to {hi}"
+            raise EngineError(f"{title} needs {want} input(s) ({names}); got {len(inputs)}.")
         for i in inputs:
-            if not isinstance(i, cls.accepts):
-                raise EngineError(f"{cls.title} cannot use a {type(i).__name__}; it accepts {names}.")
+            if not isinstance(i, engine.accepts):
+                raise EngineError(f"{title} cannot use a {type(i).__name__}; it accepts {names}.")
+        return Inputs(inputs)
+    if isinstance(inputs, Inputs) and list(inputs.by_slot) == [s.name for s in slots]:
+        named = {**{k: v for k, v in inputs.by_slot.items() if v is not None}, **named}
+        inputs = []
+    bound, left = assign_slots(engine, inputs, named)
+    given = len(named) + len(inputs)
+    missing = [s for s in slots if not s.optional and bound[s.name] is None]
+    if missing:
+        s = missing[0]
+        lo, hi = engine.min_inputs, engine.max_inputs
+        want = f"{lo}" if lo == hi else f"{lo} to {hi}"
+        head = f"{title} needs {want} input(s); got {given}: " if given < lo else f"{title}: "
+        what = f" ({s.description})" if s.description else ""
+        msg = f"{head}the {s.name} input is missing; it takes {s.kinds}{what}."
+        if left:
+            msg += f" (Given but not used: {_describe(left[0])}; its inputs are: {slots_text(engine)}.)"
+        raise EngineError(msg)
+    if left:
+        obj = left[0]
+        fitting = [s.name for s in slots if s.takes(obj)]
+        why = (
+            f"the input(s) that take it ({', '.join(fitting)}) are already filled"
+            if fitting
+            else "none of its inputs takes one"
+        )
+        raise EngineError(f"{title} has no place for {_describe(obj)}: {why}. Its inputs are: {slots_text(engine)}.")
+    return Inputs([bound[s.name] for s in slots if bound[s.name] is not None], bound)
 
 
 def _choice_key(v: str) -> str:

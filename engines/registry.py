@@ -18,7 +18,7 @@ import logging
 import os
 from importlib.metadata import entry_points
 
-from engines.api import API_VERSION, Engine
+from engines.api import API_VERSION, Engine, slot_problem
 
 log = logging.getLogger(__name__)
 GROUP = "capture_studio.engines"
@@ -76,6 +76,9 @@ def engine_problem(obj) -> str | None:
             )
     if not obj.name:
         return f"{obj.__name__}.name is empty"
+    bad_slots = slot_problem(obj)
+    if bad_slots:
+        return bad_slots
     version = getattr(obj, "api_version", API_VERSION)
     if version != API_VERSION:
         return (

@@ -17,7 +17,7 @@ Conventions
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -49,20 +49,26 @@ class Camera(Mapping):
     width: int = 0
     height: int = 0
     name: str = ""
+    """The photo the camera took (a file name), when it is one."""
+    held_out: bool = False
+    """Kept out of training (a splat's evaluation photos)."""
 
     def __post_init__(self):
         self.K = np.asarray(self.K, np.float64).reshape(3, 3)
         self.R = np.asarray(self.R, np.float64).reshape(3, 3)
         self.t = np.asarray(self.t, np.float64).reshape(3)
         self.width, self.height = int(self.width), int(self.height)
+        self.name, self.held_out = str(self.name), bool(self.held_out)
 
     # -- the mapping view (files, older code) ------------------------------------------
     _KEYS = ("K", "R", "t", "image_size")
+    _ATTRS = ("K", "R", "t", "width", "height", "name", "held_out")
+    """Also readable as keys: the splat's camera dicts of older projects had these."""
 
     def __getitem__(self, key):
         if key == "image_size":
             return (self.width, self.height)
-        if key in ("K", "R", "t"):
+        if key in self._ATTRS:
             return getattr(self, key)
         raise KeyError(key)
 
@@ -77,15 +83,31 @@ class Camera(Mapping):
 
     @classmethod
     def from_dict(cls, d) -> "Camera":
-        """From ``{"K", "R", "t", "image_size"}`` (lists or arrays), or a Camera (returned)."""
+        """From ``{"K", "R", "t", "image_size"}`` (lists or arrays), or the splat's older
+        ``{"name", "K", "R", "t", "width", "height", "held_out"}``, or a Camera (returned)."""
         if isinstance(d, Camera):
             return d
-        w, h = d.get("image_size", (0, 0))
-        return cls(K=d["K"], R=d.get("R", np.eye(3)), t=d.get("t", np.zeros(3)), width=w, height=h)
+        w, h = d["image_size"] if "image_size" in d else (d.get("width", 0), d.get("height", 0))
+        return cls(
+            K=d["K"],
+            R=d.get("R", np.eye(3)),
+            t=d.get("t", np.zeros(3)),
+            width=w,
+            height=h,
+            name=d.get("name", ""),
+            held_out=d.get("held_out", False),
+        )
 
     @classmethod
     def look_at(
-        cls, eye, target, up=(0.0, 1.0, 0.0), focal_px: float = 1000.0, width: int = 1000, height: int = 1000
+        cls,
+        eye,
+        target,
+        up=(0.0, 1.0, 0.0),
+        focal_px: float = 1000.0,
+        width: int = 1000,
+        height: int = 1000,
+        name: str = "",
     ) -> "Camera":
         """A camera at ``eye`` looking at ``target`` with ``up`` (world, y up) pointing up in
         the image; the principal point at the image centre."""
@@ -99,7 +121,7 @@ class Camera(Mapping):
         down = np.cross(fwd, right)
         R = np.stack([right, down, fwd])
         K = np.array([[focal_px, 0, (width - 1) / 2.0], [0, focal_px, (height - 1) / 2.0], [0, 0, 1.0]])
-        return cls(K=K, R=R, t=-R @ eye, width=width, height=height)
+        return cls(K=K, R=R, t=-R @ eye, width=width, height=height, name=name)
 
     # -- geometry ------------------------------------------------------------------------
     @property
@@ -157,7 +179,17 @@ class Camera(Mapping):
             width=max(1, round(self.width * s)),
             height=max(1, round(self.height * s)),
             name=self.name,
+            held_out=self.held_out,
         )
+
+    def posed(self, R, t) -> "Camera":
+        """The same intrinsics and image at another pose."""
+        return replace(self, K=self.K.copy(), R=R, t=t)
+
+
+DISPLAY_FROM_CAMERA = np.diag([1.0, -1.0, -1.0])
+"""Camera axes (x right, y down, z forward) to the display frame's (x right, y up, z towards
+the viewer) and back: its own inverse."""
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -281,9 +313,13 @@ class Mesh:
     """N x 4 joint indices into a :class:`Skeleton` (skinning), with ``weights``."""
     weights: np.ndarray | None = None
     """N x 4 skin weights (rows sum to 1)."""
+    cameras: list[Camera] = field(default_factory=list)
+    """The photo cameras the mesh stands for, when it draws them (multi-view camera frusta):
+    the viewport's "View from camera" lists them."""
 
     def __post_init__(self):
         self.vertices = _f32(self.vertices).reshape(-1, 3)
+        self.cameras = [Camera.from_dict(c) for c in self.cameras]
         if self.joints is not None:
             self.joints = np.ascontiguousarray(self.joints, dtype=np.uint16).reshape(-1, 4)
         if self.weights is not None:
@@ -338,14 +374,38 @@ class DepthMap:
     confidence: np.ndarray | None = None
     """0..1 per pixel."""
     intrinsics: np.ndarray | None = None
+    """3x3 K of the photo (pixels); the same as ``camera.K`` when a camera is given."""
     image: np.ndarray | None = None
     """Reference (e.g. all-in-focus) RGB image, same H x W."""
     name: str = "depth"
+    camera: Camera | None = None
+    """The photo's :class:`Camera` (identity pose: depth is along its z). Made from
+    ``intrinsics`` when only they are given, and gives them when only it is."""
 
     def __post_init__(self):
         self.depth = _f32(self.depth)
         if self.confidence is not None:
             self.confidence = _f32(self.confidence)
+        h, w = self.depth.shape[:2]
+        if self.camera is not None:
+            self.camera = Camera.from_dict(self.camera)
+            if self.intrinsics is None:
+                self.intrinsics = self.camera.K.copy()
+        elif self.intrinsics is not None:
+            self.camera = Camera(K=self.intrinsics, width=w, height=h, name=self.name)
+
+    def photo_camera(self, fov_deg: float = 60.0) -> Camera:
+        """:attr:`camera`, or one with :meth:`default_intrinsics` when none is known."""
+        if self.camera is not None and self.intrinsics is not None and np.array_equal(self.camera.K, self.intrinsics):
+            return self.camera
+        K = self.intrinsics if self.intrinsics is not None else self.default_intrinsics(fov_deg)
+        h, w = self.depth.shape[:2]
+        return Camera(K=K, width=w, height=h, name=self.name)
+
+    def display_camera(self) -> Camera:
+        """The photo's camera for the points of :meth:`to_points` (display frame: y up, z
+        towards the viewer), which is what the viewport views the depth map from."""
+        return self.photo_camera().posed(DISPLAY_FROM_CAMERA, np.zeros(3))
 
     def default_intrinsics(self, fov_deg: float = 60.0) -> np.ndarray:
         """Pinhole K for a horizontal field of view, when none is known."""
@@ -355,13 +415,11 @@ class DepthMap:
 
     def to_points(self, stride: int = 1) -> PointCloud:
         """Back-project valid pixels to a coloured point cloud (camera frame, +z forward)."""
-        K = self.intrinsics if self.intrinsics is not None else self.default_intrinsics()
         d = self.depth[::stride, ::stride]
         ys, xs = np.mgrid[0 : self.depth.shape[0] : stride, 0 : self.depth.shape[1] : stride]
         ok = np.isfinite(d) & (d > 0)
-        z = d[ok]
-        x = (xs[ok] - K[0, 2]) / K[0, 0] * z
-        y = (ys[ok] - K[1, 2]) / K[1, 1] * z
+        # camera frame x right, y down, z forward -> display frame y up, z towards the viewer
+        pts = self.display_camera().unproject(np.column_stack([xs[ok], ys[ok]]), d[ok])
         cols = None
         if self.image is not None:
             img = self.image[::stride, ::stride]
@@ -370,8 +428,7 @@ class DepthMap:
             cols = img[ok][:, :3]
             if cols.dtype != np.uint8:
                 cols = (cols >> 8).astype(np.uint8) if cols.dtype == np.uint16 else cols.astype(np.uint8)
-        # Camera frame is x right, y down, z forward; display frame is y up, z towards viewer.
-        return PointCloud(np.stack([x, -y, -z], 1), cols, name=self.name + " points")
+        return PointCloud(pts, cols, name=self.name + " points")
 
 
 @dataclass
@@ -537,19 +594,20 @@ class Splat:
     deviations along its axes), ``rotations`` (N x 4 unit quaternions, w x y z), ``opacity_logits``
     (N; opacity = sigmoid) and ``sh`` (N x K x 3 spherical-harmonic colour coefficients,
     K = (degree + 1)^2; ``sh[:, 0]`` is the DC term, colour = SH(direction) + 0.5).
-    ``cameras`` are the photos' cameras in the splat's frame, each a dict with ``name``,
-    ``K`` (3x3), ``R`` (3x3), ``t`` (3,) (OpenCV: x_cam = R x + t), ``width``, ``height`` and
-    ``held_out`` (not used for training)."""
+    ``cameras`` are the photos' :class:`Camera` objects in the splat's frame, with ``name``
+    and ``held_out`` (not used for training); dicts with ``name``, ``K``, ``R``, ``t``,
+    ``width``, ``height``, ``held_out`` (older projects) become cameras."""
 
     positions: np.ndarray
     log_scales: np.ndarray
     rotations: np.ndarray
     opacity_logits: np.ndarray
     sh: np.ndarray
-    cameras: list[dict] = field(default_factory=list)
+    cameras: list[Camera] = field(default_factory=list)
     name: str = "splat"
 
     def __post_init__(self):
+        self.cameras = [Camera.from_dict(c) for c in self.cameras]
         self.positions = _f32(self.positions).reshape(-1, 3)
         n = len(self.positions)
         self.log_scales = _f32(self.log_scales).reshape(n, 3)

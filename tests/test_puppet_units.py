@@ -142,7 +142,7 @@ def test_engine_checks_inputs_and_parameters():
     with pytest.raises(EngineError, match="2 input"):
         PuppetEngine.check_inputs([Image(np.zeros((8, 8, 3), np.uint8))])
     clip = VideoClip(path=__import__("pathlib").Path("x.mp4"), frame_count=10, fps=30, width=8, height=8)
-    with pytest.raises(EngineError, match="one video"):
+    with pytest.raises(EngineError, match="the avatar input is missing; it takes Avatar or Image"):
         PuppetEngine().run(
             [clip, clip], PuppetEngine.Params(), lambda *a: None, __import__("engines.api").api.CancelToken()
         )

@@ -210,7 +210,7 @@ def test_inputs_must_be_one_video_and_one_garment_photo():
     with pytest.raises(EngineError, match="needs 2 input"):
         run_inputs = [clip]
         TryOnEngine().run(run_inputs, make_params(TryOnEngine), no_progress, CancelToken())
-    with pytest.raises(EngineError, match="one video of a person and one garment photo"):
+    with pytest.raises(EngineError, match="person_video input is missing; it takes VideoClip"):
         TryOnEngine().run([green_garment(), green_garment()], make_params(TryOnEngine), no_progress, CancelToken())
 
 

@@ -2,6 +2,7 @@
 
     main.py batch ENGINE --inputs 'portraits/*.jpg' --out results/ [--set name=value ...]
     main.py batch tryon --inputs 'clips/*.mp4' --inputs garment.png --out tryons/
+    main.py batch tryon --inputs person_video='clips/*.mp4' --inputs garment_image=shirt.png --out tryons/
     main.py batch puppet --manifest takes.csv --out takes/ --format .mp4
     main.py batch avatar --inputs portraits/ --out results/ --cluster ray://head:10001
 
@@ -29,10 +30,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "-i",
         action="append",
         default=[],
-        metavar="PATTERN",
+        metavar="[SLOT=]PATTERN",
         help="inputs: a glob ('portraits/*.jpg', '**' for sub-folders), a folder or a file; "
         "repeat once per engine input, later ones paired with the first by file name "
-        "(a single file is used for every item)",
+        "(a single file is used for every item). SLOT= names the engine input it fills "
+        "(e.g. person_video='clips/*.mp4'; run ENGINE --help lists them), else it goes by type",
     )
     p.add_argument(
         "--manifest",

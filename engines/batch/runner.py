@@ -17,14 +17,15 @@ from typing import Protocol
 from engines.api import EngineError, make_params
 from engines.batch import items as _items
 from engines.batch import records as rec
-from engines.batch.work import engine_ref, init_local_worker, process_item
+from engines.batch.work import engine_ref, init_local_worker, parse_inputs, process_item
 
 
 @dataclass
 class BatchOptions:
     out: Path
     inputs: list[str] = field(default_factory=list)
-    """One pattern per engine input (glob, folder or file); paired by name."""
+    """One pattern per engine input (glob, folder or file); paired by name. ``slot=pattern``
+    puts that input in the engine's slot of that name (else inputs go by type)."""
     manifest: Path | None = None
     params: dict = field(default_factory=dict)
     format: str | None = None
@@ -182,10 +183,13 @@ def run_batch(engine, options: BatchOptions, progress: BatchProgress | None = No
     out = Path(options.out).absolute()
     if out.exists() and not out.is_dir():
         raise EngineError(f"--out must be a folder; {out} is a file.")
+    slot_names: list[str | None] = []
     if options.manifest:
         plan = _items.from_manifest(options.manifest)
     else:
-        plan = _items.from_patterns(list(options.inputs), exclude=out)
+        parsed = parse_inputs(engine_cls, list(options.inputs))  # "slot=pattern" or a pattern
+        slot_names = [n for n, _ in parsed] if any(n for n, _ in parsed) else []
+        plan = _items.from_patterns([p for _, p in parsed], exclude=out)
     n_in = {len(i.inputs) for i in plan if i.problem is None}
     for n in n_in:
         if not engine_cls.min_inputs <= n <= engine_cls.max_inputs:
@@ -228,6 +232,9 @@ def run_batch(engine, options: BatchOptions, progress: BatchProgress | None = No
                 except OSError as e:
                     problem = f"{e.filename or item.inputs[0]}: {e.strerror or 'cannot be read'}."
             b["inputs"] = inputs or [{"path": str(p), "sha256": None} for p in item.inputs]
+            for entry, slot in zip(b["inputs"], slot_names):
+                if slot:
+                    entry["slot"] = slot
             hashes = [i["sha256"] for i in b["inputs"]]
             base[item.id] = b
             if problem is not None:
@@ -255,6 +262,7 @@ def run_batch(engine, options: BatchOptions, progress: BatchProgress | None = No
                 "engine_ref": ref,
                 "params": params,
                 "inputs": [str(p) for p in i.inputs],
+                "slots": slot_names or None,
                 "out": str(out),
                 "format": fmt,
             }

@@ -14,13 +14,23 @@ same paths (one machine, or a folder shared by every node of a cluster).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import time
 import traceback
 from pathlib import Path
 
-from engines.api import CancelToken, Cancelled, EngineError, Progress, make_params, no_progress
+from engines.api import (
+    CancelToken,
+    Cancelled,
+    EngineError,
+    Progress,
+    bind_inputs,
+    make_params,
+    no_progress,
+    unknown_slot_error,
+)
 
 _engine_classes: dict[tuple[str, str | None], type] = {}
 
@@ -52,14 +62,53 @@ def load_engine(name: str, ref: str | None = None) -> type:
     return cls
 
 
-def load_inputs(engine_cls: type, input_paths) -> list:
-    """The engine's inputs read from ``input_paths`` (each as the type the engine prefers)
-    and checked against what it accepts. Raises :class:`EngineError` for a bad input."""
+_SLOT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def parse_input(engine_cls: type, spec) -> tuple[str | None, str]:
+    """``(slot name or None, path)`` from a command-line input: ``garment_image=shirt.png``
+    names the engine's ``garment_image`` slot, a plain ``shirt.png`` goes by type. A path
+    that exists is taken as it is, even with an ``=`` in its name. Raises EngineError for a
+    name that is not one of the engine's slots (listing them)."""
+    if isinstance(spec, tuple):
+        name, path = spec
+        return (name or None), str(path)
+    text = str(spec)
+    name, sep, rest = text.partition("=")
+    if not sep or not _SLOT_NAME.fullmatch(name):
+        return None, text
+    if name in {s.name for s in getattr(engine_cls, "slots", ()) or ()}:
+        return name, rest
+    if os.path.exists(text):
+        return None, text
+    raise unknown_slot_error(engine_cls, name)
+
+
+def parse_inputs(engine_cls: type, specs) -> list[tuple[str | None, str]]:
+    """:func:`parse_input` of each, refusing a slot named twice."""
+    out = [parse_input(engine_cls, s) for s in specs]
+    names = [n for n, _ in out if n]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise EngineError(f"The {twice[0]} input is given twice; give one file per input.")
+    return out
+
+
+def load_inputs(engine_cls: type, input_paths):
+    """The engine's inputs read from ``input_paths`` and bound to its slots (``Inputs``, a
+    list). Each is a path, ``"slot=path"`` or ``(slot, path)``: a named one is read as a type
+    its slot takes, the others as types the engine accepts, and bound by type
+    (:func:`engines.api.bind_inputs`). Raises :class:`EngineError` for a bad input."""
     from engines import io
 
-    inputs = [io.load_input(p, prefer=engine_cls.accepts) for p in input_paths]
-    engine_cls.check_inputs(inputs)
-    return inputs
+    slots = {s.name: s for s in getattr(engine_cls, "slots", ()) or ()}
+    positional, named = [], {}
+    for name, path in parse_inputs(engine_cls, input_paths):
+        if name:
+            named[name] = io.load_input(path, prefer=slots[name].accepts)
+        else:
+            positional.append(io.load_input(path, prefer=engine_cls.accepts))
+    return bind_inputs(engine_cls, positional, named)
 
 
 def run_and_export(
@@ -130,7 +179,8 @@ def process_item(task: dict) -> dict:
     """Run one batch item; return its outcome (never raises for a bad item).
 
     ``task``: ``item``, ``engine``, ``engine_ref``, ``params`` (a dict), ``inputs`` (paths),
-    ``out`` (folder), ``format`` (extension). The outcome: ``status`` ``done`` (with
+    optionally ``slots`` (the slot name of each input, or None: bound by type), ``out``
+    (folder), ``format`` (extension). The outcome: ``status`` ``done`` (with
     ``outputs``: names and sizes, ``metrics``, ``notes``) or ``failed`` (with ``error_kind``
     ``input`` for a problem the user can fix, ``error`` for a bug, and ``message``), and
     ``timings``, ``stage_timings``, ``host``, ``pid``.
@@ -154,7 +204,8 @@ def process_item(task: dict) -> dict:
                 "node needs the output folder at the same path (a shared folder)."
             )
         target = out_dir / f"{task['item']}{task['format']}"
-        result, written, timings = run_to_file(engine_cls, task["inputs"], params, target)
+        names = task.get("slots") or [None] * len(task["inputs"])
+        result, written, timings = run_to_file(engine_cls, list(zip(names, task["inputs"])), params, target)
         outcome.update(
             status="done",
             outputs=[{"name": os.path.relpath(p, out_dir), "bytes": os.path.getsize(p)} for p in written],

@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from engines.api import CancelToken, Engine, EngineError, Progress, Result
-from engines.types import DepthMap, FocalStack, Mesh, PointCloud
+from engines.types import Camera, DepthMap, FocalStack, Mesh, PointCloud
 
 LOW_CONFIDENCE_FRACTION = 0.02
 """Below this fraction of confident pixels the stack is reported as textureless."""
@@ -323,7 +323,9 @@ class DepthFromFocusEngine(Engine):
                 depth, conf, image = self._upsampled(depth, conf, dff.index, frames, full_al, (full_w, full_h))
         progress(0.85, "Point cloud and mesh")
         K = self._intrinsics(stack, depth.shape, params.fov_deg, result.notes)
-        dm = DepthMap(depth, conf, K, image=image, name="depth from focus")
+        h, w = depth.shape[:2]
+        photo = Camera(K, width=w, height=h, name=stack.paths[0].name if stack.paths else "")
+        dm = DepthMap(depth, conf, image=image, name="depth from focus", camera=photo)
         with result.stage("point cloud"):
             cloud = self._points(dm, params.max_depth_jump)
         result.items = [dm, cloud]
@@ -457,7 +459,9 @@ class DepthFromFocusEngine(Engine):
         d = dm.depth
         kernel = np.ones((3, 3), np.uint8)
         spread = cv2.dilate(d, kernel) - cv2.erode(d, kernel)
-        clean = DepthMap(np.where(spread > max_jump * d, np.nan, d), dm.confidence, dm.intrinsics, dm.image, dm.name)
+        clean = DepthMap(
+            np.where(spread > max_jump * d, np.nan, d), dm.confidence, dm.intrinsics, dm.image, dm.name, dm.camera
+        )
         stride = max(1, int(np.ceil(np.sqrt(d.size / 1.0e6))))
         return clean.to_points(stride)
 

@@ -66,17 +66,14 @@ def depth_surface(
     """Every ``stride``-th pixel of ``dm`` as a vertex, two triangles per grid cell, none
     across a depth jump (see the module docstring)."""
     stride = max(1, int(stride))
-    K = dm.intrinsics if dm.intrinsics is not None else dm.default_intrinsics()
     H, W = dm.depth.shape
     d = np.asarray(dm.depth[::stride, ::stride], np.float32)
     ys, xs = np.mgrid[0:H:stride, 0:W:stride]
     valid = np.isfinite(d) & (d > 0)
     index = np.full(d.shape, -1, np.int64)
     index[valid] = np.arange(int(valid.sum()))
-    z = d[valid]
-    x = (xs[valid] - K[0, 2]) / K[0, 0] * z
-    y = (ys[valid] - K[1, 2]) / K[1, 1] * z
-    verts = np.stack([x, -y, -z], 1).astype(np.float32)
+    # the display frame (y up, z towards the viewer), seen from the photo's camera
+    verts = dm.display_camera().unproject(np.column_stack([xs[valid], ys[valid]]), d[valid]).astype(np.float32)
     i00, i01, i10, i11 = index[:-1, :-1], index[:-1, 1:], index[1:, :-1], index[1:, 1:]
     d00, d01, d10, d11 = d[:-1, :-1], d[:-1, 1:], d[1:, :-1], d[1:, 1:]
     faces = []

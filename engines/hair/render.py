@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from engines.types import Camera
 
-def view_camera(bounds: np.ndarray, view: str = "front", size: int = 256, margin: float = 1.12) -> dict:
+
+def view_camera(bounds: np.ndarray, view: str = "front", size: int = 256, margin: float = 1.12) -> Camera:
     """A distant, nearly orthographic camera looking at ``bounds`` (2 x 3) from a named side.
 
     ``view``: front (from +z), back, left (from -x), right (from +x), three_quarter.
@@ -37,16 +39,13 @@ def view_camera(bounds: np.ndarray, view: str = "front", size: int = 256, margin
     f = size / 2 / (half / dist)
     K = np.array([[f, 0, size / 2], [0, f, size / 2], [0, 0, 1.0]])
     t = -R @ (centre - fwd * dist)
-    return {"K": K, "R": R, "t": t, "image_size": (size, size)}
+    return Camera(K, R, t, size, size)
 
 
-def project(points: np.ndarray, cam: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel positions (N x 2) and camera depths (N) of world points."""
-    R, t, K = np.asarray(cam["R"], float), np.asarray(cam["t"], float).reshape(3), np.asarray(cam["K"], float)
-    pc = points.reshape(-1, 3) @ R.T + t
-    z = np.maximum(pc[:, 2], 1e-6)
-    uv = (pc[:, :2] / z[:, None]) * [K[0, 0], K[1, 1]] + [K[0, 2], K[1, 2]]
-    return uv, pc[:, 2]
+def project(points: np.ndarray, cam) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel positions (N x 2) and camera depths (N) of world points (:meth:`Camera.project`:
+    NaN positions behind the camera)."""
+    return Camera.from_dict(cam).project(points)
 
 
 def _wh(cam: dict) -> tuple[int, int]:

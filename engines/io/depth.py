@@ -41,7 +41,6 @@ def depth_to_mesh(dm: DepthMap, max_depth_jump: float = 0.05, stride: int = 1) -
     ``dm.image``; UVs map each vertex to its pixel in that image.
     """
     stride = max(1, int(stride))
-    K = dm.intrinsics if dm.intrinsics is not None else dm.default_intrinsics()
     d = dm.depth[::stride, ::stride].astype(np.float64)
     H, W = dm.depth.shape
     h, w = d.shape
@@ -51,10 +50,8 @@ def depth_to_mesh(dm: DepthMap, max_depth_jump: float = 0.05, stride: int = 1) -
         raise EngineError(f"The depth map '{dm.name}' has fewer than 3 known pixels, so it cannot become a mesh.")
     index = np.full(d.shape, -1, np.int64)
     index[valid] = np.arange(int(valid.sum()))
-    z = d[valid]
-    x = (xs[valid] - K[0, 2]) / K[0, 0] * z
-    y = (ys[valid] - K[1, 2]) / K[1, 1] * z
-    verts = np.stack([x, -y, -z], 1)
+    # the display frame (y up, z towards the viewer), seen from the photo's camera
+    verts = dm.display_camera().unproject(np.column_stack([xs[valid], ys[valid]]), d[valid])
     # Two triangles per 2x2 cell, counter-clockwise as seen from the camera.
     i00, i01, i10, i11 = index[:-1, :-1], index[:-1, 1:], index[1:, :-1], index[1:, 1:]
     d00, d01, d10, d11 = d[:-1, :-1], d[:-1, 1:], d[1:, :-1], d[1:, 1:]

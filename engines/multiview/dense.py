@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engines.api import CancelToken, no_progress
+from engines.types import Camera
 
 
 @dataclass
@@ -43,13 +44,8 @@ class ViewDepth:
 
 
 def scale_intrinsics(K: np.ndarray, s: float) -> np.ndarray:
-    """K for an image resized by ``s`` (OpenCV pixel-centre convention)."""
-    K = K.copy().astype(np.float64)
-    K[0, 0] *= s
-    K[1, 1] *= s
-    K[0, 2] = s * (K[0, 2] + 0.5) - 0.5
-    K[1, 2] = s * (K[1, 2] + 0.5) - 0.5
-    return K
+    """K for an image resized by ``s`` (OpenCV pixel-centre convention: :meth:`Camera.scaled`)."""
+    return Camera(K, width=1, height=1).scaled(s).K
 
 
 def select_neighbors(
@@ -78,10 +74,8 @@ def depth_range(K, R, t, size, points: np.ndarray) -> tuple[float, float] | None
     """Near/far depth of the sparse points seen inside the image, with a margin."""
     if len(points) == 0:
         return None
-    x = points @ R.T + t
-    z = x[:, 2]
-    uv = x[:, :2] / np.maximum(z[:, None], 1e-9) * [K[0, 0], K[1, 1]] + [K[0, 2], K[1, 2]]
-    ok = (z > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < size[0]) & (uv[:, 1] >= 0) & (uv[:, 1] < size[1])
+    uv, z = Camera(K, R, t).project(points)  # NaN behind the camera: never inside
+    ok = (uv[:, 0] >= 0) & (uv[:, 0] < size[0]) & (uv[:, 1] >= 0) & (uv[:, 1] < size[1])
     if ok.sum() < 8:
         return None
     lo, hi = np.percentile(z[ok], [1, 99])
@@ -194,18 +188,16 @@ def consistency_mask(
     ys, xs = np.mgrid[0:h, 0:w]
     d = ref.depth
     valid = np.isfinite(d)
-    pts_cam = np.stack([(xs - ref.K[0, 2]) / ref.K[0, 0] * d, (ys - ref.K[1, 2]) / ref.K[1, 1] * d, d], -1)
-    P = (pts_cam[valid] - ref.t) @ ref.R  # camera -> world: R^T (x - t)
+    P = Camera(ref.K, ref.R, ref.t).unproject(np.column_stack([xs[valid], ys[valid]]), d[valid])
     agree = np.zeros(len(P), np.int32)
     for j in neighbors:
         m = maps[j]
-        x = P @ m.R.T + m.t
-        z = x[:, 2]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            u = np.round(x[:, 0] / z * m.K[0, 0] + m.K[0, 2]).astype(np.int64)
-            v = np.round(x[:, 1] / z * m.K[1, 1] + m.K[1, 2]).astype(np.int64)
+        xy, z = Camera(m.K, m.R, m.t).project(P)
+        front = np.isfinite(xy[:, 0])
+        xy[~front] = -1.0
+        u, v = np.round(xy).astype(np.int64).T
         hj, wj = m.depth.shape
-        ins = (z > 0) & (u >= 0) & (u < wj) & (v >= 0) & (v < hj)
+        ins = front & (u >= 0) & (u < wj) & (v >= 0) & (v < hj)
         dj = np.full(len(P), np.nan, np.float32)
         dj[ins] = m.depth[v[ins], u[ins]]
         # relative tolerance: at least rel_tol, and no finer than one sweep plane

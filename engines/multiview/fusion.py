@@ -195,7 +195,7 @@ def fuse_depth_maps(
         T = np.asarray(T, np.float64)
         if T.shape != (4, 4):
             raise EngineError(f"Pose of {dm.name} must be a 4x4 camera-to-world matrix, got shape {T.shape}.")
-        K = dm.intrinsics if dm.intrinsics is not None else dm.default_intrinsics()
+        K = dm.photo_camera().K
         rgb = None
         if dm.image is not None:
             rgb = dm.image if dm.image.ndim == 3 else np.repeat(dm.image[:, :, None], 3, 2)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from engines.api import CancelToken, EngineError
-from engines.types import Mesh, PointCloud
+from engines.types import Camera, Mesh, PointCloud
 
 
 def background_mask(rgb: np.ndarray, threshold: float = 30.0) -> np.ndarray:
@@ -83,12 +83,10 @@ def carve(
     for m, K, R, t in zip(masks, Ks, Rs, ts):
         if cancel is not None:
             cancel.raise_if_set()
-        x = X @ R.T + t
-        z = x[:, 2]
-        front = z > 1e-9
-        zs = np.where(front, z, 1.0)
-        u = np.round(x[:, 0] / zs * K[0, 0] + K[0, 2]).astype(np.int64)
-        v = np.round(x[:, 1] / zs * K[1, 1] + K[1, 2]).astype(np.int64)
+        xy, z = Camera(K, R, t).project(X)
+        front = np.isfinite(xy[:, 0])
+        xy[~front] = -1.0
+        u, v = np.round(xy).astype(np.int64).T
         h, w = m.shape
         ins = front & (u >= 0) & (u < w) & (v >= 0) & (v < h)
         # dilate by the projected radius of a voxel (+1 px rounding) to stay conservative

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from engines.api import CancelToken, EngineError, no_progress
-from engines.types import Mesh, PointCloud
+from engines.types import Camera, Mesh, PointCloud
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,15 @@ class Cameras:
 
     def index(self, name: str) -> int:
         return self.names.index(name)
+
+    def camera(self, i: int) -> Camera:
+        """Camera ``i`` as an :class:`engines.types.Camera` (pinhole: ``k1`` is left out)."""
+        w, h = self.sizes[i]
+        return Camera(self.K[i], self.R[i], self.t[i], int(w), int(h), name=str(self.names[i]))
+
+    def to_list(self) -> list[Camera]:
+        """Every camera as an :class:`engines.types.Camera`, in the order of ``names``."""
+        return [self.camera(i) for i in range(len(self))]
 
 
 @dataclass
@@ -326,19 +335,16 @@ def _why_unregistered(db_path: Path, model: SparseModel) -> str:
 
 
 def frusta_mesh(cams: Cameras, size: float) -> Mesh:
-    """Camera frusta as thin pyramids (apex at the centre, base ``size`` in front)."""
+    """Camera frusta as thin pyramids (apex at the centre, base ``size`` in front); the
+    mesh carries the cameras themselves (``Mesh.cameras``) for "View from camera"."""
     verts, faces, cols = [], [], []
     n = len(cams)
-    for i in range(n):
-        K, R, t = cams.K[i], cams.R[i], cams.t[i]
-        w, h = cams.sizes[i]
-        c = -R.T @ t
-        corners = np.array([[0, 0, 1], [w, 0, 1], [w, h, 1], [0, h, 1]], np.float64)
-        rays = (np.linalg.inv(K) @ corners.T).T
-        rays *= size / rays[:, 2:3]
-        base = (R.T @ rays.T).T + c
+    cameras = cams.to_list()
+    for i, cam in enumerate(cameras):
+        w, h = cam.image_size
+        base = cam.unproject([[0, 0], [w, 0], [w, h], [0, h]], size)
         o = len(verts)
-        verts += [c, *base]
+        verts += [cam.centre, *base]
         faces += [
             [o, o + 2, o + 1],
             [o, o + 3, o + 2],
@@ -354,6 +360,7 @@ def frusta_mesh(cams: Cameras, size: float) -> Mesh:
         np.array(faces).reshape(-1, 3),
         vertex_colors=np.array(cols, np.uint8).reshape(-1, 3),
         name="cameras",
+        cameras=cameras,
     )
 
 

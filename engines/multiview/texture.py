@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from engines.types import Mesh
+from engines.types import Camera, Mesh
 
 
 def bilinear(img: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -70,17 +70,15 @@ def view_weights(V, F, photos) -> np.ndarray:
     scene.add_triangles(o3d.core.Tensor(V.astype(np.float32)), o3d.core.Tensor(F.astype(np.uint32)))
     W = np.zeros((len(F), len(photos)), np.float32)
     for k, (rgb, K, R, t) in enumerate(photos):
-        C = -R.T @ t
-        x = centres @ R.T + t
-        z = x[:, 2]
-        zs = np.where(z > 1e-9, z, 1.0)
-        u, v = x[:, 0] / zs * K[0, 0] + K[0, 2], x[:, 1] / zs * K[1, 1] + K[1, 2]
+        cam = Camera(K, R, t)
+        C = cam.centre
+        u, v = cam.project(centres)[0].T  # NaN behind the camera: never a candidate
         h, w = rgb.shape[:2]
         view = C - centres
         dist = np.linalg.norm(view, axis=1) + 1e-12
         cos = np.abs(np.einsum("nd,nd->n", fn, view)) / dist  # two-sided: winding may be either way
         m = 2.0
-        cand = np.flatnonzero((z > 0) & (u >= m) & (u <= w - 1 - m) & (v >= m) & (v <= h - 1 - m) & (cos > 0.1))
+        cand = np.flatnonzero((u >= m) & (u <= w - 1 - m) & (v >= m) & (v <= h - 1 - m) & (cos > 0.1))
         if cand.size == 0:
             continue
         rays = np.concatenate([np.broadcast_to(C, (cand.size, 3)), -view[cand] / dist[cand, None]], 1)
@@ -97,8 +95,8 @@ def best_view_per_face(V, F, photos) -> np.ndarray:
 
 
 def _project(P, K, R, t):
-    x = P @ R.T + t
-    return x[:, 0] / x[:, 2] * K[0, 0] + K[0, 2], x[:, 1] / x[:, 2] * K[1, 1] + K[1, 2]
+    u, v = Camera(K, R, t).project(P)[0].T
+    return u, v
 
 
 def photo_gains(centres: np.ndarray, W: np.ndarray, photos, iterations: int = 4) -> np.ndarray:

@@ -5,8 +5,9 @@ Stages: (1) landmarks and ARKit scores on every frame (:mod:`engines.puppet.land
 (2) neutral calibration on the rest frames (the first second, or a given frame range), (3)
 per frame the expression and pose solve, the One Euro filters and gaze
 (:class:`engines.puppet.track.LiveSession`, the code path the GUI's live mode uses), (4) the
-Take. The avatar is the second input: a ``.glb`` / ``.zip`` avatar file, or a portrait photo
-that the avatar engine (looked up in the registry, as a plug-in would) turns into one first.
+Take. The inputs are two slots: ``performance_video`` (the video) and ``avatar``, a ``.glb`` /
+``.zip`` avatar file or a portrait photo that the avatar engine (looked up in the registry, as
+a plug-in would) turns into one first.
 Cancel is checked between frames; progress is reported per frame.
 """
 
@@ -18,7 +19,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from engines.api import CancelToken, Engine, EngineError, Result
+from engines.api import CancelToken, Engine, EngineError, Result, Slot
 from engines.types import Avatar, Image, Take, VideoClip
 
 
@@ -32,10 +33,16 @@ class PuppetEngine(Engine):
         "rotation and gaze per frame, tracked with the Face Landmarker and refined against the "
         "avatar's head model; exported as an animated GLB, an MP4 render or JSON curves."
     )
-    accepts = (VideoClip, Avatar, Image)
+    slots = (
+        Slot("performance_video", (VideoClip,), "a video of the performer's face: a file or a webcam take"),
+        Slot(
+            "avatar",
+            (Avatar, Image),
+            "the avatar to drive: a .glb/.zip avatar, or a portrait photo to make one from",
+        ),
+    )
+    # accepts = (VideoClip, Avatar, Image), min_inputs = max_inputs = 2: from the slots
     produces = (Take, Avatar)
-    min_inputs = 2
-    max_inputs = 2
     writers = {
         ".glb": [("Take", "engines.puppet.export:write_take_glb")],
         ".mp4": [("Take", "engines.puppet.export:write_take_mp4")],
@@ -74,17 +81,10 @@ class PuppetEngine(Engine):
     def run(self, inputs, params, progress, cancel: CancelToken) -> Result:
         from engines.puppet.track import LiveSession, TrackOptions
 
-        self.check_inputs(inputs)
-        clips = [i for i in inputs if isinstance(i, VideoClip)]
-        others = [i for i in inputs if not isinstance(i, VideoClip)]
-        if len(clips) != 1 or len(others) != 1:
-            raise EngineError(
-                "The puppet needs one video (the performance) and one avatar: a .glb/.zip avatar "
-                "file or a portrait photo to make one from."
-            )
-        clip: VideoClip = clips[0]
+        inputs = self.bind(inputs)
+        clip: VideoClip = inputs.performance_video
         res = Result()
-        avatar = others[0]
+        avatar = inputs.avatar
         if isinstance(avatar, Image):
             avatar = self._make_avatar(avatar, res, progress, cancel)
         n_total = clip.frame_count - params.start

@@ -29,7 +29,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from engines.api import CancelToken, Engine, EngineError, Result
-from engines.types import ImageSet, Mesh, PointCloud, Splat, VideoClip
+from engines.types import Camera, ImageSet, Mesh, PointCloud, Splat, VideoClip
 
 MIN_TRAIN_S = 20.0
 
@@ -393,7 +393,7 @@ def train_scene(
     return splat, report, tviews
 
 
-def splat_cameras(scene: PreparedScene) -> list[dict]:
+def splat_cameras(scene: PreparedScene) -> list[Camera]:
     """Every registered photo's camera, at the photo's original size, for Splat.cameras."""
     cams = scene.model.cameras
     out = []
@@ -407,17 +407,7 @@ def splat_cameras(scene: PreparedScene) -> list[dict]:
         K[1, 1] *= s
         K[0, 2] = (K[0, 2] + 0.5) * s - 0.5
         K[1, 2] = (K[1, 2] + 0.5) * s - 0.5
-        out.append(
-            dict(
-                name=name,
-                K=K,
-                R=np.asarray(cams.R[i]),
-                t=np.asarray(cams.t[i]),
-                width=int(W),
-                height=int(H),
-                held_out=name in scene.held_out,
-            )
-        )
+        out.append(Camera(K, cams.R[i], cams.t[i], int(W), int(H), name=name, held_out=name in scene.held_out))
     return out
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from engines.api import EngineError
-from engines.types import Splat
+from engines.types import Camera, Splat
 
 _SH_DEGREE_BY_REST = {0: 0, 9: 1, 24: 2, 45: 3}
 
@@ -201,21 +201,20 @@ def cameras_json(splat: Splat, splat_name: str = "") -> list[dict]:
     """The cameras as the 3DGS reference code's cameras.json lists them."""
     out = []
     for i, c in enumerate(splat.cameras):
-        R = np.asarray(c["R"], np.float64).reshape(3, 3)
-        t = np.asarray(c["t"], np.float64).reshape(3)
-        K = np.asarray(c["K"], np.float64).reshape(3, 3)
+        c = Camera.from_dict(c)
+        K = c.K
         entry = {
             "id": i,
-            "img_name": Path(str(c["name"])).stem,
-            "width": int(c["width"]),
-            "height": int(c["height"]),
-            "position": (-R.T @ t).tolist(),
-            "rotation": R.T.tolist(),
+            "img_name": Path(c.name).stem,
+            "width": c.width,
+            "height": c.height,
+            "position": c.centre.tolist(),
+            "rotation": c.R.T.tolist(),
             "fy": float(K[1, 1]),
             "fx": float(K[0, 0]),
             "cx": float(K[0, 2]),
             "cy": float(K[1, 2]),
-            "held_out": bool(c.get("held_out", False)),
+            "held_out": c.held_out,
         }
         if splat_name:
             entry["splat"] = splat_name
@@ -223,8 +222,8 @@ def cameras_json(splat: Splat, splat_name: str = "") -> list[dict]:
     return out
 
 
-def cameras_from_json(entries: list[dict]) -> list[dict]:
-    """Our camera dicts from cameras.json entries (cx, cy default to the image centre)."""
+def cameras_from_json(entries: list[dict]) -> list[Camera]:
+    """Our cameras from cameras.json entries (cx, cy default to the image centre)."""
     cams = []
     for e in entries:
         Rc = np.asarray(e["rotation"], np.float64)
@@ -232,13 +231,11 @@ def cameras_from_json(entries: list[dict]) -> list[dict]:
         R = Rc.T
         w, h = int(e["width"]), int(e["height"])
         K = np.array([[e["fx"], 0, e.get("cx", (w - 1) / 2)], [0, e["fy"], e.get("cy", (h - 1) / 2)], [0, 0, 1.0]])
-        cams.append(
-            dict(name=e["img_name"], K=K, R=R, t=-R @ pos, width=w, height=h, held_out=bool(e.get("held_out", False)))
-        )
+        cams.append(Camera(K, R, -R @ pos, w, h, name=str(e["img_name"]), held_out=bool(e.get("held_out", False))))
     return cams
 
 
-def sidecar_cameras(path: Path) -> list[dict]:
+def sidecar_cameras(path: Path) -> list[Camera]:
     """The cameras from a ``cameras*.json`` beside ``path`` whose entries name it, else []."""
     for cand in sorted(path.parent.glob("cameras*.json")):
         if _own_cameras(path, cand):

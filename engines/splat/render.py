@@ -13,19 +13,13 @@ import numpy as np
 
 from engines.api import EngineError
 from engines.splat.project import View
-from engines.types import Splat
+from engines.types import Camera, Splat
 
 
-def camera_view(cam: dict, long_side: int | None = None) -> View:
+def camera_view(cam: Camera, long_side: int | None = None) -> View:
     """A :class:`View` for one of ``Splat.cameras``, optionally resized to ``long_side``."""
-    v = View(
-        np.asarray(cam["K"], np.float64),
-        np.asarray(cam["R"], np.float64),
-        np.asarray(cam["t"], np.float64),
-        int(cam["width"]),
-        int(cam["height"]),
-        str(cam.get("name", "")),
-    )
+    cam = Camera.from_dict(cam)
+    v = View(cam.K, cam.R, cam.t, cam.width, cam.height, cam.name)
     if long_side and max(v.width, v.height) != long_side:
         s = long_side / max(v.width, v.height)
         v = v.scaled(max(1, round(v.width * s)), max(1, round(v.height * s)))
@@ -57,8 +51,7 @@ def orbit_centre(splat: Splat) -> np.ndarray:
     if len(cams) >= 3:
         A, b = np.zeros((3, 3)), np.zeros(3)
         for c in cams:
-            R, t = np.asarray(c["R"], float), np.asarray(c["t"], float)
-            o, d = -R.T @ t, R[2]
+            o, d = c.centre, c.forward
             P = np.eye(3) - np.outer(d, d)
             A += P
             b += P @ o
@@ -75,12 +68,12 @@ def turntable_views(splat: Splat, frames: int = 120, long_side: int = 480) -> li
     centre = orbit_centre(splat)
     cams = splat.cameras
     if cams:
-        C = np.array([-np.asarray(c["R"]).T @ np.asarray(c["t"]) for c in cams])
+        C = np.array([c.centre for c in cams])
         rel = C - centre
         dist = float(np.median(np.linalg.norm(rel, axis=1)))
         height = float(np.median(rel[:, 1]))
-        w0, h0 = int(cams[0]["width"]), int(cams[0]["height"])
-        f0 = float(np.median([c["K"][1][1] / c["height"] for c in cams]))
+        w0, h0 = cams[0].width, cams[0].height
+        f0 = float(np.median([c.K[1, 1] / c.height for c in cams]))
         start = float(np.arctan2(rel[0, 0], rel[0, 2]))
     else:
         lo, hi = np.percentile(splat.positions, [5, 95], axis=0) if len(splat) else (-np.ones(3), np.ones(3))
@@ -89,19 +82,13 @@ def turntable_views(splat: Splat, frames: int = 120, long_side: int = 480) -> li
     s = long_side / max(w0, h0)
     w, h = max(2, round(w0 * s)), max(2, round(h0 * s))
     f = f0 * h
-    K = np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1.0]])
     radius = float(np.sqrt(max(dist**2 - height**2, (0.2 * dist) ** 2)))
     views = []
     for i in range(frames):
         a = start + 2 * np.pi * i / frames
         c = centre + np.array([radius * np.sin(a), height, radius * np.cos(a)])
-        z = centre - c
-        z /= np.linalg.norm(z)
-        x = np.cross(z, [0.0, 1.0, 0.0])  # camera right; y down = z x x
-        x /= max(np.linalg.norm(x), 1e-9)
-        y = np.cross(z, x)
-        R = np.stack([x, y, z])
-        views.append(View(K, R, -R @ c, w, h, f"turntable_{i:03d}"))
+        cam = Camera.look_at(c, centre, (0.0, 1.0, 0.0), focal_px=f, width=w, height=h)
+        views.append(View(cam.K, cam.R, cam.t, w, h, f"turntable_{i:03d}"))
     return views
 
 
@@ -135,8 +122,8 @@ def write_splat_bundle(splat: Splat, path: str | os.PathLike) -> list[Path]:
         if splat.cameras:
             z.writestr("cameras.json", json.dumps(cameras_json(splat, f"{path.stem}.ply"), indent=1))
             for cam in splat.cameras:
-                img = render_splat(splat, [camera_view(cam, min(max(int(cam["width"]), int(cam["height"])), 1280))])[0]
+                img = render_splat(splat, [camera_view(cam, min(max(cam.width, cam.height), 1280))])[0]
                 buf = _io.BytesIO()
                 PILImage.fromarray(img).save(buf, format="PNG")
-                z.writestr(f"renders/{Path(str(cam['name'])).stem}.png", buf.getvalue())
+                z.writestr(f"renders/{Path(cam.name).stem}.png", buf.getvalue())
     return [path]

@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from engines.api import EngineError, Engine, Result
+from engines.api import EngineError, Engine, Result, Slot
 from engines.types import Image, VideoClip, VideoResult
 
 
@@ -93,10 +93,12 @@ class TryOnEngine(Engine):
         "clothes, optical-flow temporal smoothing (Hu 2023). Classical method; no "
         "learned generator is used."
     )
-    accepts = (VideoClip, Image)
+    slots = (
+        Slot("person_video", (VideoClip,), "a video of the person to dress"),
+        Slot("garment_image", (Image,), "a photo of the garment, a top on a plain or transparent background"),
+    )
+    # accepts = (VideoClip, Image), min_inputs = max_inputs = 2: from the slots
     produces = (VideoResult,)
-    min_inputs = 2
-    max_inputs = 2
 
     class Params(BaseModel):
         temporal: Literal["on", "off"] = Field(
@@ -152,12 +154,8 @@ class TryOnEngine(Engine):
         from engines.tryon.garment import prepare_garment
         from engines.tryon.pipeline import TryOnPipeline
 
-        self.check_inputs(inputs)
-        clips = [i for i in inputs if isinstance(i, VideoClip)]
-        photos = [i for i in inputs if isinstance(i, Image)]
-        if len(clips) != 1 or len(photos) != 1:
-            raise EngineError("Video try-on needs one video of a person and one garment photo.")
-        clip, photo = clips[0], photos[0]
+        inputs = self.bind(inputs)
+        clip, photo = inputs.person_video, inputs.garment_image
         vname = Path(clip.path).name
         gname = photo.path.name if photo.path else "the garment photo"
         result = Result()
