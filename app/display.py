@@ -290,9 +290,16 @@ def show_result(window, result, prefix: str) -> int | None:
                 # A result made from a video is shown beside it (the user can untick it).
                 window.video_view.side_by_side.setChecked(True)
             tab = TAB_VIDEO if item is result.main or tab is None else tab
+    if vp is not None:
+        vp.reset_camera(render=False)  # the photo camera for depth, else the framed front view
+    # a panel's dock showing resizes the 3D view, which paints it (a render) there and then:
+    # the camera is set before, and the paint asked for below renders only if that one did not
     show_panels(window, result, prefix, geometry_to_draw(result.items) if vp is not None else [])
     if vp is not None:
-        vp.reset_camera()  # the one render of this result (the photo camera for depth)
+        if vp.plotter.isVisible():
+            vp.plotter.update()  # the one render of this result, at the next paint
+        else:
+            vp.plotter.render()
     return tab
 
 

@@ -79,7 +79,7 @@ def draw_splat(view: "Viewport", splat: Splat, key: str) -> list[str]:
     actor = vtkActor()
     actor.SetMapper(mapper)
     actor.GetProperty().SetLighting(False)
-    view.plotter.add_actor(actor, name=key, reset_camera=False)
+    view.plotter.add_actor(actor, name=key, reset_camera=False, render=False)
     item = _Item(actor, poly)
     view._items[key] = item
     state = {"camera": None}

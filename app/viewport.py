@@ -73,7 +73,7 @@ from app.renderers import (  # noqa: F401  (re-exported: tests and benchmarks us
 )
 from app.lod import lod_map
 from app.renderers import CONFIDENCE_DEFAULT, depth_colours, depth_faces_shown
-from engines.types import Camera, Mesh, PointCloud, Strands
+from engines.types import Camera, Mesh, PointCloud, Splat, Strands
 
 MOTION_REST_MS = 300
 """Full detail returns this long after the last wheel step or slider update."""
@@ -263,6 +263,14 @@ class Viewport(QtWidgets.QWidget):
                 ),
                 self.show(PointCloud(tri, np.full((3, 3), 128, np.uint8)), "_warm/pts", render=False),
                 self.show(Strands(tri[None]), "_warm/lines", render=False),
+                # oriented Gaussians (app.splat_view: vtkPointGaussianMapper's own shaders)
+                self.show(
+                    Splat(
+                        tri, np.full((3, 3), -9.0), np.tile([1.0, 0, 0, 0], (3, 1)), np.zeros(3), np.zeros((3, 1, 3))
+                    ),
+                    "_warm/splat",
+                    render=False,
+                ),
             ]
             cam = self.plotter.camera
             pose = cam.GetPosition(), cam.GetFocalPoint(), cam.GetViewUp()

@@ -218,6 +218,7 @@ def main() -> None:
     ap.add_argument("--save-mb", type=float, default=72.0, help="save case: size of the project on disk (MB), about")
     ap.add_argument("--verbose", action="store_true", help="print where the threads were during the longest stalls")
     ap.add_argument("--frames", type=int, default=4, help="--verbose: frames shown per thread")
+    ap.add_argument("--profile", action="store_true", help="profile MainWindow.show_result (cProfile, per case)")
     args = ap.parse_args()
     globals()["DEPTH"] = args.frames
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
@@ -259,6 +260,23 @@ def main() -> None:
             lambda *a: renders.setdefault(heart.phase or "-", []).append((time.perf_counter() - began[0]) * 1e3),
         )
     rows = []
+    profiles: dict = {}
+    if args.profile:
+        import cProfile
+
+        from app import display
+
+        plain_show = display.show_result
+
+        def profiled_show(*a, **k):
+            pr = profiles.setdefault(heart.phase or "-", cProfile.Profile())
+            pr.enable()
+            try:
+                return plain_show(*a, **k)
+            finally:
+                pr.disable()
+
+        display.show_result = profiled_show  # what MainWindow.show_result calls
 
     def import_all(plan_inputs) -> list[int]:
         rows_ = []
@@ -365,6 +383,12 @@ def main() -> None:
 
     w.close()
     stacks = heart.stacks()
+    if profiles:
+        import pstats
+
+        for phase, pr in profiles.items():
+            print(f"--- show_result during {phase}: cumulative, top 14")
+            pstats.Stats(pr).sort_stats("cumulative").print_stats(14)
 
     print(
         f"UI event-loop stalls (heartbeat {HEARTBEAT_MS} ms, platform "
