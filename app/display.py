@@ -133,6 +133,23 @@ def panel_class(obj):
     return None
 
 
+def preload_contributions() -> None:
+    """Import the viewport renderers and result panel classes the engines declare (each
+    module once; failures are logged where they are used)."""
+    from engines import registry
+    from engines.io import resolve
+
+    from app.renderers import declared_renderer
+
+    for name in registry.contributions("renderers"):
+        declared_renderer(name)
+    for ref in set(registry.contributions("panels").values()):
+        try:
+            resolve(ref)
+        except Exception:  # reported when the panel is first asked for
+            log.debug("panel %s could not be preloaded", ref, exc_info=True)
+
+
 def show_panel(window, panel_cls, item, key: str) -> None:
     """The panel's dock (made on first use: a tab beside the Engine dock, scrolled so that its
     controls never force the window taller than a laptop screen), raised, showing ``item``."""

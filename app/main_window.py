@@ -306,6 +306,9 @@ class MainWindow(ProjectActions, QMainWindow):
         self._views_loaded = True
         display.create_views(self)
         self.views_ready.emit()
+        # the GUI modules engines declare (renderers, result panels) imported while idle, not
+        # in the middle of showing the first result that needs them
+        QTimer.singleShot(200, display.preload_contributions)
 
     # -- messages ----------------------------------------------------------------------
     def error(self, title: str, message: str, details: str = "") -> None:
@@ -512,19 +515,31 @@ class MainWindow(ProjectActions, QMainWindow):
             return
         self.ensure_views()
         entry = self.project.results[row]
-        self.show_notes(list(entry.result.notes or []), entry.label)
         try:
             tab = display.show_result(self, entry.result, f"result{row}")
         except Exception as e:
             log.exception("showing result %s", row)
+            self.show_notes(list(entry.result.notes or []), entry.label)
             self.status(f"Could not show this result: {e}")
             return
+        # after the views have the new result: the notes line's layout change repaints the
+        # 3D view there and then, which draws the new scene, not the old one again
+        self.show_notes(list(entry.result.notes or []), entry.label)
         if tab is not None:
             self.tabs.setCurrentIndex(tab)
         QTimer.singleShot(0, self._fit_avatar_dock)  # once the panel's new layout is in place
         if entry.thumbnail is None and tab == display.TAB_3D:  # a mesh, points: the view
-            entry.thumbnail = display.view_thumbnail(self)
-            self.inputs_panel.set_result_thumbnail(row, entry.thumbnail)
+            # from the frame the view paints for it (an event of its own, not this one)
+            QTimer.singleShot(0, lambda: self._thumbnail_from_view(row, entry))
+
+    def _thumbnail_from_view(self, row: int, entry) -> None:
+        if entry.thumbnail is not None or row >= len(self.project.results) or self.project.results[row] is not entry:
+            return
+        keys = self.viewport.keys() if self.viewport is not None else []
+        if not any(k.startswith(f"result{row}/") for k in keys):
+            return  # another result is shown by now
+        entry.thumbnail = display.view_thumbnail(self)
+        self.inputs_panel.set_result_thumbnail(row, entry.thumbnail)
 
     def selected_result(self) -> ResultEntry | None:
         row = self.inputs_panel.results.currentRow()

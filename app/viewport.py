@@ -828,7 +828,11 @@ class Viewport(QtWidgets.QWidget):
         """The frame rendered last, as H x W x 3 uint8 RGB, without rendering again (a
         thumbnail right after a result was drawn). A frame rendered while the view was
         hidden (another tab in front) may be stale: then it renders, as :meth:`screenshot`."""
-        if not getattr(self, "_frame_shown", False) or not self.plotter.isVisible():
+        if (
+            not getattr(self, "_frame_shown", False)
+            or not self.plotter.isVisible()
+            or self.plotter.stamp != self.plotter.scene_stamp()  # the scene changed since
+        ):
             return self.screenshot()
         from vtkmodules.vtkRenderingCore import vtkWindowToImageFilter
         from vtkmodules.util.numpy_support import vtk_to_numpy

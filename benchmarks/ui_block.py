@@ -218,7 +218,11 @@ def main() -> None:
     ap.add_argument("--save-mb", type=float, default=72.0, help="save case: size of the project on disk (MB), about")
     ap.add_argument("--verbose", action="store_true", help="print where the threads were during the longest stalls")
     ap.add_argument("--frames", type=int, default=4, help="--verbose: frames shown per thread")
-    ap.add_argument("--profile", action="store_true", help="profile MainWindow.show_result (cProfile, per case)")
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile what the UI thread does with a job's result (MainWindow._add_result: thumbnail, list, show; cProfile, per case)",
+    )
     args = ap.parse_args()
     globals()["DEPTH"] = args.frames
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
@@ -264,19 +268,17 @@ def main() -> None:
     if args.profile:
         import cProfile
 
-        from app import display
+        plain_add = w._add_result
 
-        plain_show = display.show_result
-
-        def profiled_show(*a, **k):
+        def profiled_add(*a, **k):
             pr = profiles.setdefault(heart.phase or "-", cProfile.Profile())
             pr.enable()
             try:
-                return plain_show(*a, **k)
+                return plain_add(*a, **k)
             finally:
                 pr.disable()
 
-        display.show_result = profiled_show  # what MainWindow.show_result calls
+        w._add_result = profiled_add  # a job's result: added to the project, listed, shown
 
     def import_all(plan_inputs) -> list[int]:
         rows_ = []
@@ -387,7 +389,7 @@ def main() -> None:
         import pstats
 
         for phase, pr in profiles.items():
-            print(f"--- show_result during {phase}: cumulative, top 14")
+            print(f"--- _add_result during {phase}: cumulative, top 14")
             pstats.Stats(pr).sort_stats("cumulative").print_stats(14)
 
     print(

@@ -79,3 +79,27 @@ def test_a_broken_view_costs_only_a_status_message(qtbot, window, monkeypatch):
     monkeypatch.setattr(window.image_view, "show_depth", broken)
     window.show_result(0)
     assert "view exploded" in window.statusBar().currentMessage()
+
+
+def test_a_results_view_thumbnail_shows_that_result_not_the_one_before(qtbot, window, fake_engine):
+    """The Results list's thumbnail of a mesh is taken from the frame the view paints for it
+    (in an event after the result is shown): a red box's thumbnail is red, and the green box
+    shown next gets a green one, not the red frame that was on screen before."""
+    if window.viewport is None:
+        pytest.skip("no 3D view in this session")
+
+    def coloured(rgb):
+        m = box_mesh()
+        m.vertex_colors = np.tile(np.array(rgb, np.uint8), (len(m.vertices), 1))
+        return m
+
+    thumbs = []
+    for rgb in ((220, 20, 20), (20, 220, 20)):
+        window._add_result(Result(items=[coloured(rgb)]), fake_engine, {}, None)
+        entry = window.project.results[-1]
+        qtbot.waitUntil(lambda entry=entry: entry.thumbnail is not None, timeout=20000)
+        thumbs.append(np.asarray(entry.thumbnail, np.float64))
+    for t, channel in zip(thumbs, (0, 1)):
+        centre = t[t.shape[0] // 3 : 2 * t.shape[0] // 3, t.shape[1] // 3 : 2 * t.shape[1] // 3, :3]
+        # the box fills the middle of the framed view: its colour's channel leads there
+        assert centre[..., channel].mean() > centre[..., 1 - channel].mean() + 40
