@@ -221,7 +221,8 @@ def main() -> None:
     ap.add_argument(
         "--profile",
         action="store_true",
-        help="profile what the UI thread does with a job's result (MainWindow._add_result: thumbnail, list, show; cProfile, per case)",
+        help="profile what the UI thread does with a job's result "
+        "(MainWindow._add_result: thumbnail, list, show; cProfile, per case)",
     )
     args = ap.parse_args()
     globals()["DEPTH"] = args.frames
