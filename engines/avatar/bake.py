@@ -808,10 +808,11 @@ def _interpolators(size: int):
 def _weights(P, N, K, R, t, centre, zbuf, zframe: _Frame, photo_wh):
     """Geometric photo weight of surface points (K x 3) with normals: facing x visibility x
     inside the photo; and their photo pixel positions."""
-    c = P @ R.T.astype(np.float32) + t.astype(np.float32)
-    z = c[:, 2]
-    zs = np.maximum(z, 1e-6)
-    xy = np.column_stack([c[:, 0] / zs * K[0, 0] + K[0, 2], c[:, 1] / zs * K[1, 1] + K[1, 2]]).astype(np.float32)
+    from engines.types import Camera
+
+    xy, z = Camera(K=K, R=R, t=t).project(P)
+    front = np.isfinite(xy[:, 0])  # in front of the camera (Camera.project's one z clamp)
+    xy = np.where(front[:, None], xy, -1.0).astype(np.float32)
     view = centre[None, :] - P
     view /= np.maximum(np.linalg.norm(view, axis=1, keepdims=True), 1e-9)
     facing = np.einsum("ij,ij->i", N, view)
@@ -821,7 +822,7 @@ def _weights(P, N, K, R, t, centre, zbuf, zframe: _Frame, photo_wh):
     zb = zbuf[qi[:, 1], qi[:, 0]]
     w = w * (1.0 - _smoothstep(z - zb, *DEPTH_TOL_M))
     W, H = photo_wh
-    inside = (z > 1e-6) & (xy[:, 0] > -0.5) & (xy[:, 1] > -0.5) & (xy[:, 0] < W - 0.5) & (xy[:, 1] < H - 0.5)
+    inside = front & (xy[:, 0] > -0.5) & (xy[:, 1] > -0.5) & (xy[:, 0] < W - 0.5) & (xy[:, 1] < H - 0.5)
     return xy, (w * inside).astype(np.float32)
 
 

@@ -93,13 +93,14 @@ def visible_from_cameras(
     )
     w, h = size
     count = np.zeros(len(points), np.int32)
+    from engines.types import Camera
+
     for Ki, Ri, ti in zip(K, R, t):
-        C = -Ri.T @ ti
-        x = points @ Ri.T + ti
-        z = x[:, 2]
-        zs = np.where(z > 1e-9, z, 1.0)
-        u, v = x[:, 0] / zs * Ki[0, 0] + Ki[0, 2], x[:, 1] / zs * Ki[1, 1] + Ki[1, 2]
-        ins = (z > 0) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
+        cam = Camera(K=Ki, R=Ri, t=ti, width=w, height=h)
+        C = cam.centre
+        uv, _z = cam.project(points)
+        u, v = uv[:, 0], uv[:, 1]  # NaN behind the camera: not inside
+        ins = (u >= 0) & (u < w) & (v >= 0) & (v < h)
         d = points - C
         dist = np.linalg.norm(d, axis=1) + 1e-12
         rays = np.concatenate([np.broadcast_to(C, d.shape), d / dist[:, None]], 1).astype(np.float32)
