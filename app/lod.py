@@ -1,17 +1,20 @@
 """Level of detail for the 3D view: lighter stand-ins drawn while the view moves.
 
 Under a software OpenGL (Mesa llvmpipe: Xvfb, VMs, remote desktops) a 60k-triangle head
-with 3000 strands orbited at 5-6 fps (issue 15); each frame also pays a fixed ~20 ms for
-Qt to compose the GL widget into the window at 1000 x 700 (benchmarks/viewport.py, the
-empty scene), so the stand-ins are small: the geometry must cost under ~10 ms. While the user drags (orbit, pan, zoom) or a slider streams
+with 3000 strands orbited at 5-6 fps (issue 15). A frame with nothing drawn costs about
+7 ms (the mouse event, the background, Qt composing the GL widget into the window at
+1000 x 700; benchmarks/viewport.py, the empty scene); a 51k-triangle textured head costs
+about 25 ms full and 17 ms as a 20k-triangle stand-in, which keeps a face recognisable
+while it moves (6k triangles blurred it into a mask). While the user drags (orbit, pan, zoom) or a slider streams
 updates, :class:`app.viewport.Viewport` swaps each heavy part for its stand-in made here,
 and swaps back when the motion stops (the same idea as VTK's LOD actors, with numpy
 stand-ins that are made once, in the worker thread that made the result):
 
 * meshes: vertex clustering (Rossignac and Borrel 1993): vertices snapped to a grid
   sized to reach a triangle budget, each cell's vertices merged (mean position and
-  colour), degenerate and duplicated triangles dropped; a textured mesh takes its
-  colours from the texture at its vertices' UVs;
+  colour), only vertices whose normals point the same way merged (Low and Tan 1997, so
+  the two sides of a thin part stay apart), degenerate and duplicated triangles dropped;
+  a textured mesh takes its colours from the texture at its vertices' UVs;
 * strands: every k-th strand, every other point along it;
 * point clouds: every k-th point.
 
@@ -23,8 +26,9 @@ from __future__ import annotations
 
 import numpy as np
 
-MESH_FACES = 6_000
-"""Triangles in a mesh's stand-in (meshes with fewer than twice this keep their own)."""
+MESH_FACES = 20_000
+"""Triangles in a mesh's stand-in (meshes with fewer than twice this keep their own): with it
+the orbit ran at 53-59 fps and a slider step took 22 ms (benchmarks/viewport.py, llvmpipe)."""
 STRAND_SEGMENTS = 6_000
 """Segments in a hairstyle's stand-in."""
 POINTS = 40_000
