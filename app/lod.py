@@ -243,7 +243,10 @@ def lod_map(item):
         elif item.depth is not None:
             rule = mesh_rule(item.source, faces, item.depth.vertices)
         else:
-            got = cluster_mesh(np.asarray(full.points), faces)
+            from engines.types import vertex_normals
+
+            pts = np.asarray(full.points)
+            got = cluster_mesh(pts, faces, normals=vertex_normals(pts, faces))
             rule = None if got is None else MeshRule(*got, len(faces))
         if rule is not None:
             rule = _WithSource(rule, item.source)
