@@ -165,3 +165,20 @@ def test_cancel_during_mapping(tmp_path):
     with pytest.raises(Cancelled):
         sfm.run_sfm(views, tmp_path, progress=progress, cancel=token)
     assert [m for m in seen if m.startswith("Reconstructing")] == ["Reconstructing cameras"]
+
+
+def test_fixed_intrinsics_scale_to_the_working_size_and_need_one_photo_size():
+    from engines.api import EngineError
+
+    def view(w, h, ow, oh):
+        return frames.View("v", np.zeros((h, w, 3), np.uint8), "v.jpg", (ow, oh))
+
+    views = [view(400, 300, 1600, 1200), view(400, 300, 1600, 1200)]
+    assert frames.fixed_intrinsics(views, 0.0) is None  # estimated per photo
+    f, cx, cy = frames.fixed_intrinsics(views, 1200.0)
+    assert f == pytest.approx(300.0) and (cx, cy) == pytest.approx((200.0, 150.0))  # the image centre
+    # a principal point in OpenCV pixels of the original photo, in COLMAP's convention at 1/4 size
+    f, cx, cy = frames.fixed_intrinsics(views, 1200.0, cx=799.5, cy=599.5)
+    assert (cx, cy) == pytest.approx((200.0, 150.0))
+    with pytest.raises(EngineError, match="same size"):
+        frames.fixed_intrinsics(views + [view(300, 400, 1200, 1600)], 1200.0)

@@ -207,22 +207,11 @@ class MultiViewEngine(Engine):
             )
         cancel.raise_if_set()
 
-        fixed = None
-        if p.focal_px > 0:
-            if len({v.original_size for v in views}) > 1:
-                raise EngineError(
-                    "Known intrinsics (focal_px) need photos that all have the same size; "
-                    "these differ. Leave focal_px at 0 to estimate intrinsics per photo."
-                )
-            w0, h0 = views[0].original_size
+        fixed = frames.fixed_intrinsics(views, p.focal_px, p.cx, p.cy)
+        if fixed is not None:
             w, h = views[0].size
-            s = w / w0
-            # user values use OpenCV's convention (pixel 0 centred at 0); COLMAP's adds 0.5
-            cx = (p.cx + 0.5) * s if p.cx > 0 else w0 / 2.0 * s
-            cy = (p.cy + 0.5) * s if p.cy > 0 else h0 / 2.0 * s
-            fixed = (p.focal_px * s, cx, cy)
             result.notes.append(
-                f"Intrinsics held fixed: f={fixed[0]:.1f}, cx={cx - 0.5:.1f}, cy={cy - 0.5:.1f} px "
+                f"Intrinsics held fixed: f={fixed[0]:.1f}, cx={fixed[1] - 0.5:.1f}, cy={fixed[2] - 0.5:.1f} px "
                 f"at the working size {w}x{h}."
             )
         matching = p.matching

@@ -45,6 +45,27 @@ class View:
         return int(self.rgb.shape[1]), int(self.rgb.shape[0])
 
 
+def fixed_intrinsics(views: list[View], focal_px: float, cx: float = 0.0, cy: float = 0.0):
+    """The pinhole ``(f, cx, cy)`` at the working size for SfM to hold fixed, from a focal
+    length (and optionally a principal point) the user gave in pixels of the original photos
+    (OpenCV's convention, pixel 0 centred at 0; COLMAP's, returned here, adds 0.5), or None
+    when ``focal_px`` is 0 (estimated per photo). The photos must all have one size."""
+    if focal_px <= 0:
+        return None
+    if len({v.original_size for v in views}) > 1:
+        raise EngineError(
+            "Known intrinsics (focal_px) need photos that all have the same size; "
+            "these differ. Leave focal_px at 0 to estimate intrinsics per photo."
+        )
+    w0, h0 = views[0].original_size
+    s = views[0].size[0] / w0
+    return (
+        focal_px * s,
+        (cx + 0.5) * s if cx > 0 else w0 / 2.0 * s,
+        (cy + 0.5) * s if cy > 0 else h0 / 2.0 * s,
+    )
+
+
 def sharpness(gray: np.ndarray) -> float:
     """Variance of the Laplacian: high for sharp images, low for blurred ones."""
     import cv2

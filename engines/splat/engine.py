@@ -236,16 +236,7 @@ def prepare_scene(inputs, p, progress, cancel: CancelToken) -> PreparedScene:
             "Add photos taken from different viewpoints around the object."
         )
     cancel.raise_if_set()
-    fixed = None
-    if p.focal_px > 0:
-        if len({v.original_size for v in views}) > 1:
-            raise EngineError(
-                "A known focal_px needs photos that all have the same size; these differ. "
-                "Leave focal_px at 0 to estimate it."
-            )
-        s = views[0].size[0] / views[0].original_size[0]
-        w, h = views[0].size
-        fixed = (p.focal_px * s, w / 2.0, h / 2.0)
+    fixed = frames.fixed_intrinsics(views, p.focal_px)
     matching = p.matching
     if matching == "auto":
         matching = "sequential" if isinstance(inputs[0], VideoClip) or len(views) > 60 else "exhaustive"
