@@ -83,36 +83,51 @@ class LocalPool:
         starts: dict[int, int] = defaultdict(int)
         deaths: dict[int, int] = defaultdict(int)
         inflight: dict = {}
+
+        def submit(i: int) -> bool:
+            """Start task ``i``; False (not started) when the pool broke since the last look: a
+            worker died on an item still in flight, found when a finished one freed a slot."""
+            try:
+                inflight[self._executor.submit(fn, tasks[i])] = i
+            except BrokenProcessPool:
+                return False
+            starts[i] += 1
+            return True
+
         try:
             while queue or suspects or inflight:
                 if self._executor is None:
                     self._executor = self._new_executor()
+                broken = False
                 if suspects:
-                    if not inflight:
-                        i = suspects.popleft()
-                        starts[i] += 1
-                        inflight[self._executor.submit(fn, tasks[i])] = i
+                    if not inflight:  # a suspect runs alone: if its worker dies, it is the cause
+                        if submit(suspects[0]):
+                            suspects.popleft()
+                        else:
+                            broken = True
                 else:
                     while queue and len(inflight) < self.workers:
-                        i = queue.popleft()
-                        starts[i] += 1
-                        inflight[self._executor.submit(fn, tasks[i])] = i
+                        if not submit(queue[0]):
+                            broken = True
+                            break
+                        queue.popleft()
                 alone = len(inflight) == 1
-                done = _wait_interruptibly(list(inflight), FIRST_COMPLETED)
                 lost = []
-                for f in done:
-                    i = inflight.pop(f)
-                    try:
-                        value = f.result()
-                    except BrokenProcessPool:
-                        lost.append(i)
+                if not broken:
+                    done = _wait_interruptibly(list(inflight), FIRST_COMPLETED)
+                    for f in done:
+                        i = inflight.pop(f)
+                        try:
+                            value = f.result()
+                        except BrokenProcessPool:
+                            lost.append(i)
+                            continue
+                        except Exception as e:  # the function raised: not a lost worker
+                            yield Finished(tasks[i], error=f"{type(e).__name__}: {e}", attempts=starts[i])
+                            continue
+                        yield Finished(tasks[i], value, attempts=starts[i])
+                    if not lost:
                         continue
-                    except Exception as e:  # the function raised: not a lost worker
-                        yield Finished(tasks[i], error=f"{type(e).__name__}: {e}", attempts=starts[i])
-                        continue
-                    yield Finished(tasks[i], value, attempts=starts[i])
-                if not lost:
-                    continue
                 # The pool is broken: whatever else was in flight is lost with it.
                 for f in _wait_interruptibly(list(inflight), ALL_COMPLETED):
                     i = inflight.pop(f)
