@@ -371,3 +371,39 @@ def test_engine_panel_labels_inputs_with_their_slots(qtbot):
     assert not panel.run_button.isEnabled() and "garment_image input is missing" in panel.run_button.toolTip()
     panel.set_engines(engines, [img("a.png")])
     assert panel.select("test-plain") and panel.slots_label.isHidden() and panel.run_button.isEnabled()
+
+
+def test_batch_manifest_columns_named_as_the_slots(two_photos, tmp_path):
+    """A manifest's columns may be the engine's slot names, in any order, an optional one left
+    empty in a row; mixing them with input/input2 columns is refused."""
+    from PIL import Image as PILImage
+
+    from engines.batch import items as batch_items
+    from engines.batch.runner import BatchOptions, run_batch
+
+    for n in ("anna_front", "anna_back", "ben_front", "ben_back", "ben_mask"):
+        PILImage.fromarray(np.zeros((6, 8, 3), np.uint8)).save(tmp_path / f"{n}.png")
+    m = tmp_path / "items.csv"
+    m.write_text(
+        "back_image,id,front_image,mask_image\n"
+        "anna_back.png,anna,anna_front.png,\n"
+        "ben_back.png,ben,ben_front.png,ben_mask.png\n"
+    )
+    out = tmp_path / "out"
+    summary = run_batch(TwoPhotos, BatchOptions(out=out, manifest=m, workers=1))
+    assert (summary.done, summary.failed) == (2, 0)
+    anna = json.loads((out / "records" / "anna.json").read_text())
+    ben = json.loads((out / "records" / "ben.json").read_text())
+    assert (anna["metrics"]["front"], anna["metrics"]["back"], anna["metrics"]["mask"]) == (
+        "anna_front.png",
+        "anna_back.png",
+        "",
+    )
+    assert ben["metrics"]["listed"] == ["ben_front.png", "ben_back.png", "ben_mask.png"]
+    assert [i.get("slot") for i in ben["inputs"]] == ["front_image", "back_image", "mask_image"]
+    m.write_text("input,back_image\nanna_front.png,anna_back.png\n")
+    with pytest.raises(EngineError, match="use one or the other"):
+        batch_items.from_manifest(m, [s.name for s in TwoPhotos.slots])
+    m.write_text("photo\nanna_front.png\n")
+    with pytest.raises(EngineError, match="front_image, back_image, mask_image"):
+        batch_items.from_manifest(m, [s.name for s in TwoPhotos.slots])

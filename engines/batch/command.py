@@ -39,7 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--manifest",
         metavar="CSV",
-        help="instead of --inputs: a CSV with columns input[,input2...][,id], one row per item",
+        help="instead of --inputs: a CSV with columns input[,input2...][,id], or columns named as the "
+        "engine's inputs (e.g. performance_video,avatar[,id]), one row per item",
     )
     p.add_argument(
         "--out",

@@ -30,6 +30,8 @@ class Item:
     inputs: tuple[Path, ...]
     problem: str | None = None
     """Why this item cannot run (it is then recorded as failed without running)."""
+    slots: tuple[str, ...] | None = None
+    """The engine input slot of each input (a manifest with slot-named columns), or None."""
 
 
 def name_key(path: Path) -> str:
@@ -70,18 +72,19 @@ def safe_id(key: str) -> str:
     return s[:120]
 
 
-def _unique_ids(pairs: list[tuple[str, tuple[Path, ...], str | None]]) -> list[Item]:
+def _unique_ids(pairs: list[tuple]) -> list[Item]:
     """Items with distinct ids: ids that clash (photos of the same name in two folders) get
-    a short hash of their first input's path, so a rerun gives each the same id again."""
+    a short hash of their first input's path, so a rerun gives each the same id again.
+    ``pairs``: (id, paths, problem) or (id, paths, problem, slots)."""
     count: dict[str, int] = {}
-    for key, _, _ in pairs:
+    for key, *_ in pairs:
         count[key.lower()] = count.get(key.lower(), 0) + 1
     out = []
-    for key, paths, problem in pairs:
+    for key, paths, problem, *rest in pairs:
         iid = key
         if count[key.lower()] > 1:
             iid = f"{key}-{hashlib.sha1(str(paths[0]).encode()).hexdigest()[:6]}"
-        out.append(Item(iid, paths, problem))
+        out.append(Item(iid, paths, problem, rest[0] if rest else None))
     return out
 
 
@@ -128,8 +131,10 @@ def from_patterns(patterns: list[str], exclude: Path | None = None) -> list[Item
     return _unique_ids(pairs)
 
 
-def from_manifest(path: str | os.PathLike) -> list[Item]:
+def from_manifest(path: str | os.PathLike, slot_names=()) -> list[Item]:
     """Items from a CSV file: columns ``input`` (or ``input1``), ``input2``... in that order,
+    or columns named as the engine's input slots (``slot_names``: ``person_video``,
+    ``garment_image``; any order, an optional slot's column may be left out or a cell empty),
     and optionally ``id``; relative paths are relative to the CSV file's folder."""
     path = Path(path)
     try:
@@ -139,16 +144,30 @@ def from_manifest(path: str | os.PathLike) -> list[Item]:
     except OSError as e:
         raise EngineError(f"Cannot read the manifest {path}: {e.strerror or e}.") from None
     cols = [c for c in header if c and re.fullmatch(r"input\d*", c.strip().lower())]
-    if not cols:
+    named = {c.strip(): c for c in header if c and c.strip() in set(slot_names)}
+    if cols and named:
+        raise EngineError(
+            f"The manifest {path.name} has both 'input' columns and columns named as the engine's inputs "
+            f"({', '.join(named)}): use one or the other."
+        )
+    slot_cols = [(n, named[n]) for n in slot_names if n in named]  # in slot order
+    if not cols and not slot_cols:
         raise EngineError(
             f"The manifest {path.name} needs a header row with an 'input' column "
-            "(and 'input2'... for engines with more inputs, optionally 'id')."
+            "(and 'input2'... for engines with more inputs, or columns named as the engine's inputs"
+            + (f": {', '.join(slot_names)}" if slot_names else "")
+            + "; optionally 'id')."
         )
     id_col = next((c for c in header if c and c.strip().lower() == "id"), None)
     base = path.parent
     pairs, seen = [], set()
     for n, row in enumerate(rows, start=2):
-        cells = [(row.get(c) or "").strip() for c in cols]
+        if slot_cols:
+            given_cells = [(name, (row.get(c) or "").strip()) for name, c in slot_cols]
+            slots = tuple(name for name, cell in given_cells if cell)
+            cells = [cell for _, cell in given_cells]
+        else:
+            slots, cells = None, [(row.get(c) or "").strip() for c in cols]
         if not any(cells):
             continue
         paths = tuple((base / os.path.expanduser(c)).absolute() for c in cells if c)
@@ -158,7 +177,7 @@ def from_manifest(path: str | os.PathLike) -> list[Item]:
             if key in seen:
                 raise EngineError(f"{path.name} line {n}: the id '{given}' is used twice.")
             seen.add(key)
-        pairs.append((key, paths, None))
+        pairs.append((key, paths, None, slots))
     if not pairs:
         raise EngineError(f"The manifest {path.name} lists no inputs.")
     return _unique_ids(pairs)

@@ -184,8 +184,8 @@ def run_batch(engine, options: BatchOptions, progress: BatchProgress | None = No
     if out.exists() and not out.is_dir():
         raise EngineError(f"--out must be a folder; {out} is a file.")
     slot_names: list[str | None] = []
-    if options.manifest:
-        plan = _items.from_manifest(options.manifest)
+    if options.manifest:  # its columns: input, input2... or the engine's slot names
+        plan = _items.from_manifest(options.manifest, [s.name for s in getattr(engine_cls, "slots", ()) or ()])
     else:
         parsed = parse_inputs(engine_cls, list(options.inputs))  # "slot=pattern" or a pattern
         slot_names = [n for n, _ in parsed] if any(n for n, _ in parsed) else []
@@ -232,7 +232,7 @@ def run_batch(engine, options: BatchOptions, progress: BatchProgress | None = No
                 except OSError as e:
                     problem = f"{e.filename or item.inputs[0]}: {e.strerror or 'cannot be read'}."
             b["inputs"] = inputs or [{"path": str(p), "sha256": None} for p in item.inputs]
-            for entry, slot in zip(b["inputs"], slot_names):
+            for entry, slot in zip(b["inputs"], item.slots or slot_names):
                 if slot:
                     entry["slot"] = slot
             hashes = [i["sha256"] for i in b["inputs"]]
@@ -262,7 +262,7 @@ def run_batch(engine, options: BatchOptions, progress: BatchProgress | None = No
                 "engine_ref": ref,
                 "params": params,
                 "inputs": [str(p) for p in i.inputs],
-                "slots": slot_names or None,
+                "slots": list(i.slots) if i.slots else (slot_names or None),
                 "out": str(out),
                 "format": fmt,
             }
