@@ -407,3 +407,20 @@ def test_batch_manifest_columns_named_as_the_slots(two_photos, tmp_path):
     m.write_text("photo\nanna_front.png\n")
     with pytest.raises(EngineError, match="front_image, back_image, mask_image"):
         batch_items.from_manifest(m, [s.name for s in TwoPhotos.slots])
+
+
+def test_a_batch_record_is_current_only_with_the_same_slots():
+    from engines.batch import records
+
+    rec = {
+        "engine": "e",
+        "params": {},
+        "format": ".ply",
+        "inputs": [{"sha256": "a", "slot": "front_image"}, {"sha256": "b", "slot": "back_image"}],
+    }
+    assert records.is_current(rec, "e", {}, ".ply", ["a", "b"], ["front_image", "back_image"])
+    # the same files bound the other way round: run again
+    assert not records.is_current(rec, "e", {}, ".ply", ["a", "b"], ["back_image", "front_image"])
+    plain = {**rec, "inputs": [{"sha256": "a"}, {"sha256": "b"}]}
+    assert records.is_current(plain, "e", {}, ".ply", ["a", "b"], [None, None])
+    assert records.is_current(plain, "e", {}, ".ply", ["a", "b"])

@@ -64,15 +64,20 @@ def write_record(out: Path, record: dict) -> Path:
     return path
 
 
-def is_current(record: dict | None, engine: str, params: dict, fmt: str, hashes: list[str]) -> bool:
-    """Whether a record was made by this engine, parameters and format from these inputs."""
+def is_current(
+    record: dict | None, engine: str, params: dict, fmt: str, hashes: list[str], slots: list | None = None
+) -> bool:
+    """Whether a record was made by this engine, parameters and format from these inputs
+    (and, when ``slots`` are given, with each input in the same named slot)."""
     if not record:
         return False
+    inputs = record.get("inputs", [])
     return (
         record.get("engine") == engine
         and record.get("params") == params
         and record.get("format") == fmt
-        and [i.get("sha256") for i in record.get("inputs", [])] == hashes
+        and [i.get("sha256") for i in inputs] == hashes
+        and (not slots or [i.get("slot") for i in inputs] == list(slots))
     )
 
 

@@ -242,7 +242,7 @@ def run_batch(engine, options: BatchOptions, progress: BatchProgress | None = No
                 rec.write_record(out, final[item.id])
                 this_run[item.id] = "not runnable"
                 continue
-            if rec.is_current(old, engine_cls.name, params, fmt, hashes):
+            if rec.is_current(old, engine_cls.name, params, fmt, hashes, [e.get("slot") for e in b["inputs"]]):
                 if old.get("status") == "done" and rec.outputs_present(old, out):
                     final[item.id], this_run[item.id] = old, "skipped (complete)"
                     continue
