@@ -115,39 +115,11 @@ def _set_tab(window, index: int, widget) -> None:
 
 
 def panel_class(obj):
-    """The result panel class an engine declares for ``obj``'s type (``Engine.panels``:
-    type name -> "module:Class", matched along the type's bases), or None."""
-    from engines import registry
+    """The result panel class an engine declares for ``obj``'s type (``Engine.panels``,
+    matched along the type's bases), or None (:mod:`app.contributions`)."""
+    from app.contributions import declared_for
 
-    table = registry.contributions("panels")
-    for cls in type(obj).__mro__:
-        ref = table.get(cls.__name__)
-        if ref:
-            try:
-                from engines.io import resolve
-
-                return resolve(ref)
-            except Exception as e:  # a broken plug-in panel must not take the window down
-                log.warning("The controls for %s (%s) could not be loaded: %s", cls.__name__, ref, e)
-                return None
-    return None
-
-
-def preload_contributions() -> None:
-    """Import the viewport renderers and result panel classes the engines declare (each
-    module once; failures are logged where they are used)."""
-    from engines import registry
-    from engines.io import resolve
-
-    from app.renderers import declared_renderer
-
-    for name in registry.contributions("renderers"):
-        declared_renderer(name)
-    for ref in set(registry.contributions("panels").values()):
-        try:
-            resolve(ref)
-        except Exception:  # reported when the panel is first asked for
-            log.debug("panel %s could not be preloaded", ref, exc_info=True)
+    return declared_for("panels", obj)
 
 
 def show_panel(window, panel_cls, item, key: str) -> None:
@@ -181,16 +153,6 @@ def show_panel(window, panel_cls, item, key: str) -> None:
     window.docks[title].show()
     window.docks[title].raise_()
     panel.show_item(item, key)
-
-
-def show_avatar(window, avatar, key: str) -> None:
-    """The avatar's controls in an "Avatar" dock, a tab beside the Engine dock."""
-    try:
-        from app.avatar_panel import AvatarPanel
-    except ImportError as e:
-        window.status(f"The avatar controls are not available: {e}")
-        return
-    show_panel(window, AvatarPanel, avatar, key)
 
 
 def show_panels(window, result, prefix: str, drawn: list[tuple[int, object]]) -> None:
@@ -272,10 +234,11 @@ def geometry_to_draw(items: list) -> list[tuple[int, object]]:
 def _declared_drawable(items: list) -> tuple[type, ...]:
     """Item types (other than Take, which is drawn only without its avatar beside it) that an
     engine declares a viewport renderer for (``Engine.renderers``): a plug-in's own types."""
-    from engines import registry
+    from app.contributions import declared_ref
 
-    names = set(registry.contributions("renderers")) - {"Take"}
-    return tuple({type(i) for i in items if any(c.__name__ in names for c in type(i).__mro__)})
+    return tuple(
+        {type(i) for i in items if any(c.__name__ != "Take" and declared_ref("renderers", c) for c in type(i).__mro__)}
+    )
 
 
 def show_result(window, result, prefix: str) -> int | None:

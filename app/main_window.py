@@ -308,7 +308,9 @@ class MainWindow(ProjectActions, QMainWindow):
         self.views_ready.emit()
         # the GUI modules engines declare (renderers, result panels) imported while idle, not
         # in the middle of showing the first result that needs them
-        QTimer.singleShot(200, display.preload_contributions)
+        from app import contributions
+
+        QTimer.singleShot(200, contributions.preload)
 
     # -- messages ----------------------------------------------------------------------
     def error(self, title: str, message: str, details: str = "") -> None:

@@ -8,7 +8,6 @@ geometry helpers they need (vertex normals, inside-out detection, strand shading
 
 from __future__ import annotations
 
-import logging
 import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
@@ -545,35 +544,16 @@ RENDERERS: dict[type, Renderer] = {
 package brings (Avatar, Take, Splat, a plug-in's own) are drawn by the renderer its engine
 class declares (``Engine.renderers``: type name -> "module:function"), the same path for
 built-in engines and plug-ins, in the manner of npe2 manifests' contributions."""
-_declared: dict[str, Renderer | None] = {}
-log = logging.getLogger("app.renderers")
-
-
-def declared_renderer(type_name: str) -> Renderer | None:
-    """The renderer an engine declares for a result type name (imported once), or None."""
-    if type_name not in _declared:
-        from engines import registry
-
-        ref = registry.contributions("renderers").get(type_name)
-        fn = None
-        if ref:
-            try:
-                from engines.io import resolve
-
-                fn = resolve(ref)
-            except Exception as e:  # a broken plug-in renderer must not take the viewport down
-                log.warning("Renderer %s for %s could not be loaded: %s", ref, type_name, e)
-        _declared[type_name] = fn
-    return _declared[type_name]
 
 
 def renderer_for(obj) -> Renderer | None:
     """The viewport's own renderer for the object's type (or a base class), else the one
     its engine declares."""
+    from app.contributions import declared, declared_ref
+
     for cls in type(obj).__mro__:
         if cls in RENDERERS:
             return RENDERERS[cls]
-        fn = declared_renderer(cls.__name__)
-        if fn is not None:
-            return fn
+        if declared_ref("renderers", cls) is not None:
+            return declared("renderers", cls)
     return None

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PySide6.QtWidgets import QLabel
 
-from app import display, renderers
+from app import contributions, display, renderers
 from engines import registry
 from engines.api import Engine, Result
 from engines.types import Image
@@ -79,13 +79,13 @@ class Lump:
 def plugin():
     registry.register(BlobEngine)
     registry.register(BrokenEngine)
-    renderers._declared.clear()
+    contributions._failed.clear()
     DRAWN.clear()
     PANEL_EVENTS.clear()
     yield
     registry.unregister(BlobEngine.name)
     registry.unregister(BrokenEngine.name)
-    renderers._declared.clear()
+    contributions._failed.clear()
 
 
 def test_built_in_engines_declare_their_renderers_and_panels():
