@@ -122,9 +122,10 @@ def panel_class(obj):
     return declared_for("panels", obj)
 
 
-def show_panel(window, panel_cls, item, key: str) -> None:
+def panel_dock(window, panel_cls):
     """The panel's dock (made on first use: a tab beside the Engine dock, scrolled so that its
-    controls never force the window taller than a laptop screen), raised, showing ``item``."""
+    controls never force the window taller than a laptop screen), shown and raised; the
+    panel, or None when it could not be made."""
     title = getattr(panel_cls, "dock_title", panel_cls.__name__)
     panel = window.result_panels.get(title)
     if panel is None:
@@ -136,7 +137,7 @@ def show_panel(window, panel_cls, item, key: str) -> None:
         except Exception as e:  # a plug-in's panel that fails to build leaves the window as it is
             log.warning("The %s panel could not be made", title, exc_info=True)
             window.status(f"The {title} controls are not available: {e}")
-            return
+            return None
         window.result_panels[title] = panel
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
@@ -152,24 +153,44 @@ def show_panel(window, panel_cls, item, key: str) -> None:
         )
     window.docks[title].show()
     window.docks[title].raise_()
-    panel.show_item(item, key)
+    return panel
+
+
+def show_panel(window, panel_cls, item, key: str) -> None:
+    """The panel's dock (:func:`panel_dock`) raised, showing ``item`` (drawn under ``key``)."""
+    panel = panel_dock(window, panel_cls)
+    if panel is not None:
+        panel.show_item(item, key)
+
+
+def wanted_panels(items: list, drawn: list[tuple[int, object]]) -> dict:
+    """Panel class -> index of the item it shows: each panel class once, for the first item
+    that has it, drawn items first (the controls drive what the viewport shows)."""
+    wanted: dict = {}
+    drawn_idx = [n for n, _ in drawn]
+    order = drawn_idx + [n for n in range(len(items)) if n not in drawn_idx]
+    for n in order:
+        cls = panel_class(items[n])
+        if cls is not None and cls not in wanted and getattr(cls, "wants", lambda _i: True)(items[n]):
+            wanted[cls] = n
+    return wanted
+
+
+def panel_docks(window, wanted: dict) -> dict:
+    """The docks of the ``wanted`` panels (:func:`wanted_panels`) shown and raised, the other
+    result panels' docks gone; panel class -> panel, for those that could be made."""
+    titles = {getattr(c, "dock_title", c.__name__) for c in wanted}
+    hide_result_panels(window, keep=titles)
+    made = {cls: panel_dock(window, cls) for cls in wanted}
+    return {cls: p for cls, p in made.items() if p is not None}
 
 
 def show_panels(window, result, prefix: str, drawn: list[tuple[int, object]]) -> None:
-    """The panels the result's items ask for (each panel class once, for the first item that
-    has it, drawn items first: the controls drive what the viewport shows); the other
-    panels' docks go."""
-    wanted: dict = {}
-    drawn_idx = [n for n, _ in drawn]
-    order = drawn_idx + [n for n in range(len(result.items)) if n not in drawn_idx]
-    for n in order:
-        cls = panel_class(result.items[n])
-        if cls is not None and cls not in wanted and getattr(cls, "wants", lambda _i: True)(result.items[n]):
-            wanted[cls] = n
-    titles = {getattr(c, "dock_title", c.__name__) for c in wanted}
-    hide_result_panels(window, keep=titles)
-    for cls, n in wanted.items():
-        show_panel(window, cls, result.items[n], f"{prefix}/{n}")
+    """The panels the result's items ask for (:func:`wanted_panels`) showing their items; the
+    other panels' docks go."""
+    wanted = wanted_panels(result.items, drawn)
+    for cls, panel in panel_docks(window, wanted).items():
+        panel.show_item(result.items[wanted[cls]], f"{prefix}/{wanted[cls]}")
 
 
 def input_picture(obj):
@@ -248,10 +269,24 @@ def show_result(window, result, prefix: str) -> int | None:
 
     tab = None
     vp = window.viewport
-    drawn = False
+    to_draw = geometry_to_draw(result.items) if vp is not None else []
+    wanted = wanted_panels(result.items, to_draw)
     if vp is not None:
         vp.clear(render=False)
-        for n, item in geometry_to_draw(result.items):
+    # First what changes the window's layout: a panel's dock showing resizes the 3D view,
+    # and a QOpenGLWidget paints (renders) when resized, there and then. With the old scene
+    # cleared that paint costs a blank frame; the result's one render comes at the next
+    # paint, an event of its own, not in this one (issue 15: the avatar's first render inside
+    # this event made a 120-160 ms stall).
+    panels = panel_docks(window, wanted)
+    if vp is not None:
+        from PySide6.QtCore import QCoreApplication, QEvent
+
+        for _ in range(3):  # the layouts settle now (nested ones ask their parents in turn)
+            QCoreApplication.sendPostedEvents(None, QEvent.LayoutRequest)
+    drawn = False
+    if vp is not None:
+        for n, item in to_draw:
             key = vp.show(item, f"{prefix}/{n}", render=False)
             if key is not None and not drawn:
                 vp.frame_key = key  # framed by its main part, not by camera frusta beside it
@@ -272,12 +307,16 @@ def show_result(window, result, prefix: str) -> int | None:
             tab = TAB_VIDEO if item is result.main or tab is None else tab
     if vp is not None:
         vp.reset_camera(render=False)  # the photo camera for depth, else the framed front view
-    # a panel's dock showing resizes the 3D view, which paints it (a render) there and then:
-    # the camera is set before, and the paint asked for below renders only if that one did not
-    show_panels(window, result, prefix, geometry_to_draw(result.items) if vp is not None else [])
+    for cls, panel in panels.items():
+        panel.show_item(result.items[wanted[cls]], f"{prefix}/{wanted[cls]}")
     if vp is not None:
         if vp.plotter.isVisible():
-            vp.plotter.update()  # the one render of this result, at the next paint
+            # the one render of this result, at the next paint, asked for from a timer: a
+            # paint asked for here would come in this same pass of the event loop, with no
+            # turn for the input and timer events in between
+            from PySide6.QtCore import QTimer
+
+            QTimer.singleShot(0, vp.plotter, vp.plotter.update)
         else:
             vp.plotter.render()
     return tab

@@ -49,6 +49,10 @@ FRAME_ALLOWANCE = (16, 40)
 :data:`PREFERRED_SIZE` (the frame is not known before the window is shown)."""
 STATUS_CHARS = 110
 """Longer status messages are cut here, the whole text going to the notes under the view."""
+THUMBNAIL_DELAY_MS = 150
+"""A result drawn in the 3D view gets its thumbnail from the view this long after it was
+shown: after the paint that renders it (its own event), so reading the frame back is not
+added to that event's stall."""
 EXT_NAMES = {
     ".glb": "glTF binary",
     ".obj": "Wavefront OBJ",
@@ -517,22 +521,25 @@ class MainWindow(ProjectActions, QMainWindow):
             return
         self.ensure_views()
         entry = self.project.results[row]
+        # the notes line's layout change resizes the 3D view, which repaints there and then:
+        # made while the view is empty, that paint is a blank frame, not a render of the old
+        # scene or (in this event) of the new one (display.show_result)
+        if self.viewport is not None:
+            self.viewport.clear(render=False)
+        self.show_notes(list(entry.result.notes or []), entry.label)
         try:
             tab = display.show_result(self, entry.result, f"result{row}")
         except Exception as e:
             log.exception("showing result %s", row)
-            self.show_notes(list(entry.result.notes or []), entry.label)
             self.status(f"Could not show this result: {e}")
             return
-        # after the views have the new result: the notes line's layout change repaints the
-        # 3D view there and then, which draws the new scene, not the old one again
-        self.show_notes(list(entry.result.notes or []), entry.label)
         if tab is not None:
             self.tabs.setCurrentIndex(tab)
         QTimer.singleShot(0, self._fit_avatar_dock)  # once the panel's new layout is in place
         if entry.thumbnail is None and tab == display.TAB_3D:  # a mesh, points: the view
-            # from the frame the view paints for it (an event of its own, not this one)
-            QTimer.singleShot(0, lambda: self._thumbnail_from_view(row, entry))
+            # from the frame the view paints for it, read back once that paint is done (an
+            # event of its own, after the render's)
+            QTimer.singleShot(THUMBNAIL_DELAY_MS, self, lambda: self._thumbnail_from_view(row, entry))
 
     def _thumbnail_from_view(self, row: int, entry) -> None:
         if entry.thumbnail is not None or row >= len(self.project.results) or self.project.results[row] is not entry:
