@@ -103,3 +103,42 @@ def test_a_results_view_thumbnail_shows_that_result_not_the_one_before(qtbot, wi
         centre = t[t.shape[0] // 3 : 2 * t.shape[0] // 3, t.shape[1] // 3 : 2 * t.shape[1] // 3, :3]
         # the box fills the middle of the framed view: its colour's channel leads there
         assert centre[..., channel].mean() > centre[..., 1 - channel].mean() + 40
+
+
+def test_a_result_is_rendered_once_in_an_event_of_its_own(qtbot, window, fake_engine):
+    """Showing a result renders nothing of it in the event that shows it (the layout changes
+    it brings, the notes line and a panel's dock, paint the emptied view there and then);
+    its one render comes at the next paint, after the event loop has had a turn (issue 15: the
+    avatar's first render inside that event made a 120-160 ms stall)."""
+    if window.viewport is None:
+        pytest.skip("no 3D view in this session")
+    vp = window.viewport
+    window.tabs.setCurrentIndex(display.TAB_3D)
+    qtbot.wait(200)
+    m = box_mesh()
+    m.vertex_colors = np.tile(np.array((220, 20, 20), np.uint8), (len(m.vertices), 1))
+    window.project.add_result(
+        __import__("app.project", fromlist=["ResultEntry"]).ResultEntry(
+            Result(items=[m], notes=["a note that shows the notes line"]), "fake", {}, "Box"
+        )
+    )
+    actors = []  # visible actors at each render
+    ren = vp.plotter.renderer
+
+    def count(*_):
+        a = ren.GetActors()
+        a.InitTraversal()
+        actors.append(sum(a.GetNextActor().GetVisibility() for _ in range(a.GetNumberOfItems())))
+
+    tag = vp.plotter.render_window.AddObserver("StartEvent", count)
+    try:
+        window.show_result(0)
+        assert window.notes_label.isVisible()
+        during = list(actors)
+        qtbot.waitUntil(lambda: any(actors[len(during) :]), timeout=10000)
+        qtbot.wait(300)
+    finally:
+        vp.plotter.render_window.RemoveObserver(tag)
+    assert not any(during)  # only blank frames while it was being shown
+    assert sum(1 for n in actors[len(during) :] if n) == 1  # then the result, rendered once
+    assert vp.keys() == ["result0/0"]
