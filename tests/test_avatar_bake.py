@@ -508,3 +508,76 @@ def test_sclera_measured_on_a_painted_eye():
     for cx in (100, 200):
         cv2.ellipse(img, (cx, 100), (30, 12), 0, 0, 360, (170, 120, 100), -1)
     assert sclera_colour(img, xy) is None
+
+
+def test_shading_gain_recovers_a_known_light_and_ignores_dark_features():
+    """Skin of one colour lit by a known first-order light (plus 15 % of much darker points,
+    brows and stubble): the fitted gain brings every point darker than the average shading
+    to that average, leaves the lit ones as they are, and is not thrown by the dark ones."""
+    from engines.avatar.bake import DELIGHT_GAIN_MAX, PART_FACE, _mesh, shading_gain, smooth_normals
+    from engines.avatar.ict import load_model
+    from engines.types import vertex_normals
+
+    mesh = _mesh()
+    V = (load_model().neutral * 0.01)[: mesh.n]
+    N = smooth_normals(vertex_normals(V, mesh.skin_tris))
+    face = mesh.part == PART_FACE
+    light = np.array([0.6, 0.3, 0.74])
+    light /= np.linalg.norm(light)
+    shade = 0.75 + 0.3 * (N[face] @ light)
+    albedo = np.array([205.0, 150.0, 125.0])
+    rgb = shade[:, None] * albedo
+    rng = np.random.default_rng(3)
+    dark = rng.random(len(rgb)) < 0.15
+    rgb[dark] *= 0.35
+    gain = shading_gain(N[face], rgb, np.ones(len(rgb)))
+    assert gain is not None
+    g = gain(N[face])
+    mean_shade = shade[~dark].mean()
+    # darker than average, but not so dark that the gain is at its cap
+    below = (shade < mean_shade - 0.02) & (shade > mean_shade / DELIGHT_GAIN_MAX + 0.02) & ~dark
+    above = (shade > mean_shade + 0.02) & ~dark
+    assert below.sum() > 500 and above.sum() > 500
+    out = rgb * g
+    # the darker-than-average skin brought to one colour, the average-lit skin's
+    assert np.abs(out[below] / albedo - mean_shade).max() < 0.03
+    assert np.abs(g[above] - 1.0).max() < 0.02  # nothing darkened
+    raw = rgb[below] / albedo
+    assert raw.std() > 5 * (out[below] / albedo).std()
+    capped = (shade < mean_shade / DELIGHT_GAIN_MAX - 0.02) & ~dark
+    assert np.allclose(g[capped], DELIGHT_GAIN_MAX)
+    # too little seen skin: no gain
+    assert shading_gain(N[face][:50], rgb[:50], np.ones(50)) is None
+
+
+def test_even_lighting_brings_the_faces_sides_to_its_front():
+    """Baked with the photo's shading taken out (the default), the skin at the face's sides
+    (turned 55-75 degrees from the camera, still seen) is nearer the lightness of its front
+    than when baked as photographed; the lit front itself stays as photographed."""
+    import cv2
+
+    from engines.avatar.bake import bake_texture
+    from engines.avatar.ict import KEPT_MATERIALS, render_layout
+    from engines.types import vertex_normals
+
+    lay = render_layout()
+    face = np.unique(lay.faces[lay.face_material == KEPT_MATERIALS.index("M_Face")])
+    for name in ("group1.jpg", "astronaut.png"):
+        photo = _load(name)
+        V, K, R, t, lm = _fitted_head(photo)
+        Vr = V[lay.src].astype(np.float64)
+        view = (-R.T @ t) - Vr
+        view /= np.linalg.norm(view, axis=1, keepdims=True)
+        facing = (vertex_normals(Vr, lay.faces) * view).sum(1)[face]
+        rc = np.array([_texel(lay.uv[v], SIZE) for v in face])
+        gap, front = {}, {}
+        for even in (True, False):
+            tex = bake_texture(V, K, R, t, photo, lm.xy, size=SIZE, delight=even).texture
+            L = cv2.cvtColor(tex, cv2.COLOR_RGB2LAB)[..., 0].astype(np.float32)[rc[:, 0], rc[:, 1]] * 100 / 255
+            front[even] = np.percentile(L[facing > 0.85], 90)  # the lit front
+            gap[even] = np.median(L[facing > 0.85]) - np.median(L[(facing > 0.25) & (facing < 0.55)])
+        assert gap[False] > 1.5, (name, gap)  # as photographed, the sides are darker
+        # (group1's man is lit from one side; the astronaut from the front, where the sides'
+        # darkening is partly the camera's, not the light's)
+        assert gap[True] < (0.5 * gap[False] if name == "group1.jpg" else gap[False] - 0.5), (name, gap)
+        assert abs(front[True] - front[False]) < 1.5, (name, front)  # the lit front as it was

@@ -156,7 +156,10 @@ def textured_avatar():
 
     path = Path(__file__).parent / "data" / "astronaut.png"
     img = Image(np.asarray(PILImage.open(path).convert("RGB")), path=path)
-    return AvatarEngine().run([img], AvatarEngine.Params(), no_progress, CancelToken()).main
+    # the photo's own light and shade kept in the texture: the unlit renders made from it
+    # below then look like photographs (an even-lit texture rendered unlit looks flat)
+    params = AvatarEngine.Params(texture_lighting="as_photographed")
+    return AvatarEngine().run([img], params, no_progress, CancelToken()).main
 
 
 @pytest.mark.parametrize("yaw", [0.0, 20.0])

@@ -83,6 +83,14 @@ MIRROR_GATE = (0.2, 0.5)
 SMOOTH_M, DECAY_M, SOCKET_M = 0.004, 0.06, 0.003
 """Colour field: smoothing length where seen, decay length towards the skin tone where not,
 and towards the procedural colours inside the mouth and eye sockets."""
+DELIGHT_GAIN_MAX = 1.6
+"""The photo's shading is taken out up to this gain: skin the photo shows darker than its
+average because it turned away from the light (a face's sides, the shadowed cheek) is
+brightened at most this much (:func:`shading_gain`)."""
+DELIGHT_NORMALS_M = 0.015
+"""The shading taken out is that of the head's normals smoothed over this length: the face
+turning away from the light (its sides, under the jaw), not the folds and wrinkles, whose
+shading cannot be told from the skin's own colour and stays as photographed."""
 
 SCLERA_RGB = np.array([232, 226, 217], np.float32)
 SCLERA_RIM_RGB = np.array([196, 166, 158], np.float32)
@@ -826,6 +834,89 @@ def _weights(P, N, K, R, t, centre, zbuf, zframe: _Frame, photo_wh):
     return xy, (w * inside).astype(np.float32)
 
 
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def _sh_basis(N: np.ndarray) -> np.ndarray:
+    """First-order real spherical harmonics (unnormalised: 1, x, y, z) of normals (K x 3).
+    (Second order changed the baked skin by under 1 % on the test portraits.)"""
+    return np.hstack([np.ones((len(N), 1), N.dtype), N])
+
+
+def shading_gain(normals: np.ndarray, rgb: np.ndarray, weight: np.ndarray, gain_max: float = DELIGHT_GAIN_MAX):
+    """The photo's shading on the skin, and a gain that takes it out, or None.
+
+    The skin's colour is modelled as one albedo times Lambertian shading under distant
+    light, to first order in spherical harmonics (irradiance is smooth in the normal:
+    Ramamoorthi and Hanrahan, "An Efficient Representation for Irradiance Environment
+    Maps", SIGGRAPH 2001; per colour channel, as the low-order lighting 3DMM fitters
+    estimate, e.g. DECA): ``rgb = c0 + C n``, fitted to the seen skin's colours ``rgb``
+    (K x 3) at its head-frame ``normals`` (K x 3) with ``weight``, by least squares made
+    robust (Huber weights on the lightness, iterated) to brows, lips and stubble, whose
+    albedo differs. Per channel, because skin turned from the light is not only darker but
+    redder (light scattered under the skin is red): one gain for all three would brighten
+    a face's sides to orange. The gain of a normal is the mean shading of the fitted skin
+    over its shading there, kept in 1 .. ``gain_max``: what the photo shows darker than the
+    face's average for the way it faces (its sides, a shadowed cheek) is brought to it, and
+    nothing is darkened, so the lit front stays as photographed. The viewport lights the
+    head itself; without this the photo's dark sides showed as brown patches in front of
+    the ears, between the lit front and the (unshaded) skin-tone fill.
+    Returns ``gain(normals) -> (K, 3) float32``, or None with too little seen skin to fit."""
+    N = np.asarray(normals, np.float64).reshape(-1, 3)
+    Y = np.asarray(rgb, np.float64).reshape(-1, 3)
+    w = np.asarray(weight, np.float64).ravel()
+    use = w > 0
+    if use.sum() < 200:
+        return None
+    X = _sh_basis(N[use])
+    Y, w = Y[use], w[use]
+    luma = LUMA.astype(np.float64)
+    wr = np.ones_like(w)
+    for _ in range(4):
+        sw = np.sqrt(w * wr)[:, None]
+        C = np.linalg.lstsq(X * sw, Y * sw, rcond=None)[0]  # 4 x 3
+        r = (Y - X @ C) @ luma
+        k = 1.345 * (1.4826 * np.median(np.abs(r)) + 1e-6)
+        wr = np.minimum(1.0, k / np.maximum(np.abs(r), 1e-9))
+    ref = (w[:, None] * (X @ C)).sum(0) / w.sum()
+    if (ref <= 1.0).any():
+        return None
+    C = C.astype(np.float32)
+    ref = ref.astype(np.float32)
+    floor = ref / np.float32(gain_max)
+
+    def gain(normals_: np.ndarray) -> np.ndarray:
+        s_ = _sh_basis(np.asarray(normals_, np.float32).reshape(-1, 3)) @ C
+        return np.clip(ref / np.maximum(s_, floor), 1.0, gain_max).astype(np.float32)
+
+    return gain
+
+
+@lru_cache(maxsize=1)
+def _normal_smoother():
+    """Factorised ``(A + l^2 L)`` of the skin mesh (:data:`DELIGHT_NORMALS_M`)."""
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import splu
+
+    mesh = _mesh()
+    return splu((sp.diags(mesh.area) + DELIGHT_NORMALS_M**2 * mesh.stiffness).tocsc())
+
+
+def smooth_normals(normals: np.ndarray) -> np.ndarray:
+    """The skin vertices' normals (n x 3) smoothed over :data:`DELIGHT_NORMALS_M` on the
+    surface (a screened Poisson solve, as the colour field), unit length."""
+    mesh = _mesh()
+    N = _normal_smoother().solve(np.asarray(normals, np.float64) * mesh.area[:, None])
+    return (N / np.maximum(np.linalg.norm(N, axis=1, keepdims=True), 1e-9)).astype(np.float32)
+
+
+def _lit(rgb: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """uint8 RGB times a per-pixel, per-channel gain (saturating)."""
+    import cv2
+
+    return cv2.multiply(rgb, np.ascontiguousarray(gain, np.float32), dtype=cv2.CV_8U)
+
+
 def _feather(w_grid: np.ndarray, tm: TileMap, width_px: float) -> np.ndarray:
     """Weights faded to 0 towards the border of the seen region and of the charts (holes
     inside a chart, the eye and mouth openings, do not count as borders)."""
@@ -851,12 +942,14 @@ def bake_texture(
     iris_rgb=None,
     progress=None,
     cancel=None,
+    delight: bool = True,
 ) -> BakeResult:
     """Bake ``photo`` into the atlas of :func:`engines.avatar.ict.render_layout` for the
     fitted head ``vertices_model`` (N x 3 ICT vertices, head frame, metres) seen through
     ``x = K (R X + t)``; ``landmarks_xy`` are the 478 MediaPipe landmarks in photo pixels
     (pixel-centre convention). ``iris_rgb`` overrides the iris colour measured from the
-    photo. ``progress(fraction, message)`` and ``cancel.raise_if_set()`` are called between
+    photo. ``delight`` takes the photo's shading out of the skin (:func:`shading_gain`).
+    ``progress(fraction, message)`` and ``cancel.raise_if_set()`` are called between
     stages."""
     import cv2
     import scipy.sparse as sp
@@ -968,6 +1061,16 @@ def bake_texture(
     wm = wm * _gate(wm, wd)
     cd = _sample(blur, fm.of(xyv))
     cm = _sample(blur, fm.of(xyvm))
+    # the photo's shading, fitted on the squarely seen face skin, taken out of what is baked
+    A = mesh.area
+    gain = None
+    if delight:
+        Ns = np.zeros_like(Nv)
+        Ns[:n] = smooth_normals(Nn)
+        gain = shading_gain(Ns[:n], cd, A * wd * (wd > 0.5) * (mesh.part == PART_FACE))
+    if gain is not None:
+        cd *= gain(Ns[:n])
+        cm *= gain(Ns[mesh.mirror[:n]])
     wsum = wd + (1 - wd) * wm
     obs = (wd[:, None] * cd + ((1 - wd) * wm)[:, None] * cm) / np.maximum(wsum, 1e-6)[:, None]
     lam = SMOOTH_M**2
@@ -975,7 +1078,6 @@ def bake_texture(
     # the tone the unseen skin relaxes to: between the measured (cheek and forehead) skin tone
     # and the mean colour the photo gave all the seen skin (which carries its shading), so the
     # fill continues the face's own colour
-    A = mesh.area
     ws = A * wsum * (mesh.part == PART_FACE)
     enough = ws.sum() > 0.05 * (A * (mesh.part == PART_FACE)).sum()
     seen_rgb = (ws[:, None] * obs).sum(0) / ws.sum() if enough else skin_rgb
@@ -1010,6 +1112,9 @@ def bake_texture(
     md_t = _sample(mask, fm.of(xy_d))[:, 0]
     mm_t = _sample(mask, fm.of(xy_m))[:, 0]
     gate_t = _gate(wg_m * mm_t, wg_d * md_t)
+    gain_d = gain_m = None
+    if gain is not None:
+        gain_d, gain_m = gain(B @ Ns), gain(Bm @ Ns)  # (unnormalised: the gain's model is linear)
     stage("texel geometry", 0.55)
 
     # ---- per tile, phase 1: feathered weights, upsampled photo coordinates, photo lookups
@@ -1052,6 +1157,8 @@ def bake_texture(
         wts = up(np.stack([wfd, wfm, np.zeros_like(wfd)], -1))
         qd = up(q[..., 0:2])
         col_d = cv2.remap(crop, qd[..., 0], qd[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if gain is not None:
+            col_d = _lit(col_d, up(grid(gain_d[sl] - 1) + 1))
         m_d = cv2.remap(
             mask, qd[..., 0] * k_m + o_m, qd[..., 1] * k_m + o_m, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
         )
@@ -1060,6 +1167,8 @@ def bake_texture(
         if use_mirror:
             qm = up(q[..., 2:4])
             col_m = cv2.remap(crop, qm[..., 0], qm[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            if gain is not None:
+                col_m = _lit(col_m, up(grid(gain_m[sl] - 1) + 1))
             m_m = cv2.remap(
                 mask, qm[..., 0] * k_m + o_m, qm[..., 1] * k_m + o_m, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
             )
@@ -1118,4 +1227,5 @@ def warm_up(size: int = ATLAS_SIZE) -> None:
     _eye_geometry(size)
     _lash_map(size)
     _interpolators(size)
+    _normal_smoother()
     face_tile_iod()

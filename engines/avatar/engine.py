@@ -212,6 +212,11 @@ class AvatarEngine(Engine):
             True, description="Use the photo's 35 mm-equivalent focal length when EXIF has one"
         )
         texture_size: Literal[1024, 2048, 4096] = Field(2048, description="Texture atlas size in pixels")
+        texture_lighting: Literal["even", "as_photographed"] = Field(
+            "even",
+            description="'even': the photo's light and shade taken out of the skin (the viewport, "
+            "Blender or a game engine light the head); 'as_photographed': kept, for unlit use",
+        )
         expression: Literal["neutral", "as_photographed"] = Field(
             "neutral", description="Start from the neutral face, or from the photo's own expression"
         )
@@ -309,7 +314,16 @@ class AvatarEngine(Engine):
         with res.stage("texture"):
             # the photo's own expression is what the camera saw: bake on the posed head
             posed = V + np.tensordot(fit.expression, basis, 1) * scale
-            baked = bake_texture(posed, fit.K, R, t, photo, lm.xy, size=int(params.texture_size))
+            baked = bake_texture(
+                posed,
+                fit.K,
+                R,
+                t,
+                photo,
+                lm.xy,
+                size=int(params.texture_size),
+                delight=params.texture_lighting == "even",
+            )
         progress(0.75, "Expressions and rig")
         cancel.raise_if_set()
         with res.stage("expressions"):
