@@ -311,12 +311,10 @@ def show_result(window, result, prefix: str) -> int | None:
         panel.show_item(result.items[wanted[cls]], f"{prefix}/{wanted[cls]}")
     if vp is not None:
         if vp.plotter.isVisible():
-            # the one render of this result, at the next paint, asked for from a timer: a
-            # paint asked for here would come in this same pass of the event loop, with no
-            # turn for the input and timer events in between
-            from PySide6.QtCore import QTimer
-
-            QTimer.singleShot(0, vp.plotter, vp.plotter.update)
+            # the one render of this result, at a paint after the event loop's next turn:
+            # a paint in this same pass (asked for here, or Qt's own after the layout
+            # changes) would add the render to this event's stall
+            vp.plotter.defer_render()
         else:
             vp.plotter.render()
     return tab

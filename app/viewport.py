@@ -174,7 +174,26 @@ class _Interactor(QtInteractor):
             ]
         return tuple(parts)
 
+    def defer_render(self) -> None:
+        """The next paint shows the last frame and asks for another paint from a timer,
+        which renders: a new scene's first render then comes after the event loop has had a
+        turn, not in the event that made the scene (where Qt may paint the view, its layout
+        having changed, in the same pass: issue 15, a splat's 150 ms stall)."""
+        self._deferred = True
+        self.update()
+
     def paintGL(self):  # noqa: N802 (Qt naming)
+        if getattr(self, "_deferred", False) and not getattr(self, "_in_paint", False):
+            self._deferred = False
+            self._in_paint = True  # blit the last frame
+            try:
+                super().paintGL()
+            finally:
+                self._in_paint = False
+            # a real timer (1 ms): Qt delivers a 0 ms single shot as a posted event, in
+            # this same pass
+            QtCore.QTimer.singleShot(1, self, self.update)
+            return
         if getattr(self, "_in_paint", False) or self.stamp is None or self.stamp != self.scene_stamp():
             super().paintGL()
             return
