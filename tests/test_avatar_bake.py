@@ -581,34 +581,3 @@ def test_even_lighting_brings_the_faces_sides_to_its_front():
         # darkening is partly the camera's, not the light's)
         assert gap[True] < (0.5 * gap[False] if name == "group1.jpg" else gap[False] - 0.5), (name, gap)
         assert abs(front[True] - front[False]) < 1.5, (name, front)  # the lit front as it was
-
-
-def test_the_face_is_baked_from_inside_the_photos_face_outline(astronaut):
-    """A fitted face a little wider than the photo's (10 % here) reaches past the face
-    outline onto what lies beside it (an ear, hair: skin-coloured things the colour test
-    lets through): nothing from there is baked into the face. A skin-coloured but lighter
-    band painted beside the cheeks, just outside the outline, leaves the face tile as it was."""
-    import cv2
-
-    from engines.avatar.bake import bake_texture, tile_rect
-    from engines.avatar.skin import _fill
-    from engines.face.common import FACE_OVAL
-
-    photo, V, K, R, t, lm = (astronaut[k] for k in ("photo", "V", "K", "R", "t", "lm"))
-    h, w = photo.shape[:2]
-    oval = (_fill((h, w), (FACE_OVAL,), lm.xy) > 0.01).astype(np.uint8)
-    near = cv2.dilate(oval, np.ones((31, 31), np.uint8)).astype(bool) & ~cv2.dilate(
-        oval, np.ones((11, 11), np.uint8)
-    ).astype(bool)
-    near[: int(lm.xy[[468, 473], 1].max())] = False  # beside the cheeks (not the hair above)
-    painted = photo.copy()
-    painted[near] = np.clip(photo[near].astype(np.float32) * 1.12 + 6, 0, 255).astype(np.uint8)
-    c = V.mean(0)
-    wide = ((V - c) * np.array([1.1, 1.0, 1.0], np.float32) + c).astype(np.float32)
-    c0, r0, tw, th = tile_rect("face", SIZE)
-    tiles = [
-        bake_texture(wide, K, R, t, img, lm.xy, size=SIZE).texture[r0 : r0 + th, c0 : c0 + tw].astype(np.float32)
-        for img in (photo, painted)
-    ]
-    changed = np.abs(tiles[1] - tiles[0]).max(2) > 8
-    assert changed.mean() < 0.002, changed.mean()

@@ -83,9 +83,6 @@ MIRROR_GATE = (0.2, 0.5)
 SMOOTH_M, DECAY_M, SOCKET_M = 0.004, 0.06, 0.003
 """Colour field: smoothing length where seen, decay length towards the skin tone where not,
 and towards the procedural colours inside the mouth and eye sockets."""
-OUTLINE_MARGIN_IOD = 0.05
-"""The face's skin is baked from photo pixels inside the face outline (MediaPipe's face oval)
-grown by this x the inter-ocular distance (:func:`engines.avatar.skin.face_outline`)."""
 DELIGHT_GAIN_MAX = 1.6
 """The photo's shading is taken out up to this gain: skin the photo shows darker than its
 average because it turned away from the light (a face's sides, the shadowed cheek) is
@@ -1025,11 +1022,6 @@ def bake_texture(
     # skin: the photo's own colour edges (skin to collar, to hair) are that soft
     sm = skinmod.skin_mask(mimg, fm.of(lm), erode_px=int(np.ceil(min(1.5 * fm.s, 0.03 * MASK_IOD_PX))))
     mask = np.ascontiguousarray(sm.mask, np.float32)
-    # the face's own skin comes from inside the photo's face outline: where the fitted face's
-    # border lands beyond it (a fit a little wider than the photo's face), the photo there
-    # shows an ear, the hair or the background (the ear had baked as a red patch in front
-    # of the model's ear); what lies outside is left to the mirror and the colour field
-    mask_face = np.ascontiguousarray(mask * skinmod.face_outline(mask.shape, fm.of(lm), OUTLINE_MARGIN_IOD))
     skin_rgb = sm.colour.rgb.astype(np.float32)
     if iris_rgb is None:
         iris, measured = skinmod.iris_colour(crop, fc.of(lm), IRIS_FALLBACK_RGB)
@@ -1064,9 +1056,8 @@ def bake_texture(
     sig = max(0.8, 0.04 * iod * fm.s)
     den = cv2.GaussianBlur(mask, (0, 0), sig)
     blur = cv2.GaussianBlur(mimg.astype(np.float32) * mask[..., None], (0, 0), sig) / np.maximum(den, 1e-3)[..., None]
-    face_v = mesh.part == PART_FACE
-    wd = wv_d * np.where(face_v, _sample(mask_face, fm.of(xyv))[:, 0], _sample(mask, fm.of(xyv))[:, 0]) * skin_v
-    wm = wv_m * np.where(face_v, _sample(mask_face, fm.of(xyvm))[:, 0], _sample(mask, fm.of(xyvm))[:, 0]) * skin_v
+    wd = wv_d * _sample(mask, fm.of(xyv))[:, 0] * skin_v
+    wm = wv_m * _sample(mask, fm.of(xyvm))[:, 0] * skin_v
     wm = wm * _gate(wm, wd)
     cd = _sample(blur, fm.of(xyv))
     cm = _sample(blur, fm.of(xyvm))
@@ -1118,9 +1109,8 @@ def bake_texture(
     xy_m, wg_m = _weights(Pm, Nm, K, R, t, centre, zbuf, fz, (W, H))
     wg_d *= skin_texel
     wg_m *= skin_texel
-    face_t = part == PART_FACE
-    md_t = np.where(face_t, _sample(mask_face, fm.of(xy_d))[:, 0], _sample(mask, fm.of(xy_d))[:, 0])
-    mm_t = np.where(face_t, _sample(mask_face, fm.of(xy_m))[:, 0], _sample(mask, fm.of(xy_m))[:, 0])
+    md_t = _sample(mask, fm.of(xy_d))[:, 0]
+    mm_t = _sample(mask, fm.of(xy_m))[:, 0]
     gate_t = _gate(wg_m * mm_t, wg_d * md_t)
     gain_d = gain_m = None
     if gain is not None:
@@ -1169,9 +1159,8 @@ def bake_texture(
         col_d = cv2.remap(crop, qd[..., 0], qd[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if gain is not None:
             col_d = _lit(col_d, up(grid(gain_d[sl] - 1) + 1))
-        tile_mask = mask_face if name == "face" else mask  # the face tile is all face
         m_d = cv2.remap(
-            tile_mask, qd[..., 0] * k_m + o_m, qd[..., 1] * k_m + o_m, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+            mask, qd[..., 0] * k_m + o_m, qd[..., 1] * k_m + o_m, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
         )
         w_d = np.ascontiguousarray(np.clip(wts[..., 0] * m_d, 0, 1))
         col_m = w_m = None
@@ -1181,11 +1170,7 @@ def bake_texture(
             if gain is not None:
                 col_m = _lit(col_m, up(grid(gain_m[sl] - 1) + 1))
             m_m = cv2.remap(
-                tile_mask,
-                qm[..., 0] * k_m + o_m,
-                qm[..., 1] * k_m + o_m,
-                cv2.INTER_LINEAR,
-                borderMode=cv2.BORDER_CONSTANT,
+                mask, qm[..., 0] * k_m + o_m, qm[..., 1] * k_m + o_m, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
             )
             w_m = np.ascontiguousarray(np.clip(wts[..., 1] * m_m, 0, 1))
         pending.append((name, sl, grid, pad, up, col_d, w_d, col_m, w_m, (ac, ar), (dc, dr)))

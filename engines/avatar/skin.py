@@ -363,17 +363,6 @@ def _fill(shape, polys, xy) -> np.ndarray:
     return m.astype(np.float32) / 255.0
 
 
-def face_outline(shape: tuple[int, int], xy: np.ndarray, margin_iod: float) -> np.ndarray:
-    """Soft mask (0..1) of the face oval grown by ``margin_iod`` x the inter-ocular distance,
-    fading to 0 over the outer half of that margin."""
-    import cv2
-
-    iod = max(iod_px(xy), 4.0)
-    grow = max(1, int(round(0.75 * margin_iod * iod)))
-    m = cv2.dilate(_fill(shape, (FACE_OVAL,), xy), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
-    return cv2.GaussianBlur(m, (0, 0), max(0.5, 0.25 * margin_iod * iod))
-
-
 def landmark_regions(shape: tuple[int, int], xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(forced in, forced out) soft masks: brows, lips and nostrils in; eyes and inner mouth out."""
     import cv2
