@@ -117,6 +117,35 @@ def test_scalp_texture_is_darkened_towards_the_hair_colour(avatar):
     assert avatar.mesh.texture is t0
 
 
+def test_scalp_is_darkened_up_to_the_uv_seams(avatar):
+    """The scalp crosses the atlas' seam between the face tile and the back of the head: the
+    texels at every scalp vertex, on both sides of that seam, are darkened as much as the
+    scalp's middle (a plain blur of the mask faded it at the islands' borders and left a
+    line of skin over the head under a buzz cut)."""
+    from engines.hair.color import scalp_weights
+
+    m = avatar.mesh
+    a = apply_hair(avatar, "buzz_cut", "#000000")  # target black: darkening = 1 - t1 / t0
+    w = scalp_weights(len(m.vertices), m.faces, np.asarray(avatar.scalp))
+    full = np.nonzero(w >= 0.999)[0]
+    h, wd = m.texture.shape[:2]
+    col = np.clip(np.round(m.uv[full, 0] * (wd - 1)), 0, wd - 1).astype(int)
+    row = np.clip(np.round((1 - m.uv[full, 1]) * (h - 1)), 0, h - 1).astype(int)
+    t0 = m.texture[row, col, :3].astype(float).sum(1)
+    t1 = a.mesh.texture[row, col, :3].astype(float).sum(1)
+    dark = 1 - t1 / np.maximum(t0, 1)
+    # seam vertices: the same point of the head at another place of the atlas
+    key = np.round(m.vertices[full] * 1e5).astype(np.int64)
+    _, inv, count = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+    on_seam = count[inv.ravel()] > 1
+    assert len(full) > 200 and on_seam.sum() > 20
+    assert np.median(dark) > 0.8
+    # as dark as the rest of the scalp (before: median 0.50 on the seam, 0.85 elsewhere)
+    seam, rest = np.median(dark[on_seam]), np.median(dark[~on_seam])
+    assert abs(seam - rest) < 0.03 and np.percentile(dark[on_seam], 10) > 0.8, (seam, rest)
+    assert dark[on_seam].min() > 0.6
+
+
 def test_hair_follows_the_size_of_the_head():
     small = canonical_avatar()
     big = dataclasses.replace(small, mesh=dataclasses.replace(small.mesh, vertices=small.mesh.vertices * 1.25))

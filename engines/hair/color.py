@@ -129,6 +129,7 @@ def _texture_alpha(mesh, w: np.ndarray, shape: tuple[int, int]):
 
     h, wd = shape
     alpha = np.zeros((h, wd), np.float32)
+    cover = np.zeros((h, wd), np.float32)
     uv = mesh.uv.astype(float)
     px = np.stack([uv[:, 0] * (wd - 1), (1 - uv[:, 1]) * (h - 1)], 1)
     fw = w[mesh.faces].mean(1)
@@ -136,7 +137,13 @@ def _texture_alpha(mesh, w: np.ndarray, shape: tuple[int, int]):
     tri = np.round(px[mesh.faces[sel]] * 4).astype(np.int32)
     for i, f in enumerate(sel):
         cv2.fillConvexPoly(alpha, tri[i], float(fw[f]), cv2.LINE_8, 2)
+        cv2.fillConvexPoly(cover, tri[i], 1.0, cv2.LINE_8, 2)
+    # a normalised blur (the texels outside the triangles do not count): where the scalp meets
+    # a UV seam (the face tile's top edge against the back of the head) the mask keeps its
+    # value up to the island's border and a few texels beyond it, instead of fading out there
+    # and leaving a line of skin between the two sides of the seam
     k = max(3, int(round(min(h, wd) / 128)) * 2 + 1)
-    alpha = cv2.GaussianBlur(alpha, (k, k), 0).reshape(-1)
+    den = cv2.GaussianBlur(cover, (k, k), 0)
+    alpha = np.where(den > 0.02, cv2.GaussianBlur(alpha, (k, k), 0) / np.maximum(den, 1e-6), 0.0).reshape(-1)
     idx = np.nonzero(alpha > 0.004)[0]
     return idx, np.round(alpha[idx] * 255).astype(np.int64)[:, None]
