@@ -144,6 +144,8 @@ class BakeResult:
     timings: dict = field(default_factory=dict)
     sclera_rgb: np.ndarray | None = None
     """The sclera colour painted (the photo's, or the default white at its exposure)."""
+    glasses_found: bool = False
+    """True when eyeglass frames were found on the face (and left out of the skin)."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -943,12 +945,15 @@ def bake_texture(
     progress=None,
     cancel=None,
     delight: bool = True,
+    leave_out_glasses: bool = True,
 ) -> BakeResult:
     """Bake ``photo`` into the atlas of :func:`engines.avatar.ict.render_layout` for the
     fitted head ``vertices_model`` (N x 3 ICT vertices, head frame, metres) seen through
     ``x = K (R X + t)``; ``landmarks_xy`` are the 478 MediaPipe landmarks in photo pixels
     (pixel-centre convention). ``iris_rgb`` overrides the iris colour measured from the
-    photo. ``delight`` takes the photo's shading out of the skin (:func:`shading_gain`).
+    photo. ``delight`` takes the photo's shading out of the skin (:func:`shading_gain`);
+    ``leave_out_glasses`` keeps eyeglass frames found on the face out of it
+    (:mod:`engines.avatar.glasses`).
     ``progress(fraction, message)`` and ``cancel.raise_if_set()`` are called between
     stages."""
     import cv2
@@ -1020,7 +1025,9 @@ def bake_texture(
     mimg = fm.image(photo)
     # the mask's edge kept about 1.5 photo pixels (at most 3 % of the eye distance) inside the
     # skin: the photo's own colour edges (skin to collar, to hair) are that soft
-    sm = skinmod.skin_mask(mimg, fm.of(lm), erode_px=int(np.ceil(min(1.5 * fm.s, 0.03 * MASK_IOD_PX))))
+    sm = skinmod.skin_mask(
+        mimg, fm.of(lm), erode_px=int(np.ceil(min(1.5 * fm.s, 0.03 * MASK_IOD_PX))), find_glasses=leave_out_glasses
+    )
     mask = np.ascontiguousarray(sm.mask, np.float32)
     skin_rgb = sm.colour.rgb.astype(np.float32)
     if iris_rgb is None:
@@ -1216,6 +1223,7 @@ def bake_texture(
         photo_weight=photo_weight,
         timings=timings,
         sclera_rgb=sclera,
+        glasses_found=bool(sm.glasses is not None and sm.glasses.found),
     )
 
 

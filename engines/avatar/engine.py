@@ -217,6 +217,11 @@ class AvatarEngine(Engine):
             description="'even': the photo's light and shade taken out of the skin (the viewport, "
             "Blender or a game engine light the head); 'as_photographed': kept, for unlit use",
         )
+        glasses: Literal["leave_out", "keep"] = Field(
+            "leave_out",
+            description="'leave_out': eyeglass frames found on the face are not baked into the skin "
+            "(filled with the skin around them); 'keep': baked as photographed",
+        )
         expression: Literal["neutral", "as_photographed"] = Field(
             "neutral", description="Start from the neutral face, or from the photo's own expression"
         )
@@ -323,6 +328,7 @@ class AvatarEngine(Engine):
                 lm.xy,
                 size=int(params.texture_size),
                 delight=params.texture_lighting == "even",
+                leave_out_glasses=params.glasses == "leave_out",
             )
         progress(0.75, "Expressions and rig")
         cancel.raise_if_set()
@@ -392,9 +398,16 @@ class AvatarEngine(Engine):
                 "The photo's expression was measured from landmarks only (the blendshape "
                 "model found no face on the crop)."
             )
+        if baked.glasses_found:
+            res.notes.append(
+                "Eyeglass frames were found and left out of the skin texture (filled with the skin "
+                "around them); the lenses are baked as photographed. Set glasses to 'keep' to bake "
+                "the frames too."
+            )
         iod = lm.iod_px
         res.metrics.update(
             {
+                "glasses_found": bool(baked.glasses_found),
                 "faces_found": lm.faces_found,
                 "landmarks": int(len(lm.xy)),
                 "reprojection_error_pct_iod": float(fit.rms_px / iod * 100),

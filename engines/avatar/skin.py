@@ -26,8 +26,10 @@ are always included (they belong to the face texture although their colour is no
 
 Everything runs on the bake's mask frame (the head's box, resampled to about 100 px between
 the eyes); coordinates are pixel-centre (integer = centre of a pixel). Heavy imports stay
-inside the functions. Known limit: glasses frames of a skin-like colour (tortoiseshell,
-amber) pass the colour test, and dark frames lying on the brows are kept with the brows.
+inside the functions. Eyeglass frames found by :mod:`engines.avatar.glasses` are taken out
+whatever their colour (frames of a skin-like colour, tortoiseshell or amber, pass the colour
+test); frames lying on the brows are kept with the brows, and frames it does not find
+(thin, rimless) stay a known limit.
 """
 
 from __future__ import annotations
@@ -99,6 +101,8 @@ class SkinMask:
     forced_in: np.ndarray
     forced_out: np.ndarray
     hair: "HairColour | None" = None
+    glasses: object | None = None
+    """The eyeglass frames found (:class:`engines.avatar.glasses.Glasses`), None when not searched."""
 
 
 def _smoothstep(x, a, b):
@@ -391,6 +395,7 @@ def skin_mask(
     close_iod: float = 0.03,
     soften_iod: float = 0.04,
     erode_px: int = 1,
+    find_glasses: bool = True,
 ) -> SkinMask:
     """The soft skin mask of an RGB image (uint8) whose face has the 478 landmarks ``xy``.
 
@@ -398,7 +403,9 @@ def skin_mask(
     otherwise selfie segmentation runs here when ``use_segmentation``. The colour test's
     small holes are closed (``close_iod`` x the inter-ocular distance), its edges pulled in
     by ``erode_px`` pixels (colour edges in a photo are a pixel or two wide) and softened
-    inwards (``soften_iod``) before the landmark regions are applied.
+    inwards (``soften_iod``) before the landmark regions are applied. Eyeglass frames
+    (:mod:`engines.avatar.glasses`, when ``find_glasses``) are not skin either, whatever
+    their colour; where a frame lies on a brow, the brow is kept.
     """
     import cv2
 
@@ -440,11 +447,18 @@ def skin_mask(
         p = cv2.erode(p, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * erode_px + 1, 2 * erode_px + 1)))
     if soften_iod > 0:
         p = p * cv2.GaussianBlur(p, (0, 0), max(0.5, soften_iod * iod))
+    glasses = None
+    if find_glasses:
+        from engines.avatar.glasses import detect_glasses
+
+        glasses = detect_glasses(rgb, xy)
+        if glasses.found:
+            p = p * (1.0 - glasses.mask)
     forced_in, forced_out = landmark_regions((h, w), xy)
     m = np.maximum(p, forced_in) * (1.0 - forced_out)
     sigma = max(0.6, blur_iod * iod)
     m = cv2.GaussianBlur(m.astype(np.float32), (0, 0), sigma)
-    return SkinMask(np.clip(m, 0.0, 1.0), colour, person, forced_in, forced_out, hair)
+    return SkinMask(np.clip(m, 0.0, 1.0), colour, person, forced_in, forced_out, hair, glasses)
 
 
 def iris_colour(rgb: np.ndarray, xy: np.ndarray, fallback=(78, 54, 38)) -> tuple[np.ndarray, bool]:
