@@ -101,16 +101,31 @@ def _sample(lab: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return out.reshape(-1, 3)[:n].reshape(shape + (3,))
 
 
-def ridge(lab: np.ndarray, centre: np.ndarray, dirs: np.ndarray, radii: np.ndarray, band: float) -> np.ndarray:
-    """Ridge response (angles x radii) along rays ``centre + r * dirs[k]``: the geometric
-    mean of the colour differences to the band's inner and outer sides where both point
-    the same way, else 0."""
-    P = centre[None, None, :] + radii[None, :, None] * dirs[:, None, :]
+def ridge(lab: np.ndarray, P: np.ndarray, normal: np.ndarray, band: float) -> np.ndarray:
+    """Ridge response at the points P (... x 2) across ``normal`` (broadcast to P): the
+    geometric mean of the colour differences to the band's two sides (``band`` away along
+    the normal) where both point the same way, else 0."""
     c = _sample(lab, P)
-    a = _sample(lab, P - band * dirs[:, None, :])
-    b = _sample(lab, P + band * dirs[:, None, :])
+    a = _sample(lab, P - band * normal)
+    b = _sample(lab, P + band * normal)
     v1, v2 = c - a, c - b
     return np.sqrt(np.maximum((v1 * v2).sum(-1), 0.0))
+
+
+def _dp_step(score: np.ndarray, max_step: int) -> tuple[np.ndarray, np.ndarray]:
+    """One dynamic-programming step over the last axis: per index, the best score among the
+    indices at most ``max_step`` away, and which index that was."""
+    M = score.shape[-1]
+    idx = np.arange(M)
+    best = np.full(score.shape, -np.inf)
+    arg = np.zeros(score.shape, np.int32)
+    for s in range(-max_step, max_step + 1):
+        src = np.clip(idx + s, 0, M - 1)
+        cand = np.where((idx + s >= 0) & (idx + s < M), score[..., src], -np.inf)
+        better = cand > best
+        best = np.where(better, cand, best)
+        arg = np.where(better, src, arg)
+    return best, arg
 
 
 def closed_path(R: np.ndarray, max_step: int = 1) -> np.ndarray:
@@ -118,50 +133,24 @@ def closed_path(R: np.ndarray, max_step: int = 1) -> np.ndarray:
     response whose index changes by at most ``max_step`` between neighbouring angles
     (dynamic programming over two turns; the second turn's path, which has forgotten its
     start, is returned)."""
-    K, M = R.shape
-    T = np.concatenate([R, R], 0)
-    score = T[0].copy()
-    back = np.zeros((2 * K, M), np.int32)
-    idx = np.arange(M)
-    for k in range(1, 2 * K):
-        best = np.full(M, -np.inf)
-        arg = np.zeros(M, np.int32)
-        for s in range(-max_step, max_step + 1):
-            src = idx + s
-            ok = (src >= 0) & (src < M)
-            cand = np.full(M, -np.inf)
-            cand[ok] = score[src[ok]]
-            better = cand > best
-            best[better] = cand[better]
-            arg[better] = src[better]
-        score = best + T[k]
-        back[k] = arg
-    path = np.zeros(2 * K, np.int32)
-    path[-1] = int(np.argmax(score))
-    for k in range(2 * K - 1, 0, -1):
-        path[k - 1] = back[k, path[k]]
+    K = R.shape[0]
+    path = open_path(np.concatenate([R, R], 0)[None], None, max_step)[0]
     return path[K:]
 
 
-def open_path(R: np.ndarray, start: np.ndarray, max_step: int = 1) -> np.ndarray:
-    """Per candidate and step, the offset index of the best path from offset ``start``
-    (R: candidates x steps x offsets; start: one offset per candidate)."""
+def open_path(R: np.ndarray, start: np.ndarray | None, max_step: int = 1) -> np.ndarray:
+    """Per candidate and step, the offset index of the best path (R: candidates x steps x
+    offsets), from offset ``start`` (one per candidate; None: any)."""
     C, S, M = R.shape
-    score = np.full((C, M), -np.inf)
-    score[np.arange(C), start] = R[:, 0][np.arange(C), start]
+    if start is None:
+        score = R[:, 0].astype(np.float64)
+    else:
+        score = np.full((C, M), -np.inf)
+        score[np.arange(C), start] = R[np.arange(C), 0, start]
     back = np.zeros((S, C, M), np.int32)
-    idx = np.arange(M)
     for k in range(1, S):
-        best = np.full((C, M), -np.inf)
-        arg = np.zeros((C, M), np.int32)
-        for s in range(-max_step, max_step + 1):
-            src = np.clip(idx + s, 0, M - 1)
-            cand = np.where(((idx + s) >= 0) & ((idx + s) < M), score[:, src], -np.inf)
-            better = cand > best
-            best = np.where(better, cand, best)
-            arg = np.where(better, src[None, :], arg)
+        best, back[k] = _dp_step(score, max_step)
         score = best + R[:, k]
-        back[k] = arg
     path = np.zeros((C, S), np.int32)
     path[:, -1] = np.argmax(score, 1)
     for k in range(S - 1, 0, -1):
@@ -207,10 +196,10 @@ def detect_glasses(rgb: np.ndarray, xy: np.ndarray) -> Glasses:
         ("image_right", RIGHT_IRIS, EYE_IMAGE_RIGHT),
     ):
         c = xy[iris]
-        Rs = [ridge(lab, c, dirs, radii, b * iod) for b in BAND_IOD]
+        P = c[None, None, :] + radii[None, :, None] * dirs[:, None, :]
+        Rs = [ridge(lab, P, dirs[:, None, :], b * iod) for b in BAND_IOD]
         R = np.maximum(*Rs)
         band = np.where(Rs[0] >= Rs[1], BAND_IOD[0], BAND_IOD[1]) * iod
-        P = c[None, None, :] + radii[None, :, None] * dirs[:, None, :]
         eye = _eye_mask((h, w), xy, contour, EYE_MARGIN_IOD * iod)
         pi = np.clip(np.round(P).astype(int), 0, [w - 1, h - 1])
         R = np.where(eye[pi[..., 1], pi[..., 0]], 0.0, R)
@@ -261,7 +250,7 @@ def detect_glasses(rgb: np.ndarray, xy: np.ndarray) -> Glasses:
             ks = np.flatnonzero(horizontal > 0.5)[::2]
             start = c[None] + radii[path[ks]][:, None] * dirs[ks]  # candidates x 2
             P = start[:, None, None, :] + sign * steps[None, :, None, None] * across + offs[None, None, :, None] * down
-            Rv = np.maximum(*[_ridge_across(lab, P, down, b * iod) for b in BAND_IOD])
+            Rv = np.maximum(*[ridge(lab, P, down, b * iod) for b in BAND_IOD])
             p = open_path(Rv, np.full(len(ks), int(np.argmin(np.abs(offs)))))
             best = None
             for ci in range(len(ks)):
@@ -272,15 +261,6 @@ def detect_glasses(rgb: np.ndarray, xy: np.ndarray) -> Glasses:
                 cv2.polylines(mask, [np.round(best[1] * 4).astype(np.int32)], False, 1.0, t, cv2.LINE_AA, 2)
     mask = cv2.GaussianBlur(mask, (0, 0), max(0.5, 0.01 * iod))
     return Glasses(True, np.clip(mask * 1.5, 0, 1).astype(np.float32), scores)
-
-
-def _ridge_across(lab: np.ndarray, P: np.ndarray, down: np.ndarray, band: float) -> np.ndarray:
-    """Ridge response of a horizontal band (bridge, arm) at the points P (... x 2)."""
-    c = _sample(lab, P)
-    a = _sample(lab, P - band * down)
-    b = _sample(lab, P + band * down)
-    v1, v2 = c - a, c - b
-    return np.sqrt(np.maximum((v1 * v2).sum(-1), 0.0))
 
 
 def _run_end(on: np.ndarray, gap: int) -> int:
