@@ -126,9 +126,12 @@ def test_the_avatar_engine_says_it_left_the_frames_out_and_can_keep_them():
     from engines.io import load_input
 
     img = load_input([DATA / "grace_hopper.jpg"])
-    run = lambda **kw: AvatarEngine().run(
-        [img], make_params(AvatarEngine, {"texture_size": 1024, **kw}), lambda *a: None, CancelToken()
-    )  # noqa: E731
+
+    def run(**kw):
+        return AvatarEngine().run(
+            [img], make_params(AvatarEngine, {"texture_size": 1024, **kw}), lambda *a: None, CancelToken()
+        )
+
     out, kept = run(), run(glasses="keep")
     assert out.metrics["glasses_found"] and any("Eyeglass frames" in n for n in out.notes)
     assert not kept.metrics["glasses_found"] and not any("Eyeglass frames" in n for n in kept.notes)
