@@ -13,9 +13,10 @@ by deformable contour", ICPR 2000):
    sides in the same sense) the response is their geometric mean, at two band widths.
    The eye opening and lids (the eye contour, grown a little) give no response.
 2. **Closed contour.** Dynamic programming over the ray angles finds, per eye, the closed
-   path of radii with the largest total response under a smoothness limit (a radius
-   changes by at most one bin between neighbouring rays): a rim is a loop around the eye,
-   brows, folds and wrinkles are not.
+   path of radii with the largest total response (capped at twice the ridge threshold, so
+   the path that stays on a ridge longest wins over one through a few strong edges) under
+   a smoothness limit (:data:`MAX_STEP` radius steps between neighbouring rays): a rim is
+   a loop around the eye, brows, folds and wrinkles are not.
 3. **Decision.** The frame is there when, on both eyes, the path's response is strong
    (against the annulus' own median response, and in absolute Lab units) along most of
    the loop, in particular below the eye, where no brow lies, and the two loops have
@@ -26,8 +27,13 @@ by deformable contour", ICPR 2000):
 
 The result is a soft mask of frame pixels (rims, bridge, arms, drawn at the band width
 found). Lenses (reflections, tints, the magnified skin behind them) are not handled: the
-mask covers the frame only. Known limit: rimless glasses and frames hidden under the
-brows are not found; thin wire frames under about 1.5 photo pixels may be missed.
+mask covers the frame only. Known limits: rimless glasses and frames hidden under the
+brows are not found; thin wire frames under about 1.5 photo pixels may be missed; on a
+face turned far enough that the far lens is foreshortened to a sliver, its loop fails
+and nothing is found. The thresholds (:data:`LOOP_SHARE`, :data:`NOISE_FACTOR`) were set
+on the faces we have (one real pair of frames, five faces without, frames drawn on them:
+``benchmarks/glasses.py``), so they are a first calibration, not a measured operating
+point.
 """
 
 from __future__ import annotations
