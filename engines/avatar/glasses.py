@@ -42,9 +42,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-LEFT_IRIS, RIGHT_IRIS = 468, 473
-EYE_IMAGE_LEFT = (33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7)
-EYE_IMAGE_RIGHT = (263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249)
+from engines.avatar.skin import EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, LEFT_IRIS, RIGHT_IRIS, _to_lab
+
 NOSE_BRIDGE = 168
 
 N_ANGLES = 96
@@ -77,12 +76,6 @@ class Glasses:
     """H x W float32 in [0, 1]: frame pixels (zeros when not found)."""
     scores: dict = field(default_factory=dict)
     """Per eye: share of the loop on a ridge (below the eye, all round), mean radius."""
-
-
-def _lab(rgb: np.ndarray) -> np.ndarray:
-    import cv2
-
-    return cv2.cvtColor(np.ascontiguousarray(rgb[..., :3]), cv2.COLOR_RGB2LAB).astype(np.float32)
 
 
 def _frame(xy: np.ndarray):
@@ -176,22 +169,31 @@ def _eye_mask(shape, xy, idx, grow_px) -> np.ndarray:
 def detect_glasses(rgb: np.ndarray, xy: np.ndarray) -> Glasses:
     """Find eyeglass frames on the face whose 478 MediaPipe landmarks are ``xy`` (pixel
     centres) in ``rgb`` (uint8). Works best with about 60-150 px between the eyes."""
-    import cv2
-
     rgb = np.asarray(rgb)
     xy = np.asarray(xy, np.float64)
-    h, w = rgb.shape[:2]
-    none = Glasses(False, np.zeros((h, w), np.float32))
+    H, W = rgb.shape[:2]
     iod, across, down = _frame(xy)
     if iod < 12:
-        return none  # too small to tell a frame from the lids
-    # only the eyes' surroundings are looked at: the Lab image of that box
+        return Glasses(False, np.zeros((H, W), np.float32))  # too small to tell a frame from the lids
+    # only the eyes' surroundings are looked at: everything below works in that box
     reach = (RADII_IOD[1] + ARM_REACH_IOD + 2 * BAND_IOD[1]) * iod
     eyes = xy[[LEFT_IRIS, RIGHT_IRIS]]
     x0, y0 = np.maximum(np.floor(eyes.min(0) - reach).astype(int), 0)
-    x1, y1 = np.minimum(np.ceil(eyes.max(0) + reach).astype(int) + 1, [w, h])
-    lab = np.zeros((h, w, 3), np.float32)
-    lab[y0:y1, x0:x1] = cv2.GaussianBlur(_lab(rgb[y0:y1, x0:x1]), (0, 0), max(0.5, 0.008 * iod))
+    x1, y1 = np.minimum(np.ceil(eyes.max(0) + reach).astype(int) + 1, [W, H])
+    g = _detect_in_box(rgb[y0:y1, x0:x1], xy - [x0, y0], iod, across, down)
+    full = np.zeros((H, W), np.float32)
+    full[y0:y1, x0:x1] = g.mask
+    g.mask = full
+    return g
+
+
+def _detect_in_box(rgb: np.ndarray, xy: np.ndarray, iod: float, across: np.ndarray, down: np.ndarray) -> Glasses:
+    """:func:`detect_glasses` on the eyes' box (``xy`` in its pixels)."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    none = Glasses(False, np.zeros((h, w), np.float32))
+    lab = cv2.GaussianBlur(_to_lab(rgb), (0, 0), max(0.5, 0.008 * iod))
     th = np.linspace(0, 2 * np.pi, N_ANGLES, endpoint=False)
     dirs = np.cos(th)[:, None] * across[None] + np.sin(th)[:, None] * down[None]  # 0 = towards image right
     radii = np.arange(RADII_IOD[0], RADII_IOD[1] + 1e-9, RADIUS_STEP_IOD) * iod
