@@ -581,3 +581,30 @@ def test_even_lighting_brings_the_faces_sides_to_its_front():
         # darkening is partly the camera's, not the light's)
         assert gap[True] < (0.5 * gap[False] if name == "group1.jpg" else gap[False] - 0.5), (name, gap)
         assert abs(front[True] - front[False]) < 1.5, (name, front)  # the lit front as it was
+
+
+def test_a_near_black_iris_is_painted_brown_not_red():
+    """A dark iris in a dim photo measures a few levels of noise, e.g. (5, 0, 0). Scaled up
+    to a visible lightness that was a saturated red iris (150, 0, 0); it is now the
+    fallback brown's hue at a visible lightness. Measured colours with a real hue keep it,
+    and a strong cast is desaturated."""
+    import cv2
+
+    from engines.avatar.bake import IRIS_FALLBACK_RGB, IRIS_MAX_CHROMA, _iris_for_texture
+
+    def lab(c):
+        return cv2.cvtColor(np.asarray(c, np.float32).reshape(1, 1, 3) / 255.0, cv2.COLOR_RGB2LAB).reshape(3)
+
+    def hue(c):
+        return np.degrees(np.arctan2(lab(c)[2], lab(c)[1]))
+
+    for dark in ((5, 0, 0), (3, 1, 1), (0, 0, 6)):
+        out = _iris_for_texture(dark)
+        assert float(out @ [0.299, 0.587, 0.114]) > 40  # visible, not black
+        assert abs(hue(out) - hue(IRIS_FALLBACK_RGB)) < 5  # brown
+        assert np.hypot(*lab(out)[1:]) < 30
+    blue = _iris_for_texture((90, 120, 160))
+    assert np.allclose(blue, (90, 120, 160), atol=2)  # a plausible blue is kept
+    assert blue[2] > blue[0] + 40
+    cast = _iris_for_texture((200, 20, 20))
+    assert np.hypot(*lab(cast)[1:]) <= IRIS_MAX_CHROMA + 1.0

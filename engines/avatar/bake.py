@@ -478,16 +478,44 @@ def _radial_rho(key: str, cols: int, rows: int) -> tuple[np.ndarray, np.ndarray,
     return rho.astype(np.float32), r.astype(np.float32), np.arctan2(dv, du).astype(np.float32)
 
 
+IRIS_MAX_CHROMA = 40.0
+"""Lab chroma above which a measured iris is desaturated (brown, hazel, green, blue and
+grey irises all lie below it; a stronger colour is a colour cast or noise)."""
+IRIS_TRUSTED_L = (6.0, 22.0)
+"""Lab lightness over which a measured iris's hue goes from not trusted (a near-black
+measurement: a dark iris in a dim photo, whose few levels of red or blue are noise) to
+trusted; below, the hue is the fallback brown's."""
+
+
 def _iris_for_texture(rgb) -> np.ndarray:
-    """Keep a measured iris colour visibly coloured and darker than the sclera."""
+    """Keep a measured iris colour visibly coloured and darker than the sclera.
+
+    The lightness is brought into the range of :data:`SCLERA_RGB`'s eye (at least that of
+    an RGB luma of 45, at most 0.62 of the sclera's); the hue is the measured one, or,
+    as far as the measurement is too dark to tell (:data:`IRIS_TRUSTED_L`), that of
+    :data:`IRIS_FALLBACK_RGB`; the chroma is kept below :data:`IRIS_MAX_CHROMA`. Scaling
+    RGB instead made a near-black (3, 1, 1) a saturated red."""
+    import cv2
+
+    def lab(c):
+        return cv2.cvtColor(np.asarray(c, np.float32).reshape(1, 1, 3) / 255.0, cv2.COLOR_RGB2LAB).reshape(3)
+
+    def rgb_of(v):
+        return cv2.cvtColor(np.asarray(v, np.float32).reshape(1, 1, 3), cv2.COLOR_LAB2RGB).reshape(3) * 255.0
+
     c = np.clip(np.asarray(rgb, np.float32), 0, 255)
-    lum = float(c @ [0.299, 0.587, 0.114])
+    L, a, b = lab(c)
+    trust = float(_smoothstep(np.float32(L), *IRIS_TRUSTED_L))
+    _, fa, fb = lab(IRIS_FALLBACK_RGB)
+    a, b = trust * a + (1 - trust) * fa, trust * b + (1 - trust) * fb
+    chroma = float(np.hypot(a, b))
+    if chroma > IRIS_MAX_CHROMA:
+        a, b = a * IRIS_MAX_CHROMA / chroma, b * IRIS_MAX_CHROMA / chroma
     sclera_lum = float(SCLERA_RGB @ [0.299, 0.587, 0.114])
-    if lum < 45:
-        c = c * (45 / max(lum, 1.0))
-    elif lum > 0.62 * sclera_lum:
-        c = c * (0.62 * sclera_lum / lum)
-    return np.clip(c, 0, 255)
+    lo = lab(np.full(3, 45.0))[0]
+    hi = lab(np.full(3, 0.62 * sclera_lum))[0]
+    out = np.clip(rgb_of((float(np.clip(L, lo, hi)), a, b)), 0, 255)
+    return out.astype(np.float32)
 
 
 EYE_TILE_PX = 320

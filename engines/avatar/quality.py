@@ -19,6 +19,10 @@ from engines.avatar.raster import render_textured
 from engines.face.common import FACE_OVAL
 
 MAX_RENDER = 1024
+SUPERSAMPLE_PIXELS = 4_000_000
+"""Renders are drawn at up to 4 x their size, within this many pixels, and area-averaged
+down (with a mipmapped texture), so they are antialiased like the photo they are compared
+with."""
 BACKGROUND = (128, 128, 128)
 
 
@@ -59,7 +63,20 @@ def render_from_photo_camera(avatar, vertices=None, yaw_deg: float = 0.0, max_si
         a = np.radians(yaw_deg)
         Ry = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
         V = (V - c) @ Ry.T + c
-    img, mask = render_textured(V, avatar.mesh.faces, avatar.mesh.uv, avatar.mesh.texture, K, R, t, size, BACKGROUND)
+    ss = int(np.clip(np.sqrt(SUPERSAMPLE_PIXELS / float(size[0] * size[1])), 1, 4))
+    img, mask = render_textured(
+        V,
+        avatar.mesh.faces,
+        avatar.mesh.uv,
+        avatar.mesh.texture,
+        K,
+        R,
+        t,
+        size,
+        BACKGROUND,
+        supersample=ss,
+        mipmap=True,
+    )
     return img, mask, s
 
 

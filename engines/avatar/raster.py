@@ -118,22 +118,100 @@ def render_textured(
     t,
     size: tuple[int, int],
     background=(255, 255, 255),
+    supersample: int = 1,
+    mipmap: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Unlit textured render (texture colours as they are) -> (H x W x 3 uint8, mask)."""
+    """Unlit textured render (texture colours as they are) -> (H x W x 3 uint8, mask).
+
+    ``mipmap`` filters the texture to each pixel's footprint (:func:`sample_mipmapped`);
+    ``supersample`` > 1 renders ``supersample`` x larger and area-averages down, so the
+    silhouette and the texture are antialiased as a camera's pixels are (the mask is then
+    the pixels more than half covered). Both matter when a head is small in the frame: a
+    2048-texel atlas on a face 60 pixels wide, point-sampled, is mostly aliasing."""
     import cv2
 
-    xy, z = project(np.asarray(K, float), R, t, V)
-    r = rasterize(xy, z, faces, size)
+    K = np.asarray(K, float)
+    w, h = size
+    s = max(1, int(supersample))
+    img = np.empty((h, w, 3), np.uint8)
+    img[:] = np.asarray(background, np.uint8)
+    mask = np.zeros((h, w), bool)
+    # only the head's box is drawn (whole output pixels, so the area average lines up)
+    xy0, z0 = project(K, R, t, V)
+    ok = (z0 > 1e-6) & np.isfinite(xy0).all(1)
+    if not ok.any():
+        return img, mask
+    x0, y0 = np.maximum(np.floor(xy0[ok].min(0)).astype(int) - 1, 0)
+    x1, y1 = np.minimum(np.ceil(xy0[ok].max(0)).astype(int) + 2, [w, h])
+    if x1 <= x0 or y1 <= y0:
+        return img, mask
+    bw, bh = int(x1 - x0), int(y1 - y0)
+    Kb = K.copy()  # pixel centres at integers: x' = (x - x0 + 0.5) s - 0.5
+    Kb[:2, :2] *= s
+    Kb[:2, 2] = (K[:2, 2] - [x0, y0] + 0.5) * s - 0.5
+    xy, z = project(Kb, R, t, V)
+    r = rasterize(xy, z, faces, (bw * s, bh * s))
     th, tw = texture.shape[:2]
     st = interpolate(r, faces, uv.astype(np.float32))
-    mx = st[..., 0] * tw - 0.5
-    my = (1.0 - st[..., 1]) * th - 0.5
-    img = cv2.remap(
-        np.ascontiguousarray(texture[..., :3]),
-        mx.astype(np.float32),
-        my.astype(np.float32),
-        cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
-    img[~r.mask] = background
-    return img, r.mask
+    mx = (st[..., 0] * tw - 0.5).astype(np.float32)
+    my = ((1.0 - st[..., 1]) * th - 0.5).astype(np.float32)
+    tex = np.ascontiguousarray(texture[..., :3])
+    if mipmap:
+        box = sample_mipmapped(tex, mx, my, r.mask)
+    else:
+        box = cv2.remap(tex, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    box[~r.mask] = background
+    cover = r.mask
+    if s > 1:
+        box = cv2.resize(box, (bw, bh), interpolation=cv2.INTER_AREA)
+        cover = cv2.resize(r.mask.astype(np.float32), (bw, bh), interpolation=cv2.INTER_AREA) > 0.5
+    img[y0:y1, x0:x1] = box
+    mask[y0:y1, x0:x1] = cover
+    return img, mask
+
+
+def sample_mipmapped(texture: np.ndarray, mx: np.ndarray, my: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Texture lookups (uint8 H x W x 3) at texel coordinates ``mx``, ``my`` (H x W, pixel
+    centres at integers), filtered to each pixel's footprint: a pyramid of box-averaged
+    halvings and a per-pixel level from the texel distance to the next pixel, blended
+    between the two nearest levels (trilinear mipmapping: Williams, "Pyramidal
+    Parametrics", SIGGRAPH 1983). The footprint is the smaller of the forward and backward
+    differences along each axis, so a UV seam between two neighbouring pixels does not
+    read as a huge footprint."""
+    import cv2
+
+    def step(a, axis):
+        d = np.abs(np.diff(a, axis=axis))
+        pad = [(0, 0), (0, 0)]
+        pad[axis] = (1, 0)
+        back = np.pad(d, pad, mode="edge")
+        pad[axis] = (0, 1)
+        fwd = np.pad(d, pad, mode="edge")
+        return np.minimum(back, fwd)
+
+    m = mask
+    fx = np.hypot(step(mx, 1), step(my, 1))
+    fy = np.hypot(step(mx, 0), step(my, 0))
+    lod = np.log2(np.maximum(np.maximum(fx, fy), 1.0)) * m
+    top = int(np.ceil(float(lod.max()))) if m.any() else 0
+    levels = [texture]
+    for _ in range(min(top, 12)):
+        a = levels[-1]
+        if min(a.shape[:2]) < 2:
+            break
+        levels.append(cv2.resize(a, (a.shape[1] // 2, a.shape[0] // 2), interpolation=cv2.INTER_AREA))
+    lod = np.minimum(lod, len(levels) - 1).astype(np.float32)
+    out = np.zeros(mx.shape + (3,), np.float32)
+    lo = np.floor(lod).astype(np.int32)
+    frac = (lod - lo)[..., None]
+    for k, tex in enumerate(levels):
+        near = (lo == k) | (lo == k - 1)
+        if not near.any():
+            continue
+        sx = np.float32(tex.shape[1] / texture.shape[1])
+        sy = np.float32(tex.shape[0] / texture.shape[0])
+        qx, qy = (mx + 0.5) * sx - 0.5, (my + 0.5) * sy - 0.5
+        look = cv2.remap(tex, qx, qy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        wk = np.where(lo == k, 1.0 - frac[..., 0], np.where(lo == k - 1, frac[..., 0], 0.0)).astype(np.float32)
+        out += look.astype(np.float32) * wk[..., None]
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
