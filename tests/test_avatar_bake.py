@@ -364,6 +364,35 @@ def test_skin_mask_rejects_a_coloured_collar_background_and_hair():
     assert min(real[int(y), int(x)] for x, y in patch_centres(lm)[:4]) > 0.8
 
 
+def test_skin_mask_in_an_underexposed_photo_still_rejects_hair_and_clothes():
+    """The astronaut at 30 % exposure: every colour's Lab chroma shrinks towards the skin
+    model's floors, and her brown hair and dark suit passed for skin (mask 1.0 on the hair
+    band; the avatar got her hair baked over its head). The colour tests now see the photo
+    brought to a standard skin exposure; the skin tone reported stays the photo's."""
+    from engines.avatar.landmarks import detect_landmarks
+    from engines.avatar.skin import EXPOSURE_SKIN_LUMA, hair_band_centres, patch_centres, skin_mask
+
+    photo = _load("astronaut.png")
+    dark = (photo.astype(np.float32) * 0.3).astype(np.uint8)
+    lm = detect_landmarks(photo).xy
+    sm = skin_mask(dark, lm)
+    m = sm.mask
+
+    def at(pts):
+        return [m[int(y) - 2 : int(y) + 3, int(x) - 2 : int(x) + 3].mean() for x, y in pts]
+
+    assert max(at(hair_band_centres(lm)[1:3])) < 0.2
+    assert min(at(patch_centres(lm)[:4])) > 0.8
+    chin = lm[152]
+    neck = m[int(chin[1]) + 40 : int(chin[1]) + 60, int(chin[0]) - 30 : int(chin[0]) + 30]
+    assert neck.mean() < 0.3  # her dark suit's collar, not skin
+    assert sm.exposure_gain > 2.0
+    luma = float(sm.colour.rgb @ [0.299, 0.587, 0.114])
+    assert luma < 0.5 * EXPOSURE_SKIN_LUMA  # the tone as the dark photo has it
+    # a normally exposed photo is tested as it is
+    assert skin_mask(photo, lm).exposure_gain == 1.0
+
+
 def test_skin_mask_excludes_eyes_and_inner_mouth_keeps_brows_and_lips():
     import cv2
 

@@ -19,6 +19,12 @@ Two independent cues, both required (a pixel is skin where the product is high):
    the face oval and, with a margin, on the forehead where a fringe falls. Skin outside the
    face oval must be connected to the face's.
 
+The colour tests run on the photo brightened to a standard skin exposure
+(:func:`exposure_gain`; never darkened): in an underexposed photo, or on dark skin, every
+colour's Lab chroma and lightness differences shrink towards the model's floors, and dark
+hair and clothes then passed for skin (a grey-world style normalisation, here on the
+face's own skin, as automatic exposure meters on the face do).
+
 Landmark polygons then override the colour test where we know what the pixels are: the
 eye openings (sclera and iris have their own procedural texture) and the inner mouth
 (teeth and mouth interior) are always excluded; the eyebrows, the lips and the nostrils
@@ -35,7 +41,7 @@ test); frames lying on the brows are kept with the brows, and frames it does not
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -74,6 +80,12 @@ the second (only rims, glasses, beards and hands are not skin there)."""
 D2_OUTSIDE = (5.0, 14.0)
 """The same outside the face oval, where hair, hats, collars and background live: stricter."""
 
+EXPOSURE_SKIN_LUMA = 150.0
+"""The colour tests see the photo brightened so that the face's skin patches have at least
+this median RGB luma (the test portraits' skin: 180-197, left as it is)."""
+EXPOSURE_GAIN_MAX = 4.0
+"""At most this much brighter (beyond, the photo's few dark levels are noise)."""
+
 _lock = threading.Lock()
 _seg: dict[str, object] = {}
 
@@ -103,6 +115,8 @@ class SkinMask:
     hair: "HairColour | None" = None
     glasses: object | None = None
     """The eyeglass frames found (:class:`engines.avatar.glasses.Glasses`), None when not searched."""
+    exposure_gain: float = 1.0
+    """How much brighter the colour tests saw the photo (:func:`exposure_gain`)."""
 
 
 def _smoothstep(x, a, b):
@@ -194,6 +208,17 @@ def _robust_gaussian(X: np.ndarray, init: np.ndarray, floors) -> tuple[np.ndarra
     mu = X[keep].mean(0)
     cov = np.cov(X[keep].T) if keep.sum() > 3 else np.zeros((3, 3))
     return mu, cov, keep
+
+
+def exposure_gain(rgb: np.ndarray, xy: np.ndarray, person: np.ndarray | None = None) -> float:
+    """The factor (1 .. EXPOSURE_GAIN_MAX) that brings the median luma of the skin patches
+    (:func:`patch_centres`) up to EXPOSURE_SKIN_LUMA; 1 without enough samples."""
+    iod = max(iod_px(xy), 4.0)
+    samples, _ = _disc_samples(rgb, patch_centres(xy), max(1.5, 0.09 * iod), person)
+    if len(samples) < 12:
+        return 1.0
+    med = float(np.median(samples.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)))
+    return float(np.clip(EXPOSURE_SKIN_LUMA / max(med, 1.0), 1.0, EXPOSURE_GAIN_MAX))
 
 
 def fit_skin_colour(rgb: np.ndarray, xy: np.ndarray, person: np.ndarray | None = None) -> SkinColour:
@@ -418,6 +443,9 @@ def skin_mask(
         inner = _fill((h, w), (FACE_OVAL,), xy) > 0.5
         if inner.any() and float(person[inner].mean()) < 0.4:
             person = None
+    gain = exposure_gain(rgb, xy, person)
+    if gain > 1.0:
+        rgb = cv2.convertScaleAbs(np.ascontiguousarray(rgb[..., :3]), alpha=gain)
     colour = fit_skin_colour(rgb, xy, person)
     hair = fit_hair_colour(rgb, xy, colour, person) if use_hair_model else None
     oval = _fill((h, w), (FACE_OVAL,), xy)
@@ -458,7 +486,9 @@ def skin_mask(
     m = np.maximum(p, forced_in) * (1.0 - forced_out)
     sigma = max(0.6, blur_iod * iod)
     m = cv2.GaussianBlur(m.astype(np.float32), (0, 0), sigma)
-    return SkinMask(np.clip(m, 0.0, 1.0), colour, person, forced_in, forced_out, hair, glasses)
+    if gain > 1.0:  # the skin tone as the photo has it
+        colour = replace(colour, rgb=(colour.rgb / np.float32(gain)).astype(np.float32))
+    return SkinMask(np.clip(m, 0.0, 1.0), colour, person, forced_in, forced_out, hair, glasses, gain)
 
 
 def iris_colour(rgb: np.ndarray, xy: np.ndarray, fallback=(78, 54, 38)) -> tuple[np.ndarray, bool]:
