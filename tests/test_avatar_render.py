@@ -167,3 +167,39 @@ def test_lips_reproduce_the_photo(run):
     assert region.sum() > 200
     mse = np.mean((av.photo[region].astype(float) - render[region].astype(float)) ** 2)
     assert 10 * np.log10(255.0**2 / mse) > 22.0
+
+
+def _quad_render(texture, size=40, **kw):
+    """A square facing the camera, filling the middle of a size x size frame (its edges at
+    half-pixel offsets), textured with ``texture``."""
+    from engines.avatar.raster import render_textured
+
+    V = np.array([[-1, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0]], np.float64) * 0.5
+    faces = np.array([[0, 2, 1], [0, 3, 2]])  # facing the camera (culling keeps them)
+    uv = np.array([[0, 1], [1, 1], [1, 0], [0, 0]], np.float32)
+    f = size * 0.73
+    K = np.array([[f, 0, size / 2 - 0.5], [0, f, size / 2 - 0.5], [0, 0, 1.0]])
+    R, t = np.eye(3), np.array([0.0, 0.0, 2.0])
+    return render_textured(V, faces, uv, texture, K, R, t, (size, size), background=(0, 0, 0), **kw)
+
+
+def test_mipmapped_supersampled_render_is_antialiased():
+    """A one-texel checkerboard seen from far off (about 14 texels per pixel): point
+    sampling aliases it into noise, the mipmapped lookup gives its mean grey; supersampling
+    gives the square's edges partial coverage, as a camera's pixels have."""
+    yy, xx = np.mgrid[0:256, 0:256]
+    checker = np.repeat((((xx + yy) % 2) * 255).astype(np.uint8)[..., None], 3, -1)
+    plain, m = _quad_render(checker)
+    assert m.sum() > 100, "the test square was not drawn"
+    aa, m_aa = _quad_render(checker, supersample=4, mipmap=True)
+    inner = np.zeros_like(m)
+    ys, xs = np.nonzero(m)
+    inner[ys.min() + 2 : ys.max() - 1, xs.min() + 2 : xs.max() - 1] = True
+    assert plain[inner].std() > 20  # aliasing: a moire of the texels one lookup per pixel picks
+    assert abs(float(aa[inner].mean()) - 127.5) < 8 and aa[inner].std() < 8
+    # the silhouette: partially covered pixels blend with the background
+    ring = (aa.mean(2) > 10) & ~m_aa
+    assert ring.sum() > 10  # pixels under half covered still show some of the square
+    assert aa[ring].mean() < 100  # ... in part: the background's black blends in
+    assert ((plain.mean(2) > 10) & ~m).sum() == 0  # one sample per pixel: all or nothing
+    assert abs(int(m_aa.sum()) - int(m.sum())) < 0.1 * m.sum()
