@@ -6,7 +6,9 @@
 * Landmark re-detection: MediaPipe run again on that render (an independent check of
   geometry and texture together), error in % of the inter-ocular distance.
 * Robustness: is a face still detected when the head is turned +-30 degrees?
-Renders come from the numpy rasteriser (:mod:`engines.avatar.raster`) on a grey background.
+Renders come from the numpy rasteriser (:mod:`engines.avatar.raster`) on a grey background,
+supersampled and with a mipmapped texture (:data:`SUPERSAMPLE_PIXELS`), so a small face is
+antialiased as the photo's camera pixels are rather than point-sampled from the 2048-texel atlas.
 """
 
 from __future__ import annotations
