@@ -637,3 +637,28 @@ def test_a_near_black_iris_is_painted_brown_not_red():
     assert blue[2] > blue[0] + 40
     cast = _iris_for_texture((200, 20, 20))
     assert np.hypot(*lab(cast)[1:]) <= IRIS_MAX_CHROMA + 1.0
+
+
+def test_skin_mask_of_a_greyscale_photo_keeps_to_the_face():
+    """A black-and-white astronaut: without chroma her lit hair has the skin's lightness and
+    passed the colour test (patches of hair baked on the scalp); in a greyscale photo only
+    the face oval and a small margin are trusted."""
+    import cv2
+
+    from engines.avatar.landmarks import detect_landmarks
+    from engines.avatar.skin import FACE_OVAL, is_greyscale, iod_px, patch_centres, skin_mask
+
+    photo = _load("astronaut.png")
+    grey = np.repeat((photo.astype(np.float32) @ [0.299, 0.587, 0.114]).astype(np.uint8)[..., None], 3, -1)
+    assert is_greyscale(grey) and not is_greyscale(photo)
+    lm = detect_landmarks(photo).xy
+    m = skin_mask(grey, lm).mask
+    oval = np.zeros(m.shape, np.uint8)
+    cv2.fillPoly(oval, [np.round(lm[list(FACE_OVAL)]).astype(np.int32)], 1)
+    iod = iod_px(lm)
+    far = cv2.dilate(oval, np.ones((int(0.3 * iod), int(0.3 * iod)), np.uint8)) == 0
+    top = int(lm[list(FACE_OVAL), 1].min())
+    scalp = far.copy()
+    scalp[top:] = False  # above the face: her hair
+    assert m[scalp].max() < 0.05
+    assert min(m[int(y), int(x)] for x, y in patch_centres(lm)[:4]) > 0.8

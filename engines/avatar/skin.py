@@ -80,6 +80,11 @@ the second (only rims, glasses, beards and hands are not skin there)."""
 D2_OUTSIDE = (5.0, 14.0)
 """The same outside the face oval, where hair, hats, collars and background live: stricter."""
 
+GREY_CHROMA = 2.0
+"""Median Lab chroma (8-bit units) below which a photo is taken for greyscale (a black and
+white print, a sepia-free scan): the colour tests then cannot tell skin from hair."""
+GREY_MARGIN_IOD = 0.05
+"""In a greyscale photo, skin is trusted only this far outside the face oval (x the eye distance)."""
 EXPOSURE_SKIN_LUMA = 150.0
 """The colour tests see the photo brightened so that the face's skin patches have at least
 this median RGB luma (the test portraits' skin: 180-197, left as it is)."""
@@ -208,6 +213,12 @@ def _robust_gaussian(X: np.ndarray, init: np.ndarray, floors) -> tuple[np.ndarra
     mu = X[keep].mean(0)
     cov = np.cov(X[keep].T) if keep.sum() > 3 else np.zeros((3, 3))
     return mu, cov, keep
+
+
+def is_greyscale(rgb: np.ndarray) -> bool:
+    """Whether an RGB image has (almost) no colour: its median Lab chroma is under GREY_CHROMA."""
+    lab = _to_lab(rgb[::2, ::2])
+    return bool(np.median(np.hypot(lab[..., 1] - 128.0, lab[..., 2] - 128.0)) < GREY_CHROMA)
 
 
 def exposure_gain(rgb: np.ndarray, xy: np.ndarray, person: np.ndarray | None = None) -> float:
@@ -458,6 +469,11 @@ def skin_mask(
     )
     if person is not None:
         p = p * _smoothstep(person, 0.3, 0.7).astype(np.float32)
+    if is_greyscale(rgb):
+        # without colour, hair in the light and grey clothes look like skin: only the face
+        # oval (and a margin) is trusted
+        k = max(1, int(round(GREY_MARGIN_IOD * iod)))
+        p = p * cv2.dilate(oval, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)))
     # skin outside the face oval must be connected to the face's skin (a gold badge on a hat,
     # a skin-coloured patch of the background or the clothes is not)
     n, lab = cv2.connectedComponents((np.maximum(p, oval) > 0.5).astype(np.uint8), connectivity=8)
