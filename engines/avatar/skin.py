@@ -23,7 +23,9 @@ The colour tests run on the photo brightened to a standard skin exposure
 (:func:`exposure_gain`; never darkened): in an underexposed photo, or on dark skin, every
 colour's Lab chroma and lightness differences shrink towards the model's floors, and dark
 hair and clothes then passed for skin (a grey-world style normalisation, here on the
-face's own skin, as automatic exposure meters on the face do).
+face's own skin, as automatic exposure meters on the face do). In a greyscale photo
+(:func:`is_greyscale`) colour cannot tell lit hair or grey clothes from skin, so only the
+face oval and a small margin are trusted there.
 
 Landmark polygons then override the colour test where we know what the pixels are: the
 eye openings (sclera and iris have their own procedural texture) and the inner mouth
