@@ -24,7 +24,7 @@ The colour tests run on the photo brightened to a standard skin exposure
 colour's Lab chroma and lightness differences shrink towards the model's floors, and dark
 hair and clothes then passed for skin (a grey-world style normalisation, here on the
 face's own skin, as automatic exposure meters on the face do). In a greyscale photo
-(:func:`is_greyscale`) colour cannot tell lit hair or grey clothes from skin, so only the
+(:func:`is_greyscale`) colour cannot tell lit hair from skin, so above the brows only the
 face oval and a small margin are trusted there.
 
 Landmark polygons then override the colour test where we know what the pixels are: the
@@ -86,7 +86,8 @@ GREY_CHROMA = 2.0
 """Median Lab chroma (8-bit units) below which a photo is taken for greyscale (a black and
 white print, a sepia-free scan): the colour tests then cannot tell skin from hair."""
 GREY_MARGIN_IOD = 0.05
-"""In a greyscale photo, skin is trusted only this far outside the face oval (x the eye distance)."""
+"""In a greyscale photo, skin above the brows is trusted only this far outside the face oval
+(x the eye distance)."""
 EXPOSURE_SKIN_LUMA = 150.0
 """The colour tests see the photo brightened so that the face's skin patches have at least
 this median RGB luma (the test portraits' skin: 180-197, left as it is)."""
@@ -472,10 +473,11 @@ def skin_mask(
     if person is not None:
         p = p * _smoothstep(person, 0.3, 0.7).astype(np.float32)
     if is_greyscale(rgb):
-        # without colour, hair in the light and grey clothes look like skin: only the face
+        # without colour, hair in the light looks like skin: above the brows only the face
         # oval (and a margin) is trusted
         k = max(1, int(round(GREY_MARGIN_IOD * iod)))
-        p = p * cv2.dilate(oval, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)))
+        near = cv2.dilate(oval, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)))
+        p = p * (1.0 - forehead_zone((h, w), xy) * (1.0 - near))
     # skin outside the face oval must be connected to the face's skin (a gold badge on a hat,
     # a skin-coloured patch of the background or the clothes is not)
     n, lab = cv2.connectedComponents((np.maximum(p, oval) > 0.5).astype(np.uint8), connectivity=8)
