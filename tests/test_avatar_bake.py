@@ -617,12 +617,10 @@ def test_a_near_black_iris_is_painted_brown_not_red():
     to a visible lightness that was a saturated red iris (150, 0, 0); it is now the
     fallback brown's hue at a visible lightness. Measured colours with a real hue keep it,
     and a strong cast is desaturated."""
-    import cv2
-
     from engines.avatar.bake import IRIS_FALLBACK_RGB, IRIS_MAX_CHROMA, _iris_for_texture
 
     def lab(c):
-        return cv2.cvtColor(np.asarray(c, np.float32).reshape(1, 1, 3) / 255.0, cv2.COLOR_RGB2LAB).reshape(3)
+        return _lab(c)[0]
 
     def hue(c):
         return np.degrees(np.arctan2(lab(c)[2], lab(c)[1]))

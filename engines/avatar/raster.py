@@ -189,11 +189,10 @@ def sample_mipmapped(texture: np.ndarray, mx: np.ndarray, my: np.ndarray, mask: 
         fwd = np.pad(d, pad, mode="edge")
         return np.minimum(back, fwd)
 
-    m = mask
     fx = np.hypot(step(mx, 1), step(my, 1))
     fy = np.hypot(step(mx, 0), step(my, 0))
-    lod = np.log2(np.maximum(np.maximum(fx, fy), 1.0)) * m
-    top = int(np.ceil(float(lod.max()))) if m.any() else 0
+    lod = np.log2(np.maximum(np.maximum(fx, fy), 1.0)) * mask
+    top = int(np.ceil(float(lod.max()))) if mask.any() else 0
     levels = [texture]
     for _ in range(min(top, 12)):
         a = levels[-1]

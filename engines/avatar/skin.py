@@ -224,11 +224,17 @@ def is_greyscale(rgb: np.ndarray) -> bool:
     return bool(np.median(np.hypot(lab[..., 1] - 128.0, lab[..., 2] - 128.0)) < GREY_CHROMA)
 
 
+def _patch_samples(rgb: np.ndarray, xy: np.ndarray, person: np.ndarray | None = None):
+    """RGB samples of the skin patches (:func:`patch_centres`, discs of 0.09 IOD) and each
+    sample's patch index."""
+    iod = max(iod_px(xy), 4.0)
+    return _disc_samples(rgb, patch_centres(xy), max(1.5, 0.09 * iod), person)
+
+
 def exposure_gain(rgb: np.ndarray, xy: np.ndarray, person: np.ndarray | None = None) -> float:
     """The factor (1 .. EXPOSURE_GAIN_MAX) that brings the median luma of the skin patches
     (:func:`patch_centres`) up to EXPOSURE_SKIN_LUMA; 1 without enough samples."""
-    iod = max(iod_px(xy), 4.0)
-    samples, _ = _disc_samples(rgb, patch_centres(xy), max(1.5, 0.09 * iod), person)
+    samples, _ = _patch_samples(rgb, xy, person)
     if len(samples) < 12:
         return 1.0
     med = float(np.median(samples.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)))
@@ -240,8 +246,7 @@ def fit_skin_colour(rgb: np.ndarray, xy: np.ndarray, person: np.ndarray | None =
 
     The cheek patches start the estimate (a fringe often covers the forehead); the
     forehead samples join only where they agree with the cheeks."""
-    iod = max(iod_px(xy), 4.0)
-    samples, which = _disc_samples(rgb, patch_centres(xy), max(1.5, 0.09 * iod), person)
+    samples, which = _patch_samples(rgb, xy, person)
     if len(samples):
         lab_all = _to_lab(samples[None])[0]
         lum = lab_all[:, 0]
